@@ -1,0 +1,311 @@
+//! Blobs on the local disk, sharded as `ab/cd/abcd…` under a root, with temporaries in `tmp/`.
+
+use crate::{valid_sha256, BlobError, BlobStore, ByteStream, StagedBlob};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use std::fs::{self, File};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use tokio_util::io::ReaderStream;
+
+/// Chunks in flight between the network and the writing thread; bounds memory per upload.
+const CHANNEL_DEPTH: usize = 64;
+/// Write buffer of the writing thread: few, large writes.
+const WRITE_BUFFER: usize = 1 << 20;
+/// Read chunk for downloads.
+const READ_CHUNK: usize = 256 * 1024;
+
+pub struct LocalBlobStore {
+    root: PathBuf,
+}
+
+impl LocalBlobStore {
+    /// Opens (creating if needed) a store rooted at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
+        let root = root.into();
+        fs::create_dir_all(root.join("tmp"))?;
+        Ok(Self { root })
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    fn blob_path(&self, sha256: &str) -> PathBuf {
+        self.root
+            .join(&sha256[0..2])
+            .join(&sha256[2..4])
+            .join(sha256)
+    }
+}
+
+/// Hashes and writes what arrives on `rx` into `path`, then fsyncs it. Runs on a blocking thread so
+/// that hashing and disk writes overlap with reading the network.
+fn write_and_hash(path: &Path, mut rx: mpsc::Receiver<Bytes>) -> std::io::Result<(String, u64)> {
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    while let Some(chunk) = rx.blocking_recv() {
+        hasher.update(&chunk);
+        out.write_all(&chunk)?;
+        size += chunk.len() as u64;
+    }
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[async_trait]
+impl BlobStore for LocalBlobStore {
+    async fn stage(&self, mut body: ByteStream, max_bytes: u64) -> Result<StagedBlob, BlobError> {
+        let name: [u8; 16] = rand::random();
+        let temp = self.tmp_dir().join(format!("{}.part", hex::encode(name)));
+        // From here on the guard removes the temporary on every early return.
+        let mut staged = StagedBlob {
+            sha256: String::new(),
+            size: 0,
+            temp: Some(temp.clone()),
+        };
+        let (tx, rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+        let writer = tokio::task::spawn_blocking(move || write_and_hash(&temp, rx));
+        let mut received = 0u64;
+        let mut failure = None;
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    failure = Some(BlobError::Interrupted(e));
+                    break;
+                }
+            };
+            received += chunk.len() as u64;
+            if received > max_bytes {
+                failure = Some(BlobError::TooLarge { limit: max_bytes });
+                break;
+            }
+            if tx.send(chunk).await.is_err() {
+                break; // the writer stopped: its own error is reported below
+            }
+        }
+        drop(tx);
+        let written = writer
+            .await
+            .map_err(|e| BlobError::Io(std::io::Error::other(e.to_string())))?;
+        if let Some(f) = failure {
+            return Err(f);
+        }
+        let (sha256, size) = written?;
+        staged.sha256 = sha256;
+        staged.size = size;
+        Ok(staged)
+    }
+
+    async fn commit(&self, mut staged: StagedBlob) -> Result<(), BlobError> {
+        let Some(temp) = staged.take_temp() else {
+            return Ok(());
+        };
+        let target = self.blob_path(&staged.sha256);
+        tokio::task::spawn_blocking(move || -> Result<(), BlobError> {
+            let result = (|| {
+                if target.exists() {
+                    // Same hash, same bytes: the stored copy serves.
+                    fs::remove_file(&temp)?;
+                    return Ok(());
+                }
+                let shard = target.parent().expect("blob paths have a shard directory");
+                if !shard.exists() {
+                    fs::create_dir_all(shard)?;
+                    let top = shard.parent().expect("shards have a parent");
+                    sync_dir(top)?;
+                    sync_dir(
+                        top.parent()
+                            .expect("the root is the parent of the top shard"),
+                    )?;
+                }
+                fs::rename(&temp, &target)?;
+                sync_dir(shard)
+            })();
+            if result.is_err() {
+                let _ = fs::remove_file(&temp);
+            }
+            result.map_err(BlobError::from)
+        })
+        .await
+        .map_err(|e| BlobError::Io(std::io::Error::other(e.to_string())))?
+    }
+
+    async fn read(&self, sha256: &str, start: u64, len: u64) -> Result<ByteStream, BlobError> {
+        if !valid_sha256(sha256) {
+            return Err(BlobError::NotFound);
+        }
+        let path = self.blob_path(sha256);
+        let file = tokio::task::spawn_blocking(move || -> std::io::Result<File> {
+            let mut f = File::open(path)?;
+            f.seek(SeekFrom::Start(start))?;
+            Ok(f)
+        })
+        .await
+        .map_err(|e| BlobError::Io(std::io::Error::other(e.to_string())))??;
+        let reader = tokio::fs::File::from_std(file).take(len);
+        Ok(ReaderStream::with_capacity(reader, READ_CHUNK).boxed())
+    }
+
+    async fn delete(&self, sha256: &str) -> Result<(), BlobError> {
+        if !valid_sha256(sha256) {
+            return Ok(());
+        }
+        match tokio::fs::remove_file(self.blob_path(sha256)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn exists(&self, sha256: &str) -> Result<bool, BlobError> {
+        if !valid_sha256(sha256) {
+            return Ok(false);
+        }
+        Ok(tokio::fs::try_exists(self.blob_path(sha256)).await?)
+    }
+
+    async fn remove_temporaries(&self, older_than: Option<Duration>) -> Result<usize, BlobError> {
+        let dir = self.tmp_dir();
+        tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
+            let mut removed = 0;
+            let now = SystemTime::now();
+            for entry in fs::read_dir(&dir)? {
+                let entry = entry?;
+                if let Some(age) = older_than {
+                    let modified = entry.metadata()?.modified()?;
+                    if now.duration_since(modified).unwrap_or_default() < age {
+                        continue;
+                    }
+                }
+                if fs::remove_file(entry.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })
+        .await
+        .map_err(|e| BlobError::Io(std::io::Error::other(e.to_string())))?
+        .map_err(BlobError::from)
+    }
+
+    async fn check(&self) -> Result<(), BlobError> {
+        let meta = tokio::fs::metadata(self.tmp_dir()).await?;
+        if meta.is_dir() {
+            Ok(())
+        } else {
+            Err(BlobError::Io(std::io::Error::other(
+                "the blob temporary directory is not a directory",
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::stream;
+
+    fn body(chunks: Vec<&'static [u8]>) -> ByteStream {
+        stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from_static(c)))).boxed()
+    }
+
+    fn temporaries(root: &Path) -> usize {
+        fs::read_dir(root.join("tmp")).unwrap().count()
+    }
+
+    #[tokio::test]
+    async fn stage_commit_read_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path()).unwrap();
+        let staged = store.stage(body(vec![b"hel", b"lo"]), 10).await.unwrap();
+        assert_eq!(
+            staged.sha256,
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+        assert_eq!(staged.size, 5);
+        let sha = staged.sha256.clone();
+        store.commit(staged).await.unwrap();
+        assert!(store.exists(&sha).await.unwrap());
+        assert!(dir
+            .path()
+            .join(&sha[0..2])
+            .join(&sha[2..4])
+            .join(&sha)
+            .is_file());
+        let mut out = Vec::new();
+        let mut s = store.read(&sha, 1, 3).await.unwrap();
+        while let Some(c) = s.next().await {
+            out.extend_from_slice(&c.unwrap());
+        }
+        assert_eq!(out, b"ell");
+        assert_eq!(temporaries(dir.path()), 0);
+        // Same content again: committed once, no temporary left.
+        let again = store.stage(body(vec![b"hello"]), 10).await.unwrap();
+        store.commit(again).await.unwrap();
+        assert_eq!(temporaries(dir.path()), 0);
+        store.delete(&sha).await.unwrap();
+        assert!(!store.exists(&sha).await.unwrap());
+        store.delete(&sha).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn over_limit_and_interrupted_bodies_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path()).unwrap();
+        let err = store
+            .stage(body(vec![b"12345", b"6"]), 5)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BlobError::TooLarge { limit: 5 }));
+        let broken: ByteStream = stream::iter(vec![
+            Ok(Bytes::from_static(b"abc")),
+            Err(std::io::Error::other("client went away")),
+        ])
+        .boxed();
+        assert!(matches!(
+            store.stage(broken, 100).await.unwrap_err(),
+            BlobError::Interrupted(_)
+        ));
+        let dropped = store.stage(body(vec![b"abc"]), 100).await.unwrap();
+        drop(dropped);
+        assert_eq!(temporaries(dir.path()), 0);
+    }
+
+    #[tokio::test]
+    async fn temporaries_are_swept_and_bad_names_name_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path()).unwrap();
+        fs::write(dir.path().join("tmp/leftover.part"), b"x").unwrap();
+        assert_eq!(
+            store
+                .remove_temporaries(Some(Duration::from_secs(3600)))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(store.remove_temporaries(None).await.unwrap(), 1);
+        assert!(matches!(
+            store.read("../../etc/passwd", 0, 1).await.err(),
+            Some(BlobError::NotFound)
+        ));
+        assert!(!store.exists("ab").await.unwrap());
+        store.check().await.unwrap();
+    }
+}

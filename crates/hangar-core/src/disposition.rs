@@ -1,0 +1,135 @@
+//! How user content is labelled when served: Content-Disposition (RFC 6266 with RFC 5987 names) and
+//! which media types a browser would execute and so must never render inline on our origin.
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+/// RFC 5987 `attr-char`: everything else is percent-encoded.
+const ATTR_CHAR_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// `attachment; filename="ascii"; filename*=UTF-8''pct` (or `inline; …`). The ASCII fallback replaces
+/// anything a quoted-string cannot carry safely by `_`.
+pub fn content_disposition(inline: bool, file_name: &str) -> String {
+    let fallback: String = file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded = utf8_percent_encode(file_name, ATTR_CHAR_ESCAPES);
+    let kind = if inline { "inline" } else { "attachment" };
+    format!("{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
+/// Media types that a browser would run as a document or script: served only as downloads.
+pub fn is_active_content(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence.contains("html")
+        || essence.contains("xml")
+        || essence.contains("javascript")
+        || essence.contains("ecmascript")
+        || essence == "image/svg+xml"
+        || essence == "application/pdf"
+        || essence == "text/css"
+        || essence == "application/wasm"
+        || essence.is_empty()
+}
+
+/// A stored media type: a syntactically valid `type/subtype` (parameters kept), else octet-stream.
+pub fn normalize_content_type(given: Option<&str>) -> String {
+    let Some(given) = given
+        .map(str::trim)
+        .filter(|g| !g.is_empty() && g.len() <= 255)
+    else {
+        return "application/octet-stream".into();
+    };
+    let essence = given.split(';').next().unwrap_or("").trim();
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    match essence.split_once('/') {
+        Some((t, s))
+            if token(t) && token(s) && given.bytes().all(|b| (0x20..0x7f).contains(&b)) =>
+        {
+            given.to_string()
+        }
+        _ => "application/octet-stream".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_ascii_names_get_both_forms() {
+        let cd = content_disposition(false, "résumé \"final\".pdf");
+        assert_eq!(
+            cd,
+            "attachment; filename=\"r_sum_ _final_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22.pdf"
+        );
+        assert!(content_disposition(true, "a.png").starts_with("inline; filename=\"a.png\""));
+    }
+
+    #[test]
+    fn active_types_are_recognised() {
+        for t in [
+            "text/html",
+            "text/html; charset=utf-8",
+            "image/svg+xml",
+            "application/xml",
+            "text/javascript",
+            "application/xhtml+xml",
+        ] {
+            assert!(is_active_content(t), "{t}");
+        }
+        for t in [
+            "image/png",
+            "text/plain",
+            "application/octet-stream",
+            "video/mp4",
+        ] {
+            assert!(!is_active_content(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn content_types_are_validated() {
+        assert_eq!(normalize_content_type(Some("image/png")), "image/png");
+        assert_eq!(
+            normalize_content_type(Some("text/plain; charset=utf-8")),
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(
+            normalize_content_type(Some("garbage")),
+            "application/octet-stream"
+        );
+        assert_eq!(
+            normalize_content_type(Some("a/b\r\nX: y")),
+            "application/octet-stream"
+        );
+        assert_eq!(normalize_content_type(None), "application/octet-stream");
+    }
+}

@@ -1,0 +1,101 @@
+//! Random, non-enumerable identifiers and opaque tokens.
+
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+/// Largest id plus one: ids stay below 2^53 so that every JSON parser reads them exactly.
+const ID_LIMIT: u64 = 1 << 53;
+
+/// A random positive integer below 2^53 (never sequential, so ids cannot be enumerated).
+pub fn random_id() -> i64 {
+    rand::thread_rng().gen_range(1..ID_LIMIT) as i64
+}
+
+/// A space id such as `space_k3v9x2m1q8`.
+pub fn random_space_id() -> String {
+    format!("space_{}", random_alnum(12))
+}
+
+/// Lowercase letters and digits, for human-visible identifiers.
+pub fn random_alnum(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Prefix of every token Hangar issues, so that leaked tokens are recognisable by scanners.
+pub const TOKEN_PREFIX: &str = "hgr_";
+
+/// A new opaque token: `hgr_` followed by 256 random bits in hex.
+pub fn new_token() -> String {
+    let bytes: [u8; 32] = rand::thread_rng().gen();
+    format!("{TOKEN_PREFIX}{}", hex::encode(bytes))
+}
+
+/// The only form in which a token is stored: its SHA-256 in hex.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A space id given by a client: letters, digits, `_` and `-`, 1 to 64 characters.
+pub fn valid_space_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A username: 1 to 64 characters of letters, digits, `.`, `_` and `-`.
+pub fn valid_username(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+/// A project key such as `MY-PROJECT`: uppercase letters, digits and `-`, starting with a letter.
+pub fn valid_project_key(key: &str) -> bool {
+    key.len() <= 64
+        && key.starts_with(|c: char| c.is_ascii_uppercase())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_positive_and_json_safe() {
+        for _ in 0..10_000 {
+            let id = random_id();
+            assert!(id > 0 && (id as u64) < ID_LIMIT);
+        }
+    }
+
+    #[test]
+    fn tokens_carry_the_prefix_and_256_bits() {
+        let t = new_token();
+        assert!(t.starts_with("hgr_"));
+        assert_eq!(t.len(), 4 + 64);
+        assert_ne!(t, new_token());
+        assert_eq!(token_hash(&t).len(), 64);
+    }
+
+    #[test]
+    fn identifier_rules() {
+        assert!(valid_space_id("space_abc-1"));
+        assert!(!valid_space_id("space/abc"));
+        assert!(!valid_space_id(""));
+        assert!(valid_username("alice.b-c_d"));
+        assert!(!valid_username("al ice"));
+        assert!(valid_project_key("MY-PROJECT2"));
+        assert!(!valid_project_key("my-project"));
+        assert!(!valid_project_key("1ABC"));
+    }
+}

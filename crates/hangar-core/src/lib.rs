@@ -1,0 +1,21 @@
+//! Hangar's domain: identifiers, attachment states, file-name and checksum rules, principals, and the
+//! traits the metadata store implements. No HTTP and no SQL live here.
+
+pub mod attachment;
+pub mod checksum;
+pub mod disposition;
+pub mod filename;
+pub mod ids;
+pub mod model;
+pub mod store;
+
+pub use attachment::AttachmentState;
+pub use store::StoreError;
+
+/// Milliseconds since the Unix epoch, the unit of every `…Utc` field on the wire.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,184 @@
+//! The records Hangar keeps: members, tokens, spaces, channels, messages, projects, issues, attachments.
+
+use crate::AttachmentState;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub created_utc: i64,
+}
+
+/// What a personal token may do: everything, or only reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenScope {
+    All,
+    ReadOnly,
+}
+
+impl TokenScope {
+    pub fn parse(s: &str) -> Option<TokenScope> {
+        match s {
+            "**" => Some(TokenScope::All),
+            "read" => Some(TokenScope::ReadOnly),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::All => "**",
+            TokenScope::ReadOnly => "read",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PersonalToken {
+    pub id: i64,
+    pub member_id: i64,
+    pub name: String,
+    pub scope: TokenScope,
+    pub expires_utc: Option<i64>,
+    pub created_utc: i64,
+    pub last_used_utc: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Space {
+    pub id: String,
+    pub name: String,
+    pub quota_bytes: Option<i64>,
+    pub used_bytes: i64,
+    pub created_utc: i64,
+    pub members: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Channel {
+    pub id: i64,
+    pub name: String,
+    pub created_utc: i64,
+    pub members: Vec<String>,
+}
+
+/// How an attachment appears where it is attached: its class (`ImageAttachment`, `FileAttachment`,
+/// `VideoAttachment`) and the client's extra fields (width, height, …) as given.
+#[derive(Debug, Clone)]
+pub struct AttachmentLink {
+    pub attachment_id: i64,
+    pub class_name: String,
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+/// An attachment as listed under a message or issue: the link plus the attachment's own facts.
+#[derive(Debug, Clone)]
+pub struct LinkedAttachment {
+    pub link: AttachmentLink,
+    pub attachment: Attachment,
+}
+
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub id: i64,
+    pub channel_id: i64,
+    pub author_id: i64,
+    pub author: String,
+    pub text: String,
+    pub created_utc: i64,
+    pub attachments: Vec<LinkedAttachment>,
+    /// Position in the channel, for cursors.
+    pub seq: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub id: i64,
+    pub key: String,
+    pub name: String,
+    pub created_utc: i64,
+    pub members: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Issue {
+    pub id: i64,
+    pub project_id: i64,
+    pub project_key: String,
+    pub number: i64,
+    pub title: String,
+    pub status: String,
+    pub created_utc: i64,
+    pub updated_utc: i64,
+    pub attachments: Vec<LinkedAttachment>,
+}
+
+impl Issue {
+    /// The issue's key, such as `MY-PROJECT-T-39`.
+    pub fn key(&self) -> String {
+        format!("{}-T-{}", self.project_key, self.number)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub id: i64,
+    pub uploader_id: i64,
+    pub file_name: String,
+    pub content_type: String,
+    pub size: i64,
+    /// SHA-256 hex of the bytes received (also when they did not match the declared checksum).
+    pub sha256: Option<String>,
+    pub state: AttachmentState,
+    /// The `spaceMediaType` context given at upload, if any.
+    pub media_context: Option<String>,
+    pub has_thumbnail: bool,
+    pub public: bool,
+    /// Bumped on every revocation: public-link tokens are derived from it, so old links die.
+    pub link_version: i64,
+    pub created_utc: i64,
+    pub modified_utc: i64,
+    /// The first message this attachment was attached to, and its channel.
+    pub message_id: Option<i64>,
+    pub room_id: Option<i64>,
+}
+
+/// An attachment about to be recorded. When `blob` is set the attachment references that blob.
+#[derive(Debug, Clone)]
+pub struct NewAttachment {
+    pub id: i64,
+    pub uploader_id: i64,
+    pub file_name: String,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+    pub state: AttachmentState,
+    pub media_context: Option<String>,
+    pub stores_blob: bool,
+}

@@ -1,0 +1,159 @@
+//! The metadata store, split by concern. Each trait is one aggregate; operations that must be atomic
+//! (an attachment and its blob reference, a message and its attachment links) are single methods.
+
+use crate::model::*;
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was violated (the string names what already exists).
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("metadata store failure: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    async fn member_count(&self) -> StoreResult<i64>;
+    async fn create_member(
+        &self,
+        username: &str,
+        password_hash: &str,
+        display_name: &str,
+        role: Role,
+    ) -> StoreResult<Member>;
+    /// The member and their password hash.
+    async fn member_credentials(&self, username: &str) -> StoreResult<Option<(Member, String)>>;
+    async fn member_by_username(&self, username: &str) -> StoreResult<Option<Member>>;
+    async fn set_password(&self, member_id: i64, password_hash: &str) -> StoreResult<()>;
+    async fn list_members(&self) -> StoreResult<Vec<Member>>;
+
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        member_id: i64,
+        expires_utc: i64,
+    ) -> StoreResult<()>;
+    async fn session_member(&self, token_hash: &str, now: i64) -> StoreResult<Option<Member>>;
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
+
+    async fn create_token(&self, token: &PersonalToken, token_hash: &str) -> StoreResult<()>;
+    async fn token_member(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<(Member, PersonalToken)>>;
+    async fn list_tokens(&self, member_id: i64) -> StoreResult<Vec<PersonalToken>>;
+    /// False when the member has no such token.
+    async fn delete_token(&self, member_id: i64, token_id: i64) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait SpaceStore: Send + Sync {
+    async fn create_space(
+        &self,
+        id: &str,
+        name: &str,
+        quota_bytes: Option<i64>,
+    ) -> StoreResult<Space>;
+    async fn space(&self, id: &str) -> StoreResult<Option<Space>>;
+    /// Every space when `member_id` is None, else the member's spaces.
+    async fn list_spaces(&self, member_id: Option<i64>) -> StoreResult<Vec<Space>>;
+    async fn update_space(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        quota_bytes: Option<Option<i64>>,
+    ) -> StoreResult<Option<Space>>;
+    async fn delete_space(&self, id: &str) -> StoreResult<bool>;
+    async fn add_space_member(&self, space_id: &str, member_id: i64) -> StoreResult<()>;
+    async fn remove_space_member(&self, space_id: &str, member_id: i64) -> StoreResult<bool>;
+    async fn is_space_member(&self, space_id: &str, member_id: i64) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait ChatStore: Send + Sync {
+    async fn create_channel(&self, name: &str, member_ids: &[i64]) -> StoreResult<Channel>;
+    async fn channel(&self, id: i64) -> StoreResult<Option<Channel>>;
+    /// Every channel when `member_id` is None, else the member's channels.
+    async fn list_channels(&self, member_id: Option<i64>) -> StoreResult<Vec<Channel>>;
+    async fn add_channel_member(&self, channel_id: i64, member_id: i64) -> StoreResult<()>;
+    async fn is_channel_member(&self, channel_id: i64, member_id: i64) -> StoreResult<bool>;
+    /// Records a message with its attachment links in one transaction.
+    async fn create_message(
+        &self,
+        channel_id: i64,
+        author_id: i64,
+        text: &str,
+        links: &[AttachmentLink],
+    ) -> StoreResult<Message>;
+    async fn message(&self, id: i64) -> StoreResult<Option<Message>>;
+    /// Messages after position `after_seq`, oldest first, at most `limit`.
+    async fn list_messages(
+        &self,
+        channel_id: i64,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>>;
+}
+
+#[async_trait]
+pub trait ProjectStore: Send + Sync {
+    async fn create_project(
+        &self,
+        key: &str,
+        name: &str,
+        member_ids: &[i64],
+    ) -> StoreResult<Project>;
+    async fn project_by_key(&self, key: &str) -> StoreResult<Option<Project>>;
+    async fn project_by_id(&self, id: i64) -> StoreResult<Option<Project>>;
+    async fn is_project_member(&self, project_id: i64, member_id: i64) -> StoreResult<bool>;
+    /// Creates an issue with the next number of its project and its attachment links, atomically.
+    async fn create_issue(
+        &self,
+        project_id: i64,
+        title: &str,
+        status: &str,
+        links: &[AttachmentLink],
+    ) -> StoreResult<Issue>;
+    async fn issue_by_number(&self, project_id: i64, number: i64) -> StoreResult<Option<Issue>>;
+    async fn issue_by_id(&self, id: i64) -> StoreResult<Option<Issue>>;
+    async fn list_issues(
+        &self,
+        project_id: i64,
+        skip: i64,
+        top: i64,
+    ) -> StoreResult<(Vec<Issue>, i64)>;
+    async fn add_issue_attachments(
+        &self,
+        issue_id: i64,
+        links: &[AttachmentLink],
+    ) -> StoreResult<Issue>;
+}
+
+#[async_trait]
+pub trait AttachmentStore: Send + Sync {
+    /// Records attachments (and their blob references) and, when given, links them to a message, in
+    /// one transaction.
+    async fn create_attachments(
+        &self,
+        new: &[NewAttachment],
+        message_id: Option<i64>,
+    ) -> StoreResult<Vec<Attachment>>;
+    async fn attachment(&self, id: i64) -> StoreResult<Option<Attachment>>;
+    /// Whether the member may read the attachment through a message or issue it is attached to.
+    async fn readable_through_links(&self, attachment_id: i64, member_id: i64)
+        -> StoreResult<bool>;
+    async fn is_linked_to_message(&self, attachment_id: i64, message_id: i64) -> StoreResult<bool>;
+    async fn set_public(&self, id: i64, public: bool, link_version: i64) -> StoreResult<()>;
+    /// Deletes the attachment and its links; returns the blob hash when its last reference went.
+    async fn delete_attachment(&self, id: i64) -> StoreResult<Option<String>>;
+    /// Current reference count of a blob (None when no row: nothing references it).
+    async fn blob_refcount(&self, sha256: &str) -> StoreResult<Option<i64>>;
+    async fn ping(&self) -> StoreResult<()>;
+}

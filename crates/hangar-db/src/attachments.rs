@@ -1,0 +1,302 @@
+//! Attachments, their links to messages and issues, and blob reference counts.
+
+use crate::rows::{self, ATTACHMENT_COLUMNS};
+use crate::{backend, SqliteStore};
+use async_trait::async_trait;
+use hangar_core::model::*;
+use hangar_core::now_ms;
+use hangar_core::store::{AttachmentStore, StoreError, StoreResult};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use std::collections::HashMap;
+
+/// Where an attachment can be linked.
+#[derive(Clone, Copy)]
+pub(crate) enum LinkTable {
+    Message,
+    Issue,
+}
+
+impl LinkTable {
+    fn table(self) -> &'static str {
+        match self {
+            LinkTable::Message => "message_attachments",
+            LinkTable::Issue => "issue_attachments",
+        }
+    }
+    fn owner(self) -> &'static str {
+        match self {
+            LinkTable::Message => "message_id",
+            LinkTable::Issue => "issue_id",
+        }
+    }
+}
+
+/// Links attachments to a message or issue inside the caller's transaction. Linking twice is a no-op.
+/// A message link also records the attachment's first message and room when it has none yet.
+pub(crate) async fn insert_links(
+    tx: &mut Transaction<'static, Sqlite>,
+    table: LinkTable,
+    owner_id: i64,
+    room_id: Option<i64>,
+    links: &[AttachmentLink],
+) -> StoreResult<()> {
+    let (t, o) = (table.table(), table.owner());
+    let start: i64 = sqlx::query_scalar(&format!(
+        "SELECT COALESCE(MAX(position), -1) + 1 FROM {t} WHERE {o} = ?"
+    ))
+    .bind(owner_id)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(backend)?;
+    for (i, link) in links.iter().enumerate() {
+        let details = serde_json::Value::Object(link.details.clone()).to_string();
+        sqlx::query(&format!(
+            "INSERT OR IGNORE INTO {t} ({o}, attachment_id, position, class_name, details) VALUES (?, ?, ?, ?, ?)"
+        ))
+        .bind(owner_id)
+        .bind(link.attachment_id)
+        .bind(start + i as i64)
+        .bind(&link.class_name)
+        .bind(details)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+        if let (LinkTable::Message, Some(room)) = (table, room_id) {
+            sqlx::query(
+                "UPDATE attachments SET message_id = ?, room_id = ?, modified_utc = ? \
+                 WHERE id = ? AND message_id IS NULL",
+            )
+            .bind(owner_id)
+            .bind(room)
+            .bind(now_ms())
+            .bind(link.attachment_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+        }
+    }
+    Ok(())
+}
+
+/// The attachments linked to each of `owner_ids`, in link order.
+pub(crate) async fn linked_attachments(
+    pool: &SqlitePool,
+    table: LinkTable,
+    owner_ids: &[i64],
+) -> StoreResult<HashMap<i64, Vec<LinkedAttachment>>> {
+    let mut out: HashMap<i64, Vec<LinkedAttachment>> = HashMap::new();
+    if owner_ids.is_empty() {
+        return Ok(out);
+    }
+    let (t, o) = (table.table(), table.owner());
+    let placeholders = vec!["?"; owner_ids.len()].join(", ");
+    let sql = format!(
+        "SELECT {ATTACHMENT_COLUMNS}, l.{o} AS owner_id, l.class_name, l.details \
+         FROM {t} l JOIN attachments a ON a.id = l.attachment_id \
+         WHERE l.{o} IN ({placeholders}) ORDER BY l.{o}, l.position"
+    );
+    let mut query = sqlx::query(&sql);
+    for id in owner_ids {
+        query = query.bind(*id);
+    }
+    for row in query.fetch_all(pool).await.map_err(backend)? {
+        let (owner, linked) = rows::linked_attachment(&row);
+        out.entry(owner).or_default().push(linked);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl AttachmentStore for SqliteStore {
+    async fn create_attachments(
+        &self,
+        new: &[NewAttachment],
+        message_id: Option<i64>,
+    ) -> StoreResult<Vec<Attachment>> {
+        let now = now_ms();
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        for a in new {
+            if a.stores_blob {
+                sqlx::query(
+                    "INSERT INTO blobs (sha256, size, refcount) VALUES (?, ?, 1) \
+                     ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1",
+                )
+                .bind(&a.sha256)
+                .bind(a.size)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            }
+            sqlx::query(
+                "INSERT INTO attachments (id, uploader_id, file_name, content_type, size, sha256, stores_blob, \
+                 state, media_context, created_utc, modified_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(a.id)
+            .bind(a.uploader_id)
+            .bind(&a.file_name)
+            .bind(&a.content_type)
+            .bind(a.size)
+            .bind(&a.sha256)
+            .bind(a.stores_blob as i64)
+            .bind(a.state.as_str())
+            .bind(&a.media_context)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        if let Some(message_id) = message_id {
+            let room: i64 = sqlx::query_scalar("SELECT channel_id FROM messages WHERE id = ?")
+                .bind(message_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?
+                .ok_or(StoreError::NotFound("message"))?;
+            let links: Vec<AttachmentLink> = new
+                .iter()
+                .map(|a| {
+                    let mut details = serde_json::Map::new();
+                    details.insert("sizeBytes".into(), a.size.into());
+                    details.insert("filename".into(), a.file_name.clone().into());
+                    AttachmentLink {
+                        attachment_id: a.id,
+                        class_name: "FileAttachment".into(),
+                        details,
+                    }
+                })
+                .collect();
+            insert_links(&mut tx, LinkTable::Message, message_id, Some(room), &links).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        let mut out = Vec::with_capacity(new.len());
+        for a in new {
+            out.push(
+                self.attachment(a.id)
+                    .await?
+                    .ok_or(StoreError::NotFound("attachment"))?,
+            );
+        }
+        Ok(out)
+    }
+
+    async fn attachment(&self, id: i64) -> StoreResult<Option<Attachment>> {
+        let row = sqlx::query(&format!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM attachments a WHERE a.id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(row.as_ref().map(rows::attachment))
+    }
+
+    async fn readable_through_links(
+        &self,
+        attachment_id: i64,
+        member_id: i64,
+    ) -> StoreResult<bool> {
+        let readable: i64 = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM message_attachments ma \
+                 JOIN messages msg ON msg.id = ma.message_id \
+                 JOIN channel_members cm ON cm.channel_id = msg.channel_id \
+                 WHERE ma.attachment_id = ? AND cm.member_id = ?) \
+             OR EXISTS (SELECT 1 FROM issue_attachments ia \
+                 JOIN issues i ON i.id = ia.issue_id \
+                 JOIN project_members pm ON pm.project_id = i.project_id \
+                 WHERE ia.attachment_id = ? AND pm.member_id = ?)",
+        )
+        .bind(attachment_id)
+        .bind(member_id)
+        .bind(attachment_id)
+        .bind(member_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(readable != 0)
+    }
+
+    async fn is_linked_to_message(&self, attachment_id: i64, message_id: i64) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM message_attachments WHERE attachment_id = ? AND message_id = ?",
+        )
+        .bind(attachment_id)
+        .bind(message_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn set_public(&self, id: i64, public: bool, link_version: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE attachments SET public = ?, link_version = ?, modified_utc = ? WHERE id = ?",
+        )
+        .bind(public as i64)
+        .bind(link_version)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn delete_attachment(&self, id: i64) -> StoreResult<Option<String>> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let row: Option<(Option<String>, i64)> =
+            sqlx::query_as("DELETE FROM attachments WHERE id = ? RETURNING sha256, stores_blob")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        let Some((Some(sha), 1)) = row else {
+            tx.commit().await.map_err(backend)?;
+            return match row {
+                None => Err(StoreError::NotFound("attachment")),
+                Some(_) => Ok(None),
+            };
+        };
+        let left: Option<i64> = sqlx::query_scalar(
+            "UPDATE blobs SET refcount = refcount - 1 WHERE sha256 = ? RETURNING refcount",
+        )
+        .bind(&sha)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let released = left == Some(0);
+        if released {
+            sqlx::query("DELETE FROM blobs WHERE sha256 = ? AND refcount = 0")
+                .bind(&sha)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(released.then_some(sha))
+    }
+
+    async fn blob_refcount(&self, sha256: &str) -> StoreResult<Option<i64>> {
+        sqlx::query_scalar("SELECT refcount FROM blobs WHERE sha256 = ?")
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
