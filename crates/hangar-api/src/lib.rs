@@ -1,1 +1,239 @@
-//! placeholder
+//! Hangar's HTTP API: the shared state, the router, and one module per API family.
+
+pub mod attachments;
+pub mod auth;
+mod chat;
+mod download;
+pub mod error;
+mod identity;
+mod links;
+mod projects;
+mod spaces;
+mod uploads;
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use hangar_blob::BlobStore;
+use hangar_core::store::*;
+use std::sync::Arc;
+
+pub use error::ApiError;
+
+/// Settings the API needs, resolved by the binary from its configuration.
+pub struct Settings {
+    /// The server's URL as clients see it, without a trailing slash (links, CSRF origin check).
+    pub public_url: String,
+    /// `scheme://host[:port]` of `public_url`, compared with the `Origin` header.
+    pub public_origin: String,
+    pub secure_cookies: bool,
+    pub max_file_size: u64,
+    pub default_space_quota: Option<i64>,
+    /// Key deriving public-link tokens (HMAC-SHA256); from the data dir or configuration.
+    pub link_key: [u8; 32],
+    /// A valid Argon2 hash of nothing anyone knows, verified when a login names no member.
+    pub dummy_password_hash: String,
+}
+
+impl Settings {
+    pub fn new(
+        public_url: &str,
+        max_file_size: u64,
+        default_space_quota: Option<i64>,
+        link_key: [u8; 32],
+    ) -> Self {
+        let public_url = public_url.trim_end_matches('/').to_string();
+        let public_origin = match public_url.find("://") {
+            Some(i) => match public_url[i + 3..].find('/') {
+                Some(j) => public_url[..i + 3 + j].to_string(),
+                None => public_url.clone(),
+            },
+            None => public_url.clone(),
+        };
+        Self {
+            secure_cookies: public_url.starts_with("https://"),
+            public_url,
+            public_origin,
+            max_file_size,
+            default_space_quota,
+            link_key,
+            dummy_password_hash: dummy_hash(),
+        }
+    }
+}
+
+fn dummy_hash() -> String {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let salt = SaltString::generate(&mut OsRng);
+    let secret: [u8; 32] = rand::random();
+    argon2::Argon2::default()
+        .hash_password(&secret, &salt)
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+}
+
+/// Everything a handler may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub identity: Arc<dyn IdentityStore>,
+    pub spaces: Arc<dyn SpaceStore>,
+    pub chat: Arc<dyn ChatStore>,
+    pub projects: Arc<dyn ProjectStore>,
+    pub attachments: Arc<dyn AttachmentStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub settings: Arc<Settings>,
+    /// Committing a blob and referencing it in the database happen under the read side; removing an
+    /// unreferenced blob's bytes happens under the write side, after re-checking that nothing refers to
+    /// it. So an upload of identical content can never lose its bytes to a concurrent delete.
+    pub blob_gc: Arc<tokio::sync::RwLock<()>>,
+}
+
+impl AppState {
+    /// Builds the state from one store implementing every concern.
+    pub fn new<S>(store: S, blobs: Arc<dyn BlobStore>, settings: Settings) -> Self
+    where
+        S: IdentityStore
+            + SpaceStore
+            + ChatStore
+            + ProjectStore
+            + AttachmentStore
+            + Clone
+            + 'static,
+    {
+        Self {
+            identity: Arc::new(store.clone()),
+            spaces: Arc::new(store.clone()),
+            chat: Arc::new(store.clone()),
+            projects: Arc::new(store.clone()),
+            attachments: Arc::new(store),
+            blobs,
+            settings: Arc::new(settings),
+            blob_gc: Arc::new(tokio::sync::RwLock::new(())),
+        }
+    }
+}
+
+async fn healthz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    let db = state.attachments.ping().await;
+    let blobs = state.blobs.check().await;
+    match (db, blobs) {
+        (Ok(()), Ok(())) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ok"})),
+        )
+            .into_response(),
+        (db, blobs) => {
+            tracing::warn!(?db, ?blobs, "health check failed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unhealthy",
+                "the database or the storage is unreachable",
+            )
+            .into_response()
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this method is not allowed here",
+    )
+}
+
+/// The whole HTTP API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/auth/login", post(auth::login))
+        .route("/api/v1/auth/logout", post(auth::logout))
+        .route("/api/v1/auth/me", get(auth::me))
+        .route(
+            "/api/v1/members",
+            post(identity::create_member).get(identity::list_members),
+        )
+        .route(
+            "/api/v1/me/tokens",
+            post(identity::create_token).get(identity::list_tokens),
+        )
+        .route("/api/v1/me/tokens/{id}", delete(identity::delete_token))
+        .route("/api/v1/spaces", post(spaces::create).get(spaces::list))
+        .route(
+            "/api/v1/spaces/{space}",
+            get(spaces::get)
+                .patch(spaces::update)
+                .delete(spaces::remove),
+        )
+        .route("/api/v1/spaces/{space}/members", post(spaces::add_member))
+        .route(
+            "/api/v1/spaces/{space}/members/{username}",
+            delete(spaces::remove_member),
+        )
+        .route(
+            "/api/v1/channels",
+            post(chat::create_channel).get(chat::list_channels),
+        )
+        .route("/api/v1/channels/{channel}", get(chat::get_channel))
+        .route(
+            "/api/v1/channels/{channel}/members",
+            post(chat::add_channel_member),
+        )
+        .route(
+            "/api/v1/channels/{channel}/messages",
+            post(chat::post_message).get(chat::list_messages),
+        )
+        .route(
+            "/api/http/chats/messages/send-message",
+            post(chat::send_message),
+        )
+        .route("/api/http/projects", post(projects::create_project))
+        .route(
+            "/api/http/projects/{project}/planning/issues",
+            post(projects::create_issue).get(projects::list_issues),
+        )
+        .route(
+            "/api/http/projects/{project}/planning/issues/{issue}",
+            get(projects::get_issue),
+        )
+        .route(
+            "/api/http/projects/{project}/planning/issues/{issue}/attachments",
+            post(projects::add_attachments),
+        )
+        .route("/uploads", post(uploads::upload_raw))
+        .route(
+            "/api/v1/messages/{message}/attachments",
+            post(uploads::upload_to_message),
+        )
+        .route(
+            "/api/v1/attachments/{id}",
+            get(attachments::metadata).delete(attachments::remove),
+        )
+        .route(
+            "/api/v1/attachments/{id}/public-link",
+            delete(attachments::revoke_public_link),
+        )
+        .route(
+            "/api/v1/attachments/{id}/{name}",
+            get(attachments::download_named),
+        )
+        .route(
+            "/api/http/uploads/chat/public-url/{channel}/{message}/{id}",
+            get(attachments::public_url),
+        )
+        .route("/d/{id}", get(attachments::download_link))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            ApiError::internal("a handler panicked").into_response()
+        }))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,265 @@
+//! Attachments after upload: metadata, downloads (by id and name, and `/d/{id}` links), deletion, and
+//! public links whose tokens are derived from a server key, so they cannot be guessed or enumerated.
+
+use crate::auth::Caller;
+use crate::chat::{parse_channel_ref, visible_channel};
+use crate::download::{serve, Download};
+use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use hangar_core::model::Attachment;
+use hangar_core::AttachmentState;
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+/// An attachment's metadata as the Attachments API describes it.
+pub fn attachment_json(a: &Attachment) -> Value {
+    json!({
+        "attachmentId": a.id,
+        "attachmentState": a.state,
+        "createdUtc": a.created_utc,
+        "lastModifiedUtc": a.modified_utc,
+        "fileChecksum": a.sha256,
+        "fileName": a.file_name,
+        "fileSize": a.size,
+        "contentType": a.content_type,
+        "hasThumbnail": a.has_thumbnail,
+        "roomId": a.room_id,
+        "textMessageId": a.message_id,
+        "public": a.public,
+    })
+}
+
+/// Readable by its uploader, administrators, and whoever can read a message or issue it is attached to.
+async fn can_read(state: &AppState, caller: &Caller, a: &Attachment) -> ApiResult<bool> {
+    Ok(a.uploader_id == caller.id()
+        || caller.is_admin()
+        || state
+            .attachments
+            .readable_through_links(a.id, caller.id())
+            .await?)
+}
+
+/// The attachment if the caller may read it; otherwise it does not exist for them.
+async fn readable(state: &AppState, caller: &Caller, id: i64) -> ApiResult<Attachment> {
+    let a = state
+        .attachments
+        .attachment(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("attachment"))?;
+    if can_read(state, caller, &a).await? {
+        Ok(a)
+    } else {
+        Err(ApiError::not_found("attachment"))
+    }
+}
+
+/// The attachment if the caller may change it (its uploader or an administrator).
+async fn owned(state: &AppState, caller: &Caller, id: i64) -> ApiResult<Attachment> {
+    let a = readable(state, caller, id).await?;
+    if a.uploader_id == caller.id() || caller.is_admin() {
+        Ok(a)
+    } else {
+        Err(ApiError::forbidden(
+            "only the uploader or an administrator may do this",
+        ))
+    }
+}
+
+fn refuse_unready(a: &Attachment) -> ApiResult<()> {
+    match a.state {
+        AttachmentState::ReadyForDownloadFromServerToClient => Ok(()),
+        AttachmentState::ChecksumVerificationOnServerSideMismatch => Err(ApiError::conflict(
+            "checksum-mismatch",
+            "this attachment's bytes did not match their declared checksum; it cannot be downloaded",
+        )),
+        other => Err(ApiError::conflict("not-ready", format!("this attachment is {}", other.as_str()))),
+    }
+}
+
+async fn serve_attachment(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    a: &Attachment,
+    private: bool,
+    as_attachment: bool,
+) -> ApiResult<Response> {
+    refuse_unready(a)?;
+    let sha = a
+        .sha256
+        .as_deref()
+        .ok_or_else(|| ApiError::internal("ready attachment without checksum"))?;
+    serve(
+        state,
+        method,
+        headers,
+        Download {
+            sha256: sha,
+            size: a.size as u64,
+            content_type: &a.content_type,
+            file_name: &a.file_name,
+            private,
+            as_attachment,
+        },
+    )
+    .await
+}
+
+pub async fn metadata(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(attachment_json(&readable(&state, &caller, id).await?)))
+}
+
+/// `GET /api/v1/attachments/{id}/{fileName}`: the name must be the attachment's.
+pub async fn download_named(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, name)): Path<(i64, String)>,
+    method: Method,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let a = readable(&state, &caller, id).await?;
+    if a.file_name != name {
+        return Err(ApiError::not_found("attachment"));
+    }
+    serve_attachment(&state, &method, &headers, &a, true, true).await
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Value>> {
+    owned(&state, &caller, id).await?;
+    if let Some(sha) = state.attachments.delete_attachment(id).await? {
+        release_blob(&state, &sha).await?;
+    }
+    Ok(ok_body())
+}
+
+/// Removes a blob's bytes once its last reference is gone, re-checking under the write lock so that a
+/// concurrent upload of the same content (which holds the read side) keeps them.
+pub async fn release_blob(state: &AppState, sha256: &str) -> ApiResult<()> {
+    let _exclusive = state.blob_gc.write().await;
+    if state.attachments.blob_refcount(sha256).await?.is_none() {
+        state.blobs.delete(sha256).await?;
+    }
+    Ok(())
+}
+
+/// The public-link token of an attachment: 128 bits of HMAC-SHA256 over its id and link version.
+fn link_token(state: &AppState, id: i64, version: i64) -> String {
+    // new_from_slice accepts keys of any length, so this cannot fail.
+    let mut mac = Hmac::<Sha256>::new_from_slice(&state.settings.link_key)
+        .expect("HMAC takes any key length");
+    mac.update(format!("hangar-public-link:{id}:{version}").as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16])
+}
+
+/// `GET /api/http/uploads/chat/public-url/{channel}/{message}/{id}`: makes the attachment public and
+/// answers its absolute public URL as a JSON string.
+pub async fn public_url(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((channel, message, id)): Path<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    let channel = visible_channel(&state, &caller, parse_channel_ref(&channel)?).await?;
+    let message_id = message
+        .strip_prefix("id:")
+        .unwrap_or(&message)
+        .parse::<i64>()
+        .map_err(|_| ApiError::bad_request("bad-message", "a message is id:N"))?;
+    let message = state
+        .chat
+        .message(message_id)
+        .await?
+        .filter(|m| m.channel_id == channel.id)
+        .ok_or_else(|| ApiError::not_found("message"))?;
+    let id = id
+        .parse::<i64>()
+        .map_err(|_| ApiError::bad_request("bad-attachment", "an attachment id is a number"))?;
+    if !state
+        .attachments
+        .is_linked_to_message(id, message.id)
+        .await?
+    {
+        return Err(ApiError::not_found("attachment"));
+    }
+    let a = readable(&state, &caller, id).await?;
+    refuse_unready(&a)?;
+    if !a.public {
+        state
+            .attachments
+            .set_public(a.id, true, a.link_version)
+            .await?;
+    }
+    let token = link_token(&state, a.id, a.link_version);
+    Ok(Json(json!(format!(
+        "{}/d/{}?k={token}",
+        state.settings.public_url, a.id
+    ))))
+}
+
+/// `DELETE /api/v1/attachments/{id}/public-link`: the link's token stops working at once.
+pub async fn revoke_public_link(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Value>> {
+    let a = owned(&state, &caller, id).await?;
+    state
+        .attachments
+        .set_public(a.id, false, a.link_version + 1)
+        .await?;
+    Ok(ok_body())
+}
+
+#[derive(Deserialize)]
+pub struct LinkQuery {
+    k: Option<String>,
+}
+
+/// `GET /d/{id}[?k=TOKEN]`: with a valid public-link token, anyone; otherwise a caller who may read it.
+pub async fn download_link(
+    State(state): State<AppState>,
+    caller: Option<Caller>,
+    Path(id): Path<String>,
+    Query(query): Query<LinkQuery>,
+    method: Method,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let id = id
+        .parse::<i64>()
+        .map_err(|_| ApiError::not_found("attachment"))?;
+    if let Some(k) = query.k {
+        let a = state
+            .attachments
+            .attachment(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("attachment"))?;
+        let expected = link_token(&state, a.id, a.link_version);
+        let valid: bool = expected.as_bytes().ct_eq(k.as_bytes()).into();
+        if !(a.public && valid) {
+            return Err(ApiError::not_found("attachment"));
+        }
+        return serve_attachment(&state, &method, &headers, &a, false, false).await;
+    }
+    let Some(caller) = caller else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "authentication required: log in, send a bearer token, or use a public link",
+        ));
+    };
+    let a = readable(&state, &caller, id).await?;
+    serve_attachment(&state, &method, &headers, &a, true, false).await
+}

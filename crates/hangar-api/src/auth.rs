@@ -1,0 +1,305 @@
+//! Who is calling: session cookies and bearer tokens, CSRF protection for cookie-authenticated
+//! changes, password hashing, and the login/logout/me endpoints.
+
+use crate::error::{ApiError, ApiResult, Json};
+use crate::AppState;
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::Argon2;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+use hangar_core::ids::{new_token, token_hash, TOKEN_PREFIX};
+use hangar_core::model::{Member, Role, TokenScope};
+use hangar_core::now_ms;
+use serde::Deserialize;
+use serde_json::json;
+
+pub const SESSION_COOKIE: &str = "hangar_session";
+const SESSION_LIFETIME_MS: i64 = 14 * 24 * 3600 * 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    Session,
+    Token,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub member: Member,
+    pub method: AuthMethod,
+}
+
+impl Caller {
+    pub fn id(&self) -> i64 {
+        self.member.id
+    }
+    pub fn is_admin(&self) -> bool {
+        self.member.role == Role::Admin
+    }
+    pub fn require_admin(&self) -> ApiResult<()> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("only an administrator may do this"))
+        }
+    }
+}
+
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<Result<&str, ApiError>> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let parsed = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"));
+    Some(parsed)
+}
+
+/// Cookie-authenticated state changes must come from our own origin (SPEC §11). Browsers send
+/// `Origin` on cross-origin and on same-origin POSTs, and `Sec-Fetch-Site` on every request; a request
+/// carrying neither comes from a non-browser client, which a forged cross-site form cannot be.
+pub(crate) fn check_same_origin(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+) -> ApiResult<()> {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if site != "same-origin" && site != "none" {
+            return Err(csrf_error());
+        }
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        if origin.as_bytes() != state.settings.public_origin.as_bytes() {
+            return Err(csrf_error());
+        }
+    }
+    Ok(())
+}
+
+fn csrf_error() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "csrf-rejected",
+        "cross-site request refused: the Origin does not match this server",
+    )
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match <Caller as OptionalFromRequestParts<AppState>>::from_request_parts(parts, state)
+            .await?
+        {
+            Some(caller) => Ok(caller),
+            None => Err(ApiError::unauthorized(
+                "authentication required: log in or send a bearer token",
+            )),
+        }
+    }
+}
+
+impl OptionalFromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        if let Some(cached) = parts.extensions.get::<Caller>() {
+            return Ok(Some(cached.clone()));
+        }
+        let now = now_ms();
+        let caller = if let Some(token) = bearer(&parts.headers) {
+            let token = token?;
+            if !token.starts_with(TOKEN_PREFIX) {
+                return Err(ApiError::unauthorized("unknown or expired token"));
+            }
+            let (member, personal) = state
+                .identity
+                .token_member(&token_hash(token), now)
+                .await?
+                .ok_or_else(|| ApiError::unauthorized("unknown or expired token"))?;
+            let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+            if personal.scope == TokenScope::ReadOnly && !safe {
+                return Err(ApiError::forbidden("this token may only read"));
+            }
+            Caller {
+                member,
+                method: AuthMethod::Token,
+            }
+        } else if let Some(session) = session_cookie(&parts.headers) {
+            let Some(member) = state
+                .identity
+                .session_member(&token_hash(session), now)
+                .await?
+            else {
+                return Err(ApiError::unauthorized(
+                    "the session has expired: log in again",
+                ));
+            };
+            check_same_origin(state, &parts.method, &parts.headers)?;
+            Caller {
+                member,
+                method: AuthMethod::Session,
+            }
+        } else {
+            return Ok(None);
+        };
+        parts.extensions.insert(caller.clone());
+        Ok(Some(caller))
+    }
+}
+
+/// Argon2id with the crate's defaults (19 MiB, 2 passes), off the async threads.
+pub async fn hash_password(password: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(ApiError::internal)
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+pub fn validate_password(password: &str) -> ApiResult<()> {
+    if password.chars().count() < 8 || password.len() > 1024 {
+        return Err(ApiError::bad_request(
+            "bad-password",
+            "a password has 8 to 1024 characters",
+        ));
+    }
+    Ok(())
+}
+
+pub fn member_json(m: &Member) -> serde_json::Value {
+    json!({
+        "id": m.id,
+        "username": m.username,
+        "displayName": m.display_name,
+        "role": m.role,
+        "createdUtc": m.created_utc,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    Json(req): Json<LoginRequest>,
+) -> ApiResult<Response> {
+    // A forged cross-site login would sign the victim into the attacker's account.
+    check_same_origin(&state, &method, &headers)?;
+    let found = state.identity.member_credentials(&req.username).await?;
+    // Verify against a real hash even for unknown names, so timing does not reveal which names exist.
+    let (member, hash) = match found {
+        Some((m, h)) => (Some(m), h),
+        None => (None, state.settings.dummy_password_hash.clone()),
+    };
+    let valid = verify_password(req.password, hash).await;
+    let Some(member) = member.filter(|_| valid) else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "bad-credentials",
+            "wrong username or password",
+        ));
+    };
+    let token = new_token();
+    state
+        .identity
+        .create_session(
+            &token_hash(&token),
+            member.id,
+            now_ms() + SESSION_LIFETIME_MS,
+        )
+        .await?;
+    let secure = if state.settings.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        SESSION_LIFETIME_MS / 1000
+    );
+    let mut response = Json(member_json(&member)).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
+    );
+    Ok(response)
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    if caller.method == AuthMethod::Session {
+        if let Some(session) = session_cookie(&headers) {
+            state.identity.delete_session(&token_hash(session)).await?;
+        }
+    }
+    let mut response = crate::error::ok_body().into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("hangar_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+    );
+    Ok(response)
+}
+
+pub async fn me(caller: Caller) -> Json<serde_json::Value> {
+    let mut body = member_json(&caller.member);
+    body["authenticatedBy"] = json!(match caller.method {
+        AuthMethod::Session => "session",
+        AuthMethod::Token => "token",
+    });
+    Json(body)
+}

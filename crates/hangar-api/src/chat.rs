@@ -1,0 +1,275 @@
+//! Channels ("rooms") and their messages, including the Space-style send-message call.
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, Json, Path, Query};
+use crate::links::{linked_json, parse_links};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use hangar_core::model::{Channel, Message};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+const MAX_TEXT_CHARS: usize = 64 * 1024;
+const MAX_CHANNEL_MEMBERS: usize = 1000;
+
+fn channel_json(c: &Channel) -> Value {
+    json!({ "id": c.id, "name": c.name, "members": c.members, "createdUtc": c.created_utc })
+}
+
+pub fn message_json(m: &Message) -> Value {
+    json!({
+        "id": m.id.to_string(),
+        "messageId": m.id,
+        "channelId": m.channel_id,
+        "author": m.author,
+        "text": m.text,
+        "createdUtc": m.created_utc,
+        "attachments": m.attachments.iter().map(linked_json).collect::<Vec<_>>(),
+    })
+}
+
+/// Parses a channel identifier: `channel:id:N`, `id:N` or `N`.
+pub fn parse_channel_ref(s: &str) -> ApiResult<i64> {
+    let digits = s
+        .strip_prefix("channel:id:")
+        .or_else(|| s.strip_prefix("id:"))
+        .unwrap_or(s);
+    digits.parse::<i64>().map_err(|_| {
+        ApiError::bad_request(
+            "bad-channel",
+            format!("{s:?} is not a channel identifier (channel:id:N)"),
+        )
+    })
+}
+
+/// The channel, if the caller is a member (administrators see every channel).
+pub async fn visible_channel(state: &AppState, caller: &Caller, id: i64) -> ApiResult<Channel> {
+    let channel = state
+        .chat
+        .channel(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("channel"))?;
+    if caller.is_admin() || state.chat.is_channel_member(id, caller.id()).await? {
+        Ok(channel)
+    } else {
+        Err(ApiError::not_found("channel"))
+    }
+}
+
+fn validate_text(text: &str) -> ApiResult<()> {
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(ApiError::bad_request(
+            "text-too-long",
+            format!("a message has at most {MAX_TEXT_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewChannel {
+    name: String,
+    #[serde(default)]
+    members: Vec<String>,
+}
+
+pub async fn create_channel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<NewChannel>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "bad-name",
+            "a channel name has 1 to 200 printable characters",
+        ));
+    }
+    if req.members.len() > MAX_CHANNEL_MEMBERS {
+        return Err(ApiError::bad_request(
+            "too-many-members",
+            format!("at most {MAX_CHANNEL_MEMBERS} members"),
+        ));
+    }
+    let mut ids = vec![caller.id()];
+    for username in &req.members {
+        let member = state
+            .identity
+            .member_by_username(username)
+            .await?
+            .ok_or_else(|| {
+                ApiError::bad_request("unknown-member", format!("no member is named {username:?}"))
+            })?;
+        ids.push(member.id);
+    }
+    let channel = state.chat.create_channel(name, &ids).await?;
+    Ok((StatusCode::CREATED, Json(channel_json(&channel))))
+}
+
+pub async fn list_channels(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Value>> {
+    let filter = if caller.is_admin() {
+        None
+    } else {
+        Some(caller.id())
+    };
+    let channels = state.chat.list_channels(filter).await?;
+    Ok(Json(
+        json!({ "data": channels.iter().map(channel_json).collect::<Vec<_>>() }),
+    ))
+}
+
+pub async fn get_channel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let channel = visible_channel(&state, &caller, parse_channel_ref(&id)?).await?;
+    Ok(Json(channel_json(&channel)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberRef {
+    username: String,
+}
+
+/// Any member of a channel may add another member.
+pub async fn add_channel_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<MemberRef>,
+) -> ApiResult<Json<Value>> {
+    let channel = visible_channel(&state, &caller, parse_channel_ref(&id)?).await?;
+    let member = state
+        .identity
+        .member_by_username(&req.username)
+        .await?
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "unknown-member",
+                format!("no member is named {:?}", req.username),
+            )
+        })?;
+    state.chat.add_channel_member(channel.id, member.id).await?;
+    let channel = visible_channel(&state, &caller, channel.id).await?;
+    Ok(Json(channel_json(&channel)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessage {
+    text: String,
+    attachments: Option<Value>,
+}
+
+pub async fn post_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<NewMessage>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let channel = visible_channel(&state, &caller, parse_channel_ref(&id)?).await?;
+    validate_text(&req.text)?;
+    let links = parse_links(&state, &caller, req.attachments.as_ref()).await?;
+    let message = state
+        .chat
+        .create_message(channel.id, caller.id(), &req.text, &links)
+        .await?;
+    Ok((StatusCode::CREATED, Json(message_json(&message))))
+}
+
+#[derive(Deserialize)]
+pub struct Page {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+pub async fn list_messages(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<Value>> {
+    let channel = visible_channel(&state, &caller, parse_channel_ref(&id)?).await?;
+    let limit = page.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "bad-limit",
+            "limit is between 1 and 500",
+        ));
+    }
+    let after = match page.cursor.as_deref() {
+        None | Some("") => 0,
+        Some(c) => c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            ApiError::bad_request(
+                "bad-cursor",
+                "cursor is a value of `next` from an earlier page",
+            )
+        })?,
+    };
+    let mut messages = state
+        .chat
+        .list_messages(channel.id, after, limit + 1)
+        .await?;
+    let next = if messages.len() as i64 > limit {
+        messages.truncate(limit as usize);
+        messages.last().map(|m| m.seq.to_string())
+    } else {
+        None
+    };
+    Ok(Json(json!({
+        "data": messages.iter().map(message_json).collect::<Vec<_>>(),
+        "next": next,
+    })))
+}
+
+/// `POST /api/http/chats/messages/send-message`:
+/// `{channel, content:{className:"ChatMessage.Text", text}, attachments:[…]}`.
+pub async fn send_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<Map<String, Value>>,
+) -> ApiResult<Json<Value>> {
+    let channel_ref = req.get("channel").and_then(Value::as_str).ok_or_else(|| {
+        ApiError::bad_request("bad-channel", "channel is required, as channel:id:N")
+    })?;
+    if let Some((kind, _)) = channel_ref.split_once(":id:") {
+        if kind != "channel" {
+            return Err(ApiError::bad_request(
+                "unsupported-channel",
+                format!("{kind} channels are not supported by this server; use channel:id:N"),
+            ));
+        }
+    }
+    let channel = visible_channel(&state, &caller, parse_channel_ref(channel_ref)?).await?;
+    let content = req
+        .get("content")
+        .and_then(Value::as_object)
+        .ok_or_else(|| ApiError::bad_request("bad-content", "content is required"))?;
+    match content.get("className").and_then(Value::as_str) {
+        Some("ChatMessage.Text") | None => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "bad-content",
+                format!("content className {other:?} is not supported; use ChatMessage.Text"),
+            ))
+        }
+    }
+    let text = content
+        .get("text")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_request("bad-content", "content.text is required"))?;
+    validate_text(text)?;
+    let links = parse_links(&state, &caller, req.get("attachments")).await?;
+    let message = state
+        .chat
+        .create_message(channel.id, caller.id(), text, &links)
+        .await?;
+    Ok(Json(message_json(&message)))
+}

@@ -1,0 +1,191 @@
+//! Serving stored bytes the same way on every download route: ETag (the SHA-256) and
+//! `If-None-Match`, single `Range` requests with `If-Range`, `HEAD`, and the safe-serving headers of
+//! SPEC §11 (nosniff, a sandboxing CSP, downloads for types a browser would execute).
+
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hangar_core::disposition::{content_disposition, is_active_content};
+
+/// What is about to be served.
+pub struct Download<'a> {
+    pub sha256: &'a str,
+    pub size: u64,
+    pub content_type: &'a str,
+    pub file_name: &'a str,
+    /// Served to an authorized caller (not through a public link): never stored by shared caches.
+    pub private: bool,
+    /// Always offer as a download, whatever the type.
+    pub as_attachment: bool,
+}
+
+const CSP: &str = "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; sandbox";
+
+/// The byte range to send: None for the whole body, or the unsatisfiable marker.
+enum RangeChoice {
+    Whole,
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+fn etag_matches(list: &str, etag: &str) -> bool {
+    list.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.trim_start_matches("W/") == etag)
+}
+
+fn choose_range(headers: &HeaderMap, etag: &str, size: u64) -> RangeChoice {
+    let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return RangeChoice::Whole;
+    };
+    // If-Range with another validator (or a date, which we cannot match exactly) means: send it all.
+    if let Some(if_range) = headers.get(header::IF_RANGE) {
+        if if_range.as_bytes() != etag.as_bytes() {
+            return RangeChoice::Whole;
+        }
+    }
+    // A syntactically invalid Range is ignored (RFC 9110 §14.2); a valid one that selects nothing is 416.
+    let Ok(parsed) = http_range_header::parse_range_header(range) else {
+        return RangeChoice::Whole;
+    };
+    match parsed.validate(size) {
+        Ok(ranges) if ranges.len() == 1 => RangeChoice::Part(*ranges[0].start(), *ranges[0].end()),
+        // Several ranges: multipart/byteranges is optional; the whole body is a correct answer.
+        Ok(_) => RangeChoice::Whole,
+        Err(_) => RangeChoice::Unsatisfiable,
+    }
+}
+
+fn header_value(s: &str) -> ApiResult<HeaderValue> {
+    HeaderValue::from_str(s).map_err(ApiError::internal)
+}
+
+pub async fn serve(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    d: Download<'_>,
+) -> ApiResult<Response> {
+    let etag = format!("\"{}\"", d.sha256);
+    let mut builder = Response::builder()
+        .header(header::ETAG, header_value(&etag)?)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::CONTENT_SECURITY_POLICY, CSP)
+        .header("cross-origin-resource-policy", "same-origin")
+        .header(
+            header::CACHE_CONTROL,
+            if d.private {
+                "private, no-cache"
+            } else {
+                "public, max-age=300"
+            },
+        );
+    if let Some(inm) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
+        if etag_matches(inm, &etag) {
+            return builder
+                .status(StatusCode::NOT_MODIFIED)
+                .body(Body::empty())
+                .map_err(ApiError::internal);
+        }
+    }
+    let inline = !d.as_attachment && !is_active_content(d.content_type);
+    builder = builder
+        .header(header::CONTENT_TYPE, header_value(d.content_type)?)
+        .header(
+            header::CONTENT_DISPOSITION,
+            header_value(&content_disposition(inline, d.file_name))?,
+        );
+    let (status, start, len) = match choose_range(headers, &etag, d.size) {
+        RangeChoice::Whole => (StatusCode::OK, 0, d.size),
+        RangeChoice::Part(first, last) => {
+            builder = builder.header(
+                header::CONTENT_RANGE,
+                format!("bytes {first}-{last}/{}", d.size),
+            );
+            (StatusCode::PARTIAL_CONTENT, first, last - first + 1)
+        }
+        RangeChoice::Unsatisfiable => {
+            let mut response = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range-not-satisfiable",
+                format!(
+                    "the requested range is outside the {} bytes of the file",
+                    d.size
+                ),
+            )
+            .with("fileSize", d.size)
+            .into_response();
+            response.headers_mut().insert(
+                header::CONTENT_RANGE,
+                header_value(&format!("bytes */{}", d.size))?,
+            );
+            return Ok(response);
+        }
+    };
+    builder = builder.status(status).header(header::CONTENT_LENGTH, len);
+    let body = if *method == Method::HEAD || len == 0 {
+        Body::empty()
+    } else {
+        Body::from_stream(state.blobs.read(d.sha256, start, len).await?)
+    };
+    builder.body(body).map_err(ApiError::internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_range(r: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::RANGE, HeaderValue::from_str(r).unwrap());
+        h
+    }
+
+    #[test]
+    fn ranges_are_chosen_as_rfc_9110_says() {
+        let e = "\"abc\"";
+        assert!(matches!(
+            choose_range(&with_range("bytes=0-4"), e, 10),
+            RangeChoice::Part(0, 4)
+        ));
+        assert!(matches!(
+            choose_range(&with_range("bytes=-3"), e, 10),
+            RangeChoice::Part(7, 9)
+        ));
+        assert!(matches!(
+            choose_range(&with_range("bytes=5-"), e, 10),
+            RangeChoice::Part(5, 9)
+        ));
+        assert!(matches!(
+            choose_range(&with_range("bytes=20-30"), e, 10),
+            RangeChoice::Unsatisfiable
+        ));
+        assert!(matches!(
+            choose_range(&with_range("items=0-1"), e, 10),
+            RangeChoice::Whole
+        ));
+        assert!(matches!(
+            choose_range(&with_range("bytes=0-1,4-5"), e, 10),
+            RangeChoice::Whole
+        ));
+        let mut h = with_range("bytes=0-1");
+        h.insert(header::IF_RANGE, HeaderValue::from_static("\"other\""));
+        assert!(matches!(choose_range(&h, e, 10), RangeChoice::Whole));
+        h.insert(header::IF_RANGE, HeaderValue::from_static("\"abc\""));
+        assert!(matches!(choose_range(&h, e, 10), RangeChoice::Part(0, 1)));
+    }
+
+    #[test]
+    fn etag_lists_match() {
+        assert!(etag_matches("\"a\", \"abc\"", "\"abc\""));
+        assert!(etag_matches("*", "\"abc\""));
+        assert!(etag_matches("W/\"abc\"", "\"abc\""));
+        assert!(!etag_matches("\"abd\"", "\"abc\""));
+    }
+}

@@ -1,0 +1,248 @@
+//! The configuration contract of SPEC §1: every setting as a flag, a `HANGAR_*` environment variable,
+//! or a key of the TOML file given by `--config`; flags win over the environment, the environment over
+//! the file, the file over the defaults.
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (keys are the flag names with `_` for `-`).
+    #[arg(long, env = "HANGAR_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "HANGAR_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Directory for the database, blobs and keys [default: ./hangar-data].
+    #[arg(long, env = "HANGAR_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Metadata database [default: sqlite://<data-dir>/hangar.db].
+    #[arg(long, env = "HANGAR_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Blob storage [default: file://<data-dir>/blobs].
+    #[arg(long, env = "HANGAR_STORAGE_URL", value_name = "URL")]
+    pub storage_url: Option<String>,
+    /// The server's URL as clients see it [default: http://<bound address>].
+    #[arg(long, env = "HANGAR_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Password of the `admin` account, set at every start [default: generated once, printed].
+    #[arg(
+        long,
+        env = "HANGAR_ADMIN_PASSWORD",
+        value_name = "PW",
+        hide_env_values = true
+    )]
+    pub admin_password: Option<String>,
+    /// Comma-separated hosts (`host` or `host:port`) that URL fetching and webhooks may reach.
+    #[arg(long, env = "HANGAR_FETCH_ALLOW", value_name = "HOSTS")]
+    pub fetch_allow: Option<String>,
+    /// Largest accepted file, in bytes (suffixes K, M, G, T and KiB, MiB, GiB, TiB) [default: 10 GiB].
+    #[arg(long, env = "HANGAR_MAX_FILE_SIZE", value_name = "BYTES")]
+    pub max_file_size: Option<String>,
+    /// Default quota of a new space, in bytes [default: unlimited].
+    #[arg(long, env = "HANGAR_SPACE_QUOTA", value_name = "BYTES")]
+    pub space_quota: Option<String>,
+}
+
+/// A size in the TOML file: a number of bytes or a string with a unit.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+impl Size {
+    fn into_text(self) -> String {
+        match self {
+            Size::Bytes(n) => n.to_string(),
+            Size::Text(s) => s,
+        }
+    }
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    storage_url: Option<String>,
+    public_url: Option<String>,
+    admin_password: Option<String>,
+    fetch_allow: Option<String>,
+    max_file_size: Option<Size>,
+    space_quota: Option<Size>,
+}
+
+/// Settings after merging flags, environment, file and defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub storage_url: String,
+    pub public_url: Option<String>,
+    pub admin_password: Option<String>,
+    /// Read by upload-from-URL and webhook delivery, which are not built yet.
+    #[allow(dead_code)]
+    pub fetch_allow: Vec<String>,
+    pub max_file_size: u64,
+    pub space_quota: Option<u64>,
+}
+
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 10 << 30;
+
+impl Config {
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("cannot read the configuration file {}", path.display())
+                })?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("invalid configuration file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./hangar-data"));
+        let database_url = args
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("hangar.db").display()));
+        let storage_url = args
+            .storage_url
+            .or(file.storage_url)
+            .unwrap_or_else(|| format!("file://{}", data_dir.join("blobs").display()));
+        let max_file_size = match args
+            .max_file_size
+            .or(file.max_file_size.map(Size::into_text))
+        {
+            Some(s) => parse_size(&s).with_context(|| format!("invalid max-file-size {s:?}"))?,
+            None => DEFAULT_MAX_FILE_SIZE,
+        };
+        let space_quota = match args.space_quota.or(file.space_quota.map(Size::into_text)) {
+            Some(s) => Some(parse_size(&s).with_context(|| format!("invalid space-quota {s:?}"))?),
+            None => None,
+        };
+        let fetch_allow = args
+            .fetch_allow
+            .or(file.fetch_allow)
+            .map(|s| {
+                s.split(',')
+                    .map(|h| h.trim().to_string())
+                    .filter(|h| !h.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Config {
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:8080".into()),
+            data_dir,
+            database_url,
+            storage_url,
+            public_url: args.public_url.or(file.public_url),
+            admin_password: args.admin_password.or(file.admin_password),
+            fetch_allow,
+            max_file_size,
+            space_quota,
+        })
+    }
+
+    /// The local directory named by a `file://` storage URL.
+    pub fn blob_root(&self) -> anyhow::Result<PathBuf> {
+        match self.storage_url.strip_prefix("file://") {
+            Some(path) if !path.is_empty() => Ok(Path::new(path).to_path_buf()),
+            _ if self.storage_url.starts_with("s3://") => {
+                bail!("S3 storage is not available in this build yet; use a file:// storage URL")
+            }
+            _ => bail!(
+                "unsupported storage URL {:?}: use file:///path",
+                self.storage_url
+            ),
+        }
+    }
+}
+
+/// `1048576`, `10G`, `10GiB`, `512 MiB`, `1.5G` are all sizes in bytes.
+pub fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = (s[..split].trim(), s[split..].trim());
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        other => bail!("unknown unit {other:?}"),
+    };
+    if number.is_empty() {
+        bail!("no number");
+    }
+    if let Ok(n) = number.parse::<u64>() {
+        return n.checked_mul(factor).context("size too large");
+    }
+    let f: f64 = number.parse().context("not a number")?;
+    let bytes = f * factor as f64;
+    if !(0.0..1.8e19).contains(&bytes) {
+        bail!("size out of range");
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("1048576").unwrap(), 1 << 20);
+        assert_eq!(parse_size("10GiB").unwrap(), 10 << 30);
+        assert_eq!(parse_size("2 MiB").unwrap(), 2 << 20);
+        assert_eq!(parse_size("1.5K").unwrap(), 1500);
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+        assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hangar.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\nmax_file_size = 1024\ndata_dir = \"/tmp/x\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            listen: Some("127.0.0.1:0".into()),
+            ..Default::default()
+        };
+        let c = Config::resolve(args).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:0");
+        assert_eq!(c.max_file_size, 1024);
+        assert_eq!(c.database_url, "sqlite:///tmp/x/hangar.db");
+        assert_eq!(c.storage_url, "file:///tmp/x/blobs");
+        std::fs::write(&path, "no_such_key = 1\n").unwrap();
+        assert!(Config::resolve(ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .is_err());
+    }
+}

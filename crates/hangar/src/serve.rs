@@ -1,0 +1,172 @@
+//! `hangar serve`: open the stores, bootstrap the administrator, listen, and stop cleanly on SIGTERM.
+
+use crate::config::Config;
+use anyhow::Context;
+use hangar_api::{auth::hash_password, AppState, Settings};
+use hangar_blob::{BlobStore, LocalBlobStore};
+use hangar_core::ids::random_alnum;
+use hangar_core::model::Role;
+use hangar_core::store::IdentityStore;
+use hangar_db::SqliteStore;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long in-flight requests may take to finish after SIGTERM before they are cut off.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Temporaries older than this are abandoned work, swept periodically.
+const TEMP_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+    let store = SqliteStore::open(&config.database_url).await?;
+    let blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::open(config.blob_root()?)?);
+    let swept = blobs.remove_temporaries(None).await?;
+    if swept > 0 {
+        tracing::info!("removed {swept} temporary files left by an earlier run");
+    }
+    bootstrap_admin(&store, config.admin_password.clone()).await?;
+    let link_key = load_or_create_key(&config.data_dir.join("secret.key"))?;
+
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let space_quota = config.space_quota.map(|q| q.min(i64::MAX as u64) as i64);
+    let settings = Settings::new(&public_url, config.max_file_size, space_quota, link_key);
+    let state = AppState::new(store, blobs.clone(), settings);
+    tokio::spawn(sweep_temporaries(blobs));
+
+    let app = hangar_api::router(state);
+    tracing::info!("listening on {addr} (public URL {public_url})");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = stop_tx.send(true);
+    });
+    let deadline = async move {
+        let mut rx = stop_rx;
+        let _ = rx.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        result = server => result.context("the server failed")?,
+        _ = deadline => tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}: aborting them"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+async fn sweep_temporaries(blobs: Arc<dyn BlobStore>) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    every.tick().await;
+    loop {
+        every.tick().await;
+        match blobs.remove_temporaries(Some(TEMP_MAX_AGE)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("removed {n} abandoned temporary files"),
+            Err(e) => tracing::warn!("cannot sweep temporary files: {e}"),
+        }
+    }
+}
+
+/// Creates the `admin` account on first start (printing a generated password once), and resets its
+/// password whenever one is configured, so an operator can always get back in.
+async fn bootstrap_admin(store: &SqliteStore, password: Option<String>) -> anyhow::Result<()> {
+    if let Some(pw) = &password {
+        hangar_api::auth::validate_password(pw)
+            .map_err(|e| anyhow::anyhow!("admin password: {}", e.text))?;
+    }
+    match store.member_by_username("admin").await? {
+        Some(admin) => {
+            if let Some(pw) = password {
+                let hash = hash_password(pw)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.text))?;
+                store.set_password(admin.id, &hash).await?;
+                tracing::info!("the admin password was set from the configuration");
+            }
+        }
+        None if store.member_count().await? == 0 => {
+            let (pw, generated) = match password {
+                Some(pw) => (pw, false),
+                None => (random_alnum(24), true),
+            };
+            let hash = hash_password(pw.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!(e.text))?;
+            store
+                .create_member("admin", &hash, "Administrator", Role::Admin)
+                .await?;
+            if generated {
+                // Printed once, on the console only: it is not stored anywhere in clear.
+                println!("Created the administrator account. Username: admin  Password: {pw}");
+                println!(
+                    "(shown only now; set --admin-password or HANGAR_ADMIN_PASSWORD to change it)"
+                );
+            } else {
+                tracing::info!(
+                    "created the administrator account `admin` with the configured password"
+                );
+            }
+        }
+        None => {
+            tracing::warn!("no member is named admin; not creating one in a non-empty installation")
+        }
+    }
+    Ok(())
+}
+
+/// 32 random bytes kept in the data directory (mode 0600), created on first start.
+fn load_or_create_key(path: &Path) -> anyhow::Result<[u8; 32]> {
+    if let Ok(bytes) = std::fs::read(path) {
+        return bytes.try_into().map_err(|_| {
+            anyhow::anyhow!(
+                "{} is damaged: it must hold exactly 32 bytes",
+                path.display()
+            )
+        });
+    }
+    let key: [u8; 32] = rand::random();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    std::io::Write::write_all(&mut file, &key)?;
+    file.sync_all()?;
+    Ok(key)
+}
