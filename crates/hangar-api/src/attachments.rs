@@ -231,7 +231,7 @@ pub struct LinkQuery {
 /// `GET /d/{id}[?k=TOKEN]`: with a valid public-link token, anyone; otherwise a caller who may read it.
 pub async fn download_link(
     State(state): State<AppState>,
-    caller: Option<Caller>,
+    caller: Result<Caller, ApiError>,
     Path(id): Path<String>,
     Query(query): Query<LinkQuery>,
     method: Method,
@@ -253,13 +253,16 @@ pub async fn download_link(
         }
         return serve_attachment(&state, &method, &headers, &a, false, false).await;
     }
-    let Some(caller) = caller else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "authentication required: log in, send a bearer token, or use a public link",
-        ));
-    };
+    // Without a token the caller's own rights decide (and no credentials at all is a 401).
+    let caller = caller.map_err(|e| {
+        if e.status == StatusCode::UNAUTHORIZED && e.code == "unauthenticated" {
+            ApiError::unauthorized(
+                "authentication required: log in, send a bearer token, or use a public link",
+            )
+        } else {
+            e
+        }
+    })?;
     let a = readable(&state, &caller, id).await?;
     serve_attachment(&state, &method, &headers, &a, true, false).await
 }

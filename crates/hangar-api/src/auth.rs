@@ -19,6 +19,8 @@ use serde_json::json;
 
 pub const SESSION_COOKIE: &str = "hangar_session";
 const SESSION_LIFETIME_MS: i64 = 14 * 24 * 3600 * 1000;
+/// `lastUsedUtc` of a token is exact to this much, so that using a token rarely costs a write.
+const TOKEN_USE_RESOLUTION_MS: i64 = 60_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
@@ -145,6 +147,18 @@ impl OptionalFromRequestParts<AppState> for Caller {
                 .token_member(&token_hash(token), now)
                 .await?
                 .ok_or_else(|| ApiError::unauthorized("unknown or expired token"))?;
+            if personal
+                .last_used_utc
+                .is_none_or(|t| now - t > TOKEN_USE_RESOLUTION_MS)
+            {
+                // Off the request path: a lost update only makes lastUsedUtc a minute staler.
+                let identity = state.identity.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = identity.touch_token(personal.id, now).await {
+                        tracing::warn!("cannot record token use: {e}");
+                    }
+                });
+            }
             let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
             if personal.scope == TokenScope::ReadOnly && !safe {
                 return Err(ApiError::forbidden("this token may only read"));
@@ -288,9 +302,15 @@ pub async fn logout(
         }
     }
     let mut response = crate::error::ok_body().into_response();
+    let secure = if state.settings.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}");
     response.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_static("hangar_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+        HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
     );
     Ok(response)
 }

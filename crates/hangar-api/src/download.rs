@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hangar_core::disposition::{content_disposition, is_active_content};
+use hangar_core::range::{self, RangeChoice};
 
 /// What is about to be served.
 pub struct Download<'a> {
@@ -22,13 +23,6 @@ pub struct Download<'a> {
 }
 
 const CSP: &str = "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; sandbox";
-
-/// The byte range to send: None for the whole body, or the unsatisfiable marker.
-enum RangeChoice {
-    Whole,
-    Part(u64, u64),
-    Unsatisfiable,
-}
 
 fn etag_matches(list: &str, etag: &str) -> bool {
     list.split(',')
@@ -46,16 +40,7 @@ fn choose_range(headers: &HeaderMap, etag: &str, size: u64) -> RangeChoice {
             return RangeChoice::Whole;
         }
     }
-    // A syntactically invalid Range is ignored (RFC 9110 §14.2); a valid one that selects nothing is 416.
-    let Ok(parsed) = http_range_header::parse_range_header(range) else {
-        return RangeChoice::Whole;
-    };
-    match parsed.validate(size) {
-        Ok(ranges) if ranges.len() == 1 => RangeChoice::Part(*ranges[0].start(), *ranges[0].end()),
-        // Several ranges: multipart/byteranges is optional; the whole body is a correct answer.
-        Ok(_) => RangeChoice::Whole,
-        Err(_) => RangeChoice::Unsatisfiable,
-    }
+    range::choose(range, size)
 }
 
 fn header_value(s: &str) -> ApiResult<HeaderValue> {
@@ -103,7 +88,7 @@ pub async fn serve(
         );
     let (status, start, len) = match choose_range(headers, &etag, d.size) {
         RangeChoice::Whole => (StatusCode::OK, 0, d.size),
-        RangeChoice::Part(first, last) => {
+        RangeChoice::Part { first, last } => {
             builder = builder.header(
                 header::CONTENT_RANGE,
                 format!("bytes {first}-{last}/{}", d.size),
@@ -152,15 +137,15 @@ mod tests {
         let e = "\"abc\"";
         assert!(matches!(
             choose_range(&with_range("bytes=0-4"), e, 10),
-            RangeChoice::Part(0, 4)
+            RangeChoice::Part { first: 0, last: 4 }
         ));
         assert!(matches!(
             choose_range(&with_range("bytes=-3"), e, 10),
-            RangeChoice::Part(7, 9)
+            RangeChoice::Part { first: 7, last: 9 }
         ));
         assert!(matches!(
             choose_range(&with_range("bytes=5-"), e, 10),
-            RangeChoice::Part(5, 9)
+            RangeChoice::Part { first: 5, last: 9 }
         ));
         assert!(matches!(
             choose_range(&with_range("bytes=20-30"), e, 10),
@@ -178,7 +163,10 @@ mod tests {
         h.insert(header::IF_RANGE, HeaderValue::from_static("\"other\""));
         assert!(matches!(choose_range(&h, e, 10), RangeChoice::Whole));
         h.insert(header::IF_RANGE, HeaderValue::from_static("\"abc\""));
-        assert!(matches!(choose_range(&h, e, 10), RangeChoice::Part(0, 1)));
+        assert!(matches!(
+            choose_range(&h, e, 10),
+            RangeChoice::Part { first: 0, last: 1 }
+        ));
     }
 
     #[test]

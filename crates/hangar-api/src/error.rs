@@ -117,10 +117,10 @@ impl From<BlobError> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         let status = r.status();
-        let code = if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
-            "unsupported-media-type"
-        } else {
-            "bad-json"
+        let code = match status {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported-media-type",
+            StatusCode::PAYLOAD_TOO_LARGE => "limits-reached",
+            _ => "bad-json",
         };
         let status = if status.is_client_error() {
             status

@@ -104,14 +104,20 @@ pub async fn create_project(
         ));
     }
     let name = req.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
             "bad-name",
-            "a project name has 1 to 200 characters",
+            "a project name has 1 to 200 printable characters",
+        ));
+    }
+    if req.members.len() > 1000 {
+        return Err(ApiError::bad_request(
+            "too-many-members",
+            "at most 1000 members",
         ));
     }
     let mut ids = vec![caller.id()];
-    for username in req.members.iter().take(1000) {
+    for username in &req.members {
         let m = state
             .identity
             .member_by_username(username)

@@ -32,6 +32,8 @@ const MEDIA_CONTEXTS: [&str; 3] = [
 const MAX_FILES_PER_REQUEST: usize = 100;
 /// Largest non-file part of a multipart request.
 const MAX_OTHER_PART: u64 = 64 * 1024;
+/// Longest pause allowed between two pieces of a request body.
+const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What the client told us about a file it sends.
 pub(crate) struct IncomingFile {
@@ -63,10 +65,25 @@ fn check_declared_length(state: &AppState, headers: &HeaderMap) -> ApiResult<()>
     }
 }
 
+/// The request body as a stream of bytes that fails when the client sends nothing for
+/// `BODY_IDLE_TIMEOUT`, so a stalled upload cannot hold its connection and temporary file forever.
 fn body_stream(body: Body) -> ByteStream {
-    body.into_data_stream()
-        .map_err(std::io::Error::other)
-        .boxed()
+    futures_util::stream::unfold(Some(body.into_data_stream()), |state| async move {
+        let mut inner = state?;
+        match tokio::time::timeout(BODY_IDLE_TIMEOUT, inner.next()).await {
+            Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(inner))),
+            Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), None)),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no data arrived for {} s", BODY_IDLE_TIMEOUT.as_secs()),
+                )),
+                None,
+            )),
+        }
+    })
+    .boxed()
 }
 
 /// Records staged files as the caller's attachments (linked to `message_id` when given). A file whose
@@ -205,6 +222,11 @@ pub async fn upload_to_message(
     visible_channel(&state, &caller, message.channel_id)
         .await
         .map_err(|_| ApiError::not_found("message"))?;
+    if message.author_id != caller.id() && !caller.is_admin() {
+        return Err(ApiError::forbidden(
+            "only the message's author may attach files to it",
+        ));
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -219,11 +241,11 @@ pub async fn upload_to_message(
     let max = state.settings.max_file_size;
     let constraints = multer::Constraints::new().size_limit(
         multer::SizeLimit::new()
-            .for_field("files", max.saturating_add(1))
+            .for_field("files", u64::MAX) // staging enforces the file limit, with the right error
             .per_field(MAX_OTHER_PART),
     );
     let mut multipart =
-        multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
+        multer::Multipart::with_constraints(body_stream(body), boundary, constraints);
     let mut files = Vec::new();
     loop {
         let field = multipart.next_field().await.map_err(|e| {

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::io::ReaderStream;
 
 /// Chunks in flight between the network and the writing thread; bounds memory per upload.
-const CHANNEL_DEPTH: usize = 64;
+const CHANNEL_DEPTH: usize = 16;
 /// Write buffer of the writing thread: few, large writes.
 const WRITE_BUFFER: usize = 1 << 20;
 /// Read chunk for downloads.

@@ -7,6 +7,7 @@ pub mod disposition;
 pub mod filename;
 pub mod ids;
 pub mod model;
+pub mod range;
 pub mod store;
 
 pub use attachment::AttachmentState;

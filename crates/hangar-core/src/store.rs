@@ -49,6 +49,7 @@ pub trait IdentityStore: Send + Sync {
         now: i64,
     ) -> StoreResult<Option<(Member, PersonalToken)>>;
     async fn list_tokens(&self, member_id: i64) -> StoreResult<Vec<PersonalToken>>;
+    async fn touch_token(&self, token_id: i64, now: i64) -> StoreResult<()>;
     /// False when the member has no such token.
     async fn delete_token(&self, member_id: i64, token_id: i64) -> StoreResult<bool>;
 }

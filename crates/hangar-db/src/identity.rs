@@ -188,6 +188,16 @@ impl IdentityStore for SqliteStore {
         Ok(rows.iter().map(rows::token).collect())
     }
 
+    async fn touch_token(&self, token_id: i64, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE personal_tokens SET last_used_utc = ? WHERE id = ?")
+            .bind(now)
+            .bind(token_id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
     async fn delete_token(&self, member_id: i64, token_id: i64) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM personal_tokens WHERE id = ? AND member_id = ?")
             .bind(token_id)

@@ -8,12 +8,20 @@ use hangar_core::ids::random_alnum;
 use hangar_core::model::Role;
 use hangar_core::store::IdentityStore;
 use hangar_db::SqliteStore;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How long in-flight requests may take to finish after SIGTERM before they are cut off.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// A client must send its request headers within this time.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest request head (HTTP/1 read buffer, HTTP/2 header list).
+const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Temporaries older than this are abandoned work, swept periodically.
 const TEMP_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
@@ -48,23 +56,62 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let app = hangar_api::router(state);
     tracing::info!("listening on {addr} (public URL {public_url})");
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing requests in flight");
-        let _ = stop_tx.send(true);
-    });
-    let deadline = async move {
-        let mut rx = stop_rx;
-        let _ = rx.wait_for(|stopping| *stopping).await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
-    };
-    tokio::select! {
-        result = server => result.context("the server failed")?,
-        _ = deadline => tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}: aborting them"),
-    }
+    serve_connections(listener, app).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Accepts connections until SIGTERM, then lets requests in flight finish for up to
+/// `SHUTDOWN_GRACE`. Written on hyper-util rather than `axum::serve` because the latter sets no
+/// header-read time-out, which lets slow clients hold connections open forever.
+async fn serve_connections(listener: tokio::net::TcpListener, app: axum::Router) {
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES);
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    let graceful = GracefulShutdown::new();
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let socket = match accepted {
+                    Ok((socket, _)) => socket,
+                    Err(e) => {
+                        // Out of file descriptors and the like: pause instead of spinning.
+                        tracing::warn!("cannot accept a connection: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = socket.set_nodelay(true);
+                let service = TowerToHyperService::new(app.clone());
+                let connection = http
+                    .serve_connection_with_upgrades(TokioIo::new(socket), service)
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!("connection ended: {e}");
+                    }
+                });
+            }
+            _ = &mut stop => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing requests in flight");
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}: aborting them");
+        }
+    }
 }
 
 async fn shutdown_signal() {

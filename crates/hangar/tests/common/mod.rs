@@ -1,0 +1,339 @@
+//! The test harness: the real `hangar` binary on 127.0.0.1 port 0 with a temporary data directory,
+//! and small helpers to act as the administrator or as a member over real HTTP.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use reqwest::{Client, RequestBuilder, Response};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+pub struct Server {
+    child: Option<Child>,
+    pub base: String,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    extra_args: Vec<String>,
+    /// Everything the server printed, for assertions on logs.
+    pub output: Arc<Mutex<Vec<String>>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Self::start_with(&[])
+    }
+
+    /// Starts the server with extra `hangar serve` arguments.
+    pub fn start_with(args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let mut server = Server {
+            child: None,
+            base: String::new(),
+            addr: String::new(),
+            data_dir,
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            output: Arc::new(Mutex::new(Vec::new())),
+            _dir: Some(dir),
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hangar"));
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--admin-password")
+            .arg(ADMIN_PASSWORD)
+            .args(&self.extra_args)
+            .env("HANGAR_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("HANGAR_") && key != "HANGAR_LOG" {
+                cmd.env_remove(key);
+            }
+        }
+        let mut child = cmd.spawn().expect("the hangar binary starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        for stream in [
+            Box::new(stdout) as Box<dyn std::io::Read + Send>,
+            Box::new(stderr),
+        ] {
+            let output = self.output.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    output.lock().unwrap().push(line.clone());
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+                panic!(
+                    "the server did not report `listening on`; output: {:?}",
+                    self.output.lock().unwrap()
+                )
+            });
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        self.base = format!("http://{addr}");
+        self.addr = addr;
+        self.child = Some(child);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the same server again on the same data directory (on a new port).
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub fn output_text(&self) -> String {
+        self.output.lock().unwrap().join("\n")
+    }
+
+    pub fn blob_root(&self) -> PathBuf {
+        self.data_dir.join("blobs")
+    }
+
+    /// Files in the blob store's temporary directory.
+    pub fn temporaries(&self) -> usize {
+        std::fs::read_dir(self.blob_root().join("tmp"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Stored blob files (outside the temporary directory).
+    pub fn blob_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = entry.path();
+                if p.is_dir() {
+                    if p.file_name().unwrap() != "tmp" {
+                        walk(&p, out);
+                    }
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.blob_root(), &mut out);
+        out
+    }
+
+    /// Logs in as the administrator and returns a client with a personal token.
+    pub async fn admin(&self) -> User {
+        let token = login_token(&self.base, "admin", ADMIN_PASSWORD).await;
+        User {
+            base: self.base.clone(),
+            http: Client::new(),
+            token,
+            username: "admin".into(),
+        }
+    }
+
+    /// Creates a member (as the administrator) and returns a client acting as them.
+    pub async fn member(&self, username: &str) -> User {
+        let admin = self.admin().await;
+        let password = format!("{username}-password");
+        let r = admin
+            .post("/api/v1/members")
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "creating member {username}");
+        let token = login_token(&self.base, username, &password).await;
+        User {
+            base: self.base.clone(),
+            http: Client::new(),
+            token,
+            username: username.into(),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Logs in with a password (session cookie) and creates a personal token with it.
+pub async fn login_token(base: &str, username: &str, password: &str) -> String {
+    let http = Client::builder().cookie_store(true).build().unwrap();
+    let r = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "login as {username}");
+    let r = http
+        .post(format!("{base}/api/v1/me/tokens"))
+        .json(&json!({"name": "tests"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let body: Value = r.json().await.unwrap();
+    body["token"].as_str().unwrap().to_string()
+}
+
+/// A caller with a bearer token.
+#[derive(Clone)]
+pub struct User {
+    pub base: String,
+    pub http: Client,
+    pub token: String,
+    pub username: String,
+}
+
+impl User {
+    pub fn get(&self, path: &str) -> RequestBuilder {
+        self.http
+            .get(format!("{}{}", self.base, path))
+            .bearer_auth(&self.token)
+    }
+    pub fn head(&self, path: &str) -> RequestBuilder {
+        self.http
+            .head(format!("{}{}", self.base, path))
+            .bearer_auth(&self.token)
+    }
+    pub fn post(&self, path: &str) -> RequestBuilder {
+        self.http
+            .post(format!("{}{}", self.base, path))
+            .bearer_auth(&self.token)
+    }
+    pub fn patch(&self, path: &str) -> RequestBuilder {
+        self.http
+            .patch(format!("{}{}", self.base, path))
+            .bearer_auth(&self.token)
+    }
+    pub fn delete(&self, path: &str) -> RequestBuilder {
+        self.http
+            .delete(format!("{}{}", self.base, path))
+            .bearer_auth(&self.token)
+    }
+
+    /// `POST /uploads`: answers the new attachment id.
+    pub async fn upload(&self, name: &str, content_type: &str, bytes: &[u8]) -> i64 {
+        let r = self
+            .post("/uploads")
+            .query(&[("name", name)])
+            .header("content-type", content_type)
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "upload {name}");
+        r.text()
+            .await
+            .unwrap()
+            .parse()
+            .expect("the answer is the attachment id")
+    }
+
+    /// Creates a channel with these other members; answers its id.
+    pub async fn channel(&self, name: &str, members: &[&str]) -> i64 {
+        let r = self
+            .post("/api/v1/channels")
+            .json(&json!({"name": name, "members": members}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+    }
+
+    /// Posts a message to a channel; answers its id.
+    pub async fn message(&self, channel: i64, text: &str) -> i64 {
+        let r = self
+            .post(&format!("/api/v1/channels/{channel}/messages"))
+            .json(&json!({"text": text}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json::<Value>().await.unwrap()["messageId"]
+            .as_i64()
+            .unwrap()
+    }
+}
+
+/// Asserts an error answer: status, JSON body with the same `httpStatusCode`, the machine code, and a
+/// non-empty `errorText`. Answers the body for further checks.
+pub async fn expect_error(r: Response, status: u16, code: &str) -> Value {
+    let got = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    assert_eq!(got, status, "status; body: {text}");
+    let body: Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON error body, got {text:?}"));
+    assert_eq!(body["httpStatusCode"], status, "{body}");
+    assert_eq!(body["error"], code, "{body}");
+    assert!(
+        body["errorText"].as_str().is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+    body
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

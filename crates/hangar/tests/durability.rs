@@ -1,0 +1,183 @@
+//! Durability: acknowledged uploads survive SIGKILL; interrupted or refused uploads leave nothing
+//! behind (no attachment, no blob, no temporary file).
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Waits (bounded) until a condition on the server's files holds; the result is then asserted.
+fn settle(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    done()
+}
+
+#[tokio::test]
+async fn acknowledged_uploads_survive_sigkill_byte_for_byte() {
+    let mut server = Server::start();
+    let admin = server.admin().await;
+    let channel = admin.channel("durable", &[]).await;
+    let message = admin.message(channel, "files").await;
+    let raw = pseudo_random_bytes(3 << 20, 7);
+    let raw_id = admin
+        .upload("raw.bin", "application/octet-stream", &raw)
+        .await;
+    let part = pseudo_random_bytes(200_000, 11);
+    let form = reqwest::multipart::Form::new().part(
+        "files",
+        reqwest::multipart::Part::bytes(part.clone()).file_name("part.bin"),
+    );
+    let r = admin
+        .post(&format!("/api/v1/messages/{message}/attachments"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let part_id = body["attachments"][0]["attachmentId"].as_i64().unwrap();
+
+    server.restart(); // SIGKILL, then the same data directory again
+    let admin = server.admin().await;
+    for (id, name, bytes) in [(raw_id, "raw.bin", &raw), (part_id, "part.bin", &part)] {
+        let r = admin
+            .get(&format!("/api/v1/attachments/{id}/{name}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{name} after restart");
+        let got = r.bytes().await.unwrap();
+        assert_eq!(got.len(), bytes.len());
+        assert!(
+            got[..] == bytes[..],
+            "{name} is byte-identical after SIGKILL"
+        );
+        let meta: serde_json::Value = admin
+            .get(&format!("/api/v1/attachments/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(meta["fileChecksum"], sha256_hex(bytes));
+    }
+    assert_eq!(server.temporaries(), 0);
+}
+
+/// Sends a request by hand over TCP, so that the body can stop halfway.
+fn raw_request(addr: &str, head: &str, body: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    s.flush().unwrap();
+    s
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_upload_leaves_nothing() {
+    let server = Server::start();
+    let admin = server.admin().await;
+    let chunk = vec![b'x'; 1 << 20];
+    let head = format!(
+        "POST /uploads?name=cut.bin HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        server.addr,
+        admin.token,
+        10 << 20
+    );
+    let stream = raw_request(&server.addr, &head, &chunk);
+    drop(stream); // 1 MiB of the announced 10 MiB, then gone
+    assert!(
+        settle(|| server.temporaries() == 0),
+        "the temporary file is removed"
+    );
+    assert!(
+        server.blob_files().is_empty(),
+        "no blob is stored: {:?}",
+        server.blob_files()
+    );
+    // The server is still fine and stores the next upload.
+    let id = admin
+        .upload("ok.bin", "application/octet-stream", b"fine")
+        .await;
+    let r = admin
+        .get(&format!("/api/v1/attachments/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(server.blob_files().len(), 1);
+}
+
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_refused_while_streaming() {
+    let server = Server::start_with(&["--max-file-size", "100000"]);
+    let admin = server.admin().await;
+    let head = format!(
+        "POST /uploads?name=big.bin HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        server.addr, admin.token
+    );
+    let mut body = Vec::new();
+    for _ in 0..4 {
+        body.extend_from_slice(format!("{:x}\r\n", 40_000).as_bytes());
+        body.extend_from_slice(&[b'y'; 40_000]);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"0\r\n\r\n");
+    let mut stream = raw_request(&server.addr, &head, &body);
+    let mut answer = String::new();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "answer: {answer}");
+    assert!(
+        answer.contains("\"error\":\"limits-reached\""),
+        "answer: {answer}"
+    );
+    assert!(settle(|| server.temporaries() == 0));
+    assert!(server.blob_files().is_empty());
+}
+
+#[tokio::test]
+async fn a_declared_length_over_the_limit_is_refused_before_reading() {
+    let server = Server::start_with(&["--max-file-size", "1000"]);
+    let admin = server.admin().await;
+    let r = admin
+        .post("/uploads")
+        .query(&[("name", "big.bin")])
+        .header("content-type", "application/octet-stream")
+        .body(vec![0u8; 1001])
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(r, 413, "limits-reached").await;
+    assert_eq!(body["limitBytes"], 1000);
+    assert!(server.blob_files().is_empty());
+    // Exactly at the limit is fine.
+    admin
+        .upload("edge.bin", "application/octet-stream", &[1u8; 1000])
+        .await;
+    assert_eq!(server.blob_files().len(), 1);
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs Hangar's whole test suite: unit tests of every crate and the HTTP-level tests against the real
+# server binary (127.0.0.1, port 0, temporary data directories). Installs what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The toolchain pinned in rust-toolchain.toml; rustup fetches nothing if it is already there.
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is not installed: install Rust (https://rustup.rs) and run this again" >&2
+  exit 1
+fi
+# The README walkthrough check (scripts/walkthrough.sh) needs curl and jq; it installs jq itself.
+if ! command -v curl >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && apt-get install -y -qq curl) >/dev/null
+fi
+
+cargo test --workspace --all-targets --locked "$@"
+bash scripts/walkthrough.sh
