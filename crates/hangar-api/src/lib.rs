@@ -137,6 +137,30 @@ async fn healthz(
     }
 }
 
+/// An error answered before a request body was read leaves unread bytes on an HTTP/1 connection, which
+/// hyper then closes; saying `Connection: close` lets clients know instead of failing their next request.
+async fn close_after_refused_body(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let http1 = request.version() <= axum::http::Version::HTTP_11;
+    let has_body = request
+        .headers()
+        .contains_key(axum::http::header::TRANSFER_ENCODING)
+        || request
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    let mut response = next.run(request).await;
+    if http1 && has_body && !response.status().is_success() {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("route")
 }
@@ -231,6 +255,7 @@ pub fn router(state: AppState) -> Router {
         .route("/d/{id}", get(attachments::download_link))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(close_after_refused_body))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::internal("a handler panicked").into_response()
         }))

@@ -7,7 +7,9 @@ pub mod disposition;
 pub mod filename;
 pub mod ids;
 pub mod model;
+pub mod net;
 pub mod range;
+pub mod storage_path;
 pub mod store;
 
 pub use attachment::AttachmentState;
