@@ -88,6 +88,7 @@ impl From<StoreError> for ApiError {
                 ApiError::conflict("already-exists", format!("{what} already exists"))
             }
             StoreError::NotFound(what) => ApiError::not_found(what),
+            StoreError::Refused { code, reason } => ApiError::conflict(code, reason),
             StoreError::Backend(_) => ApiError::internal(e),
         }
     }
@@ -122,10 +123,10 @@ impl From<JsonRejection> for ApiError {
             StatusCode::PAYLOAD_TOO_LARGE => "limits-reached",
             _ => "bad-json",
         };
-        let status = if status.is_client_error() {
-            status
-        } else {
-            StatusCode::BAD_REQUEST
+        // JSON of the wrong shape is bad input like any other (422 is kept for checksum mismatches).
+        let status = match status {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::PAYLOAD_TOO_LARGE => status,
+            _ => StatusCode::BAD_REQUEST,
         };
         ApiError::new(status, code, r.body_text())
     }

@@ -5,10 +5,13 @@ pub mod auth;
 mod chat;
 mod download;
 pub mod error;
+mod fetch;
 mod identity;
 mod links;
 mod projects;
+mod quota;
 mod spaces;
+mod storage;
 mod uploads;
 
 use axum::http::StatusCode;
@@ -34,6 +37,9 @@ pub struct Settings {
     pub link_key: [u8; 32],
     /// A valid Argon2 hash of nothing anyone knows, verified when a login names no member.
     pub dummy_password_hash: String,
+    /// Hosts that URL fetching may reach despite the address rules.
+    pub fetch_allow: hangar_core::net::AllowList,
+    pub fetch_limits: fetch::FetchLimits,
 }
 
 impl Settings {
@@ -59,6 +65,11 @@ impl Settings {
             default_space_quota,
             link_key,
             dummy_password_hash: dummy_hash(),
+            fetch_allow: hangar_core::net::AllowList::default(),
+            fetch_limits: fetch::FetchLimits {
+                first_byte: std::time::Duration::from_secs(30),
+                idle: std::time::Duration::from_secs(60),
+            },
         }
     }
 }
@@ -81,12 +92,14 @@ pub struct AppState {
     pub chat: Arc<dyn ChatStore>,
     pub projects: Arc<dyn ProjectStore>,
     pub attachments: Arc<dyn AttachmentStore>,
+    pub storage: Arc<dyn StorageStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub settings: Arc<Settings>,
     /// Committing a blob and referencing it in the database happen under the read side; removing an
     /// unreferenced blob's bytes happens under the write side, after re-checking that nothing refers to
     /// it. So an upload of identical content can never lose its bytes to a concurrent delete.
     pub blob_gc: Arc<tokio::sync::RwLock<()>>,
+    pub fetcher: Arc<fetch::Fetcher>,
 }
 
 impl AppState {
@@ -98,6 +111,7 @@ impl AppState {
             + ChatStore
             + ProjectStore
             + AttachmentStore
+            + StorageStore
             + Clone
             + 'static,
     {
@@ -106,8 +120,13 @@ impl AppState {
             spaces: Arc::new(store.clone()),
             chat: Arc::new(store.clone()),
             projects: Arc::new(store.clone()),
-            attachments: Arc::new(store),
+            attachments: Arc::new(store.clone()),
+            storage: Arc::new(store),
             blobs,
+            fetcher: Arc::new(fetch::Fetcher::new(
+                settings.fetch_allow.clone(),
+                settings.fetch_limits,
+            )),
             settings: Arc::new(settings),
             blob_gc: Arc::new(tokio::sync::RwLock::new(())),
         }
@@ -253,6 +272,28 @@ pub fn router(state: AppState) -> Router {
             get(attachments::public_url),
         )
         .route("/d/{id}", get(attachments::download_link))
+        .route("/api/v1/limits", get(storage::limits))
+        .route("/api/v1/space/{space}/storage", get(storage::list))
+        .route(
+            "/api/v1/space/{space}/storage/{path}",
+            get(storage::download).delete(storage::remove),
+        )
+        .route(
+            "/api/v1/space/{space}/storage/{path}/meta",
+            get(storage::meta),
+        )
+        .route(
+            "/api/v1/space/{space}/storage/{path}/upload",
+            post(storage::upload),
+        )
+        .route(
+            "/api/v1/space/{space}/storage/{path}/move",
+            post(storage::move_entry),
+        )
+        .route(
+            "/api/v1/storage-uploads/{id}",
+            axum::routing::put(storage::receive_two_stage),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(close_after_refused_body))

@@ -42,7 +42,7 @@ fn validate_quota(q: Option<i64>) -> ApiResult<()> {
 }
 
 /// The space, if the caller may see it (members and administrators).
-async fn visible_space(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Space> {
+pub(crate) async fn visible_space(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Space> {
     let space = state
         .spaces
         .space(id)
@@ -164,11 +164,15 @@ pub async fn remove(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     caller.require_admin()?;
-    if state.spaces.delete_space(&id).await? {
-        Ok(ok_body())
-    } else {
-        Err(ApiError::not_found("space"))
+    let released = state
+        .spaces
+        .delete_space(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("space"))?;
+    for sha in released {
+        crate::attachments::release_blob(&state, &sha).await?;
     }
+    Ok(ok_body())
 }
 
 #[derive(Deserialize)]

@@ -43,7 +43,7 @@ pub(crate) struct IncomingFile {
     pub media_context: Option<String>,
 }
 
-fn declared_in(headers: &HeaderMap) -> ApiResult<Option<String>> {
+pub(crate) fn declared_in(headers: &HeaderMap) -> ApiResult<Option<String>> {
     declared_sha256(
         headers
             .iter()
@@ -53,7 +53,7 @@ fn declared_in(headers: &HeaderMap) -> ApiResult<Option<String>> {
 }
 
 /// Refuses early a body whose declared length is already over the limit.
-fn check_declared_length(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
+pub(crate) fn check_declared_length(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
     let limit = state.settings.max_file_size;
     let length = headers
         .get(header::CONTENT_LENGTH)
@@ -67,17 +67,27 @@ fn check_declared_length(state: &AppState, headers: &HeaderMap) -> ApiResult<()>
 
 /// The request body as a stream of bytes that fails when the client sends nothing for
 /// `BODY_IDLE_TIMEOUT`, so a stalled upload cannot hold its connection and temporary file forever.
-fn body_stream(body: Body) -> ByteStream {
-    futures_util::stream::unfold(Some(body.into_data_stream()), |state| async move {
+pub(crate) fn body_stream(body: Body) -> ByteStream {
+    idle_limited(
+        body.into_data_stream()
+            .map_err(std::io::Error::other)
+            .boxed(),
+        BODY_IDLE_TIMEOUT,
+    )
+}
+
+/// Fails a byte stream that pauses longer than `idle`.
+pub(crate) fn idle_limited(stream: ByteStream, idle: std::time::Duration) -> ByteStream {
+    futures_util::stream::unfold(Some(stream), move |state| async move {
         let mut inner = state?;
-        match tokio::time::timeout(BODY_IDLE_TIMEOUT, inner.next()).await {
+        match tokio::time::timeout(idle, inner.next()).await {
             Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(inner))),
-            Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), None)),
+            Ok(Some(Err(e))) => Some((Err(e), None)),
             Ok(None) => None,
             Err(_) => Some((
                 Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
-                    format!("no data arrived for {} s", BODY_IDLE_TIMEOUT.as_secs()),
+                    format!("no data arrived for {} s", idle.as_secs()),
                 )),
                 None,
             )),

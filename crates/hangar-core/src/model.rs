@@ -182,3 +182,110 @@ pub struct NewAttachment {
     pub media_context: Option<String>,
     pub stores_blob: bool,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+}
+
+impl EntryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::File => "file",
+            EntryKind::Dir => "dir",
+        }
+    }
+}
+
+/// A file or directory in a space's storage.
+#[derive(Debug, Clone)]
+pub struct StorageEntry {
+    pub space_id: String,
+    pub path: crate::storage_path::StoragePath,
+    pub kind: EntryKind,
+    pub size: i64,
+    pub content_type: Option<String>,
+    pub sha256: Option<String>,
+    pub meta: Option<serde_json::Value>,
+    pub created_utc: i64,
+    pub modified_utc: i64,
+}
+
+/// The facts of a file about to be written (its blob is already committed).
+#[derive(Debug, Clone)]
+pub struct NewStorageFile {
+    pub size: i64,
+    pub content_type: String,
+    pub sha256: String,
+    pub meta: Option<serde_json::Value>,
+}
+
+/// The result of writing a file: the entry, whether it is new, and the blob whose last reference the
+/// overwrite released (its bytes may go).
+#[derive(Debug, Clone)]
+pub struct PutOutcome {
+    pub entry: StorageEntry,
+    pub created: bool,
+    pub released: Option<String>,
+}
+
+/// A space's quota and what counts against it.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    pub quota_bytes: Option<i64>,
+    pub used_bytes: i64,
+    pub reserved_bytes: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadState {
+    Pending,
+    Receiving,
+    Done,
+}
+
+impl UploadState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UploadState::Pending => "pending",
+            UploadState::Receiving => "receiving",
+            UploadState::Done => "done",
+        }
+    }
+    pub fn parse(s: &str) -> Option<UploadState> {
+        match s {
+            "pending" => Some(UploadState::Pending),
+            "receiving" => Some(UploadState::Receiving),
+            "done" => Some(UploadState::Done),
+            _ => None,
+        }
+    }
+}
+
+/// A two-stage upload: declared at the first stage, waiting for its bytes at a signed URL.
+#[derive(Debug, Clone)]
+pub struct PendingUpload {
+    pub id: String,
+    pub space_id: String,
+    pub path: crate::storage_path::StoragePath,
+    pub size: i64,
+    pub content_type: String,
+    pub meta: serde_json::Value,
+    pub uploader_id: i64,
+    pub reservation_id: i64,
+    pub state: UploadState,
+    pub expires_utc: i64,
+}
+
+/// A domain event recorded in the outbox.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub seq: i64,
+    pub id: String,
+    pub event_type: String,
+    pub space_id: Option<String>,
+    pub actor_id: Option<i64>,
+    pub payload: serde_json::Value,
+    pub created_utc: i64,
+}

@@ -2,6 +2,7 @@
 //! (an attachment and its blob reference, a message and its attachment links) are single methods.
 
 use crate::model::*;
+use crate::storage_path::StoragePath;
 use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]
@@ -11,6 +12,9 @@ pub enum StoreError {
     Conflict(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// A rule of the data refuses the change (a file where a directory is, …): `code` is stable.
+    #[error("{reason}")]
+    Refused { code: &'static str, reason: String },
     #[error("metadata store failure: {0}")]
     Backend(String),
 }
@@ -71,7 +75,8 @@ pub trait SpaceStore: Send + Sync {
         name: Option<&str>,
         quota_bytes: Option<Option<i64>>,
     ) -> StoreResult<Option<Space>>;
-    async fn delete_space(&self, id: &str) -> StoreResult<bool>;
+    /// Deletes the space with its files; returns the blobs whose last reference went (None: no space).
+    async fn delete_space(&self, id: &str) -> StoreResult<Option<Vec<String>>>;
     async fn add_space_member(&self, space_id: &str, member_id: i64) -> StoreResult<()>;
     async fn remove_space_member(&self, space_id: &str, member_id: i64) -> StoreResult<bool>;
     async fn is_space_member(&self, space_id: &str, member_id: i64) -> StoreResult<bool>;
@@ -157,4 +162,76 @@ pub trait AttachmentStore: Send + Sync {
     /// Current reference count of a blob (None when no row: nothing references it).
     async fn blob_refcount(&self, sha256: &str) -> StoreResult<Option<i64>>;
     async fn ping(&self) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait StorageStore: Send + Sync {
+    async fn entry(&self, space_id: &str, path: &StoragePath) -> StoreResult<Option<StorageEntry>>;
+    /// Entries directly inside `dir` (the top level when None) with names after `after`, in byte order.
+    async fn list_dir(
+        &self,
+        space_id: &str,
+        dir: Option<&StoragePath>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<StorageEntry>>;
+    async fn usage(&self, space_id: &str) -> StoreResult<Option<Usage>>;
+
+    /// Reserves `bytes` of the space's quota, atomically with every other reservation; None when
+    /// they do not fit.
+    async fn reserve(
+        &self,
+        space_id: &str,
+        bytes: i64,
+        upload_id: Option<&str>,
+        expires_utc: i64,
+    ) -> StoreResult<Option<i64>>;
+    /// Changes a reservation to `bytes`; false when that does not fit.
+    async fn resize_reservation(&self, id: i64, bytes: i64) -> StoreResult<bool>;
+    async fn release_reservation(&self, id: i64) -> StoreResult<()>;
+    /// Drops reservations of requests (not of two-stage uploads): called at start, when no request is
+    /// in flight.
+    async fn clear_request_reservations(&self) -> StoreResult<u64>;
+
+    /// Writes a file (creating missing directories, replacing an existing file), consumes the
+    /// reservation, records the event, all in one transaction. Refused with `is-a-directory` or
+    /// `under-a-file`.
+    async fn put_file(
+        &self,
+        space_id: &str,
+        path: &StoragePath,
+        file: &NewStorageFile,
+        reservation: Option<i64>,
+        upload_id: Option<&str>,
+        actor_id: i64,
+    ) -> StoreResult<PutOutcome>;
+    /// Deletes a file, or a directory tree when `recursive`; returns the blobs released.
+    async fn delete_entry(
+        &self,
+        space_id: &str,
+        path: &StoragePath,
+        recursive: bool,
+        actor_id: i64,
+    ) -> StoreResult<Vec<String>>;
+    /// Moves a file or directory; returns the moved entry and the blobs released by an overwrite.
+    async fn move_entry(
+        &self,
+        space_id: &str,
+        from: &StoragePath,
+        to: &StoragePath,
+        overwrite: bool,
+        actor_id: i64,
+    ) -> StoreResult<(StorageEntry, Vec<String>)>;
+
+    async fn create_upload(&self, upload: &PendingUpload) -> StoreResult<()>;
+    async fn pending_upload(&self, id: &str) -> StoreResult<Option<PendingUpload>>;
+    /// Marks a pending upload as receiving its bytes; false when it is not pending.
+    async fn claim_upload(&self, id: &str) -> StoreResult<bool>;
+    /// Puts a receiving upload back to pending (its bytes failed), so it can be tried again.
+    async fn unclaim_upload(&self, id: &str) -> StoreResult<()>;
+    /// Removes expired uploads and expired reservations.
+    async fn expire_uploads(&self, now: i64) -> StoreResult<u64>;
+
+    /// The newest events, newest last.
+    async fn recent_events(&self, limit: i64) -> StoreResult<Vec<Event>>;
 }

@@ -1,5 +1,6 @@
 //! Attachments, their links to messages and issues, and blob reference counts.
 
+use crate::blobs::{add_ref, drop_ref};
 use crate::rows::{self, ATTACHMENT_COLUMNS};
 use crate::{backend, SqliteStore};
 use async_trait::async_trait;
@@ -121,15 +122,7 @@ impl AttachmentStore for SqliteStore {
             .map_err(backend)?;
         for a in new {
             if a.stores_blob {
-                sqlx::query(
-                    "INSERT INTO blobs (sha256, size, refcount) VALUES (?, ?, 1) \
-                     ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1",
-                )
-                .bind(&a.sha256)
-                .bind(a.size)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
+                add_ref(&mut tx, &a.sha256, a.size).await?;
             }
             sqlx::query(
                 "INSERT INTO attachments (id, uploader_id, file_name, content_type, size, sha256, stores_blob, \
@@ -265,21 +258,7 @@ impl AttachmentStore for SqliteStore {
                 Some(_) => Ok(None),
             };
         };
-        let left: Option<i64> = sqlx::query_scalar(
-            "UPDATE blobs SET refcount = refcount - 1 WHERE sha256 = ? RETURNING refcount",
-        )
-        .bind(&sha)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let released = left == Some(0);
-        if released {
-            sqlx::query("DELETE FROM blobs WHERE sha256 = ? AND refcount = 0")
-                .bind(&sha)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
+        let released = drop_ref(&mut tx, &sha).await?;
         tx.commit().await.map_err(backend)?;
         Ok(released.then_some(sha))
     }

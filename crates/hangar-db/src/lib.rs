@@ -3,11 +3,13 @@
 //! PostgreSQL implementation can reuse it.
 
 mod attachments;
+mod blobs;
 mod chat;
 mod identity;
 mod projects;
 mod rows;
 mod spaces;
+mod storage;
 
 use hangar_core::StoreError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

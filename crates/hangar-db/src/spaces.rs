@@ -1,5 +1,6 @@
 //! Spaces and their members.
 
+use crate::blobs::drop_ref;
 use crate::{backend, map_err, SqliteStore};
 use async_trait::async_trait;
 use hangar_core::model::Space;
@@ -126,13 +127,35 @@ impl SpaceStore for SqliteStore {
         self.space(id).await
     }
 
-    async fn delete_space(&self, id: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM spaces WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
+    async fn delete_space(&self, id: &str) -> StoreResult<Option<Vec<String>>> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
-        Ok(done.rows_affected() > 0)
+        let shas: Vec<String> = sqlx::query_scalar(
+            "SELECT sha256 FROM storage_entries WHERE space_id = ? AND kind = 'file' AND sha256 IS NOT NULL",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let done = sqlx::query("DELETE FROM spaces WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let mut released = Vec::new();
+        for sha in shas {
+            if drop_ref(&mut tx, &sha).await? {
+                released.push(sha);
+            }
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(Some(released))
     }
 
     async fn add_space_member(&self, space_id: &str, member_id: i64) -> StoreResult<()> {

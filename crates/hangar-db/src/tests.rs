@@ -50,8 +50,12 @@ async fn blob_references_are_counted_and_released() {
     let sha = "a".repeat(64);
     let a = new_attachment(alice.id, &sha);
     let b = new_attachment(alice.id, &sha);
-    s.create_attachments(std::slice::from_ref(&a), None).await.unwrap();
-    s.create_attachments(std::slice::from_ref(&b), None).await.unwrap();
+    s.create_attachments(std::slice::from_ref(&a), None)
+        .await
+        .unwrap();
+    s.create_attachments(std::slice::from_ref(&b), None)
+        .await
+        .unwrap();
     assert_eq!(s.blob_refcount(&sha).await.unwrap(), Some(2));
     assert_eq!(s.delete_attachment(a.id).await.unwrap(), None);
     assert_eq!(s.blob_refcount(&sha).await.unwrap(), Some(1));
@@ -79,7 +83,9 @@ async fn links_grant_reading_to_channel_and_project_members() {
         .await
         .unwrap();
     let a = new_attachment(alice.id, &"b".repeat(64));
-    s.create_attachments(std::slice::from_ref(&a), None).await.unwrap();
+    s.create_attachments(std::slice::from_ref(&a), None)
+        .await
+        .unwrap();
     assert!(!s.readable_through_links(a.id, bob.id).await.unwrap());
     let channel = s
         .create_channel("general", &[alice.id, bob.id])

@@ -44,6 +44,9 @@ pub struct ServeArgs {
     /// Default quota of a new space, in bytes [default: unlimited].
     #[arg(long, env = "HANGAR_SPACE_QUOTA", value_name = "BYTES")]
     pub space_quota: Option<String>,
+    /// Seconds a remote server has to connect and answer when fetching a URL [default: 30].
+    #[arg(long, env = "HANGAR_FETCH_TIMEOUT", value_name = "SECS")]
+    pub fetch_timeout: Option<u64>,
 }
 
 /// A size in the TOML file: a number of bytes or a string with a unit.
@@ -75,6 +78,7 @@ struct FileConfig {
     fetch_allow: Option<String>,
     max_file_size: Option<Size>,
     space_quota: Option<Size>,
+    fetch_timeout: Option<u64>,
 }
 
 /// Settings after merging flags, environment, file and defaults.
@@ -86,9 +90,8 @@ pub struct Config {
     pub storage_url: String,
     pub public_url: Option<String>,
     pub admin_password: Option<String>,
-    /// Read by upload-from-URL and webhook delivery, which are not built yet.
-    #[allow(dead_code)]
     pub fetch_allow: Vec<String>,
+    pub fetch_timeout_secs: u64,
     pub max_file_size: u64,
     pub space_quota: Option<u64>,
 }
@@ -151,6 +154,11 @@ impl Config {
             public_url: args.public_url.or(file.public_url),
             admin_password: args.admin_password.or(file.admin_password),
             fetch_allow,
+            fetch_timeout_secs: args
+                .fetch_timeout
+                .or(file.fetch_timeout)
+                .unwrap_or(30)
+                .max(1),
             max_file_size,
             space_quota,
         })

@@ -6,7 +6,8 @@ use hangar_api::{auth::hash_password, AppState, Settings};
 use hangar_blob::{BlobStore, LocalBlobStore};
 use hangar_core::ids::random_alnum;
 use hangar_core::model::Role;
-use hangar_core::store::IdentityStore;
+use hangar_core::net::AllowList;
+use hangar_core::store::{IdentityStore, StorageStore};
 use hangar_db::SqliteStore;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -39,6 +40,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!("removed {swept} temporary files left by an earlier run");
     }
     bootstrap_admin(&store, config.admin_password.clone()).await?;
+    // No request is in flight yet: quota reservations of requests are leftovers of an earlier run.
+    store.clear_request_reservations().await?;
     let link_key = load_or_create_key(&config.data_dir.join("secret.key"))?;
 
     let listener = tokio::net::TcpListener::bind(&config.listen)
@@ -50,9 +53,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let space_quota = config.space_quota.map(|q| q.min(i64::MAX as u64) as i64);
-    let settings = Settings::new(&public_url, config.max_file_size, space_quota, link_key);
+    let mut settings = Settings::new(&public_url, config.max_file_size, space_quota, link_key);
+    settings.fetch_allow =
+        AllowList::parse(&config.fetch_allow).map_err(|e| anyhow::anyhow!("fetch-allow: {e}"))?;
+    settings.fetch_limits.first_byte = Duration::from_secs(config.fetch_timeout_secs);
     let state = AppState::new(store, blobs.clone(), settings);
     tokio::spawn(sweep_temporaries(blobs));
+    tokio::spawn(expire_uploads(state.storage.clone()));
 
     let app = hangar_api::router(state);
     tracing::info!("listening on {addr} (public URL {public_url})");
@@ -132,6 +139,17 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+/// Drops two-stage uploads whose URL expired, returning their reserved quota.
+async fn expire_uploads(storage: Arc<dyn StorageStore>) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        if let Err(e) = storage.expire_uploads(hangar_core::now_ms()).await {
+            tracing::warn!("cannot expire two-stage uploads: {e}");
+        }
     }
 }
 

@@ -1,0 +1,697 @@
+//! Workspace storage: entries, quota reservations, two-stage uploads.
+
+use crate::blobs::{add_ref, drop_ref, record_event, Tx};
+use crate::{backend, map_err, SqliteStore};
+use async_trait::async_trait;
+use hangar_core::model::*;
+use hangar_core::now_ms;
+use hangar_core::storage_path::StoragePath;
+use hangar_core::store::{StorageStore, StoreError, StoreResult};
+use serde_json::json;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+/// Request reservations are dropped at start; this only bounds them if a process never restarts.
+const REQUEST_RESERVATION_MS: i64 = 24 * 3600 * 1000;
+
+fn entry_row(row: &SqliteRow) -> StoreResult<StorageEntry> {
+    let path: String = row.get("path");
+    Ok(StorageEntry {
+        space_id: row.get("space_id"),
+        path: StoragePath::parse(&path)
+            .map_err(|e| StoreError::Backend(format!("stored path {path:?}: {e}")))?,
+        kind: if row.get::<&str, _>("kind") == "dir" {
+            EntryKind::Dir
+        } else {
+            EntryKind::File
+        },
+        size: row.get("size"),
+        content_type: row.get("content_type"),
+        sha256: row.get("sha256"),
+        meta: row
+            .get::<Option<&str>, _>("meta")
+            .and_then(|m| serde_json::from_str(m).ok()),
+        created_utc: row.get("created_utc"),
+        modified_utc: row.get("modified_utc"),
+    })
+}
+
+fn refused(code: &'static str, reason: String) -> StoreError {
+    StoreError::Refused { code, reason }
+}
+
+fn parent_of(path: &StoragePath) -> String {
+    path.parent()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default()
+}
+
+/// The upper bound (exclusive) of the paths strictly inside `dir`: they all start with `dir/`, and
+/// `0` is the byte after `/`.
+fn inside_bounds(dir: &StoragePath) -> (String, String) {
+    (format!("{}/", dir.as_str()), format!("{}0", dir.as_str()))
+}
+
+async fn entry_in(
+    tx: &mut Tx,
+    space_id: &str,
+    path: &StoragePath,
+) -> StoreResult<Option<StorageEntry>> {
+    let row = sqlx::query("SELECT * FROM storage_entries WHERE space_id = ? AND path = ?")
+        .bind(space_id)
+        .bind(path.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(backend)?;
+    row.as_ref().map(entry_row).transpose()
+}
+
+/// Makes sure every directory above `path` exists, refusing when one of them is a file.
+async fn ensure_parents(
+    tx: &mut Tx,
+    space_id: &str,
+    path: &StoragePath,
+    now: i64,
+) -> StoreResult<()> {
+    for dir in path.ancestors() {
+        match entry_in(tx, space_id, &dir).await? {
+            Some(e) if e.kind == EntryKind::File => {
+                return Err(refused(
+                    "under-a-file",
+                    format!(
+                        "{} is a file, so nothing can be stored under it",
+                        dir.as_str()
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                sqlx::query(
+                    "INSERT INTO storage_entries (space_id, path, parent, name, kind, created_utc, modified_utc) \
+                     VALUES (?, ?, ?, ?, 'dir', ?, ?)",
+                )
+                .bind(space_id)
+                .bind(dir.as_str())
+                .bind(parent_of(&dir))
+                .bind(dir.name())
+                .bind(now)
+                .bind(now)
+                .execute(&mut **tx)
+                .await
+                .map_err(backend)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn add_usage(tx: &mut Tx, space_id: &str, delta: i64) -> StoreResult<()> {
+    if delta != 0 {
+        sqlx::query("UPDATE spaces SET used_bytes = used_bytes + ? WHERE id = ?")
+            .bind(delta)
+            .bind(space_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Whether `extra` more bytes fit the space's quota beside its usage and the other reservations.
+async fn fits(
+    tx: &mut Tx,
+    space_id: &str,
+    extra: i64,
+    except_reservation: i64,
+) -> StoreResult<Option<bool>> {
+    let row = sqlx::query(
+        "SELECT quota_bytes, used_bytes, \
+           (SELECT COALESCE(SUM(bytes), 0) FROM storage_reservations \
+             WHERE space_id = spaces.id AND expires_utc > ? AND id != ?) AS reserved \
+         FROM spaces WHERE id = ?",
+    )
+    .bind(now_ms())
+    .bind(except_reservation)
+    .bind(space_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(backend)?;
+    Ok(row.map(|r| {
+        let quota: Option<i64> = r.get("quota_bytes");
+        let used: i64 = r.get("used_bytes");
+        let reserved: i64 = r.get("reserved");
+        quota.is_none_or(|q| used.saturating_add(reserved).saturating_add(extra) <= q)
+    }))
+}
+
+/// Removes one file row, releasing its blob and its size; answers the released blob.
+async fn remove_file(tx: &mut Tx, entry: &StorageEntry) -> StoreResult<Option<String>> {
+    sqlx::query("DELETE FROM storage_entries WHERE space_id = ? AND path = ?")
+        .bind(&entry.space_id)
+        .bind(entry.path.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    add_usage(tx, &entry.space_id, -entry.size).await?;
+    match &entry.sha256 {
+        Some(sha) if drop_ref(tx, sha).await? => Ok(Some(sha.clone())),
+        _ => Ok(None),
+    }
+}
+
+fn upload_row(row: &SqliteRow) -> StoreResult<PendingUpload> {
+    let path: String = row.get("path");
+    Ok(PendingUpload {
+        id: row.get("id"),
+        space_id: row.get("space_id"),
+        path: StoragePath::parse(&path).map_err(|e| StoreError::Backend(e.to_string()))?,
+        size: row.get("size"),
+        content_type: row.get("content_type"),
+        meta: serde_json::from_str(row.get::<&str, _>("meta")).unwrap_or_default(),
+        uploader_id: row.get("uploader_id"),
+        reservation_id: row.get("reservation_id"),
+        state: UploadState::parse(row.get::<&str, _>("state")).unwrap_or(UploadState::Done),
+        expires_utc: row.get("expires_utc"),
+    })
+}
+
+#[async_trait]
+impl StorageStore for SqliteStore {
+    async fn entry(&self, space_id: &str, path: &StoragePath) -> StoreResult<Option<StorageEntry>> {
+        let row = sqlx::query("SELECT * FROM storage_entries WHERE space_id = ? AND path = ?")
+            .bind(space_id)
+            .bind(path.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(entry_row).transpose()
+    }
+
+    async fn list_dir(
+        &self,
+        space_id: &str,
+        dir: Option<&StoragePath>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<StorageEntry>> {
+        let rows = sqlx::query(
+            "SELECT * FROM storage_entries WHERE space_id = ? AND parent = ? AND name > ? ORDER BY name LIMIT ?",
+        )
+        .bind(space_id)
+        .bind(dir.map(|d| d.as_str()).unwrap_or(""))
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(entry_row).collect()
+    }
+
+    async fn usage(&self, space_id: &str) -> StoreResult<Option<Usage>> {
+        let row = sqlx::query(
+            "SELECT quota_bytes, used_bytes, \
+               (SELECT COALESCE(SUM(bytes), 0) FROM storage_reservations \
+                 WHERE space_id = spaces.id AND expires_utc > ?) AS reserved \
+             FROM spaces WHERE id = ?",
+        )
+        .bind(now_ms())
+        .bind(space_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(row.map(|r| Usage {
+            quota_bytes: r.get("quota_bytes"),
+            used_bytes: r.get("used_bytes"),
+            reserved_bytes: r.get("reserved"),
+        }))
+    }
+
+    async fn reserve(
+        &self,
+        space_id: &str,
+        bytes: i64,
+        upload_id: Option<&str>,
+        expires_utc: i64,
+    ) -> StoreResult<Option<i64>> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        match fits(&mut tx, space_id, bytes, 0).await? {
+            None => return Err(StoreError::NotFound("space")),
+            Some(false) => return Ok(None),
+            Some(true) => {}
+        }
+        let id = hangar_core::ids::random_id();
+        sqlx::query("INSERT INTO storage_reservations (id, space_id, bytes, upload_id, expires_utc) VALUES (?, ?, ?, ?, ?)")
+            .bind(id)
+            .bind(space_id)
+            .bind(bytes)
+            .bind(upload_id)
+            .bind(if upload_id.is_some() { expires_utc } else { now_ms() + REQUEST_RESERVATION_MS })
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Some(id))
+    }
+
+    async fn resize_reservation(&self, id: i64, bytes: i64) -> StoreResult<bool> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let space_id: Option<String> =
+            sqlx::query_scalar("SELECT space_id FROM storage_reservations WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        let Some(space_id) = space_id else {
+            return Err(StoreError::NotFound("reservation"));
+        };
+        if fits(&mut tx, &space_id, bytes, id).await? != Some(true) {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE storage_reservations SET bytes = ? WHERE id = ?")
+            .bind(bytes)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn release_reservation(&self, id: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM storage_reservations WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn clear_request_reservations(&self) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM storage_reservations WHERE upload_id IS NULL")
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        // An upload that was receiving when the process died can be tried again.
+        sqlx::query("UPDATE storage_uploads SET state = 'pending' WHERE state = 'receiving'")
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn put_file(
+        &self,
+        space_id: &str,
+        path: &StoragePath,
+        file: &NewStorageFile,
+        reservation: Option<i64>,
+        upload_id: Option<&str>,
+        actor_id: i64,
+    ) -> StoreResult<PutOutcome> {
+        let now = now_ms();
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        ensure_parents(&mut tx, space_id, path, now).await?;
+        let existing = entry_in(&mut tx, space_id, path).await?;
+        if existing.as_ref().is_some_and(|e| e.kind == EntryKind::Dir) {
+            return Err(refused(
+                "is-a-directory",
+                format!("{} is a directory", path.as_str()),
+            ));
+        }
+        add_ref(&mut tx, &file.sha256, file.size).await?;
+        let meta = file.meta.as_ref().map(|m| m.to_string());
+        let mut released = None;
+        let created_utc = match &existing {
+            Some(old) => {
+                sqlx::query(
+                    "UPDATE storage_entries SET size = ?, content_type = ?, sha256 = ?, meta = ?, modified_utc = ? \
+                     WHERE space_id = ? AND path = ?",
+                )
+                .bind(file.size)
+                .bind(&file.content_type)
+                .bind(&file.sha256)
+                .bind(&meta)
+                .bind(now)
+                .bind(space_id)
+                .bind(path.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                if let Some(sha) = &old.sha256 {
+                    if drop_ref(&mut tx, sha).await? {
+                        released = Some(sha.clone());
+                    }
+                }
+                old.created_utc
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO storage_entries (space_id, path, parent, name, kind, size, content_type, sha256, meta, \
+                     created_utc, modified_utc) VALUES (?, ?, ?, ?, 'file', ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(space_id)
+                .bind(path.as_str())
+                .bind(parent_of(path))
+                .bind(path.name())
+                .bind(file.size)
+                .bind(&file.content_type)
+                .bind(&file.sha256)
+                .bind(&meta)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                now
+            }
+        };
+        add_usage(
+            &mut tx,
+            space_id,
+            file.size - existing.as_ref().map_or(0, |e| e.size),
+        )
+        .await?;
+        if let Some(id) = reservation {
+            sqlx::query("DELETE FROM storage_reservations WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        if let Some(id) = upload_id {
+            sqlx::query("UPDATE storage_uploads SET state = 'done' WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        let event = if existing.is_some() {
+            "StorageFile.Updated"
+        } else {
+            "StorageFile.Created"
+        };
+        let payload = json!({
+            "spaceId": space_id, "path": path.as_str(), "id": path.id(),
+            "size": file.size, "type": file.content_type, "checksum": file.sha256,
+        });
+        record_event(&mut tx, event, Some(space_id), Some(actor_id), payload).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(PutOutcome {
+            entry: StorageEntry {
+                space_id: space_id.to_string(),
+                path: path.clone(),
+                kind: EntryKind::File,
+                size: file.size,
+                content_type: Some(file.content_type.clone()),
+                sha256: Some(file.sha256.clone()),
+                meta: file.meta.clone(),
+                created_utc,
+                modified_utc: now,
+            },
+            created: existing.is_none(),
+            released,
+        })
+    }
+
+    async fn delete_entry(
+        &self,
+        space_id: &str,
+        path: &StoragePath,
+        recursive: bool,
+        actor_id: i64,
+    ) -> StoreResult<Vec<String>> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let entry = entry_in(&mut tx, space_id, path)
+            .await?
+            .ok_or(StoreError::NotFound("file"))?;
+        let mut released = Vec::new();
+        if entry.kind == EntryKind::Dir {
+            if !recursive {
+                return Err(refused(
+                    "is-a-directory",
+                    format!(
+                        "{} is a directory: delete it with ?recursive=true",
+                        path.as_str()
+                    ),
+                ));
+            }
+            let (low, high) = inside_bounds(path);
+            let rows = sqlx::query(
+                "SELECT * FROM storage_entries WHERE space_id = ? AND path >= ? AND path < ? AND kind = 'file'",
+            )
+            .bind(space_id)
+            .bind(&low)
+            .bind(&high)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+            for row in &rows {
+                let file = entry_row(row)?;
+                released.extend(remove_file(&mut tx, &file).await?);
+                let payload =
+                    json!({"spaceId": space_id, "path": file.path.as_str(), "id": file.path.id()});
+                record_event(
+                    &mut tx,
+                    "StorageFile.Deleted",
+                    Some(space_id),
+                    Some(actor_id),
+                    payload,
+                )
+                .await?;
+            }
+            sqlx::query("DELETE FROM storage_entries WHERE space_id = ? AND (path = ? OR (path >= ? AND path < ?))")
+                .bind(space_id)
+                .bind(path.as_str())
+                .bind(&low)
+                .bind(&high)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        } else {
+            released.extend(remove_file(&mut tx, &entry).await?);
+            let payload = json!({"spaceId": space_id, "path": path.as_str(), "id": path.id()});
+            record_event(
+                &mut tx,
+                "StorageFile.Deleted",
+                Some(space_id),
+                Some(actor_id),
+                payload,
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(released)
+    }
+
+    async fn move_entry(
+        &self,
+        space_id: &str,
+        from: &StoragePath,
+        to: &StoragePath,
+        overwrite: bool,
+        actor_id: i64,
+    ) -> StoreResult<(StorageEntry, Vec<String>)> {
+        let now = now_ms();
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let source = entry_in(&mut tx, space_id, from)
+            .await?
+            .ok_or(StoreError::NotFound("file"))?;
+        if from == to {
+            return Ok((source, Vec::new()));
+        }
+        if to.is_inside(from) {
+            return Err(refused(
+                "into-itself",
+                format!("{} cannot move inside itself", from.as_str()),
+            ));
+        }
+        let mut released = Vec::new();
+        match entry_in(&mut tx, space_id, to).await? {
+            Some(target) if target.kind == EntryKind::Dir => {
+                return Err(refused(
+                    "is-a-directory",
+                    format!("{} is a directory", to.as_str()),
+                ));
+            }
+            Some(target) if overwrite && source.kind == EntryKind::File => {
+                released.extend(remove_file(&mut tx, &target).await?);
+            }
+            Some(_) => {
+                return Err(refused(
+                    "already-exists",
+                    format!(
+                        "{} exists: pass \"overwrite\": true to replace it",
+                        to.as_str()
+                    ),
+                ));
+            }
+            None => {}
+        }
+        ensure_parents(&mut tx, space_id, to, now).await?;
+        let (low, high) = inside_bounds(from);
+        let rows = sqlx::query(
+            "SELECT * FROM storage_entries WHERE space_id = ? AND (path = ? OR (path >= ? AND path < ?))",
+        )
+        .bind(space_id)
+        .bind(from.as_str())
+        .bind(&low)
+        .bind(&high)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        for row in &rows {
+            let old = entry_row(row)?;
+            let new_path = old
+                .path
+                .rebase(from, to)
+                .ok_or_else(|| StoreError::Backend("a moved entry is outside its source".into()))?;
+            sqlx::query(
+                "UPDATE storage_entries SET path = ?, parent = ?, name = ?, modified_utc = ? \
+                 WHERE space_id = ? AND path = ?",
+            )
+            .bind(new_path.as_str())
+            .bind(parent_of(&new_path))
+            .bind(new_path.name())
+            .bind(now)
+            .bind(space_id)
+            .bind(old.path.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err("storage entry"))?;
+        }
+        let payload = json!({
+            "spaceId": space_id, "from": from.as_str(), "to": to.as_str(), "id": to.id(),
+            "kind": source.kind.as_str(),
+        });
+        record_event(
+            &mut tx,
+            "StorageFile.Moved",
+            Some(space_id),
+            Some(actor_id),
+            payload,
+        )
+        .await?;
+        let moved = entry_in(&mut tx, space_id, to)
+            .await?
+            .ok_or(StoreError::NotFound("file"))?;
+        tx.commit().await.map_err(backend)?;
+        Ok((moved, released))
+    }
+
+    async fn create_upload(&self, u: &PendingUpload) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO storage_uploads (id, space_id, path, size, content_type, meta, uploader_id, reservation_id, \
+             state, expires_utc, created_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&u.id)
+        .bind(&u.space_id)
+        .bind(u.path.as_str())
+        .bind(u.size)
+        .bind(&u.content_type)
+        .bind(u.meta.to_string())
+        .bind(u.uploader_id)
+        .bind(u.reservation_id)
+        .bind(u.state.as_str())
+        .bind(u.expires_utc)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err("upload"))?;
+        Ok(())
+    }
+
+    async fn pending_upload(&self, id: &str) -> StoreResult<Option<PendingUpload>> {
+        let row = sqlx::query("SELECT * FROM storage_uploads WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(upload_row).transpose()
+    }
+
+    async fn claim_upload(&self, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE storage_uploads SET state = 'receiving' WHERE id = ? AND state = 'pending'",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn unclaim_upload(&self, id: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE storage_uploads SET state = 'pending' WHERE id = ? AND state = 'receiving'",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn expire_uploads(&self, now: i64) -> StoreResult<u64> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let done = sqlx::query(
+            "DELETE FROM storage_uploads WHERE expires_utc <= ? AND state != 'receiving'",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        sqlx::query("DELETE FROM storage_reservations WHERE expires_utc <= ?")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn recent_events(&self, limit: i64) -> StoreResult<Vec<Event>> {
+        let rows = sqlx::query(
+            "SELECT * FROM (SELECT * FROM events ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(rows
+            .iter()
+            .map(|r| Event {
+                seq: r.get("seq"),
+                id: r.get("id"),
+                event_type: r.get("event_type"),
+                space_id: r.get("space_id"),
+                actor_id: r.get("actor_id"),
+                payload: serde_json::from_str(r.get::<&str, _>("payload")).unwrap_or_default(),
+                created_utc: r.get("created_utc"),
+            })
+            .collect())
+    }
+}
