@@ -18,7 +18,8 @@ cargo build --quiet --locked -p hangar
 work=$(mktemp -d)
 log="$work/server.log"
 password="walkthrough-$RANDOM-$RANDOM"
-"$root/target/debug/hangar" serve --listen 127.0.0.1:0 --data-dir "$work/data" --admin-password "$password" >"$log" 2>&1 &
+"$root/target/debug/hangar" serve --listen 127.0.0.1:0 --data-dir "$work/data" --admin-password "$password" \
+  --fetch-allow 127.0.0.1 >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 300); do
@@ -28,14 +29,17 @@ done
 addr=$(grep -o 'listening on [0-9.:]*' "$log" | head -n1 | awk '{print $3}')
 [ -n "$addr" ] || { echo "walkthrough: the server did not start"; cat "$log"; exit 1; }
 
-# The first ```sh block after the walkthrough marker in the README.
-awk '/<!-- walkthrough -->/{found=1} found && /^```sh$/{inside=1; next} inside && /^```$/{exit} inside{print}' \
-  README.md >"$work/walkthrough.sh"
+# Every ```sh block that follows a walkthrough marker in the README, in order, as one script.
+awk '/<!-- walkthrough -->/{marked=1; next}
+     marked && /^```sh$/{inside=1; marked=0; next}
+     inside && /^```$/{inside=0; next}
+     inside{print}' README.md >"$work/walkthrough.sh"
 [ -s "$work/walkthrough.sh" ] || { echo "walkthrough: no walkthrough block in README.md"; exit 1; }
 
 cd "$work"
 export HANGAR="http://$addr" ADMIN_PASSWORD="$password"
 if bash -euo pipefail "$work/walkthrough.sh" >"$work/out.txt" 2>&1; then
+  [ -n "${WALKTHROUGH_VERBOSE:-}" ] && cat "$work/out.txt"
   echo "walkthrough: 1 passed, 0 failed"
 else
   cat "$work/out.txt"
