@@ -1,6 +1,6 @@
 //! Attachments, their links to messages and issues, and blob reference counts.
 
-use crate::blobs::{add_ref, drop_ref};
+use crate::blobs::{add_ref, drop_ref, record_event};
 use crate::rows::{self, ATTACHMENT_COLUMNS};
 use crate::{backend, SqliteStore};
 use async_trait::async_trait;
@@ -165,6 +165,20 @@ impl AttachmentStore for SqliteStore {
                 .collect();
             insert_links(&mut tx, LinkTable::Message, message_id, Some(room), &links).await?;
         }
+        for a in new {
+            let payload = serde_json::json!({
+                "attachmentId": a.id, "fileName": a.file_name, "fileSize": a.size,
+                "fileChecksum": a.sha256, "attachmentState": a.state.as_str(), "textMessageId": message_id,
+            });
+            record_event(
+                &mut tx,
+                "Attachment.Created",
+                None,
+                Some(a.uploader_id),
+                payload,
+            )
+            .await?;
+        }
         tx.commit().await.map_err(backend)?;
         let mut out = Vec::with_capacity(new.len());
         for a in new {
@@ -251,6 +265,10 @@ impl AttachmentStore for SqliteStore {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(backend)?;
+        if row.is_some() {
+            let payload = serde_json::json!({ "attachmentId": id });
+            record_event(&mut tx, "Attachment.Deleted", None, None, payload).await?;
+        }
         let Some((Some(sha), 1)) = row else {
             tx.commit().await.map_err(backend)?;
             return match row {

@@ -1,6 +1,7 @@
 //! Channels, their members, and messages with attachment links.
 
 use crate::attachments::{insert_links, linked_attachments, LinkTable};
+use crate::blobs::record_event;
 use crate::{backend, SqliteStore};
 use async_trait::async_trait;
 use hangar_core::ids::random_id;
@@ -178,6 +179,18 @@ impl ChatStore for SqliteStore {
             .await
             .map_err(backend)?;
         insert_links(&mut tx, LinkTable::Message, id, Some(channel_id), links).await?;
+        let ids: Vec<i64> = links.iter().map(|l| l.attachment_id).collect();
+        let payload = serde_json::json!({
+            "messageId": id, "channelId": channel_id, "text": text, "attachmentIds": ids,
+        });
+        record_event(
+            &mut tx,
+            "ChatMessage.Created",
+            None,
+            Some(author_id),
+            payload,
+        )
+        .await?;
         tx.commit().await.map_err(backend)?;
         self.message(id)
             .await?

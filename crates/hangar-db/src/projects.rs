@@ -1,6 +1,7 @@
 //! Projects, their members, and issues with attachment links.
 
 use crate::attachments::{insert_links, linked_attachments, LinkTable};
+use crate::blobs::record_event;
 use crate::{backend, map_err, SqliteStore};
 use async_trait::async_trait;
 use hangar_core::ids::random_id;
@@ -169,6 +170,10 @@ impl ProjectStore for SqliteStore {
         .await
         .map_err(backend)?;
         insert_links(&mut tx, LinkTable::Issue, id, None, links).await?;
+        let payload = serde_json::json!({
+            "issueId": id, "projectId": project_id, "number": number, "title": title, "status": status,
+        });
+        record_event(&mut tx, "Issue.Created", None, None, payload).await?;
         tx.commit().await.map_err(backend)?;
         self.issue_by_id(id)
             .await?
@@ -223,6 +228,9 @@ impl ProjectStore for SqliteStore {
             .await
             .map_err(backend)?;
         insert_links(&mut tx, LinkTable::Issue, issue_id, None, links).await?;
+        let ids: Vec<i64> = links.iter().map(|l| l.attachment_id).collect();
+        let payload = serde_json::json!({ "issueId": issue_id, "addedAttachmentIds": ids });
+        record_event(&mut tx, "Issue.Updated", None, None, payload).await?;
         tx.commit().await.map_err(backend)?;
         self.issue_by_id(issue_id)
             .await?

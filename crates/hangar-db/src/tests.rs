@@ -119,3 +119,63 @@ async fn links_grant_reading_to_channel_and_project_members() {
     let second = s.create_issue(project.id, "t2", "Open", &[]).await.unwrap();
     assert_eq!(second.number, 2);
 }
+
+#[tokio::test]
+async fn changes_record_their_events_in_the_same_transaction() {
+    let (_d, s) = store().await;
+    let alice = s
+        .create_member("alice", "h", "A", Role::Member)
+        .await
+        .unwrap();
+    let a = new_attachment(alice.id, &"c".repeat(64));
+    s.create_attachments(std::slice::from_ref(&a), None)
+        .await
+        .unwrap();
+    let channel = s.create_channel("c", &[alice.id]).await.unwrap();
+    s.create_message(channel.id, alice.id, "hi", &[])
+        .await
+        .unwrap();
+    let project = s.create_project("P", "P", &[alice.id]).await.unwrap();
+    let issue = s.create_issue(project.id, "t", "Open", &[]).await.unwrap();
+    s.add_issue_attachments(issue.id, &[]).await.unwrap();
+    s.delete_attachment(a.id).await.unwrap();
+    let kinds: Vec<String> = s
+        .recent_events(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Attachment.Created",
+            "ChatMessage.Created",
+            "Issue.Created",
+            "Issue.Updated",
+            "Attachment.Deleted"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn reservations_never_exceed_the_quota() {
+    let (_d, s) = store().await;
+    s.create_space("sp", "Space", Some(100)).await.unwrap();
+    let far = hangar_core::now_ms() + 60_000;
+    let first = s.reserve("sp", 60, None, far).await.unwrap().expect("fits");
+    assert_eq!(s.reserve("sp", 41, None, far).await.unwrap(), None);
+    let second = s
+        .reserve("sp", 40, None, far)
+        .await
+        .unwrap()
+        .expect("fits exactly");
+    assert!(!s.resize_reservation(second, 41).await.unwrap());
+    s.release_reservation(first).await.unwrap();
+    assert!(s.resize_reservation(second, 100).await.unwrap());
+    let usage = s.usage("sp").await.unwrap().unwrap();
+    assert_eq!(
+        (usage.used_bytes, usage.reserved_bytes, usage.quota_bytes),
+        (0, 100, Some(100))
+    );
+}
