@@ -141,7 +141,7 @@ pub async fn remove(
 ) -> ApiResult<Json<Value>> {
     owned(&state, &caller, id).await?;
     if let Some(sha) = state.attachments.delete_attachment(id).await? {
-        release_blob(&state, &sha).await?;
+        crate::storage::release_blobs(&state, &[sha]).await;
     }
     Ok(ok_body())
 }

@@ -88,7 +88,11 @@ impl From<StoreError> for ApiError {
                 ApiError::conflict("already-exists", format!("{what} already exists"))
             }
             StoreError::NotFound(what) => ApiError::not_found(what),
-            StoreError::Refused { code, reason } => ApiError::conflict(code, reason),
+            StoreError::Refused { code, reason } => match code {
+                "limits-reached" => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, reason),
+                "path-too-long" => ApiError::bad_request(code, reason),
+                _ => ApiError::conflict(code, reason),
+            },
             StoreError::Backend(_) => ApiError::internal(e),
         }
     }

@@ -32,6 +32,8 @@ pub struct FetchLimits {
     pub first_byte: Duration,
     /// Longest pause while the body arrives.
     pub idle: Duration,
+    /// The whole fetch, body included.
+    pub total: Duration,
 }
 
 /// A response ready to be streamed.

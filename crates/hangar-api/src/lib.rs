@@ -69,6 +69,7 @@ impl Settings {
             fetch_limits: fetch::FetchLimits {
                 first_byte: std::time::Duration::from_secs(30),
                 idle: std::time::Duration::from_secs(60),
+                total: std::time::Duration::from_secs(3600),
             },
         }
     }

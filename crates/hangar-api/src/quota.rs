@@ -1,7 +1,8 @@
-//! Space quotas under concurrency: every upload into a space holds a reservation in the database,
-//! checked atomically against the quota together with the space's usage and every other
-//! reservation. A reservation starts at the declared size (or zero) and grows while bytes arrive;
-//! bytes that would not fit are refused before they are written.
+//! Space quotas under concurrency: every upload into a space with a quota holds a reservation in the
+//! database, checked atomically against the quota together with the space's usage and every other
+//! reservation. A reservation starts at the declared size (or zero) and grows while bytes arrive; bytes
+//! that would not fit are refused before they are written. Spaces without a quota take no reservation
+//! at all, so their uploads cost no extra database writes.
 
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
@@ -11,23 +12,38 @@ use hangar_blob::ByteStream;
 use hangar_core::store::StorageStore;
 use std::sync::Arc;
 
-/// How much a growing reservation asks for beyond the bytes received, to spare database writes.
-const GROW_STEP: u64 = 256 * 1024;
+/// Smallest growth of a reservation, to spare database writes on small chunks.
+const MIN_GROWTH: u64 = 1 << 20;
 
-/// The error a metered stream fails with when the quota is exhausted.
+/// Why a metered stream stopped.
 #[derive(Debug)]
-struct QuotaExceeded;
+enum MeterStop {
+    /// The space's quota has no room for more.
+    Quota,
+    /// More bytes arrived than a two-stage upload declared.
+    OverDeclared,
+}
 
-impl std::fmt::Display for QuotaExceeded {
+impl std::fmt::Display for MeterStop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the space's quota is exhausted")
+        f.write_str(match self {
+            MeterStop::Quota => "the space's quota is exhausted",
+            MeterStop::OverDeclared => "more bytes arrived than were declared",
+        })
     }
 }
 
-impl std::error::Error for QuotaExceeded {}
+impl std::error::Error for MeterStop {}
 
-pub fn is_quota_error(e: &std::io::Error) -> bool {
-    e.get_ref().is_some_and(|inner| inner.is::<QuotaExceeded>())
+/// The API error for a metered stream's failure, if it was the meter that stopped it.
+pub fn meter_error(e: &std::io::Error) -> Option<ApiError> {
+    match e.get_ref()?.downcast_ref::<MeterStop>()? {
+        MeterStop::Quota => Some(quota_error()),
+        MeterStop::OverDeclared => Some(ApiError::bad_request(
+            "size-mismatch",
+            "more bytes arrived than were declared",
+        )),
+    }
 }
 
 pub fn quota_error() -> ApiError {
@@ -42,41 +58,63 @@ pub fn quota_error() -> ApiError {
 /// consumes it in the same transaction) or it belongs to a two-stage upload (which outlives requests).
 pub struct Reservation {
     store: Arc<dyn StorageStore>,
-    id: i64,
+    /// None when the space has no quota: nothing to reserve.
+    id: Option<i64>,
     reserved: u64,
-    persistent: bool,
+    /// Bytes the upload may use without reserving: the size of the file it replaces.
+    credit: u64,
+    /// A two-stage upload's reservation is exactly its declared size and never grows.
+    growable: bool,
     done: bool,
 }
 
 impl Reservation {
-    /// Reserves `bytes` in the space, or refuses with 413.
-    pub async fn take(state: &AppState, space_id: &str, bytes: u64) -> ApiResult<Reservation> {
-        let id = state
+    /// Reserves room for `bytes` (beyond the `credit` of the file being replaced), or refuses with 413.
+    pub async fn take(
+        state: &AppState,
+        space_id: &str,
+        bytes: u64,
+        credit: u64,
+    ) -> ApiResult<Reservation> {
+        let usage = state
             .storage
-            .reserve(space_id, bytes as i64, None, 0)
+            .usage(space_id)
             .await?
-            .ok_or_else(quota_error)?;
-        Ok(Reservation {
+            .ok_or_else(|| ApiError::not_found("space"))?;
+        let mut reservation = Reservation {
             store: state.storage.clone(),
-            id,
-            reserved: bytes,
-            persistent: false,
+            id: None,
+            reserved: 0,
+            credit,
+            growable: true,
             done: false,
-        })
+        };
+        if usage.quota_bytes.is_some() {
+            let wanted = bytes.saturating_sub(credit);
+            let id = state
+                .storage
+                .reserve(space_id, wanted as i64, None, 0)
+                .await?
+                .ok_or_else(quota_error)?;
+            reservation.id = Some(id);
+            reservation.reserved = wanted;
+        }
+        Ok(reservation)
     }
 
     /// The reservation a two-stage upload made at its first stage.
     pub fn existing(state: &AppState, id: i64, bytes: u64) -> Reservation {
         Reservation {
             store: state.storage.clone(),
-            id,
+            id: Some(id),
             reserved: bytes,
-            persistent: true,
-            done: false,
+            credit: 0,
+            growable: false,
+            done: true, // it belongs to the upload, not to this request
         }
     }
 
-    pub fn id(&self) -> i64 {
+    pub fn id(&self) -> Option<i64> {
         self.id
     }
 
@@ -87,21 +125,28 @@ impl Reservation {
 
     /// Passes `stream` through, growing the reservation before any byte beyond it is let through.
     pub fn meter(&self, stream: ByteStream, max: u64) -> ByteStream {
+        let Some(id) = self.id else {
+            return stream; // no quota: nothing to count against
+        };
         struct Meter {
             stream: ByteStream,
             store: Arc<dyn StorageStore>,
             id: i64,
             reserved: u64,
+            credit: u64,
             received: u64,
             max: u64,
+            growable: bool,
         }
         let meter = Meter {
             stream,
             store: self.store.clone(),
-            id: self.id,
+            id,
             reserved: self.reserved,
+            credit: self.credit,
             received: 0,
             max,
+            growable: self.growable,
         };
         futures_util::stream::unfold(Some(meter), |state| async move {
             let mut m = state?;
@@ -110,25 +155,34 @@ impl Reservation {
                 Err(e) => return Some((Err(e), None)),
             };
             m.received += chunk.len() as u64;
-            if m.received > m.reserved {
-                let generous = m.received.max((m.reserved + GROW_STEP).min(m.max));
-                let grown = match m.store.resize_reservation(m.id, generous as i64).await {
-                    Ok(true) => Some(generous),
-                    Ok(false) if generous > m.received => {
-                        match m.store.resize_reservation(m.id, m.received as i64).await {
-                            Ok(true) => Some(m.received),
-                            Ok(false) => None,
-                            Err(e) => {
-                                return Some((Err(std::io::Error::other(e.to_string())), None))
-                            }
+            let needed = m.received.saturating_sub(m.credit);
+            if needed > m.reserved {
+                if !m.growable {
+                    return Some((Err(std::io::Error::other(MeterStop::OverDeclared)), None));
+                }
+                // Ask for plenty (doubling), fall back to exactly what is needed near the quota.
+                let cap = m.max.saturating_sub(m.credit).max(needed);
+                let generous = needed
+                    .max(m.reserved * 2)
+                    .max(m.reserved + MIN_GROWTH)
+                    .min(cap);
+                let mut grown = None;
+                for want in [generous, needed] {
+                    match m.store.resize_reservation(m.id, want as i64).await {
+                        Ok(true) => {
+                            grown = Some(want);
+                            break;
                         }
+                        Ok(false) => {}
+                        Err(e) => return Some((Err(std::io::Error::other(e.to_string())), None)),
                     }
-                    Ok(false) => None,
-                    Err(e) => return Some((Err(std::io::Error::other(e.to_string())), None)),
-                };
+                    if want == needed {
+                        break;
+                    }
+                }
                 match grown {
                     Some(bytes) => m.reserved = bytes,
-                    None => return Some((Err(std::io::Error::other(QuotaExceeded)), None)),
+                    None => return Some((Err(std::io::Error::other(MeterStop::Quota)), None)),
                 }
             }
             Some((Ok(chunk), Some(m)))
@@ -139,10 +193,10 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        if self.done || self.persistent {
+        let Some(id) = self.id.filter(|_| !self.done) else {
             return;
-        }
-        let (store, id) = (self.store.clone(), self.id);
+        };
+        let store = self.store.clone();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
                 if let Err(e) = store.release_reservation(id).await {

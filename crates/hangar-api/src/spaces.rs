@@ -169,9 +169,7 @@ pub async fn remove(
         .delete_space(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("space"))?;
-    for sha in released {
-        crate::attachments::release_blob(&state, &sha).await?;
-    }
+    crate::storage::release_blobs(&state, &released).await;
     Ok(ok_body())
 }
 

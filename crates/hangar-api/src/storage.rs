@@ -68,8 +68,10 @@ async fn member_space(state: &AppState, caller: &Caller, space_id: &str) -> ApiR
     visible_space(state, caller, space_id).await.map(|_| ())
 }
 
-/// Refuses early what the final transaction would refuse anyway, before any byte is read.
-async fn precheck(state: &AppState, space_id: &str, path: &StoragePath) -> ApiResult<()> {
+/// Refuses early what the final transaction would refuse anyway, before any byte is read. Answers the
+/// size of the file the upload would replace (it counts as room in the quota).
+async fn precheck(state: &AppState, space_id: &str, path: &StoragePath) -> ApiResult<u64> {
+    let mut replaced = 0;
     if let Some(e) = state.storage.entry(space_id, path).await? {
         if e.kind == EntryKind::Dir {
             return Err(ApiError::conflict(
@@ -77,6 +79,7 @@ async fn precheck(state: &AppState, space_id: &str, path: &StoragePath) -> ApiRe
                 format!("{} is a directory", path.as_str()),
             ));
         }
+        replaced = e.size.max(0) as u64;
     }
     for dir in path.ancestors() {
         if let Some(e) = state.storage.entry(space_id, &dir).await? {
@@ -91,7 +94,7 @@ async fn precheck(state: &AppState, space_id: &str, path: &StoragePath) -> ApiRe
             }
         }
     }
-    Ok(())
+    Ok(replaced)
 }
 
 /// Bytes on their way into a space's file.
@@ -104,24 +107,41 @@ struct Incoming {
     meta: Option<Value>,
 }
 
-/// Maps a staging failure; the quota meter's refusal travels inside the stream's error.
-fn stage_error(e: BlobError) -> ApiError {
+/// Maps a staging failure; the quota meter's and the fetcher's refusals travel inside the stream's
+/// error.
+fn stage_error(e: BlobError, exact: Option<u64>) -> ApiError {
     match e {
-        BlobError::Interrupted(io) if crate::quota::is_quota_error(&io) => {
-            crate::quota::quota_error()
+        BlobError::Interrupted(io) => {
+            if let Some(err) = crate::quota::meter_error(&io) {
+                return err;
+            }
+            if let Some(fetch) = io.get_ref().and_then(|i| i.downcast_ref::<FetchError>()) {
+                return fetch_error(match fetch {
+                    FetchError::Timeout => FetchError::Timeout,
+                    other => FetchError::Failed(format!("the remote body broke off: {other}")),
+                });
+            }
+            BlobError::Interrupted(io).into()
         }
-        BlobError::Interrupted(io) if io.get_ref().is_some_and(|i| i.is::<FetchError>()) => {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "fetch-failed",
-                format!("the remote body broke off: {io}"),
-            )
+        BlobError::TooLarge { .. } if exact.is_some() => {
+            ApiError::bad_request("size-mismatch", "more bytes arrived than were declared")
         }
         other => other.into(),
     }
 }
 
+/// Releases blobs whose last reference went. Best effort: the change is already committed, so a
+/// failure here must not turn it into an error; the bytes stay on disk, unreferenced, and are logged.
+pub(crate) async fn release_blobs(state: &AppState, shas: &[String]) {
+    for sha in shas {
+        if let Err(e) = release_blob(state, sha).await {
+            tracing::warn!(blob = %sha, "cannot remove an unreferenced blob: {}", e.text);
+        }
+    }
+}
+
 /// Where a file goes, and on whose behalf.
+#[derive(Clone, Copy)]
 struct Target<'a> {
     space_id: &'a str,
     path: &'a StoragePath,
@@ -151,7 +171,11 @@ async fn store(
     } = target;
     let max = exact.unwrap_or(state.settings.max_file_size);
     let stream = reservation.meter(incoming.stream, max);
-    let staged = state.blobs.stage(stream, max).await.map_err(stage_error)?;
+    let staged = state
+        .blobs
+        .stage(stream, max)
+        .await
+        .map_err(|e| stage_error(e, exact))?;
     if let Some(size) = exact {
         if staged.size != size {
             return Err(ApiError::bad_request(
@@ -170,31 +194,31 @@ async fn store(
             .with("checksum", staged.sha256.clone()));
         }
     }
+    let sha256 = staged.sha256.clone();
     let file = NewStorageFile {
         size: staged.size as i64,
         content_type: incoming.content_type,
-        sha256: staged.sha256.clone(),
+        sha256: sha256.clone(),
         meta: incoming.meta,
     };
-    let outcome = {
+    let recorded = {
         let _no_blob_removal = state.blob_gc.read().await;
         state.blobs.commit(staged).await?;
         state
             .storage
-            .put_file(
-                space_id,
-                path,
-                &file,
-                Some(reservation.id()),
-                upload_id,
-                actor_id,
-            )
-            .await?
+            .put_file(space_id, path, &file, reservation.id(), upload_id, actor_id)
+            .await
+    };
+    let outcome = match recorded {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // The bytes were committed but nothing refers to them: let them go.
+            release_blobs(state, std::slice::from_ref(&sha256)).await;
+            return Err(e.into());
+        }
     };
     reservation.consumed();
-    if let Some(sha) = &outcome.released {
-        release_blob(state, sha).await?;
-    }
+    release_blobs(state, outcome.released.as_slice()).await;
     Ok(outcome)
 }
 
@@ -227,15 +251,18 @@ pub async fn upload(
 ) -> ApiResult<Response> {
     member_space(&state, &caller, &space_id).await?;
     let path = parse_path_id(&path_id)?;
-    precheck(&state, &space_id, &path).await?;
+    let replaced = precheck(&state, &space_id, &path).await?;
+    let target = Target {
+        space_id: &space_id,
+        path: &path,
+        actor_id: caller.id(),
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     match essence(content_type).as_str() {
-        "multipart/form-data" => {
-            upload_multipart(&state, &caller, &space_id, &path, &headers, body).await
-        }
-        "application/json" => upload_json(&state, &caller, &space_id, &path, &headers, body).await,
+        "multipart/form-data" => upload_multipart(&state, target, replaced, &headers, body).await,
+        "application/json" => upload_json(&state, target, replaced, &headers, body).await,
         _ => {
             crate::uploads::check_declared_length(&state, &headers)?;
             let length = headers
@@ -249,19 +276,9 @@ pub async fn upload(
                 declared_sha256: declared_in(&headers)?,
                 meta: None,
             };
-            let reservation = Reservation::take(&state, &space_id, length.unwrap_or(0)).await?;
-            let outcome = store(
-                &state,
-                Target {
-                    space_id: &space_id,
-                    path: &path,
-                    actor_id: caller.id(),
-                },
-                incoming,
-                reservation,
-                None,
-            )
-            .await?;
+            let reservation =
+                Reservation::take(&state, &space_id, length.unwrap_or(0), replaced).await?;
+            let outcome = store(&state, target, incoming, reservation, None).await?;
             Ok(stored_response(&outcome))
         }
     }
@@ -269,9 +286,8 @@ pub async fn upload(
 
 async fn upload_multipart(
     state: &AppState,
-    caller: &Caller,
-    space_id: &str,
-    path: &StoragePath,
+    target: Target<'_>,
+    replaced: u64,
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -307,49 +323,53 @@ async fn upload_multipart(
             meta: None,
             stream: field.map_err(std::io::Error::other).boxed(),
         };
-        let reservation = Reservation::take(state, space_id, 0).await?;
-        let outcome = store(
-            state,
-            Target {
-                space_id,
-                path,
-                actor_id: caller.id(),
-            },
-            incoming,
-            reservation,
-            None,
-        )
-        .await
-        .map_err(|e| match (e.status, e.code) {
-            (StatusCode::BAD_REQUEST, "upload-interrupted") => ApiError::bad_request(
-                "bad-multipart",
-                e.text
-                    .replace("the upload did not arrive", "the file part did not arrive"),
-            ),
-            _ => e,
-        })?;
+        let reservation = Reservation::take(state, target.space_id, 0, replaced).await?;
+        let outcome = store(state, target, incoming, reservation, None)
+            .await
+            .map_err(|e| match (e.status, e.code) {
+                (StatusCode::BAD_REQUEST, "upload-interrupted") => ApiError::bad_request(
+                    "bad-multipart",
+                    format!("the file part broke off: {}", e.text),
+                ),
+                _ => e,
+            })?;
         return Ok(stored_response(&outcome));
     }
 }
 
+/// Reads a JSON upload body: bounded in size and in idle time, like every body.
+async fn read_json_body(body: Body) -> ApiResult<Map<String, Value>> {
+    let mut stream = body_stream(body);
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request(
+                "upload-interrupted",
+                format!("the body did not arrive completely: {e}"),
+            )
+        })?;
+        if bytes.len() + chunk.len() > JSON_UPLOAD_LIMIT {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "limits-reached",
+                format!("a JSON upload body has at most {JSON_UPLOAD_LIMIT} bytes; send large files as raw bytes"),
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request("bad-json", format!("the body is not a JSON object: {e}"))
+    })
+}
+
 async fn upload_json(
     state: &AppState,
-    caller: &Caller,
-    space_id: &str,
-    path: &StoragePath,
+    target: Target<'_>,
+    replaced: u64,
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let bytes = axum::body::to_bytes(body, JSON_UPLOAD_LIMIT).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "limits-reached",
-            format!("a JSON upload body has at most {JSON_UPLOAD_LIMIT} bytes; send large files as raw bytes"),
-        )
-    })?;
-    let request: Map<String, Value> = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::bad_request("bad-json", format!("the body is not a JSON object: {e}"))
-    })?;
+    let request = read_json_body(body).await?;
     if let Some(unknown) = request.keys().find(|k| *k != "file") {
         return Err(ApiError::bad_request(
             "bad-file",
@@ -357,11 +377,12 @@ async fn upload_json(
         ));
     }
     let declared_sha256 = declared_in(headers)?;
+    let max = state.settings.max_file_size;
     match request.get("file") {
         Some(Value::String(s)) if s.starts_with("data:") => {
             let (bytes, content_type) = decode_data_url(s)?;
-            if bytes.len() as u64 > state.settings.max_file_size {
-                return Err(ApiError::too_large(state.settings.max_file_size));
+            if bytes.len() as u64 > max {
+                return Err(ApiError::too_large(max));
             }
             let length = bytes.len() as u64;
             let incoming = Incoming {
@@ -372,62 +393,50 @@ async fn upload_json(
                 declared_sha256,
                 meta: None,
             };
-            let reservation = Reservation::take(state, space_id, length).await?;
-            let outcome = store(
-                state,
-                Target {
-                    space_id,
-                    path,
-                    actor_id: caller.id(),
-                },
-                incoming,
-                reservation,
-                None,
-            )
-            .await?;
+            let reservation = Reservation::take(state, target.space_id, length, replaced).await?;
+            let outcome = store(state, target, incoming, reservation, None).await?;
             Ok(stored_response(&outcome))
         }
         Some(Value::String(s)) if s.starts_with("http://") || s.starts_with("https://") => {
-            let fetched = state.fetcher.open(s).await.map_err(fetch_error)?;
-            if fetched
-                .content_length
-                .is_some_and(|n| n > state.settings.max_file_size)
-            {
-                return Err(ApiError::too_large(state.settings.max_file_size));
-            }
-            let incoming = Incoming {
-                stream: fetched
-                    .body
-                    .map_err(|e| std::io::Error::other(FetchError::Failed(e.to_string())))
-                    .boxed(),
-                length: fetched.content_length,
-                content_type: normalize_content_type(fetched.content_type.as_deref()),
-                declared_sha256,
-                meta: None,
+            let limits = state.settings.fetch_limits;
+            let fetch_and_store = async {
+                let fetched = state.fetcher.open(s).await.map_err(fetch_error)?;
+                if fetched.content_length.is_some_and(|n| n > max) {
+                    return Err(ApiError::too_large(max));
+                }
+                let incoming = Incoming {
+                    // The fetcher's errors ride inside the stream so that staging can report them.
+                    stream: fetched
+                        .body
+                        .map_err(|e| {
+                            let cause = if e.kind() == std::io::ErrorKind::TimedOut {
+                                FetchError::Timeout
+                            } else {
+                                FetchError::Failed(e.to_string())
+                            };
+                            std::io::Error::other(cause)
+                        })
+                        .boxed(),
+                    length: fetched.content_length,
+                    content_type: normalize_content_type(fetched.content_type.as_deref()),
+                    declared_sha256,
+                    meta: None,
+                };
+                let length = incoming.length.unwrap_or(0);
+                let reservation =
+                    Reservation::take(state, target.space_id, length, replaced).await?;
+                store(state, target, incoming, reservation, None).await
             };
-            let reservation =
-                Reservation::take(state, space_id, incoming.length.unwrap_or(0)).await?;
-            let outcome = store(
-                state,
-                Target {
-                    space_id,
-                    path,
-                    actor_id: caller.id(),
-                },
-                incoming,
-                reservation,
-                None,
-            )
-            .await?;
+            let outcome = tokio::time::timeout(limits.total, fetch_and_store)
+                .await
+                .map_err(|_| fetch_error(FetchError::Timeout))??;
             Ok(stored_response(&outcome))
         }
         Some(Value::String(_)) => Err(ApiError::bad_request(
             "bad-file",
             "file is an http(s) URL, a data: URL, or an object {type, size, meta}",
         )),
-        Some(Value::Object(declared)) => {
-            begin_two_stage(state, caller, space_id, path, declared).await
-        }
+        Some(Value::Object(declared)) => begin_two_stage(state, target, declared).await,
         _ => Err(ApiError::bad_request(
             "bad-file",
             "file is an http(s) URL, a data: URL, or an object {type, size, meta}",
@@ -480,9 +489,7 @@ fn upload_signature(state: &AppState, u: &PendingUpload) -> String {
 
 async fn begin_two_stage(
     state: &AppState,
-    caller: &Caller,
-    space_id: &str,
-    path: &StoragePath,
+    target: Target<'_>,
     declared: &Map<String, Value>,
 ) -> ApiResult<Response> {
     if let Some(unknown) = declared
@@ -529,19 +536,20 @@ async fn begin_two_stage(
     let id: [u8; 16] = rand::random();
     let id = hex::encode(id);
     let expires_utc = now_ms() + TWO_STAGE_LIFETIME_MS;
+    // The size is capped by max_file_size, itself at most i64::MAX.
     let reservation_id = state
         .storage
-        .reserve(space_id, size as i64, Some(&id), expires_utc)
+        .reserve(target.space_id, size as i64, Some(&id), expires_utc)
         .await?
         .ok_or_else(crate::quota::quota_error)?;
     let upload = PendingUpload {
         id,
-        space_id: space_id.to_string(),
-        path: path.clone(),
+        space_id: target.space_id.to_string(),
+        path: target.path.clone(),
         size: size as i64,
         content_type: content_type.to_string(),
         meta,
-        uploader_id: caller.id(),
+        uploader_id: target.actor_id,
         reservation_id,
         state: UploadState::Pending,
         expires_utc,
@@ -555,8 +563,8 @@ async fn begin_two_stage(
         upload_signature(state, &upload)
     );
     Ok(Json(json!({
-        "id": path.id(),
-        "path": path.as_str(),
+        "id": target.path.id(),
+        "path": target.path.as_str(),
         "uploadRequest": {
             "method": "PUT",
             "url": url,
@@ -642,17 +650,24 @@ pub async fn receive_two_stage(
             format!("Content-Length must be {}, as declared", upload.size),
         ));
     }
+    let declared_sha256 = declared_in(&headers)?;
     if !state.storage.claim_upload(&upload.id).await? {
         return Err(ApiError::conflict(
             "upload-in-progress",
             "bytes are already arriving for this upload",
         ));
     }
+    // Whatever ends this request early (an error, the client going away), the URL stays usable.
+    let claim = Claim {
+        state: &state,
+        id: &upload.id,
+        kept: false,
+    };
     let incoming = Incoming {
         stream: body_stream(body),
         length: Some(upload.size as u64),
         content_type: upload.content_type.clone(),
-        declared_sha256: declared_in(&headers)?,
+        declared_sha256,
         meta: Some(upload.meta.clone()),
     };
     let reservation = Reservation::existing(&state, upload.reservation_id, upload.size as u64);
@@ -666,12 +681,37 @@ pub async fn receive_two_stage(
         size: upload.size as u64,
     };
     let result = store(&state, target, incoming, reservation, Some(second_stage)).await;
-    match result {
-        Ok(outcome) => Ok(stored_response(&outcome)),
-        Err(e) => {
-            // The bytes failed: the URL can be used again until it expires.
-            state.storage.unclaim_upload(&upload.id).await?;
-            Err(e)
+    let outcome = result?;
+    claim.keep();
+    Ok(stored_response(&outcome))
+}
+
+/// A two-stage upload receiving its bytes; unless kept (the file was recorded), it goes back to
+/// pending when dropped, so the URL can be used again until it expires.
+struct Claim<'a> {
+    state: &'a AppState,
+    id: &'a str,
+    kept: bool,
+}
+
+impl Claim<'_> {
+    fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        let (storage, id) = (self.state.storage.clone(), self.id.to_string());
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Err(e) = storage.unclaim_upload(&id).await {
+                    tracing::warn!("cannot reopen two-stage upload {id}: {e}");
+                }
+            });
         }
     }
 }
@@ -842,9 +882,7 @@ pub async fn remove(
         .storage
         .delete_entry(&space_id, &path, recursive, caller.id())
         .await?;
-    for sha in released {
-        release_blob(&state, &sha).await?;
-    }
+    release_blobs(&state, &released).await;
     Ok(ok_body())
 }
 
@@ -871,9 +909,7 @@ pub async fn move_entry(
         .storage
         .move_entry(&space_id, &from, &to, request.overwrite, caller.id())
         .await?;
-    for sha in released {
-        release_blob(&state, &sha).await?;
-    }
+    release_blobs(&state, &released).await;
     Ok(Json(entry_json(&moved)))
 }
 

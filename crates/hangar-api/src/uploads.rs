@@ -104,8 +104,9 @@ pub(crate) async fn record(
     files: Vec<(IncomingFile, StagedBlob)>,
     message_id: Option<i64>,
 ) -> ApiResult<Vec<Attachment>> {
-    let _no_blob_removal = state.blob_gc.read().await;
+    let no_blob_removal = state.blob_gc.read().await;
     let mut new = Vec::with_capacity(files.len());
+    let mut committed = Vec::new();
     for (file, staged) in files {
         let verified = file
             .declared_sha256
@@ -127,13 +128,24 @@ pub(crate) async fn record(
             stores_blob: verified,
         });
         if verified {
-            state.blobs.commit(staged).await?;
+            committed.push(staged.sha256.clone());
+            if let Err(e) = state.blobs.commit(staged).await {
+                drop(no_blob_removal);
+                crate::storage::release_blobs(state, &committed).await;
+                return Err(e.into());
+            }
         }
     }
-    Ok(state
-        .attachments
-        .create_attachments(&new, message_id)
-        .await?)
+    let recorded = state.attachments.create_attachments(&new, message_id).await;
+    drop(no_blob_removal);
+    match recorded {
+        Ok(attachments) => Ok(attachments),
+        Err(e) => {
+            // Committed bytes that nothing refers to: let them go.
+            crate::storage::release_blobs(state, &committed).await;
+            Err(e.into())
+        }
+    }
 }
 
 /// 422 naming the first attachment whose bytes did not match their declared checksum.

@@ -121,9 +121,10 @@ impl BlobStore for LocalBlobStore {
         tokio::task::spawn_blocking(move || -> Result<(), BlobError> {
             let result = (|| {
                 if target.exists() {
-                    // Same hash, same bytes: the stored copy serves.
+                    // Same hash, same bytes: the stored copy serves. Its rename may not be durable
+                    // yet (a concurrent upload may be between rename and fsync): make sure it is.
                     fs::remove_file(&temp)?;
-                    return Ok(());
+                    return sync_dir(target.parent().expect("blob paths have a shard directory"));
                 }
                 let shard = target.parent().expect("blob paths have a shard directory");
                 if !shard.exists() {

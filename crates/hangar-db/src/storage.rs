@@ -322,6 +322,15 @@ impl StorageStore for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
+        // The space may have been deleted while the bytes arrived.
+        let space: Option<i64> = sqlx::query_scalar("SELECT 1 FROM spaces WHERE id = ?")
+            .bind(space_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if space.is_none() {
+            return Err(StoreError::NotFound("space"));
+        }
         ensure_parents(&mut tx, space_id, path, now).await?;
         let existing = entry_in(&mut tx, space_id, path).await?;
         if existing.as_ref().is_some_and(|e| e.kind == EntryKind::Dir) {
@@ -377,19 +386,27 @@ impl StorageStore for SqliteStore {
                 now
             }
         };
-        add_usage(
-            &mut tx,
-            space_id,
-            file.size - existing.as_ref().map_or(0, |e| e.size),
-        )
-        .await?;
-        if let Some(id) = reservation {
-            sqlx::query("DELETE FROM storage_reservations WHERE id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
+        let delta = file.size - existing.as_ref().map_or(0, |e| e.size);
+        let reserved: i64 = match reservation {
+            Some(id) => {
+                sqlx::query_scalar("DELETE FROM storage_reservations WHERE id = ? RETURNING bytes")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend)?
+                    .unwrap_or(0)
+            }
+            None => 0,
+        };
+        // What the reservation did not cover (it expired, or the file replaced in the meantime
+        // shrank) must still fit.
+        if delta > reserved && fits(&mut tx, space_id, delta - reserved, 0).await? == Some(false) {
+            return Err(refused(
+                "limits-reached",
+                "the space's quota does not leave room for this file".into(),
+            ));
         }
+        add_usage(&mut tx, space_id, delta).await?;
         if let Some(id) = upload_id {
             sqlx::query("UPDATE storage_uploads SET state = 'done' WHERE id = ?")
                 .bind(id)
@@ -565,6 +582,15 @@ impl StorageStore for SqliteStore {
                 .path
                 .rebase(from, to)
                 .ok_or_else(|| StoreError::Backend("a moved entry is outside its source".into()))?;
+            if StoragePath::parse(new_path.as_str()).is_err() {
+                return Err(refused(
+                    "path-too-long",
+                    format!(
+                        "moving would make {} longer than 1024 bytes",
+                        new_path.as_str()
+                    ),
+                ));
+            }
             sqlx::query(
                 "UPDATE storage_entries SET path = ?, parent = ?, name = ?, modified_utc = ? \
                  WHERE space_id = ? AND path = ?",
@@ -630,24 +656,53 @@ impl StorageStore for SqliteStore {
     }
 
     async fn claim_upload(&self, id: &str) -> StoreResult<bool> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
         let done = sqlx::query(
             "UPDATE storage_uploads SET state = 'receiving' WHERE id = ? AND state = 'pending'",
         )
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
+        // While bytes arrive the reservation must keep counting, even past the URL's expiry.
+        sqlx::query("UPDATE storage_reservations SET expires_utc = ? WHERE upload_id = ?")
+            .bind(now_ms() + REQUEST_RESERVATION_MS)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn unclaim_upload(&self, id: &str) -> StoreResult<()> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
         sqlx::query(
             "UPDATE storage_uploads SET state = 'pending' WHERE id = ? AND state = 'receiving'",
         )
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
+        sqlx::query(
+            "UPDATE storage_reservations SET expires_utc = \
+               (SELECT expires_utc FROM storage_uploads WHERE storage_uploads.id = storage_reservations.upload_id) \
+             WHERE upload_id = ? AND EXISTS (SELECT 1 FROM storage_uploads WHERE id = ?)",
+        )
+        .bind(id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
         Ok(())
     }
 
@@ -664,11 +719,14 @@ impl StorageStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        sqlx::query("DELETE FROM storage_reservations WHERE expires_utc <= ?")
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        sqlx::query(
+            "DELETE FROM storage_reservations WHERE expires_utc <= ? \
+             OR (upload_id IS NOT NULL AND upload_id NOT IN (SELECT id FROM storage_uploads WHERE state != 'done'))",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(done.rows_affected())
     }

@@ -126,7 +126,10 @@ impl Config {
             .max_file_size
             .or(file.max_file_size.map(Size::into_text))
         {
-            Some(s) => parse_size(&s).with_context(|| format!("invalid max-file-size {s:?}"))?,
+            // Sizes are stored as signed 64-bit numbers: larger means unlimited anyway.
+            Some(s) => parse_size(&s)
+                .with_context(|| format!("invalid max-file-size {s:?}"))?
+                .min(i64::MAX as u64),
             None => DEFAULT_MAX_FILE_SIZE,
         };
         let space_quota = match args.space_quota.or(file.space_quota.map(Size::into_text)) {
