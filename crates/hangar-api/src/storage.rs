@@ -436,7 +436,7 @@ async fn upload_json(
             "bad-file",
             "file is an http(s) URL, a data: URL, or an object {type, size, meta}",
         )),
-        Some(Value::Object(declared)) => begin_two_stage(state, target, declared).await,
+        Some(Value::Object(declared)) => begin_two_stage(state, target, replaced, declared).await,
         _ => Err(ApiError::bad_request(
             "bad-file",
             "file is an http(s) URL, a data: URL, or an object {type, size, meta}",
@@ -459,14 +459,9 @@ fn fetch_error(e: FetchError) -> ApiError {
 
 /// Decodes an RFC 2397 data URL (base64 or percent-encoded) into its bytes and media type.
 fn decode_data_url(s: &str) -> ApiResult<(Vec<u8>, String)> {
-    let url = data_url::DataUrl::process(s)
-        .map_err(|e| ApiError::bad_request("bad-data-url", format!("malformed data URL: {e:?}")))?;
-    let (bytes, _fragment) = url
-        .decode_to_vec()
-        .map_err(|_| ApiError::bad_request("bad-data-url", "the data URL's base64 is invalid"))?;
-    let mime = url.mime_type();
-    let content_type = normalize_content_type(Some(&format!("{}/{}", mime.type_, mime.subtype)));
-    Ok((bytes, content_type))
+    let decoded = hangar_core::data_url::decode(s)
+        .map_err(|e| ApiError::bad_request("bad-data-url", e.to_string()))?;
+    Ok((decoded.bytes, decoded.content_type))
 }
 
 /// The signature binding a two-stage upload URL to its space, path, size, type and expiry.
@@ -490,6 +485,7 @@ fn upload_signature(state: &AppState, u: &PendingUpload) -> String {
 async fn begin_two_stage(
     state: &AppState,
     target: Target<'_>,
+    replaced: u64,
     declared: &Map<String, Value>,
 ) -> ApiResult<Response> {
     if let Some(unknown) = declared
@@ -536,10 +532,16 @@ async fn begin_two_stage(
     let id: [u8; 16] = rand::random();
     let id = hex::encode(id);
     let expires_utc = now_ms() + TWO_STAGE_LIFETIME_MS;
+    // The file it replaces counts as room (the commit re-checks should that file change meanwhile).
     // The size is capped by max_file_size, itself at most i64::MAX.
     let reservation_id = state
         .storage
-        .reserve(target.space_id, size as i64, Some(&id), expires_utc)
+        .reserve(
+            target.space_id,
+            size.saturating_sub(replaced) as i64,
+            Some(&id),
+            expires_utc,
+        )
         .await?
         .ok_or_else(crate::quota::quota_error)?;
     let upload = PendingUpload {
@@ -681,9 +683,17 @@ pub async fn receive_two_stage(
         size: upload.size as u64,
     };
     let result = store(&state, target, incoming, reservation, Some(second_stage)).await;
-    let outcome = result?;
-    claim.keep();
-    Ok(stored_response(&outcome))
+    match result {
+        Ok(outcome) => {
+            claim.keep();
+            Ok(stored_response(&outcome))
+        }
+        Err(e) => {
+            // Reopen before answering, so that a client retrying at once finds the URL usable.
+            claim.reopen().await;
+            Err(e)
+        }
+    }
 }
 
 /// A two-stage upload receiving its bytes; unless kept (the file was recorded), it goes back to
@@ -697,6 +707,13 @@ struct Claim<'a> {
 impl Claim<'_> {
     fn keep(mut self) {
         self.kept = true;
+    }
+
+    async fn reopen(mut self) {
+        self.kept = true;
+        if let Err(e) = self.state.storage.unclaim_upload(self.id).await {
+            tracing::warn!("cannot reopen two-stage upload {}: {e}", self.id);
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod attachment;
 pub mod checksum;
+pub mod data_url;
 pub mod disposition;
 pub mod filename;
 pub mod ids;
