@@ -82,6 +82,8 @@ pub trait BlobStore: Send + Sync {
     async fn remove_temporaries(&self, older_than: Option<Duration>) -> Result<usize, BlobError>;
     /// Whether the store is reachable and writable.
     async fn check(&self) -> Result<(), BlobError>;
+    /// The hash of every stored blob (for the start-up sweep of blobs nothing refers to).
+    async fn list(&self) -> Result<Vec<String>, BlobError>;
 }
 
 /// A blob name is 64 lowercase hex digits; anything else names nothing (and never a path).

@@ -206,6 +206,35 @@ impl BlobStore for LocalBlobStore {
         .map_err(BlobError::from)
     }
 
+    async fn list(&self) -> Result<Vec<String>, BlobError> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<Vec<String>> {
+            let mut out = Vec::new();
+            for top in fs::read_dir(&root)? {
+                let top = top?;
+                if top.file_name() == "tmp" || !top.file_type()?.is_dir() {
+                    continue;
+                }
+                for shard in fs::read_dir(top.path())? {
+                    let shard = shard?;
+                    if !shard.file_type()?.is_dir() {
+                        continue;
+                    }
+                    for blob in fs::read_dir(shard.path())? {
+                        let name = blob?.file_name();
+                        if let Some(name) = name.to_str().filter(|n| valid_sha256(n)) {
+                            out.push(name.to_string());
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| BlobError::Io(std::io::Error::other(e.to_string())))?
+        .map_err(BlobError::from)
+    }
+
     async fn check(&self) -> Result<(), BlobError> {
         let meta = tokio::fs::metadata(self.tmp_dir()).await?;
         if meta.is_dir() {
@@ -261,8 +290,10 @@ mod tests {
         let again = store.stage(body(vec![b"hello"]), 10).await.unwrap();
         store.commit(again).await.unwrap();
         assert_eq!(temporaries(dir.path()), 0);
+        assert_eq!(store.list().await.unwrap(), vec![sha.clone()]);
         store.delete(&sha).await.unwrap();
         assert!(!store.exists(&sha).await.unwrap());
+        assert!(store.list().await.unwrap().is_empty());
         store.delete(&sha).await.unwrap();
     }
 

@@ -39,6 +39,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if swept > 0 {
         tracing::info!("removed {swept} temporary files left by an earlier run");
     }
+    remove_orphan_blobs(&store, blobs.as_ref()).await?;
     bootstrap_admin(&store, config.admin_password.clone()).await?;
     // No request is in flight yet: quota reservations of requests are leftovers of an earlier run.
     store.clear_request_reservations().await?;
@@ -140,6 +141,23 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// Removes blobs that no row refers to: a crash between making a blob durable and committing its
+/// metadata leaves one. Runs before the server listens, so no upload can be about to refer to them.
+async fn remove_orphan_blobs(store: &SqliteStore, blobs: &dyn BlobStore) -> anyhow::Result<()> {
+    use hangar_core::store::AttachmentStore;
+    let mut removed = 0;
+    for sha in blobs.list().await? {
+        if store.blob_refcount(&sha).await?.is_none() {
+            blobs.delete(&sha).await?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!("removed {removed} stored blobs that nothing referred to (left by an interrupted upload)");
+    }
+    Ok(())
 }
 
 /// Drops two-stage uploads whose URL expired, returning their reserved quota.

@@ -181,3 +181,42 @@ async fn a_declared_length_over_the_limit_is_refused_before_reading() {
         .await;
     assert_eq!(server.blob_files().len(), 1);
 }
+
+#[tokio::test]
+async fn blobs_nothing_refers_to_are_removed_at_start() {
+    let mut server = Server::start();
+    let admin = server.admin().await;
+    let kept = b"referenced bytes".to_vec();
+    let id = admin
+        .upload("kept.bin", "application/octet-stream", &kept)
+        .await;
+    // What a crash between the blob's commit and the metadata commit leaves behind.
+    let orphan = sha256_hex(b"bytes whose metadata never committed");
+    let shard = server.blob_root().join(&orphan[0..2]).join(&orphan[2..4]);
+    std::fs::create_dir_all(&shard).unwrap();
+    std::fs::write(shard.join(&orphan), b"bytes whose metadata never committed").unwrap();
+    std::fs::write(
+        server.blob_root().join("tmp/crashed.part"),
+        b"half an upload",
+    )
+    .unwrap();
+    assert_eq!(server.blob_files().len(), 2);
+
+    server.restart();
+    let files = server.blob_files();
+    assert_eq!(
+        files.len(),
+        1,
+        "only the referenced blob is left: {files:?}"
+    );
+    assert!(files[0].ends_with(sha256_hex(&kept)));
+    assert_eq!(server.temporaries(), 0);
+    let admin = server.admin().await;
+    let r = admin
+        .get(&format!("/api/v1/attachments/{id}/kept.bin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().to_vec(), kept);
+}
