@@ -93,6 +93,11 @@ impl From<StoreError> for ApiError {
                 "path-too-long" => ApiError::bad_request(code, reason),
                 _ => ApiError::conflict(code, reason),
             },
+            StoreError::Full => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage-full",
+                "the server has no room left for this change",
+            ),
             StoreError::Backend(_) => ApiError::internal(e),
         }
     }

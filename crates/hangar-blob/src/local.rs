@@ -6,22 +6,40 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
 use tokio_util::io::ReaderStream;
 
-/// Chunks in flight between the network and the writing thread; bounds memory per upload.
-const CHANNEL_DEPTH: usize = 16;
-/// Write buffer of the writing thread: few, large writes.
-const WRITE_BUFFER: usize = 1 << 20;
+/// Bytes gathered before they are hashed and written in one blocking call; with one batch being
+/// written while the next arrives, an upload holds at most about twice this in memory.
+const WRITE_BATCH: usize = 1 << 20;
 /// Read chunk for downloads.
 const READ_CHUNK: usize = 256 * 1024;
 
 pub struct LocalBlobStore {
     root: PathBuf,
+}
+
+/// Free space uploads must leave on the volume, so that the metadata database (often on the same
+/// disk) can always write, and deleting files to make room keeps working: 5% of the volume, at least
+/// 256 KiB and at most 1 GiB.
+fn free_space_reserve(total: u64) -> u64 {
+    (total / 20).clamp(256 << 10, 1 << 30)
+}
+
+/// Refuses `incoming` more bytes when they would eat into the volume's reserve.
+fn check_room(dir: &Path, incoming: u64) -> Result<(), BlobError> {
+    let Ok(stats) = rustix::fs::statvfs(dir) else {
+        return Ok(()); // no statistics (an unusual filesystem): rely on ENOSPC
+    };
+    let available = stats.f_bavail.saturating_mul(stats.f_frsize);
+    let total = stats.f_blocks.saturating_mul(stats.f_frsize);
+    if available < incoming.saturating_add(free_space_reserve(total)) {
+        return Err(BlobError::NoSpace);
+    }
+    Ok(())
 }
 
 impl LocalBlobStore {
@@ -44,24 +62,27 @@ impl LocalBlobStore {
     }
 }
 
-/// Hashes and writes what arrives on `rx` into `path`, then fsyncs it. Runs on a blocking thread so
-/// that hashing and disk writes overlap with reading the network.
-fn write_and_hash(path: &Path, mut rx: mpsc::Receiver<Bytes>) -> std::io::Result<(String, u64)> {
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)?;
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    while let Some(chunk) = rx.blocking_recv() {
-        hasher.update(&chunk);
-        out.write_all(&chunk)?;
-        size += chunk.len() as u64;
+/// A temporary file being written, with the hash of what went into it so far.
+struct Writer {
+    file: File,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl Writer {
+    /// Hashes and writes one batch of chunks (on a blocking thread).
+    fn write_batch(mut self, batch: Vec<Bytes>) -> std::io::Result<Writer> {
+        for chunk in &batch {
+            self.hasher.update(chunk);
+            self.file.write_all(chunk)?;
+            self.size += chunk.len() as u64;
+        }
+        Ok(self)
     }
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    Ok((hex::encode(hasher.finalize()), size))
+}
+
+fn join_error(e: tokio::task::JoinError) -> BlobError {
+    BlobError::Io(std::io::Error::other(e.to_string()))
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -79,35 +100,60 @@ impl BlobStore for LocalBlobStore {
             size: 0,
             temp: Some(temp.clone()),
         };
-        let (tx, rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
-        let writer = tokio::task::spawn_blocking(move || write_and_hash(&temp, rx));
+        let file = tokio::task::spawn_blocking(move || {
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(temp)
+        })
+        .await
+        .map_err(join_error)??;
+        // Chunks are gathered into batches on this task and each batch is hashed and written on a
+        // blocking thread while the next one arrives. A client that stalls holds no blocking thread.
+        let mut writing = tokio::task::spawn_blocking(move || {
+            Ok(Writer {
+                file,
+                hasher: Sha256::new(),
+                size: 0,
+            })
+        });
         let mut received = 0u64;
-        let mut failure = None;
-        while let Some(chunk) = body.next().await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => {
-                    failure = Some(BlobError::Interrupted(e));
-                    break;
+        loop {
+            let mut batch = Vec::new();
+            let mut batch_len = 0;
+            let mut ended = false;
+            while batch_len < WRITE_BATCH {
+                match body.next().await {
+                    Some(Ok(chunk)) => {
+                        received += chunk.len() as u64;
+                        if received > max_bytes {
+                            return Err(BlobError::TooLarge { limit: max_bytes });
+                        }
+                        batch_len += chunk.len();
+                        batch.push(chunk);
+                    }
+                    Some(Err(e)) => return Err(BlobError::Interrupted(e)),
+                    None => {
+                        ended = true;
+                        break;
+                    }
                 }
-            };
-            received += chunk.len() as u64;
-            if received > max_bytes {
-                failure = Some(BlobError::TooLarge { limit: max_bytes });
+            }
+            let writer = writing.await.map_err(join_error)??;
+            check_room(&self.root, batch_len as u64)?;
+            writing = tokio::task::spawn_blocking(move || writer.write_batch(batch));
+            if ended {
                 break;
             }
-            if tx.send(chunk).await.is_err() {
-                break; // the writer stopped: its own error is reported below
-            }
         }
-        drop(tx);
-        let written = writer
+        let writer = writing.await.map_err(join_error)??;
+        let (sha256, size) =
+            tokio::task::spawn_blocking(move || -> std::io::Result<(String, u64)> {
+                writer.file.sync_all()?;
+                Ok((hex::encode(writer.hasher.finalize()), writer.size))
+            })
             .await
-            .map_err(|e| BlobError::Io(std::io::Error::other(e.to_string())))?;
-        if let Some(f) = failure {
-            return Err(f);
-        }
-        let (sha256, size) = written?;
+            .map_err(join_error)??;
         staged.sha256 = sha256;
         staged.size = size;
         Ok(staged)
@@ -318,6 +364,14 @@ mod tests {
         let dropped = store.stage(body(vec![b"abc"]), 100).await.unwrap();
         drop(dropped);
         assert_eq!(temporaries(dir.path()), 0);
+    }
+
+    #[test]
+    fn the_free_space_reserve_scales_with_the_volume() {
+        assert_eq!(free_space_reserve(4 << 20), 256 << 10);
+        assert_eq!(free_space_reserve(16 << 20), (16 << 20) / 20);
+        assert_eq!(free_space_reserve(100 << 30), 1 << 30);
+        assert_eq!(free_space_reserve(10 << 30), 512 << 20);
     }
 
     #[tokio::test]

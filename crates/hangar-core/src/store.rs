@@ -15,6 +15,9 @@ pub enum StoreError {
     /// A rule of the data refuses the change (a file where a directory is, …): `code` is stable.
     #[error("{reason}")]
     Refused { code: &'static str, reason: String },
+    /// The disk holding the database is full.
+    #[error("the metadata store's disk is full")]
+    Full,
     #[error("metadata store failure: {0}")]
     Backend(String),
 }

@@ -48,6 +48,16 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A COMMIT that fails (a full disk) can leave sqlx's transaction count on the connection
+            // stuck, and every later transaction on it failing: such a connection is closed instead
+            // of going back to the pool. The ping lets a queued rollback finish first.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Connection;
+                    conn.ping().await?;
+                    Ok(!conn.is_in_transaction())
+                })
+            })
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
@@ -59,12 +69,16 @@ impl SqliteStore {
 fn map_err(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |e| match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
-        _ => StoreError::Backend(e.to_string()),
+        _ => backend(e),
     }
 }
 
 fn backend(e: sqlx::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    match &e {
+        // SQLITE_FULL: the disk, not the request, is the problem.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("13") => StoreError::Full,
+        _ => StoreError::Backend(e.to_string()),
+    }
 }
 
 #[cfg(test)]
