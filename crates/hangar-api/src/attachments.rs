@@ -171,6 +171,7 @@ pub async fn public_url(
     State(state): State<AppState>,
     caller: Caller,
     Path((channel, message, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
     let channel = visible_channel(&state, &caller, parse_channel_ref(&channel)?).await?;
     let message_id = message
@@ -196,13 +197,9 @@ pub async fn public_url(
     }
     let a = readable(&state, &caller, id).await?;
     refuse_unready(&a)?;
-    if !a.public {
-        state
-            .attachments
-            .set_public(a.id, true, a.link_version)
-            .await?;
-    }
-    let token = link_token(&state, a.id, a.link_version);
+    caller.require_change(&state, &headers)?;
+    let version = state.attachments.publish(a.id).await?;
+    let token = link_token(&state, a.id, version);
     Ok(Json(json!(format!(
         "{}/d/{}?k={token}",
         state.settings.public_url, a.id
@@ -216,10 +213,7 @@ pub async fn revoke_public_link(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
     let a = owned(&state, &caller, id).await?;
-    state
-        .attachments
-        .set_public(a.id, false, a.link_version + 1)
-        .await?;
+    state.attachments.revoke_public_link(a.id).await?;
     Ok(ok_body())
 }
 

@@ -12,7 +12,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use hangar_core::ids::{new_token, token_hash, TOKEN_PREFIX};
-use hangar_core::model::{Member, Role, TokenScope};
+use hangar_core::model::{Member, PersonalToken, Role, TokenScope};
 use hangar_core::now_ms;
 use serde::Deserialize;
 use serde_json::json;
@@ -33,6 +33,8 @@ pub enum AuthMethod {
 pub struct Caller {
     pub member: Member,
     pub method: AuthMethod,
+    /// The personal token used, when the caller authenticated with one.
+    pub token: Option<PersonalToken>,
 }
 
 impl Caller {
@@ -42,6 +44,22 @@ impl Caller {
     pub fn is_admin(&self) -> bool {
         self.member.role == Role::Admin
     }
+    /// For the few GET routes that change something (the reference's public-url call): refuse what
+    /// a state change would refuse, a read-only token or a cross-site browser request.
+    pub fn require_change(&self, state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
+        if self
+            .token
+            .as_ref()
+            .is_some_and(|t| t.scope == TokenScope::ReadOnly)
+        {
+            return Err(ApiError::forbidden("this token may only read"));
+        }
+        if self.method == AuthMethod::Session {
+            check_same_origin(state, &Method::POST, headers)?;
+        }
+        Ok(())
+    }
+
     pub fn require_admin(&self) -> ApiResult<()> {
         if self.is_admin() {
             Ok(())
@@ -153,8 +171,9 @@ impl OptionalFromRequestParts<AppState> for Caller {
             {
                 // Off the request path: a lost update only makes lastUsedUtc a minute staler.
                 let identity = state.identity.clone();
+                let token_id = personal.id;
                 tokio::spawn(async move {
-                    if let Err(e) = identity.touch_token(personal.id, now).await {
+                    if let Err(e) = identity.touch_token(token_id, now).await {
                         tracing::warn!("cannot record token use: {e}");
                     }
                 });
@@ -166,6 +185,7 @@ impl OptionalFromRequestParts<AppState> for Caller {
             Caller {
                 member,
                 method: AuthMethod::Token,
+                token: Some(personal),
             }
         } else if let Some(session) = session_cookie(&parts.headers) {
             let Some(member) = state
@@ -181,6 +201,7 @@ impl OptionalFromRequestParts<AppState> for Caller {
             Caller {
                 member,
                 method: AuthMethod::Session,
+                token: None,
             }
         } else {
             return Ok(None);
@@ -192,6 +213,7 @@ impl OptionalFromRequestParts<AppState> for Caller {
 
 /// Argon2id with the crate's defaults (19 MiB, 2 passes), off the async threads.
 pub async fn hash_password(password: String) -> ApiResult<String> {
+    let _permit = argon2_permit().await?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -203,8 +225,9 @@ pub async fn hash_password(password: String) -> ApiResult<String> {
     .map_err(ApiError::internal)?
 }
 
-async fn verify_password(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || {
+async fn verify_password(password: String, hash: String) -> ApiResult<bool> {
+    let _permit = argon2_permit().await?;
+    Ok(tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
             .map(|parsed| {
                 Argon2::default()
@@ -214,7 +237,24 @@ async fn verify_password(password: String, hash: String) -> bool {
             .unwrap_or(false)
     })
     .await
-    .unwrap_or(false)
+    .unwrap_or(false))
+}
+
+/// Argon2 uses 19 MiB and a core's worth of work per hash: at most one hash per core runs at once,
+/// so a flood of logins cannot exhaust memory or starve the blocking threads uploads write with.
+async fn argon2_permit() -> ApiResult<tokio::sync::SemaphorePermit<'static>> {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let permits = PERMITS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    });
+    match tokio::time::timeout(std::time::Duration::from_secs(10), permits.acquire()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many logins at once: try again shortly",
+        )),
+    }
 }
 
 pub fn validate_password(password: &str) -> ApiResult<()> {
@@ -257,7 +297,7 @@ pub async fn login(
         Some((m, h)) => (Some(m), h),
         None => (None, state.settings.dummy_password_hash.clone()),
     };
-    let valid = verify_password(req.password, hash).await;
+    let valid = verify_password(req.password, hash).await?;
     let Some(member) = member.filter(|_| valid) else {
         return Err(ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,

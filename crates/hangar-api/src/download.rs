@@ -65,7 +65,7 @@ pub async fn serve(
             if d.private {
                 "private, no-cache"
             } else {
-                "public, max-age=300"
+                "public, no-cache"
             },
         );
     if let Some(inm) = headers
@@ -117,7 +117,16 @@ pub async fn serve(
     let body = if *method == Method::HEAD || len == 0 {
         Body::empty()
     } else {
-        Body::from_stream(state.blobs.read(d.sha256, start, len).await?)
+        // Deleted between the lookup and now: it is gone for this caller too.
+        let bytes = state
+            .blobs
+            .read(d.sha256, start, len)
+            .await
+            .map_err(|e| match e {
+                hangar_blob::BlobError::NotFound => ApiError::not_found("file"),
+                other => other.into(),
+            })?;
+        Body::from_stream(bytes)
     };
     builder.body(body).map_err(ApiError::internal)
 }

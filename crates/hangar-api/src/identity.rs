@@ -115,13 +115,19 @@ pub async fn create_token(
             ));
         }
     }
+    // A token made with a token never outlives it (a leaked short-lived token must not mint a
+    // permanent one).
+    let expires = match caller.token.as_ref().and_then(|t| t.expires_utc) {
+        Some(limit) => Some(req.expires.map_or(limit, |e| e.min(limit))),
+        None => req.expires,
+    };
     let token = new_token();
     let record = PersonalToken {
         id: random_id(),
         member_id: caller.id(),
         name: name.to_string(),
         scope,
-        expires_utc: req.expires,
+        expires_utc: expires,
         created_utc: now,
         last_used_utc: None,
     };

@@ -236,7 +236,10 @@ impl BlobStore for LocalBlobStore {
             for entry in fs::read_dir(&dir)? {
                 let entry = entry?;
                 if let Some(age) = older_than {
-                    let modified = entry.metadata()?.modified()?;
+                    // A temporary can vanish mid-scan (its upload finished): skip it.
+                    let Ok(modified) = entry.metadata().and_then(|m| m.modified()) else {
+                        continue;
+                    };
                     if now.duration_since(modified).unwrap_or_default() < age {
                         continue;
                     }
@@ -258,7 +261,13 @@ impl BlobStore for LocalBlobStore {
             let mut out = Vec::new();
             for top in fs::read_dir(&root)? {
                 let top = top?;
-                if top.file_name() == "tmp" || !top.file_type()?.is_dir() {
+                let is_shard = |name: &std::ffi::OsStr| {
+                    name.to_str()
+                        .is_some_and(|n| n.len() == 2 && valid_sha256(&n.repeat(32)))
+                };
+                // Only the two-hex-digit shard directories hold blobs (a mount point's lost+found
+                // and the like are none of ours).
+                if !is_shard(&top.file_name()) || !top.file_type()?.is_dir() {
                     continue;
                 }
                 for shard in fs::read_dir(top.path())? {

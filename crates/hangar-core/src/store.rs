@@ -48,6 +48,10 @@ pub trait IdentityStore: Send + Sync {
     ) -> StoreResult<()>;
     async fn session_member(&self, token_hash: &str, now: i64) -> StoreResult<Option<Member>>;
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
+    /// Ends every session of a member (their password changed).
+    async fn end_sessions(&self, member_id: i64) -> StoreResult<()>;
+    /// Removes sessions that expired before `now`.
+    async fn purge_sessions(&self, now: i64) -> StoreResult<u64>;
 
     async fn create_token(&self, token: &PersonalToken, token_hash: &str) -> StoreResult<()>;
     async fn token_member(
@@ -159,7 +163,10 @@ pub trait AttachmentStore: Send + Sync {
     async fn readable_through_links(&self, attachment_id: i64, member_id: i64)
         -> StoreResult<bool>;
     async fn is_linked_to_message(&self, attachment_id: i64, message_id: i64) -> StoreResult<bool>;
-    async fn set_public(&self, id: i64, public: bool, link_version: i64) -> StoreResult<()>;
+    /// Makes the attachment public; answers the link version its token derives from.
+    async fn publish(&self, id: i64) -> StoreResult<i64>;
+    /// Makes it private again and moves to a new link version, so every earlier token dies.
+    async fn revoke_public_link(&self, id: i64) -> StoreResult<()>;
     /// Deletes the attachment and its links; returns the blob hash when its last reference went.
     async fn delete_attachment(&self, id: i64) -> StoreResult<Option<String>>;
     /// Current reference count of a blob (None when no row: nothing references it).

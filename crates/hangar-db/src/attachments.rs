@@ -239,12 +239,22 @@ impl AttachmentStore for SqliteStore {
         Ok(n > 0)
     }
 
-    async fn set_public(&self, id: i64, public: bool, link_version: i64) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE attachments SET public = ?, link_version = ?, modified_utc = ? WHERE id = ?",
+    async fn publish(&self, id: i64) -> StoreResult<i64> {
+        sqlx::query_scalar(
+            "UPDATE attachments SET public = 1, modified_utc = ? WHERE id = ? RETURNING link_version",
         )
-        .bind(public as i64)
-        .bind(link_version)
+        .bind(now_ms())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?
+        .ok_or(StoreError::NotFound("attachment"))
+    }
+
+    async fn revoke_public_link(&self, id: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE attachments SET public = 0, link_version = link_version + 1, modified_utc = ? WHERE id = ?",
+        )
         .bind(now_ms())
         .bind(id)
         .execute(&self.pool)

@@ -128,6 +128,24 @@ impl IdentityStore for SqliteStore {
         Ok(())
     }
 
+    async fn end_sessions(&self, member_id: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE member_id = ?")
+            .bind(member_id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn purge_sessions(&self, now: i64) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_utc <= ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected())
+    }
+
     async fn create_token(&self, token: &PersonalToken, token_hash: &str) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO personal_tokens (id, member_id, name, token_hash, scope, expires_utc, created_utc) \

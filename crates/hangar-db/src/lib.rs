@@ -77,6 +77,11 @@ fn backend(e: sqlx::Error) -> StoreError {
     match &e {
         // SQLITE_FULL: the disk, not the request, is the problem.
         sqlx::Error::Database(db) if db.code().as_deref() == Some("13") => StoreError::Full,
+        // SQLITE_CONSTRAINT_FOREIGNKEY: what the change refers to was deleted meanwhile.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("787") => StoreError::Refused {
+            code: "gone",
+            reason: "something this change refers to was deleted meanwhile".into(),
+        },
         _ => StoreError::Backend(e.to_string()),
     }
 }

@@ -33,6 +33,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             config.data_dir.display()
         )
     })?;
+    // One process per data directory: a second one's start-up sweeps would delete the first one's
+    // uploads in flight. The lock lives as long as the file handle.
+    let _lock = lock_data_dir(&config.data_dir)?;
+    // Handle SIGTERM from the moment the server says it is ready.
+    let stop = shutdown_signal()?;
     let store = SqliteStore::open(&config.database_url).await?;
     let blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::open(config.blob_root()?)?);
     let swept = blobs.remove_temporaries(None).await?;
@@ -60,11 +65,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     settings.fetch_limits.first_byte = Duration::from_secs(config.fetch_timeout_secs);
     let state = AppState::new(store, blobs.clone(), settings);
     tokio::spawn(sweep_temporaries(blobs));
-    tokio::spawn(expire_uploads(state.storage.clone()));
+    tokio::spawn(expire_uploads(
+        state.storage.clone(),
+        state.identity.clone(),
+    ));
 
     let app = hangar_api::router(state);
     tracing::info!("listening on {addr} (public URL {public_url})");
-    serve_connections(listener, app).await;
+    serve_connections(listener, app, stop).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -72,7 +80,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// Accepts connections until SIGTERM, then lets requests in flight finish for up to
 /// `SHUTDOWN_GRACE`. Written on hyper-util rather than `axum::serve` because the latter sets no
 /// header-read time-out, which lets slow clients hold connections open forever.
-async fn serve_connections(listener: tokio::net::TcpListener, app: axum::Router) {
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    stop: impl std::future::Future<Output = ()>,
+) {
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1()
         .timer(TokioTimer::new())
@@ -83,7 +95,6 @@ async fn serve_connections(listener: tokio::net::TcpListener, app: axum::Router)
         .max_header_list_size(MAX_HEADER_BYTES as u32)
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let graceful = GracefulShutdown::new();
-    let stop = shutdown_signal();
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -122,25 +133,43 @@ async fn serve_connections(listener: tokio::net::TcpListener, app: axum::Router)
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// A future that ends at SIGTERM or Ctrl-C. The handlers are installed now, not when it is first
+/// polled, so a signal sent right after the ready line is not lost.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot handle SIGTERM")?;
+    Ok(async move {
+        #[cfg(unix)]
+        let term = term.recv();
+        #[cfg(not(unix))]
+        let term = std::future::pending::<Option<()>>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+    })
+}
+
+/// Takes the data directory's lock file, or fails when another process holds it.
+fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("hangar.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+        |_| {
+            anyhow::anyhow!(
+                "another hangar process is using {} (it holds {})",
+                dir.display(),
+                path.display()
+            )
+        },
+    )?;
+    Ok(file)
 }
 
 /// Removes blobs that no row refers to: a crash between making a blob durable and committing its
@@ -161,12 +190,15 @@ async fn remove_orphan_blobs(store: &SqliteStore, blobs: &dyn BlobStore) -> anyh
 }
 
 /// Drops two-stage uploads whose URL expired, returning their reserved quota.
-async fn expire_uploads(storage: Arc<dyn StorageStore>) {
+async fn expire_uploads(storage: Arc<dyn StorageStore>, identity: Arc<dyn IdentityStore>) {
     let mut every = tokio::time::interval(Duration::from_secs(60));
     loop {
         every.tick().await;
         if let Err(e) = storage.expire_uploads(hangar_core::now_ms()).await {
             tracing::warn!("cannot expire two-stage uploads: {e}");
+        }
+        if let Err(e) = identity.purge_sessions(hangar_core::now_ms()).await {
+            tracing::warn!("cannot purge expired sessions: {e}");
         }
     }
 }
@@ -198,6 +230,8 @@ async fn bootstrap_admin(store: &SqliteStore, password: Option<String>) -> anyho
                     .await
                     .map_err(|e| anyhow::anyhow!(e.text))?;
                 store.set_password(admin.id, &hash).await?;
+                // A reset password is meant to lock out whoever had the old one.
+                store.end_sessions(admin.id).await?;
                 tracing::info!("the admin password was set from the configuration");
             }
         }
