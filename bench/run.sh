@@ -1,0 +1,584 @@
+#!/usr/bin/env bash
+# Hangar against nginx, side by side on this machine: the figures of SPEC §12.
+#
+#   bash bench/run.sh                                  # the full run (ROUNDS=3, 1 GiB, 10 GiB)
+#   ROUNDS=1 SIZE_MIB=64 RSS_GIB=1 WRK_DURATION=3s bash bench/run.sh   # a quick check
+#
+# It installs nginx and wrk (Debian packages) if missing, builds Hangar in release mode, starts both
+# servers on loopback with their data in a temporary directory on a real disk, measures every figure
+# ROUNDS times, prints each measurement, and ends with one table of medians and ratios. Both servers
+# are stopped and the temporary data removed on exit, also on failure. See bench/README.md.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+SIZE_MIB=${SIZE_MIB:-1024}         # the large upload/download file, MiB
+RSS_GIB=${RSS_GIB:-10}             # the memory test file, GiB (0 skips it)
+WRK_DURATION=${WRK_DURATION:-10s}  # each wrk run
+WRK_THREADS=${WRK_THREADS:-2}
+DOWN_CONNECTIONS=${DOWN_CONNECTIONS:-64}
+UP_CONNECTIONS=${UP_CONNECTIONS:-32}
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$BENCH_DIR")
+STARTED=$SECONDS
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+die() {
+  printf '[bench %s] ERROR: %s\n' "$(date +%H:%M:%S)" "$*" >&2
+  exit 1
+}
+
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
+[[ $SIZE_MIB =~ ^[1-9][0-9]*$ ]] || die "SIZE_MIB must be a positive integer"
+[[ $RSS_GIB =~ ^[0-9]+$ ]] || die "RSS_GIB must be a non-negative integer"
+
+# ---------------------------------------------------------------------------------------------
+# 1. Tools
+# ---------------------------------------------------------------------------------------------
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null 2>&1 && SUDO=(sudo)
+fi
+have() { command -v "$1" >/dev/null 2>&1 || [[ -x /usr/sbin/$1 ]]; }
+missing=()
+have nginx || missing+=(nginx)
+for tool in wrk curl jq bc; do
+  have "$tool" || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+  log "installing ${missing[*]} from Debian's packages"
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
+"$NGINX" -V 2>&1 | grep -q -- '--with-http_dav_module' ||
+  die "$NGINX was built without the DAV module (needed for PUT)"
+
+# ---------------------------------------------------------------------------------------------
+# 2. Build
+# ---------------------------------------------------------------------------------------------
+log "building Hangar (release)"
+(cd "$REPO" && cargo build --release --locked -p hangar)
+BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/hangar"
+[[ -x $BIN ]] || die "no binary at $BIN"
+
+# ---------------------------------------------------------------------------------------------
+# 3. Temporary data on a real disk, cleanup on exit
+# ---------------------------------------------------------------------------------------------
+tmp_parent=${BENCH_TMPDIR:-${TMPDIR:-/tmp}}
+fstype=$(df --output=fstype "$tmp_parent" | tail -n 1 | tr -d ' ')
+if [[ $fstype == tmpfs || $fstype == ramfs ]]; then
+  tmp_parent="${CARGO_TARGET_DIR:-$REPO/target}"
+  log "$tmp_parent is used for temporary data ($([[ -n ${BENCH_TMPDIR:-} ]] && echo BENCH_TMPDIR || echo /tmp) is $fstype)"
+fi
+WORK=$(mktemp -d "$tmp_parent/hangar-bench.XXXXXX")
+
+HANGAR_PID=""
+NGINX_PID=""
+BG_PIDS=()
+stop_pid() { # pid signal: signal, wait up to 15 s, then SIGKILL
+  local pid=$1 sig=$2 i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill "-$sig" "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 150; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local rc=$?
+  set +e
+  for pid in "${BG_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+  if ((rc != 0)) && [[ -f $WORK/hangar.log ]]; then
+    echo "--- last lines of the Hangar log ---" >&2
+    tail -n 30 "$WORK/hangar.log" >&2
+    if [[ -f $WORK/nginx/logs/error.log ]]; then
+      echo "--- last lines of the nginx error log ---" >&2
+      tail -n 10 "$WORK/nginx/logs/error.log" >&2
+    fi
+  fi
+  log "stopping the servers"
+  [[ -n $HANGAR_PID ]] && stop_pid "$HANGAR_PID" TERM
+  [[ -n $NGINX_PID ]] && stop_pid "$NGINX_PID" TERM
+  log "removing $WORK"
+  [[ -n ${WORK:-} && -d $WORK ]] && rm -rf "$WORK"
+  local elapsed=$((SECONDS - STARTED))
+  log "total run time: $((elapsed / 60)) min $((elapsed % 60)) s (build, setup, measurements and cleanup)"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+median() { # numbers... -> median
+  printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {
+    if (NR % 2) printf "%.6f\n", a[(NR + 1) / 2]; else printf "%.6f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+calc() { echo "scale=6; $*" | bc -l; }
+fmt() { printf "%.${2:-1}f" "$1"; }
+mbps() { calc "$1 / $2 / 1000000"; } # bytes seconds -> MB/s (10^6 bytes)
+size_label() { # MiB -> "1 GiB" / "64 MiB"
+  if (($1 % 1024 == 0)); then echo "$(($1 / 1024)) GiB"; else echo "$1 MiB"; fi
+}
+free_bytes() { df -B1 --output=avail "$WORK" | tail -n 1 | tr -d ' '; }
+
+# ---------------------------------------------------------------------------------------------
+# The machine
+# ---------------------------------------------------------------------------------------------
+log "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), " \
+  "$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) memory, kernel $(uname -r)"
+log "disk for data: $(df -h --output=source,fstype,size,avail "$WORK" | tail -n 1 | tr -s ' ') ($WORK)"
+log "nginx: $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), wrk: $(wrk -v 2>&1 | head -n 1 | awk '{print $2}')," \
+  "curl: $(curl --version | head -n 1 | awk '{print $2}')"
+log "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews the figures)"
+log "ROUNDS=$ROUNDS SIZE_MIB=$SIZE_MIB RSS_GIB=$RSS_GIB WRK_DURATION=$WRK_DURATION WRK_THREADS=$WRK_THREADS"
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------------------------
+need=$(((2 * ROUNDS + 2) * SIZE_MIB * 1048576 + 4 * 1073741824))
+(($(free_bytes) >= need)) ||
+  die "$(($(free_bytes) / 1073741824)) GiB free under $WORK; the run needs about $((need / 1073741824)) GiB (less with a smaller SIZE_MIB or ROUNDS)"
+mkdir -p "$WORK/input"
+BIG="$WORK/input/big.bin"
+SMALL="$WORK/input/small.bin"
+BIG_BYTES=$((SIZE_MIB * 1048576))
+BIG_LABEL=$(size_label "$SIZE_MIB")
+log "making the $BIG_LABEL input from /dev/urandom"
+head -c "$BIG_BYTES" /dev/urandom >"$BIG"
+head -c 4096 /dev/urandom >"$SMALL"
+
+# ---------------------------------------------------------------------------------------------
+# Hangar
+# ---------------------------------------------------------------------------------------------
+PW="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+mkdir -p "$WORK/hangar"
+"$BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/hangar" --admin-password "$PW" \
+  >"$WORK/hangar.log" 2>&1 &
+HANGAR_PID=$!
+HADDR=""
+for ((i = 0; i < 300; i++)); do
+  HADDR=$(grep -o 'listening on [^ ]*' "$WORK/hangar.log" 2>/dev/null | head -n 1 | awk '{print $3}' || true)
+  [[ -n $HADDR ]] && break
+  kill -0 "$HANGAR_PID" 2>/dev/null || die "hangar exited at start: $(cat "$WORK/hangar.log")"
+  sleep 0.1
+done
+[[ -n $HADDR ]] || die "hangar did not log 'listening on' within 30 s"
+H="http://$HADDR"
+log "Hangar (pid $HANGAR_PID) listening on $HADDR"
+
+curl -sSf -c "$WORK/cookies.txt" -H 'Content-Type: application/json' \
+  -d "{\"username\":\"admin\",\"password\":\"$PW\"}" "$H/api/v1/auth/login" >/dev/null
+TOKEN=$(curl -sSf -b "$WORK/cookies.txt" -H 'Content-Type: application/json' \
+  -d '{"name":"bench"}' "$H/api/v1/me/tokens" | jq -r .token)
+[[ -n $TOKEN && $TOKEN != null ]] || die "no token from POST /api/v1/me/tokens"
+AUTH="Authorization: Bearer $TOKEN"
+
+# ---------------------------------------------------------------------------------------------
+# nginx, from its own configuration, as the current user
+# ---------------------------------------------------------------------------------------------
+NGX="$WORK/nginx"
+mkdir -p "$NGX"/{root/dav,body,proxy,fastcgi,uwsgi,scgi,logs}
+cp "$SMALL" "$NGX/root/small.bin"
+user_line=""
+if [[ $(id -u) -eq 0 ]]; then
+  user_line="user $(id -un) $(id -gn);" # otherwise the workers would drop to nobody
+fi
+write_nginx_conf() { # port
+  cat >"$NGX/nginx.conf" <<EOF
+$user_line
+worker_processes auto;
+daemon off;
+pid $NGX/nginx.pid;
+error_log $NGX/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    default_type application/octet-stream;
+    client_body_temp_path $NGX/body;
+    proxy_temp_path $NGX/proxy;
+    fastcgi_temp_path $NGX/fastcgi;
+    uwsgi_temp_path $NGX/uwsgi;
+    scgi_temp_path $NGX/scgi;
+    server {
+        listen 127.0.0.1:$1;
+        root $NGX/root;
+        location / { }
+        location /dav/ {
+            dav_methods PUT;
+            dav_access user:rw group:r all:r;
+            create_full_put_path on;
+            client_max_body_size 0;
+            client_body_temp_path $NGX/body;
+        }
+    }
+}
+EOF
+}
+NPORT=""
+for ((attempt = 0; attempt < 20; attempt++)); do
+  port=$((20000 + RANDOM % 40000))
+  write_nginx_conf "$port"
+  "$NGINX" -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/logs/error.log" &
+  NGINX_PID=$!
+  for ((i = 0; i < 50; i++)); do
+    if [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/small.bin" || true) == 200 ]]; then
+      NPORT=$port
+      break
+    fi
+    kill -0 "$NGINX_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  [[ -n $NPORT ]] && break
+  stop_pid "$NGINX_PID" TERM
+  NGINX_PID=""
+done
+[[ -n $NPORT ]] || die "nginx did not start: $(tail -n 5 "$NGX/logs/error.log" 2>/dev/null)"
+N="http://127.0.0.1:$NPORT"
+log "nginx (pid $NGINX_PID, $(pgrep -c -P "$NGINX_PID" || echo '?') workers) listening on 127.0.0.1:$NPORT"
+
+# Runs "$1" and "$2" (Hangar's and nginx's measurement) in alternating order: Hangar first in odd
+# rounds, nginx first in even ones, so neither always runs right after the other's load.
+both() {
+  if ((r % 2)); then "$1"; "$2"; else "$2"; "$1"; fi
+}
+# ---------------------------------------------------------------------------------------------
+# The disk right now (for reading the upload figures): the input copied with and without fsync
+# ---------------------------------------------------------------------------------------------
+dd_rate() { # extra dd flags... -> MB/s
+  sync
+  local out
+  out=$(LC_ALL=C dd if="$BIG" of="$WORK/dd.out" bs=1M "$@" 2>&1 | tail -n 1)
+  rm -f "$WORK/dd.out"
+  awk -F, '{ print $(NF-1) }' <<<"$out" | awk -v b="$BIG_BYTES" '{ printf "%.1f\n", b / $1 / 1000000 }'
+}
+DD_CACHE=$(dd_rate)
+DD_SYNC=$(dd_rate conv=fsync)
+log "disk now: dd of the $BIG_LABEL input: $DD_CACHE MB/s into the page cache, $DD_SYNC MB/s with fsync"
+
+# ---------------------------------------------------------------------------------------------
+# 4a. Large upload
+# ---------------------------------------------------------------------------------------------
+log "== $BIG_LABEL upload: Hangar POST /uploads (SHA-256, fsync) vs nginx PUT /dav/ (no fsync)"
+up_h=()
+up_n=()
+BIG_ID=""
+up_hangar() {
+  sync
+  read -r code secs sent < <(curl -sS -o "$WORK/resp" -w '%{http_code} %{time_total} %{size_upload}\n' \
+    -H 'Expect:' -H "$AUTH" -H 'Content-Type: application/octet-stream' \
+    -X POST -T "$BIG" "$H/uploads?name=big.bin")
+  [[ $code == 200 && $sent == "$BIG_BYTES" ]] ||
+    die "Hangar upload answered $code after $sent bytes: $(head -c 300 "$WORK/resp")"
+  id=$(cat "$WORK/resp")
+  [[ $id =~ ^[0-9]+$ ]] || die "Hangar upload answered no id: $(head -c 300 "$WORK/resp")"
+  BIG_ID=$id
+  up_h+=("$(mbps "$BIG_BYTES" "$secs")")
+  hsecs=$secs
+}
+up_nginx() {
+  sync
+  read -r code secs sent < <(curl -sS -o "$WORK/resp" -w '%{http_code} %{time_total} %{size_upload}\n' \
+    -H 'Expect:' -H 'Content-Type: application/octet-stream' -T "$BIG" "$N/dav/big-$r.bin")
+  [[ ($code == 201 || $code == 204) && $sent == "$BIG_BYTES" ]] ||
+    die "nginx PUT answered $code after $sent bytes"
+  up_n+=("$(mbps "$BIG_BYTES" "$secs")")
+  nsecs=$secs
+  cmp -s "$BIG" "$NGX/root/dav/big-$r.bin" || die "nginx stored different bytes"
+}
+# Nothing is deleted between rounds: the root filesystem may be mounted with "discard", and the
+# discards of a deleted file slow down the writes that follow. Each round changes the first 32
+# bytes of the input, so that Hangar stores new content every time (identical bytes would be
+# deduplicated: the temporary removed instead of renamed).
+for ((r = 1; r <= ROUNDS; r++)); do
+  head -c 32 /dev/urandom | dd of="$BIG" bs=32 count=1 conv=notrunc status=none
+  both up_hangar up_nginx
+  log "  round $r: Hangar $(fmt "${up_h[-1]}") MB/s (${hsecs} s)   nginx $(fmt "${up_n[-1]}") MB/s (${nsecs} s)"
+done
+# nginx's static big.bin: the same bytes as Hangar's last upload (a hard link, same disk).
+ln -f "$BIG" "$NGX/root/big.bin" 2>/dev/null || cp "$BIG" "$NGX/root/big.bin"
+BIG_SHA=$(sha256sum "$BIG" | awk '{print $1}')
+meta=$(curl -sSf -H "$AUTH" "$H/api/v1/attachments/$BIG_ID")
+[[ $(jq -r .fileChecksum <<<"$meta") == "$BIG_SHA" ]] ||
+  die "Hangar's checksum of big.bin differs from sha256sum: $meta"
+UP_H=$(median "${up_h[@]}")
+UP_N=$(median "${up_n[@]}")
+UP_R=$(calc "$UP_H / $UP_N")
+log "  median: Hangar $(fmt "$UP_H") MB/s, nginx $(fmt "$UP_N") MB/s, ratio $(fmt "$UP_R" 2) (checksum verified)"
+
+# ---------------------------------------------------------------------------------------------
+# 4b. Large download
+# ---------------------------------------------------------------------------------------------
+log "== $BIG_LABEL download: Hangar GET /api/v1/attachments/{id}/big.bin vs nginx static file"
+down_h=()
+down_n=()
+down_hangar() {
+  read -r code secs got < <(curl -sS -o /dev/null -w '%{http_code} %{time_total} %{size_download}\n' \
+    -H "$AUTH" "$H/api/v1/attachments/$BIG_ID/big.bin")
+  [[ $code == 200 && $got == "$BIG_BYTES" ]] || die "Hangar download answered $code with $got bytes"
+  down_h+=("$(mbps "$BIG_BYTES" "$secs")")
+  hsecs=$secs
+}
+down_nginx() {
+  read -r code secs got < <(curl -sS -o /dev/null -w '%{http_code} %{time_total} %{size_download}\n' \
+    -H "$AUTH" "$N/big.bin")
+  [[ $code == 200 && $got == "$BIG_BYTES" ]] || die "nginx download answered $code with $got bytes"
+  down_n+=("$(mbps "$BIG_BYTES" "$secs")")
+  nsecs=$secs
+}
+for ((r = 1; r <= ROUNDS; r++)); do
+  both down_hangar down_nginx
+  log "  round $r: Hangar $(fmt "${down_h[-1]}") MB/s (${hsecs} s)   nginx $(fmt "${down_n[-1]}") MB/s (${nsecs} s)"
+done
+curl -sSf -H "$AUTH" "$H/api/v1/attachments/$BIG_ID/big.bin" | cmp -s - "$BIG" ||
+  die "Hangar served different bytes"
+DOWN_H=$(median "${down_h[@]}")
+DOWN_N=$(median "${down_n[@]}")
+DOWN_R=$(calc "$DOWN_H / $DOWN_N")
+log "  median: Hangar $(fmt "$DOWN_H") MB/s, nginx $(fmt "$DOWN_N") MB/s, ratio $(fmt "$DOWN_R" 2) (bytes verified)"
+
+# ---------------------------------------------------------------------------------------------
+# wrk helpers
+# ---------------------------------------------------------------------------------------------
+wrk_field() { # file -> "requests non2xx rps"
+  awk '
+    /requests in/ { req = $1 }
+    /Non-2xx or 3xx responses:/ { bad = $NF }
+    /^Requests\/sec:/ { rps = $2 }
+    END { printf "%s %s %s\n", req + 0, bad + 0, rps + 0 }' "$1"
+}
+check_errors() { # name requests bad
+  local name=$1 total=$2 bad=$3
+  ((total > 0)) || die "$name: wrk completed no request"
+  if ((bad * 2 > total)); then
+    die "$name: $bad of $total responses were not 2xx (see above)"
+  elif ((bad > 0)); then
+    log "  WARNING: $name: $bad of $total responses were not 2xx"
+    PROBLEMS+=("$name: $bad of $total responses not 2xx")
+  fi
+}
+PROBLEMS=()
+
+# ---------------------------------------------------------------------------------------------
+# 4c. Small authenticated downloads
+# ---------------------------------------------------------------------------------------------
+log "== 4 KiB authenticated download: wrk -t$WRK_THREADS -c$DOWN_CONNECTIONS -d$WRK_DURATION"
+SMALL_ID=$(curl -sSf -H "$AUTH" -H 'Content-Type: application/octet-stream' --data-binary @"$SMALL" \
+  "$H/uploads?name=small.bin")
+[[ $SMALL_ID =~ ^[0-9]+$ ]] || die "small upload answered: $SMALL_ID"
+SMALL_H_URL="$H/api/v1/attachments/$SMALL_ID/small.bin"
+SMALL_N_URL="$N/small.bin"
+for url in "$SMALL_H_URL" "$SMALL_N_URL"; do
+  read -r code got < <(curl -sS -o "$WORK/small.out" -w '%{http_code} %{size_download}\n' -H "$AUTH" "$url")
+  [[ $code == 200 && $got == 4096 ]] || die "$url answered $code with $got bytes"
+  cmp -s "$WORK/small.out" "$SMALL" || die "$url served different bytes"
+done
+log "  both answer 200 with the same 4096 bytes"
+sd_h=()
+sd_n=()
+sd_hangar() {
+  wrk -t"$WRK_THREADS" -c"$DOWN_CONNECTIONS" -d"$WRK_DURATION" -H "$AUTH" "$SMALL_H_URL" >"$WORK/wrk.out" 2>&1 ||
+    die "wrk failed: $(cat "$WORK/wrk.out")"
+  read -r total bad rps < <(wrk_field "$WORK/wrk.out")
+  check_errors "Hangar 4 KiB download round $r" "$total" "$bad"
+  sd_h+=("$rps")
+}
+sd_nginx() {
+  wrk -t"$WRK_THREADS" -c"$DOWN_CONNECTIONS" -d"$WRK_DURATION" -H "$AUTH" "$SMALL_N_URL" >"$WORK/wrk.out" 2>&1 ||
+    die "wrk failed: $(cat "$WORK/wrk.out")"
+  read -r total bad rps < <(wrk_field "$WORK/wrk.out")
+  check_errors "nginx 4 KiB download round $r" "$total" "$bad"
+  sd_n+=("$rps")
+}
+for ((r = 1; r <= ROUNDS; r++)); do
+  both sd_hangar sd_nginx
+  log "  round $r: Hangar $(fmt "${sd_h[-1]}" 0) req/s   nginx $(fmt "${sd_n[-1]}" 0) req/s"
+done
+SD_H=$(median "${sd_h[@]}")
+SD_N=$(median "${sd_n[@]}")
+SD_R=$(calc "$SD_H / $SD_N")
+log "  median: Hangar $(fmt "$SD_H" 0) req/s, nginx $(fmt "$SD_N" 0) req/s, ratio $(fmt "$SD_R" 2)"
+
+# ---------------------------------------------------------------------------------------------
+# 4d. Small durable authenticated uploads, 32 clients
+# ---------------------------------------------------------------------------------------------
+log "== 4 KiB upload: wrk -t$WRK_THREADS -c$UP_CONNECTIONS -d$WRK_DURATION -s bench/upload.lua" \
+  "(Hangar POST /uploads, durable; nginx PUT /dav/)"
+su_h=()
+su_n=()
+run_upload_wrk() { # target url run-tag -> sets U_TOTAL U_OK U_BAD U_RPS
+  BENCH_TARGET=$1 BENCH_TOKEN=$TOKEN BENCH_RUN=$3 BENCH_BODY_BYTES=4096 \
+    wrk -t"$WRK_THREADS" -c"$UP_CONNECTIONS" -d"$WRK_DURATION" -s "$BENCH_DIR/upload.lua" "$2" \
+    >"$WORK/wrk.out" 2>&1 || die "wrk failed: $(cat "$WORK/wrk.out")"
+  local line
+  line=$(grep '^BENCH_RESULT' "$WORK/wrk.out" || true)
+  [[ -n $line ]] || die "upload.lua printed no result: $(cat "$WORK/wrk.out")"
+  local total ok bad first rps
+  total=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")
+  ok=$(sed -E 's/.* ok=([0-9]+).*/\1/' <<<"$line")
+  bad=$(sed -E 's/.* bad=([0-9]+).*/\1/' <<<"$line")
+  first=$(sed -E 's/.*first_bad_status=([0-9]+).*/\1/' <<<"$line")
+  rps=$(awk '/^Requests\/sec:/ { print $2 }' "$WORK/wrk.out")
+  if ((bad > 0)); then
+    log "  $1: $bad non-2xx responses (first status $first); $line"
+  fi
+  U_TOTAL=$total U_OK=$ok U_BAD=$bad U_RPS=${rps:-0}
+}
+su_hangar() {
+  sync
+  run_upload_wrk hangar "$H" "r$r"
+  check_errors "Hangar 4 KiB upload round $r" "$U_TOTAL" "$U_BAD"
+  su_h+=("$U_RPS")
+  h_ok=$U_OK
+}
+su_nginx() {
+  sync
+  run_upload_wrk nginx "$N" "r$r"
+  check_errors "nginx 4 KiB upload round $r" "$U_TOTAL" "$U_BAD"
+  su_n+=("$U_RPS")
+  sleep 1 # nginx may still be finishing PUTs that wrk stopped waiting for
+  stored=$(find "$NGX/root/dav/r$r" -type f | wc -l) # kept until the end (see "discard" above)
+}
+for ((r = 1; r <= ROUNDS; r++)); do
+  both su_hangar su_nginx
+  log "  round $r: Hangar $(fmt "${su_h[-1]}" 0) req/s ($h_ok stored)   nginx $(fmt "${su_n[-1]}" 0) req/s ($stored files)"
+done
+SU_H=$(median "${su_h[@]}")
+SU_N=$(median "${su_n[@]}")
+SU_R=$(calc "$SU_H / $SU_N")
+log "  median: Hangar $(fmt "$SU_H" 0) req/s, nginx $(fmt "$SU_N" 0) req/s, ratio $(fmt "$SU_R" 2)"
+
+# ---------------------------------------------------------------------------------------------
+# 4e. Peak RSS while uploading and downloading a RSS_GIB file
+# ---------------------------------------------------------------------------------------------
+RSS_LABEL="$RSS_GIB GiB"
+RSS_VALUE=""
+RSS_NOTE=""
+status_kib() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$HANGAR_PID/status"; }
+mib() { calc "$1 / 1024"; }
+if ((RSS_GIB == 0)); then
+  RSS_NOTE="skipped (RSS_GIB=0)"
+  log "== peak RSS: $RSS_NOTE"
+else
+  need=$(((RSS_GIB + 5) * 1073741824))
+  avail=$(free_bytes)
+  if ((avail < need)); then
+    RSS_NOTE="skipped: $((avail / 1073741824)) GiB free, needs $((need / 1073741824))"
+    log "== peak RSS: $RSS_NOTE"
+  else
+    RSS_BYTES=$((RSS_GIB * 1073741824))
+    log "== peak Hangar RSS while uploading (chunked, from /dev/zero) and downloading a $RSS_LABEL file"
+    hwm0=$(status_kib VmHWM)
+    log "  VmHWM before: $(fmt "$(mib "$hwm0")") MiB (peak since start, all tests so far); VmRSS now $(fmt "$(mib "$(status_kib VmRSS)")") MiB"
+    if echo 5 >"/proc/$HANGAR_PID/clear_refs" 2>/dev/null; then
+      log "  peak reset (clear_refs 5): VmHWM now $(fmt "$(mib "$(status_kib VmHWM)")") MiB"
+    else
+      log "  could not reset the peak; the figure below includes the earlier tests"
+    fi
+    read -r code secs < <(head -c "$RSS_BYTES" /dev/zero |
+      curl -sS -o "$WORK/resp" -w '%{http_code} %{time_total}\n' -H 'Expect:' -H "$AUTH" \
+        -H 'Content-Type: application/octet-stream' -X POST -T - "$H/uploads?name=ten.bin")
+    [[ $code == 200 ]] || die "Hangar chunked upload answered $code: $(head -c 300 "$WORK/resp")"
+    TEN_ID=$(cat "$WORK/resp")
+    hwm_up=$(status_kib VmHWM)
+    log "  upload: $(fmt "$(mbps "$RSS_BYTES" "$secs")") MB/s ($secs s); VmHWM after upload: $(fmt "$(mib "$hwm_up")") MiB"
+    read -r code secs got < <(curl -sS -o /dev/null -w '%{http_code} %{time_total} %{size_download}\n' \
+      -H "$AUTH" "$H/api/v1/attachments/$TEN_ID/ten.bin")
+    [[ $code == 200 && $got == "$RSS_BYTES" ]] || die "Hangar download of ten.bin answered $code with $got bytes"
+    hwm_down=$(status_kib VmHWM)
+    log "  download: $(fmt "$(mbps "$RSS_BYTES" "$secs")") MB/s ($secs s); VmHWM after download: $(fmt "$(mib "$hwm_down")") MiB"
+    # SPEC §12 says "concurrently": when the disk allows, download it again while uploading a
+    # second copy (same bytes, so it is deduplicated: the temporary needs RSS_GIB while it lasts).
+    if (($(free_bytes) >= RSS_BYTES + 5 * 1073741824)); then
+      (curl -sS -o /dev/null -w '%{http_code} %{size_download}\n' -H "$AUTH" \
+        "$H/api/v1/attachments/$TEN_ID/ten.bin" >"$WORK/conc-down") &
+      down_pid=$!
+      BG_PIDS+=("$down_pid")
+      t0=$(date +%s.%N)
+      code=$(head -c "$RSS_BYTES" /dev/zero |
+        curl -sS -o "$WORK/resp" -w '%{http_code}' -H 'Expect:' -H "$AUTH" \
+          -H 'Content-Type: application/octet-stream' -X POST -T - "$H/uploads?name=ten-2.bin" || true)
+      wait "$down_pid" || true
+      t1=$(date +%s.%N)
+      [[ $code == 200 ]] || die "concurrent upload answered $code: $(head -c 300 "$WORK/resp")"
+      read -r dcode dgot <"$WORK/conc-down"
+      [[ $dcode == 200 && $dgot == "$RSS_BYTES" ]] || die "concurrent download answered $dcode with $dgot bytes"
+      hwm_conc=$(status_kib VmHWM)
+      log "  concurrent download + upload: $(fmt "$(calc "$t1 - $t0")") s; VmHWM after: $(fmt "$(mib "$hwm_conc")") MiB"
+    else
+      log "  (not enough free disk for the concurrent upload + download phase; skipped)"
+    fi
+    RSS_VALUE=$(mib "$(status_kib VmHWM)")
+    log "  peak RSS during this test: $(fmt "$RSS_VALUE") MiB"
+  fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Hangar's health after the runs
+# ---------------------------------------------------------------------------------------------
+kill -0 "$HANGAR_PID" 2>/dev/null || die "Hangar is no longer running"
+[[ $(curl -s -o /dev/null -w '%{http_code}' "$H/healthz" || true) == 200 ]] || PROBLEMS+=("/healthz not 200 after the runs")
+log_errors=$(grep -c -E '\b(ERROR|WARN)\b' "$WORK/hangar.log" || true)
+if ((log_errors > 0)); then
+  PROBLEMS+=("Hangar logged $log_errors ERROR/WARN lines")
+  log "Hangar logged $log_errors ERROR/WARN lines; the first ones:"
+  grep -E '\b(ERROR|WARN)\b' "$WORK/hangar.log" | head -n 5
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 5. The table
+# ---------------------------------------------------------------------------------------------
+met_ge() { if (($(calc "$1 >= $2"))); then echo yes; else echo NO; fi; }
+# Column widths count characters, not bytes ("≥" and "§" are two bytes in UTF-8).
+pad() { # text width [right]
+  local LC_ALL=C.UTF-8
+  local n=$(($2 - ${#1}))
+  ((n > 0)) || n=0
+  if [[ ${3:-} == right ]]; then printf '%*s%s' "$n" '' "$1"; else printf '%s%*s' "$1" "$n" ''; fi
+}
+WIDTHS=(42 10 10 5 15 3)
+row() {
+  printf '| %s | %s | %s | %s | %s | %s |\n' "$(pad "$1" "${WIDTHS[0]}")" "$(pad "$2" "${WIDTHS[1]}" right)" \
+    "$(pad "$3" "${WIDTHS[2]}" right)" "$(pad "$4" "${WIDTHS[3]}" right)" "$(pad "$5" "${WIDTHS[4]}")" \
+    "$(pad "$6" "${WIDTHS[5]}")"
+}
+rule() {
+  local w line="|"
+  for w in "${WIDTHS[@]}"; do line+=$(printf -- '-%.0s' $(seq 1 $((w + 2))))"|"; done
+  echo "$line"
+}
+echo
+echo "Hangar vs nginx, medians of $ROUNDS round(s), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo
+row "figure" "Hangar" "nginx" "ratio" "SPEC §12 target" "met"
+rule
+row "$BIG_LABEL upload, SHA-256 + fsync (MB/s)" "$(fmt "$UP_H")" "$(fmt "$UP_N")" "$(fmt "$UP_R" 2)" "≥ 0.8" "$(met_ge "$UP_R" 0.8)"
+row "$BIG_LABEL download (MB/s)" "$(fmt "$DOWN_H")" "$(fmt "$DOWN_N")" "$(fmt "$DOWN_R" 2)" "≥ 0.8" "$(met_ge "$DOWN_R" 0.8)"
+row "4 KiB download, authenticated (req/s)" "$(fmt "$SD_H" 0)" "$(fmt "$SD_N" 0)" "$(fmt "$SD_R" 2)" "≥ 0.5" "$(met_ge "$SD_R" 0.5)"
+row "4 KiB upload, durable, $UP_CONNECTIONS clients (req/s)" "$(fmt "$SU_H" 0)" "$(fmt "$SU_N" 0)" "$(fmt "$SU_R" 2)" "≥ 0.5" "$(met_ge "$SU_R" 0.5)"
+if [[ -n $RSS_VALUE ]]; then
+  if (($(calc "$RSS_VALUE < 100"))); then rss_met=yes; else rss_met=NO; fi
+  row "peak RSS, $RSS_LABEL up + down (MiB)" "$(fmt "$RSS_VALUE")" "-" "-" "< 100 MiB" "$rss_met"
+else
+  row "peak RSS, $RSS_LABEL up + down (MiB)" "-" "-" "-" "< 100 MiB" "-"
+fi
+echo
+[[ -z $RSS_NOTE ]] || echo "peak RSS: $RSS_NOTE"
+if ((${#PROBLEMS[@]})); then
+  echo "problems seen:"
+  printf '  - %s\n' "${PROBLEMS[@]}"
+else
+  echo "no errors seen: every response checked was 2xx, Hangar logged no ERROR/WARN line"
+fi
+elapsed=$((SECONDS - STARTED))
+echo "disk during the run: dd $BIG_LABEL, $DD_CACHE MB/s without fsync, $DD_SYNC MB/s with fsync (before the uploads)"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "measurements done after $((elapsed / 60)) min $((elapsed % 60)) s"
