@@ -35,6 +35,30 @@ pub struct Caller {
     pub method: AuthMethod,
     /// The personal token used, when the caller authenticated with one.
     pub token: Option<PersonalToken>,
+    /// Set when the caller is an application, or a member through a token issued to an application.
+    pub app: Option<AppCaller>,
+}
+
+/// An application behind a request.
+#[derive(Debug, Clone)]
+pub struct AppCaller {
+    pub app_id: i64,
+    /// The application token used.
+    pub token_id: i64,
+    /// `access` (OAuth) or `permanent`.
+    pub token_kind: String,
+    /// `**`, or the right codes the token is limited to.
+    pub scope: String,
+    /// True for a member's token issued to the application (the code flow): the caller then acts as
+    /// that member; false when the application acts as itself, with its granted rights.
+    pub user_token: bool,
+}
+
+impl AppCaller {
+    /// Whether the token's scope admits `right`.
+    pub fn scope_allows(&self, right: &str) -> bool {
+        self.scope == "**" || self.scope.split_whitespace().any(|s| s == right)
+    }
 }
 
 impl Caller {
@@ -43,6 +67,10 @@ impl Caller {
     }
     pub fn is_admin(&self) -> bool {
         self.member.role == Role::Admin
+    }
+    /// The application acting as itself (not on behalf of a member), if that is who calls.
+    pub fn acting_app(&self) -> Option<&AppCaller> {
+        self.app.as_ref().filter(|a| !a.user_token)
     }
     /// For the few GET routes that change something (the reference's public-url call): refuse what
     /// a state change would refuse, a read-only token or a cross-site browser request.
@@ -160,11 +188,12 @@ impl OptionalFromRequestParts<AppState> for Caller {
             if !token.starts_with(TOKEN_PREFIX) {
                 return Err(ApiError::unauthorized("unknown or expired token"));
             }
-            let (member, personal) = state
-                .identity
-                .token_member(&token_hash(token), now)
-                .await?
-                .ok_or_else(|| ApiError::unauthorized("unknown or expired token"))?;
+            let hash = token_hash(token);
+            let Some((member, personal)) = state.identity.token_member(&hash, now).await? else {
+                let caller = app_caller(state, &hash, now, &parts.method).await?;
+                parts.extensions.insert(caller.clone());
+                return Ok(Some(caller));
+            };
             if personal
                 .last_used_utc
                 .is_none_or(|t| now - t > TOKEN_USE_RESOLUTION_MS)
@@ -186,6 +215,7 @@ impl OptionalFromRequestParts<AppState> for Caller {
                 member,
                 method: AuthMethod::Token,
                 token: Some(personal),
+                app: None,
             }
         } else if let Some(session) = session_cookie(&parts.headers) {
             let Some(member) = state
@@ -202,6 +232,7 @@ impl OptionalFromRequestParts<AppState> for Caller {
                 member,
                 method: AuthMethod::Session,
                 token: None,
+                app: None,
             }
         } else {
             return Ok(None);
@@ -209,6 +240,42 @@ impl OptionalFromRequestParts<AppState> for Caller {
         parts.extensions.insert(caller.clone());
         Ok(Some(caller))
     }
+}
+
+/// The caller behind an application token (OAuth access or permanent), or 401.
+async fn app_caller(state: &AppState, hash: &str, now: i64, method: &Method) -> ApiResult<Caller> {
+    let (token, app, member) = state
+        .apps
+        .app_token(hash, now)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("unknown or expired token"))?;
+    if token
+        .last_used_utc
+        .is_none_or(|t| now - t > TOKEN_USE_RESOLUTION_MS)
+    {
+        let apps = state.apps.clone();
+        tokio::spawn(async move {
+            if let Err(e) = apps.touch_app_token(token.id, now).await {
+                tracing::warn!("cannot record token use: {e}");
+            }
+        });
+    }
+    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if token.scope == "read" && !safe {
+        return Err(ApiError::forbidden("this token may only read"));
+    }
+    Ok(Caller {
+        member,
+        method: AuthMethod::Token,
+        token: None,
+        app: Some(AppCaller {
+            app_id: app.id,
+            token_id: token.id,
+            token_kind: token.kind,
+            scope: token.scope,
+            user_token: token.member_id.is_some(),
+        }),
+    })
 }
 
 /// Argon2id with the crate's defaults (19 MiB, 2 passes), off the async threads.

@@ -1,5 +1,6 @@
 //! Channels ("rooms") and their messages, including the Space-style send-message call.
 
+use crate::applications::{app_sees, require_app_right};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::links::{linked_json, parse_links};
@@ -43,6 +44,9 @@ pub fn parse_channel_ref(s: &str) -> ApiResult<i64> {
     })
 }
 
+const VIEW_MESSAGES: &str = "Channel.ViewMessages";
+const POST_MESSAGES: &str = "Channel.PostMessages";
+
 /// The channel, if the caller is a member (administrators see every channel).
 pub async fn visible_channel(state: &AppState, caller: &Caller, id: i64) -> ApiResult<Channel> {
     let channel = state
@@ -50,6 +54,14 @@ pub async fn visible_channel(state: &AppState, caller: &Caller, id: i64) -> ApiR
         .channel(id)
         .await?
         .ok_or_else(|| ApiError::not_found("channel"))?;
+    let context = format!("channel:id:{id}");
+    if let Some(sees) = app_sees(state, caller, &[VIEW_MESSAGES, POST_MESSAGES], &context).await? {
+        return if sees {
+            Ok(channel)
+        } else {
+            Err(ApiError::not_found("channel"))
+        };
+    }
     if caller.is_admin() || state.chat.is_channel_member(id, caller.id()).await? {
         Ok(channel)
     } else {
@@ -175,6 +187,13 @@ pub async fn post_message(
     Json(req): Json<NewMessage>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let channel = visible_channel(&state, &caller, parse_channel_ref(&id)?).await?;
+    require_app_right(
+        &state,
+        &caller,
+        POST_MESSAGES,
+        &format!("channel:id:{}", channel.id),
+    )
+    .await?;
     validate_text(&req.text)?;
     let links = parse_links(&state, &caller, req.attachments.as_ref()).await?;
     let message = state
@@ -197,6 +216,13 @@ pub async fn list_messages(
     Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
     let channel = visible_channel(&state, &caller, parse_channel_ref(&id)?).await?;
+    require_app_right(
+        &state,
+        &caller,
+        VIEW_MESSAGES,
+        &format!("channel:id:{}", channel.id),
+    )
+    .await?;
     let limit = page.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -223,8 +249,19 @@ pub async fn list_messages(
     } else {
         None
     };
+    let mut data = Vec::with_capacity(messages.len());
+    for m in &messages {
+        let mut json = message_json(m);
+        // Link previews applications posted for this message (applications.rs, unfurls).
+        let unfurls = state
+            .apps
+            .items(None, "unfurl-content", Some(&m.id.to_string()), None, 100)
+            .await?;
+        json["unfurls"] = Value::Array(unfurls.into_iter().map(|u| u.value).collect());
+        data.push(json);
+    }
     Ok(Json(json!({
-        "data": messages.iter().map(message_json).collect::<Vec<_>>(),
+        "data": data,
         "next": next,
     })))
 }
@@ -248,6 +285,13 @@ pub async fn send_message(
         }
     }
     let channel = visible_channel(&state, &caller, parse_channel_ref(channel_ref)?).await?;
+    require_app_right(
+        &state,
+        &caller,
+        POST_MESSAGES,
+        &format!("channel:id:{}", channel.id),
+    )
+    .await?;
     let content = req
         .get("content")
         .and_then(Value::as_object)

@@ -90,7 +90,17 @@ impl Fetcher {
     }
 
     fn client_for(&self, url: &Url, addrs: &[SocketAddr]) -> Result<reqwest::Client, FetchError> {
+        self.client_with(url, addrs, true)
+    }
+
+    fn client_with(
+        &self,
+        url: &Url,
+        addrs: &[SocketAddr],
+        verify_tls: bool,
+    ) -> Result<reqwest::Client, FetchError> {
         let mut builder = reqwest::Client::builder()
+            .danger_accept_invalid_certs(!verify_tls)
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(self.limits.first_byte)
@@ -168,6 +178,59 @@ impl Fetcher {
         Err(FetchError::Failed(format!(
             "more than {MAX_REDIRECTS} redirects"
         )))
+    }
+}
+
+/// What a webhook endpoint answered.
+pub struct Posted {
+    pub status: u16,
+}
+
+/// Largest part of a webhook endpoint's answer that is read (and thrown away).
+const POST_RESPONSE_LIMIT: usize = 64 * 1024;
+
+impl Fetcher {
+    /// POSTs `body` to `raw` under the same address rules as `open`, following no redirect (a 3xx is
+    /// an answer like any other), within `timeout` for the whole exchange, reading at most 64 KiB of
+    /// the answer.
+    pub async fn post(
+        &self,
+        raw: &str,
+        headers: reqwest::header::HeaderMap,
+        body: String,
+        verify_tls: bool,
+        timeout: Duration,
+    ) -> Result<Posted, FetchError> {
+        let url = Url::parse(raw).map_err(|e| FetchError::BadUrl(e.to_string()))?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(FetchError::BadUrl(format!(
+                "the scheme {:?} is not http or https",
+                url.scheme()
+            )));
+        }
+        let exchange = async {
+            let addrs = self.checked_addresses(&url).await?;
+            let client = self.client_with(&url, &addrs, verify_tls)?;
+            let mut response = client
+                .post(url.clone())
+                .headers(headers)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| FetchError::Failed(describe(&e)))?;
+            let status = response.status().as_u16();
+            let mut read = 0;
+            while read < POST_RESPONSE_LIMIT {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => read += chunk.len(),
+                    _ => break,
+                }
+            }
+            Ok(Posted { status })
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| FetchError::Timeout)?
     }
 }
 

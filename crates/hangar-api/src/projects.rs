@@ -1,5 +1,6 @@
 //! Projects and their issues (the issue-tracker part of the Space-style API).
 
+use crate::applications::{app_sees, require_app_right};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::links::{linked_json, parse_links};
@@ -29,8 +30,17 @@ fn issue_json(i: &Issue) -> Value {
     })
 }
 
+const VIEW_ISSUES: &str = "Project.Issues.View";
+const CREATE_ISSUES: &str = "Project.Issues.Create";
+
 /// The project named by `key:KEY` or `id:N`, if the caller is a member (administrators see all).
-async fn visible_project(state: &AppState, caller: &Caller, ident: &str) -> ApiResult<Project> {
+/// An application acting as itself needs `right` there instead of membership.
+async fn visible_project(
+    state: &AppState,
+    caller: &Caller,
+    ident: &str,
+    right: &str,
+) -> ApiResult<Project> {
     let project = if let Some(key) = ident.strip_prefix("key:") {
         state.projects.project_by_key(key).await?
     } else if let Some(id) = ident.strip_prefix("id:") {
@@ -45,6 +55,14 @@ async fn visible_project(state: &AppState, caller: &Caller, ident: &str) -> ApiR
         ));
     }
     .ok_or_else(|| ApiError::not_found("project"))?;
+    let context = format!("project:key:{}", project.key);
+    if let Some(sees) = app_sees(state, caller, &[VIEW_ISSUES, CREATE_ISSUES], &context).await? {
+        if !sees {
+            return Err(ApiError::not_found("project"));
+        }
+        require_app_right(state, caller, right, &context).await?;
+        return Ok(project);
+    }
     if caller.is_admin()
         || state
             .projects
@@ -164,7 +182,7 @@ pub async fn create_issue(
     Path(project): Path<String>,
     Json(req): Json<Map<String, Value>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let project = visible_project(&state, &caller, &project).await?;
+    let project = visible_project(&state, &caller, &project, CREATE_ISSUES).await?;
     let title = req
         .get("title")
         .and_then(Value::as_str)
@@ -197,7 +215,7 @@ pub async fn list_issues(
     Path(project): Path<String>,
     Query(page): Query<IssuePage>,
 ) -> ApiResult<Json<Value>> {
-    let project = visible_project(&state, &caller, &project).await?;
+    let project = visible_project(&state, &caller, &project, VIEW_ISSUES).await?;
     let skip = page.skip.unwrap_or(0);
     let top = page.top.unwrap_or(100);
     if skip < 0 || !(1..=1000).contains(&top) {
@@ -221,7 +239,7 @@ pub async fn get_issue(
     caller: Caller,
     Path((project, issue)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let project = visible_project(&state, &caller, &project).await?;
+    let project = visible_project(&state, &caller, &project, VIEW_ISSUES).await?;
     Ok(Json(issue_json(
         &project_issue(&state, &project, &issue).await?,
     )))
@@ -234,7 +252,7 @@ pub async fn add_attachments(
     Path((project, issue)): Path<(String, String)>,
     Json(req): Json<Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
-    let project = visible_project(&state, &caller, &project).await?;
+    let project = visible_project(&state, &caller, &project, CREATE_ISSUES).await?;
     let issue = project_issue(&state, &project, &issue).await?;
     let links = parse_links(&state, &caller, req.get("attachments")).await?;
     if links.is_empty() {

@@ -48,6 +48,15 @@ pub(crate) async fn visible_space(state: &AppState, caller: &Caller, id: &str) -
         .space(id)
         .await?
         .ok_or_else(|| ApiError::not_found("space"))?;
+    let context = format!("space:id:{id}");
+    let rights = ["Space.Files.Read", "Space.Files.Write"];
+    if let Some(sees) = crate::applications::app_sees(state, caller, &rights, &context).await? {
+        return if sees {
+            Ok(space)
+        } else {
+            Err(ApiError::not_found("space"))
+        };
+    }
     if caller.is_admin() || state.spaces.is_space_member(id, caller.id()).await? {
         Ok(space)
     } else {

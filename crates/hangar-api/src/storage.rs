@@ -64,8 +64,21 @@ fn parse_path_id(id: &str) -> ApiResult<StoragePath> {
 }
 
 /// The space, if the caller may use it (members and administrators); otherwise it does not exist.
-async fn member_space(state: &AppState, caller: &Caller, space_id: &str) -> ApiResult<()> {
-    visible_space(state, caller, space_id).await.map(|_| ())
+/// An application acting as itself needs Space.Files.Write (or Read) there instead of membership.
+async fn member_space(
+    state: &AppState,
+    caller: &Caller,
+    space_id: &str,
+    write: bool,
+) -> ApiResult<()> {
+    visible_space(state, caller, space_id).await?;
+    let right = if write {
+        "Space.Files.Write"
+    } else {
+        "Space.Files.Read"
+    };
+    crate::applications::require_app_right(state, caller, right, &format!("space:id:{space_id}"))
+        .await
 }
 
 /// Refuses early what the final transaction would refuse anyway, before any byte is read. Answers the
@@ -249,7 +262,7 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    member_space(&state, &caller, &space_id).await?;
+    member_space(&state, &caller, &space_id, true).await?;
     let path = parse_path_id(&path_id)?;
     let replaced = precheck(&state, &space_id, &path).await?;
     let target = Target {
@@ -760,7 +773,7 @@ pub async fn download(
     method: Method,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    member_space(&state, &caller, &space_id).await?;
+    member_space(&state, &caller, &space_id, false).await?;
     let path = parse_path_id(&path_id)?;
     let entry = file_entry(&state, &space_id, &path).await?;
     let sha = entry
@@ -791,7 +804,7 @@ pub async fn meta(
     caller: Caller,
     Path((space_id, path_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    member_space(&state, &caller, &space_id).await?;
+    member_space(&state, &caller, &space_id, false).await?;
     let path = parse_path_id(&path_id)?;
     let entry = state
         .storage
@@ -815,7 +828,7 @@ pub async fn list(
     Path(space_id): Path<String>,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    member_space(&state, &caller, &space_id).await?;
+    member_space(&state, &caller, &space_id, false).await?;
     let dir = match query.dir.as_deref().filter(|d| !d.is_empty()) {
         None => None,
         Some(id) => {
@@ -883,7 +896,7 @@ pub async fn remove(
     Path((space_id, path_id)): Path<(String, String)>,
     Query(query): Query<DeleteQuery>,
 ) -> ApiResult<Json<Value>> {
-    member_space(&state, &caller, &space_id).await?;
+    member_space(&state, &caller, &space_id, true).await?;
     let path = parse_path_id(&path_id)?;
     let recursive = match query.recursive.as_deref() {
         None | Some("false") | Some("0") => false,
@@ -918,7 +931,7 @@ pub async fn move_entry(
     Path((space_id, path_id)): Path<(String, String)>,
     Json(request): Json<MoveRequest>,
 ) -> ApiResult<Json<Value>> {
-    member_space(&state, &caller, &space_id).await?;
+    member_space(&state, &caller, &space_id, true).await?;
     let from = parse_path_id(&path_id)?;
     let to = StoragePath::parse(&request.to)
         .map_err(|e| ApiError::bad_request("bad-path", format!("invalid destination: {e}")))?;

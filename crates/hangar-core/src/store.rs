@@ -245,3 +245,186 @@ pub trait StorageStore: Send + Sync {
     /// The newest events, newest last.
     async fn recent_events(&self, limit: i64) -> StoreResult<Vec<Event>>;
 }
+
+/// A registered application. Its settings and encrypted secrets live in `doc`, a JSON object whose
+/// shape belongs to the API layer; the store keeps it whole and versions it against lost updates.
+#[derive(Debug, Clone)]
+pub struct AppRecord {
+    pub id: i64,
+    pub client_id: String,
+    pub name: String,
+    /// The member row the application acts as (author of its messages, owner of its uploads).
+    pub bot_member_id: i64,
+    pub archived: bool,
+    pub doc: serde_json::Value,
+    pub version: i64,
+    pub created_utc: i64,
+}
+
+/// A token issued to an application: an OAuth access or refresh token, an authorization code, or a
+/// permanent token. `member_id` is set for tokens issued on behalf of a member (the code flow).
+#[derive(Debug, Clone)]
+pub struct AppToken {
+    pub id: i64,
+    pub app_id: i64,
+    pub kind: String,
+    pub name: String,
+    pub scope: String,
+    pub member_id: Option<i64>,
+    pub expires_utc: Option<i64>,
+    pub created_utc: i64,
+    pub last_used_utc: Option<i64>,
+    /// Kind-specific data (an authorization code's redirect URI and PKCE challenge).
+    pub data: serde_json::Value,
+}
+
+/// One keyed thing an application owns: a parameter, a key, a right, a webhook, a subscription…
+/// `kind` says which; `scope` groups them (a profile, a context, a webhook).
+#[derive(Debug, Clone)]
+pub struct AppItem {
+    pub app_id: i64,
+    pub kind: String,
+    pub scope: String,
+    pub key: String,
+    pub value: serde_json::Value,
+    pub created_utc: i64,
+}
+
+/// An outbox event as the dispatcher reads it.
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    pub seq: i64,
+    pub id: String,
+    pub event_type: String,
+    pub space_id: Option<String>,
+    pub actor_id: Option<i64>,
+    pub payload: serde_json::Value,
+    pub created_utc: i64,
+}
+
+/// A payload waiting to be delivered (or delivered) to an application's endpoint.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Stable across attempts: receivers deduplicate on it (`webhook-id`).
+    pub id: String,
+    pub app_id: i64,
+    pub webhook_id: Option<String>,
+    pub kind: String,
+    pub body: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_utc: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_utc: i64,
+}
+
+pub struct AppPage {
+    pub apps: Vec<AppRecord>,
+    pub total: i64,
+}
+
+#[async_trait]
+pub trait AppStore: Send + Sync {
+    /// Creates the application and the member it acts as, in one transaction.
+    async fn create_app(
+        &self,
+        client_id: &str,
+        name: &str,
+        doc: &serde_json::Value,
+    ) -> StoreResult<AppRecord>;
+    async fn app(&self, id: i64) -> StoreResult<Option<AppRecord>>;
+    async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<AppRecord>>;
+    async fn app_by_member(&self, member_id: i64) -> StoreResult<Option<AppRecord>>;
+    /// A page of applications whose name contains `name`, ordered by name or creation time.
+    async fn list_apps(
+        &self,
+        name: Option<&str>,
+        with_archived: bool,
+        by_created: bool,
+        skip: i64,
+        top: i64,
+    ) -> StoreResult<AppPage>;
+    /// Replaces name, archived flag and doc if the version is still `version`; else `Conflict`.
+    async fn update_app(
+        &self,
+        id: i64,
+        version: i64,
+        name: &str,
+        archived: bool,
+        doc: &serde_json::Value,
+    ) -> StoreResult<AppRecord>;
+
+    async fn create_app_token(&self, token: &AppToken, token_hash: &str) -> StoreResult<()>;
+    /// The live token with this hash, its application and the member it acts as.
+    async fn app_token(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<(AppToken, AppRecord, crate::model::Member)>>;
+    /// Removes and answers a live single-use token (authorization code, refresh token) of `kind`.
+    async fn take_app_token(
+        &self,
+        token_hash: &str,
+        kind: &str,
+        now: i64,
+    ) -> StoreResult<Option<AppToken>>;
+    async fn list_app_tokens(&self, app_id: i64, kind: &str) -> StoreResult<Vec<AppToken>>;
+    async fn update_app_token(&self, token: &AppToken) -> StoreResult<bool>;
+    async fn delete_app_token(&self, app_id: i64, token_id: i64) -> StoreResult<bool>;
+    /// Ends every token of the application (it was archived).
+    async fn delete_app_tokens(&self, app_id: i64) -> StoreResult<()>;
+    async fn touch_app_token(&self, token_id: i64, now: i64) -> StoreResult<()>;
+
+    /// Inserts or replaces an item. With `limit`, a new key is refused (`limits-reached`) when the
+    /// (app, kind, scope) group already holds that many: checked and written in one transaction.
+    async fn put_item(&self, item: &AppItem, limit: Option<i64>) -> StoreResult<()>;
+    /// Like `put_item`, but `Conflict` when the key exists: checked and written in one transaction.
+    async fn insert_item(&self, item: &AppItem, limit: Option<i64>) -> StoreResult<()>;
+    async fn item(
+        &self,
+        app_id: i64,
+        kind: &str,
+        scope: &str,
+        key: &str,
+    ) -> StoreResult<Option<AppItem>>;
+    /// Items of a kind, by key order: of one app (or every app), of one scope (or all), after a key.
+    async fn items(
+        &self,
+        app_id: Option<i64>,
+        kind: &str,
+        scope: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<AppItem>>;
+    async fn delete_item(
+        &self,
+        app_id: i64,
+        kind: &str,
+        scope: &str,
+        key: &str,
+    ) -> StoreResult<bool>;
+    async fn delete_items(&self, app_id: i64, kind: &str, scope: Option<&str>) -> StoreResult<u64>;
+
+    /// Outbox events after `seq`, oldest first, and where the dispatcher stopped.
+    async fn events_after(&self, seq: i64, limit: i64) -> StoreResult<Vec<EventRecord>>;
+    async fn dispatch_cursor(&self) -> StoreResult<i64>;
+    /// In one transaction: moves the cursor to `seq` and records the deliveries and items the events
+    /// up to it produced, so that each event is dispatched exactly once.
+    async fn dispatch(
+        &self,
+        seq: i64,
+        deliveries: &[Delivery],
+        items: &[AppItem],
+    ) -> StoreResult<()>;
+    async fn enqueue_delivery(&self, delivery: &Delivery) -> StoreResult<()>;
+    /// Claims up to `limit` pending deliveries due at `now`, leasing them until `lease_until`.
+    async fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Delivery>>;
+    async fn finish_delivery(&self, delivery: &Delivery) -> StoreResult<()>;
+    async fn deliveries(&self, app_id: i64, kind: Option<&str>) -> StoreResult<Vec<Delivery>>;
+}

@@ -50,7 +50,7 @@ impl IdentityStore for SqliteStore {
 
     async fn member_credentials(&self, username: &str) -> StoreResult<Option<(Member, String)>> {
         let row = sqlx::query(&format!(
-            "SELECT {MEMBER_COLUMNS}, m.password_hash FROM members m WHERE m.username = ?"
+            "SELECT {MEMBER_COLUMNS}, m.password_hash FROM members m WHERE m.username = ? AND m.is_app = 0"
         ))
         .bind(username)
         .fetch_optional(&self.pool)
@@ -61,7 +61,7 @@ impl IdentityStore for SqliteStore {
 
     async fn member_by_username(&self, username: &str) -> StoreResult<Option<Member>> {
         let row = sqlx::query(&format!(
-            "SELECT {MEMBER_COLUMNS} FROM members m WHERE m.username = ?"
+            "SELECT {MEMBER_COLUMNS} FROM members m WHERE m.username = ? AND m.is_app = 0"
         ))
         .bind(username)
         .fetch_optional(&self.pool)
@@ -82,7 +82,7 @@ impl IdentityStore for SqliteStore {
 
     async fn list_members(&self) -> StoreResult<Vec<Member>> {
         let rows = sqlx::query(&format!(
-            "SELECT {MEMBER_COLUMNS} FROM members m ORDER BY m.username"
+            "SELECT {MEMBER_COLUMNS} FROM members m WHERE m.is_app = 0 ORDER BY m.username"
         ))
         .fetch_all(&self.pool)
         .await

@@ -2,6 +2,7 @@
 //! `hangar_core::store`. The SQL sticks to what SQLite and PostgreSQL share where it can, so that a
 //! PostgreSQL implementation can reuse it.
 
+mod apps;
 mod attachments;
 mod blobs;
 mod chat;

@@ -70,6 +70,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         state.identity.clone(),
     ));
 
+    hangar_api::delivery::spawn(state.clone());
     let app = hangar_api::router(state);
     tracing::info!("listening on {addr} (public URL {public_url})");
     serve_connections(listener, app, stop).await;

@@ -1,0 +1,728 @@
+//! Webhooks of an application and their subscriptions (`/api/http/applications/{app}/webhooks`).
+//! A webhook is an app item of kind `webhook` (its secrets sealed inside), a subscription an item of
+//! kind `subscription` scoped by the webhook's id. Delivery is in `delivery.rs`.
+
+use crate::applications::{limit_error, page_bounds, request_rights_in, target, Need};
+use crate::auth::Caller;
+use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
+use crate::secrets::new_signing_key;
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use hangar_core::apps::{self as rules, Context};
+use hangar_core::ids::random_id;
+use hangar_core::now_ms;
+use hangar_core::store::{AppItem, AppRecord};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+const WEBHOOK_LIMIT: i64 = 100;
+const SUBSCRIPTION_LIMIT: i64 = 100;
+const HEADER_LIMIT: usize = 20;
+const TEMPLATE_MAX: usize = 16 * 1024;
+
+/// Headers a custom header may not set: the protocol's and the signatures'.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "authorization",
+    "user-agent",
+    "te",
+    "trailer",
+    "upgrade",
+    "keep-alive",
+    "proxy-authorization",
+    "expect",
+    "cookie",
+];
+const RESERVED_PREFIXES: &[&str] = &["x-space-", "webhook-", "proxy-", "sec-"];
+
+fn bad(text: impl Into<String>) -> ApiError {
+    ApiError::bad_request("bad-webhook-field", text)
+}
+
+pub async fn webhook_item(state: &AppState, app: &AppRecord, id: &str) -> ApiResult<AppItem> {
+    state
+        .apps
+        .item(app.id, "webhook", "", id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))
+}
+
+fn sealed(state: &AppState, v: &Value, name: &str) -> ApiResult<Option<String>> {
+    match v
+        .get("secrets")
+        .and_then(|s| s.get(name))
+        .and_then(Value::as_str)
+    {
+        Some(s) => Ok(Some(state.secrets.open(s).map_err(ApiError::internal)?)),
+        None => Ok(None),
+    }
+}
+
+fn seal_into(state: &AppState, v: &mut Value, name: &str, value: Option<&str>) {
+    if !v.get("secrets").is_some_and(Value::is_object) {
+        v["secrets"] = json!({});
+    }
+    match value {
+        Some(s) => v["secrets"][name] = json!(state.secrets.seal(s)),
+        None => {
+            if let Some(m) = v["secrets"].as_object_mut() {
+                m.remove(name);
+            }
+        }
+    }
+}
+
+async fn subscriptions_of(state: &AppState, app_id: i64, webhook: &str) -> ApiResult<Vec<AppItem>> {
+    Ok(state
+        .apps
+        .items(Some(app_id), "subscription", Some(webhook), None, 1000)
+        .await?)
+}
+
+fn subscription_json(i: &AppItem) -> Value {
+    let mut v = i.value.clone();
+    v["id"] = json!(i.key);
+    v
+}
+
+/// The FullWebhookDTO shape (secrets never included).
+fn webhook_json(item: &AppItem, subs: &[AppItem]) -> Value {
+    let v = &item.value;
+    json!({
+        "id": item.key,
+        "name": v["name"],
+        "description": v["description"],
+        "enabled": v["enabled"],
+        "archived": v["archived"],
+        "endpoint": v["endpoint"],
+        "endpointAuth": {
+            "type": v["authType"],
+            "username": v["authUsername"],
+        },
+        "acceptedHttpResponseCodes": v["acceptedHttpResponseCodes"],
+        "doRetries": v["doRetries"],
+        "payloadFields": v["payloadFields"],
+        "payloadTemplate": v["payloadTemplate"],
+        "createdUtc": item.created_utc,
+        "subscriptions": subs.iter().map(subscription_json).collect::<Vec<_>>(),
+    })
+}
+
+/// Validates and applies webhook fields.
+fn apply(
+    state: &AppState,
+    v: &mut Value,
+    body: &Map<String, Value>,
+    creating: bool,
+) -> ApiResult<()> {
+    for (key, value) in body {
+        match key.as_str() {
+            "name" => match value.as_str() {
+                Some(n) if !n.trim().is_empty() && n.chars().count() <= 100 => v[key] = json!(n),
+                _ => return Err(bad("name has 1 to 100 characters")),
+            },
+            "description" => match value {
+                Value::Null => v[key] = Value::Null,
+                Value::String(s) if s.chars().count() <= 1000 => v[key] = json!(s),
+                _ => return Err(bad("description has at most 1000 characters")),
+            },
+            "enabled" | "doRetries" => match value {
+                Value::Bool(_) => v[key] = value.clone(),
+                _ => return Err(bad(format!("{key} must be true or false"))),
+            },
+            "endpoint" => v[key] = endpoint(value)?,
+            "endpointAuth" => endpoint_auth(state, v, value)?,
+            "acceptedHttpResponseCodes" => {
+                let codes: Option<Vec<u16>> = value.as_array().and_then(|a| {
+                    a.iter()
+                        .map(|c| {
+                            c.as_u64()
+                                .filter(|c| (100..=599).contains(c))
+                                .map(|c| c as u16)
+                        })
+                        .collect()
+                });
+                match codes {
+                    Some(c) if c.len() <= 50 => v[key] = json!(c),
+                    _ => {
+                        return Err(bad(
+                            "acceptedHttpResponseCodes is a list of HTTP status codes",
+                        ))
+                    }
+                }
+            }
+            "payloadFields" => {
+                match value {
+                    Value::Null => v[key] = Value::Null,
+                    Value::String(s)
+                        if s.len() <= 2000
+                            && s.split(',').map(str::trim).all(|f| {
+                                !f.is_empty()
+                                    && f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                            }) =>
+                    {
+                        v[key] = json!(s)
+                    }
+                    _ => return Err(bad(
+                        "payloadFields is a comma-separated list of top-level payload field names",
+                    )),
+                }
+            }
+            "payloadTemplate" => match value {
+                Value::Null => v[key] = Value::Null,
+                Value::String(s) if s.len() <= TEMPLATE_MAX => {
+                    rules::check_template(s)
+                        .map_err(|e| ApiError::bad_request("bad-template", e.to_string()))?;
+                    v[key] = json!(s);
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "payloadTemplate has at most {TEMPLATE_MAX} bytes"
+                    )))
+                }
+            },
+            "subscriptions" if creating => {}
+            _ => return Err(bad(format!("{key} is not a webhook field"))),
+        }
+    }
+    Ok(())
+}
+
+/// EndpointCreateDTO: `{url, sslVerification?}`, or null for the application's endpoint.
+fn endpoint(value: &Value) -> ApiResult<Value> {
+    if value.is_null() {
+        return Ok(Value::Null);
+    }
+    let url = value.get("url").and_then(Value::as_str).unwrap_or("");
+    match url::Url::parse(url) {
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https")
+                && u.host().is_some()
+                && url.len() <= 2048 => {}
+        _ => return Err(bad("endpoint.url must be an absolute http(s) URL")),
+    }
+    let ssl = match value.get("sslVerification") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        _ => return Err(bad("endpoint.sslVerification must be true or false")),
+    };
+    if let Some(k) = value
+        .as_object()
+        .and_then(|o| o.keys().find(|k| *k != "url" && *k != "sslVerification"))
+    {
+        return Err(bad(format!("endpoint.{k} is not a field")));
+    }
+    Ok(json!({"url": url, "sslVerification": ssl}))
+}
+
+/// EndpointAuthCreateDTO: `{type: "none"}`, `{type: "basic", username, password}` or
+/// `{type: "bearer", token}`. The password and token are sealed.
+fn endpoint_auth(state: &AppState, v: &mut Value, value: &Value) -> ApiResult<()> {
+    let kind = if value.is_null() {
+        "none"
+    } else {
+        value.get("type").and_then(Value::as_str).unwrap_or("")
+    };
+    let text = |k: &str, max: usize| -> ApiResult<String> {
+        match value.get(k).and_then(Value::as_str) {
+            Some(s) if !s.is_empty() && s.len() <= max && !s.chars().any(char::is_control) => {
+                Ok(s.to_string())
+            }
+            _ => Err(bad(format!(
+                "endpointAuth.{k} is required (at most {max} characters)"
+            ))),
+        }
+    };
+    match kind {
+        "none" => {
+            v["authType"] = json!("none");
+            v["authUsername"] = Value::Null;
+            seal_into(state, v, "password", None);
+            seal_into(state, v, "bearerToken", None);
+        }
+        "basic" => {
+            let user = text("username", 256)?;
+            if user.contains(':') {
+                return Err(bad("endpointAuth.username cannot contain `:`"));
+            }
+            let password = text("password", 256)?;
+            v["authType"] = json!("basic");
+            v["authUsername"] = json!(user);
+            seal_into(state, v, "password", Some(&password));
+            seal_into(state, v, "bearerToken", None);
+        }
+        "bearer" => {
+            let token = text("token", 2048)?;
+            v["authType"] = json!("bearer");
+            v["authUsername"] = Value::Null;
+            seal_into(state, v, "bearerToken", Some(&token));
+            seal_into(state, v, "password", None);
+        }
+        _ => return Err(bad("endpointAuth.type is none, basic or bearer")),
+    }
+    Ok(())
+}
+
+/// SubscriptionDefinition / SubscriptionDTO: `{name, enabled, eventTypes, contextIdentifier?}`.
+fn subscription(value: &Value, existing: Option<&Value>) -> ApiResult<Value> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| bad("a subscription is a JSON object"))?;
+    let mut out = existing
+        .cloned()
+        .unwrap_or_else(|| json!({"enabled": true, "contextIdentifier": null}));
+    for (k, v) in obj {
+        match k.as_str() {
+            "name" => match v.as_str() {
+                Some(n) if !n.trim().is_empty() && n.chars().count() <= 100 => {
+                    out["name"] = json!(n)
+                }
+                _ => return Err(bad("a subscription's name has 1 to 100 characters")),
+            },
+            "enabled" => {
+                out["enabled"] = json!(v
+                    .as_bool()
+                    .ok_or_else(|| bad("enabled must be true or false"))?)
+            }
+            "eventTypes" => {
+                let types: Option<Vec<&str>> = v
+                    .as_array()
+                    .and_then(|a| a.iter().map(Value::as_str).collect());
+                match types {
+                    Some(t)
+                        if !t.is_empty() && t.iter().all(|e| rules::EVENT_TYPES.contains(e)) =>
+                    {
+                        out["eventTypes"] = json!(t)
+                    }
+                    _ => {
+                        return Err(bad(format!(
+                            "eventTypes lists at least one of {}",
+                            rules::EVENT_TYPES.join(", ")
+                        )))
+                    }
+                }
+            }
+            "contextIdentifier" => {
+                match v {
+                    Value::Null => out["contextIdentifier"] = Value::Null,
+                    Value::String(s) if Context::parse(s).is_some() => {
+                        out["contextIdentifier"] = json!(s)
+                    }
+                    _ => return Err(bad(
+                        "contextIdentifier is global, project:key:X, channel:id:N or space:id:S",
+                    )),
+                }
+            }
+            "id" => {}
+            _ => return Err(bad(format!("{k} is not a subscription field"))),
+        }
+    }
+    if !out.get("name").is_some_and(Value::is_string) {
+        return Err(bad("a subscription needs a name"));
+    }
+    if !out.get("eventTypes").is_some_and(Value::is_array) {
+        return Err(bad("a subscription needs eventTypes"));
+    }
+    Ok(out)
+}
+
+async fn add_subscription(
+    state: &AppState,
+    app: &AppRecord,
+    webhook: &str,
+    def: &Value,
+) -> ApiResult<AppItem> {
+    let item = AppItem {
+        app_id: app.id,
+        kind: "subscription".into(),
+        scope: webhook.to_string(),
+        key: random_id().to_string(),
+        value: subscription(def, None)?,
+        created_utc: now_ms(),
+    };
+    state
+        .apps
+        .put_item(&item, Some(SUBSCRIPTION_LIMIT))
+        .await
+        .map_err(limit_error)?;
+    Ok(item)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ident): Path<String>,
+    Json(body): Json<Map<String, Value>>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let app = target(&state, &caller, &ident, Need::Update).await?;
+    if !body.contains_key("name") {
+        return Err(bad("name is required"));
+    }
+    let mut v = json!({
+        "enabled": true, "archived": false, "endpoint": null, "authType": "none",
+        "authUsername": null, "acceptedHttpResponseCodes": [], "doRetries": true,
+        "payloadFields": null, "payloadTemplate": null, "description": null, "headers": [],
+    });
+    apply(&state, &mut v, &body, true)?;
+    if v["endpoint"].is_null() && app.doc.get("endpointUri").and_then(Value::as_str).is_none() {
+        return Err(bad(
+            "the webhook needs an endpoint: the application has no endpointUri",
+        ));
+    }
+    seal_into(&state, &mut v, "signingKey", Some(&new_signing_key()));
+    let defs: Vec<Value> = match body.get("subscriptions") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(a)) => a.clone(),
+        Some(_) => return Err(bad("subscriptions is a list")),
+    };
+    // Validate every subscription before anything is stored.
+    for d in &defs {
+        subscription(d, None)?;
+    }
+    let item = AppItem {
+        app_id: app.id,
+        kind: "webhook".into(),
+        scope: String::new(),
+        key: random_id().to_string(),
+        value: v,
+        created_utc: now_ms(),
+    };
+    state
+        .apps
+        .put_item(&item, Some(WEBHOOK_LIMIT))
+        .await
+        .map_err(limit_error)?;
+    let mut subs = Vec::new();
+    for d in &defs {
+        subs.push(add_subscription(&state, &app, &item.key, d).await?);
+    }
+    Ok((StatusCode::CREATED, Json(webhook_json(&item, &subs))))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(rename = "withArchived")]
+    with_archived: Option<bool>,
+    query: Option<String>,
+    #[serde(rename = "$skip")]
+    skip: Option<String>,
+    #[serde(rename = "$top")]
+    top: Option<i64>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ident): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let app = target(&state, &caller, &ident, Need::View).await?;
+    let (skip, top) = page_bounds(q.skip.as_deref(), q.top)?;
+    let needle = q.query.unwrap_or_default().to_lowercase();
+    let mut all: Vec<AppItem> = state
+        .apps
+        .items(Some(app.id), "webhook", None, None, 10_000)
+        .await?
+        .into_iter()
+        .filter(|w| q.with_archived.unwrap_or(false) || w.value["archived"] != json!(true))
+        .filter(|w| {
+            needle.is_empty()
+                || w.value["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_lowercase()
+                    .contains(&needle)
+        })
+        .collect();
+    all.sort_by_key(|w| (w.created_utc, w.key.clone()));
+    let total = all.len();
+    let mut data = Vec::new();
+    for w in all.iter().skip(skip as usize).take(top as usize) {
+        let subs = subscriptions_of(&state, app.id, &w.key).await?;
+        data.push(webhook_json(w, &subs));
+    }
+    Ok(Json(json!({
+        "next": (skip as usize + data.len()).to_string(),
+        "totalCount": total,
+        "data": data,
+    })))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ident, id)): Path<(String, String)>,
+    Json(body): Json<Map<String, Value>>,
+) -> ApiResult<Json<Value>> {
+    let app = target(&state, &caller, &ident, Need::Update).await?;
+    let mut item = webhook_item(&state, &app, &id).await?;
+    apply(&state, &mut item.value, &body, false)?;
+    if item.value["endpoint"].is_null()
+        && app.doc.get("endpointUri").and_then(Value::as_str).is_none()
+    {
+        return Err(bad(
+            "the webhook needs an endpoint: the application has no endpointUri",
+        ));
+    }
+    state.apps.put_item(&item, None).await?;
+    let subs = subscriptions_of(&state, app.id, &id).await?;
+    Ok(Json(webhook_json(&item, &subs)))
+}
+
+async fn set_archived(
+    state: &AppState,
+    caller: &Caller,
+    ident: &str,
+    id: &str,
+    archived: bool,
+) -> ApiResult<Json<Value>> {
+    let app = target(state, caller, ident, Need::Update).await?;
+    let mut item = webhook_item(state, &app, id).await?;
+    item.value["archived"] = json!(archived);
+    state.apps.put_item(&item, None).await?;
+    Ok(ok_body())
+}
+
+pub async fn archive(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ident, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    set_archived(&state, &caller, &ident, &id, true).await
+}
+
+pub async fn restore(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ident, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    set_archived(&state, &caller, &ident, &id, false).await
+}
+
+pub async fn bearer_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ident, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let app = target(&state, &caller, &ident, Need::Secrets).await?;
+    let item = webhook_item(&state, &app, &id).await?;
+    Ok(Json(json!(sealed(&state, &item.value, "bearerToken")?)))
+}
+
+pub async fn signing_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ident, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let app = target(&state, &caller, &ident, Need::Secrets).await?;
+    let item = webhook_item(&state, &app, &id).await?;
+    Ok(Json(json!(sealed(&state, &item.value, "signingKey")?)))
+}
+
+pub async fn regenerate_signing_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ident, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let app = target(&state, &caller, &ident, Need::Update).await?;
+    let mut item = webhook_item(&state, &app, &id).await?;
+    // The old key keeps signing beside the new one for a grace period.
+    if let Some(old) = item.value["secrets"].get("signingKey").cloned() {
+        item.value["secrets"]["previousSigningKey"] = old;
+        item.value["previousSigningKeyUntil"] = json!(now_ms() + crate::delivery::KEY_GRACE_MS);
+    }
+    seal_into(
+        &state,
+        &mut item.value,
+        "signingKey",
+        Some(&new_signing_key()),
+    );
+    state.apps.put_item(&item, None).await?;
+    Ok(ok_body())
+}
+
+/// The webhook's custom headers, opened.
+pub fn custom_headers(state: &AppState, webhook: &Value) -> ApiResult<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for h in webhook["headers"].as_array().into_iter().flatten() {
+        let name = h["name"].as_str().unwrap_or("").to_string();
+        let value = state
+            .secrets
+            .open(h["value"].as_str().unwrap_or(""))
+            .map_err(ApiError::internal)?;
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    name: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Headers {
+    headers: Vec<Header>,
+}
+
+pub async fn set_custom_headers(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ident, id)): Path<(String, String)>,
+    Json(req): Json<Headers>,
+) -> ApiResult<Json<Value>> {
+    let app = target(&state, &caller, &ident, Need::Update).await?;
+    let mut item = webhook_item(&state, &app, &id).await?;
+    if req.headers.len() > HEADER_LIMIT {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "limits-reached",
+            format!("at most {HEADER_LIMIT} custom headers"),
+        ));
+    }
+    let mut sealed_headers = Vec::new();
+    for h in &req.headers {
+        let lower = h.name.to_ascii_lowercase();
+        if axum::http::HeaderName::from_bytes(h.name.as_bytes()).is_err() || h.name.len() > 100 {
+            return Err(ApiError::bad_request(
+                "bad-header",
+                format!("{:?} is not a header name", h.name),
+            ));
+        }
+        if RESERVED_HEADERS.contains(&lower.as_str())
+            || RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p))
+        {
+            return Err(ApiError::bad_request(
+                "reserved-header",
+                format!("{} is set by Hangar and cannot be overridden", h.name),
+            ));
+        }
+        if axum::http::HeaderValue::from_str(&h.value).is_err() || h.value.len() > 1000 {
+            return Err(ApiError::bad_request(
+                "bad-header",
+                format!(
+                    "the value of {} is not a valid header value (at most 1000 characters)",
+                    h.name
+                ),
+            ));
+        }
+        sealed_headers.push(json!({"name": h.name, "value": state.secrets.seal(&h.value)}));
+    }
+    item.value["headers"] = json!(sealed_headers);
+    state.apps.put_item(&item, None).await?;
+    Ok(ok_body())
+}
+
+pub async fn get_custom_headers(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ident, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let app = target(&state, &caller, &ident, Need::Secrets).await?;
+    let item = webhook_item(&state, &app, &id).await?;
+    let headers = custom_headers(&state, &item.value)?;
+    Ok(Json(json!(headers
+        .iter()
+        .map(|(n, v)| json!({"name": n, "value": v}))
+        .collect::<Vec<_>>())))
+}
+
+pub async fn create_subscription(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ident, id)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let app = target(&state, &caller, &ident, Need::Update).await?;
+    webhook_item(&state, &app, &id).await?;
+    let item = add_subscription(&state, &app, &id, &body).await?;
+    Ok((StatusCode::CREATED, Json(subscription_json(&item))))
+}
+
+pub async fn list_subscriptions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ident, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let app = target(&state, &caller, &ident, Need::View).await?;
+    webhook_item(&state, &app, &id).await?;
+    let subs = subscriptions_of(&state, app.id, &id).await?;
+    Ok(Json(json!(subs
+        .iter()
+        .map(subscription_json)
+        .collect::<Vec<_>>())))
+}
+
+async fn subscription_item(
+    state: &AppState,
+    app: &AppRecord,
+    webhook: &str,
+    id: &str,
+) -> ApiResult<AppItem> {
+    webhook_item(state, app, webhook).await?;
+    state
+        .apps
+        .item(app.id, "subscription", webhook, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("subscription"))
+}
+
+pub async fn update_subscription(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ident, id, sub)): Path<(String, String, String)>,
+    Json(body): Json<Value>,
+) -> ApiResult<Json<Value>> {
+    let app = target(&state, &caller, &ident, Need::Update).await?;
+    let mut item = subscription_item(&state, &app, &id, &sub).await?;
+    item.value = subscription(&body, Some(&item.value))?;
+    state.apps.put_item(&item, None).await?;
+    Ok(Json(subscription_json(&item)))
+}
+
+pub async fn delete_subscription(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ident, id, sub)): Path<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    let app = target(&state, &caller, &ident, Need::Update).await?;
+    subscription_item(&state, &app, &id, &sub).await?;
+    state
+        .apps
+        .delete_item(app.id, "subscription", &id, &sub)
+        .await?;
+    Ok(ok_body())
+}
+
+pub async fn request_missing_rights(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((ident, id, sub)): Path<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    let app = target(&state, &caller, &ident, Need::Update).await?;
+    let item = subscription_item(&state, &app, &id, &sub).await?;
+    let ctx = item.value["contextIdentifier"]
+        .as_str()
+        .and_then(Context::parse)
+        .unwrap_or_else(Context::global);
+    let mut codes: Vec<String> = item.value["eventTypes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.as_str().and_then(rules::event_right))
+        .filter(|r| rules::right(r).is_some_and(|r| ctx.admits(r)))
+        .map(str::to_string)
+        .collect();
+    codes.sort();
+    codes.dedup();
+    request_rights_in(&state, app.id, &ctx, &codes).await?;
+    Ok(ok_body())
+}

@@ -1,0 +1,670 @@
+//! Applications, their tokens and keyed items, and the webhook delivery outbox.
+
+use crate::rows::MEMBER_COLUMNS;
+use crate::{backend, map_err, SqliteStore};
+use async_trait::async_trait;
+use hangar_core::ids::random_id;
+use hangar_core::model::Member;
+use hangar_core::now_ms;
+use hangar_core::store::*;
+use serde_json::Value;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+const APP_COLUMNS: &str =
+    "a.id, a.client_id, a.name, a.bot_member_id, a.archived, a.doc, a.version, a.created_utc";
+const TOKEN_COLUMNS: &str = "t.id, t.app_id, t.kind, t.name, t.scope, t.member_id, t.expires_utc, \
+     t.created_utc, t.last_used_utc, t.data";
+const DELIVERY_COLUMNS: &str = "id, app_id, webhook_id, kind, body, status, attempts, \
+     next_attempt_utc, last_status, last_error, created_utc";
+
+fn json_col(row: &SqliteRow, col: &str) -> Value {
+    serde_json::from_str(row.get::<&str, _>(col)).unwrap_or(Value::Null)
+}
+
+fn app(row: &SqliteRow) -> AppRecord {
+    AppRecord {
+        id: row.get("id"),
+        client_id: row.get("client_id"),
+        name: row.get("name"),
+        bot_member_id: row.get("bot_member_id"),
+        archived: row.get::<i64, _>("archived") != 0,
+        doc: json_col(row, "doc"),
+        version: row.get("version"),
+        created_utc: row.get("created_utc"),
+    }
+}
+
+fn token(row: &SqliteRow) -> AppToken {
+    AppToken {
+        id: row.get("id"),
+        app_id: row.get("app_id"),
+        kind: row.get("kind"),
+        name: row.get("name"),
+        scope: row.get("scope"),
+        member_id: row.get("member_id"),
+        expires_utc: row.get("expires_utc"),
+        created_utc: row.get("created_utc"),
+        last_used_utc: row.get("last_used_utc"),
+        data: json_col(row, "data"),
+    }
+}
+
+fn item(row: &SqliteRow) -> AppItem {
+    AppItem {
+        app_id: row.get("app_id"),
+        kind: row.get("kind"),
+        scope: row.get("scope"),
+        key: row.get("key"),
+        value: json_col(row, "value"),
+        created_utc: row.get("created_utc"),
+    }
+}
+
+fn delivery(row: &SqliteRow) -> Delivery {
+    Delivery {
+        id: row.get("id"),
+        app_id: row.get("app_id"),
+        webhook_id: row.get("webhook_id"),
+        kind: row.get("kind"),
+        body: row.get("body"),
+        status: row.get("status"),
+        attempts: row.get("attempts"),
+        next_attempt_utc: row.get("next_attempt_utc"),
+        last_status: row.get("last_status"),
+        last_error: row.get("last_error"),
+        created_utc: row.get("created_utc"),
+    }
+}
+
+async fn insert_delivery(conn: &mut sqlx::SqliteConnection, d: &Delivery) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO deliveries (id, app_id, webhook_id, kind, body, status, attempts, \
+         next_attempt_utc, created_utc) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&d.id)
+    .bind(d.app_id)
+    .bind(&d.webhook_id)
+    .bind(&d.kind)
+    .bind(&d.body)
+    .bind(d.next_attempt_utc)
+    .bind(d.created_utc)
+    .execute(conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+async fn upsert_item(conn: &mut sqlx::SqliteConnection, i: &AppItem) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO app_items (app_id, kind, scope, key, value, created_utc) VALUES (?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (app_id, kind, scope, key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(i.app_id)
+    .bind(&i.kind)
+    .bind(&i.scope)
+    .bind(&i.key)
+    .bind(i.value.to_string())
+    .bind(i.created_utc)
+    .execute(conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+impl SqliteStore {
+    async fn write_item(&self, i: &AppItem, limit: Option<i64>, new_only: bool) -> StoreResult<()> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let (count, exists): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(key = ?), 0) FROM app_items \
+             WHERE app_id = ? AND kind = ? AND scope = ?",
+        )
+        .bind(&i.key)
+        .bind(i.app_id)
+        .bind(&i.kind)
+        .bind(&i.scope)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if new_only && exists > 0 {
+            return Err(StoreError::Conflict("an item with this key"));
+        }
+        if let Some(limit) = limit {
+            if exists == 0 && count >= limit {
+                return Err(StoreError::Refused {
+                    code: "limits-reached",
+                    reason: format!("at most {limit} of these are allowed"),
+                });
+            }
+        }
+        upsert_item(&mut tx, i).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AppStore for SqliteStore {
+    async fn create_app(&self, client_id: &str, name: &str, doc: &Value) -> StoreResult<AppRecord> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let record = AppRecord {
+            id: random_id(),
+            client_id: client_id.to_string(),
+            name: name.to_string(),
+            bot_member_id: random_id(),
+            archived: false,
+            doc: doc.clone(),
+            version: 1,
+            created_utc: now_ms(),
+        };
+        // `!` is no Argon2 hash: the member cannot log in.
+        sqlx::query(
+            "INSERT INTO members (id, username, password_hash, display_name, role, created_utc, is_app) \
+             VALUES (?, ?, '!', ?, 'member', ?, 1)",
+        )
+        .bind(record.bot_member_id)
+        .bind(format!("app-{}", record.id))
+        .bind(name)
+        .bind(record.created_utc)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err("member"))?;
+        sqlx::query(
+            "INSERT INTO applications (id, client_id, name, bot_member_id, archived, doc, version, created_utc) \
+             VALUES (?, ?, ?, ?, 0, ?, 1, ?)",
+        )
+        .bind(record.id)
+        .bind(client_id)
+        .bind(name)
+        .bind(record.bot_member_id)
+        .bind(doc.to_string())
+        .bind(record.created_utc)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err("application with this clientId"))?;
+        tx.commit().await.map_err(backend)?;
+        Ok(record)
+    }
+
+    async fn app(&self, id: i64) -> StoreResult<Option<AppRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {APP_COLUMNS} FROM applications a WHERE a.id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(row.as_ref().map(app))
+    }
+
+    async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<AppRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {APP_COLUMNS} FROM applications a WHERE a.client_id = ?"
+        ))
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(row.as_ref().map(app))
+    }
+
+    async fn app_by_member(&self, member_id: i64) -> StoreResult<Option<AppRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {APP_COLUMNS} FROM applications a WHERE a.bot_member_id = ?"
+        ))
+        .bind(member_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(row.as_ref().map(app))
+    }
+
+    async fn list_apps(
+        &self,
+        name: Option<&str>,
+        with_archived: bool,
+        by_created: bool,
+        skip: i64,
+        top: i64,
+    ) -> StoreResult<AppPage> {
+        let pattern = name.map(|n| {
+            format!(
+                "%{}%",
+                n.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            )
+        });
+        let filter = "(? IS NULL OR a.name LIKE ? ESCAPE '\\') AND (? OR a.archived = 0)";
+        let order = if by_created {
+            "a.created_utc, a.id"
+        } else {
+            "a.name COLLATE NOCASE, a.id"
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {APP_COLUMNS} FROM applications a WHERE {filter} ORDER BY {order} LIMIT ? OFFSET ?"
+        ))
+        .bind(&pattern)
+        .bind(&pattern)
+        .bind(with_archived)
+        .bind(top)
+        .bind(skip)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let total: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM applications a WHERE {filter}"
+        ))
+        .bind(&pattern)
+        .bind(&pattern)
+        .bind(with_archived)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(AppPage {
+            apps: rows.iter().map(app).collect(),
+            total,
+        })
+    }
+
+    async fn update_app(
+        &self,
+        id: i64,
+        version: i64,
+        name: &str,
+        archived: bool,
+        doc: &Value,
+    ) -> StoreResult<AppRecord> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let row = sqlx::query(&format!(
+            "UPDATE applications SET name = ?, archived = ?, doc = ?, version = version + 1 \
+             WHERE id = ? AND version = ? RETURNING {}",
+            APP_COLUMNS.replace("a.", "")
+        ))
+        .bind(name)
+        .bind(archived)
+        .bind(doc.to_string())
+        .bind(id)
+        .bind(version)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?
+        .ok_or(StoreError::Conflict("a newer version of the application"))?;
+        let record = app(&row);
+        sqlx::query("UPDATE members SET display_name = ? WHERE id = ?")
+            .bind(name)
+            .bind(record.bot_member_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(record)
+    }
+
+    async fn create_app_token(&self, t: &AppToken, token_hash: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO app_tokens (id, app_id, kind, name, token_hash, scope, member_id, expires_utc, \
+             created_utc, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(t.id)
+        .bind(t.app_id)
+        .bind(&t.kind)
+        .bind(&t.name)
+        .bind(token_hash)
+        .bind(&t.scope)
+        .bind(t.member_id)
+        .bind(t.expires_utc)
+        .bind(t.created_utc)
+        .bind(t.data.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err("token"))?;
+        Ok(())
+    }
+
+    async fn app_token(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<(AppToken, AppRecord, Member)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS}, {APP_COLUMNS}, {MEMBER_COLUMNS} FROM app_tokens t \
+             JOIN applications a ON a.id = t.app_id \
+             JOIN members m ON m.id = COALESCE(t.member_id, a.bot_member_id) \
+             WHERE t.token_hash = ? AND t.kind IN ('access', 'permanent') \
+             AND (t.expires_utc IS NULL OR t.expires_utc > ?) AND a.archived = 0"
+        ))
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(row.map(|r| {
+            // The three tables share column names: read each from its position.
+            let t = AppToken {
+                id: r.get(0),
+                app_id: r.get(1),
+                kind: r.get(2),
+                name: r.get(3),
+                scope: r.get(4),
+                member_id: r.get(5),
+                expires_utc: r.get(6),
+                created_utc: r.get(7),
+                last_used_utc: r.get(8),
+                data: serde_json::from_str(r.get::<&str, _>(9)).unwrap_or(Value::Null),
+            };
+            let a = AppRecord {
+                id: r.get(10),
+                client_id: r.get(11),
+                name: r.get(12),
+                bot_member_id: r.get(13),
+                archived: r.get::<i64, _>(14) != 0,
+                doc: serde_json::from_str(r.get::<&str, _>(15)).unwrap_or(Value::Null),
+                version: r.get(16),
+                created_utc: r.get(17),
+            };
+            let m = Member {
+                id: r.get(18),
+                username: r.get(19),
+                display_name: r.get(20),
+                role: hangar_core::model::Role::parse(r.get::<&str, _>(21))
+                    .unwrap_or(hangar_core::model::Role::Member),
+                created_utc: r.get(22),
+            };
+            (t, a, m)
+        }))
+    }
+
+    async fn take_app_token(
+        &self,
+        token_hash: &str,
+        kind: &str,
+        now: i64,
+    ) -> StoreResult<Option<AppToken>> {
+        let row = sqlx::query(
+            "DELETE FROM app_tokens WHERE token_hash = ? AND kind = ? RETURNING id, app_id, \
+             kind, name, scope, member_id, expires_utc, created_utc, last_used_utc, data",
+        )
+        .bind(token_hash)
+        .bind(kind)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(row
+            .as_ref()
+            .map(token)
+            .filter(|t| t.expires_utc.is_none_or(|e| e > now)))
+    }
+
+    async fn list_app_tokens(&self, app_id: i64, kind: &str) -> StoreResult<Vec<AppToken>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM app_tokens t WHERE t.app_id = ? AND t.kind = ? \
+             ORDER BY t.created_utc, t.id"
+        ))
+        .bind(app_id)
+        .bind(kind)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(rows.iter().map(token).collect())
+    }
+
+    async fn update_app_token(&self, t: &AppToken) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE app_tokens SET name = ?, scope = ?, expires_utc = ? WHERE id = ? AND app_id = ?",
+        )
+        .bind(&t.name)
+        .bind(&t.scope)
+        .bind(t.expires_utc)
+        .bind(t.id)
+        .bind(t.app_id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_app_token(&self, app_id: i64, token_id: i64) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM app_tokens WHERE id = ? AND app_id = ?")
+            .bind(token_id)
+            .bind(app_id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_app_tokens(&self, app_id: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM app_tokens WHERE app_id = ?")
+            .bind(app_id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn touch_app_token(&self, token_id: i64, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE app_tokens SET last_used_utc = ? WHERE id = ?")
+            .bind(now)
+            .bind(token_id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn put_item(&self, i: &AppItem, limit: Option<i64>) -> StoreResult<()> {
+        self.write_item(i, limit, false).await
+    }
+
+    async fn insert_item(&self, i: &AppItem, limit: Option<i64>) -> StoreResult<()> {
+        self.write_item(i, limit, true).await
+    }
+
+    async fn item(
+        &self,
+        app_id: i64,
+        kind: &str,
+        scope: &str,
+        key: &str,
+    ) -> StoreResult<Option<AppItem>> {
+        let row = sqlx::query(
+            "SELECT * FROM app_items WHERE app_id = ? AND kind = ? AND scope = ? AND key = ?",
+        )
+        .bind(app_id)
+        .bind(kind)
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(row.as_ref().map(item))
+    }
+
+    async fn items(
+        &self,
+        app_id: Option<i64>,
+        kind: &str,
+        scope: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<AppItem>> {
+        let rows = sqlx::query(
+            "SELECT * FROM app_items WHERE kind = ? AND (? IS NULL OR app_id = ?) \
+             AND (? IS NULL OR scope = ?) AND (? IS NULL OR key > ?) \
+             ORDER BY app_id, scope, key LIMIT ?",
+        )
+        .bind(kind)
+        .bind(app_id)
+        .bind(app_id)
+        .bind(scope)
+        .bind(scope)
+        .bind(after)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(rows.iter().map(item).collect())
+    }
+
+    async fn delete_item(
+        &self,
+        app_id: i64,
+        kind: &str,
+        scope: &str,
+        key: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "DELETE FROM app_items WHERE app_id = ? AND kind = ? AND scope = ? AND key = ?",
+        )
+        .bind(app_id)
+        .bind(kind)
+        .bind(scope)
+        .bind(key)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_items(&self, app_id: i64, kind: &str, scope: Option<&str>) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM app_items WHERE app_id = ? AND kind = ? AND (? IS NULL OR scope = ?)",
+        )
+        .bind(app_id)
+        .bind(kind)
+        .bind(scope)
+        .bind(scope)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn events_after(&self, seq: i64, limit: i64) -> StoreResult<Vec<EventRecord>> {
+        let rows = sqlx::query(
+            "SELECT seq, id, event_type, space_id, actor_id, payload, created_utc FROM events \
+             WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(rows
+            .iter()
+            .map(|r| EventRecord {
+                seq: r.get("seq"),
+                id: r.get("id"),
+                event_type: r.get("event_type"),
+                space_id: r.get("space_id"),
+                actor_id: r.get("actor_id"),
+                payload: json_col(r, "payload"),
+                created_utc: r.get("created_utc"),
+            })
+            .collect())
+    }
+
+    async fn dispatch_cursor(&self) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT seq FROM dispatch_cursor WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn dispatch(
+        &self,
+        seq: i64,
+        deliveries: &[Delivery],
+        items: &[AppItem],
+    ) -> StoreResult<()> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        for d in deliveries {
+            insert_delivery(&mut tx, d).await?;
+        }
+        for i in items {
+            upsert_item(&mut tx, i).await?;
+        }
+        sqlx::query("UPDATE dispatch_cursor SET seq = ? WHERE id = 1 AND seq < ?")
+            .bind(seq)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn enqueue_delivery(&self, d: &Delivery) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        insert_delivery(&mut conn, d).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Delivery>> {
+        let rows = sqlx::query(&format!(
+            "UPDATE deliveries SET next_attempt_utc = ? WHERE id IN (SELECT id FROM deliveries \
+             WHERE status = 'pending' AND next_attempt_utc <= ? ORDER BY next_attempt_utc LIMIT ?) \
+             RETURNING {DELIVERY_COLUMNS}"
+        ))
+        .bind(lease_until)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(rows.iter().map(delivery).collect())
+    }
+
+    async fn finish_delivery(&self, d: &Delivery) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_utc = ?, last_status = ?, \
+             last_error = ? WHERE id = ?",
+        )
+        .bind(&d.status)
+        .bind(d.attempts)
+        .bind(d.next_attempt_utc)
+        .bind(d.last_status)
+        .bind(&d.last_error)
+        .bind(&d.id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn deliveries(&self, app_id: i64, kind: Option<&str>) -> StoreResult<Vec<Delivery>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE app_id = ? AND (? IS NULL OR kind = ?) \
+             ORDER BY created_utc, id"
+        ))
+        .bind(app_id)
+        .bind(kind)
+        .bind(kind)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(rows.iter().map(delivery).collect())
+    }
+}
