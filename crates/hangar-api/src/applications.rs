@@ -80,6 +80,11 @@ pub async fn target(
         }
         return Ok(app);
     }
+    if need != Need::View && caller.app.as_ref().is_some_and(|a| a.scope != "**") {
+        return Err(ApiError::forbidden(
+            "this token's scope does not cover managing applications",
+        ));
+    }
     if caller.is_admin() || need == Need::View {
         return Ok(app);
     }
@@ -421,20 +426,23 @@ pub async fn create(
         "verificationToken",
         Some(&new_secret()),
     );
-    let app = state
-        .apps
-        .create_app(&client_id, &draft.name, &draft.doc)
-        .await?;
-    if connect {
+    let init = connect.then(|| {
         let payload = json!({
             "className": "InitPayload",
-            "clientId": app.client_id,
+            "clientId": client_id,
             "clientSecret": client_secret,
             "serverUrl": state.settings.public_url,
             "state": install_state,
             "userId": caller.id().to_string(),
         });
-        enqueue_app_payload(&state, &app, "init", payload).await?;
+        app_payload(&state, 0, "init", payload)
+    });
+    let app = state
+        .apps
+        .create_app(&client_id, &draft.name, &draft.doc, init.as_ref())
+        .await?;
+    if init.is_some() {
+        state.deliveries.notify_one();
     }
     Ok((StatusCode::CREATED, Json(app_json(&app))))
 }
@@ -463,25 +471,30 @@ async fn enqueue_app_payload(
     kind: &str,
     payload: Value,
 ) -> ApiResult<()> {
-    let now = now_ms();
     state
         .apps
-        .enqueue_delivery(&Delivery {
-            id: format!("msg_{}", hex::encode(rand::random::<[u8; 16]>())),
-            app_id: app.id,
-            webhook_id: None,
-            kind: kind.to_string(),
-            body: payload.to_string(),
-            status: "pending".into(),
-            attempts: 0,
-            next_attempt_utc: now,
-            last_status: None,
-            last_error: None,
-            created_utc: now,
-        })
+        .enqueue_delivery(&app_payload(state, app.id, kind, payload))
         .await?;
     state.deliveries.notify_one();
     Ok(())
+}
+
+/// A payload for the application's endpoint, sealed, due now.
+fn app_payload(state: &AppState, app_id: i64, kind: &str, payload: Value) -> Delivery {
+    let now = now_ms();
+    Delivery {
+        id: format!("msg_{}", hex::encode(rand::random::<[u8; 16]>())),
+        app_id,
+        webhook_id: None,
+        kind: kind.to_string(),
+        body: state.secrets.seal(&payload.to_string()),
+        status: "pending".into(),
+        attempts: 0,
+        next_attempt_utc: now,
+        last_status: None,
+        last_error: None,
+        created_utc: now,
+    }
 }
 
 #[derive(Deserialize)]
@@ -1483,6 +1496,7 @@ pub async fn update_authorized_rights(
     Json(req): Json<RightsChange>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
+    let _serialized = state.item_lock.lock().await;
     let ctx = parse_context(&req.context_identifier)?;
     for r in &req.rights {
         check_right(&r.right_code, &ctx)?;
@@ -1492,7 +1506,8 @@ pub async fn update_authorized_rights(
                 "status is GRANTED, DENIED or PENDING",
             ));
         }
-        if r.status != "PENDING" && (!caller.is_admin() || caller.acting_app().is_some()) {
+        // Never through a token issued to an application: an app must not grant itself rights.
+        if r.status != "PENDING" && (!caller.is_admin() || caller.app.is_some()) {
             return Err(ApiError::forbidden(
                 "only an administrator may grant or deny rights",
             ));
@@ -1545,6 +1560,7 @@ pub async fn request_rights_in(
     ctx: &Context,
     codes: &[String],
 ) -> ApiResult<()> {
+    let _serialized = state.item_lock.lock().await;
     for code in codes {
         check_right(code, ctx)?;
     }
@@ -1716,6 +1732,7 @@ pub async fn revoke_gpg_key(
     Json(req): Json<RevokeKey>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
+    let _serialized = state.item_lock.lock().await;
     let comment = check_comment(&req.comment)?;
     let fingerprint = fingerprint.to_ascii_uppercase();
     let mut item = state
@@ -1872,6 +1889,7 @@ pub async fn update_unfurl_domains(
     Json(req): Json<Domains>,
 ) -> ApiResult<Json<Value>> {
     let app = calling_app(&state, &caller).await?;
+    let _serialized = state.item_lock.lock().await;
     let domains: Vec<String> = req
         .domains
         .iter()
@@ -1893,6 +1911,7 @@ pub async fn update_unfurl_patterns(
     Json(req): Json<Patterns>,
 ) -> ApiResult<Json<Value>> {
     let app = calling_app(&state, &caller).await?;
+    let _serialized = state.item_lock.lock().await;
     if let Some(bad) = req.patterns.iter().find(|p| !valid_pattern(p)) {
         return Err(ApiError::bad_request(
             "bad-pattern",
@@ -1921,7 +1940,7 @@ async fn authorize(
     values: &[String],
 ) -> ApiResult<AppRecord> {
     let app = target(state, caller, ident, Need::Update).await?;
-    if !caller.is_admin() || caller.acting_app().is_some() {
+    if !caller.is_admin() || caller.app.is_some() {
         return Err(ApiError::forbidden(
             "only an administrator may authorize unfurls",
         ));
@@ -1949,6 +1968,7 @@ pub async fn authorize_unfurl_domains(
         .map(|d| d.trim().to_ascii_lowercase())
         .collect();
     let app = authorize(&state, &caller, &ident, "unfurl-domain", &domains).await?;
+    let _serialized = state.item_lock.lock().await;
     for d in domains {
         set_verdict(&state, app.id, "unfurl-domain", &d, req.approve).await?;
     }
@@ -1962,6 +1982,7 @@ pub async fn authorize_unfurl_patterns(
     Json(req): Json<Authorize>,
 ) -> ApiResult<Json<Value>> {
     let app = authorize(&state, &caller, &ident, "unfurl-pattern", &req.patterns).await?;
+    let _serialized = state.item_lock.lock().await;
     for p in &req.patterns {
         set_verdict(&state, app.id, "unfurl-pattern", p, req.approve).await?;
     }
@@ -2297,7 +2318,7 @@ async fn ui_preference(
 ) -> ApiResult<Json<Value>> {
     let app = target(state, caller, ident, Need::View).await?;
     let ctx = parse_context(context)?;
-    if everybody && (!caller.is_admin() || caller.acting_app().is_some()) {
+    if everybody && (!caller.is_admin() || caller.app.is_some()) {
         return Err(ApiError::forbidden(
             "only an administrator may enable or disable an application's UI for everybody",
         ));

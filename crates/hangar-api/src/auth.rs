@@ -57,7 +57,12 @@ pub struct AppCaller {
 impl AppCaller {
     /// Whether the token's scope admits `right`.
     pub fn scope_allows(&self, right: &str) -> bool {
-        self.scope == "**" || self.scope.split_whitespace().any(|s| s == right)
+        match self.scope.as_str() {
+            "**" => true,
+            // Reading rights only (writes are refused anyway for a read-only token).
+            "read" => right.contains("View") || right.contains("Read"),
+            scope => scope.split_whitespace().any(|s| s == right),
+        }
     }
 }
 
@@ -79,6 +84,7 @@ impl Caller {
             .token
             .as_ref()
             .is_some_and(|t| t.scope == TokenScope::ReadOnly)
+            || self.app.as_ref().is_some_and(|a| a.scope == "read")
         {
             return Err(ApiError::forbidden("this token may only read"));
         }

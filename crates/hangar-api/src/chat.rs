@@ -158,6 +158,11 @@ pub async fn add_channel_member(
     Json(req): Json<MemberRef>,
 ) -> ApiResult<Json<Value>> {
     let channel = visible_channel(&state, &caller, parse_channel_ref(&id)?).await?;
+    if caller.acting_app().is_some() {
+        return Err(ApiError::forbidden(
+            "an application cannot change who is in a channel",
+        ));
+    }
     let member = state
         .identity
         .member_by_username(&req.username)

@@ -33,12 +33,27 @@ const LEASE_MS: i64 = 60_000;
 const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 const BATCH: i64 = 100;
 const SENDERS: usize = 16;
+/// Finished deliveries and unfurl queue items are kept this long, for inspection.
+const RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+const PRUNE_EVERY_MS: i64 = 3600 * 1000;
 
 /// Starts the dispatcher and the sender; they run until the process ends.
 pub fn spawn(state: AppState) {
     let s = state.clone();
     tokio::spawn(async move {
+        let mut last_prune = 0;
         loop {
+            let now = now_ms();
+            if now - last_prune > PRUNE_EVERY_MS {
+                last_prune = now;
+                match s.apps.prune_app_data(now - RETENTION_MS).await {
+                    Ok(n) if n > 0 => {
+                        tracing::info!(rows = n, "pruned old deliveries and unfurl queue items")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("cannot prune deliveries: {e}"),
+                }
+            }
             match dispatch_once(&s).await {
                 Ok(true) => continue,
                 Ok(false) => {}
@@ -245,9 +260,10 @@ fn event_delivery(
         created_utc: now,
     };
     match webhook.value["payloadTemplate"].as_str() {
-        None => d.body = envelope.to_string(),
+        // Bodies are sealed at rest: they can carry the verification token or the client secret.
+        None => d.body = state.secrets.seal(&envelope.to_string()),
         Some(t) => match rules::render_template(t, &envelope["payload"]) {
-            Ok(body) => d.body = body,
+            Ok(body) => d.body = state.secrets.seal(&body),
             Err(e @ TemplateError::TooLarge) | Err(e) => {
                 // Recorded as failed so the problem is visible; never sent half-rendered.
                 d.status = "failed".into();
@@ -262,25 +278,52 @@ fn event_delivery(
 async fn unfurl_items(state: &AppState, event: &EventRecord) -> anyhow::Result<Vec<AppItem>> {
     let text = event.payload["text"].as_str().unwrap_or("");
     let links = rules::links_in(text);
-    if links.is_empty() {
-        return Ok(vec![]);
-    }
     let domains = state
         .apps
         .items(None, "unfurl-domain", None, None, 100_000)
         .await?;
+    let patterns = state
+        .apps
+        .items(None, "unfurl-pattern", None, None, 100_000)
+        .await?;
+    // Targets: links matched by domain, and words matched by an external id prefix (`JIRA-` in
+    // `JIRA-123`), each with the apps whose approved entry matches.
+    let mut targets: Vec<(String, Vec<i64>)> = Vec::new();
+    for (link, host) in &links {
+        let apps = domains
+            .iter()
+            .filter(|d| d.value["status"] == json!("APPROVED") && rules::host_matches(host, &d.key))
+            .map(|d| d.app_id)
+            .collect();
+        targets.push((link.clone(), apps));
+    }
+    for word in text.split_whitespace().take(200) {
+        let word = word.trim_end_matches(['.', ',', ';', '!', ':', ')', '?']);
+        let apps: Vec<i64> = patterns
+            .iter()
+            .filter(|p| {
+                p.value["status"] == json!("APPROVED")
+                    && word.len() > p.key.len()
+                    && word.starts_with(p.key.as_str())
+            })
+            .map(|p| p.app_id)
+            .collect();
+        if !apps.is_empty() && targets.len() < 20 {
+            targets.push((word.to_string(), apps));
+        }
+    }
+    if targets.is_empty() {
+        return Ok(vec![]);
+    }
     let mut out = Vec::new();
-    for (i, (link, host)) in links.iter().enumerate() {
+    for (i, (target, apps)) in targets.iter().enumerate() {
         let mut seen = Vec::new();
-        for d in &domains {
-            if d.value["status"] != json!("APPROVED")
-                || !rules::host_matches(host, &d.key)
-                || seen.contains(&d.app_id)
-            {
+        for &app_id in apps {
+            if seen.contains(&app_id) {
                 continue;
             }
-            seen.push(d.app_id);
-            let allowed = app_granted(state, d.app_id, crate::applications::UNFURLS, "global")
+            seen.push(app_id);
+            let allowed = app_granted(state, app_id, crate::applications::UNFURLS, "global")
                 .await
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             if !allowed {
@@ -288,13 +331,13 @@ async fn unfurl_items(state: &AppState, event: &EventRecord) -> anyhow::Result<V
             }
             let etag = event.seq * 32 + i as i64;
             out.push(AppItem {
-                app_id: d.app_id,
+                app_id,
                 kind: "unfurl-queue".into(),
                 scope: String::new(),
                 key: queue_key(etag),
                 value: json!({
                     "etag": etag,
-                    "target": link,
+                    "target": target,
                     "messageId": event.payload["messageId"],
                     "channelId": event.payload["channelId"],
                     "authorId": event.actor_id.map(|a| a.to_string()),
@@ -481,8 +524,11 @@ async fn send_one(state: &AppState, mut d: Delivery) -> anyhow::Result<()> {
     let Some(app) = app else {
         return Ok(());
     };
-    if d.kind == "event" && (app.archived || webhook.is_none()) {
-        give_up(&mut d, "the application or webhook is gone");
+    let webhook_off = webhook
+        .as_ref()
+        .is_none_or(|w| w.value["enabled"] == json!(false) || w.value["archived"] == json!(true));
+    if (d.kind == "event" && (app.archived || webhook_off)) || (d.kind == "init" && app.archived) {
+        give_up(&mut d, "the application or webhook is archived or disabled");
         return Ok(state.apps.finish_delivery(&d).await?);
     }
     let route = match route(state, &app, webhook.as_ref()) {
@@ -502,7 +548,11 @@ async fn send_one(state: &AppState, mut d: Delivery) -> anyhow::Result<()> {
             headers.insert(n, v);
         }
     }
-    let json_body = serde_json::from_str::<Value>(&d.body).is_ok();
+    let Ok(body) = state.secrets.open(&d.body) else {
+        give_up(&mut d, "the stored body cannot be opened");
+        return Ok(state.apps.finish_delivery(&d).await?);
+    };
+    let json_body = serde_json::from_str::<Value>(&body).is_ok();
     headers.insert(
         reqwest::header::CONTENT_TYPE,
         HeaderValue::from_static(if json_body {
@@ -511,7 +561,7 @@ async fn send_one(state: &AppState, mut d: Delivery) -> anyhow::Result<()> {
             "text/plain; charset=utf-8"
         }),
     );
-    for (name, value) in signature_headers(state, &d.id, ts, &d.body, &route.keys) {
+    for (name, value) in signature_headers(state, &d.id, ts, &body, &route.keys) {
         if let Ok(v) = HeaderValue::from_str(&value) {
             headers.insert(name, v);
         }
@@ -523,13 +573,7 @@ async fn send_one(state: &AppState, mut d: Delivery) -> anyhow::Result<()> {
     }
     let outcome = state
         .fetcher
-        .post(
-            &route.url,
-            headers,
-            d.body.clone(),
-            route.verify_tls,
-            SEND_TIMEOUT,
-        )
+        .post(&route.url, headers, body, route.verify_tls, SEND_TIMEOUT)
         .await;
     d.attempts += 1;
     let ok = match &outcome {

@@ -93,6 +93,13 @@ pub async fn create_token(
     caller: Caller,
     Json(req): Json<NewToken>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    // A token issued to an application must not turn itself into one that escapes its rights,
+    // scope, expiry and revocation.
+    if caller.app.is_some() {
+        return Err(ApiError::forbidden(
+            "personal tokens are made by members themselves, not through an application's token",
+        ));
+    }
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::bad_request(

@@ -110,6 +110,9 @@ pub struct AppState {
     pub secrets: Arc<secrets::Secrets>,
     /// Wakes the webhook dispatcher when something may have happened.
     pub deliveries: Arc<tokio::sync::Notify>,
+    /// Serializes read-modify-write changes of application items (a webhook's settings and keys, a
+    /// right's status): one server process owns the data dir, so an in-process lock suffices.
+    pub item_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -136,6 +139,7 @@ impl AppState {
             storage: Arc::new(store),
             secrets: Arc::new(secrets::Secrets::new(&settings.link_key)),
             deliveries: Arc::new(tokio::sync::Notify::new()),
+            item_lock: Arc::new(tokio::sync::Mutex::new(())),
             blobs,
             fetcher: Arc::new(fetch::Fetcher::new(
                 settings.fetch_allow.clone(),

@@ -309,12 +309,25 @@ async fn token_inner(
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
                 .map(|s| s.chars().take(200).collect::<String>());
-            modify(state, app.id, |a| {
-                a.doc["lastClientCredentialsAccess"] =
-                    json!({"time": now_ms(), "userAgent": user_agent});
-                Ok(())
-            })
-            .await?;
+            // Best effort and off the answer's path: a busy application must not fail token requests.
+            let (s, id, now) = (state.clone(), app.id, now_ms());
+            tokio::spawn(async move {
+                let recorded = modify(&s, id, |a| {
+                    if a.doc["lastClientCredentialsAccess"]["time"]
+                        .as_i64()
+                        .is_some_and(|t| t >= now)
+                    {
+                        return Ok(());
+                    }
+                    a.doc["lastClientCredentialsAccess"] =
+                        json!({"time": now, "userAgent": user_agent});
+                    Ok(())
+                })
+                .await;
+                if let Err(e) = recorded {
+                    tracing::debug!("cannot record client credentials access: {e:?}");
+                }
+            });
             issue(state, app, None, &scope, false).await
         }
         "authorization_code" => {
@@ -365,6 +378,12 @@ async fn token_inner(
                         "code_verifier does not match the challenge",
                     ));
                 }
+            } else if params.contains_key("code_verifier") {
+                // A verifier without a challenge means the challenge was stripped (a downgrade).
+                return Err(oauth_error(
+                    "invalid_grant",
+                    "no code_challenge was sent for this code",
+                ));
             } else if !client.confidential {
                 return Err(oauth_error(
                     "invalid_grant",
@@ -426,7 +445,9 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; form-action 'self'; frame-ancestors 'none'"),
+        // No form-action: browsers apply it to the redirect that follows the form, which goes to the
+        // application's origin.
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
     );
     no_store(h);
     r
@@ -499,17 +520,27 @@ async fn check_auth_request(
             "response_type must be code",
         ));
     }
-    if let Some(m) = params.get("code_challenge_method") {
-        if m != "S256" && m != "plain" {
+    let strict = flag(&app, "pkceRequired", false) || flag(&app, "publicClientsAllowed", false);
+    match params.get("code_challenge_method").map(String::as_str) {
+        None | Some("S256") => {}
+        // `plain` shows the verifier in the URL: only for applications that do not require PKCE.
+        Some("plain") if !strict => {}
+        Some(_) => {
             return Err(back(
                 "invalid_request",
-                "code_challenge_method is S256 or plain",
-            ));
+                if strict {
+                    "this application requires code_challenge_method=S256"
+                } else {
+                    "code_challenge_method is S256 or plain"
+                },
+            ))
         }
     }
-    let pkce = params
-        .get("code_challenge")
-        .is_some_and(|c| (43..=128).contains(&c.len()));
+    let pkce = params.get("code_challenge").is_some_and(|c| {
+        (43..=128).contains(&c.len())
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    });
     if params.contains_key("code_challenge") && !pkce {
         return Err(back(
             "invalid_request",
@@ -522,11 +553,16 @@ async fn check_auth_request(
             "this application requires PKCE (code_challenge)",
         ));
     }
+    // A member's token is either whole or read-only: right codes describe what an application may
+    // do as itself, not which of a member's actions it may take.
     if params
         .get("scope")
-        .is_some_and(|s| parse_scope(s).is_none())
+        .is_some_and(|s| s.trim() != "**" && s.trim() != "read")
     {
-        return Err(back("invalid_scope", "unknown scope"));
+        return Err(back(
+            "invalid_scope",
+            "the scope of a member's token is ** or read",
+        ));
     }
     Ok(AuthRequest {
         app,

@@ -460,6 +460,7 @@ pub async fn update(
     Json(body): Json<Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
+    let _serialized = state.item_lock.lock().await;
     let mut item = webhook_item(&state, &app, &id).await?;
     apply(&state, &mut item.value, &body, false)?;
     if item.value["endpoint"].is_null()
@@ -482,6 +483,7 @@ async fn set_archived(
     archived: bool,
 ) -> ApiResult<Json<Value>> {
     let app = target(state, caller, ident, Need::Update).await?;
+    let _serialized = state.item_lock.lock().await;
     let mut item = webhook_item(state, &app, id).await?;
     item.value["archived"] = json!(archived);
     state.apps.put_item(&item, None).await?;
@@ -530,6 +532,7 @@ pub async fn regenerate_signing_key(
     Path((ident, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
+    let _serialized = state.item_lock.lock().await;
     let mut item = webhook_item(&state, &app, &id).await?;
     // The old key keeps signing beside the new one for a grace period.
     if let Some(old) = item.value["secrets"].get("signingKey").cloned() {
@@ -580,6 +583,7 @@ pub async fn set_custom_headers(
     Json(req): Json<Headers>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
+    let _serialized = state.item_lock.lock().await;
     let mut item = webhook_item(&state, &app, &id).await?;
     if req.headers.len() > HEADER_LIMIT {
         return Err(ApiError::new(
@@ -682,6 +686,7 @@ pub async fn update_subscription(
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
+    let _serialized = state.item_lock.lock().await;
     let mut item = subscription_item(&state, &app, &id, &sub).await?;
     item.value = subscription(&body, Some(&item.value))?;
     state.apps.put_item(&item, None).await?;

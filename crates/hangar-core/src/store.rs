@@ -326,12 +326,14 @@ pub struct AppPage {
 
 #[async_trait]
 pub trait AppStore: Send + Sync {
-    /// Creates the application and the member it acts as, in one transaction.
+    /// Creates the application and the member it acts as, and queues its first payload (InitPayload)
+    /// if any, in one transaction.
     async fn create_app(
         &self,
         client_id: &str,
         name: &str,
         doc: &serde_json::Value,
+        first: Option<&Delivery>,
     ) -> StoreResult<AppRecord>;
     async fn app(&self, id: i64) -> StoreResult<Option<AppRecord>>;
     async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<AppRecord>>;
@@ -427,4 +429,6 @@ pub trait AppStore: Send + Sync {
     ) -> StoreResult<Vec<Delivery>>;
     async fn finish_delivery(&self, delivery: &Delivery) -> StoreResult<()>;
     async fn deliveries(&self, app_id: i64, kind: Option<&str>) -> StoreResult<Vec<Delivery>>;
+    /// Forgets finished deliveries and unfurl queue items created before `before`.
+    async fn prune_app_data(&self, before: i64) -> StoreResult<u64>;
 }

@@ -80,7 +80,7 @@ fn delivery(row: &SqliteRow) -> Delivery {
 async fn insert_delivery(conn: &mut sqlx::SqliteConnection, d: &Delivery) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO deliveries (id, app_id, webhook_id, kind, body, status, attempts, \
-         next_attempt_utc, created_utc) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?) \
+         next_attempt_utc, created_utc, last_error) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?) \
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(&d.id)
@@ -88,8 +88,10 @@ async fn insert_delivery(conn: &mut sqlx::SqliteConnection, d: &Delivery) -> Sto
     .bind(&d.webhook_id)
     .bind(&d.kind)
     .bind(&d.body)
+    .bind(&d.status)
     .bind(d.next_attempt_utc)
     .bind(d.created_utc)
+    .bind(&d.last_error)
     .execute(conn)
     .await
     .map_err(backend)?;
@@ -150,7 +152,13 @@ impl SqliteStore {
 
 #[async_trait]
 impl AppStore for SqliteStore {
-    async fn create_app(&self, client_id: &str, name: &str, doc: &Value) -> StoreResult<AppRecord> {
+    async fn create_app(
+        &self,
+        client_id: &str,
+        name: &str,
+        doc: &Value,
+        first: Option<&Delivery>,
+    ) -> StoreResult<AppRecord> {
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -191,6 +199,13 @@ impl AppStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err("application with this clientId"))?;
+        if let Some(d) = first {
+            let d = Delivery {
+                app_id: record.id,
+                ..d.clone()
+            };
+            insert_delivery(&mut tx, &d).await?;
+        }
         tx.commit().await.map_err(backend)?;
         Ok(record)
     }
@@ -666,5 +681,21 @@ impl AppStore for SqliteStore {
         .await
         .map_err(backend)?;
         Ok(rows.iter().map(delivery).collect())
+    }
+
+    async fn prune_app_data(&self, before: i64) -> StoreResult<u64> {
+        let deliveries =
+            sqlx::query("DELETE FROM deliveries WHERE status <> 'pending' AND created_utc < ?")
+                .bind(before)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
+        let queued =
+            sqlx::query("DELETE FROM app_items WHERE kind = 'unfurl-queue' AND created_utc < ?")
+                .bind(before)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(deliveries.rows_affected() + queued.rows_affected())
     }
 }

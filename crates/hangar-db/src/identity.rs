@@ -173,7 +173,7 @@ impl IdentityStore for SqliteStore {
             "SELECT {MEMBER_COLUMNS}, t.id AS token_id, t.member_id, t.name, t.scope, t.expires_utc, \
              t.created_utc AS token_created, t.last_used_utc \
              FROM personal_tokens t JOIN members m ON m.id = t.member_id \
-             WHERE t.token_hash = ? AND (t.expires_utc IS NULL OR t.expires_utc > ?)"
+             WHERE t.token_hash = ? AND (t.expires_utc IS NULL OR t.expires_utc > ?) AND m.is_app = 0"
         ))
         .bind(token_hash)
         .bind(now)

@@ -764,12 +764,20 @@ async fn apps_report_errors_health_and_access() {
         .unwrap()
         .to_string();
     let app = user_with(&server.base, &token, "app");
-    let r = bob
-        .get(&format!("{path}/last-client-credentials-access"))
-        .send()
-        .await
-        .unwrap();
-    let access = expect_json(r, 200).await;
+    // Recorded off the token answer's path: wait for it.
+    let started = std::time::Instant::now();
+    let access = loop {
+        let r = bob
+            .get(&format!("{path}/last-client-credentials-access"))
+            .send()
+            .await
+            .unwrap();
+        let access = expect_json(r, 200).await;
+        if !access.is_null() || started.elapsed() > std::time::Duration::from_secs(5) {
+            break access;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert_eq!(access["userAgent"], "reporter-bot/1.0", "{access}");
     let time = access["time"].as_i64().unwrap();
     assert!(time >= before - 1000 && time <= before + 60_000, "{access}");

@@ -781,8 +781,64 @@ async fn app_tokens_do_only_what_their_rights_allow() {
         .await
         .unwrap();
     expect_error(r, 403, "forbidden").await;
-}
 
+    // An application token cannot mint a personal token, nor change who is in a channel.
+    let r = app
+        .user
+        .post("/api/v1/me/tokens")
+        .json(&json!({"name": "escape"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 403, "forbidden").await;
+    let r = app
+        .user
+        .post(&format!("/api/v1/channels/{b}/members"))
+        .json(&json!({"username": "admin"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 403, "forbidden").await;
+
+    // A `read` token reads where a reading right is granted, and writes nowhere.
+    let r = admin
+        .post(&format!(
+            "/api/http/applications/id:{}/permanent-tokens",
+            app.id
+        ))
+        .json(&json!({"name": "ro", "scope": "read"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let ro = r.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = Client::new()
+        .get(server.url(&format!("/api/v1/channels/{b}/messages")))
+        .bearer_auth(&ro)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = Client::new()
+        .post(server.url(&format!("/api/v1/space/{space}/storage/Yi50eHQ/upload")))
+        .bearer_auth(&ro)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 403, "forbidden").await;
+    // Nor can it manage the application (no minting of a broader token).
+    let r = Client::new()
+        .get(server.url("/api/http/applications/me/client-secret"))
+        .bearer_auth(&ro)
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 403, "forbidden").await;
+}
 #[tokio::test]
 async fn authorization_code_flow_with_pkce_issues_member_tokens() {
     let server = start_server();
@@ -848,6 +904,33 @@ async fn authorization_code_flow_with_pkce_issues_member_tokens() {
         .to_str()
         .unwrap()
         .contains("error=invalid_request"));
+    // With PKCE required, `plain` is refused; a member's token has scope ** or read only.
+    let mut plain = query.to_vec();
+    plain[5] = ("code_challenge_method", "plain");
+    let r = browser
+        .get(server.url("/oauth/auth"))
+        .query(&plain)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .contains("error=invalid_request"));
+    let mut scoped = query.to_vec();
+    scoped.push(("scope", "Channel.PostMessages"));
+    let r = browser
+        .get(server.url("/oauth/auth"))
+        .query(&scoped)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .contains("error=invalid_scope"));
     // An unregistered redirect URI is never redirected to.
     let r = browser
         .get(server.url("/oauth/auth"))
@@ -1115,4 +1198,46 @@ async fn links_in_messages_reach_the_unfurl_queue_and_content_is_stored() {
         .unwrap();
     assert_eq!(m["unfurls"][0]["content"]["title"], "Docs page");
     assert_eq!(m["unfurls"][0]["target"], "https://docs.example.com/page");
+
+    // External ids matched by an approved prefix are queued too.
+    let r = app
+        .user
+        .patch("/api/http/applications/unfurls/patterns")
+        .json(&json!({"patterns": ["OPS-"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = admin
+        .post(&format!(
+            "/api/http/applications/id:{}/unfurl-patterns/authorize",
+            app.id
+        ))
+        .json(&json!({"patterns": ["OPS-"], "approve": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let second = admin.message(channel, "fixed in OPS-42.").await;
+    let start = Instant::now();
+    loop {
+        let items: Value = app
+            .user
+            .get(&format!(
+                "/api/http/applications/unfurls/queue?batchSize=10&fromEtag={etag}"
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(item) = items.as_array().unwrap().first() {
+            assert_eq!(item["target"], "OPS-42");
+            assert_eq!(item["messageId"], second);
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
