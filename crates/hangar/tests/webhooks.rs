@@ -379,7 +379,7 @@ async fn a_failing_receiver_gets_one_retry_per_failure_then_no_more() {
     .await;
     grant(&admin, &app, "global", &["Space.Files.Read"]).await;
     // No endpoint on the webhook: the application's endpointUri serves.
-    webhook(
+    let hook = webhook(
         &admin,
         &app,
         json!({"name": "files", "subscriptions": [{"name": "f", "eventTypes": ["StorageFile.Created"]}]}),
@@ -417,8 +417,21 @@ async fn a_failing_receiver_gets_one_retry_per_failure_then_no_more() {
     let payload: Value = serde_json::from_str(bodies[0]).unwrap();
     assert_eq!(payload["payload"]["className"], "StorageFile.Created");
     assert_eq!(payload["payload"]["path"], "a.txt");
+    // Every attempt is signed afresh and verifies.
+    let key = get_string(
+        &admin,
+        &format!(
+            "/api/http/applications/id:{}/webhooks/{}/signing-key",
+            app.id,
+            hook["id"].as_str().unwrap()
+        ),
+    )
+    .await;
+    let jwks = jwks(&admin, &app).await;
+    for (h, body) in &hits {
+        assert_eq!(verify(h, body, &key, &jwks, true), 1);
+    }
 }
-
 #[tokio::test]
 async fn pending_deliveries_survive_a_restart() {
     let mut server = start_server();
@@ -1239,5 +1252,143 @@ async fn links_in_messages_reach_the_unfurl_queue_and_content_is_stored() {
         }
         assert!(start.elapsed() < Duration::from_secs(10));
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_event_type_is_delivered_and_signed() {
+    let server = start_server();
+    let admin = server.admin().await;
+    let (rx, url) = Receiver::start().await;
+    let app = create_app(&server, &admin, json!({"name": "All"})).await;
+    grant(
+        &admin,
+        &app,
+        "global",
+        &[
+            "Attachments.View",
+            "Space.Files.Read",
+            "Channel.ViewMessages",
+            "Project.Issues.View",
+        ],
+    )
+    .await;
+    let all = [
+        "Attachment.Created",
+        "Attachment.Deleted",
+        "StorageFile.Created",
+        "StorageFile.Updated",
+        "StorageFile.Deleted",
+        "StorageFile.Moved",
+        "ChatMessage.Created",
+        "Issue.Created",
+        "Issue.Updated",
+    ];
+    let hook = webhook(
+        &admin,
+        &app,
+        json!({"name": "all", "endpoint": {"url": url},
+               "subscriptions": [{"name": "everything", "eventTypes": all}]}),
+    )
+    .await;
+    let hook_id = hook["id"].as_str().unwrap();
+
+    // Storage: create, update (same path again), move, delete.
+    let r = admin
+        .post("/api/v1/spaces")
+        .json(&json!({"id": "ev", "name": "Events"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let s = "/api/v1/space/ev/storage";
+    for body in ["one", "two"] {
+        let r = admin
+            .post(&format!("{s}/YS50eHQ/upload"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+    let r = admin
+        .post(&format!("{s}/YS50eHQ/move"))
+        .json(&json!({"to": "b.txt"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let r = admin.delete(&format!("{s}/Yi50eHQ")).send().await.unwrap();
+    assert!(r.status().is_success());
+    // Chat and attachments.
+    let channel = admin.channel("events", &[]).await;
+    admin.message(channel, "hi").await;
+    let attachment = admin.upload("note.txt", "text/plain", b"note").await;
+    let r = admin
+        .delete(&format!("/api/v1/attachments/{attachment}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    // Issues: create, then update by attaching a file.
+    let r = admin
+        .post("/api/http/projects")
+        .json(&json!({"key": "EV", "name": "Events"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let r = admin
+        .post("/api/http/projects/key:EV/planning/issues")
+        .json(&json!({"title": "t", "status": "Open"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let issue: Value = r.json().await.unwrap();
+    let file = admin.upload("i.txt", "text/plain", b"i").await;
+    let r = admin
+        .post(&format!(
+            "/api/http/projects/key:EV/planning/issues/id:{}/attachments",
+            issue["id"]
+        ))
+        .json(&json!({"attachments": [{"className": "FileAttachment", "id": file.to_string()}]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+
+    let key = get_string(
+        &admin,
+        &format!(
+            "/api/http/applications/id:{}/webhooks/{hook_id}/signing-key",
+            app.id
+        ),
+    )
+    .await;
+    let jwks = jwks(&admin, &app).await;
+    let start = Instant::now();
+    loop {
+        let seen: std::collections::BTreeSet<String> = rx
+            .hits()
+            .iter()
+            .map(|(_, b)| {
+                serde_json::from_str::<Value>(b).unwrap()["payload"]["className"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        if all.iter().all(|t| seen.contains(*t)) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "missing event types; got {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (h, body) in rx.hits() {
+        assert_eq!(verify(&h, &body, &key, &jwks, true), 1, "{body}");
     }
 }
