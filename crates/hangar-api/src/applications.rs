@@ -144,8 +144,12 @@ fn doc_bool(doc: &Value, key: &str) -> bool {
 
 /// A sealed secret of the application, opened.
 pub fn app_secret(state: &AppState, app: &AppRecord, name: &str) -> ApiResult<Option<String>> {
-    match app
-        .doc
+    open_secret(state, &app.doc, name)
+}
+
+/// The secret `name` sealed under `holder["secrets"]` (an application's doc, a webhook), opened.
+pub fn open_secret(state: &AppState, holder: &Value, name: &str) -> ApiResult<Option<String>> {
+    match holder
         .get("secrets")
         .and_then(|s| s.get(name))
         .and_then(Value::as_str)
@@ -157,14 +161,15 @@ pub fn app_secret(state: &AppState, app: &AppRecord, name: &str) -> ApiResult<Op
     }
 }
 
-fn set_secret(state: &AppState, doc: &mut Value, name: &str, value: Option<&str>) {
-    if !doc.get("secrets").is_some_and(Value::is_object) {
-        doc["secrets"] = json!({});
+/// Seals `value` as the secret `name` of `holder` (None removes it).
+pub fn set_secret(state: &AppState, holder: &mut Value, name: &str, value: Option<&str>) {
+    if !holder.get("secrets").is_some_and(Value::is_object) {
+        holder["secrets"] = json!({});
     }
     match value {
-        Some(v) => doc["secrets"][name] = json!(state.secrets.seal(v)),
+        Some(v) => holder["secrets"][name] = json!(state.secrets.seal(v)),
         None => {
-            if let Some(m) = doc["secrets"].as_object_mut() {
+            if let Some(m) = holder["secrets"].as_object_mut() {
                 m.remove(name);
             }
         }

@@ -8,7 +8,7 @@
 //! recording means the lease runs out and the delivery is sent again: at-least-once, with a stable
 //! `webhook-id` for receivers to deduplicate on. Requests never wait for any of this.
 
-use crate::applications::{app_granted, app_secret, archive, queue_key};
+use crate::applications::{app_granted, app_secret, archive, open_secret, queue_key};
 use crate::secrets::{base64, hmac_sha256};
 use crate::webhooks::custom_headers;
 use crate::AppState;
@@ -368,12 +368,7 @@ struct Route {
 }
 
 fn signing_keys(state: &AppState, holder: &Value, now: i64) -> anyhow::Result<Vec<String>> {
-    let open = |name: &str| -> anyhow::Result<Option<String>> {
-        match holder["secrets"].get(name).and_then(Value::as_str) {
-            Some(s) => Ok(Some(state.secrets.open(s)?)),
-            None => Ok(None),
-        }
-    };
+    let open = |name: &str| open_secret(state, holder, name).map_err(|e| anyhow::anyhow!("{e:?}"));
     let mut keys: Vec<String> = open("signingKey")?.into_iter().collect();
     if holder["previousSigningKeyUntil"]
         .as_i64()
@@ -401,12 +396,8 @@ fn route(state: &AppState, app: &AppRecord, webhook: Option<&AppItem>) -> anyhow
                     app_tls,
                 ),
             };
-            let open = |name: &str| -> anyhow::Result<Option<String>> {
-                match v["secrets"].get(name).and_then(Value::as_str) {
-                    Some(s) => Ok(Some(state.secrets.open(s)?)),
-                    None => Ok(None),
-                }
-            };
+            let open =
+                |name: &str| open_secret(state, v, name).map_err(|e| anyhow::anyhow!("{e:?}"));
             let auth = match v["authType"].as_str() {
                 Some("basic") => Some(format!(
                     "Basic {}",

@@ -196,8 +196,17 @@ async fn issue(
     member_id: Option<i64>,
     scope: &str,
     with_refresh: bool,
+    max_expiry: Option<i64>,
 ) -> Result<Response, OAuthError> {
     let now = now_ms();
+    // Tokens made from a member's token never outlive it.
+    let cap = |t: i64| max_expiry.map_or(t, |m| t.min(m));
+    if max_expiry.is_some_and(|m| m <= now) {
+        return Err(oauth_error(
+            "invalid_grant",
+            "the approving token has expired",
+        ));
+    }
     let access = new_token();
     let token = AppToken {
         id: random_id(),
@@ -206,10 +215,10 @@ async fn issue(
         name: "OAuth access token".into(),
         scope: scope.to_string(),
         member_id,
-        expires_utc: Some(now + ACCESS_TOKEN_TTL_MS),
+        expires_utc: Some(cap(now + ACCESS_TOKEN_TTL_MS)),
         created_utc: now,
         last_used_utc: None,
-        data: json!({}),
+        data: json!({"maxExpiry": max_expiry}),
     };
     state
         .apps
@@ -218,7 +227,7 @@ async fn issue(
     let mut body = json!({
         "access_token": access,
         "token_type": "Bearer",
-        "expires_in": ACCESS_TOKEN_TTL_MS / 1000,
+        "expires_in": (cap(now + ACCESS_TOKEN_TTL_MS) - now) / 1000,
         "scope": scope,
     });
     if with_refresh {
@@ -227,7 +236,7 @@ async fn issue(
             id: random_id(),
             kind: "refresh".into(),
             name: "OAuth refresh token".into(),
-            expires_utc: Some(now + REFRESH_TTL_MS),
+            expires_utc: Some(cap(now + REFRESH_TTL_MS)),
             ..token
         };
         state
@@ -239,6 +248,26 @@ async fn issue(
     let mut r = axum::Json(body).into_response();
     no_store(r.headers_mut());
     Ok(r)
+}
+
+/// The code and refresh grants: the application has the code flow enabled, and its client either
+/// authenticated or is a public client it allows.
+fn code_flow_client(client: &Client) -> Result<(), OAuthError> {
+    if !flag(&client.app, "codeFlowEnabled", false) {
+        return Err(oauth_error(
+            "unauthorized_client",
+            "the authorization code flow is disabled for this application",
+        ));
+    }
+    if !client.confidential && !flag(&client.app, "publicClientsAllowed", false) {
+        return Err(OAuthError {
+            status: StatusCode::UNAUTHORIZED,
+            error: "invalid_client",
+            description: "this application's clients must authenticate".into(),
+            basic_challenge: false,
+        });
+    }
+    Ok(())
 }
 
 fn requested_scope(params: &HashMap<String, String>) -> Result<String, OAuthError> {
@@ -328,23 +357,10 @@ async fn token_inner(
                     tracing::debug!("cannot record client credentials access: {e:?}");
                 }
             });
-            issue(state, app, None, &scope, false).await
+            issue(state, app, None, &scope, false, None).await
         }
         "authorization_code" => {
-            if !flag(app, "codeFlowEnabled", false) {
-                return Err(oauth_error(
-                    "unauthorized_client",
-                    "the authorization code flow is disabled for this application",
-                ));
-            }
-            if !client.confidential && !flag(app, "publicClientsAllowed", false) {
-                return Err(OAuthError {
-                    status: StatusCode::UNAUTHORIZED,
-                    error: "invalid_client",
-                    description: "this application's clients must authenticate".into(),
-                    basic_challenge: false,
-                });
-            }
+            code_flow_client(&client)?;
             let code = params
                 .get("code")
                 .ok_or_else(|| oauth_error("invalid_request", "code is required"))?;
@@ -390,23 +406,18 @@ async fn token_inner(
                     "a public client must use PKCE",
                 ));
             }
-            issue(state, app, grant.member_id, &grant.scope, true).await
+            issue(
+                state,
+                app,
+                grant.member_id,
+                &grant.scope,
+                true,
+                grant.data["maxExpiry"].as_i64(),
+            )
+            .await
         }
         _ => {
-            if !flag(app, "codeFlowEnabled", false) {
-                return Err(oauth_error(
-                    "unauthorized_client",
-                    "the authorization code flow is disabled for this application",
-                ));
-            }
-            if !client.confidential && !flag(app, "publicClientsAllowed", false) {
-                return Err(OAuthError {
-                    status: StatusCode::UNAUTHORIZED,
-                    error: "invalid_client",
-                    description: "this application's clients must authenticate".into(),
-                    basic_challenge: false,
-                });
-            }
+            code_flow_client(&client)?;
             let refresh = params
                 .get("refresh_token")
                 .ok_or_else(|| oauth_error("invalid_request", "refresh_token is required"))?;
@@ -421,7 +432,15 @@ async fn token_inner(
                         "the refresh token is unknown, used or expired",
                     )
                 })?;
-            issue(state, app, old.member_id, &old.scope, true).await
+            issue(
+                state,
+                app,
+                old.member_id,
+                &old.scope,
+                true,
+                old.data["maxExpiry"].as_i64(),
+            )
+            .await
         }
     }
 }
@@ -655,6 +674,7 @@ pub async fn authorize_decision(
             created_utc: now,
             last_used_utc: None,
             data: json!({
+                "maxExpiry": caller.token.as_ref().and_then(|t| t.expires_utc),
                 "redirectUri": request.redirect,
                 "codeChallenge": request.params.get("code_challenge"),
                 "codeChallengeMethod": request.params.get("code_challenge_method").map_or("plain", String::as_str),

@@ -2,7 +2,9 @@
 //! A webhook is an app item of kind `webhook` (its secrets sealed inside), a subscription an item of
 //! kind `subscription` scoped by the webhook's id. Delivery is in `delivery.rs`.
 
-use crate::applications::{limit_error, page_bounds, request_rights_in, target, Need};
+use crate::applications::{
+    limit_error, open_secret, page_bounds, request_rights_in, set_secret, target, Need,
+};
 use crate::auth::Caller;
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
 use crate::secrets::new_signing_key;
@@ -50,31 +52,6 @@ pub async fn webhook_item(state: &AppState, app: &AppRecord, id: &str) -> ApiRes
         .item(app.id, "webhook", "", id)
         .await?
         .ok_or_else(|| ApiError::not_found("webhook"))
-}
-
-fn sealed(state: &AppState, v: &Value, name: &str) -> ApiResult<Option<String>> {
-    match v
-        .get("secrets")
-        .and_then(|s| s.get(name))
-        .and_then(Value::as_str)
-    {
-        Some(s) => Ok(Some(state.secrets.open(s).map_err(ApiError::internal)?)),
-        None => Ok(None),
-    }
-}
-
-fn seal_into(state: &AppState, v: &mut Value, name: &str, value: Option<&str>) {
-    if !v.get("secrets").is_some_and(Value::is_object) {
-        v["secrets"] = json!({});
-    }
-    match value {
-        Some(s) => v["secrets"][name] = json!(state.secrets.seal(s)),
-        None => {
-            if let Some(m) = v["secrets"].as_object_mut() {
-                m.remove(name);
-            }
-        }
-    }
 }
 
 async fn subscriptions_of(state: &AppState, app_id: i64, webhook: &str) -> ApiResult<Vec<AppItem>> {
@@ -242,8 +219,8 @@ fn endpoint_auth(state: &AppState, v: &mut Value, value: &Value) -> ApiResult<()
         "none" => {
             v["authType"] = json!("none");
             v["authUsername"] = Value::Null;
-            seal_into(state, v, "password", None);
-            seal_into(state, v, "bearerToken", None);
+            set_secret(state, v, "password", None);
+            set_secret(state, v, "bearerToken", None);
         }
         "basic" => {
             let user = text("username", 256)?;
@@ -253,15 +230,15 @@ fn endpoint_auth(state: &AppState, v: &mut Value, value: &Value) -> ApiResult<()
             let password = text("password", 256)?;
             v["authType"] = json!("basic");
             v["authUsername"] = json!(user);
-            seal_into(state, v, "password", Some(&password));
-            seal_into(state, v, "bearerToken", None);
+            set_secret(state, v, "password", Some(&password));
+            set_secret(state, v, "bearerToken", None);
         }
         "bearer" => {
             let token = text("token", 2048)?;
             v["authType"] = json!("bearer");
             v["authUsername"] = Value::Null;
-            seal_into(state, v, "bearerToken", Some(&token));
-            seal_into(state, v, "password", None);
+            set_secret(state, v, "bearerToken", Some(&token));
+            set_secret(state, v, "password", None);
         }
         _ => return Err(bad("endpointAuth.type is none, basic or bearer")),
     }
@@ -374,7 +351,7 @@ pub async fn create(
             "the webhook needs an endpoint: the application has no endpointUri",
         ));
     }
-    seal_into(&state, &mut v, "signingKey", Some(&new_signing_key()));
+    set_secret(&state, &mut v, "signingKey", Some(&new_signing_key()));
     let defs: Vec<Value> = match body.get("subscriptions") {
         None | Some(Value::Null) => vec![],
         Some(Value::Array(a)) => a.clone(),
@@ -513,7 +490,11 @@ pub async fn bearer_token(
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Secrets).await?;
     let item = webhook_item(&state, &app, &id).await?;
-    Ok(Json(json!(sealed(&state, &item.value, "bearerToken")?)))
+    Ok(Json(json!(open_secret(
+        &state,
+        &item.value,
+        "bearerToken"
+    )?)))
 }
 
 pub async fn signing_key(
@@ -523,7 +504,7 @@ pub async fn signing_key(
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Secrets).await?;
     let item = webhook_item(&state, &app, &id).await?;
-    Ok(Json(json!(sealed(&state, &item.value, "signingKey")?)))
+    Ok(Json(json!(open_secret(&state, &item.value, "signingKey")?)))
 }
 
 pub async fn regenerate_signing_key(
@@ -539,7 +520,7 @@ pub async fn regenerate_signing_key(
         item.value["secrets"]["previousSigningKey"] = old;
         item.value["previousSigningKeyUntil"] = json!(now_ms() + crate::delivery::KEY_GRACE_MS);
     }
-    seal_into(
+    set_secret(
         &state,
         &mut item.value,
         "signingKey",

@@ -1083,6 +1083,45 @@ async fn authorization_code_flow_with_pkce_issues_member_tokens() {
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
 
+    // Approved through an expiring personal token: the tokens it yields expire with it.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let r = browser
+        .post(server.url("/api/v1/me/tokens"))
+        .json(&json!({"name": "short", "expires": now + 60_000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let short = r.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(server.url("/oauth/auth"))
+        .bearer_auth(&short)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let location = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .to_string();
+    let r = exchange(code, verifier).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let capped: Value = r.json().await.unwrap();
+    assert!(capped["expires_in"].as_i64().unwrap() <= 60, "{capped}");
+
     // The client credentials grant of an app with that flow disabled is refused.
     let r = admin
         .patch(&format!("/api/http/applications/id:{}", app.id))
