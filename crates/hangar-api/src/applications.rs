@@ -447,7 +447,7 @@ pub async fn create(
         .create_app(&client_id, &draft.name, &draft.doc, init.as_ref())
         .await?;
     if init.is_some() {
-        state.deliveries.notify_one();
+        crate::delivery::wake_sender();
     }
     Ok((StatusCode::CREATED, Json(app_json(&app))))
 }
@@ -480,7 +480,7 @@ async fn enqueue_app_payload(
         .apps
         .enqueue_delivery(&app_payload(state, app.id, kind, payload))
         .await?;
-    state.deliveries.notify_one();
+    crate::delivery::wake_sender();
     Ok(())
 }
 

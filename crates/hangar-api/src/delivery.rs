@@ -33,6 +33,16 @@ const LEASE_MS: i64 = 60_000;
 const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 const BATCH: i64 = 100;
 const SENDERS: usize = 16;
+/// How often the dispatcher looks for new events (one indexed query; events are written by every
+/// concern's transaction, so polling is simpler than waking it from each).
+const DISPATCH_POLL: Duration = Duration::from_millis(50);
+/// Wakes the sender when deliveries were queued.
+static SENDER: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Tells the sender that a delivery is due now.
+pub fn wake_sender() {
+    SENDER.notify_one();
+}
 /// Finished deliveries and unfurl queue items are kept this long, for inspection.
 const RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 const PRUNE_EVERY_MS: i64 = 3600 * 1000;
@@ -59,7 +69,7 @@ pub fn spawn(state: AppState) {
                 Ok(false) => {}
                 Err(e) => tracing::warn!("webhook dispatch failed: {e:?}"),
             }
-            let _ = tokio::time::timeout(Duration::from_millis(250), s.deliveries.notified()).await;
+            let _ = tokio::time::timeout(DISPATCH_POLL, s.deliveries.notified()).await;
         }
     });
     tokio::spawn(async move {
@@ -90,7 +100,8 @@ pub fn spawn(state: AppState) {
             }
             tokio::select! {
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = SENDER.notified() => {}
             }
         }
     });
@@ -195,6 +206,9 @@ async fn dispatch_once(state: &AppState) -> anyhow::Result<bool> {
     deliveries.sort_by(|a: &Delivery, b| a.id.cmp(&b.id));
     deliveries.dedup_by(|a, b| a.id == b.id);
     state.apps.dispatch(last, &deliveries, &items).await?;
+    if !deliveries.is_empty() {
+        wake_sender();
+    }
     if !deliveries.is_empty() {
         tracing::debug!(count = deliveries.len(), "webhook deliveries queued");
     }
