@@ -197,6 +197,7 @@ async fn issue(
     scope: &str,
     with_refresh: bool,
     max_expiry: Option<i64>,
+    grant: Option<i64>,
 ) -> Result<Response, OAuthError> {
     let now = now_ms();
     // Tokens made from a member's token never outlive it.
@@ -218,7 +219,7 @@ async fn issue(
         expires_utc: Some(cap(now + ACCESS_TOKEN_TTL_MS)),
         created_utc: now,
         last_used_utc: None,
-        data: json!({"maxExpiry": max_expiry}),
+        data: json!({"maxExpiry": max_expiry, "grant": grant}),
     };
     state
         .apps
@@ -357,21 +358,28 @@ async fn token_inner(
                     tracing::debug!("cannot record client credentials access: {e:?}");
                 }
             });
-            issue(state, app, None, &scope, false, None).await
+            issue(state, app, None, &scope, false, None, None).await
         }
         "authorization_code" => {
             code_flow_client(&client)?;
             let code = params
                 .get("code")
                 .ok_or_else(|| oauth_error("invalid_request", "code is required"))?;
-            let grant = state
+            let (grant, first_use) = state
                 .apps
-                .take_app_token(&token_hash(code), "code", now_ms())
+                .use_code(&token_hash(code), now_ms())
                 .await?
-                .filter(|g| g.app_id == app.id)
-                .ok_or_else(|| {
-                    oauth_error("invalid_grant", "the code is unknown, used or expired")
-                })?;
+                .filter(|(g, _)| g.app_id == app.id)
+                .ok_or_else(|| oauth_error("invalid_grant", "the code is unknown or expired"))?;
+            if !first_use {
+                // A replayed code: someone else may hold it, so what it yielded ends now.
+                let revoked = state.apps.revoke_grant(app.id, grant.id).await?;
+                tracing::warn!(app = app.id, revoked, "authorization code replayed");
+                return Err(oauth_error(
+                    "invalid_grant",
+                    "the code was already used; the tokens issued from it are revoked",
+                ));
+            }
             if grant.data["redirectUri"].as_str() != params.get("redirect_uri").map(String::as_str)
             {
                 return Err(oauth_error(
@@ -413,6 +421,7 @@ async fn token_inner(
                 &grant.scope,
                 true,
                 grant.data["maxExpiry"].as_i64(),
+                Some(grant.id),
             )
             .await
         }
@@ -439,6 +448,7 @@ async fn token_inner(
                 &old.scope,
                 true,
                 old.data["maxExpiry"].as_i64(),
+                old.data["grant"].as_i64(),
             )
             .await
         }

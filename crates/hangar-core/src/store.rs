@@ -371,6 +371,11 @@ pub trait AppStore: Send + Sync {
         kind: &str,
         now: i64,
     ) -> StoreResult<Option<AppToken>>;
+    /// Marks an authorization code used and answers it with `true` the first time; a code already
+    /// used is answered with `false` (a replay); an unknown or expired one with None.
+    async fn use_code(&self, token_hash: &str, now: i64) -> StoreResult<Option<(AppToken, bool)>>;
+    /// Ends every token issued from the grant (authorization code) `grant_id`.
+    async fn revoke_grant(&self, app_id: i64, grant_id: i64) -> StoreResult<u64>;
     async fn list_app_tokens(&self, app_id: i64, kind: &str) -> StoreResult<Vec<AppToken>>;
     async fn update_app_token(&self, token: &AppToken) -> StoreResult<bool>;
     async fn delete_app_token(&self, app_id: i64, token_id: i64) -> StoreResult<bool>;

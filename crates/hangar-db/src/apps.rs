@@ -424,6 +424,42 @@ impl AppStore for SqliteStore {
             .filter(|t| t.expires_utc.is_none_or(|e| e > now)))
     }
 
+    async fn use_code(&self, token_hash: &str, now: i64) -> StoreResult<Option<(AppToken, bool)>> {
+        let first = sqlx::query(
+            "UPDATE app_tokens SET kind = 'used-code' WHERE token_hash = ? AND kind = 'code' \
+             RETURNING id, app_id, kind, name, scope, member_id, expires_utc, created_utc, \
+             last_used_utc, data",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        if let Some(row) = first {
+            let t = token(&row);
+            return Ok(t.expires_utc.is_none_or(|e| e > now).then_some((t, true)));
+        }
+        let used = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM app_tokens t WHERE t.token_hash = ? AND t.kind = 'used-code'"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(used.as_ref().map(|r| (token(r), false)))
+    }
+
+    async fn revoke_grant(&self, app_id: i64, grant_id: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM app_tokens WHERE app_id = ? AND json_extract(data, '$.grant') = ?",
+        )
+        .bind(app_id)
+        .bind(grant_id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected())
+    }
+
     async fn list_app_tokens(&self, app_id: i64, kind: &str) -> StoreResult<Vec<AppToken>> {
         let rows = sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS} FROM app_tokens t WHERE t.app_id = ? AND t.kind = ? \
@@ -696,6 +732,11 @@ impl AppStore for SqliteStore {
                 .execute(&self.pool)
                 .await
                 .map_err(backend)?;
-        Ok(deliveries.rows_affected() + queued.rows_affected())
+        let tokens = sqlx::query("DELETE FROM app_tokens WHERE expires_utc < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(deliveries.rows_affected() + queued.rows_affected() + tokens.rows_affected())
     }
 }

@@ -1739,21 +1739,8 @@ async fn code_flow_tokens(server: &Server, app: &App, username: &str, redirect: 
     )
     .await;
     assert_eq!(r.headers()["cache-control"], "no-store");
-    let body = expect_json(r, 200).await;
-    // A code is used once.
-    let r = token_request(
-        &server.base,
-        &app.client_id,
-        &app.secret,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect),
-        ],
-    )
-    .await;
-    assert_eq!(expect_json(r, 400).await["error"], "invalid_grant");
-    body
+    // (A replayed code is refused and revokes these tokens: tests/webhooks.rs checks that.)
+    expect_json(r, 200).await
 }
 
 #[tokio::test]

@@ -1117,10 +1117,40 @@ async fn authorization_code_flow_with_pkce_issues_member_tokens() {
         .unwrap()
         .1
         .to_string();
-    let r = exchange(code, verifier).await.unwrap();
+    let r = exchange(code.clone(), verifier).await.unwrap();
     assert_eq!(r.status(), 200);
     let capped: Value = r.json().await.unwrap();
     assert!(capped["expires_in"].as_i64().unwrap() <= 60, "{capped}");
+    let capped_token = capped["access_token"].as_str().unwrap().to_string();
+    let r = Client::new()
+        .get(server.url("/api/v1/auth/me"))
+        .bearer_auth(&capped_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Replaying the code revokes what it yielded (RFC 6749 §4.1.2).
+    let r = exchange(code, verifier).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let r = Client::new()
+        .get(server.url("/api/v1/auth/me"))
+        .bearer_auth(&capped_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = Client::new()
+        .post(server.url("/oauth/token"))
+        .basic_auth(&app.client_id, Some(&app.secret))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", capped["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
 
     // The client credentials grant of an app with that flow disabled is refused.
     let r = admin
