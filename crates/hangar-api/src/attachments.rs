@@ -140,20 +140,9 @@ pub async fn remove(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
     owned(&state, &caller, id).await?;
-    if let Some(sha) = state.attachments.delete_attachment(id).await? {
-        crate::storage::release_blobs(&state, &[sha]).await;
-    }
+    // The blob's bytes go later, when the collector finds nothing else needs them.
+    state.attachments.delete_attachment(id).await?;
     Ok(ok_body())
-}
-
-/// Removes a blob's bytes once its last reference is gone, re-checking under the write lock so that a
-/// concurrent upload of the same content (which holds the read side) keeps them.
-pub async fn release_blob(state: &AppState, sha256: &str) -> ApiResult<()> {
-    let _exclusive = state.blob_gc.write().await;
-    if state.attachments.blob_refcount(sha256).await?.is_none() {
-        state.blobs.delete(sha256).await?;
-    }
-    Ok(())
 }
 
 /// The public-link token of an attachment: 128 bits of HMAC-SHA256 over its id and link version.

@@ -43,27 +43,12 @@ static SENDER: tokio::sync::Notify = tokio::sync::Notify::const_new();
 pub fn wake_sender() {
     SENDER.notify_one();
 }
-/// Finished deliveries and unfurl queue items are kept this long, for inspection.
-const RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
-const PRUNE_EVERY_MS: i64 = 3600 * 1000;
 
 /// Starts the dispatcher and the sender; they run until the process ends.
 pub fn spawn(state: AppState) {
     let s = state.clone();
     tokio::spawn(async move {
-        let mut last_prune = 0;
         loop {
-            let now = now_ms();
-            if now - last_prune > PRUNE_EVERY_MS {
-                last_prune = now;
-                match s.apps.prune_app_data(now - RETENTION_MS).await {
-                    Ok(n) if n > 0 => {
-                        tracing::info!(rows = n, "pruned old deliveries and unfurl queue items")
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!("cannot prune deliveries: {e}"),
-                }
-            }
             match dispatch_once(&s).await {
                 Ok(true) => continue,
                 Ok(false) => {}

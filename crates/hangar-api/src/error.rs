@@ -4,7 +4,7 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use hangar_blob::BlobError;
+use hangar_blob::{BlobError, IngestError};
 use hangar_core::StoreError;
 use serde_json::{json, Map, Value};
 
@@ -120,6 +120,20 @@ impl From<BlobError> for ApiError {
                 ApiError::internal("a referenced blob is missing from the store")
             }
             BlobError::Io(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Blob(e) => e.into(),
+            IngestError::Store(e) => e.into(),
+            IngestError::Busy => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the same content is being deleted right now; upload it again",
+            ),
         }
     }
 }

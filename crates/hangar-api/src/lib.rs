@@ -23,7 +23,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, patch, post};
 use axum::Router;
-use hangar_blob::BlobStore;
+use hangar_blob::{BlobStore, Ingest};
 use hangar_core::store::*;
 use std::sync::Arc;
 
@@ -100,11 +100,9 @@ pub struct AppState {
     pub attachments: Arc<dyn AttachmentStore>,
     pub storage: Arc<dyn StorageStore>,
     pub blobs: Arc<dyn BlobStore>,
+    /// Every upload route's way in: receive, commit under a pin, record, release.
+    pub ingest: Ingest,
     pub settings: Arc<Settings>,
-    /// Committing a blob and referencing it in the database happen under the read side; removing an
-    /// unreferenced blob's bytes happens under the write side, after re-checking that nothing refers to
-    /// it. So an upload of identical content can never lose its bytes to a concurrent delete.
-    pub blob_gc: Arc<tokio::sync::RwLock<()>>,
     pub fetcher: Arc<fetch::Fetcher>,
     pub apps: Arc<dyn AppStore>,
     pub secrets: Arc<secrets::Secrets>,
@@ -126,10 +124,12 @@ impl AppState {
             + AttachmentStore
             + StorageStore
             + AppStore
+            + BlobLifecycleStore
             + Clone
             + 'static,
     {
         Self {
+            ingest: Ingest::new(blobs.clone(), Arc::new(store.clone())),
             identity: Arc::new(store.clone()),
             spaces: Arc::new(store.clone()),
             chat: Arc::new(store.clone()),
@@ -146,7 +146,6 @@ impl AppState {
                 settings.fetch_limits,
             )),
             settings: Arc::new(settings),
-            blob_gc: Arc::new(tokio::sync::RwLock::new(())),
         }
     }
 }

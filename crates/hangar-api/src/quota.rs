@@ -14,6 +14,9 @@ use std::sync::Arc;
 
 /// Smallest growth of a reservation, to spare database writes on small chunks.
 const MIN_GROWTH: u64 = 1 << 20;
+/// A reservation is a lease in the database (it lapses by itself if this process dies); an upload
+/// renews it this often while its bytes arrive.
+const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Why a metered stream stopped.
 #[derive(Debug)]
@@ -137,6 +140,7 @@ impl Reservation {
             received: u64,
             max: u64,
             growable: bool,
+            renewed: std::time::Instant,
         }
         let meter = Meter {
             stream,
@@ -147,6 +151,7 @@ impl Reservation {
             received: 0,
             max,
             growable: self.growable,
+            renewed: std::time::Instant::now(),
         };
         futures_util::stream::unfold(Some(meter), |state| async move {
             let mut m = state?;
@@ -181,8 +186,17 @@ impl Reservation {
                     }
                 }
                 match grown {
-                    Some(bytes) => m.reserved = bytes,
+                    Some(bytes) => {
+                        m.reserved = bytes;
+                        m.renewed = std::time::Instant::now(); // growing renews the lease too
+                    }
                     None => return Some((Err(std::io::Error::other(MeterStop::Quota)), None)),
+                }
+            }
+            if m.renewed.elapsed() >= RENEW_EVERY {
+                m.renewed = std::time::Instant::now();
+                if let Err(e) = m.store.renew_reservation(m.id).await {
+                    return Some((Err(std::io::Error::other(e.to_string())), None));
                 }
             }
             Some((Ok(chunk), Some(m)))

@@ -173,12 +173,9 @@ pub async fn remove(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     caller.require_admin()?;
-    let released = state
-        .spaces
-        .delete_space(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("space"))?;
-    crate::storage::release_blobs(&state, &released).await;
+    if !state.spaces.delete_space(&id).await? {
+        return Err(ApiError::not_found("space"));
+    }
     Ok(ok_body())
 }
 

@@ -2,7 +2,6 @@
 //! multipart `file` part, remote URL, data URL, two-stage signed PUT), read, listed, moved and deleted,
 //! within the space's quota.
 
-use crate::attachments::release_blob;
 use crate::auth::Caller;
 use crate::download::{serve, Download};
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
@@ -143,16 +142,6 @@ fn stage_error(e: BlobError, exact: Option<u64>) -> ApiError {
     }
 }
 
-/// Releases blobs whose last reference went. Best effort: the change is already committed, so a
-/// failure here must not turn it into an error; the bytes stay on disk, unreferenced, and are logged.
-pub(crate) async fn release_blobs(state: &AppState, shas: &[String]) {
-    for sha in shas {
-        if let Err(e) = release_blob(state, sha).await {
-            tracing::warn!(blob = %sha, "cannot remove an unreferenced blob: {}", e.text);
-        }
-    }
-}
-
 /// Where a file goes, and on whose behalf.
 #[derive(Clone, Copy)]
 struct Target<'a> {
@@ -185,8 +174,8 @@ async fn store(
     let max = exact.unwrap_or(state.settings.max_file_size);
     let stream = reservation.meter(incoming.stream, max);
     let staged = state
-        .blobs
-        .stage(stream, max)
+        .ingest
+        .receive(stream, max)
         .await
         .map_err(|e| stage_error(e, exact))?;
     if let Some(size) = exact {
@@ -207,31 +196,24 @@ async fn store(
             .with("checksum", staged.sha256.clone()));
         }
     }
-    let sha256 = staged.sha256.clone();
-    let file = NewStorageFile {
-        size: staged.size as i64,
-        content_type: incoming.content_type,
-        sha256: sha256.clone(),
-        meta: incoming.meta,
-    };
-    let recorded = {
-        let _no_blob_removal = state.blob_gc.read().await;
-        state.blobs.commit(staged).await?;
-        state
-            .storage
-            .put_file(space_id, path, &file, reservation.id(), upload_id, actor_id)
-            .await
-    };
-    let outcome = match recorded {
-        Ok(outcome) => outcome,
-        Err(e) => {
-            // The bytes were committed but nothing refers to them: let them go.
-            release_blobs(state, std::slice::from_ref(&sha256)).await;
-            return Err(e.into());
-        }
-    };
+    let reservation_id = reservation.id();
+    let outcome = state
+        .ingest
+        .store(staged, |committed| async move {
+            let file = NewStorageFile {
+                size: committed.size as i64,
+                content_type: incoming.content_type,
+                sha256: committed.sha256,
+                meta: incoming.meta,
+                pin: Some(committed.pin),
+            };
+            state
+                .storage
+                .put_file(space_id, path, &file, reservation_id, upload_id, actor_id)
+                .await
+        })
+        .await?;
     reservation.consumed();
-    release_blobs(state, outcome.released.as_slice()).await;
     Ok(outcome)
 }
 
@@ -908,11 +890,10 @@ pub async fn remove(
             ))
         }
     };
-    let released = state
+    state
         .storage
         .delete_entry(&space_id, &path, recursive, caller.id())
         .await?;
-    release_blobs(&state, &released).await;
     Ok(ok_body())
 }
 
@@ -935,11 +916,10 @@ pub async fn move_entry(
     let from = parse_path_id(&path_id)?;
     let to = StoragePath::parse(&request.to)
         .map_err(|e| ApiError::bad_request("bad-path", format!("invalid destination: {e}")))?;
-    let (moved, released) = state
+    let moved = state
         .storage
         .move_entry(&space_id, &from, &to, request.overwrite, caller.id())
         .await?;
-    release_blobs(&state, &released).await;
     Ok(Json(entry_json(&moved)))
 }
 

@@ -104,7 +104,6 @@ pub(crate) async fn record(
     files: Vec<(IncomingFile, StagedBlob)>,
     message_id: Option<i64>,
 ) -> ApiResult<Vec<Attachment>> {
-    let no_blob_removal = state.blob_gc.read().await;
     let mut new = Vec::with_capacity(files.len());
     let mut committed = Vec::new();
     for (file, staged) in files {
@@ -112,13 +111,29 @@ pub(crate) async fn record(
             .declared_sha256
             .as_ref()
             .is_none_or(|d| *d == staged.sha256);
+        let (sha256, size) = (staged.sha256.clone(), staged.size);
+        // Unverified bytes are not kept: the attachment records the mismatch without them.
+        let pin = if verified {
+            match state.ingest.commit(staged).await {
+                Ok(c) => {
+                    committed.push(c.clone());
+                    Some(c.pin)
+                }
+                Err(e) => {
+                    state.ingest.release(&committed).await;
+                    return Err(e.into());
+                }
+            }
+        } else {
+            None
+        };
         new.push(NewAttachment {
             id: random_id(),
             uploader_id: caller.id(),
             file_name: file.name,
             content_type: file.content_type,
-            size: staged.size as i64,
-            sha256: staged.sha256.clone(),
+            size: size as i64,
+            sha256,
             state: if verified {
                 AttachmentState::ReadyForDownloadFromServerToClient
             } else {
@@ -126,23 +141,14 @@ pub(crate) async fn record(
             },
             media_context: file.media_context,
             stores_blob: verified,
+            pin,
         });
-        if verified {
-            committed.push(staged.sha256.clone());
-            if let Err(e) = state.blobs.commit(staged).await {
-                drop(no_blob_removal);
-                crate::storage::release_blobs(state, &committed).await;
-                return Err(e.into());
-            }
-        }
     }
-    let recorded = state.attachments.create_attachments(&new, message_id).await;
-    drop(no_blob_removal);
-    match recorded {
+    match state.attachments.create_attachments(&new, message_id).await {
         Ok(attachments) => Ok(attachments),
         Err(e) => {
-            // Committed bytes that nothing refers to: let them go.
-            crate::storage::release_blobs(state, &committed).await;
+            // Committed bytes that nothing will refer to: let the collector decide about them.
+            state.ingest.release(&committed).await;
             Err(e.into())
         }
     }
@@ -210,8 +216,8 @@ pub async fn upload_raw(
     };
     check_declared_length(&state, &headers)?;
     let staged = state
-        .blobs
-        .stage(body_stream(body), state.settings.max_file_size)
+        .ingest
+        .receive(body_stream(body), state.settings.max_file_size)
         .await?;
     let attachments = record(&state, &caller, vec![(file, staged)], None).await?;
     if let Some(err) = mismatch_error(&attachments) {
@@ -290,13 +296,17 @@ pub async fn upload_to_message(
             media_context: None,
         };
         let stream = field.map_err(std::io::Error::other).boxed();
-        let staged = state.blobs.stage(stream, max).await.map_err(|e| match e {
-            hangar_blob::BlobError::Interrupted(cause) => ApiError::bad_request(
-                "bad-multipart",
-                format!("the multipart body broke off: {cause}"),
-            ),
-            other => other.into(),
-        })?;
+        let staged = state
+            .ingest
+            .receive(stream, max)
+            .await
+            .map_err(|e| match e {
+                hangar_blob::BlobError::Interrupted(cause) => ApiError::bad_request(
+                    "bad-multipart",
+                    format!("the multipart body broke off: {cause}"),
+                ),
+                other => other.into(),
+            })?;
         files.push((file, staged));
     }
     if files.is_empty() {

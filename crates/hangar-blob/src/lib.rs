@@ -3,8 +3,10 @@
 //! and capped), then *committed* (made durable under its hash). Only then may the metadata store refer
 //! to it, so a crash at any moment leaves at worst an unreferenced blob, never a dangling reference.
 
+pub mod ingest;
 mod local;
 
+pub use ingest::{Committed, Ingest, IngestError};
 pub use local::LocalBlobStore;
 
 use async_trait::async_trait;
@@ -49,6 +51,9 @@ pub struct StagedBlob {
     pub sha256: String,
     pub size: u64,
     temp: Option<PathBuf>,
+    /// The open temporary, holding its lock, so that no sweep (of this or another process) takes
+    /// it while it waits to be committed.
+    _lock: Option<std::fs::File>,
 }
 
 impl StagedBlob {
@@ -78,12 +83,23 @@ pub trait BlobStore: Send + Sync {
     /// Removes a blob; removing a missing blob is not an error.
     async fn delete(&self, sha256: &str) -> Result<(), BlobError>;
     async fn exists(&self, sha256: &str) -> Result<bool, BlobError>;
-    /// Removes temporaries left by interrupted work; with `older_than`, only those at least that old.
+    /// Removes temporaries left by interrupted work, never one that an upload (of any process) is
+    /// still writing; with `older_than`, only those at least that old.
     async fn remove_temporaries(&self, older_than: Option<Duration>) -> Result<usize, BlobError>;
     /// Whether the store is reachable and writable.
     async fn check(&self) -> Result<(), BlobError>;
-    /// The hash of every stored blob (for the start-up sweep of blobs nothing refers to).
-    async fn list(&self) -> Result<Vec<String>, BlobError>;
+    /// Every stored blob with its age (for the sweep of blobs that the database does not know).
+    async fn list(&self) -> Result<Vec<StoredBlob>, BlobError>;
+    /// Whether the store holds any blob at all (stops at the first).
+    async fn holds_blobs(&self) -> Result<bool, BlobError>;
+}
+
+/// A blob as listed by the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    pub sha256: String,
+    /// When its bytes were last written (epoch ms).
+    pub modified_utc: i64,
 }
 
 /// A blob name is 64 lowercase hex digits; anything else names nothing (and never a path).

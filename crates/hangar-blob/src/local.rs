@@ -1,6 +1,6 @@
 //! Blobs on the local disk, sharded as `ab/cd/abcd…` under a root, with temporaries in `tmp/`.
 
-use crate::{valid_sha256, BlobError, BlobStore, ByteStream, StagedBlob};
+use crate::{valid_sha256, BlobError, BlobStore, ByteStream, StagedBlob, StoredBlob};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -99,12 +99,16 @@ impl BlobStore for LocalBlobStore {
             sha256: String::new(),
             size: 0,
             temp: Some(temp.clone()),
+            _lock: None,
         };
-        let file = tokio::task::spawn_blocking(move || {
-            fs::OpenOptions::new()
+        let file = tokio::task::spawn_blocking(move || -> std::io::Result<File> {
+            let file = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .open(temp)
+                .open(temp)?;
+            // Held until the blob is committed or dropped: sweeps skip locked temporaries.
+            rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
+            Ok(file)
         })
         .await
         .map_err(join_error)??;
@@ -147,15 +151,20 @@ impl BlobStore for LocalBlobStore {
             }
         }
         let writer = writing.await.map_err(join_error)??;
-        let (sha256, size) =
-            tokio::task::spawn_blocking(move || -> std::io::Result<(String, u64)> {
+        let (sha256, size, file) =
+            tokio::task::spawn_blocking(move || -> std::io::Result<(String, u64, File)> {
                 writer.file.sync_all()?;
-                Ok((hex::encode(writer.hasher.finalize()), writer.size))
+                Ok((
+                    hex::encode(writer.hasher.finalize()),
+                    writer.size,
+                    writer.file,
+                ))
             })
             .await
             .map_err(join_error)??;
         staged.sha256 = sha256;
         staged.size = size;
+        staged._lock = Some(file);
         Ok(staged)
     }
 
@@ -244,7 +253,14 @@ impl BlobStore for LocalBlobStore {
                         continue;
                     }
                 }
-                if fs::remove_file(entry.path()).is_ok() {
+                // An upload in progress holds a lock on its temporary: leave it alone.
+                let Ok(file) = File::open(entry.path()) else {
+                    continue;
+                };
+                let held =
+                    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                        .is_err();
+                if !held && fs::remove_file(entry.path()).is_ok() {
                     removed += 1;
                 }
             }
@@ -255,9 +271,31 @@ impl BlobStore for LocalBlobStore {
         .map_err(BlobError::from)
     }
 
-    async fn list(&self) -> Result<Vec<String>, BlobError> {
+    async fn list(&self) -> Result<Vec<StoredBlob>, BlobError> {
+        self.walk(usize::MAX).await
+    }
+
+    async fn holds_blobs(&self) -> Result<bool, BlobError> {
+        Ok(!self.walk(1).await?.is_empty())
+    }
+
+    async fn check(&self) -> Result<(), BlobError> {
+        let meta = tokio::fs::metadata(self.tmp_dir()).await?;
+        if meta.is_dir() {
+            Ok(())
+        } else {
+            Err(BlobError::Io(std::io::Error::other(
+                "the blob temporary directory is not a directory",
+            )))
+        }
+    }
+}
+
+impl LocalBlobStore {
+    /// Up to `limit` stored blobs.
+    async fn walk(&self, limit: usize) -> Result<Vec<StoredBlob>, BlobError> {
         let root = self.root.clone();
-        tokio::task::spawn_blocking(move || -> std::io::Result<Vec<String>> {
+        tokio::task::spawn_blocking(move || -> std::io::Result<Vec<StoredBlob>> {
             let mut out = Vec::new();
             for top in fs::read_dir(&root)? {
                 let top = top?;
@@ -276,9 +314,25 @@ impl BlobStore for LocalBlobStore {
                         continue;
                     }
                     for blob in fs::read_dir(shard.path())? {
-                        let name = blob?.file_name();
-                        if let Some(name) = name.to_str().filter(|n| valid_sha256(n)) {
-                            out.push(name.to_string());
+                        let blob = blob?;
+                        let name = blob.file_name();
+                        let Some(name) = name.to_str().filter(|n| valid_sha256(n)) else {
+                            continue;
+                        };
+                        // A blob can vanish mid-scan (collected): skip it.
+                        let Ok(modified) = blob.metadata().and_then(|m| m.modified()) else {
+                            continue;
+                        };
+                        let modified_utc = modified
+                            .duration_since(SystemTime::UNIX_EPOCH)
+                            .map(|d| d.as_millis() as i64)
+                            .unwrap_or(0);
+                        out.push(StoredBlob {
+                            sha256: name.to_string(),
+                            modified_utc,
+                        });
+                        if out.len() >= limit {
+                            return Ok(out);
                         }
                     }
                 }
@@ -288,17 +342,6 @@ impl BlobStore for LocalBlobStore {
         .await
         .map_err(|e| BlobError::Io(std::io::Error::other(e.to_string())))?
         .map_err(BlobError::from)
-    }
-
-    async fn check(&self) -> Result<(), BlobError> {
-        let meta = tokio::fs::metadata(self.tmp_dir()).await?;
-        if meta.is_dir() {
-            Ok(())
-        } else {
-            Err(BlobError::Io(std::io::Error::other(
-                "the blob temporary directory is not a directory",
-            )))
-        }
     }
 }
 
@@ -345,10 +388,19 @@ mod tests {
         let again = store.stage(body(vec![b"hello"]), 10).await.unwrap();
         store.commit(again).await.unwrap();
         assert_eq!(temporaries(dir.path()), 0);
-        assert_eq!(store.list().await.unwrap(), vec![sha.clone()]);
+        let listed: Vec<String> = store
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|b| b.sha256)
+            .collect();
+        assert_eq!(listed, vec![sha.clone()]);
+        assert!(store.holds_blobs().await.unwrap());
         store.delete(&sha).await.unwrap();
         assert!(!store.exists(&sha).await.unwrap());
         assert!(store.list().await.unwrap().is_empty());
+        assert!(!store.holds_blobs().await.unwrap());
         store.delete(&sha).await.unwrap();
     }
 
@@ -395,7 +447,12 @@ mod tests {
                 .unwrap(),
             0
         );
+        // A temporary that an upload is still writing is never swept.
+        let writing = store.stage(body(vec![b"abc"]), 100).await.unwrap();
         assert_eq!(store.remove_temporaries(None).await.unwrap(), 1);
+        assert_eq!(temporaries(dir.path()), 1);
+        drop(writing);
+        assert_eq!(temporaries(dir.path()), 0);
         assert!(matches!(
             store.read("../../etc/passwd", 0, 1).await.err(),
             Some(BlobError::NotFound)

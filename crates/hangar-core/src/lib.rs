@@ -8,6 +8,7 @@ pub mod data_url;
 pub mod disposition;
 pub mod filename;
 pub mod ids;
+pub mod jobs;
 pub mod model;
 pub mod net;
 pub mod range;

@@ -181,6 +181,8 @@ pub struct NewAttachment {
     pub state: AttachmentState,
     pub media_context: Option<String>,
     pub stores_blob: bool,
+    /// The upload's pin on the blob, dropped in the transaction that records the reference.
+    pub pin: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,15 +221,15 @@ pub struct NewStorageFile {
     pub content_type: String,
     pub sha256: String,
     pub meta: Option<serde_json::Value>,
+    /// The upload's pin on the blob, dropped in the transaction that records the reference.
+    pub pin: Option<String>,
 }
 
-/// The result of writing a file: the entry, whether it is new, and the blob whose last reference the
-/// overwrite released (its bytes may go).
+/// The result of writing a file: the entry, and whether it is new.
 #[derive(Debug, Clone)]
 pub struct PutOutcome {
     pub entry: StorageEntry,
     pub created: bool,
-    pub released: Option<String>,
 }
 
 /// A space's quota and what counts against it.

@@ -82,8 +82,8 @@ pub trait SpaceStore: Send + Sync {
         name: Option<&str>,
         quota_bytes: Option<Option<i64>>,
     ) -> StoreResult<Option<Space>>;
-    /// Deletes the space with its files; returns the blobs whose last reference went (None: no space).
-    async fn delete_space(&self, id: &str) -> StoreResult<Option<Vec<String>>>;
+    /// Deletes the space with its files; false when there is no such space.
+    async fn delete_space(&self, id: &str) -> StoreResult<bool>;
     async fn add_space_member(&self, space_id: &str, member_id: i64) -> StoreResult<()>;
     async fn remove_space_member(&self, space_id: &str, member_id: i64) -> StoreResult<bool>;
     async fn is_space_member(&self, space_id: &str, member_id: i64) -> StoreResult<bool>;
@@ -167,11 +167,54 @@ pub trait AttachmentStore: Send + Sync {
     async fn publish(&self, id: i64) -> StoreResult<i64>;
     /// Makes it private again and moves to a new link version, so every earlier token dies.
     async fn revoke_public_link(&self, id: i64) -> StoreResult<()>;
-    /// Deletes the attachment and its links; returns the blob hash when its last reference went.
-    async fn delete_attachment(&self, id: i64) -> StoreResult<Option<String>>;
-    /// Current reference count of a blob (None when no row: nothing references it).
-    async fn blob_refcount(&self, sha256: &str) -> StoreResult<Option<i64>>;
+    /// Deletes the attachment and its links (its blob reference goes with them).
+    async fn delete_attachment(&self, id: i64) -> StoreResult<()>;
     async fn ping(&self) -> StoreResult<()>;
+}
+
+/// What the database knows of a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobRecord {
+    /// None when there is no row (nothing refers to it now).
+    pub refcount: Option<i64>,
+    /// Whether an upload that is about to refer to it holds a live pin.
+    pub pinned: bool,
+}
+
+/// What a collector may do with a blob's bytes now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collect {
+    /// Referenced or pinned: the bytes stay.
+    Keep,
+    /// Unreferenced, but its grace period ends at this time (epoch ms): look again then.
+    Later(i64),
+    /// Marked as being deleted: delete the bytes, then `finish_blob_deletion`. Until then no upload
+    /// can pin it.
+    Delete,
+}
+
+/// The lifecycle of shared blobs, decided in the database (SPEC §10). Dropping a blob's last
+/// reference queues a `CollectBlob` job after the grace period, in the same transaction; an upload
+/// pins the blob it is about to commit before the bytes are written; bytes are deleted only when,
+/// at that time, nothing references or pins them. No in-process lock is involved, so this holds with
+/// several processes on one database.
+#[async_trait]
+pub trait BlobLifecycleStore: Send + Sync {
+    /// Pins a blob for an upload that is about to commit and reference it, until `expires_utc`.
+    /// False when the blob is being deleted right now: wait a moment and pin again.
+    async fn pin_blob(&self, pin_id: &str, sha256: &str, expires_utc: i64) -> StoreResult<bool>;
+    /// Drops a pin that will not be used (the upload failed), queueing a collection if nothing else
+    /// holds the blob.
+    async fn release_pin(&self, pin_id: &str) -> StoreResult<()>;
+    /// Removes pins that expired before `now`, queueing a collection for the blobs they held.
+    async fn expire_pins(&self, now: i64) -> StoreResult<u64>;
+    /// Decides, atomically, whether the blob's bytes may be deleted now (see `Collect`).
+    async fn begin_blob_deletion(&self, sha256: &str, now: i64) -> StoreResult<Collect>;
+    /// The bytes are gone: forget the blob.
+    async fn finish_blob_deletion(&self, sha256: &str) -> StoreResult<()>;
+    async fn blob_record(&self, sha256: &str) -> StoreResult<BlobRecord>;
+    /// Whether the database holds anything at all (members or blobs): false for a new database.
+    async fn holds_data(&self) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -199,9 +242,9 @@ pub trait StorageStore: Send + Sync {
     /// Changes a reservation to `bytes`; false when that does not fit.
     async fn resize_reservation(&self, id: i64, bytes: i64) -> StoreResult<bool>;
     async fn release_reservation(&self, id: i64) -> StoreResult<()>;
-    /// Drops reservations of requests (not of two-stage uploads): called at start, when no request is
-    /// in flight.
-    async fn clear_request_reservations(&self) -> StoreResult<u64>;
+    /// Keeps a reservation alive while its upload streams: a reservation is a lease, and one whose
+    /// process died expires by itself (no start-up sweep of other processes' work).
+    async fn renew_reservation(&self, id: i64) -> StoreResult<()>;
 
     /// Writes a file (creating missing directories, replacing an existing file), consumes the
     /// reservation, records the event, all in one transaction. Refused with `is-a-directory` or
@@ -215,15 +258,15 @@ pub trait StorageStore: Send + Sync {
         upload_id: Option<&str>,
         actor_id: i64,
     ) -> StoreResult<PutOutcome>;
-    /// Deletes a file, or a directory tree when `recursive`; returns the blobs released.
+    /// Deletes a file, or a directory tree when `recursive`.
     async fn delete_entry(
         &self,
         space_id: &str,
         path: &StoragePath,
         recursive: bool,
         actor_id: i64,
-    ) -> StoreResult<Vec<String>>;
-    /// Moves a file or directory; returns the moved entry and the blobs released by an overwrite.
+    ) -> StoreResult<()>;
+    /// Moves a file or directory; returns the moved entry.
     async fn move_entry(
         &self,
         space_id: &str,
@@ -231,11 +274,12 @@ pub trait StorageStore: Send + Sync {
         to: &StoragePath,
         overwrite: bool,
         actor_id: i64,
-    ) -> StoreResult<(StorageEntry, Vec<String>)>;
+    ) -> StoreResult<StorageEntry>;
 
     async fn create_upload(&self, upload: &PendingUpload) -> StoreResult<()>;
     async fn pending_upload(&self, id: &str) -> StoreResult<Option<PendingUpload>>;
-    /// Marks a pending upload as receiving its bytes; false when it is not pending.
+    /// Marks a pending upload as receiving its bytes (a lease, renewed with its reservation); false
+    /// when it is not pending and no other receiver's lease has expired.
     async fn claim_upload(&self, id: &str) -> StoreResult<bool>;
     /// Puts a receiving upload back to pending (its bytes failed), so it can be tried again.
     async fn unclaim_upload(&self, id: &str) -> StoreResult<()>;
@@ -434,6 +478,7 @@ pub trait AppStore: Send + Sync {
     ) -> StoreResult<Vec<Delivery>>;
     async fn finish_delivery(&self, delivery: &Delivery) -> StoreResult<()>;
     async fn deliveries(&self, app_id: i64, kind: Option<&str>) -> StoreResult<Vec<Delivery>>;
-    /// Forgets finished deliveries and unfurl queue items created before `before`.
+    /// Forgets finished deliveries, unfurl queue items, expired tokens and dispatched events from
+    /// before `before`.
     async fn prune_app_data(&self, before: i64) -> StoreResult<u64>;
 }

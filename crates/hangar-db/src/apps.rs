@@ -737,6 +737,17 @@ impl AppStore for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(backend)?;
-        Ok(deliveries.rows_affected() + queued.rows_affected() + tokens.rows_affected())
+        // Only events the webhook dispatcher has handled: the rest are still to be delivered.
+        let events = sqlx::query(
+            "DELETE FROM events WHERE created_utc < ? AND seq <= (SELECT seq FROM dispatch_cursor WHERE id = 1)",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(deliveries.rows_affected()
+            + queued.rows_affected()
+            + tokens.rows_affected()
+            + events.rows_affected())
     }
 }

@@ -122,7 +122,7 @@ impl AttachmentStore for SqliteStore {
             .map_err(backend)?;
         for a in new {
             if a.stores_blob {
-                add_ref(&mut tx, &a.sha256, a.size).await?;
+                add_ref(&mut tx, &a.sha256, a.size, a.pin.as_deref()).await?;
             }
             sqlx::query(
                 "INSERT INTO attachments (id, uploader_id, file_name, content_type, size, sha256, stores_blob, \
@@ -263,7 +263,7 @@ impl AttachmentStore for SqliteStore {
         Ok(())
     }
 
-    async fn delete_attachment(&self, id: i64) -> StoreResult<Option<String>> {
+    async fn delete_attachment(&self, id: i64) -> StoreResult<()> {
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -279,24 +279,12 @@ impl AttachmentStore for SqliteStore {
             let payload = serde_json::json!({ "attachmentId": id });
             record_event(&mut tx, "Attachment.Deleted", None, None, payload).await?;
         }
-        let Some((Some(sha), 1)) = row else {
-            tx.commit().await.map_err(backend)?;
-            return match row {
-                None => Err(StoreError::NotFound("attachment")),
-                Some(_) => Ok(None),
-            };
-        };
-        let released = drop_ref(&mut tx, &sha).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(released.then_some(sha))
-    }
-
-    async fn blob_refcount(&self, sha256: &str) -> StoreResult<Option<i64>> {
-        sqlx::query_scalar("SELECT refcount FROM blobs WHERE sha256 = ?")
-            .bind(sha256)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)
+        match row {
+            None => return Err(StoreError::NotFound("attachment")),
+            Some((Some(sha), 1)) => drop_ref(&mut tx, &sha, self.blob_grace_ms).await?,
+            Some(_) => {}
+        }
+        self.commit_queued(tx).await
     }
 
     async fn ping(&self) -> StoreResult<()> {

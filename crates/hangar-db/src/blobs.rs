@@ -1,44 +1,80 @@
-//! Blob reference counting and the event outbox, used inside other concerns' transactions.
+//! Blob reference counting, pins and deferred deletion (SPEC §10), and the event outbox, used inside
+//! other concerns' transactions.
 
-use crate::backend;
+use crate::jobs::enqueue_in;
+use crate::{backend, SqliteStore};
+use async_trait::async_trait;
+use hangar_core::jobs::{CollectBlob, NewJob};
 use hangar_core::now_ms;
-use hangar_core::store::StoreResult;
+use hangar_core::store::{BlobLifecycleStore, BlobRecord, Collect, StoreError, StoreResult};
 use sqlx::{Sqlite, Transaction};
 
 pub(crate) type Tx = Transaction<'static, Sqlite>;
 
-/// One more reference to a blob (creating its row at the first).
-pub(crate) async fn add_ref(tx: &mut Tx, sha256: &str, size: i64) -> StoreResult<()> {
-    sqlx::query(
+/// One more reference to a blob (creating its row at the first), dropping the upload's pin that
+/// protected the bytes until now. Refused while the blob is being deleted: an upload pins first, so
+/// that cannot happen to a well-behaved caller.
+pub(crate) async fn add_ref(
+    tx: &mut Tx,
+    sha256: &str,
+    size: i64,
+    pin: Option<&str>,
+) -> StoreResult<()> {
+    let done = sqlx::query(
         "INSERT INTO blobs (sha256, size, refcount) VALUES (?, ?, 1) \
-         ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1",
+         ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, released_utc = NULL \
+         WHERE blobs.deleting = 0",
     )
     .bind(sha256)
     .bind(size)
     .execute(&mut **tx)
     .await
     .map_err(backend)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::Refused {
+            code: "blob-busy",
+            reason: "the stored bytes are being deleted; upload again".into(),
+        });
+    }
+    if let Some(pin) = pin {
+        sqlx::query("DELETE FROM blob_pins WHERE id = ?")
+            .bind(pin)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+    }
     Ok(())
 }
 
-/// One reference less; true when it was the last (the row is then gone and the bytes may go).
-pub(crate) async fn drop_ref(tx: &mut Tx, sha256: &str) -> StoreResult<bool> {
+/// One reference less. At the last, the row stays (released now) and a collection is queued for
+/// the end of the grace period, in the same transaction.
+pub(crate) async fn drop_ref(tx: &mut Tx, sha256: &str, grace_ms: i64) -> StoreResult<()> {
+    let now = now_ms();
     let left: Option<i64> = sqlx::query_scalar(
-        "UPDATE blobs SET refcount = refcount - 1 WHERE sha256 = ? RETURNING refcount",
+        "UPDATE blobs SET refcount = refcount - 1, \
+           released_utc = CASE WHEN refcount = 1 THEN ? ELSE released_utc END \
+         WHERE sha256 = ? RETURNING refcount",
     )
+    .bind(now)
     .bind(sha256)
     .fetch_optional(&mut **tx)
     .await
     .map_err(backend)?;
     if left == Some(0) {
-        sqlx::query("DELETE FROM blobs WHERE sha256 = ? AND refcount = 0")
-            .bind(sha256)
-            .execute(&mut **tx)
-            .await
-            .map_err(backend)?;
-        return Ok(true);
+        queue_collection(tx, sha256, now + grace_ms).await?;
     }
-    Ok(false)
+    Ok(())
+}
+
+async fn queue_collection(tx: &mut Tx, sha256: &str, at: i64) -> StoreResult<()> {
+    let job = NewJob::of(
+        &CollectBlob {
+            sha256: sha256.to_string(),
+        },
+        at,
+    )
+    .unique(CollectBlob::unique_key(sha256));
+    enqueue_in(tx, &job).await
 }
 
 /// Records a domain event in the outbox, in the transaction of the change it describes.
@@ -63,4 +99,166 @@ pub(crate) async fn record_event(
     .await
     .map_err(backend)?;
     Ok(())
+}
+
+/// Whether nothing references the blob: no row, or a row at refcount 0.
+async fn unreferenced(tx: &mut Tx, sha256: &str) -> StoreResult<bool> {
+    let refcount: Option<i64> = sqlx::query_scalar("SELECT refcount FROM blobs WHERE sha256 = ?")
+        .bind(sha256)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(backend)?;
+    Ok(refcount.unwrap_or(0) == 0)
+}
+
+#[async_trait]
+impl BlobLifecycleStore for SqliteStore {
+    async fn pin_blob(&self, pin_id: &str, sha256: &str, expires_utc: i64) -> StoreResult<bool> {
+        // BEGIN IMMEDIATE takes SQLite's write lock first, so the check and the insert are one step
+        // against `begin_blob_deletion` in any process.
+        let mut tx = self.write().await?;
+        let deleting: Option<i64> =
+            sqlx::query_scalar("SELECT deleting FROM blobs WHERE sha256 = ?")
+                .bind(sha256)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if deleting == Some(1) {
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO blob_pins (id, sha256, expires_utc) VALUES (?, ?, ?)")
+            .bind(pin_id)
+            .bind(sha256)
+            .bind(expires_utc)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn release_pin(&self, pin_id: &str) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let sha: Option<String> =
+            sqlx::query_scalar("DELETE FROM blob_pins WHERE id = ? RETURNING sha256")
+                .bind(pin_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if let Some(sha) = sha {
+            if unreferenced(&mut tx, &sha).await? {
+                queue_collection(&mut tx, &sha, now_ms()).await?;
+            }
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn expire_pins(&self, now: i64) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let shas: Vec<String> =
+            sqlx::query_scalar("DELETE FROM blob_pins WHERE expires_utc <= ? RETURNING sha256")
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
+        for sha in &shas {
+            if unreferenced(&mut tx, sha).await? {
+                queue_collection(&mut tx, sha, now).await?;
+            }
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(shas.len() as u64)
+    }
+
+    async fn begin_blob_deletion(&self, sha256: &str, now: i64) -> StoreResult<Collect> {
+        let mut tx = self.write().await?;
+        let pinned: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM blob_pins WHERE sha256 = ? AND expires_utc > ?",
+        )
+        .bind(sha256)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let row: Option<(i64, Option<i64>, i64)> =
+            sqlx::query_as("SELECT refcount, released_utc, deleting FROM blobs WHERE sha256 = ?")
+                .bind(sha256)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        let decision = match row {
+            // A collector that died after deciding: finish its work.
+            Some((_, _, 1)) => Collect::Delete,
+            _ if pinned > 0 => Collect::Keep,
+            Some((refcount, _, _)) if refcount > 0 => Collect::Keep,
+            Some((_, Some(released), _)) if released + self.blob_grace_ms > now => {
+                Collect::Later(released + self.blob_grace_ms)
+            }
+            Some(_) => {
+                sqlx::query("UPDATE blobs SET deleting = 1 WHERE sha256 = ?")
+                    .bind(sha256)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                Collect::Delete
+            }
+            // Never referenced (an upload that pinned and then failed, or bytes the database never
+            // knew): a row marks the deletion so that no upload pins it meanwhile.
+            None => {
+                sqlx::query(
+                    "INSERT INTO blobs (sha256, size, refcount, released_utc, deleting) \
+                     VALUES (?, 0, 0, ?, 1)",
+                )
+                .bind(sha256)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                Collect::Delete
+            }
+        };
+        tx.commit().await.map_err(backend)?;
+        Ok(decision)
+    }
+
+    async fn finish_blob_deletion(&self, sha256: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM blobs WHERE sha256 = ? AND deleting = 1 AND refcount = 0")
+            .bind(sha256)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn blob_record(&self, sha256: &str) -> StoreResult<BlobRecord> {
+        let refcount: Option<i64> =
+            sqlx::query_scalar("SELECT refcount FROM blobs WHERE sha256 = ?")
+                .bind(sha256)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        let pinned: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM blob_pins WHERE sha256 = ? AND expires_utc > ?",
+        )
+        .bind(sha256)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(BlobRecord {
+            refcount,
+            pinned: pinned > 0,
+        })
+    }
+
+    async fn holds_data(&self) -> StoreResult<bool> {
+        let any: i64 = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM members) OR EXISTS (SELECT 1 FROM blobs) \
+             OR EXISTS (SELECT 1 FROM spaces)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(any != 0)
+    }
 }

@@ -7,6 +7,7 @@ mod attachments;
 mod blobs;
 mod chat;
 mod identity;
+mod jobs;
 mod projects;
 mod rows;
 mod spaces;
@@ -16,7 +17,9 @@ use hangar_core::StoreError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -28,10 +31,17 @@ pub enum OpenError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// How long an unreferenced blob's bytes are kept before the collector may delete them, unless set.
+pub const DEFAULT_BLOB_GRACE: Duration = Duration::from_secs(3600);
+
 /// The metadata store. Cheap to clone (a pool handle).
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    blob_grace_ms: i64,
+    /// Signalled after a commit that queued jobs, so that this process's job runner starts at once
+    /// instead of at its next poll. Other processes find the jobs by polling.
+    jobs_enqueued: Arc<Notify>,
 }
 
 impl SqliteStore {
@@ -62,7 +72,46 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            blob_grace_ms: DEFAULT_BLOB_GRACE.as_millis() as i64,
+            jobs_enqueued: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Sets how long unreferenced bytes are kept before they may be collected.
+    pub fn with_blob_grace(mut self, grace: Duration) -> Self {
+        self.blob_grace_ms = grace.as_millis().min(i64::MAX as u128) as i64;
+        self
+    }
+
+    /// Whether the SQLite database at `url` exists already (false for a new installation, and for a
+    /// mistyped `--database-url`). Creates nothing.
+    pub fn database_exists(url: &str) -> Result<bool, OpenError> {
+        let options = SqliteConnectOptions::from_str(url)?;
+        let path = options.get_filename();
+        Ok(path.as_os_str() == ":memory:" || path.exists())
+    }
+
+    /// Signalled when this store queued jobs (see the field).
+    pub fn job_signal(&self) -> Arc<Notify> {
+        self.jobs_enqueued.clone()
+    }
+
+    /// A write transaction: `BEGIN IMMEDIATE` takes SQLite's write lock at once, so the reads inside
+    /// it see what the writes will be checked against (no other process writes in between).
+    async fn write(&self) -> Result<blobs::Tx, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)
+    }
+
+    /// Commits a transaction that may have queued jobs, and wakes this process's job runner.
+    async fn commit_queued(&self, tx: blobs::Tx) -> Result<(), StoreError> {
+        tx.commit().await.map_err(backend)?;
+        self.jobs_enqueued.notify_one();
+        Ok(())
     }
 }
 

@@ -127,7 +127,7 @@ impl SpaceStore for SqliteStore {
         self.space(id).await
     }
 
-    async fn delete_space(&self, id: &str) -> StoreResult<Option<Vec<String>>> {
+    async fn delete_space(&self, id: &str) -> StoreResult<bool> {
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -146,16 +146,13 @@ impl SpaceStore for SqliteStore {
             .await
             .map_err(backend)?;
         if done.rows_affected() == 0 {
-            return Ok(None);
+            return Ok(false);
         }
-        let mut released = Vec::new();
         for sha in shas {
-            if drop_ref(&mut tx, &sha).await? {
-                released.push(sha);
-            }
+            drop_ref(&mut tx, &sha, self.blob_grace_ms).await?;
         }
-        tx.commit().await.map_err(backend)?;
-        Ok(Some(released))
+        self.commit_queued(tx).await?;
+        Ok(true)
     }
 
     async fn add_space_member(&self, space_id: &str, member_id: i64) -> StoreResult<()> {

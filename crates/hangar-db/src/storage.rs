@@ -11,8 +11,9 @@ use serde_json::json;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-/// Request reservations are dropped at start; this only bounds them if a process never restarts.
-const REQUEST_RESERVATION_MS: i64 = 24 * 3600 * 1000;
+/// A reservation (and a two-stage upload's receiving state) is a lease that its upload renews while
+/// bytes arrive; one whose process died runs out after this long and stops counting.
+const RESERVATION_LEASE_MS: i64 = 10 * 60 * 1000;
 
 fn entry_row(row: &SqliteRow) -> StoreResult<StorageEntry> {
     let path: String = row.get("path");
@@ -144,8 +145,8 @@ async fn fits(
     }))
 }
 
-/// Removes one file row, releasing its blob and its size; answers the released blob.
-async fn remove_file(tx: &mut Tx, entry: &StorageEntry) -> StoreResult<Option<String>> {
+/// Removes one file row, releasing its blob reference and its size.
+async fn remove_file(tx: &mut Tx, entry: &StorageEntry, grace_ms: i64) -> StoreResult<()> {
     sqlx::query("DELETE FROM storage_entries WHERE space_id = ? AND path = ?")
         .bind(&entry.space_id)
         .bind(entry.path.as_str())
@@ -153,10 +154,10 @@ async fn remove_file(tx: &mut Tx, entry: &StorageEntry) -> StoreResult<Option<St
         .await
         .map_err(backend)?;
     add_usage(tx, &entry.space_id, -entry.size).await?;
-    match &entry.sha256 {
-        Some(sha) if drop_ref(tx, sha).await? => Ok(Some(sha.clone())),
-        _ => Ok(None),
+    if let Some(sha) = &entry.sha256 {
+        drop_ref(tx, sha, grace_ms).await?;
     }
+    Ok(())
 }
 
 fn upload_row(row: &SqliteRow) -> StoreResult<PendingUpload> {
@@ -249,7 +250,7 @@ impl StorageStore for SqliteStore {
             .bind(space_id)
             .bind(bytes)
             .bind(upload_id)
-            .bind(if upload_id.is_some() { expires_utc } else { now_ms() + REQUEST_RESERVATION_MS })
+            .bind(if upload_id.is_some() { expires_utc } else { now_ms() + RESERVATION_LEASE_MS })
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
@@ -275,9 +276,12 @@ impl StorageStore for SqliteStore {
         if fits(&mut tx, &space_id, bytes, id).await? != Some(true) {
             return Ok(false);
         }
-        sqlx::query("UPDATE storage_reservations SET bytes = ? WHERE id = ?")
-            .bind(bytes)
-            .bind(id)
+        sqlx::query(
+            "UPDATE storage_reservations SET bytes = ?, expires_utc = MAX(expires_utc, ?) WHERE id = ?",
+        )
+        .bind(bytes)
+        .bind(now_ms() + RESERVATION_LEASE_MS)
+        .bind(id)
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
@@ -294,17 +298,27 @@ impl StorageStore for SqliteStore {
         Ok(())
     }
 
-    async fn clear_request_reservations(&self) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM storage_reservations WHERE upload_id IS NULL")
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        // An upload that was receiving when the process died can be tried again.
-        sqlx::query("UPDATE storage_uploads SET state = 'pending' WHERE state = 'receiving'")
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        Ok(done.rows_affected())
+    async fn renew_reservation(&self, id: i64) -> StoreResult<()> {
+        let until = now_ms() + RESERVATION_LEASE_MS;
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "UPDATE storage_reservations SET expires_utc = MAX(expires_utc, ?) WHERE id = ?",
+        )
+        .bind(until)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        sqlx::query(
+            "UPDATE storage_uploads SET lease_until = ? WHERE state = 'receiving' \
+             AND id = (SELECT upload_id FROM storage_reservations WHERE id = ?)",
+        )
+        .bind(until)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn put_file(
@@ -339,9 +353,8 @@ impl StorageStore for SqliteStore {
                 format!("{} is a directory", path.as_str()),
             ));
         }
-        add_ref(&mut tx, &file.sha256, file.size).await?;
+        add_ref(&mut tx, &file.sha256, file.size, file.pin.as_deref()).await?;
         let meta = file.meta.as_ref().map(|m| m.to_string());
-        let mut released = None;
         let created_utc = match &existing {
             Some(old) => {
                 sqlx::query(
@@ -359,9 +372,7 @@ impl StorageStore for SqliteStore {
                 .await
                 .map_err(backend)?;
                 if let Some(sha) = &old.sha256 {
-                    if drop_ref(&mut tx, sha).await? {
-                        released = Some(sha.clone());
-                    }
+                    drop_ref(&mut tx, sha, self.blob_grace_ms).await?;
                 }
                 old.created_utc
             }
@@ -424,7 +435,7 @@ impl StorageStore for SqliteStore {
             "size": file.size, "type": file.content_type, "checksum": file.sha256,
         });
         record_event(&mut tx, event, Some(space_id), Some(actor_id), payload).await?;
-        tx.commit().await.map_err(backend)?;
+        self.commit_queued(tx).await?;
         Ok(PutOutcome {
             entry: StorageEntry {
                 space_id: space_id.to_string(),
@@ -438,7 +449,6 @@ impl StorageStore for SqliteStore {
                 modified_utc: now,
             },
             created: existing.is_none(),
-            released,
         })
     }
 
@@ -448,7 +458,7 @@ impl StorageStore for SqliteStore {
         path: &StoragePath,
         recursive: bool,
         actor_id: i64,
-    ) -> StoreResult<Vec<String>> {
+    ) -> StoreResult<()> {
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -457,7 +467,7 @@ impl StorageStore for SqliteStore {
         let entry = entry_in(&mut tx, space_id, path)
             .await?
             .ok_or(StoreError::NotFound("file"))?;
-        let mut released = Vec::new();
+
         if entry.kind == EntryKind::Dir {
             if !recursive {
                 return Err(refused(
@@ -480,7 +490,7 @@ impl StorageStore for SqliteStore {
             .map_err(backend)?;
             for row in &rows {
                 let file = entry_row(row)?;
-                released.extend(remove_file(&mut tx, &file).await?);
+                remove_file(&mut tx, &file, self.blob_grace_ms).await?;
                 let payload =
                     json!({"spaceId": space_id, "path": file.path.as_str(), "id": file.path.id()});
                 record_event(
@@ -501,7 +511,7 @@ impl StorageStore for SqliteStore {
                 .await
                 .map_err(backend)?;
         } else {
-            released.extend(remove_file(&mut tx, &entry).await?);
+            remove_file(&mut tx, &entry, self.blob_grace_ms).await?;
             let payload = json!({"spaceId": space_id, "path": path.as_str(), "id": path.id()});
             record_event(
                 &mut tx,
@@ -512,8 +522,7 @@ impl StorageStore for SqliteStore {
             )
             .await?;
         }
-        tx.commit().await.map_err(backend)?;
-        Ok(released)
+        self.commit_queued(tx).await
     }
 
     async fn move_entry(
@@ -523,7 +532,7 @@ impl StorageStore for SqliteStore {
         to: &StoragePath,
         overwrite: bool,
         actor_id: i64,
-    ) -> StoreResult<(StorageEntry, Vec<String>)> {
+    ) -> StoreResult<StorageEntry> {
         let now = now_ms();
         let mut tx = self
             .pool
@@ -534,7 +543,7 @@ impl StorageStore for SqliteStore {
             .await?
             .ok_or(StoreError::NotFound("file"))?;
         if from == to {
-            return Ok((source, Vec::new()));
+            return Ok(source);
         }
         if to.is_inside(from) {
             return Err(refused(
@@ -542,7 +551,7 @@ impl StorageStore for SqliteStore {
                 format!("{} cannot move inside itself", from.as_str()),
             ));
         }
-        let mut released = Vec::new();
+
         match entry_in(&mut tx, space_id, to).await? {
             Some(target) if target.kind == EntryKind::Dir => {
                 return Err(refused(
@@ -551,7 +560,7 @@ impl StorageStore for SqliteStore {
                 ));
             }
             Some(target) if overwrite && source.kind == EntryKind::File => {
-                released.extend(remove_file(&mut tx, &target).await?);
+                remove_file(&mut tx, &target, self.blob_grace_ms).await?;
             }
             Some(_) => {
                 return Err(refused(
@@ -620,8 +629,8 @@ impl StorageStore for SqliteStore {
         let moved = entry_in(&mut tx, space_id, to)
             .await?
             .ok_or(StoreError::NotFound("file"))?;
-        tx.commit().await.map_err(backend)?;
-        Ok((moved, released))
+        self.commit_queued(tx).await?;
+        Ok(moved)
     }
 
     async fn create_upload(&self, u: &PendingUpload) -> StoreResult<()> {
@@ -661,20 +670,27 @@ impl StorageStore for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
+        let now = now_ms();
+        // A receiver whose lease ran out died (or hung) with the upload: it can be tried again.
         let done = sqlx::query(
-            "UPDATE storage_uploads SET state = 'receiving' WHERE id = ? AND state = 'pending'",
+            "UPDATE storage_uploads SET state = 'receiving', lease_until = ? WHERE id = ? \
+             AND (state = 'pending' OR (state = 'receiving' AND COALESCE(lease_until, 0) <= ?))",
         )
+        .bind(now + RESERVATION_LEASE_MS)
         .bind(id)
+        .bind(now)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
         // While bytes arrive the reservation must keep counting, even past the URL's expiry.
-        sqlx::query("UPDATE storage_reservations SET expires_utc = ? WHERE upload_id = ?")
-            .bind(now_ms() + REQUEST_RESERVATION_MS)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        sqlx::query(
+            "UPDATE storage_reservations SET expires_utc = MAX(expires_utc, ?) WHERE upload_id = ?",
+        )
+        .bind(now + RESERVATION_LEASE_MS)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(done.rows_affected() == 1)
     }
@@ -686,7 +702,7 @@ impl StorageStore for SqliteStore {
             .await
             .map_err(backend)?;
         sqlx::query(
-            "UPDATE storage_uploads SET state = 'pending' WHERE id = ? AND state = 'receiving'",
+            "UPDATE storage_uploads SET state = 'pending', lease_until = NULL WHERE id = ? AND state = 'receiving'",
         )
         .bind(id)
         .execute(&mut *tx)
@@ -713,8 +729,10 @@ impl StorageStore for SqliteStore {
             .await
             .map_err(backend)?;
         let done = sqlx::query(
-            "DELETE FROM storage_uploads WHERE expires_utc <= ? AND state != 'receiving'",
+            "DELETE FROM storage_uploads WHERE expires_utc <= ? \
+             AND (state != 'receiving' OR COALESCE(lease_until, 0) <= ?)",
         )
+        .bind(now)
         .bind(now)
         .execute(&mut *tx)
         .await

@@ -1,7 +1,9 @@
 //! Store tests on a real SQLite file.
 
 use super::SqliteStore;
+use hangar_core::jobs::{JobStore, NewJob};
 use hangar_core::model::*;
+use hangar_core::now_ms;
 use hangar_core::store::*;
 use hangar_core::AttachmentState;
 
@@ -23,6 +25,7 @@ fn new_attachment(uploader: i64, sha: &str) -> NewAttachment {
         state: AttachmentState::ReadyForDownloadFromServerToClient,
         media_context: None,
         stores_blob: true,
+        pin: None,
     }
 }
 
@@ -41,7 +44,7 @@ async fn usernames_are_unique() {
 }
 
 #[tokio::test]
-async fn blob_references_are_counted_and_released() {
+async fn blob_references_are_counted_and_the_last_one_queues_a_collection() {
     let (_d, s) = store().await;
     let alice = s
         .create_member("alice", "h", "Alice", Role::Member)
@@ -56,15 +59,198 @@ async fn blob_references_are_counted_and_released() {
     s.create_attachments(std::slice::from_ref(&b), None)
         .await
         .unwrap();
-    assert_eq!(s.blob_refcount(&sha).await.unwrap(), Some(2));
-    assert_eq!(s.delete_attachment(a.id).await.unwrap(), None);
-    assert_eq!(s.blob_refcount(&sha).await.unwrap(), Some(1));
-    assert_eq!(s.delete_attachment(b.id).await.unwrap(), Some(sha.clone()));
-    assert_eq!(s.blob_refcount(&sha).await.unwrap(), None);
+    assert_eq!(s.blob_record(&sha).await.unwrap().refcount, Some(2));
+    s.delete_attachment(a.id).await.unwrap();
+    assert_eq!(s.blob_record(&sha).await.unwrap().refcount, Some(1));
+    assert_eq!(s.queue_counts().await.unwrap().queued, 0);
+    s.delete_attachment(b.id).await.unwrap();
+    // The row stays, at zero, until the collector has deleted the bytes; the job is queued for the
+    // end of the grace period (an hour by default), in the same transaction.
+    assert_eq!(s.blob_record(&sha).await.unwrap().refcount, Some(0));
+    assert_eq!(s.queue_counts().await.unwrap().queued, 1);
+    let due = s.next_due().await.unwrap().unwrap();
+    assert!(due > now_ms() + 3500 * 1000, "due in an hour, not at {due}");
+    assert!(matches!(
+        s.begin_blob_deletion(&sha, now_ms()).await.unwrap(),
+        Collect::Later(at) if at == due
+    ));
+    assert_eq!(
+        s.begin_blob_deletion(&sha, due).await.unwrap(),
+        Collect::Delete
+    );
+    s.finish_blob_deletion(&sha).await.unwrap();
+    assert_eq!(s.blob_record(&sha).await.unwrap().refcount, None);
     assert!(matches!(
         s.delete_attachment(b.id).await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+#[tokio::test]
+async fn pins_keep_bytes_and_a_blob_being_deleted_cannot_be_pinned() {
+    let (_d, s) = store().await;
+    let s = s.with_blob_grace(std::time::Duration::ZERO);
+    let alice = s
+        .create_member("alice", "h", "Alice", Role::Member)
+        .await
+        .unwrap();
+    let sha = "b".repeat(64);
+    let later = now_ms() + 60_000;
+    // An upload pinned the bytes before committing them: the collector keeps them.
+    assert!(s.pin_blob("pin-1", &sha, later).await.unwrap());
+    assert_eq!(
+        s.blob_record(&sha).await.unwrap(),
+        BlobRecord {
+            refcount: None,
+            pinned: true
+        }
+    );
+    assert_eq!(
+        s.begin_blob_deletion(&sha, now_ms()).await.unwrap(),
+        Collect::Keep
+    );
+    // Recording the reference drops the pin in the same transaction.
+    let mut a = new_attachment(alice.id, &sha);
+    a.pin = Some("pin-1".into());
+    s.create_attachments(std::slice::from_ref(&a), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.blob_record(&sha).await.unwrap(),
+        BlobRecord {
+            refcount: Some(1),
+            pinned: false
+        }
+    );
+    s.delete_attachment(a.id).await.unwrap();
+    // The collector decided: from now until it finishes, no upload may pin these bytes.
+    assert_eq!(
+        s.begin_blob_deletion(&sha, now_ms()).await.unwrap(),
+        Collect::Delete
+    );
+    assert!(!s.pin_blob("pin-2", &sha, later).await.unwrap());
+    let mut b = new_attachment(alice.id, &sha);
+    b.pin = None;
+    assert!(matches!(
+        s.create_attachments(std::slice::from_ref(&b), None).await,
+        Err(StoreError::Refused {
+            code: "blob-busy",
+            ..
+        })
+    ));
+    s.finish_blob_deletion(&sha).await.unwrap();
+    assert!(s.pin_blob("pin-2", &sha, later).await.unwrap());
+
+    // A pin that its upload never used: released at once, or expired later, it queues a collection.
+    s.release_pin("pin-2").await.unwrap();
+    assert_eq!(s.queue_counts().await.unwrap().queued, 1);
+    let other = "c".repeat(64);
+    assert!(s.pin_blob("pin-3", &other, now_ms() - 1).await.unwrap());
+    assert_eq!(s.expire_pins(now_ms()).await.unwrap(), 1);
+    assert_eq!(s.queue_counts().await.unwrap().queued, 2);
+    assert_eq!(
+        s.begin_blob_deletion(&other, now_ms()).await.unwrap(),
+        Collect::Delete
+    );
+}
+
+fn numbered_job(n: i64, run_after: i64) -> NewJob {
+    NewJob {
+        kind: "test".into(),
+        payload: serde_json::json!({ "n": n }),
+        unique_key: None,
+        run_after,
+        keep_existing: false,
+    }
+}
+
+#[tokio::test]
+async fn jobs_are_claimed_once_and_taken_over_after_their_lease() {
+    let (dir, s) = store().await;
+    // A second process's view of the same database: its own pool.
+    let url = format!("sqlite://{}/t.db", dir.path().display());
+    let other = SqliteStore::open(&url).await.unwrap();
+    let now = now_ms();
+    for n in 0..20 {
+        s.enqueue(&numbered_job(n, now)).await.unwrap();
+    }
+    // Two processes claim at once: every job goes to exactly one of them.
+    let (a, b) = tokio::join!(
+        s.claim_jobs("a", 60_000, 15),
+        other.claim_jobs("b", 60_000, 15)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.len() + b.len(), 20);
+    let mut ids: Vec<i64> = a.iter().chain(&b).map(|j| j.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 20, "no job was claimed twice");
+    // Nothing is left to claim while their leases last.
+    assert!(s.claim_jobs("c", 60_000, 100).await.unwrap().is_empty());
+    for j in &a {
+        s.complete_job(j.id, "a").await.unwrap();
+    }
+    for j in &b {
+        other.complete_job(j.id, "b").await.unwrap();
+    }
+    assert_eq!(s.queue_counts().await.unwrap(), Default::default());
+
+    // A worker whose leases run out (it died) loses its jobs to the next claim, and its late
+    // completion or renewal is void.
+    for n in 0..5 {
+        s.enqueue(&numbered_job(n, now)).await.unwrap();
+    }
+    let dead = other.claim_jobs("dead", -1, 100).await.unwrap();
+    assert_eq!(dead.len(), 5);
+    let taken = s.claim_jobs("c", 60_000, 100).await.unwrap();
+    assert_eq!(taken.len(), 5);
+    assert!(taken.iter().all(|j| j.attempts == 2));
+    for j in &dead {
+        other.complete_job(j.id, "dead").await.unwrap();
+        assert!(!other
+            .extend_lease(j.id, "dead", now_ms() + 1000)
+            .await
+            .unwrap());
+    }
+    assert_eq!(s.queue_counts().await.unwrap().running, 5);
+    let later = now_ms();
+    // A failure puts a job back for later; giving up keeps it, as failed.
+    let (first, rest) = taken.split_first().unwrap();
+    s.retry_job(first.id, "c", later + 5000, "boom", false)
+        .await
+        .unwrap();
+    for j in rest {
+        s.retry_job(j.id, "c", later, "boom", true).await.unwrap();
+    }
+    let counts = s.queue_counts().await.unwrap();
+    assert_eq!((counts.queued, counts.failed), (1, rest.len() as i64));
+    assert_eq!(s.next_due().await.unwrap(), Some(later + 5000));
+}
+
+#[tokio::test]
+async fn a_unique_job_is_queued_once() {
+    let (_d, s) = store().await;
+    let job = |at: i64| NewJob {
+        kind: "chore".into(),
+        payload: serde_json::json!({}),
+        unique_key: Some("chore".into()),
+        run_after: at,
+        keep_existing: false,
+    };
+    s.enqueue(&job(100)).await.unwrap();
+    s.enqueue(&job(50)).await.unwrap();
+    assert_eq!(s.queue_counts().await.unwrap().queued, 1);
+    assert_eq!(s.next_due().await.unwrap(), Some(100));
+    // Re-queued while it runs (a chore scheduling its next run): the completion leaves it queued.
+    let claimed = s.claim_jobs("w", 60_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    s.enqueue(&job(5000)).await.unwrap();
+    s.complete_job(claimed[0].id, "w").await.unwrap();
+    assert_eq!(s.queue_counts().await.unwrap().queued, 1);
+    assert_eq!(s.next_due().await.unwrap(), Some(5000));
+    // "If absent" leaves the queued one where it is.
+    s.enqueue(&job(1).if_absent()).await.unwrap();
+    assert_eq!(s.next_due().await.unwrap(), Some(5000));
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(Args, Debug, Default)]
 pub struct ServeArgs {
@@ -47,6 +48,10 @@ pub struct ServeArgs {
     /// Seconds a remote server has to connect and answer when fetching a URL [default: 30].
     #[arg(long, env = "HANGAR_FETCH_TIMEOUT", value_name = "SECS")]
     pub fetch_timeout: Option<u64>,
+    /// How long the bytes of a file nothing refers to any more are kept before they are deleted
+    /// (`30s`, `1h`, `7d`) [default: 1h].
+    #[arg(long, env = "HANGAR_BLOB_GRACE", value_name = "DURATION")]
+    pub blob_grace: Option<String>,
 }
 
 /// A size in the TOML file: a number of bytes or a string with a unit.
@@ -79,6 +84,7 @@ struct FileConfig {
     max_file_size: Option<Size>,
     space_quota: Option<Size>,
     fetch_timeout: Option<u64>,
+    blob_grace: Option<String>,
 }
 
 /// Settings after merging flags, environment, file and defaults.
@@ -94,6 +100,7 @@ pub struct Config {
     pub fetch_timeout_secs: u64,
     pub max_file_size: u64,
     pub space_quota: Option<u64>,
+    pub blob_grace: Duration,
 }
 
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 10 << 30;
@@ -136,6 +143,10 @@ impl Config {
             Some(s) => Some(parse_size(&s).with_context(|| format!("invalid space-quota {s:?}"))?),
             None => None,
         };
+        let blob_grace = match args.blob_grace.or(file.blob_grace) {
+            Some(s) => parse_duration(&s).with_context(|| format!("invalid --blob-grace {s:?}"))?,
+            None => hangar_db::DEFAULT_BLOB_GRACE,
+        };
         let fetch_allow = args
             .fetch_allow
             .or(file.fetch_allow)
@@ -164,6 +175,7 @@ impl Config {
                 .max(1),
             max_file_size,
             space_quota,
+            blob_grace,
         })
     }
 
@@ -180,6 +192,29 @@ impl Config {
             ),
         }
     }
+}
+
+/// A duration: a whole number with `s`, `m`, `h` or `d` (`30s`, `24h`, `7d`).
+pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    let Some(unit) = s.chars().last() else {
+        bail!("no duration");
+    };
+    let seconds: u64 = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86400,
+        _ => bail!("a duration ends with s, m, h or d"),
+    };
+    let number: u64 = s[..s.len() - 1]
+        .trim()
+        .parse()
+        .context("a duration is a whole number and a unit")?;
+    number
+        .checked_mul(seconds)
+        .map(Duration::from_secs)
+        .context("duration too long")
 }
 
 /// `1048576`, `10G`, `10GiB`, `512 MiB`, `1.5G` are all sizes in bytes.
@@ -228,6 +263,21 @@ mod tests {
         assert!(parse_size("ten").is_err());
         assert!(parse_size("5 parsecs").is_err());
         assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86400));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86400)
+        );
+        assert!(parse_duration("7").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("1.5h").is_err());
+        assert!(parse_duration("-1s").is_err());
     }
 
     #[test]

@@ -7,8 +7,9 @@ use hangar_blob::{BlobStore, LocalBlobStore};
 use hangar_core::ids::random_alnum;
 use hangar_core::model::Role;
 use hangar_core::net::AllowList;
-use hangar_core::store::{IdentityStore, StorageStore};
+use hangar_core::store::{BlobLifecycleStore, IdentityStore};
 use hangar_db::SqliteStore;
+use hangar_jobs::{JobContext, RunnerSettings};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -23,10 +24,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request head (HTTP/1 read buffer, HTTP/2 header list).
 const MAX_HEADER_BYTES: usize = 64 * 1024;
-/// Temporaries older than this are abandoned work, swept periodically.
-const TEMP_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
-
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    refuse_new_database_beside_old_blobs(&config).await?;
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -38,16 +37,35 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _lock = lock_data_dir(&config.data_dir)?;
     // Handle SIGTERM from the moment the server says it is ready.
     let stop = shutdown_signal()?;
-    let store = SqliteStore::open(&config.database_url).await?;
+    let store = SqliteStore::open(&config.database_url)
+        .await?
+        .with_blob_grace(config.blob_grace);
     let blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::open(config.blob_root()?)?);
+    if !store.holds_data().await? && blobs.holds_blobs().await? {
+        bail_new_database(&config)?;
+    }
+    // Only temporaries that no upload holds (of this process or another) are removed.
     let swept = blobs.remove_temporaries(None).await?;
     if swept > 0 {
         tracing::info!("removed {swept} temporary files left by an earlier run");
     }
-    remove_orphan_blobs(&store, blobs.as_ref()).await?;
     bootstrap_admin(&store, config.admin_password.clone()).await?;
-    // No request is in flight yet: quota reservations of requests are leftovers of an earlier run.
-    store.clear_request_reservations().await?;
+    // Background work is queued in the database: chores once per installation, blobs nobody
+    // refers to by the collector (never at start, never younger than the grace period).
+    hangar_jobs::schedule_chores(&store).await?;
+    let runner = hangar_jobs::Runner::new(
+        JobContext {
+            jobs: Arc::new(store.clone()),
+            blob_life: Arc::new(store.clone()),
+            blobs: blobs.clone(),
+            storage: Arc::new(store.clone()),
+            identity: Arc::new(store.clone()),
+            apps: Arc::new(store.clone()),
+            blob_grace: config.blob_grace,
+        },
+        store.job_signal(),
+        RunnerSettings::default(),
+    );
     let link_key = load_or_create_key(&config.data_dir.join("secret.key"))?;
 
     let listener = tokio::net::TcpListener::bind(&config.listen)
@@ -63,12 +81,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     settings.fetch_allow =
         AllowList::parse(&config.fetch_allow).map_err(|e| anyhow::anyhow!("fetch-allow: {e}"))?;
     settings.fetch_limits.first_byte = Duration::from_secs(config.fetch_timeout_secs);
-    let state = AppState::new(store, blobs.clone(), settings);
-    tokio::spawn(sweep_temporaries(blobs));
-    tokio::spawn(expire_uploads(
-        state.storage.clone(),
-        state.identity.clone(),
-    ));
+    let state = AppState::new(store, blobs, settings);
+    runner.spawn();
 
     hangar_api::delivery::spawn(state.clone());
     let app = hangar_api::router(state);
@@ -173,48 +187,30 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
     Ok(file)
 }
 
-/// Removes blobs that no row refers to: a crash between making a blob durable and committing its
-/// metadata leaves one. Runs before the server listens, so no upload can be about to refer to them.
-async fn remove_orphan_blobs(store: &SqliteStore, blobs: &dyn BlobStore) -> anyhow::Result<()> {
-    use hangar_core::store::AttachmentStore;
-    let mut removed = 0;
-    for sha in blobs.list().await? {
-        if store.blob_refcount(&sha).await?.is_none() {
-            blobs.delete(&sha).await?;
-            removed += 1;
-        }
+/// A database that does not exist yet beside a blob store that holds files is almost always a
+/// mistyped `--database-url`: starting would show an empty installation and, worse, its clean-ups
+/// would treat every stored file as garbage. Refused before anything is created.
+async fn refuse_new_database_beside_old_blobs(config: &Config) -> anyhow::Result<()> {
+    let exists = SqliteStore::database_exists(&config.database_url)
+        .map_err(|e| anyhow::anyhow!("--database-url: {e}"))?;
+    let root = config.blob_root()?;
+    if exists || !root.is_dir() {
+        return Ok(());
     }
-    if removed > 0 {
-        tracing::info!("removed {removed} stored blobs that nothing referred to (left by an interrupted upload)");
+    if LocalBlobStore::open(&root)?.holds_blobs().await? {
+        bail_new_database(config)?;
     }
     Ok(())
 }
 
-/// Drops two-stage uploads whose URL expired, returning their reserved quota.
-async fn expire_uploads(storage: Arc<dyn StorageStore>, identity: Arc<dyn IdentityStore>) {
-    let mut every = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        every.tick().await;
-        if let Err(e) = storage.expire_uploads(hangar_core::now_ms()).await {
-            tracing::warn!("cannot expire two-stage uploads: {e}");
-        }
-        if let Err(e) = identity.purge_sessions(hangar_core::now_ms()).await {
-            tracing::warn!("cannot purge expired sessions: {e}");
-        }
-    }
-}
-
-async fn sweep_temporaries(blobs: Arc<dyn BlobStore>) {
-    let mut every = tokio::time::interval(Duration::from_secs(3600));
-    every.tick().await;
-    loop {
-        every.tick().await;
-        match blobs.remove_temporaries(Some(TEMP_MAX_AGE)).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!("removed {n} abandoned temporary files"),
-            Err(e) => tracing::warn!("cannot sweep temporary files: {e}"),
-        }
-    }
+fn bail_new_database(config: &Config) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "the database {} (--database-url) holds no data, but the blob store {} (--storage-url) holds \
+         files: refusing to start. Give the --database-url that belongs to these files, or an empty \
+         --storage-url for a new installation.",
+        config.database_url,
+        config.storage_url
+    )
 }
 
 /// Creates the `admin` account on first start (printing a generated password once), and resets its

@@ -47,7 +47,14 @@ impl Server {
 
     fn spawn(&mut self) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hangar"));
+        // Unreferenced bytes are collected at once unless a test says otherwise.
+        let grace: &[&str] = if self.extra_args.iter().any(|a| a == "--blob-grace") {
+            &[]
+        } else {
+            &["--blob-grace", "0s"]
+        };
         cmd.arg("serve")
+            .args(grace)
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
@@ -157,8 +164,22 @@ impl Server {
             .unwrap_or(0)
     }
 
-    /// Stored blob files (outside the temporary directory).
+    /// Stored blob files (outside the temporary directory), once the running server's collector
+    /// has done the work that is due (blob bytes are deleted in the background, SPEC §10).
     pub fn blob_files(&self) -> Vec<PathBuf> {
+        if self.child.is_some() {
+            self.wait_for_collector();
+        }
+        self.blob_files_now()
+    }
+
+    /// Waits (at most 10 s) until the server's collector has done the work that is due.
+    pub fn wait_for_collector(&self) {
+        wait_for_collector(&self.data_dir);
+    }
+
+    /// Stored blob files right now.
+    pub fn blob_files_now(&self) -> Vec<PathBuf> {
         fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
             for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
                 let p = entry.path();
@@ -336,4 +357,40 @@ pub async fn expect_error(r: Response, status: u16, code: &str) -> Value {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Waits (at most 10 s) until no blob collection or orphan sweep is due or running, reading the job
+/// queue from the database in `data_dir`.
+pub fn wait_for_collector(data_dir: &Path) {
+    let db = data_dir.join("hangar.db");
+    if !db.exists() {
+        return;
+    }
+    let url = format!("sqlite://{}", db.display());
+    // Tests call this from inside their own runtime: the query gets a thread and runtime of
+    // its own.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use hangar_core::jobs::JobStore;
+            let store = hangar_db::SqliteStore::open(&url).await.unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                let now = hangar_core::now_ms();
+                let mut due = 0;
+                for kind in ["collect-blob", "sweep-orphan-blobs"] {
+                    due += store.due_jobs(kind, now).await.unwrap();
+                }
+                if due == 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    })
+    .join()
+    .unwrap();
 }

@@ -1,0 +1,113 @@
+//! One ingest pipeline for every upload route (attachments, workspace storage in every mode, and
+//! later tus and presigned uploads): the bytes are *received* (streamed to the backend's staging
+//! while hashed, counted and capped), checked against a declared checksum by the caller, *committed*
+//! under a pin (so that the collector keeps them), *recorded* by the caller's store transaction
+//! (which drops the pin), and on failure *released* (the pin goes and the collector decides).
+
+use crate::{BlobError, BlobStore, ByteStream, StagedBlob};
+use hangar_core::now_ms;
+use hangar_core::store::{BlobLifecycleStore, StoreError};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a pin protects committed bytes that their upload has not recorded yet. Recording
+/// follows the commit at once; this only bounds the bytes of an upload that crashed in between.
+pub const PIN_TTL: Duration = Duration::from_secs(3600);
+/// While the collector is deleting the same bytes, pinning waits this long between attempts…
+const PIN_RETRY: Duration = Duration::from_millis(20);
+/// …for at most this long (deleting one blob's bytes takes milliseconds).
+const PIN_PATIENCE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// The metadata store failed or refused the record.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The same bytes were being deleted for longer than `PIN_PATIENCE`.
+    #[error("the stored bytes are being deleted; try again")]
+    Busy,
+}
+
+/// Bytes made durable under their hash and pinned, waiting to be recorded.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub sha256: String,
+    pub size: u64,
+    /// The pin to hand to the store's record (it drops it in the same transaction).
+    pub pin: String,
+}
+
+/// The pipeline's two backends. Cheap to clone.
+#[derive(Clone)]
+pub struct Ingest {
+    pub blobs: Arc<dyn BlobStore>,
+    pub life: Arc<dyn BlobLifecycleStore>,
+}
+
+impl Ingest {
+    pub fn new(blobs: Arc<dyn BlobStore>, life: Arc<dyn BlobLifecycleStore>) -> Ingest {
+        Ingest { blobs, life }
+    }
+
+    /// Streams `body` to the backend's staging, hashing and counting; fails as soon as more than
+    /// `max_bytes` arrive. Memory stays flat whatever the size.
+    pub async fn receive(&self, body: ByteStream, max_bytes: u64) -> Result<StagedBlob, BlobError> {
+        self.blobs.stage(body, max_bytes).await
+    }
+
+    /// Pins the staged bytes' blob and makes them durable under their hash.
+    pub async fn commit(&self, staged: StagedBlob) -> Result<Committed, IngestError> {
+        let pin = hex::encode(rand::random::<[u8; 16]>());
+        let deadline = tokio::time::Instant::now() + PIN_PATIENCE;
+        loop {
+            let expires = now_ms() + PIN_TTL.as_millis() as i64;
+            if self.life.pin_blob(&pin, &staged.sha256, expires).await? {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(IngestError::Busy);
+            }
+            tokio::time::sleep(PIN_RETRY).await;
+        }
+        let committed = Committed {
+            sha256: staged.sha256.clone(),
+            size: staged.size,
+            pin,
+        };
+        if let Err(e) = self.blobs.commit(staged).await {
+            self.release(std::slice::from_ref(&committed)).await;
+            return Err(e.into());
+        }
+        Ok(committed)
+    }
+
+    /// Gives up committed bytes that will not be recorded. Best effort: a pin that cannot be
+    /// released now expires, and the collector decides then.
+    pub async fn release(&self, committed: &[Committed]) {
+        for c in committed {
+            if let Err(e) = self.life.release_pin(&c.pin).await {
+                tracing::warn!(blob = %c.sha256, "cannot release an upload's pin (it will expire): {e}");
+            }
+        }
+    }
+
+    /// Commits `staged` and records it with `record` (given the pin), releasing the bytes when the
+    /// record fails.
+    pub async fn store<T, F, Fut>(&self, staged: StagedBlob, record: F) -> Result<T, IngestError>
+    where
+        F: FnOnce(Committed) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let committed = self.commit(staged).await?;
+        match record(committed.clone()).await {
+            Ok(recorded) => Ok(recorded),
+            Err(e) => {
+                self.release(std::slice::from_ref(&committed)).await;
+                Err(e.into())
+            }
+        }
+    }
+}

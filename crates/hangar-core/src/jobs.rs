@@ -1,0 +1,125 @@
+//! The durable job queue's vocabulary: a job as it is queued and claimed, the store that holds the
+//! queue, and the kinds of work that the metadata store itself enqueues inside its transactions.
+//!
+//! A job is a row. Claiming it takes a lease (owner and expiry); a worker that dies loses its lease
+//! and the job is claimed again by another. A job that succeeds is removed; one that fails is put
+//! back with a later `run_after`, and after too many attempts is kept as `failed` for an operator.
+
+use crate::store::StoreResult;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// A job to put in the queue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: String,
+    pub payload: serde_json::Value,
+    /// At most one queued job per key: enqueueing again moves the existing one (to the later of the
+    /// two `run_after`s) instead of adding a second. Periodic work uses it so that several nodes
+    /// scheduling the same chore queue it once.
+    pub unique_key: Option<String>,
+    /// Not before this time (epoch ms).
+    pub run_after: i64,
+    /// With a unique key: leave a queued job of that key as it is instead of moving it.
+    pub keep_existing: bool,
+}
+
+impl NewJob {
+    /// A job of a typed kind, due at `run_after`.
+    pub fn of<J: JobKind>(job: &J, run_after: i64) -> NewJob {
+        NewJob {
+            kind: J::KIND.to_string(),
+            // Job payloads are plain data structs: serializing them cannot fail.
+            payload: serde_json::to_value(job).unwrap_or(serde_json::Value::Null),
+            unique_key: None,
+            run_after,
+            keep_existing: false,
+        }
+    }
+
+    pub fn unique(mut self, key: impl Into<String>) -> NewJob {
+        self.unique_key = Some(key.into());
+        self
+    }
+
+    /// Queue it only if no job of its unique key is queued already.
+    pub fn if_absent(mut self) -> NewJob {
+        self.keep_existing = true;
+        self
+    }
+}
+
+/// A job that a worker holds a lease on.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    /// Attempts so far, this one included.
+    pub attempts: i64,
+}
+
+/// How many jobs wait, and how many gave up, for health and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    pub queued: i64,
+    pub running: i64,
+    pub failed: i64,
+}
+
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    async fn enqueue(&self, job: &NewJob) -> StoreResult<()>;
+    /// Takes up to `limit` jobs that are due (or whose lease expired), leasing them to `owner` for
+    /// `lease_ms`. The time is read once the claim holds the queue, so that a claim that waited for
+    /// another does not hand out a lease that already ran out. Two workers never hold the same job
+    /// at once.
+    async fn claim_jobs(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ClaimedJob>>;
+    /// Extends a lease still held by `owner`; false when it was lost (expired and taken over).
+    async fn extend_lease(&self, id: i64, owner: &str, lease_until: i64) -> StoreResult<bool>;
+    /// The job succeeded: it leaves the queue (unless it was enqueued again meanwhile).
+    async fn complete_job(&self, id: i64, owner: &str) -> StoreResult<()>;
+    /// The job failed: it runs again at `run_after`, or is kept as failed when `give_up`.
+    async fn retry_job(
+        &self,
+        id: i64,
+        owner: &str,
+        run_after: i64,
+        error: &str,
+        give_up: bool,
+    ) -> StoreResult<()>;
+    async fn queue_counts(&self) -> StoreResult<QueueCounts>;
+    /// Jobs of `kind` that are due now or running: work that has to happen before the queue is
+    /// quiet for that kind.
+    async fn due_jobs(&self, kind: &str, now: i64) -> StoreResult<i64>;
+    /// When the earliest queued job is due (None: the queue is empty), so a worker sleeps no longer.
+    async fn next_due(&self) -> StoreResult<Option<i64>>;
+}
+
+/// A typed job: its kind names it in the queue, its fields are its payload.
+pub trait JobKind: Serialize + for<'de> Deserialize<'de> + Send {
+    const KIND: &'static str;
+}
+
+/// Delete a blob's bytes if nothing references or pins it (enqueued when its last reference goes,
+/// and when a pin expires unused).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CollectBlob {
+    pub sha256: String,
+}
+
+impl JobKind for CollectBlob {
+    const KIND: &'static str = "collect-blob";
+}
+
+impl CollectBlob {
+    /// One queued collection per blob.
+    pub fn unique_key(sha256: &str) -> String {
+        format!("collect-blob:{sha256}")
+    }
+}

@@ -1,0 +1,143 @@
+//! Periodic chores: expiry, purging, sweeping and pruning. Each is one queued job (its kind is its
+//! unique key) that queues its own next run when it finishes, so that any number of nodes run each
+//! chore once per interval between them.
+
+use crate::blobs::SweepOrphanBlobs;
+use crate::{Job, JobContext, JobError, Runner};
+use hangar_core::jobs::{JobKind, JobStore, NewJob};
+use hangar_core::now_ms;
+use hangar_core::store::StoreError;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Finished deliveries, unfurl queue items and dispatched events are kept this long, for inspection.
+const HISTORY_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Temporaries younger than this are never swept, even unlocked (one may be between its creation
+/// and its lock).
+const TEMP_MIN_AGE: Duration = Duration::from_secs(600);
+
+/// A chore: a job that runs again every `INTERVAL`.
+#[async_trait::async_trait]
+pub trait Chore: JobKind + Sync + Default {
+    const INTERVAL: Duration;
+    async fn work(&self, ctx: &JobContext) -> Result<(), JobError>;
+}
+
+#[async_trait::async_trait]
+impl<C: Chore> Job for C {
+    async fn run(&self, ctx: &JobContext) -> Result<(), JobError> {
+        self.work(ctx).await?;
+        // Re-queued under the same key while it runs: the runner's completion then leaves it.
+        let next = NewJob::of(self, now_ms() + C::INTERVAL.as_millis() as i64).unique(C::KIND);
+        ctx.jobs.enqueue(&next).await?;
+        Ok(())
+    }
+}
+
+macro_rules! chore {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, every $interval:expr, |$ctx:ident| $body:block) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+        pub struct $name {}
+
+        impl JobKind for $name {
+            const KIND: &'static str = $kind;
+        }
+
+        #[async_trait::async_trait]
+        impl Chore for $name {
+            const INTERVAL: Duration = $interval;
+            async fn work(&self, $ctx: &JobContext) -> Result<(), JobError> $body
+        }
+    };
+}
+
+chore!(
+    /// Two-stage uploads whose URL expired, and quota reservations whose lease ran out.
+    ExpireUploads, "expire-uploads", every Duration::from_secs(60), |ctx| {
+        ctx.storage.expire_uploads(now_ms()).await?;
+        Ok(())
+    }
+);
+
+chore!(
+    /// Sessions past their expiry.
+    PurgeSessions, "purge-sessions", every Duration::from_secs(60), |ctx| {
+        ctx.identity.purge_sessions(now_ms()).await?;
+        Ok(())
+    }
+);
+
+chore!(
+    /// Blob pins that their upload never used (it crashed or failed): their blobs get collected.
+    ExpirePins, "expire-pins", every Duration::from_secs(60), |ctx| {
+        ctx.blob_life.expire_pins(now_ms()).await?;
+        Ok(())
+    }
+);
+
+chore!(
+    /// Temporaries that no upload holds any more.
+    SweepTemporaries, "sweep-temporaries", every Duration::from_secs(3600), |ctx| {
+        let n = ctx.blobs.remove_temporaries(Some(TEMP_MIN_AGE)).await?;
+        if n > 0 {
+            tracing::info!("removed {n} abandoned temporary files");
+        }
+        Ok(())
+    }
+);
+
+chore!(
+    /// Old finished deliveries, unfurl queue items, expired application tokens and dispatched events.
+    PruneHistory, "prune-history", every Duration::from_secs(3600), |ctx| {
+        let before = now_ms() - HISTORY_RETENTION.as_millis() as i64;
+        let n = ctx.apps.prune_app_data(before).await?;
+        if n > 0 {
+            tracing::info!(rows = n, "pruned old deliveries, unfurl queue items and events");
+        }
+        Ok(())
+    }
+);
+
+#[async_trait::async_trait]
+impl Chore for SweepOrphanBlobs {
+    const INTERVAL: Duration = Duration::from_secs(24 * 3600);
+    async fn work(&self, ctx: &JobContext) -> Result<(), JobError> {
+        SweepOrphanBlobs::sweep(ctx).await?;
+        Ok(())
+    }
+}
+
+pub(crate) fn register_all(runner: &mut Runner) {
+    runner.register::<ExpireUploads>();
+    runner.register::<PurgeSessions>();
+    runner.register::<ExpirePins>();
+    runner.register::<SweepTemporaries>();
+    runner.register::<PruneHistory>();
+    runner.register::<SweepOrphanBlobs>();
+}
+
+async fn schedule<C: Chore>(jobs: &dyn JobStore) -> Result<(), StoreError> {
+    jobs.enqueue(
+        &NewJob::of(&C::default(), now_ms())
+            .unique(C::KIND)
+            .if_absent(),
+    )
+    .await
+}
+
+/// Queues every chore that is not queued yet (a new database, or a chore of a newer version), due
+/// now. Every node calls it at start; a chore already queued is left where it is. The orphan sweep
+/// also runs once after a start (one run however many nodes start together).
+pub async fn schedule_chores(jobs: &dyn JobStore) -> Result<(), StoreError> {
+    schedule::<ExpireUploads>(jobs).await?;
+    schedule::<PurgeSessions>(jobs).await?;
+    schedule::<ExpirePins>(jobs).await?;
+    schedule::<SweepTemporaries>(jobs).await?;
+    schedule::<PruneHistory>(jobs).await?;
+    schedule::<SweepOrphanBlobs>(jobs).await?;
+    let after_start = NewJob::of(&SweepOrphanBlobs::default(), now_ms())
+        .unique(format!("{}:after-start", SweepOrphanBlobs::KIND))
+        .if_absent();
+    jobs.enqueue(&after_start).await
+}

@@ -1,0 +1,243 @@
+//! The runner against a real SQLite file and a real blob directory: two workers share one queue,
+//! a killed worker's job is taken over, and the collector races uploads of the same bytes.
+
+use super::*;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use hangar_blob::{ByteStream, Ingest, LocalBlobStore};
+use hangar_core::model::{NewAttachment, Role};
+use hangar_core::store::{AttachmentStore, IdentityStore};
+use hangar_core::AttachmentState;
+use hangar_db::SqliteStore;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+struct Installation {
+    dir: tempfile::TempDir,
+}
+
+impl Installation {
+    fn new() -> Installation {
+        Installation {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// One process's view: its own pool on the shared database, the shared blob directory.
+    async fn node(&self, grace: Duration) -> (SqliteStore, Runner) {
+        let url = format!("sqlite://{}/hangar.db", self.dir.path().display());
+        let store = SqliteStore::open(&url)
+            .await
+            .unwrap()
+            .with_blob_grace(grace);
+        let blobs = Arc::new(LocalBlobStore::open(self.dir.path().join("blobs")).unwrap());
+        let ctx = JobContext {
+            jobs: Arc::new(store.clone()),
+            blob_life: Arc::new(store.clone()),
+            blobs,
+            storage: Arc::new(store.clone()),
+            identity: Arc::new(store.clone()),
+            apps: Arc::new(store.clone()),
+            blob_grace: grace,
+        };
+        let settings = RunnerSettings {
+            lease: Duration::from_secs(1),
+            poll: Duration::from_millis(20),
+            backoff_base: Duration::from_millis(10),
+            ..RunnerSettings::default()
+        };
+        let mut runner = Runner::new(ctx, store.job_signal(), settings);
+        runner.register::<Count>();
+        runner.register::<HangOnce>();
+        (store, runner)
+    }
+}
+
+/// Counts its runs per `n`.
+#[derive(Serialize, Deserialize)]
+struct Count {
+    n: usize,
+}
+
+static COUNTS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+impl JobKind for Count {
+    const KIND: &'static str = "test-count";
+}
+
+#[async_trait::async_trait]
+impl Job for Count {
+    async fn run(&self, _ctx: &JobContext) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let mut counts = COUNTS.lock().unwrap();
+        if counts.len() <= self.n {
+            counts.resize(self.n + 1, 0);
+        }
+        counts[self.n] += 1;
+        Ok(())
+    }
+}
+
+/// Hangs on its first run (its worker is then killed), finishes on the next.
+#[derive(Serialize, Deserialize)]
+struct HangOnce {}
+
+static HUNG: AtomicBool = AtomicBool::new(false);
+static HANG_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+impl JobKind for HangOnce {
+    const KIND: &'static str = "test-hang-once";
+}
+
+#[async_trait::async_trait]
+impl Job for HangOnce {
+    async fn run(&self, _ctx: &JobContext) -> Result<(), JobError> {
+        HANG_RUNS.fetch_add(1, Ordering::SeqCst);
+        if !HUNG.swap(true, Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+}
+
+async fn wait_for_empty_queue(store: &SqliteStore) {
+    for _ in 0..1000 {
+        let c = store.queue_counts().await.unwrap();
+        if c.queued + c.running == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "the queue did not drain: {:?}",
+        store.queue_counts().await.unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_on_one_database_run_each_job_once() {
+    let install = Installation::new();
+    let (a_store, a) = install.node(Duration::ZERO).await;
+    let (_b_store, b) = install.node(Duration::ZERO).await;
+    let jobs = 200;
+    for n in 0..jobs {
+        enqueue(&a_store, &Count { n }).await.unwrap();
+    }
+    let (ta, tb) = (a.spawn(), b.spawn());
+    wait_for_empty_queue(&a_store).await;
+    ta.abort();
+    tb.abort();
+    let counts = COUNTS.lock().unwrap().clone();
+    assert_eq!(counts.len(), jobs);
+    let twice: Vec<usize> = (0..jobs).filter(|&n| counts[n] != 1).collect();
+    assert!(twice.is_empty(), "jobs not run exactly once: {twice:?}");
+}
+
+#[test]
+fn a_killed_workers_job_is_taken_over_after_its_lease() {
+    let install = Installation::new();
+    // The first worker lives in its own runtime, shut down mid-job like a killed process: its job
+    // and its lease renewals stop at once.
+    let doomed = tokio::runtime::Runtime::new().unwrap();
+    doomed.block_on(async {
+        let (store, runner) = install.node(Duration::ZERO).await;
+        enqueue(&store, &HangOnce {}).await.unwrap();
+        runner.spawn();
+        while HANG_RUNS.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    doomed.shutdown_background();
+
+    let survivor = tokio::runtime::Runtime::new().unwrap();
+    survivor.block_on(async {
+        let (store, runner) = install.node(Duration::ZERO).await;
+        // Still leased to the dead worker: nothing to run yet.
+        assert_eq!(runner.run_pending().await.unwrap(), 0);
+        assert_eq!(store.queue_counts().await.unwrap().running, 1);
+        let mut ran = 0;
+        for _ in 0..200 {
+            ran += runner.run_pending().await.unwrap();
+            if ran > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(ran, 1, "the job was taken over once its lease ran out");
+        assert_eq!(HANG_RUNS.load(Ordering::SeqCst), 2);
+        let counts = store.queue_counts().await.unwrap();
+        assert_eq!(counts.queued + counts.running + counts.failed, 0);
+    });
+}
+
+fn body(bytes: &'static [u8]) -> ByteStream {
+    futures_util::stream::iter([Ok(Bytes::from_static(bytes))]).boxed()
+}
+
+async fn upload(ingest: &Ingest, store: &SqliteStore, owner: i64, bytes: &'static [u8]) -> i64 {
+    let staged = ingest.receive(body(bytes), 1 << 20).await.unwrap();
+    let id = hangar_core::ids::random_id();
+    ingest
+        .store(staged, |c| async move {
+            let new = NewAttachment {
+                id,
+                uploader_id: owner,
+                file_name: "same.bin".into(),
+                content_type: "application/octet-stream".into(),
+                size: c.size as i64,
+                sha256: c.sha256,
+                state: AttachmentState::ReadyForDownloadFromServerToClient,
+                media_context: None,
+                stores_blob: true,
+                pin: Some(c.pin),
+            };
+            store.create_attachments(&[new], None).await
+        })
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collector_racing_an_upload_of_the_same_bytes_never_loses_them() {
+    let install = Installation::new();
+    // Grace zero: every drop of the last reference makes the bytes collectable at once.
+    let (store, runner) = install.node(Duration::ZERO).await;
+    let (other_store, other_runner) = install.node(Duration::ZERO).await;
+    let blobs = runner.context().blobs.clone();
+    let ingest = Ingest::new(blobs.clone(), Arc::new(other_store.clone()));
+    let owner = store
+        .create_member("alice", "h", "Alice", Role::Member)
+        .await
+        .unwrap()
+        .id;
+    const BYTES: &[u8] = b"the same bytes, uploaded again and again";
+    let sha = hex_sha256(BYTES);
+    for round in 0..60 {
+        let first = upload(&ingest, &other_store, owner, BYTES).await;
+        store.delete_attachment(first).await.unwrap();
+        // The collector (on one node) and a new upload of the same bytes (on the other) race.
+        let (collected, second) = tokio::join!(
+            runner.run_pending(),
+            upload(&ingest, &other_store, owner, BYTES)
+        );
+        collected.unwrap();
+        other_runner.run_pending().await.unwrap();
+        assert!(
+            blobs.exists(&sha).await.unwrap(),
+            "round {round}: attachment {second} refers to bytes that were deleted"
+        );
+        store.delete_attachment(second).await.unwrap();
+        runner.run_pending().await.unwrap();
+        assert!(
+            !blobs.exists(&sha).await.unwrap(),
+            "round {round}: unreferenced bytes were kept"
+        );
+    }
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
