@@ -9,20 +9,21 @@
 
 use crate::auth::Caller;
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
-use crate::secrets::{new_secret, new_signing_key};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
+use hangar_core::app_ops;
 use hangar_core::apps::{self as rules, Context};
 use hangar_core::ids::{new_token, random_id, token_hash};
 use hangar_core::now_ms;
+use hangar_core::secrets::{new_secret, new_signing_key};
 use hangar_core::store::{AppItem, AppRecord, AppToken, Delivery, StoreError};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 pub const PARAMETER_LIMIT: i64 = 100;
 /// The right the unfurl queue calls need (granted in the global context).
-pub const UNFURLS: &str = "Unfurls.Provide";
+pub use hangar_core::app_ops::{queue_key, UNFURLS};
 const PARAMETER_KEY_MAX: usize = 64;
 const PARAMETER_VALUE_MAX: usize = 1000;
 const KEY_LIMIT: i64 = 50;
@@ -112,26 +113,7 @@ pub async fn modify(
     id: i64,
     change: impl Fn(&mut AppRecord) -> ApiResult<()>,
 ) -> ApiResult<AppRecord> {
-    for _ in 0..8 {
-        let mut app = state
-            .apps
-            .app(id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("application"))?;
-        change(&mut app)?;
-        match state
-            .apps
-            .update_app(app.id, app.version, &app.name, app.archived, &app.doc)
-            .await
-        {
-            Err(StoreError::Conflict(_)) => continue,
-            other => return Ok(other?),
-        }
-    }
-    Err(ApiError::conflict(
-        "busy",
-        "the application is being changed by others: try again",
-    ))
+    app_ops::modify_app(state.apps.as_ref(), id, change).await
 }
 
 fn doc_str<'a>(doc: &'a Value, key: &str) -> Option<&'a str> {
@@ -149,31 +131,12 @@ pub fn app_secret(state: &AppState, app: &AppRecord, name: &str) -> ApiResult<Op
 
 /// The secret `name` sealed under `holder["secrets"]` (an application's doc, a webhook), opened.
 pub fn open_secret(state: &AppState, holder: &Value, name: &str) -> ApiResult<Option<String>> {
-    match holder
-        .get("secrets")
-        .and_then(|s| s.get(name))
-        .and_then(Value::as_str)
-    {
-        Some(sealed) => Ok(Some(
-            state.secrets.open(sealed).map_err(ApiError::internal)?,
-        )),
-        None => Ok(None),
-    }
+    app_ops::open_secret(&state.secrets, holder, name).map_err(ApiError::internal)
 }
 
 /// Seals `value` as the secret `name` of `holder` (None removes it).
 pub fn set_secret(state: &AppState, holder: &mut Value, name: &str, value: Option<&str>) {
-    if !holder.get("secrets").is_some_and(Value::is_object) {
-        holder["secrets"] = json!({});
-    }
-    match value {
-        Some(v) => holder["secrets"][name] = json!(state.secrets.seal(v)),
-        None => {
-            if let Some(m) = holder["secrets"].as_object_mut() {
-                m.remove(name);
-            }
-        }
-    }
+    app_ops::set_secret(&state.secrets, holder, name, value)
 }
 
 /// The ES_App shape.
@@ -446,9 +409,6 @@ pub async fn create(
         .apps
         .create_app(&client_id, &draft.name, &draft.doc, init.as_ref())
         .await?;
-    if init.is_some() {
-        crate::delivery::wake_sender();
-    }
     Ok((StatusCode::CREATED, Json(app_json(&app))))
 }
 
@@ -480,26 +440,18 @@ async fn enqueue_app_payload(
         .apps
         .enqueue_delivery(&app_payload(state, app.id, kind, payload))
         .await?;
-    crate::delivery::wake_sender();
     Ok(())
 }
 
 /// A payload for the application's endpoint, sealed, due now.
 fn app_payload(state: &AppState, app_id: i64, kind: &str, payload: Value) -> Delivery {
-    let now = now_ms();
-    Delivery {
-        id: format!("msg_{}", hex::encode(rand::random::<[u8; 16]>())),
+    Delivery::pending(
+        format!("msg_{}", hex::encode(rand::random::<[u8; 16]>())),
         app_id,
-        webhook_id: None,
-        kind: kind.to_string(),
-        body: state.secrets.seal(&payload.to_string()),
-        status: "pending".into(),
-        attempts: 0,
-        next_attempt_utc: now,
-        last_status: None,
-        last_error: None,
-        created_utc: now,
-    }
+        None,
+        kind,
+        state.secrets.seal(&payload.to_string()),
+    )
 }
 
 #[derive(Deserialize)]
@@ -603,14 +555,7 @@ pub async fn update(
 
 /// Archives the application and ends its access.
 pub async fn archive(state: &AppState, id: i64) -> ApiResult<AppRecord> {
-    let app = modify(state, id, |a| {
-        a.archived = true;
-        a.doc["state"] = json!("archived");
-        Ok(())
-    })
-    .await?;
-    state.apps.delete_app_tokens(id).await?;
-    Ok(app)
+    Ok(app_ops::archive_app(state.apps.as_ref(), id).await?)
 }
 
 pub async fn remove(
@@ -774,7 +719,7 @@ async fn regenerate(
             // The old key keeps signing beside the new one for a grace period (delivery.rs).
             if let Some(old) = a.doc.get("secrets").and_then(|s| s.get(name)).cloned() {
                 a.doc["secrets"]["previousSigningKey"] = old;
-                a.doc["previousSigningKeyUntil"] = json!(now_ms() + crate::delivery::KEY_GRACE_MS);
+                a.doc["previousSigningKeyUntil"] = json!(now_ms() + app_ops::KEY_GRACE_MS);
             }
         }
         set_secret(state, &mut a.doc, name, Some(&value));
@@ -1306,14 +1251,7 @@ pub async fn app_granted(
     right: &str,
     context: &str,
 ) -> ApiResult<bool> {
-    for scope in [context, "global"] {
-        if let Some(item) = state.apps.item(app_id, "right", scope, right).await? {
-            if item.value.get("status").and_then(Value::as_str) == Some("GRANTED") {
-                return Ok(true);
-            }
-        }
-    }
-    Ok(false)
+    Ok(app_ops::app_granted(state.apps.as_ref(), app_id, right, context).await?)
 }
 
 /// For a caller that is an application acting as itself: whether its rights and token scope allow
@@ -2052,11 +1990,6 @@ pub async fn unfurl_patterns(
 pub struct QueueQuery {
     from_etag: Option<i64>,
     batch_size: Option<i64>,
-}
-
-/// The queue key of an etag: zero-padded so that text order is number order.
-pub fn queue_key(etag: i64) -> String {
-    format!("{etag:020}")
 }
 
 pub async fn unfurl_queue(

@@ -4,16 +4,13 @@ mod applications;
 pub mod attachments;
 pub mod auth;
 mod chat;
-pub mod delivery;
 mod download;
 pub mod error;
-mod fetch;
 mod identity;
 mod links;
 mod oauth;
 mod projects;
 mod quota;
-mod secrets;
 mod spaces;
 mod storage;
 mod uploads;
@@ -24,7 +21,9 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use hangar_blob::{BlobStore, Ingest};
+use hangar_core::secrets::Secrets;
 use hangar_core::store::*;
+use hangar_jobs::fetch;
 use std::sync::Arc;
 
 pub use error::ApiError;
@@ -105,9 +104,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub fetcher: Arc<fetch::Fetcher>,
     pub apps: Arc<dyn AppStore>,
-    pub secrets: Arc<secrets::Secrets>,
-    /// Wakes the webhook dispatcher when something may have happened.
-    pub deliveries: Arc<tokio::sync::Notify>,
+    pub secrets: Arc<Secrets>,
     /// Serializes read-modify-write changes of application items (a webhook's settings and keys, a
     /// right's status): one server process owns the data dir, so an in-process lock suffices.
     pub item_lock: Arc<tokio::sync::Mutex<()>>,
@@ -137,8 +134,7 @@ impl AppState {
             attachments: Arc::new(store.clone()),
             apps: Arc::new(store.clone()),
             storage: Arc::new(store),
-            secrets: Arc::new(secrets::Secrets::new(&settings.link_key)),
-            deliveries: Arc::new(tokio::sync::Notify::new()),
+            secrets: Arc::new(Secrets::new(&settings.link_key)),
             item_lock: Arc::new(tokio::sync::Mutex::new(())),
             blobs,
             fetcher: Arc::new(fetch::Fetcher::new(

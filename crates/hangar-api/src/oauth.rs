@@ -4,7 +4,6 @@
 
 use crate::applications::{app_secret, modify, parse_scope, ACCESS_TOKEN_TTL_MS};
 use crate::auth::Caller;
-use crate::secrets::same;
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -13,6 +12,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use base64::Engine;
 use hangar_core::ids::{new_token, random_id, token_hash};
 use hangar_core::now_ms;
+use hangar_core::secrets::same;
 use hangar_core::store::{AppRecord, AppToken};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

@@ -5,7 +5,6 @@
 use crate::auth::Caller;
 use crate::download::{serve, Download};
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
-use crate::fetch::FetchError;
 use crate::quota::Reservation;
 use crate::spaces::visible_space;
 use crate::uploads::{body_stream, declared_in};
@@ -24,6 +23,7 @@ use hangar_core::model::{
 };
 use hangar_core::now_ms;
 use hangar_core::storage_path::StoragePath;
+use hangar_jobs::fetch::FetchError;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};

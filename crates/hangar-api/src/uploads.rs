@@ -68,32 +68,12 @@ pub(crate) fn check_declared_length(state: &AppState, headers: &HeaderMap) -> Ap
 /// The request body as a stream of bytes that fails when the client sends nothing for
 /// `BODY_IDLE_TIMEOUT`, so a stalled upload cannot hold its connection and temporary file forever.
 pub(crate) fn body_stream(body: Body) -> ByteStream {
-    idle_limited(
+    hangar_blob::idle_limited(
         body.into_data_stream()
             .map_err(std::io::Error::other)
             .boxed(),
         BODY_IDLE_TIMEOUT,
     )
-}
-
-/// Fails a byte stream that pauses longer than `idle`.
-pub(crate) fn idle_limited(stream: ByteStream, idle: std::time::Duration) -> ByteStream {
-    futures_util::stream::unfold(Some(stream), move |state| async move {
-        let mut inner = state?;
-        match tokio::time::timeout(idle, inner.next()).await {
-            Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(inner))),
-            Ok(Some(Err(e))) => Some((Err(e), None)),
-            Ok(None) => None,
-            Err(_) => Some((
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no data arrived for {} s", idle.as_secs()),
-                )),
-                None,
-            )),
-        }
-    })
-    .boxed()
 }
 
 /// Records staged files as the caller's attachments (linked to `message_id` when given). A file whose

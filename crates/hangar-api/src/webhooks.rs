@@ -7,13 +7,13 @@ use crate::applications::{
 };
 use crate::auth::Caller;
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
-use crate::secrets::new_signing_key;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use hangar_core::apps::{self as rules, Context};
 use hangar_core::ids::random_id;
 use hangar_core::now_ms;
+use hangar_core::secrets::new_signing_key;
 use hangar_core::store::{AppItem, AppRecord};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -518,7 +518,8 @@ pub async fn regenerate_signing_key(
     // The old key keeps signing beside the new one for a grace period.
     if let Some(old) = item.value["secrets"].get("signingKey").cloned() {
         item.value["secrets"]["previousSigningKey"] = old;
-        item.value["previousSigningKeyUntil"] = json!(now_ms() + crate::delivery::KEY_GRACE_MS);
+        item.value["previousSigningKeyUntil"] =
+            json!(now_ms() + hangar_core::app_ops::KEY_GRACE_MS);
     }
     set_secret(
         &state,
@@ -532,16 +533,7 @@ pub async fn regenerate_signing_key(
 
 /// The webhook's custom headers, opened.
 pub fn custom_headers(state: &AppState, webhook: &Value) -> ApiResult<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    for h in webhook["headers"].as_array().into_iter().flatten() {
-        let name = h["name"].as_str().unwrap_or("").to_string();
-        let value = state
-            .secrets
-            .open(h["value"].as_str().unwrap_or(""))
-            .map_err(ApiError::internal)?;
-        out.push((name, value));
-    }
-    Ok(out)
+    hangar_core::app_ops::custom_headers(&state.secrets, webhook).map_err(ApiError::internal)
 }
 
 #[derive(Deserialize)]

@@ -12,6 +12,7 @@ pub use local::LocalBlobStore;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -105,4 +106,24 @@ pub struct StoredBlob {
 /// A blob name is 64 lowercase hex digits; anything else names nothing (and never a path).
 pub fn valid_sha256(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Fails a byte stream that pauses longer than `idle`.
+pub fn idle_limited(stream: ByteStream, idle: std::time::Duration) -> ByteStream {
+    futures_util::stream::unfold(Some(stream), move |state| async move {
+        let mut inner = state?;
+        match tokio::time::timeout(idle, inner.next()).await {
+            Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(inner))),
+            Ok(Some(Err(e))) => Some((Err(e), None)),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no data arrived for {} s", idle.as_secs()),
+                )),
+                None,
+            )),
+        }
+    })
+    .boxed()
 }

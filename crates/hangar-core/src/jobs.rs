@@ -73,12 +73,14 @@ pub trait JobStore: Send + Sync {
     /// Takes up to `limit` jobs that are due (or whose lease expired), leasing them to `owner` for
     /// `lease_ms`. The time is read once the claim holds the queue, so that a claim that waited for
     /// another does not hand out a lease that already ran out. Two workers never hold the same job
-    /// at once.
+    /// at once. `kinds` with `only` restricts the claim to those kinds; without, excludes them.
     async fn claim_jobs(
         &self,
         owner: &str,
         lease_ms: i64,
         limit: i64,
+        kinds: &[&str],
+        only: bool,
     ) -> StoreResult<Vec<ClaimedJob>>;
     /// Extends a lease still held by `owner`; false when it was lost (expired and taken over).
     async fn extend_lease(&self, id: i64, owner: &str, lease_until: i64) -> StoreResult<bool>;
@@ -115,6 +117,27 @@ pub struct CollectBlob {
 
 impl JobKind for CollectBlob {
     const KIND: &'static str = "collect-blob";
+}
+
+/// Turn one outbox event into webhook deliveries and unfurl queue items (enqueued with the event,
+/// in the transaction of the change it describes).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DispatchEvent {
+    pub event_id: String,
+}
+
+impl JobKind for DispatchEvent {
+    const KIND: &'static str = "dispatch-event";
+}
+
+/// Send one webhook delivery (enqueued with the delivery; each failed attempt runs it again later).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Deliver {
+    pub delivery_id: String,
+}
+
+impl JobKind for Deliver {
+    const KIND: &'static str = "deliver";
 }
 
 impl CollectBlob {

@@ -1,6 +1,7 @@
 //! Hangar's domain: identifiers, attachment states, file-name and checksum rules, principals, and the
 //! traits the metadata store implements. No HTTP and no SQL live here.
 
+pub mod app_ops;
 pub mod apps;
 pub mod attachment;
 pub mod checksum;
@@ -12,6 +13,7 @@ pub mod jobs;
 pub mod model;
 pub mod net;
 pub mod range;
+pub mod secrets;
 pub mod storage_path;
 pub mod store;
 

@@ -363,6 +363,32 @@ pub struct Delivery {
     pub created_utc: i64,
 }
 
+impl Delivery {
+    /// A delivery due now, not attempted yet.
+    pub fn pending(
+        id: String,
+        app_id: i64,
+        webhook_id: Option<String>,
+        kind: &str,
+        body: String,
+    ) -> Delivery {
+        let now = crate::now_ms();
+        Delivery {
+            id,
+            app_id,
+            webhook_id,
+            kind: kind.to_string(),
+            body,
+            status: "pending".into(),
+            attempts: 0,
+            next_attempt_utc: now,
+            last_status: None,
+            last_error: None,
+            created_utc: now,
+        }
+    }
+}
+
 pub struct AppPage {
     pub apps: Vec<AppRecord>,
     pub total: i64,
@@ -370,8 +396,8 @@ pub struct AppPage {
 
 #[async_trait]
 pub trait AppStore: Send + Sync {
-    /// Creates the application and the member it acts as, and queues its first payload (InitPayload)
-    /// if any, in one transaction.
+    /// Creates the application and the member it acts as, and queues its first payload (InitPayload,
+    /// with its `Deliver` job) if any, in one transaction.
     async fn create_app(
         &self,
         client_id: &str,
@@ -457,25 +483,21 @@ pub trait AppStore: Send + Sync {
     ) -> StoreResult<bool>;
     async fn delete_items(&self, app_id: i64, kind: &str, scope: Option<&str>) -> StoreResult<u64>;
 
-    /// Outbox events after `seq`, oldest first, and where the dispatcher stopped.
-    async fn events_after(&self, seq: i64, limit: i64) -> StoreResult<Vec<EventRecord>>;
-    async fn dispatch_cursor(&self) -> StoreResult<i64>;
-    /// In one transaction: moves the cursor to `seq` and records the deliveries and items the events
-    /// up to it produced, so that each event is dispatched exactly once.
-    async fn dispatch(
+    /// One outbox event.
+    async fn event(&self, id: &str) -> StoreResult<Option<EventRecord>>;
+    /// In one transaction: records the deliveries (each with its `Deliver` job) and unfurl items that
+    /// an event produced, and marks the event dispatched. Deliveries and items have ids derived from
+    /// the event, so dispatching an event twice (a dispatcher that died before finishing its job)
+    /// records each once.
+    async fn record_dispatch(
         &self,
-        seq: i64,
+        event_id: &str,
         deliveries: &[Delivery],
         items: &[AppItem],
     ) -> StoreResult<()>;
+    /// Records a delivery and queues its `Deliver` job, in one transaction.
     async fn enqueue_delivery(&self, delivery: &Delivery) -> StoreResult<()>;
-    /// Claims up to `limit` pending deliveries due at `now`, leasing them until `lease_until`.
-    async fn claim_deliveries(
-        &self,
-        now: i64,
-        lease_until: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<Delivery>>;
+    async fn delivery(&self, id: &str) -> StoreResult<Option<Delivery>>;
     async fn finish_delivery(&self, delivery: &Delivery) -> StoreResult<()>;
     async fn deliveries(&self, app_id: i64, kind: Option<&str>) -> StoreResult<Vec<Delivery>>;
     /// Forgets finished deliveries, unfurl queue items, expired tokens and dispatched events from

@@ -1,9 +1,11 @@
 //! Applications, their tokens and keyed items, and the webhook delivery outbox.
 
+use crate::jobs::enqueue_in;
 use crate::rows::MEMBER_COLUMNS;
 use crate::{backend, map_err, SqliteStore};
 use async_trait::async_trait;
 use hangar_core::ids::random_id;
+use hangar_core::jobs::{Deliver, NewJob};
 use hangar_core::model::Member;
 use hangar_core::now_ms;
 use hangar_core::store::*;
@@ -77,8 +79,10 @@ fn delivery(row: &SqliteRow) -> Delivery {
     }
 }
 
+/// Records a delivery (once: ids are derived from what is delivered) and, for a new pending one, the
+/// job that sends it.
 async fn insert_delivery(conn: &mut sqlx::SqliteConnection, d: &Delivery) -> StoreResult<()> {
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO deliveries (id, app_id, webhook_id, kind, body, status, attempts, \
          next_attempt_utc, created_utc, last_error) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?) \
          ON CONFLICT (id) DO NOTHING",
@@ -92,9 +96,18 @@ async fn insert_delivery(conn: &mut sqlx::SqliteConnection, d: &Delivery) -> Sto
     .bind(d.next_attempt_utc)
     .bind(d.created_utc)
     .bind(&d.last_error)
-    .execute(conn)
+    .execute(&mut *conn)
     .await
     .map_err(backend)?;
+    if inserted.rows_affected() == 1 && d.status == "pending" {
+        let job = NewJob::of(
+            &Deliver {
+                delivery_id: d.id.clone(),
+            },
+            d.next_attempt_utc,
+        );
+        enqueue_in(conn, &job).await?;
+    }
     Ok(())
 }
 
@@ -206,7 +219,7 @@ impl AppStore for SqliteStore {
             };
             insert_delivery(&mut tx, &d).await?;
         }
-        tx.commit().await.map_err(backend)?;
+        self.commit_queued(tx).await?;
         Ok(record)
     }
 
@@ -606,86 +619,61 @@ impl AppStore for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn events_after(&self, seq: i64, limit: i64) -> StoreResult<Vec<EventRecord>> {
-        let rows = sqlx::query(
-            "SELECT seq, id, event_type, space_id, actor_id, payload, created_utc FROM events \
-             WHERE seq > ? ORDER BY seq LIMIT ?",
+    async fn event(&self, id: &str) -> StoreResult<Option<EventRecord>> {
+        let row = sqlx::query(
+            "SELECT seq, id, event_type, space_id, actor_id, payload, created_utc FROM events WHERE id = ?",
         )
-        .bind(seq)
-        .bind(limit)
-        .fetch_all(&self.pool)
+        .bind(id)
+        .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(rows
-            .iter()
-            .map(|r| EventRecord {
-                seq: r.get("seq"),
-                id: r.get("id"),
-                event_type: r.get("event_type"),
-                space_id: r.get("space_id"),
-                actor_id: r.get("actor_id"),
-                payload: json_col(r, "payload"),
-                created_utc: r.get("created_utc"),
-            })
-            .collect())
+        Ok(row.map(|r| EventRecord {
+            seq: r.get("seq"),
+            id: r.get("id"),
+            event_type: r.get("event_type"),
+            space_id: r.get("space_id"),
+            actor_id: r.get("actor_id"),
+            payload: json_col(&r, "payload"),
+            created_utc: r.get("created_utc"),
+        }))
     }
 
-    async fn dispatch_cursor(&self) -> StoreResult<i64> {
-        sqlx::query_scalar("SELECT seq FROM dispatch_cursor WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(backend)
-    }
-
-    async fn dispatch(
+    async fn record_dispatch(
         &self,
-        seq: i64,
+        event_id: &str,
         deliveries: &[Delivery],
         items: &[AppItem],
     ) -> StoreResult<()> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
+        let mut tx = self.write().await?;
         for d in deliveries {
             insert_delivery(&mut tx, d).await?;
         }
         for i in items {
             upsert_item(&mut tx, i).await?;
         }
-        sqlx::query("UPDATE dispatch_cursor SET seq = ? WHERE id = 1 AND seq < ?")
-            .bind(seq)
-            .bind(seq)
+        sqlx::query("UPDATE events SET dispatched = 1 WHERE id = ?")
+            .bind(event_id)
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        tx.commit().await.map_err(backend)
+        self.commit_queued(tx).await
     }
 
     async fn enqueue_delivery(&self, d: &Delivery) -> StoreResult<()> {
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        insert_delivery(&mut conn, d).await
+        let mut tx = self.write().await?;
+        insert_delivery(&mut tx, d).await?;
+        self.commit_queued(tx).await
     }
 
-    async fn claim_deliveries(
-        &self,
-        now: i64,
-        lease_until: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<Delivery>> {
-        let rows = sqlx::query(&format!(
-            "UPDATE deliveries SET next_attempt_utc = ? WHERE id IN (SELECT id FROM deliveries \
-             WHERE status = 'pending' AND next_attempt_utc <= ? ORDER BY next_attempt_utc LIMIT ?) \
-             RETURNING {DELIVERY_COLUMNS}"
+    async fn delivery(&self, id: &str) -> StoreResult<Option<Delivery>> {
+        let row = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?"
         ))
-        .bind(lease_until)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
+        .bind(id)
+        .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(rows.iter().map(delivery).collect())
+        Ok(row.as_ref().map(delivery))
     }
 
     async fn finish_delivery(&self, d: &Delivery) -> StoreResult<()> {
@@ -738,13 +726,11 @@ impl AppStore for SqliteStore {
             .await
             .map_err(backend)?;
         // Only events the webhook dispatcher has handled: the rest are still to be delivered.
-        let events = sqlx::query(
-            "DELETE FROM events WHERE created_utc < ? AND seq <= (SELECT seq FROM dispatch_cursor WHERE id = 1)",
-        )
-        .bind(before)
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
+        let events = sqlx::query("DELETE FROM events WHERE created_utc < ? AND dispatched = 1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
         Ok(deliveries.rows_affected()
             + queued.rows_affected()
             + tokens.rows_affected()

@@ -179,7 +179,7 @@ impl AttachmentStore for SqliteStore {
             )
             .await?;
         }
-        tx.commit().await.map_err(backend)?;
+        self.commit_queued(tx).await?;
         let mut out = Vec::with_capacity(new.len());
         for a in new {
             out.push(

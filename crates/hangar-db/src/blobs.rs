@@ -2,14 +2,11 @@
 //! other concerns' transactions.
 
 use crate::jobs::enqueue_in;
-use crate::{backend, SqliteStore};
+use crate::{backend, SqliteStore, Tx};
 use async_trait::async_trait;
-use hangar_core::jobs::{CollectBlob, NewJob};
+use hangar_core::jobs::{CollectBlob, DispatchEvent, NewJob};
 use hangar_core::now_ms;
 use hangar_core::store::{BlobLifecycleStore, BlobRecord, Collect, StoreError, StoreResult};
-use sqlx::{Sqlite, Transaction};
-
-pub(crate) type Tx = Transaction<'static, Sqlite>;
 
 /// One more reference to a blob (creating its row at the first), dropping the upload's pin that
 /// protected the bytes until now. Refused while the blob is being deleted: an upload pins first, so
@@ -77,7 +74,8 @@ async fn queue_collection(tx: &mut Tx, sha256: &str, at: i64) -> StoreResult<()>
     enqueue_in(tx, &job).await
 }
 
-/// Records a domain event in the outbox, in the transaction of the change it describes.
+/// Records a domain event in the outbox, in the transaction of the change it describes, with the job
+/// that dispatches it to webhooks (commit with `commit_queued` so that the runner starts at once).
 pub(crate) async fn record_event(
     tx: &mut Tx,
     event_type: &str,
@@ -98,7 +96,13 @@ pub(crate) async fn record_event(
     .execute(&mut **tx)
     .await
     .map_err(backend)?;
-    Ok(())
+    let job = NewJob::of(
+        &DispatchEvent {
+            event_id: hex::encode(id),
+        },
+        now_ms(),
+    );
+    enqueue_in(tx, &job).await
 }
 
 /// Whether nothing references the blob: no row, or a row at refcount 0.

@@ -191,7 +191,7 @@ impl ChatStore for SqliteStore {
             payload,
         )
         .await?;
-        tx.commit().await.map_err(backend)?;
+        self.commit_queued(tx).await?;
         self.message(id)
             .await?
             .ok_or(StoreError::NotFound("message"))

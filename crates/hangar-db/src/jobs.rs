@@ -2,13 +2,12 @@
 //! across processes, so two workers never take the same job; a lease that runs out makes a job
 //! claimable again. (On PostgreSQL the same claim is `FOR UPDATE SKIP LOCKED`.)
 
-use crate::blobs::Tx;
 use crate::{backend, SqliteStore};
 use async_trait::async_trait;
 use hangar_core::jobs::{ClaimedJob, JobStore, NewJob, QueueCounts};
 use hangar_core::now_ms;
 use hangar_core::store::StoreResult;
-use sqlx::Row;
+use sqlx::{Row, SqliteConnection};
 
 /// Longest error text kept with a job.
 const MAX_ERROR_LEN: usize = 2000;
@@ -16,7 +15,7 @@ const MAX_ERROR_LEN: usize = 2000;
 /// Enqueues a job inside the caller's transaction, so the job exists exactly when the change that
 /// causes it commits. With a unique key, a queued job of that key is moved to the later time
 /// instead; a running one is put back in the queue, so the change is seen by a fresh run.
-pub(crate) async fn enqueue_in(tx: &mut Tx, job: &NewJob) -> StoreResult<()> {
+pub(crate) async fn enqueue_in(conn: &mut SqliteConnection, job: &NewJob) -> StoreResult<()> {
     let on_conflict = if job.keep_existing {
         "DO NOTHING"
     } else {
@@ -32,7 +31,7 @@ pub(crate) async fn enqueue_in(tx: &mut Tx, job: &NewJob) -> StoreResult<()> {
     .bind(&job.unique_key)
     .bind(job.run_after)
     .bind(now_ms())
-    .execute(&mut **tx)
+    .execute(conn)
     .await
     .map_err(backend)?;
     Ok(())
@@ -44,7 +43,7 @@ impl JobStore for SqliteStore {
         let mut tx = self.write().await?;
         enqueue_in(&mut tx, job).await?;
         tx.commit().await.map_err(backend)?;
-        self.jobs_enqueued.notify_one();
+        self.signal_jobs();
         Ok(())
     }
 
@@ -53,25 +52,41 @@ impl JobStore for SqliteStore {
         owner: &str,
         lease_ms: i64,
         limit: i64,
+        kinds: &[&str],
+        only: bool,
     ) -> StoreResult<Vec<ClaimedJob>> {
+        let lane = match (kinds.is_empty(), only) {
+            (true, true) => return Ok(vec![]),
+            (true, false) => String::new(),
+            (false, _) => format!(
+                "AND kind {}IN ({})",
+                if only { "" } else { "NOT " },
+                vec!["?"; kinds.len()].join(", ")
+            ),
+        };
         let mut tx = self.write().await?;
         let now = now_ms();
         let lease_until = now + lease_ms;
-        let rows = sqlx::query(
+        let sql = format!(
             "UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM jobs \
-                WHERE (state = 'queued' AND run_after <= ?) OR (state = 'running' AND lease_until <= ?) \
+                WHERE ((state = 'queued' AND run_after <= ?) OR (state = 'running' AND lease_until <= ?)) {lane} \
                 ORDER BY run_after LIMIT ?) \
-             RETURNING id, kind, payload, attempts",
-        )
-        .bind(owner)
-        .bind(lease_until)
-        .bind(now)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(backend)?;
+             RETURNING id, kind, payload, attempts"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(owner)
+            .bind(lease_until)
+            .bind(now)
+            .bind(now);
+        for kind in kinds {
+            query = query.bind(*kind);
+        }
+        let rows = query
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(rows
             .iter()

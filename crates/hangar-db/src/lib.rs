@@ -19,7 +19,7 @@ use sqlx::SqlitePool;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::watch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -31,6 +31,9 @@ pub enum OpenError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// A write transaction of this store.
+pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
 /// How long an unreferenced blob's bytes are kept before the collector may delete them, unless set.
 pub const DEFAULT_BLOB_GRACE: Duration = Duration::from_secs(3600);
 
@@ -39,9 +42,10 @@ pub const DEFAULT_BLOB_GRACE: Duration = Duration::from_secs(3600);
 pub struct SqliteStore {
     pool: SqlitePool,
     blob_grace_ms: i64,
-    /// Signalled after a commit that queued jobs, so that this process's job runner starts at once
-    /// instead of at its next poll. Other processes find the jobs by polling.
-    jobs_enqueued: Arc<Notify>,
+    /// Counts commits that queued jobs, so that this process's job runners start at once instead of
+    /// at their next poll (each runner watches it; none misses a change). Other processes find the
+    /// jobs by polling.
+    jobs_enqueued: Arc<watch::Sender<u64>>,
 }
 
 impl SqliteStore {
@@ -75,7 +79,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             blob_grace_ms: DEFAULT_BLOB_GRACE.as_millis() as i64,
-            jobs_enqueued: Arc::new(Notify::new()),
+            jobs_enqueued: Arc::new(watch::Sender::new(0)),
         })
     }
 
@@ -93,14 +97,18 @@ impl SqliteStore {
         Ok(path.as_os_str() == ":memory:" || path.exists())
     }
 
-    /// Signalled when this store queued jobs (see the field).
-    pub fn job_signal(&self) -> Arc<Notify> {
-        self.jobs_enqueued.clone()
+    /// Changes when this store queued jobs (see the field).
+    pub fn job_signal(&self) -> watch::Receiver<u64> {
+        self.jobs_enqueued.subscribe()
+    }
+
+    fn signal_jobs(&self) {
+        self.jobs_enqueued.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// A write transaction: `BEGIN IMMEDIATE` takes SQLite's write lock at once, so the reads inside
     /// it see what the writes will be checked against (no other process writes in between).
-    async fn write(&self) -> Result<blobs::Tx, StoreError> {
+    async fn write(&self) -> Result<Tx, StoreError> {
         self.pool
             .begin_with("BEGIN IMMEDIATE")
             .await
@@ -108,9 +116,9 @@ impl SqliteStore {
     }
 
     /// Commits a transaction that may have queued jobs, and wakes this process's job runner.
-    async fn commit_queued(&self, tx: blobs::Tx) -> Result<(), StoreError> {
+    async fn commit_queued(&self, tx: Tx) -> Result<(), StoreError> {
         tx.commit().await.map_err(backend)?;
-        self.jobs_enqueued.notify_one();
+        self.signal_jobs();
         Ok(())
     }
 }

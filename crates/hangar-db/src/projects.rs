@@ -174,7 +174,7 @@ impl ProjectStore for SqliteStore {
             "issueId": id, "projectId": project_id, "number": number, "title": title, "status": status,
         });
         record_event(&mut tx, "Issue.Created", None, None, payload).await?;
-        tx.commit().await.map_err(backend)?;
+        self.commit_queued(tx).await?;
         self.issue_by_id(id)
             .await?
             .ok_or(StoreError::NotFound("issue"))
@@ -231,7 +231,7 @@ impl ProjectStore for SqliteStore {
         let ids: Vec<i64> = links.iter().map(|l| l.attachment_id).collect();
         let payload = serde_json::json!({ "issueId": issue_id, "addedAttachmentIds": ids });
         record_event(&mut tx, "Issue.Updated", None, None, payload).await?;
-        tx.commit().await.map_err(backend)?;
+        self.commit_queued(tx).await?;
         self.issue_by_id(issue_id)
             .await?
             .ok_or(StoreError::NotFound("issue"))

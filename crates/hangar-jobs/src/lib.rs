@@ -8,6 +8,8 @@
 
 mod blobs;
 mod chores;
+pub mod fetch;
+pub mod webhooks;
 
 pub use blobs::collect_blob;
 pub use chores::{schedule_chores, Chore};
@@ -16,20 +18,29 @@ use futures_util::future::BoxFuture;
 use hangar_blob::BlobStore;
 use hangar_core::jobs::{ClaimedJob, JobKind, JobStore, NewJob};
 use hangar_core::now_ms;
-use hangar_core::store::{AppStore, BlobLifecycleStore, IdentityStore, StorageStore, StoreError};
+use hangar_core::secrets::Secrets;
+use hangar_core::store::{
+    AppStore, BlobLifecycleStore, IdentityStore, ProjectStore, StorageStore, StoreError,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{watch, Semaphore};
 
-/// What jobs work with: the stores and the blob store, and the settings they need.
+/// What jobs work with: the stores, the blob store, the secrets and the outbound fetcher, and the
+/// settings they need. Never the HTTP state.
 pub struct JobContext {
     pub jobs: Arc<dyn JobStore>,
     pub blob_life: Arc<dyn BlobLifecycleStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub storage: Arc<dyn StorageStore>,
     pub identity: Arc<dyn IdentityStore>,
+    pub projects: Arc<dyn ProjectStore>,
     pub apps: Arc<dyn AppStore>,
+    pub secrets: Arc<Secrets>,
+    pub fetcher: Arc<fetch::Fetcher>,
+    /// The server's URL as clients see it (in webhook payloads).
+    pub public_url: String,
     /// How long unreferenced bytes are kept (SPEC §10); the orphan sweep spares younger blobs.
     pub blob_grace: Duration,
 }
@@ -46,6 +57,9 @@ pub enum JobError {
     UnknownKind(String),
     #[error("{0}")]
     Failed(String),
+    /// Not done yet: run again at `at` (epoch ms), for jobs that keep their own schedule.
+    #[error("{reason}")]
+    RetryAt { at: i64, reason: String },
 }
 
 /// A job that a runner can run: a typed payload and the work it does.
@@ -72,13 +86,26 @@ pub struct Runner {
     handlers: Arc<HashMap<&'static str, Handler>>,
     /// This runner's name in leases.
     owner: Arc<str>,
-    /// Woken by the store when this process queued jobs.
-    wake: Arc<Notify>,
+    /// Changes when this process queued jobs.
+    wake: watch::Receiver<u64>,
     settings: RunnerSettings,
 }
 
+/// Which kinds a runner takes: a node runs one runner for webhook deliveries (which may wait 20 s
+/// on a slow endpoint) and one for everything else, so that neither holds up the other.
+#[derive(Debug, Clone, Copy)]
+pub enum Lane {
+    All,
+    Only(&'static [&'static str]),
+    Except(&'static [&'static str]),
+}
+
+/// The kinds of the deliveries lane.
+pub const DELIVERY_KINDS: &[&str] = &[<hangar_core::jobs::Deliver as JobKind>::KIND];
+
 #[derive(Debug, Clone, Copy)]
 pub struct RunnerSettings {
+    pub lane: Lane,
     /// Jobs run at once.
     pub concurrency: usize,
     /// A claimed job is leased for this long, and the lease is renewed while it runs.
@@ -92,6 +119,7 @@ pub struct RunnerSettings {
 impl Default for RunnerSettings {
     fn default() -> Self {
         RunnerSettings {
+            lane: Lane::All,
             concurrency: 8,
             lease: Duration::from_secs(60),
             poll: Duration::from_secs(1),
@@ -103,7 +131,7 @@ impl Default for RunnerSettings {
 
 impl Runner {
     /// A runner with every job kind of this crate registered.
-    pub fn new(ctx: JobContext, wake: Arc<Notify>, settings: RunnerSettings) -> Runner {
+    pub fn new(ctx: JobContext, wake: watch::Receiver<u64>, settings: RunnerSettings) -> Runner {
         let owner: [u8; 8] = rand::random();
         let mut runner = Runner {
             ctx: Arc::new(ctx),
@@ -113,6 +141,8 @@ impl Runner {
             settings,
         };
         runner.register::<hangar_core::jobs::CollectBlob>();
+        runner.register::<hangar_core::jobs::DispatchEvent>();
+        runner.register::<hangar_core::jobs::Deliver>();
         chores::register_all(&mut runner);
         runner
     }
@@ -149,6 +179,7 @@ impl Runner {
 
     async fn run_forever(self) {
         let slots = Arc::new(Semaphore::new(self.settings.concurrency));
+        let mut wake = self.wake.clone();
         loop {
             let free = slots.available_permits();
             let claimed = if free > 0 {
@@ -179,7 +210,8 @@ impl Runner {
             let sleep = self.sleep_for().await;
             tokio::select! {
                 _ = tokio::time::sleep(sleep) => {}
-                _ = self.wake.notified() => {}
+                // Seen changes are marked, so a signal during the claim above is not lost.
+                Ok(()) = wake.changed() => {}
             }
         }
     }
@@ -198,7 +230,15 @@ impl Runner {
 
     async fn claim(&self, limit: i64) -> Result<Vec<ClaimedJob>, StoreError> {
         let lease = self.settings.lease.as_millis() as i64;
-        self.ctx.jobs.claim_jobs(&self.owner, lease, limit).await
+        let (kinds, only): (&[&str], bool) = match self.settings.lane {
+            Lane::All => (&[], false),
+            Lane::Only(kinds) => (kinds, true),
+            Lane::Except(kinds) => (kinds, false),
+        };
+        self.ctx
+            .jobs
+            .claim_jobs(&self.owner, lease, limit, kinds, only)
+            .await
     }
 
     /// Runs every job that is due now, one after another, until none is left; answers how many ran.
@@ -258,17 +298,27 @@ impl Runner {
 
     async fn record_failure(&self, job: &ClaimedJob, error: &JobError, max: Option<i64>) {
         let give_up = max.is_some_and(|m| job.attempts >= m);
-        let delay = backoff(
-            job.attempts,
-            self.settings.backoff_base,
-            self.settings.backoff_max,
-        );
-        if give_up {
-            tracing::error!(job = job.id, kind = %job.kind, attempts = job.attempts, "background job gave up: {error}");
-        } else {
-            tracing::warn!(job = job.id, kind = %job.kind, attempts = job.attempts, "background job failed, retrying in {delay:?}: {error}");
-        }
-        let run_after = now_ms() + delay.as_millis() as i64;
+        let run_after = match error {
+            // The job keeps its own schedule (a webhook delivery's next attempt): nothing to warn
+            // about here, the job recorded why.
+            JobError::RetryAt { at, reason } => {
+                tracing::debug!(job = job.id, kind = %job.kind, "background job runs again later: {reason}");
+                *at
+            }
+            _ => {
+                let delay = backoff(
+                    job.attempts,
+                    self.settings.backoff_base,
+                    self.settings.backoff_max,
+                );
+                if give_up {
+                    tracing::error!(job = job.id, kind = %job.kind, attempts = job.attempts, "background job gave up: {error}");
+                } else {
+                    tracing::warn!(job = job.id, kind = %job.kind, attempts = job.attempts, "background job failed, retrying in {delay:?}: {error}");
+                }
+                now_ms() + delay.as_millis() as i64
+            }
+        };
         let text = error.to_string();
         if let Err(e) = self
             .ctx

@@ -38,7 +38,18 @@ impl Installation {
             blobs,
             storage: Arc::new(store.clone()),
             identity: Arc::new(store.clone()),
+            projects: Arc::new(store.clone()),
             apps: Arc::new(store.clone()),
+            secrets: Arc::new(hangar_core::secrets::Secrets::new(&[7; 32])),
+            fetcher: Arc::new(fetch::Fetcher::new(
+                hangar_core::net::AllowList::default(),
+                fetch::FetchLimits {
+                    first_byte: Duration::from_secs(5),
+                    idle: Duration::from_secs(5),
+                    total: Duration::from_secs(5),
+                },
+            )),
+            public_url: "http://127.0.0.1:1".into(),
             blob_grace: grace,
         };
         let settings = RunnerSettings {

@@ -9,7 +9,7 @@ use hangar_core::model::Role;
 use hangar_core::net::AllowList;
 use hangar_core::store::{BlobLifecycleStore, IdentityStore};
 use hangar_db::SqliteStore;
-use hangar_jobs::{JobContext, RunnerSettings};
+use hangar_jobs::{JobContext, Lane, Runner, RunnerSettings, DELIVERY_KINDS};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -53,19 +53,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Background work is queued in the database: chores once per installation, blobs nobody
     // refers to by the collector (never at start, never younger than the grace period).
     hangar_jobs::schedule_chores(&store).await?;
-    let runner = hangar_jobs::Runner::new(
-        JobContext {
-            jobs: Arc::new(store.clone()),
-            blob_life: Arc::new(store.clone()),
-            blobs: blobs.clone(),
-            storage: Arc::new(store.clone()),
-            identity: Arc::new(store.clone()),
-            apps: Arc::new(store.clone()),
-            blob_grace: config.blob_grace,
-        },
-        store.job_signal(),
-        RunnerSettings::default(),
-    );
     let link_key = load_or_create_key(&config.data_dir.join("secret.key"))?;
 
     let listener = tokio::net::TcpListener::bind(&config.listen)
@@ -81,15 +68,48 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     settings.fetch_allow =
         AllowList::parse(&config.fetch_allow).map_err(|e| anyhow::anyhow!("fetch-allow: {e}"))?;
     settings.fetch_limits.first_byte = Duration::from_secs(config.fetch_timeout_secs);
-    let state = AppState::new(store, blobs, settings);
-    runner.spawn();
-
-    hangar_api::delivery::spawn(state.clone());
+    let state = AppState::new(store.clone(), blobs.clone(), settings);
+    spawn_runners(&store, &state, blobs, config.blob_grace);
     let app = hangar_api::router(state);
     tracing::info!("listening on {addr} (public URL {public_url})");
     serve_connections(listener, app, stop).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts this node's job runners: one for webhook deliveries (which may wait on slow endpoints), one
+/// for everything else.
+fn spawn_runners(
+    store: &SqliteStore,
+    state: &AppState,
+    blobs: Arc<dyn BlobStore>,
+    grace: Duration,
+) {
+    let context = || JobContext {
+        jobs: Arc::new(store.clone()),
+        blob_life: Arc::new(store.clone()),
+        blobs: blobs.clone(),
+        storage: Arc::new(store.clone()),
+        identity: Arc::new(store.clone()),
+        projects: Arc::new(store.clone()),
+        apps: Arc::new(store.clone()),
+        secrets: state.secrets.clone(),
+        fetcher: state.fetcher.clone(),
+        public_url: state.settings.public_url.clone(),
+        blob_grace: grace,
+    };
+    let lanes = [
+        (Lane::Except(DELIVERY_KINDS), 8),
+        (Lane::Only(DELIVERY_KINDS), 16),
+    ];
+    for (lane, concurrency) in lanes {
+        let settings = RunnerSettings {
+            lane,
+            concurrency,
+            ..RunnerSettings::default()
+        };
+        Runner::new(context(), store.job_signal(), settings).spawn();
+    }
 }
 
 /// Accepts connections until SIGTERM, then lets requests in flight finish for up to

@@ -162,7 +162,7 @@ impl Fetcher {
                 .get(reqwest::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            let body = crate::uploads::idle_limited(
+            let body = hangar_blob::idle_limited(
                 response
                     .bytes_stream()
                     .map_err(std::io::Error::other)
