@@ -64,7 +64,11 @@ impl JobStore for SqliteStore {
                 vec!["?"; kinds.len()].join(", ")
             ),
         };
-        let mut tx = self.write().await?;
+        let mut tx = self
+            .queue_pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
         let now = now_ms();
         let lease_until = now + lease_ms;
         let sql = format!(
@@ -107,7 +111,7 @@ impl JobStore for SqliteStore {
         .bind(lease_until)
         .bind(id)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&self.queue_pool)
         .await
         .map_err(backend)?;
         Ok(done.rows_affected() == 1)
@@ -118,7 +122,7 @@ impl JobStore for SqliteStore {
         sqlx::query("DELETE FROM jobs WHERE id = ? AND lease_owner = ? AND state = 'running'")
             .bind(id)
             .bind(owner)
-            .execute(&self.pool)
+            .execute(&self.queue_pool)
             .await
             .map_err(backend)?;
         Ok(())
@@ -142,7 +146,7 @@ impl JobStore for SqliteStore {
         .bind(error)
         .bind(id)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&self.queue_pool)
         .await
         .map_err(backend)?;
         Ok(())

@@ -41,6 +41,12 @@ pub const DEFAULT_BLOB_GRACE: Duration = Duration::from_secs(3600);
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Connections for the job queue's own bookkeeping (claims, lease renewals, completions) with
+    /// `synchronous=NORMAL`: such a commit does not wait for the disk. WAL keeps commits in order, so
+    /// a power cut can only lose the newest of them, and that makes a job run again, which every job
+    /// allows (each is idempotent, deliveries are at-least-once). Jobs are still *queued* with
+    /// `synchronous=FULL`, in the transaction of the change that causes them.
+    queue_pool: SqlitePool,
     blob_grace_ms: i64,
     /// Counts commits that queued jobs, so that this process's job runners start at once instead of
     /// at their next poll (each runner watches it; none misses a change). Other processes find the
@@ -61,23 +67,12 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            // A COMMIT that fails (a full disk) can leave sqlx's transaction count on the connection
-            // stuck, and every later transaction on it failing: such a connection is closed instead
-            // of going back to the pool. The ping lets a queued rollback finish first.
-            .after_release(|conn, _| {
-                Box::pin(async move {
-                    use sqlx::Connection;
-                    conn.ping().await?;
-                    Ok(!conn.is_in_transaction())
-                })
-            })
-            .connect_with(options)
-            .await?;
+        let pool = open_pool(8, options.clone()).await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        let queue_pool = open_pool(2, options.synchronous(SqliteSynchronous::Normal)).await?;
         Ok(Self {
             pool,
+            queue_pool,
             blob_grace_ms: DEFAULT_BLOB_GRACE.as_millis() as i64,
             jobs_enqueued: Arc::new(watch::Sender::new(0)),
         })
@@ -121,6 +116,26 @@ impl SqliteStore {
         self.signal_jobs();
         Ok(())
     }
+}
+
+async fn open_pool(
+    connections: u32,
+    options: SqliteConnectOptions,
+) -> Result<SqlitePool, sqlx::Error> {
+    SqlitePoolOptions::new()
+        .max_connections(connections)
+        // A COMMIT that fails (a full disk) can leave sqlx's transaction count on the connection
+        // stuck, and every later transaction on it failing: such a connection is closed instead of
+        // going back to the pool. The ping lets a queued rollback finish first.
+        .after_release(|conn, _| {
+            Box::pin(async move {
+                use sqlx::Connection;
+                conn.ping().await?;
+                Ok(!conn.is_in_transaction())
+            })
+        })
+        .connect_with(options)
+        .await
 }
 
 /// Maps a driver error to the store's error: uniqueness violations become `Conflict(what)`.
