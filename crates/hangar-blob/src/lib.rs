@@ -3,17 +3,21 @@
 //! and capped), then *committed* (made durable under its hash). Only then may the metadata store refer
 //! to it, so a crash at any moment leaves at worst an unreferenced blob, never a dangling reference.
 
+#[cfg(test)]
+mod conformance;
 pub mod ingest;
 mod local;
+mod memory;
 
 pub use ingest::{Committed, Ingest, IngestError};
 pub use local::LocalBlobStore;
+pub use memory::MemoryBlobStore;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use std::path::PathBuf;
+use std::any::Any;
 use std::time::Duration;
 
 /// A stream of body bytes, from a request or from a multipart field.
@@ -45,30 +49,50 @@ impl From<std::io::Error> for BlobError {
     }
 }
 
-/// Bytes that arrived completely and were hashed, waiting to be committed. Dropping it without
-/// committing removes the temporary copy.
-#[derive(Debug)]
+/// Bytes that arrived completely and were hashed, waiting to be committed. Where they wait belongs to
+/// the backend that staged them (a locked temporary file, a buffer, a temporary object); dropping the
+/// `StagedBlob` without committing it discards them.
 pub struct StagedBlob {
     pub sha256: String,
     pub size: u64,
-    temp: Option<PathBuf>,
-    /// The open temporary, holding its lock, so that no sweep (of this or another process) takes
-    /// it while it waits to be committed.
-    _lock: Option<std::fs::File>,
+    staging: Box<dyn Any + Send + Sync>,
 }
 
 impl StagedBlob {
-    fn take_temp(&mut self) -> Option<PathBuf> {
-        self.temp.take()
+    fn new(sha256: String, size: u64, staging: impl Any + Send + Sync) -> StagedBlob {
+        StagedBlob {
+            sha256,
+            size,
+            staging: Box::new(staging),
+        }
+    }
+
+    /// The backend's own staging, if this backend staged it.
+    fn into_staging<T: Any>(self) -> Result<Box<T>, BlobError> {
+        self.staging.downcast::<T>().map_err(|_| {
+            BlobError::Io(std::io::Error::other(
+                "the blob was staged by another storage backend",
+            ))
+        })
     }
 }
 
-impl Drop for StagedBlob {
-    fn drop(&mut self) {
-        if let Some(path) = self.temp.take() {
-            let _ = std::fs::remove_file(path);
-        }
+impl std::fmt::Debug for StagedBlob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedBlob")
+            .field("sha256", &self.sha256)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
     }
+}
+
+/// A request that a client sends straight to the storage backend (a presigned URL), with the headers
+/// it was signed with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresignedRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
 }
 
 /// Where blobs live. Narrow on purpose: the store never knows who asks or why.
@@ -89,10 +113,39 @@ pub trait BlobStore: Send + Sync {
     async fn remove_temporaries(&self, older_than: Option<Duration>) -> Result<usize, BlobError>;
     /// Whether the store is reachable and writable.
     async fn check(&self) -> Result<(), BlobError>;
-    /// Every stored blob with its age (for the sweep of blobs that the database does not know).
-    async fn list(&self) -> Result<Vec<StoredBlob>, BlobError>;
+    /// Every stored blob with its age, as a stream (a store can hold millions; for the sweep of blobs
+    /// that the database does not know).
+    fn list(&self) -> BoxStream<'static, Result<StoredBlob, BlobError>>;
     /// Whether the store holds any blob at all (stops at the first).
-    async fn holds_blobs(&self) -> Result<bool, BlobError>;
+    async fn holds_blobs(&self) -> Result<bool, BlobError> {
+        match self.list().next().await {
+            None => Ok(false),
+            Some(first) => first.map(|_| true),
+        }
+    }
+    /// A URL under which a client may PUT an upload's bytes directly to the backend, to `key`, within
+    /// `expires` (two-stage uploads on object storage). None where the backend has no such thing (the
+    /// local disk): the bytes then go through Hangar.
+    async fn presign_upload(
+        &self,
+        _key: &str,
+        _size: u64,
+        _content_type: &str,
+        _expires: Duration,
+    ) -> Result<Option<PresignedRequest>, BlobError> {
+        Ok(None)
+    }
+    /// A URL from which a client may GET a blob's bytes directly, within `expires`, answered with the
+    /// given headers. None where the backend has no such thing: downloads go through Hangar.
+    async fn presign_download(
+        &self,
+        _sha256: &str,
+        _content_type: &str,
+        _content_disposition: &str,
+        _expires: Duration,
+    ) -> Result<Option<String>, BlobError> {
+        Ok(None)
+    }
 }
 
 /// A blob as listed by the store.

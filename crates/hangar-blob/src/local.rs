@@ -3,6 +3,7 @@
 use crate::{valid_sha256, BlobError, BlobStore, ByteStream, StagedBlob, StoredBlob};
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
@@ -62,6 +63,22 @@ impl LocalBlobStore {
     }
 }
 
+/// A staged upload on this disk: the temporary file, removed when dropped unless it was committed,
+/// and the open file holding its lock, so that no sweep (of this or another process) takes it while
+/// it waits to be committed.
+struct LocalStaging {
+    temp: Option<PathBuf>,
+    _lock: Option<File>,
+}
+
+impl Drop for LocalStaging {
+    fn drop(&mut self) {
+        if let Some(path) = self.temp.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// A temporary file being written, with the hash of what went into it so far.
 struct Writer {
     file: File,
@@ -95,9 +112,7 @@ impl BlobStore for LocalBlobStore {
         let name: [u8; 16] = rand::random();
         let temp = self.tmp_dir().join(format!("{}.part", hex::encode(name)));
         // From here on the guard removes the temporary on every early return.
-        let mut staged = StagedBlob {
-            sha256: String::new(),
-            size: 0,
+        let mut staging = LocalStaging {
             temp: Some(temp.clone()),
             _lock: None,
         };
@@ -162,17 +177,16 @@ impl BlobStore for LocalBlobStore {
             })
             .await
             .map_err(join_error)??;
-        staged.sha256 = sha256;
-        staged.size = size;
-        staged._lock = Some(file);
-        Ok(staged)
+        staging._lock = Some(file);
+        Ok(StagedBlob::new(sha256, size, staging))
     }
 
-    async fn commit(&self, mut staged: StagedBlob) -> Result<(), BlobError> {
-        let Some(temp) = staged.take_temp() else {
+    async fn commit(&self, staged: StagedBlob) -> Result<(), BlobError> {
+        let target = self.blob_path(&staged.sha256);
+        let mut staging = staged.into_staging::<LocalStaging>()?;
+        let Some(temp) = staging.temp.take() else {
             return Ok(());
         };
-        let target = self.blob_path(&staged.sha256);
         tokio::task::spawn_blocking(move || -> Result<(), BlobError> {
             let result = (|| {
                 if target.exists() {
@@ -271,12 +285,20 @@ impl BlobStore for LocalBlobStore {
         .map_err(BlobError::from)
     }
 
-    async fn list(&self) -> Result<Vec<StoredBlob>, BlobError> {
-        self.walk(usize::MAX).await
-    }
-
-    async fn holds_blobs(&self) -> Result<bool, BlobError> {
-        Ok(!self.walk(1).await?.is_empty())
+    fn list(&self) -> BoxStream<'static, Result<StoredBlob, BlobError>> {
+        // A blocking thread walks the shards and hands blobs over a small channel, so that listing
+        // millions of blobs holds only a few in memory.
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = walk(&root, &mut |blob| tx.blocking_send(Ok(blob)).is_ok()) {
+                let _ = tx.blocking_send(Err(BlobError::from(e)));
+            }
+        });
+        futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })
+        .boxed()
     }
 
     async fn check(&self) -> Result<(), BlobError> {
@@ -291,58 +313,49 @@ impl BlobStore for LocalBlobStore {
     }
 }
 
-impl LocalBlobStore {
-    /// Up to `limit` stored blobs.
-    async fn walk(&self, limit: usize) -> Result<Vec<StoredBlob>, BlobError> {
-        let root = self.root.clone();
-        tokio::task::spawn_blocking(move || -> std::io::Result<Vec<StoredBlob>> {
-            let mut out = Vec::new();
-            for top in fs::read_dir(&root)? {
-                let top = top?;
-                let is_shard = |name: &std::ffi::OsStr| {
-                    name.to_str()
-                        .is_some_and(|n| n.len() == 2 && valid_sha256(&n.repeat(32)))
-                };
-                // Only the two-hex-digit shard directories hold blobs (a mount point's lost+found
-                // and the like are none of ours).
-                if !is_shard(&top.file_name()) || !top.file_type()?.is_dir() {
+/// Calls `found` for every stored blob under `root` until it answers false.
+fn walk(root: &Path, found: &mut dyn FnMut(StoredBlob) -> bool) -> std::io::Result<()> {
+    let is_shard = |name: &std::ffi::OsStr| {
+        name.to_str()
+            .is_some_and(|n| n.len() == 2 && valid_sha256(&n.repeat(32)))
+    };
+    for top in fs::read_dir(root)? {
+        let top = top?;
+        // Only the two-hex-digit shard directories hold blobs (a mount point's lost+found and the
+        // like are none of ours).
+        if !is_shard(&top.file_name()) || !top.file_type()?.is_dir() {
+            continue;
+        }
+        for shard in fs::read_dir(top.path())? {
+            let shard = shard?;
+            if !shard.file_type()?.is_dir() {
+                continue;
+            }
+            for blob in fs::read_dir(shard.path())? {
+                let blob = blob?;
+                let name = blob.file_name();
+                let Some(name) = name.to_str().filter(|n| valid_sha256(n)) else {
                     continue;
-                }
-                for shard in fs::read_dir(top.path())? {
-                    let shard = shard?;
-                    if !shard.file_type()?.is_dir() {
-                        continue;
-                    }
-                    for blob in fs::read_dir(shard.path())? {
-                        let blob = blob?;
-                        let name = blob.file_name();
-                        let Some(name) = name.to_str().filter(|n| valid_sha256(n)) else {
-                            continue;
-                        };
-                        // A blob can vanish mid-scan (collected): skip it.
-                        let Ok(modified) = blob.metadata().and_then(|m| m.modified()) else {
-                            continue;
-                        };
-                        let modified_utc = modified
-                            .duration_since(SystemTime::UNIX_EPOCH)
-                            .map(|d| d.as_millis() as i64)
-                            .unwrap_or(0);
-                        out.push(StoredBlob {
-                            sha256: name.to_string(),
-                            modified_utc,
-                        });
-                        if out.len() >= limit {
-                            return Ok(out);
-                        }
-                    }
+                };
+                // A blob can vanish mid-scan (collected): skip it.
+                let Ok(modified) = blob.metadata().and_then(|m| m.modified()) else {
+                    continue;
+                };
+                let modified_utc = modified
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
+                let more = found(StoredBlob {
+                    sha256: name.to_string(),
+                    modified_utc,
+                });
+                if !more {
+                    return Ok(());
                 }
             }
-            Ok(out)
-        })
-        .await
-        .map_err(|e| BlobError::Io(std::io::Error::other(e.to_string())))?
-        .map_err(BlobError::from)
+        }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -388,20 +401,8 @@ mod tests {
         let again = store.stage(body(vec![b"hello"]), 10).await.unwrap();
         store.commit(again).await.unwrap();
         assert_eq!(temporaries(dir.path()), 0);
-        let listed: Vec<String> = store
-            .list()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|b| b.sha256)
-            .collect();
-        assert_eq!(listed, vec![sha.clone()]);
-        assert!(store.holds_blobs().await.unwrap());
         store.delete(&sha).await.unwrap();
         assert!(!store.exists(&sha).await.unwrap());
-        assert!(store.list().await.unwrap().is_empty());
-        assert!(!store.holds_blobs().await.unwrap());
-        store.delete(&sha).await.unwrap();
     }
 
     #[tokio::test]

@@ -644,7 +644,9 @@ impl AppStore for SqliteStore {
         deliveries: &[Delivery],
         items: &[AppItem],
     ) -> StoreResult<()> {
-        let mut tx = self.write().await?;
+        // Background bookkeeping: see `queue_pool`. Lost to a power cut, the dispatch job (whose
+        // completion comes later in the log) runs again and records the same ids.
+        let mut tx = self.queue_write().await?;
         for d in deliveries {
             insert_delivery(&mut tx, d).await?;
         }
@@ -677,6 +679,8 @@ impl AppStore for SqliteStore {
     }
 
     async fn finish_delivery(&self, d: &Delivery) -> StoreResult<()> {
+        // Background bookkeeping (see `queue_pool`): lost to a power cut, the delivery is sent again,
+        // as after any death of its node.
         sqlx::query(
             "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_utc = ?, last_status = ?, \
              last_error = ? WHERE id = ?",
@@ -687,7 +691,7 @@ impl AppStore for SqliteStore {
         .bind(d.last_status)
         .bind(&d.last_error)
         .bind(&d.id)
-        .execute(&self.pool)
+        .execute(&self.queue_pool)
         .await
         .map_err(backend)?;
         Ok(())

@@ -64,11 +64,7 @@ impl JobStore for SqliteStore {
                 vec!["?"; kinds.len()].join(", ")
             ),
         };
-        let mut tx = self
-            .queue_pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
+        let mut tx = self.queue_write().await?;
         let now = now_ms();
         let lease_until = now + lease_ms;
         let sql = format!(

@@ -41,11 +41,12 @@ pub const DEFAULT_BLOB_GRACE: Duration = Duration::from_secs(3600);
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// Connections for the job queue's own bookkeeping (claims, lease renewals, completions) with
-    /// `synchronous=NORMAL`: such a commit does not wait for the disk. WAL keeps commits in order, so
-    /// a power cut can only lose the newest of them, and that makes a job run again, which every job
-    /// allows (each is idempotent, deliveries are at-least-once). Jobs are still *queued* with
-    /// `synchronous=FULL`, in the transaction of the change that causes them.
+    /// Connections for background bookkeeping (job claims, lease renewals and completions, webhook
+    /// dispatch records and delivery outcomes) with `synchronous=NORMAL`: such a commit does not wait
+    /// for the disk. WAL keeps commits in order, so a power cut can only lose the newest of them, and
+    /// that makes a job run again (its completion was later still), which every such job allows: each
+    /// is idempotent, and deliveries are at-least-once. Changes people make, and the jobs they cause,
+    /// are committed with `synchronous=FULL`.
     queue_pool: SqlitePool,
     blob_grace_ms: i64,
     /// Counts commits that queued jobs, so that this process's job runners start at once instead of
@@ -105,6 +106,14 @@ impl SqliteStore {
     /// it see what the writes will be checked against (no other process writes in between).
     async fn write(&self) -> Result<Tx, StoreError> {
         self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)
+    }
+
+    /// A write transaction for background bookkeeping (see `queue_pool`).
+    async fn queue_write(&self) -> Result<Tx, StoreError> {
+        self.queue_pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)

@@ -3,6 +3,7 @@
 //! the database does not know at all.
 
 use crate::{Job, JobContext, JobError};
+use futures_util::StreamExt;
 use hangar_core::jobs::{CollectBlob, JobKind};
 use hangar_core::now_ms;
 use hangar_core::store::Collect;
@@ -59,7 +60,9 @@ impl SweepOrphanBlobs {
     pub(crate) async fn sweep(ctx: &JobContext) -> Result<u64, JobError> {
         let cutoff = now_ms() - ctx.blob_grace.as_millis() as i64;
         let mut removed = 0;
-        for blob in ctx.blobs.list().await? {
+        let mut listing = ctx.blobs.list();
+        while let Some(blob) = listing.next().await {
+            let blob = blob?;
             if blob.modified_utc > cutoff {
                 continue;
             }

@@ -4,9 +4,9 @@
 use super::*;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use hangar_blob::{ByteStream, Ingest, LocalBlobStore};
+use hangar_blob::{ByteStream, Ingest, LocalBlobStore, MemoryBlobStore};
 use hangar_core::model::{NewAttachment, Role};
-use hangar_core::store::{AttachmentStore, IdentityStore};
+use hangar_core::store::{AttachmentStore, BlobLifecycleStore, Collect, IdentityStore};
 use hangar_core::AttachmentState;
 use hangar_db::SqliteStore;
 use serde::{Deserialize, Serialize};
@@ -15,12 +15,23 @@ use std::sync::Mutex;
 
 struct Installation {
     dir: tempfile::TempDir,
+    /// Shared by every node when the installation keeps its blobs in memory; else each node opens
+    /// the shared directory itself.
+    memory: Option<Arc<MemoryBlobStore>>,
 }
 
 impl Installation {
     fn new() -> Installation {
         Installation {
             dir: tempfile::tempdir().unwrap(),
+            memory: None,
+        }
+    }
+
+    fn in_memory() -> Installation {
+        Installation {
+            memory: Some(Arc::new(MemoryBlobStore::new())),
+            ..Installation::new()
         }
     }
 
@@ -31,7 +42,10 @@ impl Installation {
             .await
             .unwrap()
             .with_blob_grace(grace);
-        let blobs = Arc::new(LocalBlobStore::open(self.dir.path().join("blobs")).unwrap());
+        let blobs: Arc<dyn hangar_blob::BlobStore> = match &self.memory {
+            Some(memory) => memory.clone(),
+            None => Arc::new(LocalBlobStore::open(self.dir.path().join("blobs")).unwrap()),
+        };
         let ctx = JobContext {
             jobs: Arc::new(store.clone()),
             blob_life: Arc::new(store.clone()),
@@ -212,7 +226,15 @@ async fn upload(ingest: &Ingest, store: &SqliteStore, owner: i64, bytes: &'stati
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_collector_racing_an_upload_of_the_same_bytes_never_loses_them() {
-    let install = Installation::new();
+    collector_races_uploads(Installation::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collector_racing_an_upload_in_memory_never_loses_them() {
+    collector_races_uploads(Installation::in_memory()).await;
+}
+
+async fn collector_races_uploads(install: Installation) {
     // Grace zero: every drop of the last reference makes the bytes collectable at once.
     let (store, runner) = install.node(Duration::ZERO).await;
     let (other_store, other_runner) = install.node(Duration::ZERO).await;
@@ -251,4 +273,46 @@ async fn the_collector_racing_an_upload_of_the_same_bytes_never_loses_them() {
 fn hex_sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The collector's critical moment made wide: between deciding to delete (the blob is marked) and
+/// finishing, an upload of the same bytes must wait, and then store them anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_waits_while_its_bytes_are_being_deleted() {
+    let install = Installation::new();
+    let (store, runner) = install.node(Duration::ZERO).await;
+    let blobs = runner.context().blobs.clone();
+    let ingest = Ingest::new(blobs.clone(), Arc::new(store.clone()));
+    let owner = store
+        .create_member("bob", "h", "Bob", Role::Member)
+        .await
+        .unwrap()
+        .id;
+    const BYTES: &[u8] = b"bytes caught between decision and deletion";
+    let sha = hex_sha256(BYTES);
+    let first = upload(&ingest, &store, owner, BYTES).await;
+    store.delete_attachment(first).await.unwrap();
+    // The collector's first step, by hand.
+    assert_eq!(
+        store.begin_blob_deletion(&sha, now_ms()).await.unwrap(),
+        Collect::Delete
+    );
+    let racing = {
+        let (ingest, store) = (ingest.clone(), store.clone());
+        tokio::spawn(async move { upload(&ingest, &store, owner, BYTES).await })
+    };
+    let mut racing = std::pin::pin!(racing);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut racing)
+            .await
+            .is_err(),
+        "the upload waits for the deletion to finish"
+    );
+    // The collector's second and third steps.
+    blobs.delete(&sha).await.unwrap();
+    store.finish_blob_deletion(&sha).await.unwrap();
+    let second = racing.await.unwrap();
+    assert!(blobs.exists(&sha).await.unwrap(), "stored anew");
+    assert_eq!(store.blob_record(&sha).await.unwrap().refcount, Some(1));
+    assert!(store.attachment(second).await.unwrap().is_some());
 }
