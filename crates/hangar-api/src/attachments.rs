@@ -5,6 +5,7 @@ use crate::auth::Caller;
 use crate::chat::{parse_channel_ref, visible_channel};
 use crate::download::{serve, Download};
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
+use crate::shapes::attachment_json;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -16,24 +17,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
-
-/// An attachment's metadata as the Attachments API describes it.
-pub fn attachment_json(a: &Attachment) -> Value {
-    json!({
-        "attachmentId": a.id,
-        "attachmentState": a.state,
-        "createdUtc": a.created_utc,
-        "lastModifiedUtc": a.modified_utc,
-        "fileChecksum": a.sha256,
-        "fileName": a.file_name,
-        "fileSize": a.size,
-        "contentType": a.content_type,
-        "hasThumbnail": a.has_thumbnail,
-        "roomId": a.room_id,
-        "textMessageId": a.message_id,
-        "public": a.public,
-    })
-}
 
 /// Readable by its uploader, administrators, and whoever can read a message or issue it is attached to.
 async fn can_read(state: &AppState, caller: &Caller, a: &Attachment) -> ApiResult<bool> {

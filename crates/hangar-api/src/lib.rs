@@ -11,6 +11,7 @@ mod links;
 mod oauth;
 mod projects;
 mod quota;
+mod shapes;
 mod spaces;
 mod storage;
 mod uploads;
@@ -285,28 +286,6 @@ pub fn router(state: AppState) -> Router {
             get(attachments::public_url),
         )
         .route("/d/{id}", get(attachments::download_link))
-        .route("/api/v1/limits", get(storage::limits))
-        .route("/api/v1/space/{space}/storage", get(storage::list))
-        .route(
-            "/api/v1/space/{space}/storage/{path}",
-            get(storage::download).delete(storage::remove),
-        )
-        .route(
-            "/api/v1/space/{space}/storage/{path}/meta",
-            get(storage::meta),
-        )
-        .route(
-            "/api/v1/space/{space}/storage/{path}/upload",
-            post(storage::upload),
-        )
-        .route(
-            "/api/v1/space/{space}/storage/{path}/move",
-            post(storage::move_entry),
-        )
-        .route(
-            "/api/v1/storage-uploads/{id}",
-            axum::routing::put(storage::receive_two_stage),
-        )
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/auth", get(oauth::authorize_page).post(oauth::authorize_decision))
         .route("/api/http/applications", post(applications::create))
@@ -496,6 +475,7 @@ pub fn router(state: AppState) -> Router {
             "/api/http/applications/{app}/webhooks/{webhook}/subscriptions/{sub}/request-missing-rights",
             post(webhooks::request_missing_rights),
         )
+        .merge(storage::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(close_after_refused_body))

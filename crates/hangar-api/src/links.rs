@@ -1,9 +1,9 @@
 //! Attachments as they are referenced in messages and issues: `ImageAttachment`, `FileAttachment` and
 //! `VideoAttachment` objects, validated against what the caller may attach.
 
-use crate::attachments::attachment_json;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::shapes::attachment_json;
 use crate::AppState;
 use hangar_core::model::{AttachmentLink, LinkedAttachment};
 use serde_json::{Map, Value};

@@ -2,10 +2,10 @@
 //! `POST /api/v1/messages/{id}/attachments` (multipart `files` parts). Bytes are staged while they
 //! stream (hashed, counted, capped), verified against a declared checksum, then committed.
 
-use crate::attachments::attachment_json;
 use crate::auth::Caller;
 use crate::chat::visible_channel;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
+use crate::shapes::attachment_json;
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::State;

@@ -1,0 +1,93 @@
+//! What every storage route shares: the wire shape of an entry, path ids, the caller's access to a
+//! space, and the early refusal of uploads that could not be recorded.
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::spaces::visible_space;
+use crate::AppState;
+use hangar_core::model::{EntryKind, StorageEntry};
+use hangar_core::storage_path::StoragePath;
+use serde_json::{json, Value};
+
+/// Largest JSON body of an upload call (a data URL travels inside it).
+pub(super) const JSON_UPLOAD_LIMIT: usize = 32 << 20;
+/// Largest `meta` object, serialized.
+pub(super) const MAX_META_BYTES: usize = 16 * 1024;
+/// How long a two-stage upload URL stays valid.
+pub(super) const TWO_STAGE_LIFETIME_MS: i64 = 15 * 60 * 1000;
+
+pub fn entry_json(e: &StorageEntry) -> Value {
+    let mut out = json!({
+        "id": e.path.id(),
+        "path": e.path.as_str(),
+        "name": e.path.name(),
+        "kind": e.kind.as_str(),
+        "size": e.size,
+        "type": e.content_type,
+        "checksum": e.sha256,
+        "createdUtc": e.created_utc,
+        "lastModifiedUtc": e.modified_utc,
+    });
+    if let Some(meta) = &e.meta {
+        out["meta"] = meta.clone();
+    } else if e.kind == EntryKind::File {
+        out["meta"] = json!({});
+    }
+    out
+}
+
+pub(super) fn parse_path_id(id: &str) -> ApiResult<StoragePath> {
+    StoragePath::from_id(id)
+        .map_err(|e| ApiError::bad_request("bad-path", format!("invalid pathId: {e}")))
+}
+
+/// The space, if the caller may use it (members and administrators); otherwise it does not exist.
+/// An application acting as itself needs Space.Files.Write (or Read) there instead of membership.
+pub(super) async fn member_space(
+    state: &AppState,
+    caller: &Caller,
+    space_id: &str,
+    write: bool,
+) -> ApiResult<()> {
+    visible_space(state, caller, space_id).await?;
+    let right = if write {
+        "Space.Files.Write"
+    } else {
+        "Space.Files.Read"
+    };
+    crate::applications::require_app_right(state, caller, right, &format!("space:id:{space_id}"))
+        .await
+}
+
+/// Refuses early what the final transaction would refuse anyway, before any byte is read. Answers the
+/// size of the file the upload would replace (it counts as room in the quota).
+pub(super) async fn precheck(
+    state: &AppState,
+    space_id: &str,
+    path: &StoragePath,
+) -> ApiResult<u64> {
+    let mut replaced = 0;
+    if let Some(e) = state.storage.entry(space_id, path).await? {
+        if e.kind == EntryKind::Dir {
+            return Err(ApiError::conflict(
+                "is-a-directory",
+                format!("{} is a directory", path.as_str()),
+            ));
+        }
+        replaced = e.size.max(0) as u64;
+    }
+    for dir in path.ancestors() {
+        if let Some(e) = state.storage.entry(space_id, &dir).await? {
+            if e.kind == EntryKind::File {
+                return Err(ApiError::conflict(
+                    "under-a-file",
+                    format!(
+                        "{} is a file, so nothing can be stored under it",
+                        dir.as_str()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(replaced)
+}

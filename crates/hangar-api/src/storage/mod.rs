@@ -1,0 +1,40 @@
+//! Workspace storage (SPEC §6): path-addressed files in each space, uploaded five ways (raw body,
+//! multipart `file` part, remote URL, data URL, two-stage signed PUT), read, listed, moved and deleted,
+//! within the space's quota.
+
+mod access;
+mod manage;
+mod store;
+mod two_stage;
+mod upload;
+
+use crate::AppState;
+use axum::routing::{get, post, put};
+use axum::Router;
+
+/// The storage routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/limits", get(manage::limits))
+        .route("/api/v1/space/{space}/storage", get(manage::list))
+        .route(
+            "/api/v1/space/{space}/storage/{path}",
+            get(manage::download).delete(manage::remove),
+        )
+        .route(
+            "/api/v1/space/{space}/storage/{path}/meta",
+            get(manage::meta),
+        )
+        .route(
+            "/api/v1/space/{space}/storage/{path}/upload",
+            post(upload::upload),
+        )
+        .route(
+            "/api/v1/space/{space}/storage/{path}/move",
+            post(manage::move_entry),
+        )
+        .route(
+            "/api/v1/storage-uploads/{id}",
+            put(two_stage::receive_two_stage),
+        )
+}

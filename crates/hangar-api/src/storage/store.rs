@@ -1,0 +1,143 @@
+//! Storing a file's bytes at a path, for every upload mode: streamed through the quota meter into
+//! the ingest pipeline, verified, and recorded with the space's usage in one transaction.
+
+use super::access::entry_json;
+use super::upload::fetch_error;
+use crate::error::{ApiError, ApiResult, Json};
+use crate::quota::Reservation;
+use crate::AppState;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use hangar_blob::{BlobError, ByteStream};
+use hangar_core::model::{NewStorageFile, PutOutcome};
+use hangar_core::storage_path::StoragePath;
+use hangar_jobs::fetch::FetchError;
+use serde_json::Value;
+
+/// Bytes on their way into a space's file.
+pub(super) struct Incoming {
+    pub(super) stream: ByteStream,
+    /// The exact size, when known before the bytes arrive.
+    pub(super) length: Option<u64>,
+    pub(super) content_type: String,
+    pub(super) declared_sha256: Option<String>,
+    pub(super) meta: Option<Value>,
+}
+
+/// Maps a staging failure; the quota meter's and the fetcher's refusals travel inside the stream's
+/// error.
+pub(super) fn stage_error(e: BlobError, exact: Option<u64>) -> ApiError {
+    match e {
+        BlobError::Interrupted(io) => {
+            if let Some(err) = crate::quota::meter_error(&io) {
+                return err;
+            }
+            if let Some(fetch) = io.get_ref().and_then(|i| i.downcast_ref::<FetchError>()) {
+                return fetch_error(match fetch {
+                    FetchError::Timeout => FetchError::Timeout,
+                    other => FetchError::Failed(format!("the remote body broke off: {other}")),
+                });
+            }
+            BlobError::Interrupted(io).into()
+        }
+        BlobError::TooLarge { .. } if exact.is_some() => {
+            ApiError::bad_request("size-mismatch", "more bytes arrived than were declared")
+        }
+        other => other.into(),
+    }
+}
+
+/// Where a file goes, and on whose behalf.
+#[derive(Clone, Copy)]
+pub(super) struct Target<'a> {
+    pub(super) space_id: &'a str,
+    pub(super) path: &'a StoragePath,
+    pub(super) actor_id: i64,
+}
+
+/// The second stage of a two-stage upload: exactly `size` bytes, for the upload `id`.
+pub(super) struct SecondStage<'a> {
+    pub(super) id: &'a str,
+    pub(super) size: u64,
+}
+
+/// Streams, verifies and records a file.
+pub(super) async fn store(
+    state: &AppState,
+    target: Target<'_>,
+    incoming: Incoming,
+    reservation: Reservation,
+    second_stage: Option<SecondStage<'_>>,
+) -> ApiResult<PutOutcome> {
+    let exact = second_stage.as_ref().map(|s| s.size);
+    let upload_id = second_stage.as_ref().map(|s| s.id);
+    let Target {
+        space_id,
+        path,
+        actor_id,
+    } = target;
+    let max = exact.unwrap_or(state.settings.max_file_size);
+    let stream = reservation.meter(incoming.stream, max);
+    let staged = state
+        .ingest
+        .receive(stream, max)
+        .await
+        .map_err(|e| stage_error(e, exact))?;
+    if let Some(size) = exact {
+        if staged.size != size {
+            return Err(ApiError::bad_request(
+                "size-mismatch",
+                format!("{} bytes arrived where {size} were declared", staged.size),
+            ));
+        }
+    }
+    if let Some(declared) = &incoming.declared_sha256 {
+        if *declared != staged.sha256 {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "checksum-mismatch",
+                "the bytes do not match the checksum declared for them; nothing was stored",
+            )
+            .with("checksum", staged.sha256.clone()));
+        }
+    }
+    let reservation_id = reservation.id();
+    let outcome = state
+        .ingest
+        .store(staged, |committed| async move {
+            let file = NewStorageFile {
+                size: committed.size as i64,
+                content_type: incoming.content_type,
+                sha256: committed.sha256,
+                meta: incoming.meta,
+                pin: Some(committed.pin),
+            };
+            state
+                .storage
+                .put_file(space_id, path, &file, reservation_id, upload_id, actor_id)
+                .await
+        })
+        .await?;
+    reservation.consumed();
+    Ok(outcome)
+}
+
+pub(super) fn stored_response(outcome: &PutOutcome) -> Response {
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(entry_json(&outcome.entry))).into_response()
+}
+
+pub(super) fn essence(content_type: Option<&str>) -> String {
+    content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
