@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hangar_blob::{BlobError, IngestError};
 use hangar_core::StoreError;
+use hangar_jobs::fetch::FetchError;
 use serde_json::{json, Map, Value};
 
 #[derive(Debug)]
@@ -120,6 +121,21 @@ impl From<BlobError> for ApiError {
                 ApiError::internal("a referenced blob is missing from the store")
             }
             BlobError::Io(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<FetchError> for ApiError {
+    fn from(e: FetchError) -> Self {
+        match e {
+            FetchError::BadUrl(_) => ApiError::bad_request("bad-url", e.to_string()),
+            FetchError::Forbidden(_) => ApiError::bad_request("fetch-forbidden", e.to_string()),
+            FetchError::Failed(_) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "fetch-failed", e.to_string())
+            }
+            FetchError::Timeout => {
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "fetch-timeout", e.to_string())
+            }
         }
     }
 }

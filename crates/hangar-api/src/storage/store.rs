@@ -2,7 +2,6 @@
 //! the ingest pipeline, verified, and recorded with the space's usage in one transaction.
 
 use super::access::entry_json;
-use super::upload::fetch_error;
 use crate::error::{ApiError, ApiResult, Json};
 use crate::quota::Reservation;
 use crate::AppState;
@@ -34,7 +33,7 @@ pub(super) fn stage_error(e: BlobError, exact: Option<u64>) -> ApiError {
                 return err;
             }
             if let Some(fetch) = io.get_ref().and_then(|i| i.downcast_ref::<FetchError>()) {
-                return fetch_error(match fetch {
+                return ApiError::from(match fetch {
                     FetchError::Timeout => FetchError::Timeout,
                     other => FetchError::Failed(format!("the remote body broke off: {other}")),
                 });

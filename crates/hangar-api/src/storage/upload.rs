@@ -177,7 +177,7 @@ pub(super) async fn upload_json(
         Some(Value::String(s)) if s.starts_with("http://") || s.starts_with("https://") => {
             let limits = state.settings.fetch_limits;
             let fetch_and_store = async {
-                let fetched = state.fetcher.open(s).await.map_err(fetch_error)?;
+                let fetched = state.fetcher.open(s).await.map_err(ApiError::from)?;
                 if fetched.content_length.is_some_and(|n| n > max) {
                     return Err(ApiError::too_large(max));
                 }
@@ -206,7 +206,7 @@ pub(super) async fn upload_json(
             };
             let outcome = tokio::time::timeout(limits.total, fetch_and_store)
                 .await
-                .map_err(|_| fetch_error(FetchError::Timeout))??;
+                .map_err(|_| ApiError::from(FetchError::Timeout))??;
             Ok(stored_response(&outcome))
         }
         Some(Value::String(_)) => Err(ApiError::bad_request(
@@ -218,19 +218,6 @@ pub(super) async fn upload_json(
             "bad-file",
             "file is an http(s) URL, a data: URL, or an object {type, size, meta}",
         )),
-    }
-}
-
-pub(super) fn fetch_error(e: FetchError) -> ApiError {
-    match e {
-        FetchError::BadUrl(_) => ApiError::bad_request("bad-url", e.to_string()),
-        FetchError::Forbidden(_) => ApiError::bad_request("fetch-forbidden", e.to_string()),
-        FetchError::Failed(_) => {
-            ApiError::new(StatusCode::BAD_GATEWAY, "fetch-failed", e.to_string())
-        }
-        FetchError::Timeout => {
-            ApiError::new(StatusCode::GATEWAY_TIMEOUT, "fetch-timeout", e.to_string())
-        }
     }
 }
 
