@@ -54,6 +54,20 @@ pub struct ServeArgs {
     pub blob_grace: Option<String>,
 }
 
+impl ServeArgs {
+    /// The settings given as `hangar serve` flags (for tests that assemble a node in-process; the
+    /// `HANGAR_*` environment still applies, as for the binary).
+    pub fn from_flags(flags: &[&str]) -> Result<ServeArgs, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        let argv = std::iter::once("hangar-serve").chain(flags.iter().copied());
+        <Flags as clap::Parser>::try_parse_from(argv).map(|f| f.args)
+    }
+}
+
 /// A size in the TOML file: a number of bytes or a string with a unit.
 #[derive(Deserialize, Debug, Clone)]
 #[serde(untagged)]

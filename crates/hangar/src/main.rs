@@ -1,9 +1,7 @@
 //! `hangar`: the server (`hangar serve`). Parses the configuration, builds the state, serves.
 
-mod config;
-mod serve;
-
 use clap::{Parser, Subcommand};
+use hangar::{config, serve};
 use std::io::IsTerminal;
 
 #[derive(Parser)]

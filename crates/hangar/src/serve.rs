@@ -24,25 +24,46 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request head (HTTP/1 read buffer, HTTP/2 header list).
 const MAX_HEADER_BYTES: usize = 64 * 1024;
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    refuse_new_database_beside_old_blobs(&config).await?;
+/// One assembled node: its stores, state, job runners and bound listener, ready to serve. Built by
+/// `assemble` for `hangar serve`, and by the tests, which serve it in their own process.
+pub struct Node {
+    pub store: SqliteStore,
+    pub state: AppState,
+    /// Not started: `run` spawns them, tests may instead run what is due on demand.
+    pub runners: Vec<Runner>,
+    /// Bound, not yet accepting (std, so that a test can serve a clone of it).
+    pub listener: std::net::TcpListener,
+    pub addr: std::net::SocketAddr,
+    /// Held as long as the node lives: one process per data directory.
+    _lock: std::fs::File,
+}
+
+impl Node {
+    /// The whole HTTP API of this node.
+    pub fn router(&self) -> axum::Router {
+        hangar_api::router(self.state.clone())
+    }
+}
+
+/// Checks the configuration against what is on disk, opens the stores, bootstraps the
+/// administrator, queues the chores, binds the listener, and builds the state and the job runners.
+pub async fn assemble(config: &Config) -> anyhow::Result<Node> {
+    refuse_new_database_beside_old_blobs(config).await?;
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
             config.data_dir.display()
         )
     })?;
-    // One process per data directory: a second one's start-up sweeps would delete the first one's
-    // uploads in flight. The lock lives as long as the file handle.
-    let _lock = lock_data_dir(&config.data_dir)?;
-    // Handle SIGTERM from the moment the server says it is ready.
-    let stop = shutdown_signal()?;
+    // One process per data directory: its temporaries are this process's to sweep at start. The
+    // lock lives as long as the file handle.
+    let lock = lock_data_dir(&config.data_dir)?;
     let store = SqliteStore::open(&config.database_url)
         .await?
         .with_blob_grace(config.blob_grace);
     let blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::open(config.blob_root()?)?);
     if !store.holds_data().await? && blobs.holds_blobs().await? {
-        bail_new_database(&config)?;
+        bail_new_database(config)?;
     }
     // Only temporaries that no upload holds (of this process or another) are removed.
     let swept = blobs.remove_temporaries(None).await?;
@@ -57,7 +78,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+        .with_context(|| format!("cannot listen on {}", config.listen))?
+        .into_std()?;
     let addr = listener.local_addr()?;
     let public_url = config
         .public_url
@@ -69,22 +91,41 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         AllowList::parse(&config.fetch_allow).map_err(|e| anyhow::anyhow!("fetch-allow: {e}"))?;
     settings.fetch_limits.first_byte = Duration::from_secs(config.fetch_timeout_secs);
     let state = AppState::new(store.clone(), blobs.clone(), settings);
-    spawn_runners(&store, &state, blobs, config.blob_grace);
-    let app = hangar_api::router(state);
-    tracing::info!("listening on {addr} (public URL {public_url})");
+    let runners = runners(&store, &state, blobs, config.blob_grace);
+    Ok(Node {
+        store,
+        state,
+        runners,
+        listener,
+        addr,
+        _lock: lock,
+    })
+}
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    // Handle SIGTERM from the moment the server says it is ready.
+    let stop = shutdown_signal()?;
+    let node = assemble(&config).await?;
+    for runner in &node.runners {
+        runner.clone().spawn();
+    }
+    let app = node.router();
+    let listener = tokio::net::TcpListener::from_std(node.listener.try_clone()?)?;
+    let public_url = node.state.settings.public_url.clone();
+    tracing::info!("listening on {} (public URL {public_url})", node.addr);
     serve_connections(listener, app, stop).await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Starts this node's job runners: one for webhook deliveries (which may wait on slow endpoints), one
-/// for everything else.
-fn spawn_runners(
+/// This node's job runners: one for webhook deliveries (which may wait on slow endpoints), one for
+/// everything else.
+fn runners(
     store: &SqliteStore,
     state: &AppState,
     blobs: Arc<dyn BlobStore>,
     grace: Duration,
-) {
+) -> Vec<Runner> {
     let context = || JobContext {
         jobs: Arc::new(store.clone()),
         blob_life: Arc::new(store.clone()),
@@ -102,14 +143,17 @@ fn spawn_runners(
         (Lane::Except(DELIVERY_KINDS), 8),
         (Lane::Only(DELIVERY_KINDS), 16),
     ];
-    for (lane, concurrency) in lanes {
-        let settings = RunnerSettings {
-            lane,
-            concurrency,
-            ..RunnerSettings::default()
-        };
-        Runner::new(context(), store.job_signal(), settings).spawn();
-    }
+    lanes
+        .into_iter()
+        .map(|(lane, concurrency)| {
+            let settings = RunnerSettings {
+                lane,
+                concurrency,
+                ..RunnerSettings::default()
+            };
+            Runner::new(context(), store.job_signal(), settings)
+        })
+        .collect()
 }
 
 /// Accepts connections until SIGTERM, then lets requests in flight finish for up to

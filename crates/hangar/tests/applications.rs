@@ -256,7 +256,7 @@ fn ssh_fingerprint(line: &str) -> String {
 
 #[tokio::test]
 async fn apps_are_created_listed_read_and_updated() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let bob = server.member("bob").await;
 
@@ -593,7 +593,7 @@ async fn apps_are_created_listed_read_and_updated() {
 
 #[tokio::test]
 async fn deleting_archives_an_app_and_ends_its_access() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let bob = server.member("bob").await;
     let app = new_app(&admin, "Doomed").await;
@@ -725,7 +725,7 @@ async fn deleting_archives_an_app_and_ends_its_access() {
 
 #[tokio::test]
 async fn apps_report_errors_health_and_access() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let bob = server.member("bob").await;
     let created = create_app(
@@ -910,7 +910,7 @@ async fn apps_report_errors_health_and_access() {
 
 #[tokio::test]
 async fn app_secrets_are_read_and_regenerated() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let bob = server.member("bob").await;
     let app = new_app(&admin, "Secretive").await;
@@ -1112,7 +1112,7 @@ async fn app_secrets_are_read_and_regenerated() {
 
 #[tokio::test]
 async fn permanent_tokens_lifecycle() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let bob = server.member("bob").await;
     let app = new_app(&admin, "Tokens").await;
@@ -1407,7 +1407,7 @@ async fn permanent_tokens_lifecycle() {
 
 #[tokio::test]
 async fn app_parameters_and_their_limits() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let bob = server.member("bob").await;
     let app = new_app(&admin, "Params").await;
@@ -1694,7 +1694,7 @@ async fn app_parameters_and_their_limits() {
 
 /// Signs a member in with a session, approves the application on the consent form, and exchanges
 /// the code: answers the token response (access and refresh tokens acting as that member).
-async fn code_flow_tokens(server: &Server, app: &App, username: &str, redirect: &str) -> Value {
+async fn code_flow_tokens(server: &TestApp, app: &App, username: &str, redirect: &str) -> Value {
     let http = Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -1745,7 +1745,7 @@ async fn code_flow_tokens(server: &Server, app: &App, username: &str, redirect: 
 
 #[tokio::test]
 async fn profile_parameters_need_a_member_token_issued_to_the_app() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let bob = server.member("bob").await;
     server.member("carol").await;
@@ -1914,7 +1914,7 @@ async fn profile_parameters_need_a_member_token_issued_to_the_app() {
 
 #[tokio::test]
 async fn rights_are_required_requested_granted_and_revoked() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let bob = server.member("bob").await;
     let app = new_app(&admin, "Rightful").await;
@@ -2330,7 +2330,7 @@ async fn rights_are_required_requested_granted_and_revoked() {
 
 #[tokio::test]
 async fn gpg_and_ssh_keys() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let bob = server.member("bob").await;
     let app = new_app(&admin, "Keys").await;
@@ -2669,7 +2669,7 @@ async fn gpg_and_ssh_keys() {
 
 #[tokio::test]
 async fn unfurl_domains_patterns_and_queue() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let bob = server.member("bob").await;
     let app = new_app(&admin, "Unfurler").await;
@@ -3030,7 +3030,7 @@ async fn unfurl_domains_patterns_and_queue() {
 
 #[tokio::test]
 async fn ui_extensions_and_their_preferences() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let bob = server.member("bob").await;
     let carol = server.member("carol").await;
@@ -3329,7 +3329,7 @@ async fn ui_extensions_and_their_preferences() {
 
 #[tokio::test]
 async fn webhooks_crud_secrets_and_custom_headers() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let bob = server.member("bob").await;
     let app = new_app(&admin, "Hooked").await;
@@ -3832,7 +3832,7 @@ async fn webhooks_crud_secrets_and_custom_headers() {
 
 #[tokio::test]
 async fn webhook_subscriptions_and_missing_rights() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let bob = server.member("bob").await;
     let app = new_app(&admin, "Subscriber").await;
@@ -4094,7 +4094,7 @@ async fn webhook_subscriptions_and_missing_rights() {
 
 #[tokio::test]
 async fn oauth_token_endpoint_errors_follow_rfc_6749() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let created = create_app(
         &admin,
@@ -4367,7 +4367,7 @@ async fn oauth_token_endpoint_errors_follow_rfc_6749() {
 /// outside the transaction that stores it, so concurrent duplicates all answer 201.)
 #[tokio::test]
 async fn concurrent_duplicate_keys_are_added_once() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let app = new_app(&admin, "Racy").await;
     let (block, fingerprint) = gpg_block(9);
@@ -4418,7 +4418,7 @@ async fn concurrent_duplicate_keys_are_added_once() {
 /// beside the still PENDING `gh:`.)
 #[tokio::test]
 async fn authorizing_never_approves_an_undeclared_pattern() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let app = new_app(&admin, "Patterns").await;
     let r = app

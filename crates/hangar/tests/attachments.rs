@@ -284,7 +284,7 @@ fn id_of(v: &Value) -> i64 {
 
 #[tokio::test]
 async fn raw_upload_answers_the_id_as_text_and_metadata_has_every_seed_field() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let bob = server.member("bob").await;
     let bytes = b"Hangar keeps the bytes exactly as they came.\n\x00\xff\x10".to_vec();
     let r = bob
@@ -365,7 +365,7 @@ async fn raw_upload_answers_the_id_as_text_and_metadata_has_every_seed_field() {
 
 #[tokio::test]
 async fn raw_upload_rejects_bad_requests_and_stores_nothing() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let bob = server.member("bob").await;
     let bytes = b"payload";
 
@@ -438,14 +438,18 @@ async fn raw_upload_rejects_bad_requests_and_stores_nothing() {
         .unwrap();
     expect_error(r, 401, "unauthenticated").await;
 
-    assert!(server.blob_files().is_empty(), "{:?}", server.blob_files());
+    assert!(
+        server.blob_files().await.is_empty(),
+        "{:?}",
+        server.blob_files().await
+    );
     assert_eq!(server.temporaries(), 0);
 }
 
 #[tokio::test]
 async fn uploads_over_the_size_limit_are_413_and_leave_nothing_behind() {
     let limit: usize = 1_048_576;
-    let server = Server::start_with(&["--max-file-size", "1048576"]);
+    let server = TestApp::start_with(&["--max-file-size", "1048576"]).await;
     let bob = server.member("bob").await;
 
     // Each refused upload uses its own connection: the server may stop reading the body and close
@@ -477,7 +481,11 @@ async fn uploads_over_the_size_limit_are_413_and_leave_nothing_behind() {
         .unwrap();
     expect_error(r, 413, "limits-reached").await;
 
-    assert!(server.blob_files().is_empty(), "{:?}", server.blob_files());
+    assert!(
+        server.blob_files().await.is_empty(),
+        "{:?}",
+        server.blob_files().await
+    );
     assert_eq!(server.temporaries(), 0);
 
     // Exactly the limit is fine.
@@ -487,7 +495,7 @@ async fn uploads_over_the_size_limit_are_413_and_leave_nothing_behind() {
         .await;
     let m = metadata(&bob, id).await;
     assert_eq!(m["fileSize"], limit);
-    assert_eq!(server.blob_files().len(), 1);
+    assert_eq!(server.blob_files().await.len(), 1);
     assert_eq!(server.temporaries(), 0);
     assert_eq!(download_named(&bob, id, "exact.bin").await, (200, exact));
 }
@@ -495,7 +503,7 @@ async fn uploads_over_the_size_limit_are_413_and_leave_nothing_behind() {
 #[tokio::test]
 async fn a_multipart_file_over_the_size_limit_is_413() {
     let limit: usize = 1_048_576;
-    let server = Server::start_with(&["--max-file-size", "1048576"]);
+    let server = TestApp::start_with(&["--max-file-size", "1048576"]).await;
     let bob = server.member("bob").await;
     let channel = bob.channel("limits", &[]).await;
     let message = bob.message(channel, "too big").await;
@@ -508,7 +516,11 @@ async fn a_multipart_file_over_the_size_limit_is_413() {
         let r = post_multipart(&fresh(&bob), message, body).await;
         expect_error(r, 413, "limits-reached").await;
     }
-    assert!(server.blob_files().is_empty(), "{:?}", server.blob_files());
+    assert!(
+        server.blob_files().await.is_empty(),
+        "{:?}",
+        server.blob_files().await
+    );
     assert_eq!(server.temporaries(), 0);
     // Exactly the limit, in a multipart body, is accepted.
     let exact = vec![b'e'; limit];
@@ -559,7 +571,7 @@ async fn read_response(sock: &mut tokio::net::TcpStream) -> Option<(String, Vec<
 async fn an_early_413_says_connection_close_or_keeps_the_connection_usable() {
     use tokio::io::AsyncWriteExt;
     let limit: usize = 1_048_576;
-    let server = Server::start_with(&["--max-file-size", "1048576"]);
+    let server = TestApp::start_with(&["--max-file-size", "1048576"]).await;
     let bob = server.member("bob").await;
     let mut sock = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
     // The head declares a body over the limit; the server may answer before reading any of it.
@@ -603,7 +615,7 @@ async fn an_early_413_says_connection_close_or_keeps_the_connection_usable() {
 
 #[tokio::test]
 async fn correct_declared_checksums_are_accepted_in_every_form() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let bob = server.member("bob").await;
     let bytes = b"checksummed content".to_vec();
     let hex = sha256_hex(&bytes);
@@ -631,12 +643,16 @@ async fn correct_declared_checksums_are_accepted_in_every_form() {
             (200, bytes.clone())
         );
     }
-    assert_eq!(server.blob_files().len(), 1, "identical bytes stored once");
+    assert_eq!(
+        server.blob_files().await.len(),
+        1,
+        "identical bytes stored once"
+    );
 }
 
 #[tokio::test]
 async fn a_wrong_declared_checksum_is_422_and_the_attachment_is_never_served() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let bob = server.member("bob").await;
     let bytes = b"what was actually sent".to_vec();
     let other = b"what the client thought it sent".to_vec();
@@ -671,16 +687,16 @@ async fn a_wrong_declared_checksum_is_422_and_the_attachment_is_never_served() {
         expect_error(r, 409, "checksum-mismatch").await;
     }
     assert!(
-        server.blob_files().is_empty(),
+        server.blob_files().await.is_empty(),
         "mismatched bytes are not kept: {:?}",
-        server.blob_files()
+        server.blob_files().await
     );
     assert_eq!(server.temporaries(), 0);
 }
 
 #[tokio::test]
 async fn a_malformed_declared_checksum_is_400_bad_checksum() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let bob = server.member("bob").await;
     let bytes = b"abc";
     for (name, value) in [
@@ -699,13 +715,13 @@ async fn a_malformed_declared_checksum_is_400_bad_checksum() {
         assert_eq!(r.status(), 400, "{name}: {value}");
         expect_error(r, 400, "bad-checksum").await;
     }
-    assert!(server.blob_files().is_empty());
+    assert!(server.blob_files().await.is_empty());
     assert_eq!(server.temporaries(), 0);
 }
 
 #[tokio::test]
 async fn a_digest_on_a_multipart_file_part_is_verified() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let bob = server.member("bob").await;
     let channel = bob.channel("digests", &[]).await;
     let message = bob.message(channel, "files with digests").await;
@@ -731,7 +747,7 @@ async fn a_digest_on_a_multipart_file_part_is_verified() {
         assert_eq!(a["attachmentState"], "ReadyForDownloadFromServerToClient");
         assert_eq!(a["fileChecksum"], sha256_hex(&good));
     }
-    let blobs_before = server.blob_files().len();
+    let blobs_before = server.blob_files().await.len();
     assert_eq!(blobs_before, 1);
 
     // A wrong declaration on the part.
@@ -759,7 +775,7 @@ async fn a_digest_on_a_multipart_file_part_is_verified() {
         expect_error(r, 409, "checksum-mismatch").await;
     }
     assert_eq!(
-        server.blob_files().len(),
+        server.blob_files().await.len(),
         blobs_before,
         "no blob for mismatched parts"
     );
@@ -770,7 +786,7 @@ async fn a_digest_on_a_multipart_file_part_is_verified() {
             .with_header("Content-Digest", "sha-256=oops")]);
     let r = post_multipart(&bob, message, body).await;
     expect_error(r, 400, "bad-checksum").await;
-    assert_eq!(server.blob_files().len(), blobs_before);
+    assert_eq!(server.blob_files().await.len(), blobs_before);
     assert_eq!(server.temporaries(), 0);
 }
 
@@ -780,7 +796,7 @@ async fn a_digest_on_a_multipart_file_part_is_verified() {
 
 #[tokio::test]
 async fn multipart_upload_to_a_message_stores_every_file_byte_exact() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let bob = server.member("bob").await;
     let _alice = server.member("alice").await;
     let channel = bob.channel("general", &["alice"]).await;
@@ -884,7 +900,7 @@ async fn multipart_upload_to_a_message_stores_every_file_byte_exact() {
 
 #[tokio::test]
 async fn multipart_upload_refuses_bad_requests() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let bob = server.member("bob").await;
     let carol = server.member("carol").await;
     let channel = bob.channel("private", &[]).await;
@@ -956,7 +972,11 @@ async fn multipart_upload_refuses_bad_requests() {
     let r = post_multipart(&bob, message, body).await;
     expect_error(r, 400, "no-files").await;
 
-    assert!(server.blob_files().is_empty(), "{:?}", server.blob_files());
+    assert!(
+        server.blob_files().await.is_empty(),
+        "{:?}",
+        server.blob_files().await
+    );
     assert_eq!(server.temporaries(), 0);
 }
 
@@ -966,7 +986,7 @@ async fn multipart_upload_refuses_bad_requests() {
 
 #[tokio::test]
 async fn hostile_names_in_raw_uploads_are_sanitized() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let bob = server.member("bob").await;
     let long = format!("{}.png", "a".repeat(300));
     let wide = format!("{}.txt", "é".repeat(200));
@@ -1014,7 +1034,7 @@ async fn hostile_names_in_raw_uploads_are_sanitized() {
 
 #[tokio::test]
 async fn non_ascii_names_get_an_ascii_fallback_and_an_rfc5987_name() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let bob = server.member("bob").await;
     for name in [
         "résumé final.pdf",
@@ -1053,7 +1073,7 @@ async fn non_ascii_names_get_an_ascii_fallback_and_an_rfc5987_name() {
 
 #[tokio::test]
 async fn hostile_names_in_multipart_uploads_are_sanitized() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let bob = server.member("bob").await;
     let channel = bob.channel("names", &[]).await;
     let message = bob.message(channel, "names").await;
@@ -1106,7 +1126,7 @@ async fn hostile_names_in_multipart_uploads_are_sanitized() {
 
 #[tokio::test]
 async fn downloads_honour_etag_range_and_head() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let bob = server.member("bob").await;
     let bytes = b"0123456789abcdef".to_vec();
     let sha = sha256_hex(&bytes);
@@ -1264,7 +1284,7 @@ async fn downloads_honour_etag_range_and_head() {
 
 #[tokio::test]
 async fn an_empty_file_uploads_and_downloads() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let bob = server.member("bob").await;
     let id = bob.upload("empty.txt", "text/plain", b"").await;
     let m = metadata(&bob, id).await;
@@ -1295,7 +1315,7 @@ async fn an_empty_file_uploads_and_downloads() {
 
 #[tokio::test]
 async fn active_content_is_always_served_as_a_download() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let bob = server.member("bob").await;
     let channel = bob.channel("web", &[]).await;
     let cases: Vec<(&str, &str, &[u8])> = vec![
@@ -1355,7 +1375,7 @@ async fn active_content_is_always_served_as_a_download() {
 
 #[tokio::test]
 async fn attachments_are_private_until_attached_where_the_reader_is_a_member() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let bob = server.member("bob").await;
     let alice = server.member("alice").await;
@@ -1494,7 +1514,7 @@ async fn attachments_are_private_until_attached_where_the_reader_is_a_member() {
 
 #[tokio::test]
 async fn project_members_read_an_issues_attachments() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let bob = server.member("bob").await;
     let carol = server.member("carol").await;
     let dave = server.member("dave").await;
@@ -1592,7 +1612,7 @@ async fn project_members_read_an_issues_attachments() {
 
 #[tokio::test]
 async fn attaching_unknown_foreign_or_unready_attachments_is_refused() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let bob = server.member("bob").await;
     let alice = server.member("alice").await;
     let channel = alice.channel("alice-and-bob", &["bob"]).await;
@@ -1659,7 +1679,7 @@ async fn attaching_unknown_foreign_or_unready_attachments_is_refused() {
 
 #[tokio::test]
 async fn a_shared_blob_is_removed_only_with_its_last_attachment() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let bob = server.member("bob").await;
     let alice = server.member("alice").await;
     let bytes: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -1674,7 +1694,7 @@ async fn a_shared_blob_is_removed_only_with_its_last_attachment() {
     let third = alice
         .upload("three.bin", "application/octet-stream", &bytes)
         .await;
-    let blobs = server.blob_files();
+    let blobs = server.blob_files().await;
     assert_eq!(blobs.len(), 1, "identical bytes are stored once: {blobs:?}");
     assert_eq!(
         blobs[0].file_name().unwrap().to_str().unwrap(),
@@ -1687,7 +1707,7 @@ async fn a_shared_blob_is_removed_only_with_its_last_attachment() {
     let other = bob
         .upload("other.bin", "application/octet-stream", b"other")
         .await;
-    assert_eq!(server.blob_files().len(), 2);
+    assert_eq!(server.blob_files().await.len(), 2);
 
     for (who, id) in [(&bob, first), (&alice, third)] {
         let r = who
@@ -1696,7 +1716,11 @@ async fn a_shared_blob_is_removed_only_with_its_last_attachment() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
-        assert_eq!(server.blob_files().len(), 2, "still referenced by {second}");
+        assert_eq!(
+            server.blob_files().await.len(),
+            2,
+            "still referenced by {second}"
+        );
         assert_eq!(
             download_named(&bob, second, "two.bin").await,
             (200, bytes.clone())
@@ -1708,7 +1732,7 @@ async fn a_shared_blob_is_removed_only_with_its_last_attachment() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let left = server.blob_files();
+    let left = server.blob_files().await;
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(
         left[0].file_name().unwrap().to_str().unwrap(),
@@ -1723,7 +1747,7 @@ async fn a_shared_blob_is_removed_only_with_its_last_attachment() {
     let again = bob
         .upload("again.bin", "application/octet-stream", &bytes)
         .await;
-    assert_eq!(server.blob_files().len(), 2);
+    assert_eq!(server.blob_files().await.len(), 2);
     assert_eq!(download_named(&bob, again, "again.bin").await, (200, bytes));
 }
 
@@ -1733,7 +1757,7 @@ async fn a_shared_blob_is_removed_only_with_its_last_attachment() {
 
 #[tokio::test]
 async fn public_links_work_without_credentials_and_can_be_revoked() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let bob = server.member("bob").await;
     let _alice = server.member("alice").await;
     let carol = server.member("carol").await;
@@ -1887,7 +1911,7 @@ async fn public_links_work_without_credentials_and_can_be_revoked() {
 
 #[tokio::test]
 async fn public_url_works_with_a_space_style_message() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let bob = server.member("bob").await;
     let bytes = tiny_png();
     let id = bob.upload("pixel.png", "image/png", &bytes).await;
@@ -1917,7 +1941,7 @@ async fn public_url_works_with_a_space_style_message() {
 
 #[tokio::test]
 async fn markdown_links_resolve_for_callers_allowed_to_read() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let bob = server.member("bob").await;
     let alice = server.member("alice").await;
     let carol = server.member("carol").await;

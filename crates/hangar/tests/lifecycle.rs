@@ -149,11 +149,12 @@ async fn unreferenced_bytes_wait_for_the_grace_period_and_unknown_ones_must_be_o
     assert_eq!(server.temporaries(), 0, "an abandoned temporary is swept");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploading_bytes_while_they_are_collected_never_loses_them() {
-    // Grace zero: each delete makes the bytes collectable at once, racing the next upload.
-    let server = Server::start();
-    let admin = server.admin().await;
+    // In-process, so that the collector runs exactly when the test says: racing the next upload.
+    // Grace zero: each delete makes the bytes collectable at once.
+    let app = TestApp::start().await;
+    let admin = app.admin().await;
     let bytes = b"the same bytes, deleted and uploaded again".to_vec();
     for round in 0..40 {
         let first = admin
@@ -165,10 +166,11 @@ async fn uploading_bytes_while_they_are_collected_never_loses_them() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
-        let second = admin
-            .upload("same.bin", "application/octet-stream", &bytes)
-            .await;
-        server.wait_for_collector();
+        let (_, second) = tokio::join!(
+            app.run_jobs(),
+            admin.upload("same.bin", "application/octet-stream", &bytes)
+        );
+        app.run_jobs().await;
         let r = admin
             .get(&format!("/api/v1/attachments/{second}/same.bin"))
             .send()
@@ -183,5 +185,6 @@ async fn uploading_bytes_while_they_are_collected_never_loses_them() {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    assert!(server.blob_files().is_empty(), "{:?}", server.blob_files());
+    let left = app.blob_files().await;
+    assert!(left.is_empty(), "{left:?}");
 }

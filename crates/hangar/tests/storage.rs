@@ -71,9 +71,10 @@ fn tiny_png() -> Vec<u8> {
     hex::decode("89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c49444154789c63f8cfc0000003010100c9fe92ef0000000049454e44ae426082").unwrap()
 }
 
-fn blob_names(server: &Server) -> Vec<String> {
+async fn blob_names(server: &TestApp) -> Vec<String> {
     let mut names: Vec<String> = server
         .blob_files()
+        .await
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
@@ -391,7 +392,7 @@ fn dechunk(mut s: &str) -> String {
 }
 
 fn raw_head(
-    server: &Server,
+    server: &TestApp,
     user: &User,
     target: &str,
     content_type: &str,
@@ -406,7 +407,7 @@ fn raw_head(
 
 /// A chunked raw upload of `bytes` in pieces of 400 bytes.
 async fn raw_chunked_upload(
-    server: &Server,
+    server: &TestApp,
     user: &User,
     space: &str,
     path: &str,
@@ -606,7 +607,7 @@ async fn every_upload_mode_stores_the_exact_bytes() {
     })
     .await;
     let allow = format!("127.0.0.1:{}", origin.port);
-    let server = Server::start_with(&["--fetch-allow", &allow]);
+    let server = TestApp::start_with(&["--fetch-allow", &allow]).await;
     let admin = server.admin().await;
     let bob = server.member("bob").await;
     create_space(&admin, "team", None, &["bob"]).await;
@@ -811,7 +812,7 @@ async fn every_upload_mode_stores_the_exact_bytes() {
 
 #[tokio::test]
 async fn standard_and_padded_path_ids_name_the_same_file() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     create_space(&admin, "team", None, &[]).await;
     let path = "a??.txt";
@@ -893,7 +894,7 @@ async fn standard_and_padded_path_ids_name_the_same_file() {
 
 #[tokio::test]
 async fn invalid_paths_are_refused_with_their_reason() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     create_space(&admin, "team", None, &[]).await;
     stored(&admin, "team", "a/b", "text/plain", b"x", 201).await;
@@ -980,7 +981,7 @@ async fn invalid_paths_are_refused_with_their_reason() {
     stored(&admin, "team", &longest, "text/plain", b"edge", 201).await;
     assert_eq!(all_names(&admin, "team", None).await, ["a", "d"]);
     assert_eq!(all_names(&admin, "team", Some("a")).await, ["b"]);
-    assert_eq!(server.blob_files().len(), 2);
+    assert_eq!(server.blob_files().await.len(), 2);
 
     // Move destinations are validated the same way.
     for (path, _) in &cases {
@@ -1001,7 +1002,7 @@ async fn invalid_paths_are_refused_with_their_reason() {
 
 #[tokio::test]
 async fn directories_and_files_do_not_collide_and_overwrites_release_old_bytes() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     create_space(&admin, "team", None, &[]).await;
     stored(&admin, "team", "d/f.txt", "text/plain", b"file in d", 201).await;
@@ -1036,7 +1037,7 @@ async fn directories_and_files_do_not_collide_and_overwrites_release_old_bytes()
     }
     assert_eq!(all_names(&admin, "team", Some("d")).await, ["f.txt"]);
     assert_eq!(download(&admin, "team", "d/f.txt").await, b"file in d");
-    assert_eq!(blob_names(&server), [sha256_hex(b"file in d")]);
+    assert_eq!(blob_names(&server).await, [sha256_hex(b"file in d")]);
 
     // An overwrite removes the old bytes from disk when nothing else refers to them.
     let old = pseudo_random_bytes(10_000, 10);
@@ -1050,7 +1051,7 @@ async fn directories_and_files_do_not_collide_and_overwrites_release_old_bytes()
         201,
     )
     .await;
-    assert!(blob_names(&server).contains(&sha256_hex(&old)));
+    assert!(blob_names(&server).await.contains(&sha256_hex(&old)));
     stored(
         &admin,
         "team",
@@ -1062,7 +1063,7 @@ async fn directories_and_files_do_not_collide_and_overwrites_release_old_bytes()
     .await;
     let mut want = vec![sha256_hex(b"file in d"), sha256_hex(&new)];
     want.sort();
-    assert_eq!(blob_names(&server), want);
+    assert_eq!(blob_names(&server).await, want);
     assert_eq!(download(&admin, "team", "o.bin").await, new);
     assert_eq!(used_bytes(&admin, "team").await, (9 + new.len()) as i64);
 
@@ -1085,14 +1086,14 @@ async fn directories_and_files_do_not_collide_and_overwrites_release_old_bytes()
         200,
     )
     .await;
-    assert!(blob_names(&server).contains(&sha256_hex(&new)));
+    assert!(blob_names(&server).await.contains(&sha256_hex(&new)));
     assert_eq!(download(&admin, "team", "copy.bin").await, new);
     assert_eq!(used_bytes(&admin, "team").await, (9 + new.len() + 5) as i64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_uploads_to_one_path_leave_exactly_one_whole_file() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     create_space(&admin, "team", None, &[]).await;
     let contents: Vec<Vec<u8>> = (0..10)
@@ -1140,7 +1141,7 @@ async fn concurrent_uploads_to_one_path_leave_exactly_one_whole_file() {
     assert_eq!(all_names(&admin, "team", Some("same")).await, ["one.bin"]);
     assert_eq!(used_bytes(&admin, "team").await, winner.len() as i64);
     assert_eq!(
-        blob_names(&server),
+        blob_names(&server).await,
         [sha256_hex(winner)],
         "the replaced bytes are gone"
     );
@@ -1153,7 +1154,7 @@ async fn concurrent_uploads_to_one_path_leave_exactly_one_whole_file() {
 
 #[tokio::test]
 async fn listing_pages_through_a_directory_in_byte_order() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     create_space(&admin, "team", None, &[]).await;
     for name in ["B", "a", "Z", "\u{e9}", "10", "9"] {
@@ -1271,7 +1272,7 @@ async fn listing_pages_through_a_directory_in_byte_order() {
 
 #[tokio::test]
 async fn downloads_keep_range_etag_and_safe_headers() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     create_space(&admin, "team", None, &[]).await;
     let bytes = pseudo_random_bytes(1000, 5);
@@ -1380,7 +1381,7 @@ async fn downloads_keep_range_etag_and_safe_headers() {
 
 #[tokio::test]
 async fn delete_and_move_files_and_directories() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     create_space(&admin, "team", None, &[]).await;
     stored(&admin, "team", "m/a.txt", "text/plain", b"aaa", 201).await;
@@ -1396,7 +1397,7 @@ async fn delete_and_move_files_and_directories() {
     let r = admin.delete(&url).send().await.unwrap();
     expect_error(r, 404, "not-found").await;
     assert_eq!(used_bytes(&admin, "team").await, 8);
-    assert!(!blob_names(&server).contains(&sha256_hex(b"xx")));
+    assert!(!blob_names(&server).await.contains(&sha256_hex(b"xx")));
 
     // Rename a file.
     let r = admin
@@ -1461,7 +1462,7 @@ async fn delete_and_move_files_and_directories() {
     assert_eq!(download(&admin, "team", "n/target.txt").await, b"aaa");
     assert_eq!(meta_of(&admin, "team", "n/m2/b.txt").await.status(), 404);
     assert_eq!(used_bytes(&admin, "team").await, 8);
-    assert!(!blob_names(&server).contains(&sha256_hex(b"target!")));
+    assert!(!blob_names(&server).await.contains(&sha256_hex(b"target!")));
 
     // Into itself, onto a directory, under a file, from nowhere.
     let move_m2 = format!("{}/move", file_url("team", &pid("n/m2")));
@@ -1545,7 +1546,11 @@ async fn delete_and_move_files_and_directories() {
     }
     assert!(all_names(&admin, "team", None).await.is_empty());
     assert_eq!(used_bytes(&admin, "team").await, 0);
-    assert!(server.blob_files().is_empty(), "{:?}", server.blob_files());
+    assert!(
+        server.blob_files().await.is_empty(),
+        "{:?}",
+        server.blob_files().await
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1554,7 +1559,7 @@ async fn delete_and_move_files_and_directories() {
 
 #[tokio::test]
 async fn only_members_reach_a_space_and_read_tokens_only_read() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let bob = server.member("bob").await;
     let carol = server.member("carol").await;
@@ -1725,7 +1730,7 @@ async fn the_file_size_limit_holds_in_every_mode() {
     })
     .await;
     let allow = format!("127.0.0.1:{}", origin.port);
-    let server = Server::start_with(&["--max-file-size", "1000", "--fetch-allow", &allow]);
+    let server = TestApp::start_with(&["--max-file-size", "1000", "--fetch-allow", &allow]).await;
     let admin = server.admin().await;
     create_space(&admin, "team", None, &[]).await;
 
@@ -1791,7 +1796,11 @@ async fn the_file_size_limit_holds_in_every_mode() {
         settle(|| server.temporaries() == 0).await,
         "temporaries left"
     );
-    assert!(server.blob_files().is_empty(), "{:?}", server.blob_files());
+    assert!(
+        server.blob_files().await.is_empty(),
+        "{:?}",
+        server.blob_files().await
+    );
     assert_eq!(
         list(&admin, "team", Some("lim"), None, None).await.status(),
         404
@@ -1845,7 +1854,7 @@ async fn the_file_size_limit_holds_in_every_mode() {
     )
     .await;
     assert_eq!(download(&admin, "team", "lim/remote.bin").await, edge);
-    assert_eq!(blob_names(&server), [sha256_hex(edge)]);
+    assert_eq!(blob_names(&server).await, [sha256_hex(edge)]);
 }
 
 #[tokio::test]
@@ -1864,7 +1873,7 @@ async fn a_space_quota_refuses_what_does_not_fit_in_every_mode() {
     })
     .await;
     let allow = format!("127.0.0.1:{}", origin.port);
-    let server = Server::start_with(&["--fetch-allow", &allow]);
+    let server = TestApp::start_with(&["--fetch-allow", &allow]).await;
     let admin = server.admin().await;
     let bob = server.member("bob").await;
     create_space(&admin, "team", Some(1000), &["bob"]).await;
@@ -1922,7 +1931,7 @@ async fn a_space_quota_refuses_what_does_not_fit_in_every_mode() {
         settle(|| server.temporaries() == 0).await,
         "temporaries left"
     );
-    assert_eq!(blob_names(&server), [sha256_hex(&first)]);
+    assert_eq!(blob_names(&server).await, [sha256_hex(&first)]);
     assert_eq!(all_names(&bob, "team", Some("q")).await, ["first.bin"]);
     assert_eq!(used_bytes(&admin, "team").await, 600);
     let l = no_reservation_left(&bob, "team").await;
@@ -1942,7 +1951,7 @@ async fn a_space_quota_refuses_what_does_not_fit_in_every_mode() {
     let l = no_reservation_left(&bob, "team").await;
     assert_eq!(l["usedBytes"], 4, "{l}");
     assert_eq!(l["availableBytes"], 996, "{l}");
-    assert_eq!(blob_names(&server), [sha256_hex(b"tiny")]);
+    assert_eq!(blob_names(&server).await, [sha256_hex(b"tiny")]);
 
     // What fits is accepted, exactly up to the quota.
     let fill = pseudo_random_bytes(996, 32);
@@ -2027,7 +2036,7 @@ async fn a_space_quota_refuses_what_does_not_fit_in_every_mode() {
 
 #[tokio::test]
 async fn an_overwrite_that_fits_after_replacing_is_accepted() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     create_space(&admin, "team", Some(1000), &[]).await;
     let old = pseudo_random_bytes(600, 40);
@@ -2095,7 +2104,7 @@ async fn an_overwrite_that_fits_after_replacing_is_accepted() {
 
 #[tokio::test]
 async fn a_two_stage_overwrite_that_fits_after_replacing_is_accepted() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     create_space(&admin, "team", Some(1000), &[]).await;
     stored(&admin, "team", "f.bin", "text/plain", &[1u8; 600], 201).await;
@@ -2126,7 +2135,7 @@ async fn a_two_stage_overwrite_that_fits_after_replacing_is_accepted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_uploads_never_exceed_the_quota() {
     const MIB: usize = 1 << 20;
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     create_space(&admin, "team", Some(10 * MIB as i64), &[]).await;
     let body = bytes::Bytes::from(pseudo_random_bytes(MIB, 50));
@@ -2177,7 +2186,7 @@ async fn concurrent_uploads_never_exceed_the_quota() {
 
 #[tokio::test]
 async fn a_two_stage_upload_reserves_its_size_until_it_completes() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let bob = server.member("bob").await;
     create_space(&admin, "team", Some(1000), &["bob"]).await;
@@ -2289,7 +2298,7 @@ fn param(url: &str, name: &str) -> String {
 
 #[tokio::test]
 async fn two_stage_urls_are_bound_checked_and_single_use() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     create_space(&admin, "team", None, &[]).await;
     let bytes = pseudo_random_bytes(2048, 70);
@@ -2383,7 +2392,11 @@ async fn two_stage_urls_are_bound_checked_and_single_use() {
 
     // Nothing was stored by the failures.
     assert_eq!(meta_of(&admin, "team", "u/file.txt").await.status(), 404);
-    assert!(server.blob_files().is_empty(), "{:?}", server.blob_files());
+    assert!(
+        server.blob_files().await.is_empty(),
+        "{:?}",
+        server.blob_files().await
+    );
     assert!(settle(|| server.temporaries() == 0).await);
     assert!(all_names(&admin, "team", None).await.is_empty());
 
@@ -2416,7 +2429,7 @@ async fn two_stage_urls_are_bound_checked_and_single_use() {
     )
     .await;
     assert_eq!(download(&admin, "team", "u/file.txt").await, bytes);
-    assert_eq!(blob_names(&server), [sha256_hex(&bytes)]);
+    assert_eq!(blob_names(&server).await, [sha256_hex(&bytes)]);
     assert_eq!(used_bytes(&admin, "team").await, bytes.len() as i64);
 
     // A two-stage upload that replaces an existing file answers 200 and keeps its meta.
@@ -2441,12 +2454,12 @@ async fn two_stage_urls_are_bound_checked_and_single_use() {
     check_entry(&v, "u/file.txt", b"new", "text/plain");
     assert_eq!(v["meta"], json!({}));
     assert_eq!(used_bytes(&admin, "team").await, 3);
-    assert_eq!(blob_names(&server), [sha256_hex(b"new")]);
+    assert_eq!(blob_names(&server).await, [sha256_hex(b"new")]);
 }
 
 #[tokio::test]
 async fn a_two_stage_put_that_fails_after_its_bytes_arrive_can_be_retried_at_once() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     create_space(&admin, "team", None, &[]).await;
     let bytes = pseudo_random_bytes(2048, 71);
@@ -2490,7 +2503,11 @@ async fn a_two_stage_put_that_fails_after_its_bytes_arrive_can_be_retried_at_onc
     expect_error(r, 422, "checksum-mismatch").await;
 
     assert_eq!(meta_of(&admin, "team", "u/file.txt").await.status(), 404);
-    assert!(server.blob_files().is_empty(), "{:?}", server.blob_files());
+    assert!(
+        server.blob_files().await.is_empty(),
+        "{:?}",
+        server.blob_files().await
+    );
     assert!(settle(|| server.temporaries() == 0).await);
 
     // Each failure left the URL usable: the answer to the retry is not "in progress".
@@ -2508,7 +2525,7 @@ async fn a_two_stage_put_that_fails_after_its_bytes_arrive_can_be_retried_at_onc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_puts_to_one_upload_url_store_once() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     create_space(&admin, "team", Some(100_000), &[]).await;
     let bytes = pseudo_random_bytes(50_000, 80);
@@ -2558,12 +2575,12 @@ async fn concurrent_puts_to_one_upload_url_store_once() {
     assert_eq!(used_bytes(&admin, "team").await, bytes.len() as i64);
     let l = no_reservation_left(&admin, "team").await;
     assert_eq!(l["availableBytes"], 100_000 - bytes.len() as i64, "{l}");
-    assert_eq!(blob_names(&server), [sha256_hex(&bytes)]);
+    assert_eq!(blob_names(&server).await, [sha256_hex(&bytes)]);
 }
 
 #[tokio::test]
 async fn a_two_stage_upload_still_obeys_the_conflict_rules_at_its_put() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     create_space(&admin, "team", None, &[]).await;
     let declare = json!({"file": {"type": "text/plain", "size": 5}});
@@ -2585,7 +2602,7 @@ async fn a_two_stage_upload_still_obeys_the_conflict_rules_at_its_put() {
     assert_eq!(download(&admin, "team", "p/x/inner.txt").await, b"inner");
     assert_eq!(download(&admin, "team", "q").await, b"q is a file");
     assert_eq!(all_names(&admin, "team", None).await, ["p", "q"]);
-    assert!(!blob_names(&server).contains(&sha256_hex(b"hello")));
+    assert!(!blob_names(&server).await.contains(&sha256_hex(b"hello")));
     assert_eq!(used_bytes(&admin, "team").await, 16);
 }
 
@@ -2626,7 +2643,7 @@ async fn remote_urls_never_reach_internal_addresses() {
     })
     .await;
     let allow = format!("127.0.0.1:{}", origin.port);
-    let server = Server::start_with(&["--fetch-allow", &allow, "--fetch-timeout", "2"]);
+    let server = TestApp::start_with(&["--fetch-allow", &allow, "--fetch-timeout", "2"]).await;
     let admin = server.admin().await;
     create_space(&admin, "team", None, &[]).await;
 
@@ -2773,7 +2790,7 @@ async fn remote_urls_never_reach_internal_addresses() {
 
 #[tokio::test]
 async fn malformed_upload_requests_are_400_and_store_nothing() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     create_space(&admin, "team", None, &[]).await;
     let shapes = [
@@ -2862,13 +2879,13 @@ async fn malformed_upload_requests_are_400_and_store_nothing() {
         .unwrap();
     assert_eq!(r.status(), 400);
     assert!(all_names(&admin, "team", None).await.is_empty());
-    assert!(server.blob_files().is_empty());
+    assert!(server.blob_files().await.is_empty());
     no_reservation_left(&admin, "team").await;
 }
 
 #[tokio::test]
 async fn a_declared_checksum_that_does_not_match_stores_nothing() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     create_space(&admin, "team", None, &[]).await;
     stored(&admin, "team", "c.txt", "text/plain", b"original", 201).await;
@@ -2926,7 +2943,7 @@ async fn a_declared_checksum_that_does_not_match_stores_nothing() {
     let m = expect_json(meta_of(&admin, "team", "c.txt").await, 200).await;
     check_entry(&m, "c.txt", b"original", "text/plain");
     assert_eq!(meta_of(&admin, "team", "new.txt").await.status(), 404);
-    assert_eq!(blob_names(&server), [sha256_hex(b"original")]);
+    assert_eq!(blob_names(&server).await, [sha256_hex(b"original")]);
     assert!(settle(|| server.temporaries() == 0).await);
     assert_eq!(used_bytes(&admin, "team").await, 8);
     no_reservation_left(&admin, "team").await;
@@ -2951,7 +2968,7 @@ async fn a_declared_checksum_that_does_not_match_stores_nothing() {
         .unwrap();
     let v = expect_json(r, 200).await;
     check_entry(&v, "c.txt", b"changed", "text/plain");
-    assert_eq!(blob_names(&server), [sha256_hex(b"changed")]);
+    assert_eq!(blob_names(&server).await, [sha256_hex(b"changed")]);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -2960,7 +2977,7 @@ async fn a_declared_checksum_that_does_not_match_stores_nothing() {
 
 #[tokio::test]
 async fn storage_changes_are_recorded_as_events() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     create_space(&admin, "team", None, &[]).await;
     stored(&admin, "team", "ev/a.txt", "text/plain", b"one", 201).await;

@@ -1,6 +1,11 @@
-//! The test harness: the real `hangar` binary on 127.0.0.1 port 0 with a temporary data directory,
-//! and small helpers to act as the administrator or as a member over real HTTP.
+//! The test harness: the real `hangar` binary on 127.0.0.1 port 0 with a temporary data directory
+//! (`Server`), the same node assembled in the test's own process (`TestApp`), and small helpers to act
+//! as the administrator or as a member over real HTTP.
 #![allow(dead_code)] // each test binary uses a different part of the harness
+
+mod app;
+#[allow(unused_imports)] // the tests of the binary itself use only `Server`
+pub use app::TestApp;
 
 use reqwest::{Client, RequestBuilder, Response};
 use serde_json::{json, Value};
@@ -180,21 +185,7 @@ impl Server {
 
     /// Stored blob files right now.
     pub fn blob_files_now(&self) -> Vec<PathBuf> {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let p = entry.path();
-                if p.is_dir() {
-                    if p.file_name().unwrap() != "tmp" {
-                        walk(&p, out);
-                    }
-                } else {
-                    out.push(p);
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.blob_root(), &mut out);
-        out
+        blob_files_in(&self.blob_root())
     }
 
     /// Logs in as the administrator and returns a client with a personal token.
@@ -210,23 +201,46 @@ impl Server {
 
     /// Creates a member (as the administrator) and returns a client acting as them.
     pub async fn member(&self, username: &str) -> User {
-        let admin = self.admin().await;
-        let password = format!("{username}-password");
-        let r = admin
-            .post("/api/v1/members")
-            .json(&json!({"username": username, "password": password}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201, "creating member {username}");
-        let token = login_token(&self.base, username, &password).await;
-        User {
-            base: self.base.clone(),
-            http: Client::new(),
-            token,
-            username: username.into(),
+        create_member(&self.base, &self.admin().await, username).await
+    }
+}
+
+/// Creates a member as `admin` (password `{username}-password`) and returns a client acting as them.
+pub async fn create_member(base: &str, admin: &User, username: &str) -> User {
+    let password = format!("{username}-password");
+    let r = admin
+        .post("/api/v1/members")
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "creating member {username}");
+    let token = login_token(base, username, &password).await;
+    User {
+        base: base.to_string(),
+        http: Client::new(),
+        token,
+        username: username.into(),
+    }
+}
+
+/// The blob files under a blob store's root (outside its temporary directory).
+pub fn blob_files_in(root: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                if p.file_name().unwrap() != "tmp" {
+                    walk(&p, out);
+                }
+            } else {
+                out.push(p);
+            }
         }
     }
+    let mut out = Vec::new();
+    walk(root, &mut out);
+    out
 }
 
 impl Drop for Server {
