@@ -1,16 +1,17 @@
-//! Webhooks of an application and their subscriptions (`/api/http/applications/{app}/webhooks`).
-//! A webhook is an app item of kind `webhook` (its secrets sealed inside), a subscription an item of
-//! kind `subscription` scoped by the webhook's id. Delivery is in `delivery.rs`.
+//! Webhooks of an application (`/api/http/applications/{app}/webhooks`): settings, archiving,
+//! secrets and custom headers. A webhook is an app item of kind `webhook` (its secrets sealed
+//! inside); its subscriptions are in `subscriptions.rs`, delivery in `hangar-jobs`.
 
-use crate::applications::{
-    limit_error, open_secret, page_bounds, request_rights_in, set_secret, target, Need,
-};
+use super::subscriptions::{add_subscription, subscription, subscription_json, subscriptions_of};
+use super::{limit_error, open_secret, page_bounds, set_secret, target, Need};
 use crate::auth::Caller;
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use hangar_core::apps::{self as rules, Context};
+use axum::routing::{get, post};
+use axum::Router;
+use hangar_core::apps as rules;
 use hangar_core::ids::random_id;
 use hangar_core::now_ms;
 use hangar_core::secrets::new_signing_key;
@@ -18,9 +19,38 @@ use hangar_core::store::{AppItem, AppRecord};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/http/applications/{app}/webhooks",
+            post(create).get(list),
+        )
+        .route(
+            "/api/http/applications/{app}/webhooks/{webhook}",
+            post(restore).patch(update).delete(archive),
+        )
+        .route(
+            "/api/http/applications/{app}/webhooks/{webhook}/bearer-token",
+            get(bearer_token),
+        )
+        .route(
+            "/api/http/applications/{app}/webhooks/{webhook}/custom-headers",
+            post(set_custom_headers).get(get_custom_headers),
+        )
+        .route(
+            "/api/http/applications/{app}/webhooks/{webhook}/signing-key",
+            get(signing_key),
+        )
+        .route(
+            "/api/http/applications/{app}/webhooks/{webhook}/signing-key/regenerate",
+            post(regenerate_signing_key),
+        )
+}
+
 const WEBHOOK_LIMIT: i64 = 100;
-const SUBSCRIPTION_LIMIT: i64 = 100;
+
 const HEADER_LIMIT: usize = 20;
+
 const TEMPLATE_MAX: usize = 16 * 1024;
 
 /// Headers a custom header may not set: the protocol's and the signatures'.
@@ -40,9 +70,10 @@ const RESERVED_HEADERS: &[&str] = &[
     "expect",
     "cookie",
 ];
+
 const RESERVED_PREFIXES: &[&str] = &["x-space-", "webhook-", "proxy-", "sec-"];
 
-fn bad(text: impl Into<String>) -> ApiError {
+pub(super) fn bad(text: impl Into<String>) -> ApiError {
     ApiError::bad_request("bad-webhook-field", text)
 }
 
@@ -52,19 +83,6 @@ pub async fn webhook_item(state: &AppState, app: &AppRecord, id: &str) -> ApiRes
         .item(app.id, "webhook", "", id)
         .await?
         .ok_or_else(|| ApiError::not_found("webhook"))
-}
-
-async fn subscriptions_of(state: &AppState, app_id: i64, webhook: &str) -> ApiResult<Vec<AppItem>> {
-    Ok(state
-        .apps
-        .items(Some(app_id), "subscription", Some(webhook), None, 1000)
-        .await?)
-}
-
-fn subscription_json(i: &AppItem) -> Value {
-    let mut v = i.value.clone();
-    v["id"] = json!(i.key);
-    v
 }
 
 /// The FullWebhookDTO shape (secrets never included).
@@ -243,91 +261,6 @@ fn endpoint_auth(state: &AppState, v: &mut Value, value: &Value) -> ApiResult<()
         _ => return Err(bad("endpointAuth.type is none, basic or bearer")),
     }
     Ok(())
-}
-
-/// SubscriptionDefinition / SubscriptionDTO: `{name, enabled, eventTypes, contextIdentifier?}`.
-fn subscription(value: &Value, existing: Option<&Value>) -> ApiResult<Value> {
-    let obj = value
-        .as_object()
-        .ok_or_else(|| bad("a subscription is a JSON object"))?;
-    let mut out = existing
-        .cloned()
-        .unwrap_or_else(|| json!({"enabled": true, "contextIdentifier": null}));
-    for (k, v) in obj {
-        match k.as_str() {
-            "name" => match v.as_str() {
-                Some(n) if !n.trim().is_empty() && n.chars().count() <= 100 => {
-                    out["name"] = json!(n)
-                }
-                _ => return Err(bad("a subscription's name has 1 to 100 characters")),
-            },
-            "enabled" => {
-                out["enabled"] = json!(v
-                    .as_bool()
-                    .ok_or_else(|| bad("enabled must be true or false"))?)
-            }
-            "eventTypes" => {
-                let types: Option<Vec<&str>> = v
-                    .as_array()
-                    .and_then(|a| a.iter().map(Value::as_str).collect());
-                match types {
-                    Some(t)
-                        if !t.is_empty() && t.iter().all(|e| rules::EVENT_TYPES.contains(e)) =>
-                    {
-                        out["eventTypes"] = json!(t)
-                    }
-                    _ => {
-                        return Err(bad(format!(
-                            "eventTypes lists at least one of {}",
-                            rules::EVENT_TYPES.join(", ")
-                        )))
-                    }
-                }
-            }
-            "contextIdentifier" => {
-                match v {
-                    Value::Null => out["contextIdentifier"] = Value::Null,
-                    Value::String(s) if Context::parse(s).is_some() => {
-                        out["contextIdentifier"] = json!(s)
-                    }
-                    _ => return Err(bad(
-                        "contextIdentifier is global, project:key:X, channel:id:N or space:id:S",
-                    )),
-                }
-            }
-            "id" => {}
-            _ => return Err(bad(format!("{k} is not a subscription field"))),
-        }
-    }
-    if !out.get("name").is_some_and(Value::is_string) {
-        return Err(bad("a subscription needs a name"));
-    }
-    if !out.get("eventTypes").is_some_and(Value::is_array) {
-        return Err(bad("a subscription needs eventTypes"));
-    }
-    Ok(out)
-}
-
-async fn add_subscription(
-    state: &AppState,
-    app: &AppRecord,
-    webhook: &str,
-    def: &Value,
-) -> ApiResult<AppItem> {
-    let item = AppItem {
-        app_id: app.id,
-        kind: "subscription".into(),
-        scope: webhook.to_string(),
-        key: random_id().to_string(),
-        value: subscription(def, None)?,
-        created_utc: now_ms(),
-    };
-    state
-        .apps
-        .put_item(&item, Some(SUBSCRIPTION_LIMIT))
-        .await
-        .map_err(limit_error)?;
-    Ok(item)
 }
 
 pub async fn create(
@@ -610,97 +543,4 @@ pub async fn get_custom_headers(
         .iter()
         .map(|(n, v)| json!({"name": n, "value": v}))
         .collect::<Vec<_>>())))
-}
-
-pub async fn create_subscription(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((ident, id)): Path<(String, String)>,
-    Json(body): Json<Value>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let app = target(&state, &caller, &ident, Need::Update).await?;
-    webhook_item(&state, &app, &id).await?;
-    let item = add_subscription(&state, &app, &id, &body).await?;
-    Ok((StatusCode::CREATED, Json(subscription_json(&item))))
-}
-
-pub async fn list_subscriptions(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((ident, id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    let app = target(&state, &caller, &ident, Need::View).await?;
-    webhook_item(&state, &app, &id).await?;
-    let subs = subscriptions_of(&state, app.id, &id).await?;
-    Ok(Json(json!(subs
-        .iter()
-        .map(subscription_json)
-        .collect::<Vec<_>>())))
-}
-
-async fn subscription_item(
-    state: &AppState,
-    app: &AppRecord,
-    webhook: &str,
-    id: &str,
-) -> ApiResult<AppItem> {
-    webhook_item(state, app, webhook).await?;
-    state
-        .apps
-        .item(app.id, "subscription", webhook, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("subscription"))
-}
-
-pub async fn update_subscription(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((ident, id, sub)): Path<(String, String, String)>,
-    Json(body): Json<Value>,
-) -> ApiResult<Json<Value>> {
-    let app = target(&state, &caller, &ident, Need::Update).await?;
-    let _serialized = state.item_lock.lock().await;
-    let mut item = subscription_item(&state, &app, &id, &sub).await?;
-    item.value = subscription(&body, Some(&item.value))?;
-    state.apps.put_item(&item, None).await?;
-    Ok(Json(subscription_json(&item)))
-}
-
-pub async fn delete_subscription(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((ident, id, sub)): Path<(String, String, String)>,
-) -> ApiResult<Json<Value>> {
-    let app = target(&state, &caller, &ident, Need::Update).await?;
-    subscription_item(&state, &app, &id, &sub).await?;
-    state
-        .apps
-        .delete_item(app.id, "subscription", &id, &sub)
-        .await?;
-    Ok(ok_body())
-}
-
-pub async fn request_missing_rights(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((ident, id, sub)): Path<(String, String, String)>,
-) -> ApiResult<Json<Value>> {
-    let app = target(&state, &caller, &ident, Need::Update).await?;
-    let item = subscription_item(&state, &app, &id, &sub).await?;
-    let ctx = item.value["contextIdentifier"]
-        .as_str()
-        .and_then(Context::parse)
-        .unwrap_or_else(Context::global);
-    let mut codes: Vec<String> = item.value["eventTypes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.as_str().and_then(rules::event_right))
-        .filter(|r| rules::right(r).is_some_and(|r| ctx.admits(r)))
-        .map(str::to_string)
-        .collect();
-    codes.sort();
-    codes.dedup();
-    request_rights_in(&state, app.id, &ctx, &codes).await?;
-    Ok(ok_body())
 }
