@@ -104,9 +104,6 @@ pub struct AppState {
     pub fetcher: Arc<fetch::Fetcher>,
     pub apps: Arc<dyn AppStore>,
     pub secrets: Arc<Secrets>,
-    /// Serializes read-modify-write changes of application items (a webhook's settings and keys, a
-    /// right's status): one server process owns the data dir, so an in-process lock suffices.
-    pub item_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -134,7 +131,6 @@ impl AppState {
             apps: Arc::new(store.clone()),
             storage: Arc::new(store),
             secrets: Arc::new(Secrets::new(&settings.link_key)),
-            item_lock: Arc::new(tokio::sync::Mutex::new(())),
             blobs,
             fetcher: Arc::new(fetch::Fetcher::new(
                 settings.fetch_allow.clone(),

@@ -1,6 +1,6 @@
 //! An application's GPG and SSH public keys.
 
-use super::{limit_error, target, Need};
+use super::{change_item, limit_error, target, Need};
 use crate::auth::Caller;
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path};
 use crate::AppState;
@@ -68,6 +68,7 @@ async fn add_key(
         key,
         value,
         created_utc: now_ms(),
+        version: 0,
     };
     match state.apps.insert_item(&item, Some(KEY_LIMIT)).await {
         Err(StoreError::Conflict(_)) => Err(ApiError::conflict(
@@ -139,17 +140,15 @@ pub async fn revoke_gpg_key(
     Json(req): Json<RevokeKey>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
-    let _serialized = state.item_lock.lock().await;
     let comment = check_comment(&req.comment)?;
     let fingerprint = fingerprint.to_ascii_uppercase();
-    let mut item = state
-        .apps
-        .item(app.id, "gpg-key", "", &fingerprint)
-        .await?
-        .ok_or_else(|| ApiError::not_found("GPG key"))?;
-    item.value["revoked"] = json!(true);
-    item.value["revokeComment"] = json!(comment);
-    state.apps.put_item(&item, None).await?;
+    let missing = || ApiError::not_found("GPG key");
+    let revoke = |key: &mut Value| {
+        key["revoked"] = json!(true);
+        key["revokeComment"] = json!(comment);
+        Ok(())
+    };
+    change_item(&state, app.id, "gpg-key", "", &fingerprint, missing, revoke).await?;
     Ok(ok_body())
 }
 

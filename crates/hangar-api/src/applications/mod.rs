@@ -27,7 +27,7 @@ use crate::AppState;
 use axum::http::StatusCode;
 use hangar_core::app_ops;
 use hangar_core::apps::Context;
-use hangar_core::store::{AppRecord, StoreError};
+use hangar_core::store::{AppItem, AppRecord, StoreError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -113,6 +113,40 @@ pub async fn modify(
     change: impl Fn(&mut AppRecord) -> ApiResult<()>,
 ) -> ApiResult<AppRecord> {
     app_ops::modify_app(state.apps.as_ref(), id, change).await
+}
+
+/// Changes one item of an application with compare-and-set on its version, retrying when a
+/// concurrent change won (`app_ops::modify_item`): correct with any number of processes. `change`
+/// answers the item's new value (None: leave it); an absent item is created.
+async fn modify_item(
+    state: &AppState,
+    app_id: i64,
+    kind: &str,
+    scope: &str,
+    key: &str,
+    change: impl Fn(Option<&AppItem>) -> ApiResult<Option<Value>>,
+) -> ApiResult<Option<AppItem>> {
+    app_ops::modify_item(state.apps.as_ref(), app_id, kind, scope, key, change).await
+}
+
+/// Changes the value of an existing item like `modify_item`; `missing` is the error when there is
+/// no such item (now, or after a concurrent delete).
+async fn change_item(
+    state: &AppState,
+    app_id: i64,
+    kind: &str,
+    scope: &str,
+    key: &str,
+    missing: impl Fn() -> ApiError,
+    change: impl Fn(&mut Value) -> ApiResult<()>,
+) -> ApiResult<AppItem> {
+    let changed = modify_item(state, app_id, kind, scope, key, |current| {
+        let mut value = current.ok_or_else(&missing)?.value.clone();
+        change(&mut value)?;
+        Ok(Some(value))
+    })
+    .await?;
+    changed.ok_or_else(missing)
 }
 
 fn doc_str<'a>(doc: &'a Value, key: &str) -> Option<&'a str> {

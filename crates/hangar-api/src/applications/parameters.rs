@@ -144,6 +144,7 @@ async fn set_parameter(
         key: key.to_string(),
         value: json!(value),
         created_utc: now_ms(),
+        version: 0,
     };
     state
         .apps

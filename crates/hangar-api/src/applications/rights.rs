@@ -1,7 +1,7 @@
 //! Rights: those an application requires, those granted to it per context (and the contexts and
 //! applications that follow from them), requests for more, and the checks other API families make.
 
-use super::{app_json, parse_context, target, ContextQuery, Need};
+use super::{app_json, modify_item, parse_context, target, ContextQuery, Need};
 use crate::auth::Caller;
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
 use crate::AppState;
@@ -168,6 +168,7 @@ pub async fn update_required_rights(
             key: code.clone(),
             value: json!(true),
             created_utc: now_ms(),
+            version: 0,
         };
         state.apps.put_item(&item, None).await?;
     }
@@ -224,6 +225,7 @@ async fn set_right(
         key: code.to_string(),
         value: json!({"status": status}),
         created_utc: now_ms(),
+        version: 0,
     };
     state.apps.put_item(&item, None).await?;
     Ok(())
@@ -250,7 +252,6 @@ pub async fn update_authorized_rights(
     Json(req): Json<RightsChange>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
-    let _serialized = state.item_lock.lock().await;
     let ctx = parse_context(&req.context_identifier)?;
     for r in &req.rights {
         check_right(&r.right_code, &ctx)?;
@@ -267,6 +268,9 @@ pub async fn update_authorized_rights(
             ));
         }
     }
+    // Each right is set whole without being read first (an upsert, which bumps its version): no lock
+    // and no compare-and-set needed, the last change wins, and a concurrent `request_rights_in`
+    // retries on the new version instead of overwriting it.
     for r in &req.rights {
         set_right(&state, app.id, &ctx, &r.right_code, &r.status).await?;
     }
@@ -314,16 +318,17 @@ pub async fn request_rights_in(
     ctx: &Context,
     codes: &[String],
 ) -> ApiResult<()> {
-    let _serialized = state.item_lock.lock().await;
     for code in codes {
         check_right(code, ctx)?;
     }
     for code in codes {
-        let current = state.apps.item(app_id, "right", &ctx.text, code).await?;
-        if current.is_none_or(|i| i.value.get("status").and_then(Value::as_str) != Some("GRANTED"))
-        {
-            set_right(state, app_id, ctx, code, "PENDING").await?;
-        }
+        // Compare-and-set: a right granted meanwhile, by another request or process, stays granted.
+        modify_item(state, app_id, "right", &ctx.text, code, |current| {
+            let granted = current
+                .is_some_and(|i| i.value.get("status").and_then(Value::as_str) == Some("GRANTED"));
+            Ok((!granted).then(|| json!({"status": "PENDING"})))
+        })
+        .await?;
     }
     Ok(())
 }

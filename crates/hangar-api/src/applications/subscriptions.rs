@@ -3,7 +3,7 @@
 
 use super::rights::request_rights_in;
 use super::webhooks::{bad, webhook_item};
-use super::{limit_error, target, Need};
+use super::{change_item, limit_error, target, Need};
 use crate::auth::Caller;
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path};
 use crate::AppState;
@@ -128,6 +128,7 @@ pub(super) async fn add_subscription(
         key: random_id().to_string(),
         value: subscription(def, None)?,
         created_utc: now_ms(),
+        version: 0,
     };
     state
         .apps
@@ -184,10 +185,13 @@ pub async fn update_subscription(
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
-    let _serialized = state.item_lock.lock().await;
-    let mut item = subscription_item(&state, &app, &id, &sub).await?;
-    item.value = subscription(&body, Some(&item.value))?;
-    state.apps.put_item(&item, None).await?;
+    webhook_item(&state, &app, &id).await?;
+    let missing = || ApiError::not_found("subscription");
+    let update = |current: &mut Value| {
+        *current = subscription(&body, Some(current))?;
+        Ok(())
+    };
+    let item = change_item(&state, app.id, "subscription", &id, &sub, missing, update).await?;
     Ok(Json(subscription_json(&item)))
 }
 

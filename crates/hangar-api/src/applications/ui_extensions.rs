@@ -84,6 +84,7 @@ pub async fn set_ui_extensions(
             key: format!("{i:03}"),
             value: e,
             created_utc: now_ms(),
+            version: 0,
         };
         state.apps.put_item(&item, None).await?;
     }
@@ -177,6 +178,7 @@ async fn ui_preference(
         },
         value: json!(enabled),
         created_utc: now_ms(),
+        version: 0,
     };
     state.apps.put_item(&item, None).await?;
     Ok(ok_body())

@@ -2,7 +2,7 @@
 //! the queue of links to preview, the previews posted back, and requests for external auth.
 
 use super::rights::require_app_right;
-use super::{calling_app, limit_error, target, Need};
+use super::{calling_app, change_item, limit_error, modify_item, target, Need};
 use crate::auth::Caller;
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
 use crate::AppState;
@@ -103,19 +103,17 @@ async fn declare(
             state.apps.delete_item(app.id, kind, "", &old.key).await?;
         }
     }
+    // Each new one is created only if it is still absent, so a verdict given on one declared by a
+    // concurrent call meanwhile stays. (Two declarations by the same application at once apply key
+    // by key: the set as a whole is not replaced atomically.)
     for v in values {
         if existing.iter().any(|e| e.key == v) {
             continue;
         }
-        let item = AppItem {
-            app_id: app.id,
-            kind: kind.into(),
-            scope: String::new(),
-            key: v.clone(),
-            value: json!({"status": "PENDING"}),
-            created_utc: now_ms(),
-        };
-        state.apps.put_item(&item, None).await?;
+        modify_item(state, app.id, kind, "", &v, |current| {
+            Ok(current.is_none().then(|| json!({"status": "PENDING"})))
+        })
+        .await?;
     }
     Ok(())
 }
@@ -126,7 +124,6 @@ pub async fn update_unfurl_domains(
     Json(req): Json<Domains>,
 ) -> ApiResult<Json<Value>> {
     let app = calling_app(&state, &caller).await?;
-    let _serialized = state.item_lock.lock().await;
     let domains: Vec<String> = req
         .domains
         .iter()
@@ -148,7 +145,6 @@ pub async fn update_unfurl_patterns(
     Json(req): Json<Patterns>,
 ) -> ApiResult<Json<Value>> {
     let app = calling_app(&state, &caller).await?;
-    let _serialized = state.item_lock.lock().await;
     if let Some(bad) = req.patterns.iter().find(|p| !valid_pattern(p)) {
         return Err(ApiError::bad_request(
             "bad-pattern",
@@ -184,13 +180,17 @@ async fn authorize(
     }
     for v in values {
         if state.apps.item(app.id, kind, "", v).await?.is_none() {
-            return Err(ApiError::bad_request(
-                "not-declared",
-                format!("the application has not declared {v:?}"),
-            ));
+            return Err(not_declared(v));
         }
     }
     Ok(app)
+}
+
+fn not_declared(value: &str) -> ApiError {
+    ApiError::bad_request(
+        "not-declared",
+        format!("the application has not declared {value:?}"),
+    )
 }
 
 pub async fn authorize_unfurl_domains(
@@ -205,7 +205,6 @@ pub async fn authorize_unfurl_domains(
         .map(|d| d.trim().to_ascii_lowercase())
         .collect();
     let app = authorize(&state, &caller, &ident, "unfurl-domain", &domains).await?;
-    let _serialized = state.item_lock.lock().await;
     for d in domains {
         set_verdict(&state, app.id, "unfurl-domain", &d, req.approve).await?;
     }
@@ -219,7 +218,6 @@ pub async fn authorize_unfurl_patterns(
     Json(req): Json<Authorize>,
 ) -> ApiResult<Json<Value>> {
     let app = authorize(&state, &caller, &ident, "unfurl-pattern", &req.patterns).await?;
-    let _serialized = state.item_lock.lock().await;
     for p in &req.patterns {
         set_verdict(&state, app.id, "unfurl-pattern", p, req.approve).await?;
     }
@@ -233,15 +231,13 @@ async fn set_verdict(
     key: &str,
     approve: bool,
 ) -> ApiResult<()> {
-    let item = AppItem {
-        app_id,
-        kind: kind.into(),
-        scope: String::new(),
-        key: key.to_string(),
-        value: json!({"status": if approve { "APPROVED" } else { "REJECTED" }}),
-        created_utc: now_ms(),
-    };
-    state.apps.put_item(&item, None).await?;
+    // Compare-and-set on the declaration: a verdict never brings back one withdrawn meanwhile.
+    let missing = || not_declared(key);
+    change_item(state, app_id, kind, "", key, missing, |declaration| {
+        *declaration = json!({"status": if approve { "APPROVED" } else { "REJECTED" }});
+        Ok(())
+    })
+    .await?;
     Ok(())
 }
 
@@ -364,6 +360,7 @@ pub async fn post_unfurl_content(
                     key: q.value["target"].as_str().unwrap_or("").to_string(),
                     value: json!({"target": q.value["target"], "appId": app.id.to_string(), "content": u.content}),
                     created_utc: now_ms(),
+                    version: 0,
                 };
                 state.apps.put_item(&item, None).await?;
                 results.push(json!({"etag": u.etag, "success": true}));
@@ -406,6 +403,7 @@ pub async fn request_external_auth(
         key: format!("{:020}", now_ms()),
         value: json!({"userId": req.user_id, "message": req.message}),
         created_utc: now_ms(),
+        version: 0,
     };
     state
         .apps

@@ -3,7 +3,7 @@
 //! inside); its subscriptions are in `subscriptions.rs`, delivery in `hangar-jobs`.
 
 use super::subscriptions::{add_subscription, subscription, subscription_json, subscriptions_of};
-use super::{limit_error, open_secret, page_bounds, set_secret, target, Need};
+use super::{change_item, limit_error, open_secret, page_bounds, set_secret, target, Need};
 use crate::auth::Caller;
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
 use crate::AppState;
@@ -83,6 +83,17 @@ pub async fn webhook_item(state: &AppState, app: &AppRecord, id: &str) -> ApiRes
         .item(app.id, "webhook", "", id)
         .await?
         .ok_or_else(|| ApiError::not_found("webhook"))
+}
+
+/// Changes a webhook's settings with compare-and-set (see `change_item`): 404 when there is none.
+async fn change_webhook(
+    state: &AppState,
+    app: &AppRecord,
+    id: &str,
+    change: impl Fn(&mut Value) -> ApiResult<()>,
+) -> ApiResult<AppItem> {
+    let missing = || ApiError::not_found("webhook");
+    change_item(state, app.id, "webhook", "", id, missing, change).await
 }
 
 /// The FullWebhookDTO shape (secrets never included).
@@ -301,6 +312,7 @@ pub async fn create(
         key: random_id().to_string(),
         value: v,
         created_utc: now_ms(),
+        version: 0,
     };
     state
         .apps
@@ -370,17 +382,18 @@ pub async fn update(
     Json(body): Json<Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
-    let _serialized = state.item_lock.lock().await;
-    let mut item = webhook_item(&state, &app, &id).await?;
-    apply(&state, &mut item.value, &body, false)?;
-    if item.value["endpoint"].is_null()
-        && app.doc.get("endpointUri").and_then(Value::as_str).is_none()
-    {
-        return Err(bad(
-            "the webhook needs an endpoint: the application has no endpointUri",
-        ));
-    }
-    state.apps.put_item(&item, None).await?;
+    let item = change_webhook(&state, &app, &id, |webhook| {
+        apply(&state, webhook, &body, false)?;
+        if webhook["endpoint"].is_null()
+            && app.doc.get("endpointUri").and_then(Value::as_str).is_none()
+        {
+            return Err(bad(
+                "the webhook needs an endpoint: the application has no endpointUri",
+            ));
+        }
+        Ok(())
+    })
+    .await?;
     let subs = subscriptions_of(&state, app.id, &id).await?;
     Ok(Json(webhook_json(&item, &subs)))
 }
@@ -393,10 +406,11 @@ async fn set_archived(
     archived: bool,
 ) -> ApiResult<Json<Value>> {
     let app = target(state, caller, ident, Need::Update).await?;
-    let _serialized = state.item_lock.lock().await;
-    let mut item = webhook_item(state, &app, id).await?;
-    item.value["archived"] = json!(archived);
-    state.apps.put_item(&item, None).await?;
+    change_webhook(state, &app, id, |webhook| {
+        webhook["archived"] = json!(archived);
+        Ok(())
+    })
+    .await?;
     Ok(ok_body())
 }
 
@@ -446,21 +460,18 @@ pub async fn regenerate_signing_key(
     Path((ident, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
-    let _serialized = state.item_lock.lock().await;
-    let mut item = webhook_item(&state, &app, &id).await?;
-    // The old key keeps signing beside the new one for a grace period.
-    if let Some(old) = item.value["secrets"].get("signingKey").cloned() {
-        item.value["secrets"]["previousSigningKey"] = old;
-        item.value["previousSigningKeyUntil"] =
-            json!(now_ms() + hangar_core::app_ops::KEY_GRACE_MS);
-    }
-    set_secret(
-        &state,
-        &mut item.value,
-        "signingKey",
-        Some(&new_signing_key()),
-    );
-    state.apps.put_item(&item, None).await?;
+    let key = new_signing_key();
+    change_webhook(&state, &app, &id, |webhook| {
+        // The old key keeps signing beside the new one for a grace period.
+        if let Some(old) = webhook["secrets"].get("signingKey").cloned() {
+            webhook["secrets"]["previousSigningKey"] = old;
+            webhook["previousSigningKeyUntil"] =
+                json!(now_ms() + hangar_core::app_ops::KEY_GRACE_MS);
+        }
+        set_secret(&state, webhook, "signingKey", Some(&key));
+        Ok(())
+    })
+    .await?;
     Ok(ok_body())
 }
 
@@ -489,9 +500,19 @@ pub async fn set_custom_headers(
     Json(req): Json<Headers>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
-    let _serialized = state.item_lock.lock().await;
-    let mut item = webhook_item(&state, &app, &id).await?;
-    if req.headers.len() > HEADER_LIMIT {
+    // Checked inside the change, once the webhook is found: an unknown webhook is a 404 whatever
+    // the headers.
+    change_webhook(&state, &app, &id, |webhook| {
+        webhook["headers"] = sealed_headers(&state, &req.headers)?;
+        Ok(())
+    })
+    .await?;
+    Ok(ok_body())
+}
+
+/// Custom headers checked, their values sealed.
+fn sealed_headers(state: &AppState, headers: &[Header]) -> ApiResult<Value> {
+    if headers.len() > HEADER_LIMIT {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "limits-reached",
@@ -499,7 +520,7 @@ pub async fn set_custom_headers(
         ));
     }
     let mut sealed_headers = Vec::new();
-    for h in &req.headers {
+    for h in headers {
         let lower = h.name.to_ascii_lowercase();
         if axum::http::HeaderName::from_bytes(h.name.as_bytes()).is_err() || h.name.len() > 100 {
             return Err(ApiError::bad_request(
@@ -526,9 +547,7 @@ pub async fn set_custom_headers(
         }
         sealed_headers.push(json!({"name": h.name, "value": state.secrets.seal(&h.value)}));
     }
-    item.value["headers"] = json!(sealed_headers);
-    state.apps.put_item(&item, None).await?;
-    Ok(ok_body())
+    Ok(json!(sealed_headers))
 }
 
 pub async fn get_custom_headers(
