@@ -1,6 +1,6 @@
 //! Channels ("rooms") and their messages, including the Space-style send-message call.
 
-use crate::applications::{app_sees, require_app_right};
+use crate::applications::rights::{app_sees, require_app_right};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::links::{linked_json, parse_links};

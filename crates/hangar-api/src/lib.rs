@@ -15,11 +15,10 @@ mod shapes;
 mod spaces;
 mod storage;
 mod uploads;
-mod webhooks;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use hangar_blob::{BlobStore, Ingest};
 use hangar_core::secrets::Secrets;
@@ -106,9 +105,6 @@ pub struct AppState {
     pub fetcher: Arc<fetch::Fetcher>,
     pub apps: Arc<dyn AppStore>,
     pub secrets: Arc<Secrets>,
-    /// Serializes read-modify-write changes of application items (a webhook's settings and keys, a
-    /// right's status): one server process owns the data dir, so an in-process lock suffices.
-    pub item_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -136,7 +132,6 @@ impl AppState {
             apps: Arc::new(store.clone()),
             storage: Arc::new(store),
             secrets: Arc::new(Secrets::new(&settings.link_key)),
-            item_lock: Arc::new(tokio::sync::Mutex::new(())),
             blobs,
             fetcher: Arc::new(fetch::Fetcher::new(
                 settings.fetch_allow.clone(),
@@ -288,193 +283,16 @@ pub fn router(state: AppState) -> Router {
         .route("/d/{id}", get(attachments::download_link))
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/auth", get(oauth::authorize_page).post(oauth::authorize_decision))
-        .route("/api/http/applications", post(applications::create))
-        .route("/api/http/applications/paged", get(applications::list))
-        .route("/api/http/applications/error-message", post(applications::error_message))
-        .route(
-            "/api/http/applications/report-application-as-healthy",
-            post(applications::report_healthy),
-        )
-        .route("/api/http/applications/ui-extensions", patch(applications::set_ui_extensions))
-        .route(
-            "/api/http/applications/authorizations/authorized-applications",
-            get(applications::authorized_applications),
-        )
-        .route("/api/http/applications/parameters", get(applications::parameters))
-        .route(
-            "/api/http/applications/parameters/profile",
-            get(applications::profile_parameters),
-        )
-        .route(
-            "/api/http/applications/parameters/profile/{key}",
-            get(applications::profile_parameter)
-                .patch(applications::put_profile_parameter)
-                .delete(applications::delete_profile_parameter),
-        )
-        .route(
-            "/api/http/applications/parameters/{key}",
-            get(applications::parameter)
-                .patch(applications::put_parameter)
-                .delete(applications::delete_parameter),
-        )
-        .route("/api/http/applications/unfurls/domains", patch(applications::update_unfurl_domains))
-        .route("/api/http/applications/unfurls/patterns", patch(applications::update_unfurl_patterns))
-        .route("/api/http/applications/unfurls/queue", get(applications::unfurl_queue))
-        .route(
-            "/api/http/applications/unfurls/queue/content",
-            post(applications::post_unfurl_content),
-        )
-        .route(
-            "/api/http/applications/unfurls/queue/request-external-auth",
-            post(applications::request_external_auth),
-        )
-        .route(
-            "/api/http/applications/unfurls/queue/reset-external-auth-requests",
-            post(applications::reset_external_auth),
-        )
-        .route(
-            "/api/http/applications/{app}",
-            get(applications::get)
-                .patch(applications::update)
-                .delete(applications::remove),
-        )
-        .route("/api/http/applications/{app}/force-remove", post(applications::force_remove))
-        .route("/api/http/applications/{app}/restore", post(applications::restore))
-        .route("/api/http/applications/{app}/bearer-token", get(applications::bearer_token))
-        .route(
-            "/api/http/applications/{app}/last-client-credentials-access",
-            get(applications::last_client_credentials_access),
-        )
-        .route("/api/http/applications/{app}/public-keys", get(applications::public_keys))
-        .route(
-            "/api/http/applications/{app}/authorizations/authorized-contexts",
-            get(applications::authorized_contexts),
-        )
-        .route(
-            "/api/http/applications/{app}/authorizations/authorized-rights",
-            get(applications::authorized_rights)
-                .patch(applications::update_authorized_rights)
-                .delete(applications::delete_authorized_rights),
-        )
-        .route(
-            "/api/http/applications/{app}/authorizations/authorized-rights/request-rights",
-            patch(applications::request_rights),
-        )
-        .route(
-            "/api/http/applications/{app}/authorizations/required-rights",
-            get(applications::required_rights).patch(applications::update_required_rights),
-        )
-        .route("/api/http/applications/{app}/client-secret", get(applications::client_secret))
-        .route(
-            "/api/http/applications/{app}/client-secret/regenerate",
-            post(applications::regenerate_client_secret),
-        )
-        .route(
-            "/api/http/applications/{app}/gpg-keys",
-            post(applications::add_gpg_key).get(applications::gpg_keys),
-        )
-        .route(
-            "/api/http/applications/{app}/gpg-keys/{fingerprint}",
-            patch(applications::revoke_gpg_key).delete(applications::delete_gpg_key),
-        )
-        .route(
-            "/api/http/applications/{app}/permanent-tokens",
-            post(applications::create_permanent_token).get(applications::list_permanent_tokens),
-        )
-        .route(
-            "/api/http/applications/{app}/permanent-tokens/current",
-            delete(applications::delete_current_permanent_token),
-        )
-        .route(
-            "/api/http/applications/{app}/permanent-tokens/{token}",
-            patch(applications::update_permanent_token).delete(applications::delete_permanent_token),
-        )
-        .route("/api/http/applications/{app}/signing-key", get(applications::signing_key))
-        .route(
-            "/api/http/applications/{app}/signing-key/regenerate",
-            post(applications::regenerate_signing_key),
-        )
-        .route(
-            "/api/http/applications/{app}/ssh-keys",
-            post(applications::add_ssh_key).get(applications::ssh_keys),
-        )
-        .route(
-            "/api/http/applications/{app}/ssh-keys/{fingerprint}",
-            delete(applications::delete_ssh_key),
-        )
-        .route("/api/http/applications/{app}/ui-extensions", get(applications::ui_extensions))
-        .route(
-            "/api/http/applications/{app}/ui-extensions/disable-for-everybody",
-            patch(applications::disable_for_everybody),
-        )
-        .route(
-            "/api/http/applications/{app}/ui-extensions/disable-for-me",
-            patch(applications::disable_for_me),
-        )
-        .route(
-            "/api/http/applications/{app}/ui-extensions/enable-for-everybody",
-            patch(applications::enable_for_everybody),
-        )
-        .route(
-            "/api/http/applications/{app}/ui-extensions/enable-for-me",
-            patch(applications::enable_for_me),
-        )
-        .route(
-            "/api/http/applications/{app}/unfurl-domains/authorize",
-            post(applications::authorize_unfurl_domains),
-        )
-        .route("/api/http/applications/{app}/unfurl-domains", get(applications::unfurl_domains))
-        .route(
-            "/api/http/applications/{app}/unfurl-patterns/authorize",
-            post(applications::authorize_unfurl_patterns),
-        )
-        .route("/api/http/applications/{app}/unfurl-patterns", get(applications::unfurl_patterns))
-        .route(
-            "/api/http/applications/{app}/verification-token",
-            get(applications::verification_token),
-        )
-        .route(
-            "/api/http/applications/{app}/verification-token/regenerate",
-            post(applications::regenerate_verification_token),
-        )
-        .route(
-            "/api/http/applications/{app}/webhooks",
-            post(webhooks::create).get(webhooks::list),
-        )
-        .route(
-            "/api/http/applications/{app}/webhooks/{webhook}",
-            post(webhooks::restore)
-                .patch(webhooks::update)
-                .delete(webhooks::archive),
-        )
-        .route(
-            "/api/http/applications/{app}/webhooks/{webhook}/bearer-token",
-            get(webhooks::bearer_token),
-        )
-        .route(
-            "/api/http/applications/{app}/webhooks/{webhook}/custom-headers",
-            post(webhooks::set_custom_headers).get(webhooks::get_custom_headers),
-        )
-        .route(
-            "/api/http/applications/{app}/webhooks/{webhook}/signing-key",
-            get(webhooks::signing_key),
-        )
-        .route(
-            "/api/http/applications/{app}/webhooks/{webhook}/signing-key/regenerate",
-            post(webhooks::regenerate_signing_key),
-        )
-        .route(
-            "/api/http/applications/{app}/webhooks/{webhook}/subscriptions",
-            post(webhooks::create_subscription).get(webhooks::list_subscriptions),
-        )
-        .route(
-            "/api/http/applications/{app}/webhooks/{webhook}/subscriptions/{sub}",
-            patch(webhooks::update_subscription).delete(webhooks::delete_subscription),
-        )
-        .route(
-            "/api/http/applications/{app}/webhooks/{webhook}/subscriptions/{sub}/request-missing-rights",
-            post(webhooks::request_missing_rights),
-        )
+        .merge(applications::app::router())
+        .merge(applications::secrets::router())
+        .merge(applications::tokens::router())
+        .merge(applications::parameters::router())
+        .merge(applications::rights::router())
+        .merge(applications::keys::router())
+        .merge(applications::unfurls::router())
+        .merge(applications::ui_extensions::router())
+        .merge(applications::webhooks::router())
+        .merge(applications::subscriptions::router())
         .merge(storage::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -2,7 +2,8 @@
 //! PKCE, refresh token; RFC 6749 §4.1, §4.4, §5, §6 and RFC 7636) and the consent page `/oauth/auth`.
 //! Errors here follow RFC 6749 §5.2, not Hangar's JSON error body.
 
-use crate::applications::{app_secret, modify, parse_scope, ACCESS_TOKEN_TTL_MS};
+use crate::applications::tokens::{parse_scope, ACCESS_TOKEN_TTL_MS};
+use crate::applications::{app_secret, modify};
 use crate::auth::Caller;
 use crate::AppState;
 use axum::body::Bytes;

@@ -50,7 +50,9 @@ pub(crate) async fn visible_space(state: &AppState, caller: &Caller, id: &str) -
         .ok_or_else(|| ApiError::not_found("space"))?;
     let context = format!("space:id:{id}");
     let rights = ["Space.Files.Read", "Space.Files.Write"];
-    if let Some(sees) = crate::applications::app_sees(state, caller, &rights, &context).await? {
+    if let Some(sees) =
+        crate::applications::rights::app_sees(state, caller, &rights, &context).await?
+    {
         return if sees {
             Ok(space)
         } else {

@@ -3,7 +3,7 @@
 //! on the store traits only, so the webhook jobs use them without the HTTP state.
 
 use crate::secrets::{SealError, Secrets};
-use crate::store::{AppRecord, AppStore, StoreError, StoreResult};
+use crate::store::{AppItem, AppRecord, AppStore, StoreError, StoreResult};
 use serde_json::{json, Value};
 
 /// The right that lets an application receive unfurl queue items.
@@ -100,6 +100,56 @@ pub async fn modify_app<E: From<StoreError>>(
     Err(StoreError::Refused {
         code: "busy",
         reason: "the application is being changed by others: try again".into(),
+    }
+    .into())
+}
+
+/// Applies `change` to the freshest version of one item of an application and stores the result if
+/// nobody wrote the item meanwhile (compare-and-set on its version), retrying when a concurrent change
+/// won: correct with any number of processes. `change` sees the item (None when there is none) and
+/// answers its new value, or None to leave it as it is. An absent item is created (if someone else
+/// created it first, the change is applied again, to theirs). Answers the item as stored, if any.
+pub async fn modify_item<E: From<StoreError>>(
+    apps: &dyn AppStore,
+    app_id: i64,
+    kind: &str,
+    scope: &str,
+    key: &str,
+    change: impl Fn(Option<&AppItem>) -> Result<Option<Value>, E>,
+) -> Result<Option<AppItem>, E> {
+    for _ in 0..MODIFY_ATTEMPTS {
+        let current = apps.item(app_id, kind, scope, key).await?;
+        let Some(value) = change(current.as_ref())? else {
+            return Ok(current);
+        };
+        match current {
+            Some(mut item) => {
+                item.value = value;
+                if apps.replace_item(&item).await? {
+                    item.version += 1;
+                    return Ok(Some(item));
+                }
+            }
+            None => {
+                let item = AppItem {
+                    app_id,
+                    kind: kind.to_string(),
+                    scope: scope.to_string(),
+                    key: key.to_string(),
+                    value,
+                    created_utc: crate::now_ms(),
+                    version: 1,
+                };
+                match apps.insert_item(&item, None).await {
+                    Err(StoreError::Conflict(_)) => {}
+                    other => return other.map(|()| Some(item)).map_err(E::from),
+                }
+            }
+        }
+    }
+    Err(StoreError::Refused {
+        code: "busy",
+        reason: "the item is being changed by others: try again".into(),
     }
     .into())
 }

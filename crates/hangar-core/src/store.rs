@@ -332,6 +332,10 @@ pub struct AppItem {
     pub key: String,
     pub value: serde_json::Value,
     pub created_utc: i64,
+    /// Bumped by every write of the item, so that a read-modify-write can check that nobody wrote it
+    /// in between (`AppStore::replace_item`). Inserts ignore it: a new item starts at 1 (code that
+    /// builds one says 0).
+    pub version: i64,
 }
 
 /// An outbox event as the dispatcher reads it.
@@ -453,11 +457,15 @@ pub trait AppStore: Send + Sync {
     async fn delete_app_tokens(&self, app_id: i64) -> StoreResult<()>;
     async fn touch_app_token(&self, token_id: i64, now: i64) -> StoreResult<()>;
 
-    /// Inserts or replaces an item. With `limit`, a new key is refused (`limits-reached`) when the
-    /// (app, kind, scope) group already holds that many: checked and written in one transaction.
+    /// Inserts or replaces an item (bumping a replaced item's version). With `limit`, a new key is
+    /// refused (`limits-reached`) when the (app, kind, scope) group already holds that many: checked
+    /// and written in one transaction.
     async fn put_item(&self, item: &AppItem, limit: Option<i64>) -> StoreResult<()>;
     /// Like `put_item`, but `Conflict` when the key exists: checked and written in one transaction.
     async fn insert_item(&self, item: &AppItem, limit: Option<i64>) -> StoreResult<()>;
+    /// Replaces the value of an existing item if its version is still `item.version`, bumping the
+    /// version (compare-and-set); false when it was written or deleted meanwhile.
+    async fn replace_item(&self, item: &AppItem) -> StoreResult<bool>;
     async fn item(
         &self,
         app_id: i64,

@@ -60,6 +60,7 @@ fn item(row: &SqliteRow) -> AppItem {
         key: row.get("key"),
         value: json_col(row, "value"),
         created_utc: row.get("created_utc"),
+        version: row.get("version"),
     }
 }
 
@@ -114,7 +115,8 @@ async fn insert_delivery(conn: &mut sqlx::SqliteConnection, d: &Delivery) -> Sto
 async fn upsert_item(conn: &mut sqlx::SqliteConnection, i: &AppItem) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO app_items (app_id, kind, scope, key, value, created_utc) VALUES (?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (app_id, kind, scope, key) DO UPDATE SET value = excluded.value",
+         ON CONFLICT (app_id, kind, scope, key) DO UPDATE SET value = excluded.value, \
+         version = app_items.version + 1",
     )
     .bind(i.app_id)
     .bind(&i.kind)
@@ -536,6 +538,23 @@ impl AppStore for SqliteStore {
 
     async fn insert_item(&self, i: &AppItem, limit: Option<i64>) -> StoreResult<()> {
         self.write_item(i, limit, true).await
+    }
+
+    async fn replace_item(&self, i: &AppItem) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE app_items SET value = ?, version = version + 1 \
+             WHERE app_id = ? AND kind = ? AND scope = ? AND key = ? AND version = ?",
+        )
+        .bind(i.value.to_string())
+        .bind(i.app_id)
+        .bind(&i.kind)
+        .bind(&i.scope)
+        .bind(&i.key)
+        .bind(i.version)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn item(

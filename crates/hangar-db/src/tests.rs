@@ -1,11 +1,15 @@
 //! Store tests on a real SQLite file.
 
 use super::SqliteStore;
+use hangar_core::app_ops;
 use hangar_core::jobs::{JobStore, NewJob};
 use hangar_core::model::*;
 use hangar_core::now_ms;
 use hangar_core::store::*;
 use hangar_core::AttachmentState;
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
 
 async fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -373,4 +377,143 @@ async fn reservations_never_exceed_the_quota() {
         (usage.used_bytes, usage.reserved_bytes, usage.quota_bytes),
         (0, 100, Some(100))
     );
+}
+
+/// Appends `entry` to the JSON array of one application item through `app_ops::modify_item`. On its
+/// first attempt it waits (at most 10 s) until `arrived` counts both racers, so that both have read
+/// the same version and one of them must lose; `calls` counts the attempts of both.
+async fn append_racing(
+    store: SqliteStore,
+    app_id: i64,
+    entry: &'static str,
+    arrived: Arc<AtomicUsize>,
+    calls: Arc<AtomicUsize>,
+) -> AppItem {
+    let first = AtomicBool::new(true);
+    let item = app_ops::modify_item(&store, app_id, "list", "", "k", |current| {
+        calls.fetch_add(1, SeqCst);
+        if first.swap(false, SeqCst) {
+            arrived.fetch_add(1, SeqCst);
+            tokio::task::block_in_place(|| {
+                let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while arrived.load(SeqCst) < 2 && std::time::Instant::now() < until {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            });
+        }
+        let mut list = current.map_or_else(|| json!([]), |i| i.value.clone());
+        list.as_array_mut().expect("an array").push(json!(entry));
+        Ok::<_, StoreError>(Some(list))
+    })
+    .await
+    .unwrap();
+    item.expect("written")
+}
+
+/// Two processes (two stores on one file) changing the same item at once: the loser of each race
+/// retries on the winner's version, so both changes are kept, whether the item existed or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_item_changes_from_two_stores_are_both_applied() {
+    let (dir, a) = store().await;
+    let b = SqliteStore::open(&format!("sqlite://{}/t.db", dir.path().display()))
+        .await
+        .unwrap();
+    let app = a.create_app("c1", "App", &json!({}), None).await.unwrap();
+    for (round, [x, y]) in [["a", "b"], ["c", "d"]].into_iter().enumerate() {
+        let (arrived, calls) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let first = tokio::spawn(append_racing(
+            a.clone(),
+            app.id,
+            x,
+            arrived.clone(),
+            calls.clone(),
+        ));
+        let second = tokio::spawn(append_racing(
+            b.clone(),
+            app.id,
+            y,
+            arrived.clone(),
+            calls.clone(),
+        ));
+        let (first, second) = (first.await.unwrap(), second.await.unwrap());
+        // Both read the same version, one lost and was applied again: three attempts in all.
+        assert_eq!(calls.load(SeqCst), 3, "round {round}");
+        assert_eq!(first.version.max(second.version), 2 * round as i64 + 2);
+        let stored = b.item(app.id, "list", "", "k").await.unwrap().unwrap();
+        let mut entries: Vec<&str> = stored
+            .value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        entries.sort();
+        let expected: &[&str] = if round == 0 {
+            &["a", "b"]
+        } else {
+            &["a", "b", "c", "d"]
+        };
+        assert_eq!(entries, expected);
+        assert_eq!(stored.version, 2 * round as i64 + 2);
+    }
+}
+
+#[tokio::test]
+async fn an_item_is_replaced_only_at_the_version_it_was_read() {
+    let (dir, a) = store().await;
+    let b = SqliteStore::open(&format!("sqlite://{}/t.db", dir.path().display()))
+        .await
+        .unwrap();
+    let app = a.create_app("c1", "App", &json!({}), None).await.unwrap();
+    let new = AppItem {
+        app_id: app.id,
+        kind: "webhook".into(),
+        scope: String::new(),
+        key: "w".into(),
+        value: json!({"n": 0}),
+        created_utc: now_ms(),
+        // Ignored: a new item starts at version 1.
+        version: 42,
+    };
+    a.insert_item(&new, None).await.unwrap();
+    let read = a.item(app.id, "webhook", "", "w").await.unwrap().unwrap();
+    assert_eq!(read.version, 1);
+
+    let fresh = AppItem {
+        value: json!({"n": 1}),
+        ..read.clone()
+    };
+    assert!(b.replace_item(&fresh).await.unwrap());
+    let stale = AppItem {
+        value: json!({"n": 2}),
+        ..read.clone()
+    };
+    assert!(!a.replace_item(&stale).await.unwrap(), "a stale version");
+    let stored = a.item(app.id, "webhook", "", "w").await.unwrap().unwrap();
+    assert_eq!((stored.value, stored.version), (json!({"n": 1}), 2));
+
+    // An upsert bumps the version too, so a change read before it is refused as well.
+    let upsert = AppItem {
+        value: json!({"n": 3}),
+        ..read.clone()
+    };
+    a.put_item(&upsert, None).await.unwrap();
+    let after_put = a.item(app.id, "webhook", "", "w").await.unwrap().unwrap();
+    assert_eq!((after_put.value, after_put.version), (json!({"n": 3}), 3));
+    let read_before_put = AppItem {
+        value: json!({"n": 4}),
+        version: 2,
+        ..read.clone()
+    };
+    assert!(!b.replace_item(&read_before_put).await.unwrap());
+    assert!(matches!(
+        b.insert_item(&new, None).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // Nor is an item deleted meanwhile brought back.
+    assert!(a.delete_item(app.id, "webhook", "", "w").await.unwrap());
+    let gone = AppItem { version: 3, ..read };
+    assert!(!b.replace_item(&gone).await.unwrap());
+    assert!(a.item(app.id, "webhook", "", "w").await.unwrap().is_none());
 }

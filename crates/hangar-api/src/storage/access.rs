@@ -55,7 +55,7 @@ pub(super) async fn member_space(
     } else {
         "Space.Files.Read"
     };
-    crate::applications::require_app_right(state, caller, right, &format!("space:id:{space_id}"))
+    crate::applications::rights::require_app_right(state, caller, right, &format!("space:id:{space_id}"))
         .await
 }
 

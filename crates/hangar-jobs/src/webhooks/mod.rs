@@ -266,6 +266,7 @@ async fn unfurl_items(ctx: &JobContext, event: &EventRecord) -> Result<Vec<AppIt
                     "createdUtc": event.created_utc,
                 }),
                 created_utc: now_ms(),
+                version: 0,
             });
         }
     }

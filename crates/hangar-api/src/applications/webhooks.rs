@@ -1,16 +1,17 @@
-//! Webhooks of an application and their subscriptions (`/api/http/applications/{app}/webhooks`).
-//! A webhook is an app item of kind `webhook` (its secrets sealed inside), a subscription an item of
-//! kind `subscription` scoped by the webhook's id. Delivery is in `delivery.rs`.
+//! Webhooks of an application (`/api/http/applications/{app}/webhooks`): settings, archiving,
+//! secrets and custom headers. A webhook is an app item of kind `webhook` (its secrets sealed
+//! inside); its subscriptions are in `subscriptions.rs`, delivery in `hangar-jobs`.
 
-use crate::applications::{
-    limit_error, open_secret, page_bounds, request_rights_in, set_secret, target, Need,
-};
+use super::subscriptions::{add_subscription, subscription, subscription_json, subscriptions_of};
+use super::{change_item, limit_error, open_secret, page_bounds, set_secret, target, Need};
 use crate::auth::Caller;
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use hangar_core::apps::{self as rules, Context};
+use axum::routing::{get, post};
+use axum::Router;
+use hangar_core::apps as rules;
 use hangar_core::ids::random_id;
 use hangar_core::now_ms;
 use hangar_core::secrets::new_signing_key;
@@ -18,9 +19,38 @@ use hangar_core::store::{AppItem, AppRecord};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/http/applications/{app}/webhooks",
+            post(create).get(list),
+        )
+        .route(
+            "/api/http/applications/{app}/webhooks/{webhook}",
+            post(restore).patch(update).delete(archive),
+        )
+        .route(
+            "/api/http/applications/{app}/webhooks/{webhook}/bearer-token",
+            get(bearer_token),
+        )
+        .route(
+            "/api/http/applications/{app}/webhooks/{webhook}/custom-headers",
+            post(set_custom_headers).get(get_custom_headers),
+        )
+        .route(
+            "/api/http/applications/{app}/webhooks/{webhook}/signing-key",
+            get(signing_key),
+        )
+        .route(
+            "/api/http/applications/{app}/webhooks/{webhook}/signing-key/regenerate",
+            post(regenerate_signing_key),
+        )
+}
+
 const WEBHOOK_LIMIT: i64 = 100;
-const SUBSCRIPTION_LIMIT: i64 = 100;
+
 const HEADER_LIMIT: usize = 20;
+
 const TEMPLATE_MAX: usize = 16 * 1024;
 
 /// Headers a custom header may not set: the protocol's and the signatures'.
@@ -40,9 +70,10 @@ const RESERVED_HEADERS: &[&str] = &[
     "expect",
     "cookie",
 ];
+
 const RESERVED_PREFIXES: &[&str] = &["x-space-", "webhook-", "proxy-", "sec-"];
 
-fn bad(text: impl Into<String>) -> ApiError {
+pub(super) fn bad(text: impl Into<String>) -> ApiError {
     ApiError::bad_request("bad-webhook-field", text)
 }
 
@@ -54,17 +85,15 @@ pub async fn webhook_item(state: &AppState, app: &AppRecord, id: &str) -> ApiRes
         .ok_or_else(|| ApiError::not_found("webhook"))
 }
 
-async fn subscriptions_of(state: &AppState, app_id: i64, webhook: &str) -> ApiResult<Vec<AppItem>> {
-    Ok(state
-        .apps
-        .items(Some(app_id), "subscription", Some(webhook), None, 1000)
-        .await?)
-}
-
-fn subscription_json(i: &AppItem) -> Value {
-    let mut v = i.value.clone();
-    v["id"] = json!(i.key);
-    v
+/// Changes a webhook's settings with compare-and-set (see `change_item`): 404 when there is none.
+async fn change_webhook(
+    state: &AppState,
+    app: &AppRecord,
+    id: &str,
+    change: impl Fn(&mut Value) -> ApiResult<()>,
+) -> ApiResult<AppItem> {
+    let missing = || ApiError::not_found("webhook");
+    change_item(state, app.id, "webhook", "", id, missing, change).await
 }
 
 /// The FullWebhookDTO shape (secrets never included).
@@ -245,91 +274,6 @@ fn endpoint_auth(state: &AppState, v: &mut Value, value: &Value) -> ApiResult<()
     Ok(())
 }
 
-/// SubscriptionDefinition / SubscriptionDTO: `{name, enabled, eventTypes, contextIdentifier?}`.
-fn subscription(value: &Value, existing: Option<&Value>) -> ApiResult<Value> {
-    let obj = value
-        .as_object()
-        .ok_or_else(|| bad("a subscription is a JSON object"))?;
-    let mut out = existing
-        .cloned()
-        .unwrap_or_else(|| json!({"enabled": true, "contextIdentifier": null}));
-    for (k, v) in obj {
-        match k.as_str() {
-            "name" => match v.as_str() {
-                Some(n) if !n.trim().is_empty() && n.chars().count() <= 100 => {
-                    out["name"] = json!(n)
-                }
-                _ => return Err(bad("a subscription's name has 1 to 100 characters")),
-            },
-            "enabled" => {
-                out["enabled"] = json!(v
-                    .as_bool()
-                    .ok_or_else(|| bad("enabled must be true or false"))?)
-            }
-            "eventTypes" => {
-                let types: Option<Vec<&str>> = v
-                    .as_array()
-                    .and_then(|a| a.iter().map(Value::as_str).collect());
-                match types {
-                    Some(t)
-                        if !t.is_empty() && t.iter().all(|e| rules::EVENT_TYPES.contains(e)) =>
-                    {
-                        out["eventTypes"] = json!(t)
-                    }
-                    _ => {
-                        return Err(bad(format!(
-                            "eventTypes lists at least one of {}",
-                            rules::EVENT_TYPES.join(", ")
-                        )))
-                    }
-                }
-            }
-            "contextIdentifier" => {
-                match v {
-                    Value::Null => out["contextIdentifier"] = Value::Null,
-                    Value::String(s) if Context::parse(s).is_some() => {
-                        out["contextIdentifier"] = json!(s)
-                    }
-                    _ => return Err(bad(
-                        "contextIdentifier is global, project:key:X, channel:id:N or space:id:S",
-                    )),
-                }
-            }
-            "id" => {}
-            _ => return Err(bad(format!("{k} is not a subscription field"))),
-        }
-    }
-    if !out.get("name").is_some_and(Value::is_string) {
-        return Err(bad("a subscription needs a name"));
-    }
-    if !out.get("eventTypes").is_some_and(Value::is_array) {
-        return Err(bad("a subscription needs eventTypes"));
-    }
-    Ok(out)
-}
-
-async fn add_subscription(
-    state: &AppState,
-    app: &AppRecord,
-    webhook: &str,
-    def: &Value,
-) -> ApiResult<AppItem> {
-    let item = AppItem {
-        app_id: app.id,
-        kind: "subscription".into(),
-        scope: webhook.to_string(),
-        key: random_id().to_string(),
-        value: subscription(def, None)?,
-        created_utc: now_ms(),
-    };
-    state
-        .apps
-        .put_item(&item, Some(SUBSCRIPTION_LIMIT))
-        .await
-        .map_err(limit_error)?;
-    Ok(item)
-}
-
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -368,6 +312,7 @@ pub async fn create(
         key: random_id().to_string(),
         value: v,
         created_utc: now_ms(),
+        version: 0,
     };
     state
         .apps
@@ -437,17 +382,18 @@ pub async fn update(
     Json(body): Json<Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
-    let _serialized = state.item_lock.lock().await;
-    let mut item = webhook_item(&state, &app, &id).await?;
-    apply(&state, &mut item.value, &body, false)?;
-    if item.value["endpoint"].is_null()
-        && app.doc.get("endpointUri").and_then(Value::as_str).is_none()
-    {
-        return Err(bad(
-            "the webhook needs an endpoint: the application has no endpointUri",
-        ));
-    }
-    state.apps.put_item(&item, None).await?;
+    let item = change_webhook(&state, &app, &id, |webhook| {
+        apply(&state, webhook, &body, false)?;
+        if webhook["endpoint"].is_null()
+            && app.doc.get("endpointUri").and_then(Value::as_str).is_none()
+        {
+            return Err(bad(
+                "the webhook needs an endpoint: the application has no endpointUri",
+            ));
+        }
+        Ok(())
+    })
+    .await?;
     let subs = subscriptions_of(&state, app.id, &id).await?;
     Ok(Json(webhook_json(&item, &subs)))
 }
@@ -460,10 +406,11 @@ async fn set_archived(
     archived: bool,
 ) -> ApiResult<Json<Value>> {
     let app = target(state, caller, ident, Need::Update).await?;
-    let _serialized = state.item_lock.lock().await;
-    let mut item = webhook_item(state, &app, id).await?;
-    item.value["archived"] = json!(archived);
-    state.apps.put_item(&item, None).await?;
+    change_webhook(state, &app, id, |webhook| {
+        webhook["archived"] = json!(archived);
+        Ok(())
+    })
+    .await?;
     Ok(ok_body())
 }
 
@@ -513,21 +460,18 @@ pub async fn regenerate_signing_key(
     Path((ident, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
-    let _serialized = state.item_lock.lock().await;
-    let mut item = webhook_item(&state, &app, &id).await?;
-    // The old key keeps signing beside the new one for a grace period.
-    if let Some(old) = item.value["secrets"].get("signingKey").cloned() {
-        item.value["secrets"]["previousSigningKey"] = old;
-        item.value["previousSigningKeyUntil"] =
-            json!(now_ms() + hangar_core::app_ops::KEY_GRACE_MS);
-    }
-    set_secret(
-        &state,
-        &mut item.value,
-        "signingKey",
-        Some(&new_signing_key()),
-    );
-    state.apps.put_item(&item, None).await?;
+    let key = new_signing_key();
+    change_webhook(&state, &app, &id, |webhook| {
+        // The old key keeps signing beside the new one for a grace period.
+        if let Some(old) = webhook["secrets"].get("signingKey").cloned() {
+            webhook["secrets"]["previousSigningKey"] = old;
+            webhook["previousSigningKeyUntil"] =
+                json!(now_ms() + hangar_core::app_ops::KEY_GRACE_MS);
+        }
+        set_secret(&state, webhook, "signingKey", Some(&key));
+        Ok(())
+    })
+    .await?;
     Ok(ok_body())
 }
 
@@ -556,9 +500,19 @@ pub async fn set_custom_headers(
     Json(req): Json<Headers>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
-    let _serialized = state.item_lock.lock().await;
-    let mut item = webhook_item(&state, &app, &id).await?;
-    if req.headers.len() > HEADER_LIMIT {
+    // Checked inside the change, once the webhook is found: an unknown webhook is a 404 whatever
+    // the headers.
+    change_webhook(&state, &app, &id, |webhook| {
+        webhook["headers"] = sealed_headers(&state, &req.headers)?;
+        Ok(())
+    })
+    .await?;
+    Ok(ok_body())
+}
+
+/// Custom headers checked, their values sealed.
+fn sealed_headers(state: &AppState, headers: &[Header]) -> ApiResult<Value> {
+    if headers.len() > HEADER_LIMIT {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "limits-reached",
@@ -566,7 +520,7 @@ pub async fn set_custom_headers(
         ));
     }
     let mut sealed_headers = Vec::new();
-    for h in &req.headers {
+    for h in headers {
         let lower = h.name.to_ascii_lowercase();
         if axum::http::HeaderName::from_bytes(h.name.as_bytes()).is_err() || h.name.len() > 100 {
             return Err(ApiError::bad_request(
@@ -593,9 +547,7 @@ pub async fn set_custom_headers(
         }
         sealed_headers.push(json!({"name": h.name, "value": state.secrets.seal(&h.value)}));
     }
-    item.value["headers"] = json!(sealed_headers);
-    state.apps.put_item(&item, None).await?;
-    Ok(ok_body())
+    Ok(json!(sealed_headers))
 }
 
 pub async fn get_custom_headers(
@@ -610,97 +562,4 @@ pub async fn get_custom_headers(
         .iter()
         .map(|(n, v)| json!({"name": n, "value": v}))
         .collect::<Vec<_>>())))
-}
-
-pub async fn create_subscription(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((ident, id)): Path<(String, String)>,
-    Json(body): Json<Value>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let app = target(&state, &caller, &ident, Need::Update).await?;
-    webhook_item(&state, &app, &id).await?;
-    let item = add_subscription(&state, &app, &id, &body).await?;
-    Ok((StatusCode::CREATED, Json(subscription_json(&item))))
-}
-
-pub async fn list_subscriptions(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((ident, id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    let app = target(&state, &caller, &ident, Need::View).await?;
-    webhook_item(&state, &app, &id).await?;
-    let subs = subscriptions_of(&state, app.id, &id).await?;
-    Ok(Json(json!(subs
-        .iter()
-        .map(subscription_json)
-        .collect::<Vec<_>>())))
-}
-
-async fn subscription_item(
-    state: &AppState,
-    app: &AppRecord,
-    webhook: &str,
-    id: &str,
-) -> ApiResult<AppItem> {
-    webhook_item(state, app, webhook).await?;
-    state
-        .apps
-        .item(app.id, "subscription", webhook, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("subscription"))
-}
-
-pub async fn update_subscription(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((ident, id, sub)): Path<(String, String, String)>,
-    Json(body): Json<Value>,
-) -> ApiResult<Json<Value>> {
-    let app = target(&state, &caller, &ident, Need::Update).await?;
-    let _serialized = state.item_lock.lock().await;
-    let mut item = subscription_item(&state, &app, &id, &sub).await?;
-    item.value = subscription(&body, Some(&item.value))?;
-    state.apps.put_item(&item, None).await?;
-    Ok(Json(subscription_json(&item)))
-}
-
-pub async fn delete_subscription(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((ident, id, sub)): Path<(String, String, String)>,
-) -> ApiResult<Json<Value>> {
-    let app = target(&state, &caller, &ident, Need::Update).await?;
-    subscription_item(&state, &app, &id, &sub).await?;
-    state
-        .apps
-        .delete_item(app.id, "subscription", &id, &sub)
-        .await?;
-    Ok(ok_body())
-}
-
-pub async fn request_missing_rights(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((ident, id, sub)): Path<(String, String, String)>,
-) -> ApiResult<Json<Value>> {
-    let app = target(&state, &caller, &ident, Need::Update).await?;
-    let item = subscription_item(&state, &app, &id, &sub).await?;
-    let ctx = item.value["contextIdentifier"]
-        .as_str()
-        .and_then(Context::parse)
-        .unwrap_or_else(Context::global);
-    let mut codes: Vec<String> = item.value["eventTypes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.as_str().and_then(rules::event_right))
-        .filter(|r| rules::right(r).is_some_and(|r| ctx.admits(r)))
-        .map(str::to_string)
-        .collect();
-    codes.sort();
-    codes.dedup();
-    request_rights_in(&state, app.id, &ctx, &codes).await?;
-    Ok(ok_body())
 }

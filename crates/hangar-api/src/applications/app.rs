@@ -1,0 +1,524 @@
+//! The application itself: create, list, get, update, remove (archive, or uninstall first), force
+//! removal, restore, and what the application reports about itself (an error message, health).
+
+use super::{
+    app_json, app_secret, calling_app, doc_bool, doc_str, modify, page_bounds, set_secret, target,
+    Need, PageQuery,
+};
+use crate::auth::Caller;
+use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+// `routing::get` by its path: `get` here is the handler that answers an application.
+use axum::routing::{self, post};
+use axum::Router;
+use hangar_core::app_ops;
+use hangar_core::now_ms;
+use hangar_core::secrets::{new_secret, new_signing_key};
+use hangar_core::store::{AppRecord, Delivery};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/http/applications", post(create))
+        .route("/api/http/applications/paged", routing::get(list))
+        .route("/api/http/applications/error-message", post(error_message))
+        .route(
+            "/api/http/applications/report-application-as-healthy",
+            post(report_healthy),
+        )
+        .route(
+            "/api/http/applications/{app}",
+            routing::get(get).patch(update).delete(remove),
+        )
+        .route(
+            "/api/http/applications/{app}/force-remove",
+            post(force_remove),
+        )
+        .route("/api/http/applications/{app}/restore", post(restore))
+        .route(
+            "/api/http/applications/{app}/last-client-credentials-access",
+            routing::get(last_client_credentials_access),
+        )
+}
+
+fn bad(text: impl Into<String>) -> ApiError {
+    ApiError::bad_request("bad-application-field", text)
+}
+
+fn field_str(v: &Value, key: &str, max: usize, nullable: bool) -> ApiResult<Option<String>> {
+    match v {
+        Value::Null if nullable => Ok(None),
+        Value::String(s) if s.chars().count() <= max => Ok(Some(s.clone())),
+        Value::String(_) => Err(bad(format!("{key} has at most {max} characters"))),
+        _ => Err(bad(format!(
+            "{key} must be a string{}",
+            if nullable { " or null" } else { "" }
+        ))),
+    }
+}
+
+fn field_url(v: &Value, key: &str) -> ApiResult<Option<String>> {
+    let Some(s) = field_str(v, key, 2048, true)? else {
+        return Ok(None);
+    };
+    match url::Url::parse(&s) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(Some(s)),
+        _ => Err(bad(format!("{key} must be an absolute http(s) URL"))),
+    }
+}
+
+fn field_uri_list(v: &Value, key: &str) -> ApiResult<Option<String>> {
+    let Some(s) = field_str(v, key, 20_000, true)? else {
+        return Ok(None);
+    };
+    let uris: Vec<&str> = s
+        .split([' ', '\n', '\r', '\t', ','])
+        .filter(|u| !u.is_empty())
+        .collect();
+    if uris.len() > 20 {
+        return Err(bad(format!("{key} lists at most 20 URIs")));
+    }
+    for u in &uris {
+        if url::Url::parse(u).is_err() || u.len() > 2048 || u.contains('#') {
+            return Err(bad(format!(
+                "{key}: {u:?} is not an absolute URI without a fragment"
+            )));
+        }
+    }
+    Ok(Some(uris.join(" ")))
+}
+
+const APP_AUTH_KINDS: &[&str] = &["none", "verificationToken", "signingKey", "publicKey"];
+
+/// Validates and applies settings from a create or update body. Unknown fields are refused.
+fn apply_settings(
+    state: &AppState,
+    app: &mut AppRecord,
+    body: &Map<String, Value>,
+    creating: bool,
+) -> ApiResult<()> {
+    let doc = &mut app.doc;
+    for (key, v) in body {
+        match key.as_str() {
+            "name" => {
+                let name = field_str(v, key, 100, false)?.unwrap_or_default();
+                if name.trim().is_empty() {
+                    return Err(bad("name must not be empty"));
+                }
+                app.name = name;
+            }
+            "description" | "sslKeystoreAuth" | "pictureAttachmentId" => {
+                doc[key] = json!(field_str(v, key, 1000, true)?)
+            }
+            "defaultExternalPicture" | "endpointUri" => doc[key] = json!(field_url(v, key)?),
+            "codeFlowRedirectURIs" | "implicitFlowRedirectURIs" => {
+                doc[key] = json!(field_uri_list(v, key)?)
+            }
+            "email" if creating => {
+                let email = field_str(v, key, 254, true)?;
+                if email.as_deref().is_some_and(|e| !e.contains('@')) {
+                    return Err(bad("email must be an e-mail address"));
+                }
+                doc[key] = json!(email);
+            }
+            "clientCredentialsFlowEnabled"
+            | "codeFlowEnabled"
+            | "pkceRequired"
+            | "publicClientsAllowed"
+            | "implicitFlowEnabled"
+            | "endpointSslVerification"
+            | "hasVerificationToken"
+            | "hasSigningKey"
+            | "hasPublicKeySignature" => match v {
+                Value::Bool(_) => doc[key] = v.clone(),
+                Value::Null if creating => {}
+                _ => return Err(bad(format!("{key} must be true or false"))),
+            },
+            "appLevelAuth" => {
+                let kind = match v {
+                    Value::Null => "none".to_string(),
+                    Value::String(s) => s.clone(),
+                    Value::Object(o) => o
+                        .get("type")
+                        .or_else(|| o.get("className"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    _ => String::new(),
+                };
+                if !APP_AUTH_KINDS.contains(&kind.as_str()) {
+                    return Err(bad(format!(
+                        "appLevelAuth is one of {}",
+                        APP_AUTH_KINDS.join(", ")
+                    )));
+                }
+                doc[key] = json!(kind);
+            }
+            "basicAuthUsername" => doc[key] = json!(field_str(v, key, 256, true)?),
+            "basicAuthPassword" | "bearerAuthToken" => {
+                let value = field_str(v, key, 1024, true)?;
+                set_secret(state, doc, key, value.as_deref().filter(|s| !s.is_empty()));
+            }
+            "clientSecret" => {
+                let secret = field_str(v, key, 256, creating)?;
+                match secret {
+                    Some(s) if s.len() >= 16 => set_secret(state, doc, key, Some(&s)),
+                    Some(_) => return Err(bad("clientSecret has at least 16 characters")),
+                    None => {}
+                }
+            }
+            "clientId" | "connectToSpace" | "state" if creating => {}
+            _ => {
+                return Err(bad(format!(
+                    "{key} is not a field that can be {}",
+                    if creating { "given" } else { "updated" }
+                )))
+            }
+        }
+    }
+    if doc_bool(doc, "publicClientsAllowed") && !doc_bool(doc, "pkceRequired") {
+        return Err(bad("publicClientsAllowed requires pkceRequired"));
+    }
+    Ok(())
+}
+
+fn valid_client_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<Map<String, Value>>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if !caller.is_admin() || caller.app.is_some() {
+        return Err(ApiError::forbidden(
+            "only an administrator may create applications",
+        ));
+    }
+    let client_id = match body.get("clientId") {
+        None | Some(Value::Null) => uuid_like(),
+        Some(Value::String(s)) if valid_client_id(s) => s.clone(),
+        Some(_) => {
+            return Err(bad(
+                "clientId has 1 to 128 letters, digits and `-._~` characters",
+            ))
+        }
+    };
+    if !body.contains_key("name") {
+        return Err(bad("name is required"));
+    }
+    let connect = body
+        .get("connectToSpace")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let install_state = field_str(
+        body.get("state").unwrap_or(&Value::Null),
+        "state",
+        1000,
+        true,
+    )?;
+    let mut draft = AppRecord {
+        id: 0,
+        client_id: client_id.clone(),
+        name: String::new(),
+        bot_member_id: 0,
+        archived: false,
+        doc: json!({"ownerId": caller.id().to_string(), "multiOrg": connect, "state": "active"}),
+        version: 0,
+        created_utc: 0,
+    };
+    apply_settings(&state, &mut draft, &body, true)?;
+    if connect && doc_str(&draft.doc, "endpointUri").is_none() {
+        return Err(bad(
+            "connectToSpace needs an endpointUri to send InitPayload to",
+        ));
+    }
+    let client_secret = match app_secret(&state, &draft, "clientSecret")? {
+        Some(s) => s,
+        None => {
+            let s = new_secret();
+            set_secret(&state, &mut draft.doc, "clientSecret", Some(&s));
+            s
+        }
+    };
+    set_secret(
+        &state,
+        &mut draft.doc,
+        "signingKey",
+        Some(&new_signing_key()),
+    );
+    set_secret(
+        &state,
+        &mut draft.doc,
+        "verificationToken",
+        Some(&new_secret()),
+    );
+    let init = connect.then(|| {
+        let payload = json!({
+            "className": "InitPayload",
+            "clientId": client_id,
+            "clientSecret": client_secret,
+            "serverUrl": state.settings.public_url,
+            "state": install_state,
+            "userId": caller.id().to_string(),
+        });
+        app_payload(&state, 0, "init", payload)
+    });
+    let app = state
+        .apps
+        .create_app(&client_id, &draft.name, &draft.doc, init.as_ref())
+        .await?;
+    Ok((StatusCode::CREATED, Json(app_json(&app))))
+}
+
+/// A client id in the familiar UUID form, from 122 random bits.
+fn uuid_like() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// Queues a payload that belongs to no webhook (InitPayload, ApplicationUninstalledPayload) for the
+/// application's endpoint.
+async fn enqueue_app_payload(
+    state: &AppState,
+    app: &AppRecord,
+    kind: &str,
+    payload: Value,
+) -> ApiResult<()> {
+    state
+        .apps
+        .enqueue_delivery(&app_payload(state, app.id, kind, payload))
+        .await?;
+    Ok(())
+}
+
+/// A payload for the application's endpoint, sealed, due now.
+fn app_payload(state: &AppState, app_id: i64, kind: &str, payload: Value) -> Delivery {
+    Delivery::pending(
+        format!("msg_{}", hex::encode(rand::random::<[u8; 16]>())),
+        app_id,
+        None,
+        kind,
+        state.secrets.seal(&payload.to_string()),
+    )
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<Value>> {
+    let (skip, top) = page_bounds(q.skip.as_deref(), q.top)?;
+    let by_created = match q
+        .ordering
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("name") => false,
+        Some("created") | Some("createdutc") => true,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "bad-ordering",
+                "ordering is name or created",
+            ))
+        }
+    };
+    if let Some(me) = caller.acting_app() {
+        // An application sees itself only.
+        let app = state.apps.app(me.app_id).await?;
+        let data: Vec<Value> = app.iter().skip(skip as usize).map(app_json).collect();
+        return Ok(Json(
+            json!({"next": data.len().to_string(), "totalCount": data.len(), "data": data}),
+        ));
+    }
+    let page = state
+        .apps
+        .list_apps(
+            q.name.as_deref().filter(|n| !n.is_empty()),
+            q.with_archived.unwrap_or(false),
+            by_created,
+            skip,
+            top,
+        )
+        .await?;
+    let next = (skip + page.apps.len() as i64).to_string();
+    Ok(Json(json!({
+        "next": next,
+        "totalCount": page.total,
+        "data": page.apps.iter().map(app_json).collect::<Vec<_>>(),
+    })))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let app = target(&state, &caller, &ident, Need::View).await?;
+    Ok(Json(app_json(&app)))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ident): Path<String>,
+    Json(body): Json<Map<String, Value>>,
+) -> ApiResult<Json<Value>> {
+    let app = target(&state, &caller, &ident, Need::Update).await?;
+    if doc_bool(&app.doc, "multiOrg") && caller.acting_app().is_none() {
+        return Err(ApiError::forbidden(
+            "a multi-org application can only be updated by the application itself",
+        ));
+    }
+    let updated = modify(&state, app.id, |a| apply_settings(&state, a, &body, false)).await?;
+    Ok(Json(app_json(&updated)))
+}
+
+/// Archives the application and ends its access.
+pub async fn archive(state: &AppState, id: i64) -> ApiResult<AppRecord> {
+    Ok(app_ops::archive_app(state.apps.as_ref(), id).await?)
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let app = target(&state, &caller, &ident, Need::Delete).await?;
+    if app.archived {
+        return Ok(ok_body());
+    }
+    if doc_bool(&app.doc, "multiOrg") && doc_str(&app.doc, "endpointUri").is_some() {
+        // Archived once the application acknowledges ApplicationUninstalledPayload (`deliver.rs`).
+        let app = modify(&state, app.id, |a| {
+            a.doc["state"] = json!("uninstalling");
+            Ok(())
+        })
+        .await?;
+        let payload = json!({
+            "className": "ApplicationUninstalledPayload",
+            "clientId": app.client_id,
+            "serverUrl": state.settings.public_url,
+        });
+        enqueue_app_payload(&state, &app, "uninstall", payload).await?;
+    } else {
+        archive(&state, app.id).await?;
+    }
+    Ok(ok_body())
+}
+
+pub async fn force_remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let app = target(&state, &caller, &ident, Need::Delete).await?;
+    let failed_once = state
+        .apps
+        .deliveries(app.id, Some("uninstall"))
+        .await?
+        .iter()
+        .any(|d| d.attempts > 0 && d.status != "delivered");
+    if doc_str(&app.doc, "state") != Some("uninstalling") || !failed_once {
+        return Err(ApiError::conflict(
+            "not-failed-uninstall",
+            "force-remove is for an application that failed to answer ApplicationUninstalledPayload",
+        ));
+    }
+    for mut d in state.apps.deliveries(app.id, Some("uninstall")).await? {
+        if d.status == "pending" {
+            d.status = "failed".into();
+            d.last_error = Some("force-removed".into());
+            state.apps.finish_delivery(&d).await?;
+        }
+    }
+    archive(&state, app.id).await?;
+    Ok(ok_body())
+}
+
+pub async fn restore(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let app = target(&state, &caller, &ident, Need::Update).await?;
+    modify(&state, app.id, |a| {
+        a.archived = false;
+        a.doc["state"] = json!("active");
+        Ok(())
+    })
+    .await?;
+    Ok(ok_body())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorMessage {
+    message: Option<String>,
+}
+
+pub async fn error_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<ErrorMessage>,
+) -> ApiResult<Json<Value>> {
+    let app = calling_app(&state, &caller).await?;
+    if req
+        .message
+        .as_ref()
+        .is_some_and(|m| m.chars().count() > 1000)
+    {
+        return Err(bad("message has at most 1000 characters"));
+    }
+    modify(&state, app.id, |a| {
+        a.doc["errorMessage"] = json!(req.message);
+        Ok(())
+    })
+    .await?;
+    Ok(ok_body())
+}
+
+pub async fn report_healthy(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Value>> {
+    let app = calling_app(&state, &caller).await?;
+    modify(&state, app.id, |a| {
+        a.doc["lastHealthyUtc"] = json!(now_ms());
+        Ok(())
+    })
+    .await?;
+    Ok(ok_body())
+}
+
+pub async fn last_client_credentials_access(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let app = target(&state, &caller, &ident, Need::View).await?;
+    Ok(Json(
+        app.doc
+            .get("lastClientCredentialsAccess")
+            .cloned()
+            .unwrap_or(Value::Null),
+    ))
+}

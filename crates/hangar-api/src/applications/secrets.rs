@@ -1,0 +1,143 @@
+//! An application's secrets (client secret, signing key, verification token, bearer token): reading
+//! and regenerating them, and the public keys that verify what Hangar signs.
+
+use super::{app_secret, modify, set_secret, target, Need};
+use crate::auth::Caller;
+use crate::error::{ok_body, ApiResult, Json, Path};
+use crate::AppState;
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::Router;
+use hangar_core::app_ops;
+use hangar_core::now_ms;
+use hangar_core::secrets::{new_secret, new_signing_key};
+use serde_json::{json, Value};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/http/applications/{app}/bearer-token",
+            get(bearer_token),
+        )
+        .route("/api/http/applications/{app}/public-keys", get(public_keys))
+        .route(
+            "/api/http/applications/{app}/client-secret",
+            get(client_secret),
+        )
+        .route(
+            "/api/http/applications/{app}/client-secret/regenerate",
+            post(regenerate_client_secret),
+        )
+        .route("/api/http/applications/{app}/signing-key", get(signing_key))
+        .route(
+            "/api/http/applications/{app}/signing-key/regenerate",
+            post(regenerate_signing_key),
+        )
+        .route(
+            "/api/http/applications/{app}/verification-token",
+            get(verification_token),
+        )
+        .route(
+            "/api/http/applications/{app}/verification-token/regenerate",
+            post(regenerate_verification_token),
+        )
+}
+
+pub async fn public_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
+    target(&state, &caller, &ident, Need::View).await?;
+    Ok(Json(json!(state.secrets.jwks())))
+}
+
+async fn read_secret(
+    state: &AppState,
+    caller: &Caller,
+    ident: &str,
+    name: &str,
+) -> ApiResult<Json<Value>> {
+    let app = target(state, caller, ident, Need::Secrets).await?;
+    Ok(Json(json!(app_secret(state, &app, name)?)))
+}
+
+async fn regenerate(
+    state: &AppState,
+    caller: &Caller,
+    ident: &str,
+    name: &'static str,
+    fresh: fn() -> String,
+) -> ApiResult<Json<Value>> {
+    let app = target(state, caller, ident, Need::Update).await?;
+    let value = fresh();
+    modify(state, app.id, |a| {
+        if name == "signingKey" {
+            // The old key keeps signing beside the new one for a grace period (`deliver.rs`).
+            if let Some(old) = a.doc.get("secrets").and_then(|s| s.get(name)).cloned() {
+                a.doc["secrets"]["previousSigningKey"] = old;
+                a.doc["previousSigningKeyUntil"] = json!(now_ms() + app_ops::KEY_GRACE_MS);
+            }
+        }
+        set_secret(state, &mut a.doc, name, Some(&value));
+        Ok(())
+    })
+    .await?;
+    Ok(ok_body())
+}
+
+pub async fn client_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
+    read_secret(&state, &caller, &ident, "clientSecret").await
+}
+
+pub async fn regenerate_client_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
+    regenerate(&state, &caller, &ident, "clientSecret", new_secret).await
+}
+
+pub async fn signing_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
+    read_secret(&state, &caller, &ident, "signingKey").await
+}
+
+pub async fn regenerate_signing_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
+    regenerate(&state, &caller, &ident, "signingKey", new_signing_key).await
+}
+
+pub async fn verification_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
+    read_secret(&state, &caller, &ident, "verificationToken").await
+}
+
+pub async fn regenerate_verification_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
+    regenerate(&state, &caller, &ident, "verificationToken", new_secret).await
+}
+
+pub async fn bearer_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(ident): Path<String>,
+) -> ApiResult<Json<Value>> {
+    read_secret(&state, &caller, &ident, "bearerAuthToken").await
+}
