@@ -169,4 +169,6 @@ fn backend(e: sqlx::Error) -> StoreError {
 }
 
 #[cfg(test)]
+mod conformance;
+#[cfg(test)]
 mod tests;

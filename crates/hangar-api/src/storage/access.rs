@@ -55,8 +55,13 @@ pub(super) async fn member_space(
     } else {
         "Space.Files.Read"
     };
-    crate::applications::rights::require_app_right(state, caller, right, &format!("space:id:{space_id}"))
-        .await
+    crate::applications::rights::require_app_right(
+        state,
+        caller,
+        right,
+        &format!("space:id:{space_id}"),
+    )
+    .await
 }
 
 /// Refuses early what the final transaction would refuse anyway, before any byte is read. Answers the
