@@ -263,3 +263,21 @@ fn parse_context(s: &str) -> ApiResult<Context> {
 pub struct ContextQuery {
     context_identifier: Option<String>,
 }
+
+/// A bad field of a webhook or subscription.
+pub(super) fn bad(text: impl Into<String>) -> ApiError {
+    ApiError::bad_request("bad-webhook-field", text)
+}
+
+/// One webhook of the application, or 404.
+pub(super) async fn webhook_item(
+    state: &AppState,
+    app: &AppRecord,
+    id: &str,
+) -> ApiResult<AppItem> {
+    state
+        .apps
+        .item(app.id, "webhook", "", id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))
+}

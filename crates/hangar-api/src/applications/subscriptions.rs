@@ -2,7 +2,7 @@
 //! item of kind `subscription` scoped by the webhook's id.
 
 use super::rights::request_rights_in;
-use super::webhooks::{bad, webhook_item};
+use super::{bad, webhook_item};
 use super::{change_item, limit_error, target, Need};
 use crate::auth::Caller;
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path};

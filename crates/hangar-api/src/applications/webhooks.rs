@@ -3,6 +3,7 @@
 //! inside); its subscriptions are in `subscriptions.rs`, delivery in `hangar-jobs`.
 
 use super::subscriptions::{add_subscription, subscription, subscription_json, subscriptions_of};
+use super::{bad, webhook_item};
 use super::{change_item, limit_error, open_secret, page_bounds, set_secret, target, Need};
 use crate::auth::Caller;
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
@@ -72,18 +73,6 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 
 const RESERVED_PREFIXES: &[&str] = &["x-space-", "webhook-", "proxy-", "sec-"];
-
-pub(super) fn bad(text: impl Into<String>) -> ApiError {
-    ApiError::bad_request("bad-webhook-field", text)
-}
-
-pub async fn webhook_item(state: &AppState, app: &AppRecord, id: &str) -> ApiResult<AppItem> {
-    state
-        .apps
-        .item(app.id, "webhook", "", id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("webhook"))
-}
 
 /// Changes a webhook's settings with compare-and-set (see `change_item`): 404 when there is none.
 async fn change_webhook(
