@@ -1,8 +1,9 @@
 //! Attachments after upload: metadata, downloads (by id and name, and `/d/{id}` links), deletion, and
 //! public links whose tokens are derived from a server key, so they cannot be guessed or enumerated.
 
+use crate::access::{may_read_attachment, visible_channel};
 use crate::auth::Caller;
-use crate::chat::{parse_channel_ref, visible_channel};
+use crate::chat::parse_channel_ref;
 use crate::download::{serve, Download};
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
 use crate::shapes::attachment_json;
@@ -18,16 +19,6 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-/// Readable by its uploader, administrators, and whoever can read a message or issue it is attached to.
-async fn can_read(state: &AppState, caller: &Caller, a: &Attachment) -> ApiResult<bool> {
-    Ok(a.uploader_id == caller.id()
-        || caller.is_admin()
-        || state
-            .attachments
-            .readable_through_links(a.id, caller.id())
-            .await?)
-}
-
 /// The attachment if the caller may read it; otherwise it does not exist for them.
 async fn readable(state: &AppState, caller: &Caller, id: i64) -> ApiResult<Attachment> {
     let a = state
@@ -35,7 +26,7 @@ async fn readable(state: &AppState, caller: &Caller, id: i64) -> ApiResult<Attac
         .attachment(id)
         .await?
         .ok_or_else(|| ApiError::not_found("attachment"))?;
-    if can_read(state, caller, &a).await? {
+    if may_read_attachment(state, caller, &a).await? {
         Ok(a)
     } else {
         Err(ApiError::not_found("attachment"))

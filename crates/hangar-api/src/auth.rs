@@ -11,8 +11,9 @@ use axum::extract::{FromRequestParts, OptionalFromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
+use hangar_core::access::Scope;
 use hangar_core::ids::{new_token, token_hash, TOKEN_PREFIX};
-use hangar_core::model::{Member, PersonalToken, Role, TokenScope};
+use hangar_core::model::{Member, PersonalToken, Role};
 use hangar_core::now_ms;
 use serde::Deserialize;
 use serde_json::json;
@@ -47,23 +48,13 @@ pub struct AppCaller {
     pub token_id: i64,
     /// `access` (OAuth) or `permanent`.
     pub token_kind: String,
-    /// `**`, or the right codes the token is limited to.
-    pub scope: String,
+    /// `**`, `read`, or the right codes the token is limited to.
+    pub scope: Scope,
     /// True for a member's token issued to the application (the code flow): the caller then acts as
     /// that member; false when the application acts as itself, with its granted rights.
     pub user_token: bool,
-}
-
-impl AppCaller {
-    /// Whether the token's scope admits `right`.
-    pub fn scope_allows(&self, right: &str) -> bool {
-        match self.scope.as_str() {
-            "**" => true,
-            // Reading rights only (writes are refused anyway for a read-only token).
-            "read" => right.contains("View") || right.contains("Read"),
-            scope => scope.split_whitespace().any(|s| s == right),
-        }
-    }
+    /// The application's granted rights, loaded once per request when first needed (`access`).
+    pub grants: std::sync::Arc<tokio::sync::OnceCell<crate::access::Grants>>,
 }
 
 impl Caller {
@@ -80,11 +71,8 @@ impl Caller {
     /// For the few GET routes that change something (the reference's public-url call): refuse what
     /// a state change would refuse, a read-only token or a cross-site browser request.
     pub fn require_change(&self, state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
-        if self
-            .token
-            .as_ref()
-            .is_some_and(|t| t.scope == TokenScope::ReadOnly)
-            || self.app.as_ref().is_some_and(|a| a.scope == "read")
+        if self.token.as_ref().is_some_and(|t| t.scope.is_read_only())
+            || self.app.as_ref().is_some_and(|a| a.scope.is_read_only())
         {
             return Err(ApiError::forbidden("this token may only read"));
         }
@@ -214,7 +202,7 @@ impl OptionalFromRequestParts<AppState> for Caller {
                 });
             }
             let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-            if personal.scope == TokenScope::ReadOnly && !safe {
+            if personal.scope.is_read_only() && !safe {
                 return Err(ApiError::forbidden("this token may only read"));
             }
             Caller {
@@ -267,7 +255,8 @@ async fn app_caller(state: &AppState, hash: &str, now: i64, method: &Method) -> 
         });
     }
     let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if token.scope == "read" && !safe {
+    let scope = Scope::parse(&token.scope);
+    if scope.is_read_only() && !safe {
         return Err(ApiError::forbidden("this token may only read"));
     }
     Ok(Caller {
@@ -278,8 +267,9 @@ async fn app_caller(state: &AppState, hash: &str, now: i64, method: &Method) -> 
             app_id: app.id,
             token_id: token.id,
             token_kind: token.kind,
-            scope: token.scope,
+            scope,
             user_token: token.member_id.is_some(),
+            grants: Default::default(),
         }),
     })
 }

@@ -1,6 +1,6 @@
 //! Channels ("rooms") and their messages, including the Space-style send-message call.
 
-use crate::applications::rights::{app_sees, require_app_right};
+use crate::access::{require_app_right, visible_channel, POST_MESSAGES, VIEW_MESSAGES};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::links::{linked_json, parse_links};
@@ -42,31 +42,6 @@ pub fn parse_channel_ref(s: &str) -> ApiResult<i64> {
             format!("{s:?} is not a channel identifier (channel:id:N)"),
         )
     })
-}
-
-const VIEW_MESSAGES: &str = "Channel.ViewMessages";
-const POST_MESSAGES: &str = "Channel.PostMessages";
-
-/// The channel, if the caller is a member (administrators see every channel).
-pub async fn visible_channel(state: &AppState, caller: &Caller, id: i64) -> ApiResult<Channel> {
-    let channel = state
-        .chat
-        .channel(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("channel"))?;
-    let context = format!("channel:id:{id}");
-    if let Some(sees) = app_sees(state, caller, &[VIEW_MESSAGES, POST_MESSAGES], &context).await? {
-        return if sees {
-            Ok(channel)
-        } else {
-            Err(ApiError::not_found("channel"))
-        };
-    }
-    if caller.is_admin() || state.chat.is_channel_member(id, caller.id()).await? {
-        Ok(channel)
-    } else {
-        Err(ApiError::not_found("channel"))
-    }
 }
 
 fn validate_text(text: &str) -> ApiResult<()> {

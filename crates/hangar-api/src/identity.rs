@@ -5,8 +5,9 @@ use crate::error::{ok_body, ApiError, ApiResult, Json, Path};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
+use hangar_core::access::Scope;
 use hangar_core::ids::{new_token, random_id, token_hash, valid_username};
-use hangar_core::model::{PersonalToken, Role, TokenScope};
+use hangar_core::model::{PersonalToken, Role};
 use hangar_core::now_ms;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -81,7 +82,7 @@ fn token_json(t: &PersonalToken) -> Value {
     json!({
         "id": t.id,
         "name": t.name,
-        "scope": t.scope.as_str(),
+        "scope": t.scope.to_text(),
         "expires": t.expires_utc,
         "createdUtc": t.created_utc,
         "lastUsedUtc": t.last_used_utc,
@@ -108,8 +109,8 @@ pub async fn create_token(
         ));
     }
     let scope = match req.scope.as_deref() {
-        None => TokenScope::All,
-        Some(s) => TokenScope::parse(s).ok_or_else(|| {
+        None => Scope::All,
+        Some(s) => Scope::parse_personal(s).ok_or_else(|| {
             ApiError::bad_request("bad-scope", "scope is \"**\" (everything) or \"read\"")
         })?,
     };

@@ -1,5 +1,6 @@
 //! Hangar's HTTP API: the shared state, the router, and one module per API family.
 
+mod access;
 mod applications;
 pub mod attachments;
 pub mod auth;

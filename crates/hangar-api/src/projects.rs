@@ -1,6 +1,6 @@
 //! Projects and their issues (the issue-tracker part of the Space-style API).
 
-use crate::applications::rights::{app_sees, require_app_right};
+use crate::access::{project_place, require_app_right, sees_project, CREATE_ISSUES, VIEW_ISSUES};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::links::{linked_json, parse_links};
@@ -30,9 +30,6 @@ fn issue_json(i: &Issue) -> Value {
     })
 }
 
-const VIEW_ISSUES: &str = "Project.Issues.View";
-const CREATE_ISSUES: &str = "Project.Issues.Create";
-
 /// The project named by `key:KEY` or `id:N`, if the caller is a member (administrators see all).
 /// An application acting as itself needs `right` there instead of membership.
 async fn visible_project(
@@ -55,24 +52,11 @@ async fn visible_project(
         ));
     }
     .ok_or_else(|| ApiError::not_found("project"))?;
-    let context = format!("project:key:{}", project.key);
-    if let Some(sees) = app_sees(state, caller, &[VIEW_ISSUES, CREATE_ISSUES], &context).await? {
-        if !sees {
-            return Err(ApiError::not_found("project"));
-        }
-        require_app_right(state, caller, right, &context).await?;
-        return Ok(project);
+    if !sees_project(state, caller, project.id, &project.key).await? {
+        return Err(ApiError::not_found("project"));
     }
-    if caller.is_admin()
-        || state
-            .projects
-            .is_project_member(project.id, caller.id())
-            .await?
-    {
-        Ok(project)
-    } else {
-        Err(ApiError::not_found("project"))
-    }
+    require_app_right(state, caller, right, &project_place(&project.key)).await?;
+    Ok(project)
 }
 
 /// The issue named by `key:P-T-N` or `id:N` within the project.

@@ -1,5 +1,6 @@
 //! Spaces: created and managed by administrators, read by their members.
 
+use crate::access::visible_space;
 use crate::auth::Caller;
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path};
 use crate::AppState;
@@ -38,31 +39,6 @@ fn validate_quota(q: Option<i64>) -> ApiResult<()> {
             "quotaBytes is a non-negative number of bytes",
         )),
         _ => Ok(()),
-    }
-}
-
-/// The space, if the caller may see it (members and administrators).
-pub(crate) async fn visible_space(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Space> {
-    let space = state
-        .spaces
-        .space(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("space"))?;
-    let context = format!("space:id:{id}");
-    let rights = ["Space.Files.Read", "Space.Files.Write"];
-    if let Some(sees) =
-        crate::applications::rights::app_sees(state, caller, &rights, &context).await?
-    {
-        return if sees {
-            Ok(space)
-        } else {
-            Err(ApiError::not_found("space"))
-        };
-    }
-    if caller.is_admin() || state.spaces.is_space_member(id, caller.id()).await? {
-        Ok(space)
-    } else {
-        Err(ApiError::not_found("space"))
     }
 }
 

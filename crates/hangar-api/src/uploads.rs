@@ -2,8 +2,8 @@
 //! `POST /api/v1/messages/{id}/attachments` (multipart `files` parts). Bytes are staged while they
 //! stream (hashed, counted, capped), verified against a declared checksum, then committed.
 
+use crate::access::visible_channel;
 use crate::auth::Caller;
-use crate::chat::visible_channel;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::shapes::attachment_json;
 use crate::AppState;

@@ -9,6 +9,8 @@ use sha2::{Digest, Sha256};
 pub struct Right {
     pub code: &'static str,
     pub name: &'static str,
+    /// Whether the right only reads, or changes something.
+    pub access: crate::access::Access,
     /// The context kinds (`global` is always allowed) in which the right means something.
     pub contexts: &'static [ContextKind],
 }
@@ -25,41 +27,49 @@ pub const RIGHTS: &[Right] = &[
     Right {
         code: "Channel.ViewMessages",
         name: "Read messages",
+        access: crate::access::Access::Read,
         contexts: &[ContextKind::Channel],
     },
     Right {
         code: "Channel.PostMessages",
         name: "Post messages",
+        access: crate::access::Access::Write,
         contexts: &[ContextKind::Channel],
     },
     Right {
         code: "Project.Issues.View",
         name: "View issues",
+        access: crate::access::Access::Read,
         contexts: &[ContextKind::Project],
     },
     Right {
         code: "Project.Issues.Create",
         name: "Create and update issues",
+        access: crate::access::Access::Write,
         contexts: &[ContextKind::Project],
     },
     Right {
         code: "Space.Files.Read",
         name: "Read workspace files",
+        access: crate::access::Access::Read,
         contexts: &[ContextKind::Space],
     },
     Right {
         code: "Space.Files.Write",
         name: "Write workspace files",
+        access: crate::access::Access::Write,
         contexts: &[ContextKind::Space],
     },
     Right {
         code: "Attachments.View",
         name: "Observe attachments",
+        access: crate::access::Access::Read,
         contexts: &[],
     },
     Right {
         code: "Unfurls.Provide",
         name: "Provide link previews",
+        access: crate::access::Access::Write,
         contexts: &[],
     },
 ];

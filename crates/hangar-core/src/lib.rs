@@ -1,6 +1,7 @@
 //! Hangar's domain: identifiers, attachment states, file-name and checksum rules, principals, and the
 //! traits the metadata store implements. No HTTP and no SQL live here.
 
+pub mod access;
 pub mod app_ops;
 pub mod apps;
 pub mod attachment;

@@ -36,35 +36,13 @@ pub struct Member {
     pub created_utc: i64,
 }
 
-/// What a personal token may do: everything, or only reading.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenScope {
-    All,
-    ReadOnly,
-}
-
-impl TokenScope {
-    pub fn parse(s: &str) -> Option<TokenScope> {
-        match s {
-            "**" => Some(TokenScope::All),
-            "read" => Some(TokenScope::ReadOnly),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenScope::All => "**",
-            TokenScope::ReadOnly => "read",
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct PersonalToken {
     pub id: i64,
     pub member_id: i64,
     pub name: String,
-    pub scope: TokenScope,
+    /// Everything (`Scope::All`) or only reading (`Scope::ReadOnly`).
+    pub scope: crate::access::Scope,
     pub expires_utc: Option<i64>,
     pub created_utc: i64,
     pub last_used_utc: Option<i64>,

@@ -3,6 +3,7 @@
 use crate::rows::{self, MEMBER_COLUMNS};
 use crate::{backend, map_err, SqliteStore};
 use async_trait::async_trait;
+use hangar_core::access::Scope;
 use hangar_core::ids::random_id;
 use hangar_core::model::*;
 use hangar_core::now_ms;
@@ -155,7 +156,7 @@ impl IdentityStore for SqliteStore {
         .bind(token.member_id)
         .bind(&token.name)
         .bind(token_hash)
-        .bind(token.scope.as_str())
+        .bind(token.scope.to_text())
         .bind(token.expires_utc)
         .bind(token.created_utc)
         .execute(&self.pool)
@@ -185,7 +186,7 @@ impl IdentityStore for SqliteStore {
                 id: r.get("token_id"),
                 member_id: r.get("member_id"),
                 name: r.get("name"),
-                scope: TokenScope::parse(r.get::<&str, _>("scope")).unwrap_or(TokenScope::ReadOnly),
+                scope: Scope::parse_personal(r.get::<&str, _>("scope")).unwrap_or(Scope::ReadOnly),
                 expires_utc: r.get("expires_utc"),
                 created_utc: r.get("token_created"),
                 last_used_utc: r.get("last_used_utc"),

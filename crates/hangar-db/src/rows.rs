@@ -1,5 +1,6 @@
 //! Turning rows into domain records.
 
+use hangar_core::access::Scope;
 use hangar_core::model::*;
 use hangar_core::AttachmentState;
 use sqlx::sqlite::SqliteRow;
@@ -64,7 +65,7 @@ pub fn token(row: &SqliteRow) -> PersonalToken {
         id: row.get("id"),
         member_id: row.get("member_id"),
         name: row.get("name"),
-        scope: TokenScope::parse(row.get::<&str, _>("scope")).unwrap_or(TokenScope::ReadOnly),
+        scope: Scope::parse_personal(row.get::<&str, _>("scope")).unwrap_or(Scope::ReadOnly),
         expires_utc: row.get("expires_utc"),
         created_utc: row.get("created_utc"),
         last_used_utc: row.get("last_used_utc"),

@@ -73,14 +73,19 @@ pub async fn target(
             return Err(ApiError::not_found("application"));
         }
         // A token limited to some rights must not mint itself a broader one or read secrets.
-        if need != Need::View && me.scope != "**" {
+        if need != Need::View && !me.scope.is_everything() {
             return Err(ApiError::forbidden(
                 "this token's scope does not cover managing the application",
             ));
         }
         return Ok(app);
     }
-    if need != Need::View && caller.app.as_ref().is_some_and(|a| a.scope != "**") {
+    if need != Need::View
+        && caller
+            .app
+            .as_ref()
+            .is_some_and(|a| !a.scope.is_everything())
+    {
         return Err(ApiError::forbidden(
             "this token's scope does not cover managing applications",
         ));

@@ -8,7 +8,6 @@ use crate::AppState;
 use axum::extract::State;
 use axum::routing::{get, patch};
 use axum::Router;
-use hangar_core::app_ops;
 use hangar_core::apps::{self as rules, Context};
 use hangar_core::now_ms;
 use hangar_core::store::AppItem;
@@ -59,66 +58,6 @@ fn right_json(code: &str, status: Option<&str>) -> Value {
         Some(s) => json!({"rightCode": code, "name": name, "status": s}),
         None => json!({"rightCode": code, "name": name}),
     }
-}
-
-/// Whether the application holds `right` (granted) in any of `contexts` or globally.
-pub async fn app_granted(
-    state: &AppState,
-    app_id: i64,
-    right: &str,
-    context: &str,
-) -> ApiResult<bool> {
-    Ok(app_ops::app_granted(state.apps.as_ref(), app_id, right, context).await?)
-}
-
-/// For a caller that is an application acting as itself: whether its rights and token scope allow
-/// `right` in `context`. None for other callers (members decide by membership).
-pub async fn app_may(
-    state: &AppState,
-    caller: &Caller,
-    right: &str,
-    context: &str,
-) -> ApiResult<Option<bool>> {
-    match caller.acting_app() {
-        None => Ok(None),
-        Some(app) => Ok(Some(
-            app.scope_allows(right) && app_granted(state, app.app_id, right, context).await?,
-        )),
-    }
-}
-
-/// Whether an application acting as itself may do anything of `rights` in `context`: used to decide
-/// whether a channel, project or space exists for it at all.
-pub async fn app_sees(
-    state: &AppState,
-    caller: &Caller,
-    rights: &[&str],
-    context: &str,
-) -> ApiResult<Option<bool>> {
-    if caller.acting_app().is_none() {
-        return Ok(None);
-    }
-    for r in rights {
-        if app_may(state, caller, r, context).await? == Some(true) {
-            return Ok(Some(true));
-        }
-    }
-    Ok(Some(false))
-}
-
-/// 403 unless the caller (an application acting as itself) holds `right` in `context`.
-pub async fn require_app_right(
-    state: &AppState,
-    caller: &Caller,
-    right: &str,
-    context: &str,
-) -> ApiResult<()> {
-    if app_may(state, caller, right, context).await? == Some(false) {
-        return Err(ApiError::forbidden(format!(
-            "the application has not been granted {right} in {context}"
-        )));
-    }
-    Ok(())
 }
 
 pub async fn required_rights(

@@ -1,8 +1,8 @@
 //! Unfurls: the domains and link patterns an application declares and an administrator approves,
 //! the queue of links to preview, the previews posted back, and requests for external auth.
 
-use super::rights::require_app_right;
 use super::{calling_app, change_item, limit_error, modify_item, target, Need};
+use crate::access::require_app_right;
 use crate::auth::Caller;
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
 use crate::AppState;

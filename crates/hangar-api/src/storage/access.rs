@@ -1,9 +1,9 @@
 //! What every storage route shares: the wire shape of an entry, path ids, the caller's access to a
 //! space, and the early refusal of uploads that could not be recorded.
 
+use crate::access::{require_app_right, space_place, visible_space, READ_FILES, WRITE_FILES};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::spaces::visible_space;
 use crate::AppState;
 use hangar_core::model::{EntryKind, StorageEntry};
 use hangar_core::storage_path::StoragePath;
@@ -50,18 +50,8 @@ pub(super) async fn member_space(
     write: bool,
 ) -> ApiResult<()> {
     visible_space(state, caller, space_id).await?;
-    let right = if write {
-        "Space.Files.Write"
-    } else {
-        "Space.Files.Read"
-    };
-    crate::applications::rights::require_app_right(
-        state,
-        caller,
-        right,
-        &format!("space:id:{space_id}"),
-    )
-    .await
+    let right = if write { WRITE_FILES } else { READ_FILES };
+    require_app_right(state, caller, right, &space_place(space_id)).await
 }
 
 /// Refuses early what the final transaction would refuse anyway, before any byte is read. Answers the
