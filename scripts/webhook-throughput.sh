@@ -20,10 +20,14 @@ class H(http.server.BaseHTTPRequestHandler):
         out.write(f"{created} {int(time.time() * 1000)}\n")
         self.send_response(200); self.send_header("content-length", "0"); self.end_headers()
     def log_message(self, *a): pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+open(sys.argv[1], "w").write(str(server.server_address[1]))
+server.serve_forever()
 PY
-port=$((20000 + RANDOM % 20000))
-python3 "$work/rx.py" "$port" "$work/arrivals" &
+# The receiver takes a free port from the system and says which.
+python3 "$work/rx.py" "$work/rx.port" "$work/arrivals" &
+for _ in $(seq 1 100); do [ -s "$work/rx.port" ] && break; sleep 0.05; done
+port=$(cat "$work/rx.port")
 password="bench-$RANDOM"
 ./target/release/hangar serve --listen 127.0.0.1:0 --data-dir "$work/data" --admin-password "$password" \
   --fetch-allow 127.0.0.1 >"$work/server.log" 2>&1 &

@@ -119,8 +119,11 @@ async fn unreferenced(tx: &mut Tx, sha256: &str) -> StoreResult<bool> {
 impl BlobLifecycleStore for SqliteStore {
     async fn pin_blob(&self, pin_id: &str, sha256: &str, expires_utc: i64) -> StoreResult<bool> {
         // BEGIN IMMEDIATE takes SQLite's write lock first, so the check and the insert are one step
-        // against `begin_blob_deletion` in any process.
-        let mut tx = self.write().await?;
+        // against `begin_blob_deletion` in any process. The pin needs no disk flush of its own (the
+        // bookkeeping pool): WAL keeps commits in order, so it is durable before the upload's record
+        // is; a pin lost to a power cut belonged to an upload that was never acknowledged, whose
+        // bytes the orphan sweep takes after the grace period.
+        let mut tx = self.queue_write().await?;
         let deleting: Option<i64> =
             sqlx::query_scalar("SELECT deleting FROM blobs WHERE sha256 = ?")
                 .bind(sha256)
