@@ -104,7 +104,7 @@ pub struct AppState {
     pub ingest: Ingest,
     pub settings: Arc<Settings>,
     pub fetcher: Arc<fetch::Fetcher>,
-    pub apps: Arc<dyn AppStore>,
+    pub apps: Arc<dyn Applications>,
     pub secrets: Arc<Secrets>,
 }
 
@@ -118,7 +118,7 @@ impl AppState {
             + ProjectStore
             + AttachmentStore
             + StorageStore
-            + AppStore
+            + Applications
             + BlobLifecycleStore
             + Clone
             + 'static,

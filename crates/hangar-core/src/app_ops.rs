@@ -3,7 +3,9 @@
 //! on the store traits only, so the webhook jobs use them without the HTTP state.
 
 use crate::secrets::{SealError, Secrets};
-use crate::store::{AppItem, AppRecord, AppStore, StoreError, StoreResult};
+use crate::store::{
+    AppItem, AppItemStore, AppRecord, AppStore, Applications, StoreError, StoreResult,
+};
 use serde_json::{json, Value};
 
 /// The right that lets an application receive unfurl queue items.
@@ -60,7 +62,7 @@ pub fn custom_headers(
 
 /// Whether the application holds `right` (granted) in `context` or globally.
 pub async fn app_granted(
-    apps: &dyn AppStore,
+    apps: &dyn AppItemStore,
     app_id: i64,
     right: &str,
     context: &str,
@@ -110,7 +112,7 @@ pub async fn modify_app<E: From<StoreError>>(
 /// answers its new value, or None to leave it as it is. An absent item is created (if someone else
 /// created it first, the change is applied again, to theirs). Answers the item as stored, if any.
 pub async fn modify_item<E: From<StoreError>>(
-    apps: &dyn AppStore,
+    apps: &dyn AppItemStore,
     app_id: i64,
     kind: &str,
     scope: &str,
@@ -155,7 +157,7 @@ pub async fn modify_item<E: From<StoreError>>(
 }
 
 /// Archives the application and ends its access.
-pub async fn archive_app(apps: &dyn AppStore, id: i64) -> StoreResult<AppRecord> {
+pub async fn archive_app(apps: &dyn Applications, id: i64) -> StoreResult<AppRecord> {
     let app = modify_app(apps, id, |a| {
         a.archived = true;
         a.doc["state"] = json!("archived");

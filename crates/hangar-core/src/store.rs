@@ -398,6 +398,7 @@ pub struct AppPage {
     pub total: i64,
 }
 
+/// Applications: registration, lookup, paging and versioned changes.
 #[async_trait]
 pub trait AppStore: Send + Sync {
     /// Creates the application and the member it acts as, and queues its first payload (InitPayload,
@@ -430,7 +431,11 @@ pub trait AppStore: Send + Sync {
         archived: bool,
         doc: &serde_json::Value,
     ) -> StoreResult<AppRecord>;
+}
 
+/// Tokens issued to applications: access, refresh, authorization codes, permanent tokens.
+#[async_trait]
+pub trait AppTokenStore: Send + Sync {
     async fn create_app_token(&self, token: &AppToken, token_hash: &str) -> StoreResult<()>;
     /// The live token with this hash, its application and the member it acts as.
     async fn app_token(
@@ -456,7 +461,11 @@ pub trait AppStore: Send + Sync {
     /// Ends every token of the application (it was archived).
     async fn delete_app_tokens(&self, app_id: i64) -> StoreResult<()>;
     async fn touch_app_token(&self, token_id: i64, now: i64) -> StoreResult<()>;
+}
 
+/// The keyed things an application owns (parameters, rights, keys, webhooks, subscriptions, unfurls).
+#[async_trait]
+pub trait AppItemStore: Send + Sync {
     /// Inserts or replaces an item (bumping a replaced item's version). With `limit`, a new key is
     /// refused (`limits-reached`) when the (app, kind, scope) group already holds that many: checked
     /// and written in one transaction.
@@ -490,7 +499,11 @@ pub trait AppStore: Send + Sync {
         key: &str,
     ) -> StoreResult<bool>;
     async fn delete_items(&self, app_id: i64, kind: &str, scope: Option<&str>) -> StoreResult<u64>;
+}
 
+/// The event outbox as webhooks read it, and the deliveries it produces.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
     /// One outbox event.
     async fn event(&self, id: &str) -> StoreResult<Option<EventRecord>>;
     /// In one transaction: records the deliveries (each with its `Deliver` job) and unfurl items that
@@ -512,3 +525,8 @@ pub trait AppStore: Send + Sync {
     /// before `before`.
     async fn prune_app_data(&self, before: i64) -> StoreResult<u64>;
 }
+
+/// Everything the applications platform stores, in one handle.
+pub trait Applications: AppStore + AppTokenStore + AppItemStore + OutboxStore {}
+
+impl<T: AppStore + AppTokenStore + AppItemStore + OutboxStore> Applications for T {}

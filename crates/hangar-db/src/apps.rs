@@ -224,7 +224,6 @@ impl AppStore for SqliteStore {
         self.commit_queued(tx).await?;
         Ok(record)
     }
-
     async fn app(&self, id: i64) -> StoreResult<Option<AppRecord>> {
         let row = sqlx::query(&format!(
             "SELECT {APP_COLUMNS} FROM applications a WHERE a.id = ?"
@@ -235,7 +234,6 @@ impl AppStore for SqliteStore {
         .map_err(backend)?;
         Ok(row.as_ref().map(app))
     }
-
     async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<AppRecord>> {
         let row = sqlx::query(&format!(
             "SELECT {APP_COLUMNS} FROM applications a WHERE a.client_id = ?"
@@ -246,7 +244,6 @@ impl AppStore for SqliteStore {
         .map_err(backend)?;
         Ok(row.as_ref().map(app))
     }
-
     async fn app_by_member(&self, member_id: i64) -> StoreResult<Option<AppRecord>> {
         let row = sqlx::query(&format!(
             "SELECT {APP_COLUMNS} FROM applications a WHERE a.bot_member_id = ?"
@@ -257,7 +254,6 @@ impl AppStore for SqliteStore {
         .map_err(backend)?;
         Ok(row.as_ref().map(app))
     }
-
     async fn list_apps(
         &self,
         name: Option<&str>,
@@ -305,7 +301,6 @@ impl AppStore for SqliteStore {
             total,
         })
     }
-
     async fn update_app(
         &self,
         id: i64,
@@ -343,7 +338,10 @@ impl AppStore for SqliteStore {
         tx.commit().await.map_err(backend)?;
         Ok(record)
     }
+}
 
+#[async_trait]
+impl AppTokenStore for SqliteStore {
     async fn create_app_token(&self, t: &AppToken, token_hash: &str) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO app_tokens (id, app_id, kind, name, token_hash, scope, member_id, expires_utc, \
@@ -364,7 +362,6 @@ impl AppStore for SqliteStore {
         .map_err(map_err("token"))?;
         Ok(())
     }
-
     async fn app_token(
         &self,
         token_hash: &str,
@@ -417,7 +414,6 @@ impl AppStore for SqliteStore {
             (t, a, m)
         }))
     }
-
     async fn take_app_token(
         &self,
         token_hash: &str,
@@ -438,7 +434,6 @@ impl AppStore for SqliteStore {
             .map(token)
             .filter(|t| t.expires_utc.is_none_or(|e| e > now)))
     }
-
     async fn use_code(&self, token_hash: &str, now: i64) -> StoreResult<Option<(AppToken, bool)>> {
         let first = sqlx::query(
             "UPDATE app_tokens SET kind = 'used-code' WHERE token_hash = ? AND kind = 'code' \
@@ -462,7 +457,6 @@ impl AppStore for SqliteStore {
         .map_err(backend)?;
         Ok(used.as_ref().map(|r| (token(r), false)))
     }
-
     async fn revoke_grant(&self, app_id: i64, grant_id: i64) -> StoreResult<u64> {
         let done = sqlx::query(
             "DELETE FROM app_tokens WHERE app_id = ? AND json_extract(data, '$.grant') = ?",
@@ -474,7 +468,6 @@ impl AppStore for SqliteStore {
         .map_err(backend)?;
         Ok(done.rows_affected())
     }
-
     async fn list_app_tokens(&self, app_id: i64, kind: &str) -> StoreResult<Vec<AppToken>> {
         let rows = sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS} FROM app_tokens t WHERE t.app_id = ? AND t.kind = ? \
@@ -487,7 +480,6 @@ impl AppStore for SqliteStore {
         .map_err(backend)?;
         Ok(rows.iter().map(token).collect())
     }
-
     async fn update_app_token(&self, t: &AppToken) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE app_tokens SET name = ?, scope = ?, expires_utc = ? WHERE id = ? AND app_id = ?",
@@ -502,7 +494,6 @@ impl AppStore for SqliteStore {
         .map_err(backend)?;
         Ok(done.rows_affected() == 1)
     }
-
     async fn delete_app_token(&self, app_id: i64, token_id: i64) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM app_tokens WHERE id = ? AND app_id = ?")
             .bind(token_id)
@@ -512,7 +503,6 @@ impl AppStore for SqliteStore {
             .map_err(backend)?;
         Ok(done.rows_affected() == 1)
     }
-
     async fn delete_app_tokens(&self, app_id: i64) -> StoreResult<()> {
         sqlx::query("DELETE FROM app_tokens WHERE app_id = ?")
             .bind(app_id)
@@ -521,7 +511,6 @@ impl AppStore for SqliteStore {
             .map_err(backend)?;
         Ok(())
     }
-
     async fn touch_app_token(&self, token_id: i64, now: i64) -> StoreResult<()> {
         sqlx::query("UPDATE app_tokens SET last_used_utc = ? WHERE id = ?")
             .bind(now)
@@ -531,15 +520,16 @@ impl AppStore for SqliteStore {
             .map_err(backend)?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl AppItemStore for SqliteStore {
     async fn put_item(&self, i: &AppItem, limit: Option<i64>) -> StoreResult<()> {
         self.write_item(i, limit, false).await
     }
-
     async fn insert_item(&self, i: &AppItem, limit: Option<i64>) -> StoreResult<()> {
         self.write_item(i, limit, true).await
     }
-
     async fn replace_item(&self, i: &AppItem) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE app_items SET value = ?, version = version + 1 \
@@ -556,7 +546,6 @@ impl AppStore for SqliteStore {
         .map_err(backend)?;
         Ok(done.rows_affected() == 1)
     }
-
     async fn item(
         &self,
         app_id: i64,
@@ -576,7 +565,6 @@ impl AppStore for SqliteStore {
         .map_err(backend)?;
         Ok(row.as_ref().map(item))
     }
-
     async fn items(
         &self,
         app_id: Option<i64>,
@@ -603,7 +591,6 @@ impl AppStore for SqliteStore {
         .map_err(backend)?;
         Ok(rows.iter().map(item).collect())
     }
-
     async fn delete_item(
         &self,
         app_id: i64,
@@ -623,7 +610,6 @@ impl AppStore for SqliteStore {
         .map_err(backend)?;
         Ok(done.rows_affected() > 0)
     }
-
     async fn delete_items(&self, app_id: i64, kind: &str, scope: Option<&str>) -> StoreResult<u64> {
         let done = sqlx::query(
             "DELETE FROM app_items WHERE app_id = ? AND kind = ? AND (? IS NULL OR scope = ?)",
@@ -637,7 +623,10 @@ impl AppStore for SqliteStore {
         .map_err(backend)?;
         Ok(done.rows_affected())
     }
+}
 
+#[async_trait]
+impl OutboxStore for SqliteStore {
     async fn event(&self, id: &str) -> StoreResult<Option<EventRecord>> {
         let row = sqlx::query(
             "SELECT seq, id, event_type, space_id, actor_id, payload, created_utc FROM events WHERE id = ?",
@@ -656,7 +645,6 @@ impl AppStore for SqliteStore {
             created_utc: r.get("created_utc"),
         }))
     }
-
     async fn record_dispatch(
         &self,
         event_id: &str,
@@ -679,13 +667,11 @@ impl AppStore for SqliteStore {
             .map_err(backend)?;
         self.commit_queued(tx).await
     }
-
     async fn enqueue_delivery(&self, d: &Delivery) -> StoreResult<()> {
         let mut tx = self.write().await?;
         insert_delivery(&mut tx, d).await?;
         self.commit_queued(tx).await
     }
-
     async fn delivery(&self, id: &str) -> StoreResult<Option<Delivery>> {
         let row = sqlx::query(&format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?"
@@ -696,7 +682,6 @@ impl AppStore for SqliteStore {
         .map_err(backend)?;
         Ok(row.as_ref().map(delivery))
     }
-
     async fn finish_delivery(&self, d: &Delivery) -> StoreResult<()> {
         // Background bookkeeping (see `queue_pool`): lost to a power cut, the delivery is sent again,
         // as after any death of its node.
@@ -715,7 +700,6 @@ impl AppStore for SqliteStore {
         .map_err(backend)?;
         Ok(())
     }
-
     async fn deliveries(&self, app_id: i64, kind: Option<&str>) -> StoreResult<Vec<Delivery>> {
         let rows = sqlx::query(&format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE app_id = ? AND (? IS NULL OR kind = ?) \
@@ -729,7 +713,6 @@ impl AppStore for SqliteStore {
         .map_err(backend)?;
         Ok(rows.iter().map(delivery).collect())
     }
-
     async fn prune_app_data(&self, before: i64) -> StoreResult<u64> {
         let deliveries =
             sqlx::query("DELETE FROM deliveries WHERE status <> 'pending' AND created_utc < ?")

@@ -10,12 +10,12 @@ use std::sync::Arc;
 
 /// What a backend must implement to be checked here.
 pub trait Backend:
-    IdentityStore + SpaceStore + StorageStore + AppStore + JobStore + Clone + 'static
+    IdentityStore + SpaceStore + StorageStore + Applications + JobStore + Clone + 'static
 {
 }
 
-impl<T: IdentityStore + SpaceStore + StorageStore + AppStore + JobStore + Clone + 'static> Backend
-    for T
+impl<T: IdentityStore + SpaceStore + StorageStore + Applications + JobStore + Clone + 'static>
+    Backend for T
 {
 }
 

@@ -20,7 +20,7 @@ use hangar_core::jobs::{ClaimedJob, JobKind, JobStore, NewJob};
 use hangar_core::now_ms;
 use hangar_core::secrets::Secrets;
 use hangar_core::store::{
-    AppStore, BlobLifecycleStore, IdentityStore, ProjectStore, StorageStore, StoreError,
+    Applications, BlobLifecycleStore, IdentityStore, ProjectStore, StorageStore, StoreError,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,7 +36,7 @@ pub struct JobContext {
     pub storage: Arc<dyn StorageStore>,
     pub identity: Arc<dyn IdentityStore>,
     pub projects: Arc<dyn ProjectStore>,
-    pub apps: Arc<dyn AppStore>,
+    pub apps: Arc<dyn Applications>,
     pub secrets: Arc<Secrets>,
     pub fetcher: Arc<fetch::Fetcher>,
     /// The server's URL as clients see it (in webhook payloads).
