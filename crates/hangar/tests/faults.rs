@@ -8,10 +8,10 @@ use common::*;
 use reqwest::{Client, RequestBuilder};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -517,11 +517,16 @@ async fn uploads_acknowledged_between_two_dozen_sigkills_are_all_intact() {
 
 /// A server whose data directory is a small tmpfs. Dropping it kills the server, then unmounts.
 struct TmpfsServer {
-    child: Option<Child>,
+    server: Server,
     mount: PathBuf,
-    base: String,
-    output: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TmpfsServer {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
+    }
 }
 
 impl TmpfsServer {
@@ -542,67 +547,11 @@ impl TmpfsServer {
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
-        let mut server = TmpfsServer {
-            child: None,
+        Ok(TmpfsServer {
+            server: Server::start_in(mount.clone(), &[]),
             mount,
-            base: String::new(),
-            output: Arc::new(Mutex::new(Vec::new())),
             _dir: dir,
-        };
-        server.spawn();
-        Ok(server)
-    }
-
-    /// As the harness's `Server::spawn`, on this data directory.
-    fn spawn(&mut self) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hangar"));
-        cmd.arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(&self.mount)
-            .arg("--admin-password")
-            .arg(ADMIN_PASSWORD)
-            .args(["--blob-grace", "0s"])
-            .env("HANGAR_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (key, _) in std::env::vars() {
-            if key.starts_with("HANGAR_") && key != "HANGAR_LOG" {
-                cmd.env_remove(key);
-            }
-        }
-        let mut child = cmd.spawn().expect("the hangar binary starts");
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let output = self.output.clone();
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    output.lock().unwrap().push(line.clone());
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let addr = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
-                panic!(
-                    "the server did not report `listening on`; output: {:?}",
-                    self.output.lock().unwrap()
-                )
-            });
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        self.base = format!("http://{addr}");
+        })
     }
 
     fn free_bytes(&self) -> u64 {
@@ -621,10 +570,7 @@ impl TmpfsServer {
 
 impl Drop for TmpfsServer {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.server.kill9();
         let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
     }
 }

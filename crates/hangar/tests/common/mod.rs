@@ -33,6 +33,21 @@ impl Server {
         Self::start_with(&[])
     }
 
+    /// Starts the server on a data directory of the caller's (a tmpfs, …), with extra arguments.
+    pub fn start_in(data_dir: PathBuf, args: &[&str]) -> Server {
+        let mut server = Server {
+            child: None,
+            base: String::new(),
+            addr: String::new(),
+            data_dir,
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            output: Arc::new(Mutex::new(Vec::new())),
+            _dir: None,
+        };
+        server.spawn();
+        server
+    }
+
     /// Starts the server with extra `hangar serve` arguments.
     pub fn start_with(args: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
