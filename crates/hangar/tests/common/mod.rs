@@ -48,20 +48,11 @@ impl Server {
         server
     }
 
-    /// Starts the server with extra `hangar serve` arguments.
+    /// Starts the server with extra `hangar serve` arguments, on a temporary data directory.
     pub fn start_with(args: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let data_dir = dir.path().join("data");
-        let mut server = Server {
-            child: None,
-            base: String::new(),
-            addr: String::new(),
-            data_dir,
-            extra_args: args.iter().map(|s| s.to_string()).collect(),
-            output: Arc::new(Mutex::new(Vec::new())),
-            _dir: Some(dir),
-        };
-        server.spawn();
+        let mut server = Self::start_in(dir.path().join("data"), args);
+        server._dir = Some(dir);
         server
     }
 
