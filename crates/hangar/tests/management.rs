@@ -73,7 +73,7 @@ impl Session {
     }
 }
 
-async fn login_response(server: &Server, username: &str, password: &str) -> Response {
+async fn login_response(server: &impl Base, username: &str, password: &str) -> Response {
     Client::new()
         .post(server.url("/api/v1/auth/login"))
         .json(&json!({"username": username, "password": password}))
@@ -83,12 +83,12 @@ async fn login_response(server: &Server, username: &str, password: &str) -> Resp
 }
 
 /// Logs in and answers the session.
-async fn session(server: &Server, username: &str, password: &str) -> Session {
+async fn session(server: &impl Base, username: &str, password: &str) -> Session {
     let r = login_response(server, username, password).await;
     assert_eq!(r.status(), 200, "login as {username}");
     let set_cookie = session_set_cookie(&r).expect("login sets the session cookie");
     Session {
-        base: server.base.clone(),
+        base: server.base().to_string(),
         http: Client::new(),
         cookie: cookie_value(&set_cookie),
     }
@@ -230,7 +230,7 @@ async fn login_sets_an_httponly_lax_session_cookie_and_me_describes_the_caller()
 
 #[tokio::test]
 async fn login_refuses_wrong_credentials_and_bad_bodies() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     server.member("bob").await;
 
     let r = login_response(&server, "admin", "not-the-password").await;
@@ -282,7 +282,7 @@ async fn login_refuses_wrong_credentials_and_bad_bodies() {
 
 #[tokio::test]
 async fn logout_ends_the_session() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let s = session(&server, "admin", ADMIN_PASSWORD).await;
     let other = session(&server, "admin", ADMIN_PASSWORD).await;
     assert_ne!(s.cookie, other.cookie, "each login is a new session");
@@ -331,7 +331,7 @@ async fn logout_ends_the_session() {
 
 #[tokio::test]
 async fn cookie_authenticated_changes_from_another_site_are_refused() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let s = session(&server, "admin", ADMIN_PASSWORD).await;
 
@@ -496,7 +496,7 @@ async fn cookie_authenticated_changes_from_another_site_are_refused() {
 
 #[tokio::test]
 async fn a_same_origin_fetch_form_data_upload_with_the_cookie_works() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let s = session(&server, "admin", ADMIN_PASSWORD).await;
     let channel = admin.channel("uploads", &[]).await;
@@ -568,7 +568,7 @@ async fn a_same_origin_fetch_form_data_upload_with_the_cookie_works() {
 
 #[tokio::test]
 async fn the_public_url_decides_the_csrf_origin_and_the_secure_cookie() {
-    let server = Server::start_with(&["--public-url", "https://files.example.com/hangar/"]);
+    let server = TestApp::start_with(&["--public-url", "https://files.example.com/hangar/"]).await;
     let r = login_response(&server, "admin", ADMIN_PASSWORD).await;
     let set_cookie = session_set_cookie(&r).expect("Set-Cookie hangar_session=…");
     expect_json(r, 200).await;
@@ -580,7 +580,7 @@ async fn the_public_url_decides_the_csrf_origin_and_the_secure_cookie() {
     assert!(attrs.contains(&"httponly".to_string()), "{set_cookie}");
     assert!(attrs.contains(&"samesite=lax".to_string()), "{set_cookie}");
     let s = Session {
-        base: server.base.clone(),
+        base: server.base().to_string(),
         http: Client::new(),
         cookie: cookie_value(&set_cookie),
     };
@@ -618,7 +618,7 @@ async fn the_public_url_decides_the_csrf_origin_and_the_secure_cookie() {
 
 #[tokio::test]
 async fn login_from_a_foreign_origin_is_refused() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let body = json!({"username": "admin", "password": ADMIN_PASSWORD});
     let r = Client::new()
         .post(server.url("/api/v1/auth/login"))
@@ -1067,7 +1067,7 @@ async fn administrators_create_and_list_members() {
 
 #[tokio::test]
 async fn creating_a_member_with_an_unknown_field_is_a_400() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let r = admin
         .post("/api/v1/members")
@@ -1093,7 +1093,7 @@ async fn creating_a_member_with_an_unknown_field_is_a_400() {
 
 #[tokio::test]
 async fn administrators_manage_spaces() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let bob = server.member("bob").await;
 
@@ -1302,7 +1302,7 @@ async fn administrators_manage_spaces() {
 
 #[tokio::test]
 async fn members_see_only_their_own_spaces() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
     let bob = server.member("bob").await;
     let carol = server.member("carol").await;
@@ -1394,7 +1394,7 @@ async fn members_see_only_their_own_spaces() {
 
 #[tokio::test]
 async fn the_space_quota_flag_sets_the_default_quota_of_new_spaces() {
-    let server = Server::start_with(&["--space-quota", "5MiB"]);
+    let server = TestApp::start_with(&["--space-quota", "5MiB"]).await;
     let admin = server.admin().await;
     let r = admin
         .post("/api/v1/spaces")
@@ -1428,7 +1428,7 @@ async fn the_space_quota_flag_sets_the_default_quota_of_new_spaces() {
 
 #[tokio::test]
 async fn channels_have_members_and_are_visible_only_to_them() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let alice = server.member("alice").await;
     let bob = server.member("bob").await;
     let carol = server.member("carol").await;
@@ -1535,7 +1535,7 @@ async fn channels_have_members_and_are_visible_only_to_them() {
 
 #[tokio::test]
 async fn messages_are_posted_and_paginated_in_order() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let alice = server.member("alice").await;
     let bob = server.member("bob").await;
     let carol = server.member("carol").await;
@@ -1674,7 +1674,7 @@ async fn messages_are_posted_and_paginated_in_order() {
 
 #[tokio::test]
 async fn send_message_takes_space_style_channels_content_and_attachments() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let alice = server.member("alice").await;
     let bob = server.member("bob").await;
     let channel = alice.channel("pics", &["bob"]).await;
@@ -1821,7 +1821,7 @@ async fn send_message_takes_space_style_channels_content_and_attachments() {
 
 #[tokio::test]
 async fn message_text_is_limited_to_65536_characters() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let alice = server.member("alice").await;
     let channel = alice.channel("long", &[]).await;
     let path = format!("/api/v1/channels/{channel}/messages");
@@ -1851,7 +1851,7 @@ async fn message_text_is_limited_to_65536_characters() {
 
 #[tokio::test]
 async fn projects_hold_numbered_issues_with_attachments() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let alice = server.member("alice").await;
     let bob = server.member("bob").await;
     let shot = alice
@@ -2084,7 +2084,7 @@ async fn projects_hold_numbered_issues_with_attachments() {
 
 #[tokio::test]
 async fn project_routes_hide_projects_from_non_members_and_validate_input() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let alice = server.member("alice").await;
     let carol = server.member("carol").await;
     let admin = server.admin().await;
@@ -2179,7 +2179,7 @@ async fn project_routes_hide_projects_from_non_members_and_validate_input() {
 
 #[tokio::test]
 async fn unknown_routes_wrong_methods_and_bad_path_ids_answer_json_errors() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let admin = server.admin().await;
 
     for path in [
@@ -2303,7 +2303,7 @@ async fn the_config_file_sets_the_max_file_size() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("hangar.toml");
     std::fs::write(&config, "max_file_size = 1000\n").unwrap();
-    let server = Server::start_with(&["--config", config.to_str().unwrap()]);
+    let server = TestApp::start_with(&["--config", config.to_str().unwrap()]).await;
     let admin = server.admin().await;
 
     let (status, body) = upload_status(&admin, 1000).await;
@@ -2327,12 +2327,13 @@ async fn a_flag_beats_the_config_file() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("hangar.toml");
     std::fs::write(&config, "max_file_size = 1000\nspace_quota = \"1KiB\"\n").unwrap();
-    let server = Server::start_with(&[
+    let server = TestApp::start_with(&[
         "--config",
         config.to_str().unwrap(),
         "--max-file-size",
         "3000",
-    ]);
+    ])
+    .await;
     let admin = server.admin().await;
 
     let (status, body) = upload_status(&admin, 2000).await;

@@ -211,6 +211,26 @@ impl Server {
     }
 }
 
+/// A server under test, spawned or in-process: where it answers.
+pub trait Base {
+    fn base(&self) -> &str;
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base(), path)
+    }
+}
+
+impl Base for Server {
+    fn base(&self) -> &str {
+        &self.base
+    }
+}
+
+impl Base for TestApp {
+    fn base(&self) -> &str {
+        &self.base
+    }
+}
+
 /// Creates a member as `admin` (password `{username}-password`) and returns a client acting as them.
 pub async fn create_member(base: &str, admin: &User, username: &str) -> User {
     let password = format!("{username}-password");
