@@ -7,9 +7,9 @@
 use crate::auth::{AppCaller, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
+use hangar_core::access::Grants;
 use hangar_core::model::{Attachment, Channel, Space};
 use serde_json::Value;
-use std::collections::HashSet;
 
 pub const VIEW_MESSAGES: &str = "Channel.ViewMessages";
 pub const POST_MESSAGES: &str = "Channel.PostMessages";
@@ -28,9 +28,6 @@ pub fn channel_place(id: i64) -> String {
 pub fn project_place(key: &str) -> String {
     format!("project:key:{key}")
 }
-
-/// The rights granted to an application: (context, right code) pairs.
-pub type Grants = HashSet<(String, String)>;
 
 /// The grants of the application behind the request, read from the store at the first need and
 /// kept for the rest of the request.

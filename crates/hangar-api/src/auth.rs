@@ -54,7 +54,7 @@ pub struct AppCaller {
     /// that member; false when the application acts as itself, with its granted rights.
     pub user_token: bool,
     /// The application's granted rights, loaded once per request when first needed (`access`).
-    pub grants: std::sync::Arc<tokio::sync::OnceCell<crate::access::Grants>>,
+    pub grants: std::sync::Arc<tokio::sync::OnceCell<hangar_core::access::Grants>>,
 }
 
 impl Caller {

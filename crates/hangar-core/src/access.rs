@@ -4,13 +4,11 @@
 //! `access` module. Pure rules, with their unit tests beside them.
 
 use crate::apps::right;
+pub use crate::apps::Access;
+use std::collections::HashSet;
 
-/// What a right lets its holder do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    Read,
-    Write,
-}
+/// The rights granted to an application: (context, right code) pairs.
+pub type Grants = HashSet<(String, String)>;
 
 /// What a token may do.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,12 +5,19 @@ use base64::Engine;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+/// What a right lets its holder do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
 /// A right an application can be granted, and the contexts it applies in.
 pub struct Right {
     pub code: &'static str,
     pub name: &'static str,
     /// Whether the right only reads, or changes something.
-    pub access: crate::access::Access,
+    pub access: Access,
     /// The context kinds (`global` is always allowed) in which the right means something.
     pub contexts: &'static [ContextKind],
 }
@@ -27,49 +34,49 @@ pub const RIGHTS: &[Right] = &[
     Right {
         code: "Channel.ViewMessages",
         name: "Read messages",
-        access: crate::access::Access::Read,
+        access: Access::Read,
         contexts: &[ContextKind::Channel],
     },
     Right {
         code: "Channel.PostMessages",
         name: "Post messages",
-        access: crate::access::Access::Write,
+        access: Access::Write,
         contexts: &[ContextKind::Channel],
     },
     Right {
         code: "Project.Issues.View",
         name: "View issues",
-        access: crate::access::Access::Read,
+        access: Access::Read,
         contexts: &[ContextKind::Project],
     },
     Right {
         code: "Project.Issues.Create",
         name: "Create and update issues",
-        access: crate::access::Access::Write,
+        access: Access::Write,
         contexts: &[ContextKind::Project],
     },
     Right {
         code: "Space.Files.Read",
         name: "Read workspace files",
-        access: crate::access::Access::Read,
+        access: Access::Read,
         contexts: &[ContextKind::Space],
     },
     Right {
         code: "Space.Files.Write",
         name: "Write workspace files",
-        access: crate::access::Access::Write,
+        access: Access::Write,
         contexts: &[ContextKind::Space],
     },
     Right {
         code: "Attachments.View",
         name: "Observe attachments",
-        access: crate::access::Access::Read,
+        access: Access::Read,
         contexts: &[],
     },
     Right {
         code: "Unfurls.Provide",
         name: "Provide link previews",
-        access: crate::access::Access::Write,
+        access: Access::Write,
         contexts: &[],
     },
 ];

@@ -1,8 +1,8 @@
 //! Applications, their tokens and keyed items, and the webhook delivery outbox.
 
-use crate::jobs::enqueue_in;
-use crate::rows::MEMBER_COLUMNS;
-use crate::{backend, map_err, SqliteStore};
+use super::jobs::enqueue_in;
+use super::rows::MEMBER_COLUMNS;
+use super::{backend, map_err, SqliteStore};
 use async_trait::async_trait;
 use hangar_core::ids::random_id;
 use hangar_core::jobs::{Deliver, NewJob};

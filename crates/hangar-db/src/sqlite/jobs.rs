@@ -2,7 +2,7 @@
 //! across processes, so two workers never take the same job; a lease that runs out makes a job
 //! claimable again. (On PostgreSQL the same claim is `FOR UPDATE SKIP LOCKED`.)
 
-use crate::{backend, SqliteStore};
+use super::{backend, SqliteStore};
 use async_trait::async_trait;
 use hangar_core::jobs::{ClaimedJob, JobStore, NewJob, QueueCounts};
 use hangar_core::now_ms;

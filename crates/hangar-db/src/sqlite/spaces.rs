@@ -1,7 +1,7 @@
 //! Spaces and their members.
 
-use crate::blobs::drop_ref;
-use crate::{backend, map_err, SqliteStore};
+use super::blobs::drop_ref;
+use super::{backend, map_err, SqliteStore};
 use async_trait::async_trait;
 use hangar_core::model::Space;
 use hangar_core::now_ms;

@@ -1,7 +1,7 @@
 //! Members, sessions and personal tokens.
 
-use crate::rows::{self, MEMBER_COLUMNS};
-use crate::{backend, map_err, SqliteStore};
+use super::rows::{self, MEMBER_COLUMNS};
+use super::{backend, map_err, SqliteStore};
 use async_trait::async_trait;
 use hangar_core::access::Scope;
 use hangar_core::ids::random_id;

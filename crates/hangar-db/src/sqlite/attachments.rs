@@ -1,8 +1,8 @@
 //! Attachments, their links to messages and issues, and blob reference counts.
 
-use crate::blobs::{add_ref, drop_ref, record_event};
-use crate::rows::{self, ATTACHMENT_COLUMNS};
-use crate::{backend, SqliteStore};
+use super::blobs::{add_ref, drop_ref, record_event};
+use super::rows::{self, ATTACHMENT_COLUMNS};
+use super::{backend, SqliteStore};
 use async_trait::async_trait;
 use hangar_core::model::*;
 use hangar_core::now_ms;

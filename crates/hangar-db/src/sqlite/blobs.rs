@@ -1,8 +1,8 @@
 //! Blob reference counting, pins and deferred deletion (SPEC §10), and the event outbox, used inside
 //! other concerns' transactions.
 
-use crate::jobs::enqueue_in;
-use crate::{backend, SqliteStore, Tx};
+use super::jobs::enqueue_in;
+use super::{backend, SqliteStore, Tx};
 use async_trait::async_trait;
 use hangar_core::jobs::{CollectBlob, DispatchEvent, NewJob};
 use hangar_core::now_ms;

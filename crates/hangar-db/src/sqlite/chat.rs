@@ -1,8 +1,8 @@
 //! Channels, their members, and messages with attachment links.
 
-use crate::attachments::{insert_links, linked_attachments, LinkTable};
-use crate::blobs::record_event;
-use crate::{backend, SqliteStore};
+use super::attachments::{insert_links, linked_attachments, LinkTable};
+use super::blobs::record_event;
+use super::{backend, SqliteStore};
 use async_trait::async_trait;
 use hangar_core::ids::random_id;
 use hangar_core::model::*;

@@ -1,7 +1,7 @@
 //! Workspace storage: entries, quota reservations, two-stage uploads.
 
-use crate::blobs::{add_ref, drop_ref, record_event};
-use crate::{backend, map_err, SqliteStore, Tx};
+use super::blobs::{add_ref, drop_ref, record_event};
+use super::{backend, map_err, SqliteStore, Tx};
 use async_trait::async_trait;
 use hangar_core::model::*;
 use hangar_core::now_ms;
