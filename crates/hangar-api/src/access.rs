@@ -8,26 +8,9 @@ use crate::auth::{AppCaller, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 use hangar_core::access::Grants;
+use hangar_core::app_model::{GrantStatus, ItemKind, RightGrant};
+use hangar_core::apps::{Context, RightCode};
 use hangar_core::model::{Attachment, Channel, Space};
-use serde_json::Value;
-
-pub const VIEW_MESSAGES: &str = "Channel.ViewMessages";
-pub const POST_MESSAGES: &str = "Channel.PostMessages";
-pub const VIEW_ISSUES: &str = "Project.Issues.View";
-pub const CREATE_ISSUES: &str = "Project.Issues.Create";
-pub const READ_FILES: &str = "Space.Files.Read";
-pub const WRITE_FILES: &str = "Space.Files.Write";
-
-/// The permission context of a space, a channel, a project.
-pub fn space_place(id: &str) -> String {
-    format!("space:id:{id}")
-}
-pub fn channel_place(id: i64) -> String {
-    format!("channel:id:{id}")
-}
-pub fn project_place(key: &str) -> String {
-    format!("project:key:{key}")
-}
 
 /// The grants of the application behind the request, read from the store at the first need and
 /// kept for the rest of the request.
@@ -36,15 +19,18 @@ async fn grants<'a>(state: &AppState, app: &'a AppCaller) -> ApiResult<&'a Grant
         .get_or_try_init(|| async {
             let items = state
                 .apps
-                .items(Some(app.app_id), "right", None, None, 100_000)
+                .items(Some(app.app_id), ItemKind::Right, None, None, 100_000)
                 .await?;
-            Ok::<_, ApiError>(
-                items
-                    .into_iter()
-                    .filter(|i| i.value.get("status").and_then(Value::as_str) == Some("GRANTED"))
-                    .map(|i| (i.scope, i.key))
-                    .collect(),
-            )
+            let mut grants = Grants::default();
+            for i in items {
+                let Some(right) = RightCode::parse(&i.key) else {
+                    continue;
+                };
+                if i.get::<RightGrant>()?.status == GrantStatus::Granted {
+                    grants.grant(i.scope, right);
+                }
+            }
+            Ok::<_, ApiError>(grants)
         })
         .await
 }
@@ -54,8 +40,8 @@ async fn grants<'a>(state: &AppState, app: &'a AppCaller) -> ApiResult<&'a Grant
 pub async fn app_may(
     state: &AppState,
     caller: &Caller,
-    right: &str,
-    place: &str,
+    right: RightCode,
+    place: &Context,
 ) -> ApiResult<Option<bool>> {
     let Some(app) = caller.acting_app() else {
         return Ok(None);
@@ -63,10 +49,7 @@ pub async fn app_may(
     if !app.scope.allows(right) {
         return Ok(Some(false));
     }
-    let grants = grants(state, app).await?;
-    Ok(Some([place, "global"].iter().any(|scope| {
-        grants.contains(&(scope.to_string(), right.to_string()))
-    })))
+    Ok(Some(grants(state, app).await?.allow(right, place)))
 }
 
 /// Whether an application acting as itself may do anything of `rights` in `place`: whether the
@@ -74,14 +57,14 @@ pub async fn app_may(
 pub async fn app_sees(
     state: &AppState,
     caller: &Caller,
-    rights: &[&str],
-    place: &str,
+    rights: &[RightCode],
+    place: &Context,
 ) -> ApiResult<Option<bool>> {
     if caller.acting_app().is_none() {
         return Ok(None);
     }
     for right in rights {
-        if app_may(state, caller, right, place).await? == Some(true) {
+        if app_may(state, caller, *right, place).await? == Some(true) {
             return Ok(Some(true));
         }
     }
@@ -92,12 +75,13 @@ pub async fn app_sees(
 pub async fn require_app_right(
     state: &AppState,
     caller: &Caller,
-    right: &str,
-    place: &str,
+    right: RightCode,
+    place: &Context,
 ) -> ApiResult<()> {
     if app_may(state, caller, right, place).await? == Some(false) {
         return Err(ApiError::forbidden(format!(
-            "the application has not been granted {right} in {place}"
+            "the application has not been granted {right} in {}",
+            place.text
         )));
     }
     Ok(())
@@ -108,8 +92,8 @@ pub async fn require_app_right(
 async fn sees(
     state: &AppState,
     caller: &Caller,
-    rights: &[&str],
-    place: &str,
+    rights: &[RightCode],
+    place: &Context,
     member: impl std::future::Future<Output = ApiResult<bool>>,
 ) -> ApiResult<bool> {
     if let Some(sees) = app_sees(state, caller, rights, place).await? {
@@ -129,8 +113,8 @@ pub async fn visible_space(state: &AppState, caller: &Caller, id: &str) -> ApiRe
     if sees(
         state,
         caller,
-        &[READ_FILES, WRITE_FILES],
-        &space_place(id),
+        &[RightCode::ReadFiles, RightCode::WriteFiles],
+        &Context::space(id),
         member,
     )
     .await?
@@ -149,8 +133,8 @@ pub async fn visible_channel(state: &AppState, caller: &Caller, id: i64) -> ApiR
         .await?
         .ok_or_else(|| ApiError::not_found("channel"))?;
     let member = async { Ok(state.chat.is_channel_member(id, caller.id()).await?) };
-    let rights = [VIEW_MESSAGES, POST_MESSAGES];
-    if sees(state, caller, &rights, &channel_place(id), member).await? {
+    let rights = [RightCode::ViewMessages, RightCode::PostMessages];
+    if sees(state, caller, &rights, &Context::channel(id), member).await? {
         Ok(channel)
     } else {
         Err(ApiError::not_found("channel"))
@@ -173,8 +157,8 @@ pub async fn sees_project(
     sees(
         state,
         caller,
-        &[VIEW_ISSUES, CREATE_ISSUES],
-        &project_place(key),
+        &[RightCode::ViewIssues, RightCode::CreateIssues],
+        &Context::project(key),
         member,
     )
     .await

@@ -1,12 +1,14 @@
 //! Channels ("rooms") and their messages, including the Space-style send-message call.
 
-use crate::access::{require_app_right, visible_channel, POST_MESSAGES, VIEW_MESSAGES};
+use crate::access::{require_app_right, visible_channel};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::links::{linked_json, parse_links};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
+use hangar_core::app_model::ItemKind;
+use hangar_core::apps::{Context, RightCode};
 use hangar_core::model::{Channel, Message};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -167,13 +169,8 @@ pub async fn post_message(
     Json(req): Json<NewMessage>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let channel = visible_channel(&state, &caller, parse_channel_ref(&id)?).await?;
-    require_app_right(
-        &state,
-        &caller,
-        POST_MESSAGES,
-        &format!("channel:id:{}", channel.id),
-    )
-    .await?;
+    let right = RightCode::PostMessages;
+    require_app_right(&state, &caller, right, &Context::channel(channel.id)).await?;
     validate_text(&req.text)?;
     let links = parse_links(&state, &caller, req.attachments.as_ref()).await?;
     let message = state
@@ -196,13 +193,8 @@ pub async fn list_messages(
     Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
     let channel = visible_channel(&state, &caller, parse_channel_ref(&id)?).await?;
-    require_app_right(
-        &state,
-        &caller,
-        VIEW_MESSAGES,
-        &format!("channel:id:{}", channel.id),
-    )
-    .await?;
+    let right = RightCode::ViewMessages;
+    require_app_right(&state, &caller, right, &Context::channel(channel.id)).await?;
     let limit = page.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -235,7 +227,13 @@ pub async fn list_messages(
         // Link previews applications posted for this message (applications.rs, unfurls).
         let unfurls = state
             .apps
-            .items(None, "unfurl-content", Some(&m.id.to_string()), None, 100)
+            .items(
+                None,
+                ItemKind::UnfurlContent,
+                Some(&m.id.to_string()),
+                None,
+                100,
+            )
             .await?;
         json["unfurls"] = Value::Array(unfurls.into_iter().map(|u| u.value).collect());
         data.push(json);
@@ -265,13 +263,8 @@ pub async fn send_message(
         }
     }
     let channel = visible_channel(&state, &caller, parse_channel_ref(channel_ref)?).await?;
-    require_app_right(
-        &state,
-        &caller,
-        POST_MESSAGES,
-        &format!("channel:id:{}", channel.id),
-    )
-    .await?;
+    let right = RightCode::PostMessages;
+    require_app_right(&state, &caller, right, &Context::channel(channel.id)).await?;
     let content = req
         .get("content")
         .and_then(Value::as_object)

@@ -3,7 +3,7 @@
 //! Errors here follow RFC 6749 §5.2, not Hangar's JSON error body.
 
 use crate::applications::tokens::{parse_scope, ACCESS_TOKEN_TTL_MS};
-use crate::applications::{app_secret, modify};
+use crate::applications::{modify, open_secret};
 use crate::auth::Caller;
 use crate::AppState;
 use axum::body::Bytes;
@@ -11,11 +11,12 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use base64::Engine;
+use hangar_core::app_model::{ClientCredentialsAccess, SecretName};
 use hangar_core::ids::{new_token, random_id, token_hash};
 use hangar_core::now_ms;
 use hangar_core::secrets::same;
 use hangar_core::store::{AppRecord, AppToken};
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
@@ -165,7 +166,8 @@ async fn client(
     };
     match secret {
         Some(given) => {
-            let stored = app_secret(state, &app, "clientSecret")?.unwrap_or_default();
+            let stored =
+                open_secret(state, &app.doc.secrets, SecretName::ClientSecret)?.unwrap_or_default();
             if stored.is_empty() || !same(&given, &stored) {
                 return Err(invalid(used_basic));
             }
@@ -185,10 +187,6 @@ fn percent_decode(s: &str) -> Option<String> {
     url::form_urlencoded::parse(format!("x={s}").as_bytes())
         .next()
         .map(|(_, v)| v.to_string())
-}
-
-fn flag(app: &AppRecord, key: &str, default: bool) -> bool {
-    app.doc.get(key).and_then(Value::as_bool).unwrap_or(default)
 }
 
 async fn issue(
@@ -255,13 +253,13 @@ async fn issue(
 /// The code and refresh grants: the application has the code flow enabled, and its client either
 /// authenticated or is a public client it allows.
 fn code_flow_client(client: &Client) -> Result<(), OAuthError> {
-    if !flag(&client.app, "codeFlowEnabled", false) {
+    if !client.app.doc.settings.code_flow_enabled {
         return Err(oauth_error(
             "unauthorized_client",
             "the authorization code flow is disabled for this application",
         ));
     }
-    if !client.confidential && !flag(&client.app, "publicClientsAllowed", false) {
+    if !client.confidential && !client.app.doc.settings.public_clients_allowed {
         return Err(OAuthError {
             status: StatusCode::UNAUTHORIZED,
             error: "invalid_client",
@@ -321,7 +319,7 @@ async fn token_inner(
     let app = &client.app;
     match grant.as_str() {
         "client_credentials" => {
-            if !flag(app, "clientCredentialsFlowEnabled", true) {
+            if !app.doc.settings.client_credentials_flow_enabled {
                 return Err(oauth_error(
                     "unauthorized_client",
                     "the client credentials flow is disabled for this application",
@@ -344,14 +342,14 @@ async fn token_inner(
             let (s, id, now) = (state.clone(), app.id, now_ms());
             tokio::spawn(async move {
                 let recorded = modify(&s, id, |a| {
-                    if a.doc["lastClientCredentialsAccess"]["time"]
-                        .as_i64()
-                        .is_some_and(|t| t >= now)
-                    {
+                    let last = &mut a.doc.last_client_credentials_access;
+                    if last.as_ref().is_some_and(|l| l.time >= now) {
                         return Ok(());
                     }
-                    a.doc["lastClientCredentialsAccess"] =
-                        json!({"time": now, "userAgent": user_agent});
+                    *last = Some(ClientCredentialsAccess {
+                        time: now,
+                        user_agent: user_agent.clone(),
+                    });
                     Ok(())
                 })
                 .await;
@@ -512,11 +510,7 @@ async fn check_auth_request(
             "<p>The client_id names no application.</p>",
         ));
     };
-    let allowed: Vec<&str> = app.doc["codeFlowRedirectURIs"]
-        .as_str()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
+    let allowed: Vec<&str> = app.doc.settings.redirect_uris().collect();
     let redirect = match params.get("redirect_uri") {
         Some(r) if allowed.contains(&r.as_str()) => r.clone(),
         _ => {
@@ -538,7 +532,7 @@ async fn check_auth_request(
         }
         Redirect::to(url.as_str()).into_response()
     };
-    if !flag(&app, "codeFlowEnabled", false) {
+    if !app.doc.settings.code_flow_enabled {
         return Err(back(
             "unauthorized_client",
             "the authorization code flow is disabled",
@@ -550,7 +544,7 @@ async fn check_auth_request(
             "response_type must be code",
         ));
     }
-    let strict = flag(&app, "pkceRequired", false) || flag(&app, "publicClientsAllowed", false);
+    let strict = app.doc.settings.pkce_required || app.doc.settings.public_clients_allowed;
     match params.get("code_challenge_method").map(String::as_str) {
         None | Some("S256") => {}
         // `plain` shows the verifier in the URL: only for applications that do not require PKCE.
@@ -577,7 +571,7 @@ async fn check_auth_request(
             "code_challenge has 43 to 128 characters",
         ));
     }
-    if !pkce && (flag(&app, "pkceRequired", false) || flag(&app, "publicClientsAllowed", false)) {
+    if !pkce && (app.doc.settings.pkce_required || app.doc.settings.public_clients_allowed) {
         return Err(back(
             "invalid_request",
             "this application requires PKCE (code_challenge)",

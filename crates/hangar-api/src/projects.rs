@@ -1,12 +1,13 @@
 //! Projects and their issues (the issue-tracker part of the Space-style API).
 
-use crate::access::{project_place, require_app_right, sees_project, CREATE_ISSUES, VIEW_ISSUES};
+use crate::access::{require_app_right, sees_project};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::links::{linked_json, parse_links};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
+use hangar_core::apps::{Context, RightCode};
 use hangar_core::ids::valid_project_key;
 use hangar_core::model::{Issue, Project};
 use serde::Deserialize;
@@ -36,7 +37,7 @@ async fn visible_project(
     state: &AppState,
     caller: &Caller,
     ident: &str,
-    right: &str,
+    right: RightCode,
 ) -> ApiResult<Project> {
     let project = if let Some(key) = ident.strip_prefix("key:") {
         state.projects.project_by_key(key).await?
@@ -55,7 +56,7 @@ async fn visible_project(
     if !sees_project(state, caller, project.id, &project.key).await? {
         return Err(ApiError::not_found("project"));
     }
-    require_app_right(state, caller, right, &project_place(&project.key)).await?;
+    require_app_right(state, caller, right, &Context::project(&project.key)).await?;
     Ok(project)
 }
 
@@ -166,7 +167,7 @@ pub async fn create_issue(
     Path(project): Path<String>,
     Json(req): Json<Map<String, Value>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let project = visible_project(&state, &caller, &project, CREATE_ISSUES).await?;
+    let project = visible_project(&state, &caller, &project, RightCode::CreateIssues).await?;
     let title = req
         .get("title")
         .and_then(Value::as_str)
@@ -199,7 +200,7 @@ pub async fn list_issues(
     Path(project): Path<String>,
     Query(page): Query<IssuePage>,
 ) -> ApiResult<Json<Value>> {
-    let project = visible_project(&state, &caller, &project, VIEW_ISSUES).await?;
+    let project = visible_project(&state, &caller, &project, RightCode::ViewIssues).await?;
     let skip = page.skip.unwrap_or(0);
     let top = page.top.unwrap_or(100);
     if skip < 0 || !(1..=1000).contains(&top) {
@@ -223,7 +224,7 @@ pub async fn get_issue(
     caller: Caller,
     Path((project, issue)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let project = visible_project(&state, &caller, &project, VIEW_ISSUES).await?;
+    let project = visible_project(&state, &caller, &project, RightCode::ViewIssues).await?;
     Ok(Json(issue_json(
         &project_issue(&state, &project, &issue).await?,
     )))
@@ -236,7 +237,7 @@ pub async fn add_attachments(
     Path((project, issue)): Path<(String, String)>,
     Json(req): Json<Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
-    let project = visible_project(&state, &caller, &project, CREATE_ISSUES).await?;
+    let project = visible_project(&state, &caller, &project, RightCode::CreateIssues).await?;
     let issue = project_issue(&state, &project, &issue).await?;
     let links = parse_links(&state, &caller, req.get("attachments")).await?;
     if links.is_empty() {

@@ -3,12 +3,32 @@
 //! granted in (`Context`) live in `apps`; the checks that need the database live in the API's
 //! `access` module. Pure rules, with their unit tests beside them.
 
-use crate::apps::right;
 pub use crate::apps::Access;
+use crate::apps::{Context, RightCode};
 use std::collections::HashSet;
 
-/// The rights granted to an application: (context, right code) pairs.
-pub type Grants = HashSet<(String, String)>;
+/// The rights granted to an application, by the context (its text) they are granted in.
+#[derive(Debug, Clone, Default)]
+pub struct Grants(HashSet<(String, RightCode)>);
+
+impl Grants {
+    pub fn grant(&mut self, context: String, right: RightCode) {
+        self.0.insert((context, right));
+    }
+
+    /// Whether `right` is granted in `context` or globally.
+    pub fn allow(&self, right: RightCode, context: &Context) -> bool {
+        [context.text.as_str(), "global"]
+            .into_iter()
+            .any(|c| self.0.contains(&(c.to_string(), right)))
+    }
+}
+
+impl FromIterator<(String, RightCode)> for Grants {
+    fn from_iter<I: IntoIterator<Item = (String, RightCode)>>(iter: I) -> Self {
+        Grants(iter.into_iter().collect())
+    }
+}
 
 /// What a token may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,16 +38,36 @@ pub enum Scope {
     /// `read`: only what reads (rights whose access is `Read`, and safe methods).
     ReadOnly,
     /// A space-separated list of right codes (application tokens).
-    Rights(Vec<String>),
+    Rights(Vec<RightCode>),
 }
 
 impl Scope {
-    /// An application token's scope: `**`, `read`, or right codes.
+    /// An application token's scope: `**`, `read`, or right codes (an unknown code admits
+    /// nothing: tokens are only issued with known ones).
     pub fn parse(s: &str) -> Scope {
         match s.trim() {
             "**" => Scope::All,
             "read" => Scope::ReadOnly,
-            list => Scope::Rights(list.split_whitespace().map(str::to_string).collect()),
+            list => Scope::Rights(
+                list.split_whitespace()
+                    .filter_map(RightCode::parse)
+                    .collect(),
+            ),
+        }
+    }
+
+    /// A scope as a client asks for it: `**`, `read`, or 1 to 32 known right codes; None when it
+    /// names anything else.
+    pub fn parse_requested(s: &str) -> Option<Scope> {
+        let s = s.trim();
+        let codes: Vec<&str> = s.split_whitespace().collect();
+        match Scope::parse(s) {
+            Scope::Rights(rights)
+                if rights.is_empty() || codes.len() > 32 || rights.len() != codes.len() =>
+            {
+                None
+            }
+            scope => Some(scope),
         }
     }
 
@@ -44,17 +84,21 @@ impl Scope {
         match self {
             Scope::All => "**".into(),
             Scope::ReadOnly => "read".into(),
-            Scope::Rights(codes) => codes.join(" "),
+            Scope::Rights(codes) => codes
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
         }
     }
 
-    /// Whether the scope admits the right `code`. A read-only scope admits the rights that only
-    /// read, by the catalogue (an unknown right is not admitted).
-    pub fn allows(&self, code: &str) -> bool {
+    /// Whether the scope admits `right`. A read-only scope admits the rights that only read, by
+    /// the catalogue.
+    pub fn allows(&self, right: RightCode) -> bool {
         match self {
             Scope::All => true,
-            Scope::ReadOnly => right(code).is_some_and(|r| r.access == Access::Read),
-            Scope::Rights(codes) => codes.iter().any(|c| c == code),
+            Scope::ReadOnly => right.access() == Access::Read,
+            Scope::Rights(codes) => codes.contains(&right),
         }
     }
 
@@ -80,33 +124,60 @@ mod tests {
         assert_eq!(Scope::parse_personal("**"), Some(Scope::All));
         assert_eq!(Scope::parse_personal("read"), Some(Scope::ReadOnly));
         assert_eq!(Scope::parse_personal("Space.Files.Read"), None);
+        assert_eq!(
+            Scope::parse_requested(" Space.Files.Read  Channel.ViewMessages "),
+            Some(Scope::Rights(vec![
+                RightCode::ReadFiles,
+                RightCode::ViewMessages
+            ]))
+        );
+        for bad in ["", "Space.Files.Read Nope.Right", "* *"] {
+            assert_eq!(Scope::parse_requested(bad), None, "{bad:?}");
+        }
+        assert_eq!(Scope::parse_requested("read"), Some(Scope::ReadOnly));
     }
 
     #[test]
     fn a_read_only_scope_admits_exactly_the_rights_that_read() {
         let read = Scope::ReadOnly;
         for r in RIGHTS {
-            assert_eq!(read.allows(r.code), r.access == Access::Read, "{}", r.code);
+            assert_eq!(read.allows(r.id), r.access == Access::Read, "{}", r.code);
         }
-        assert!(read.allows("Space.Files.Read"));
-        assert!(!read.allows("Space.Files.Write"));
-        assert!(!read.allows("Unfurls.Provide"), "providing previews writes");
-        // A made-up code that merely looks like reading is not admitted.
-        assert!(!read.allows("Space.Files.ReadAndDelete"));
-        assert!(!read.allows("NoSuch.View"));
+        assert!(read.allows(RightCode::ReadFiles));
+        assert!(!read.allows(RightCode::WriteFiles));
+        assert!(
+            !read.allows(RightCode::ProvideUnfurls),
+            "providing previews writes"
+        );
     }
 
     #[test]
     fn a_list_scope_admits_what_it_lists_and_everything_admits_all() {
         let list = Scope::parse("Channel.ViewMessages Project.Issues.Create");
-        assert!(list.allows("Channel.ViewMessages"));
-        assert!(list.allows("Project.Issues.Create"));
-        assert!(!list.allows("Channel.PostMessages"));
+        assert!(list.allows(RightCode::ViewMessages));
+        assert!(list.allows(RightCode::CreateIssues));
+        assert!(!list.allows(RightCode::PostMessages));
         assert!(!list.is_read_only() && !list.is_everything());
         for r in RIGHTS {
-            assert!(Scope::All.allows(r.code));
+            assert!(Scope::All.allows(r.id));
         }
-        assert!(!Scope::parse("").allows("x"));
+        // A made-up code that merely looks like reading admits nothing.
+        let made_up = Scope::parse("Space.Files.ReadAndDelete NoSuch.View");
+        assert!(RIGHTS.iter().all(|r| !made_up.allows(r.id)));
+    }
+
+    #[test]
+    fn grants_hold_in_their_context_or_globally() {
+        let grants: Grants = [
+            ("space:id:a".to_string(), RightCode::ReadFiles),
+            ("global".to_string(), RightCode::ViewAttachments),
+        ]
+        .into_iter()
+        .collect();
+        assert!(grants.allow(RightCode::ReadFiles, &Context::space("a")));
+        assert!(!grants.allow(RightCode::ReadFiles, &Context::space("b")));
+        assert!(!grants.allow(RightCode::WriteFiles, &Context::space("a")));
+        assert!(grants.allow(RightCode::ViewAttachments, &Context::channel(3)));
     }
 
     #[test]

@@ -12,8 +12,49 @@ pub enum Access {
     Write,
 }
 
+/// The rights an application can be granted, by the code they are known by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RightCode {
+    ViewMessages,
+    PostMessages,
+    ViewIssues,
+    CreateIssues,
+    ReadFiles,
+    WriteFiles,
+    ViewAttachments,
+    ProvideUnfurls,
+}
+
+impl RightCode {
+    /// The code as the API and the store write it.
+    pub fn as_str(self) -> &'static str {
+        self.right().code
+    }
+
+    pub fn parse(code: &str) -> Option<RightCode> {
+        right(code).map(|r| r.id)
+    }
+
+    /// The right's entry in the catalogue.
+    pub fn right(self) -> &'static Right {
+        // The catalogue lists every code once, in the order of the enum (checked by a test).
+        &RIGHTS[self as usize]
+    }
+
+    pub fn access(self) -> Access {
+        self.right().access
+    }
+}
+
+impl std::fmt::Display for RightCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A right an application can be granted, and the contexts it applies in.
 pub struct Right {
+    pub id: RightCode,
     pub code: &'static str,
     pub name: &'static str,
     /// Whether the right only reads, or changes something.
@@ -22,7 +63,7 @@ pub struct Right {
     pub contexts: &'static [ContextKind],
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ContextKind {
     Global,
     Project,
@@ -30,50 +71,59 @@ pub enum ContextKind {
     Space,
 }
 
+/// The catalogue, in the order of `RightCode`.
 pub const RIGHTS: &[Right] = &[
     Right {
+        id: RightCode::ViewMessages,
         code: "Channel.ViewMessages",
         name: "Read messages",
         access: Access::Read,
         contexts: &[ContextKind::Channel],
     },
     Right {
+        id: RightCode::PostMessages,
         code: "Channel.PostMessages",
         name: "Post messages",
         access: Access::Write,
         contexts: &[ContextKind::Channel],
     },
     Right {
+        id: RightCode::ViewIssues,
         code: "Project.Issues.View",
         name: "View issues",
         access: Access::Read,
         contexts: &[ContextKind::Project],
     },
     Right {
+        id: RightCode::CreateIssues,
         code: "Project.Issues.Create",
         name: "Create and update issues",
         access: Access::Write,
         contexts: &[ContextKind::Project],
     },
     Right {
+        id: RightCode::ReadFiles,
         code: "Space.Files.Read",
         name: "Read workspace files",
         access: Access::Read,
         contexts: &[ContextKind::Space],
     },
     Right {
+        id: RightCode::WriteFiles,
         code: "Space.Files.Write",
         name: "Write workspace files",
         access: Access::Write,
         contexts: &[ContextKind::Space],
     },
     Right {
+        id: RightCode::ViewAttachments,
         code: "Attachments.View",
         name: "Observe attachments",
         access: Access::Read,
         contexts: &[],
     },
     Right {
+        id: RightCode::ProvideUnfurls,
         code: "Unfurls.Provide",
         name: "Provide link previews",
         access: Access::Write,
@@ -87,7 +137,7 @@ pub fn right(code: &str) -> Option<&'static Right> {
 
 /// A permission context: `global`, `project:key:X`, `channel:id:N` or `space:id:S`, kept in that
 /// canonical text form.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Context {
     pub kind: ContextKind,
     pub text: String,
@@ -98,6 +148,27 @@ impl Context {
         Context {
             kind: ContextKind::Global,
             text: "global".into(),
+        }
+    }
+
+    pub fn space(id: &str) -> Self {
+        Context {
+            kind: ContextKind::Space,
+            text: format!("space:id:{id}"),
+        }
+    }
+
+    pub fn channel(id: i64) -> Self {
+        Context {
+            kind: ContextKind::Channel,
+            text: format!("channel:id:{id}"),
+        }
+    }
+
+    pub fn project(key: &str) -> Self {
+        Context {
+            kind: ContextKind::Project,
+            text: format!("project:key:{key}"),
         }
     }
 
@@ -161,12 +232,12 @@ pub const EVENT_TYPES: &[&str] = &[
 ];
 
 /// The right an application needs to receive an event of this type.
-pub fn event_right(event_type: &str) -> Option<&'static str> {
+pub fn event_right(event_type: &str) -> Option<RightCode> {
     Some(match event_type.split('.').next()? {
-        "Attachment" => "Attachments.View",
-        "StorageFile" => "Space.Files.Read",
-        "ChatMessage" => "Channel.ViewMessages",
-        "Issue" => "Project.Issues.View",
+        "Attachment" => RightCode::ViewAttachments,
+        "StorageFile" => RightCode::ReadFiles,
+        "ChatMessage" => RightCode::ViewMessages,
+        "Issue" => RightCode::ViewIssues,
         _ => return None,
     })
 }
@@ -541,6 +612,25 @@ mod tests {
         assert_eq!(
             render_template("{{s}}{{s}}", &big),
             Err(TemplateError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn the_catalogue_follows_the_codes() {
+        for (i, r) in RIGHTS.iter().enumerate() {
+            assert_eq!(r.id as usize, i, "{} out of order", r.code);
+            assert_eq!(RightCode::parse(r.code), Some(r.id));
+            assert_eq!(r.id.as_str(), r.code);
+        }
+        assert_eq!(RightCode::parse("Nope.Right"), None);
+        assert_eq!(Context::space("s1").text, "space:id:s1");
+        assert_eq!(
+            Context::parse(&Context::channel(4).text),
+            Some(Context::channel(4))
+        );
+        assert_eq!(
+            Context::parse(&Context::project("P").text),
+            Some(Context::project("P"))
         );
     }
 

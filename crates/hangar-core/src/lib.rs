@@ -2,6 +2,7 @@
 //! traits the metadata store implements. No HTTP and no SQL live here.
 
 pub mod access;
+pub mod app_model;
 pub mod app_ops;
 pub mod apps;
 pub mod attachment;

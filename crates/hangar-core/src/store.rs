@@ -1,6 +1,7 @@
 //! The metadata store, split by concern. Each trait is one aggregate; operations that must be atomic
 //! (an attachment and its blob reference, a message and its attachment links) are single methods.
 
+use crate::app_model::{decode, encode, DecodeError, ItemKind};
 use crate::model::*;
 use crate::storage_path::StoragePath;
 use async_trait::async_trait;
@@ -290,8 +291,8 @@ pub trait StorageStore: Send + Sync {
     async fn recent_events(&self, limit: i64) -> StoreResult<Vec<Event>>;
 }
 
-/// A registered application. Its settings and encrypted secrets live in `doc`, a JSON object whose
-/// shape belongs to the API layer; the store keeps it whole and versions it against lost updates.
+/// A registered application. Its settings, state and sealed secrets live in `doc`
+/// (`app_model::AppDoc`); the store keeps it whole and versions it against lost updates.
 #[derive(Debug, Clone)]
 pub struct AppRecord {
     pub id: i64,
@@ -300,7 +301,7 @@ pub struct AppRecord {
     /// The member row the application acts as (author of its messages, owner of its uploads).
     pub bot_member_id: i64,
     pub archived: bool,
-    pub doc: serde_json::Value,
+    pub doc: crate::app_model::AppDoc,
     pub version: i64,
     pub created_utc: i64,
 }
@@ -323,11 +324,12 @@ pub struct AppToken {
 }
 
 /// One keyed thing an application owns: a parameter, a key, a right, a webhook, a subscription…
-/// `kind` says which; `scope` groups them (a profile, a context, a webhook).
+/// `kind` says which, and so the type of `value` (`app_model`, read with `AppItem::get`); `scope`
+/// groups them (a profile, a context, a webhook).
 #[derive(Debug, Clone)]
 pub struct AppItem {
     pub app_id: i64,
-    pub kind: String,
+    pub kind: crate::app_model::ItemKind,
     pub scope: String,
     pub key: String,
     pub value: serde_json::Value,
@@ -336,6 +338,38 @@ pub struct AppItem {
     /// in between (`AppStore::replace_item`). Inserts ignore it: a new item starts at 1 (code that
     /// builds one says 0).
     pub version: i64,
+}
+
+impl AppItem {
+    /// A new item holding `value` (version 0: the store numbers it).
+    pub fn new<T: serde::Serialize>(
+        app_id: i64,
+        kind: ItemKind,
+        scope: impl Into<String>,
+        key: impl Into<String>,
+        value: &T,
+    ) -> AppItem {
+        AppItem {
+            app_id,
+            kind,
+            scope: scope.into(),
+            key: key.into(),
+            value: encode(value),
+            created_utc: crate::now_ms(),
+            version: 0,
+        }
+    }
+
+    /// The item's value as the type its kind holds (`app_model::ItemKind`).
+    pub fn get<T: serde::de::DeserializeOwned>(&self) -> StoreResult<T> {
+        Ok(decode(self.kind, &self.value)?)
+    }
+}
+
+impl From<DecodeError> for StoreError {
+    fn from(e: DecodeError) -> Self {
+        StoreError::Backend(e.to_string())
+    }
 }
 
 /// An outbox event as the dispatcher reads it.
@@ -407,7 +441,7 @@ pub trait AppStore: Send + Sync {
         &self,
         client_id: &str,
         name: &str,
-        doc: &serde_json::Value,
+        doc: &crate::app_model::AppDoc,
         first: Option<&Delivery>,
     ) -> StoreResult<AppRecord>;
     async fn app(&self, id: i64) -> StoreResult<Option<AppRecord>>;
@@ -429,7 +463,7 @@ pub trait AppStore: Send + Sync {
         version: i64,
         name: &str,
         archived: bool,
-        doc: &serde_json::Value,
+        doc: &crate::app_model::AppDoc,
     ) -> StoreResult<AppRecord>;
 }
 
@@ -478,7 +512,7 @@ pub trait AppItemStore: Send + Sync {
     async fn item(
         &self,
         app_id: i64,
-        kind: &str,
+        kind: ItemKind,
         scope: &str,
         key: &str,
     ) -> StoreResult<Option<AppItem>>;
@@ -486,7 +520,7 @@ pub trait AppItemStore: Send + Sync {
     async fn items(
         &self,
         app_id: Option<i64>,
-        kind: &str,
+        kind: ItemKind,
         scope: Option<&str>,
         after: Option<&str>,
         limit: i64,
@@ -494,11 +528,16 @@ pub trait AppItemStore: Send + Sync {
     async fn delete_item(
         &self,
         app_id: i64,
-        kind: &str,
+        kind: ItemKind,
         scope: &str,
         key: &str,
     ) -> StoreResult<bool>;
-    async fn delete_items(&self, app_id: i64, kind: &str, scope: Option<&str>) -> StoreResult<u64>;
+    async fn delete_items(
+        &self,
+        app_id: i64,
+        kind: ItemKind,
+        scope: Option<&str>,
+    ) -> StoreResult<u64>;
 }
 
 /// The event outbox as webhooks read it, and the deliveries it produces.

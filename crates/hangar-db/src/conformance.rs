@@ -154,7 +154,12 @@ pub async fn parents_come_before_children<S: Backend>(a: S, b: S) {
 /// A limit on an application's items (100 parameters) holds under concurrent additions.
 pub async fn item_limits_hold<S: Backend>(a: S, b: S) {
     let app = a
-        .create_app("limits-client", "Limits", &serde_json::json!({}), None)
+        .create_app(
+            "limits-client",
+            "Limits",
+            &hangar_core::app_model::AppDoc::default(),
+            None,
+        )
         .await
         .unwrap();
     let mut tasks = tokio::task::JoinSet::new();
@@ -162,7 +167,7 @@ pub async fn item_limits_hold<S: Backend>(a: S, b: S) {
         let store = if i % 2 == 0 { a.clone() } else { b.clone() };
         let item = AppItem {
             app_id: app.id,
-            kind: "parameter".into(),
+            kind: hangar_core::app_model::ItemKind::Parameter,
             scope: String::new(),
             key: format!("k{i}"),
             value: serde_json::json!(i),
@@ -184,7 +189,13 @@ pub async fn item_limits_hold<S: Backend>(a: S, b: S) {
     }
     assert_eq!(stored, 25);
     let items = a
-        .items(Some(app.id), "parameter", Some(""), None, 1000)
+        .items(
+            Some(app.id),
+            hangar_core::app_model::ItemKind::Parameter,
+            Some(""),
+            None,
+            1000,
+        )
         .await
         .unwrap();
     assert_eq!(items.len(), 25);

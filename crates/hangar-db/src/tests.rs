@@ -1,6 +1,7 @@
 //! Store tests on a real SQLite file.
 
 use super::SqliteStore;
+use hangar_core::app_model::{AppDoc, ItemKind};
 use hangar_core::app_ops;
 use hangar_core::jobs::{JobStore, NewJob};
 use hangar_core::model::*;
@@ -390,21 +391,30 @@ async fn append_racing(
     calls: Arc<AtomicUsize>,
 ) -> AppItem {
     let first = AtomicBool::new(true);
-    let item = app_ops::modify_item(&store, app_id, "list", "", "k", |current| {
-        calls.fetch_add(1, SeqCst);
-        if first.swap(false, SeqCst) {
-            arrived.fetch_add(1, SeqCst);
-            tokio::task::block_in_place(|| {
-                let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-                while arrived.load(SeqCst) < 2 && std::time::Instant::now() < until {
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-            });
-        }
-        let mut list = current.map_or_else(|| json!([]), |i| i.value.clone());
-        list.as_array_mut().expect("an array").push(json!(entry));
-        Ok::<_, StoreError>(Some(list))
-    })
+    // The store keeps any value: a list of strings stands for any item here.
+    let kind = ItemKind::Parameter;
+    let item = app_ops::modify_item(
+        &store,
+        app_id,
+        kind,
+        "",
+        "k",
+        |current: Option<Vec<String>>| {
+            calls.fetch_add(1, SeqCst);
+            if first.swap(false, SeqCst) {
+                arrived.fetch_add(1, SeqCst);
+                tokio::task::block_in_place(|| {
+                    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                    while arrived.load(SeqCst) < 2 && std::time::Instant::now() < until {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                });
+            }
+            let mut list = current.unwrap_or_default();
+            list.push(entry.to_string());
+            Ok::<_, StoreError>(Some(list))
+        },
+    )
     .await
     .unwrap();
     item.expect("written")
@@ -418,7 +428,10 @@ async fn concurrent_item_changes_from_two_stores_are_both_applied() {
     let b = SqliteStore::open(&format!("sqlite://{}/t.db", dir.path().display()))
         .await
         .unwrap();
-    let app = a.create_app("c1", "App", &json!({}), None).await.unwrap();
+    let app = a
+        .create_app("c1", "App", &AppDoc::default(), None)
+        .await
+        .unwrap();
     for (round, [x, y]) in [["a", "b"], ["c", "d"]].into_iter().enumerate() {
         let (arrived, calls) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let first = tokio::spawn(append_racing(
@@ -439,7 +452,11 @@ async fn concurrent_item_changes_from_two_stores_are_both_applied() {
         // Both read the same version, one lost and was applied again: three attempts in all.
         assert_eq!(calls.load(SeqCst), 3, "round {round}");
         assert_eq!(first.version.max(second.version), 2 * round as i64 + 2);
-        let stored = b.item(app.id, "list", "", "k").await.unwrap().unwrap();
+        let stored = b
+            .item(app.id, ItemKind::Parameter, "", "k")
+            .await
+            .unwrap()
+            .unwrap();
         let mut entries: Vec<&str> = stored
             .value
             .as_array()
@@ -464,10 +481,13 @@ async fn an_item_is_replaced_only_at_the_version_it_was_read() {
     let b = SqliteStore::open(&format!("sqlite://{}/t.db", dir.path().display()))
         .await
         .unwrap();
-    let app = a.create_app("c1", "App", &json!({}), None).await.unwrap();
+    let app = a
+        .create_app("c1", "App", &AppDoc::default(), None)
+        .await
+        .unwrap();
     let new = AppItem {
         app_id: app.id,
-        kind: "webhook".into(),
+        kind: ItemKind::Webhook,
         scope: String::new(),
         key: "w".into(),
         value: json!({"n": 0}),
@@ -476,7 +496,11 @@ async fn an_item_is_replaced_only_at_the_version_it_was_read() {
         version: 42,
     };
     a.insert_item(&new, None).await.unwrap();
-    let read = a.item(app.id, "webhook", "", "w").await.unwrap().unwrap();
+    let read = a
+        .item(app.id, ItemKind::Webhook, "", "w")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(read.version, 1);
 
     let fresh = AppItem {
@@ -489,7 +513,11 @@ async fn an_item_is_replaced_only_at_the_version_it_was_read() {
         ..read.clone()
     };
     assert!(!a.replace_item(&stale).await.unwrap(), "a stale version");
-    let stored = a.item(app.id, "webhook", "", "w").await.unwrap().unwrap();
+    let stored = a
+        .item(app.id, ItemKind::Webhook, "", "w")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((stored.value, stored.version), (json!({"n": 1}), 2));
 
     // An upsert bumps the version too, so a change read before it is refused as well.
@@ -498,7 +526,11 @@ async fn an_item_is_replaced_only_at_the_version_it_was_read() {
         ..read.clone()
     };
     a.put_item(&upsert, None).await.unwrap();
-    let after_put = a.item(app.id, "webhook", "", "w").await.unwrap().unwrap();
+    let after_put = a
+        .item(app.id, ItemKind::Webhook, "", "w")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((after_put.value, after_put.version), (json!({"n": 3}), 3));
     let read_before_put = AppItem {
         value: json!({"n": 4}),
@@ -512,8 +544,15 @@ async fn an_item_is_replaced_only_at_the_version_it_was_read() {
     ));
 
     // Nor is an item deleted meanwhile brought back.
-    assert!(a.delete_item(app.id, "webhook", "", "w").await.unwrap());
+    assert!(a
+        .delete_item(app.id, ItemKind::Webhook, "", "w")
+        .await
+        .unwrap());
     let gone = AppItem { version: 3, ..read };
     assert!(!b.replace_item(&gone).await.unwrap());
-    assert!(a.item(app.id, "webhook", "", "w").await.unwrap().is_none());
+    assert!(a
+        .item(app.id, ItemKind::Webhook, "", "w")
+        .await
+        .unwrap()
+        .is_none());
 }

@@ -1,10 +1,7 @@
 //! The application itself: create, list, get, update, remove (archive, or uninstall first), force
 //! removal, restore, and what the application reports about itself (an error message, health).
 
-use super::{
-    app_json, app_secret, calling_app, doc_bool, doc_str, modify, page_bounds, set_secret, target,
-    Need, PageQuery,
-};
+use super::{app_json, calling_app, modify, open_secret, page_bounds, target, Need, PageQuery};
 use crate::auth::Caller;
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
 use crate::AppState;
@@ -13,6 +10,7 @@ use axum::http::StatusCode;
 // `routing::get` by its path: `get` here is the handler that answers an application.
 use axum::routing::{self, post};
 use axum::Router;
+use hangar_core::app_model::{AppDoc, AppLevelAuth, AppStatus, SecretName};
 use hangar_core::app_ops;
 use hangar_core::now_ms;
 use hangar_core::secrets::{new_secret, new_signing_key};
@@ -91,7 +89,15 @@ fn field_uri_list(v: &Value, key: &str) -> ApiResult<Option<String>> {
     Ok(Some(uris.join(" ")))
 }
 
-const APP_AUTH_KINDS: &[&str] = &["none", "verificationToken", "signingKey", "publicKey"];
+/// A boolean setting: true or false (null only when creating: the default).
+fn field_bool(v: &Value, key: &str, creating: bool, field: &mut bool) -> ApiResult<()> {
+    match v {
+        Value::Bool(b) => *field = *b,
+        Value::Null if creating => {}
+        _ => return Err(bad(format!("{key} must be true or false"))),
+    }
+    Ok(())
+}
 
 /// Validates and applies settings from a create or update body. Unknown fields are refused.
 fn apply_settings(
@@ -101,6 +107,7 @@ fn apply_settings(
     creating: bool,
 ) -> ApiResult<()> {
     let doc = &mut app.doc;
+    let s = &mut doc.settings;
     for (key, v) in body {
         match key.as_str() {
             "name" => {
@@ -110,66 +117,70 @@ fn apply_settings(
                 }
                 app.name = name;
             }
-            "description" | "sslKeystoreAuth" | "pictureAttachmentId" => {
-                doc[key] = json!(field_str(v, key, 1000, true)?)
-            }
-            "defaultExternalPicture" | "endpointUri" => doc[key] = json!(field_url(v, key)?),
-            "codeFlowRedirectURIs" | "implicitFlowRedirectURIs" => {
-                doc[key] = json!(field_uri_list(v, key)?)
-            }
+            "description" => s.description = field_str(v, key, 1000, true)?,
+            "sslKeystoreAuth" => s.ssl_keystore_auth = field_str(v, key, 1000, true)?,
+            "pictureAttachmentId" => s.picture_attachment_id = field_str(v, key, 1000, true)?,
+            "defaultExternalPicture" => s.default_external_picture = field_url(v, key)?,
+            "endpointUri" => s.endpoint_uri = field_url(v, key)?,
+            "codeFlowRedirectURIs" => s.code_flow_redirect_uris = field_uri_list(v, key)?,
+            "implicitFlowRedirectURIs" => s.implicit_flow_redirect_uris = field_uri_list(v, key)?,
             "email" if creating => {
                 let email = field_str(v, key, 254, true)?;
                 if email.as_deref().is_some_and(|e| !e.contains('@')) {
                     return Err(bad("email must be an e-mail address"));
                 }
-                doc[key] = json!(email);
+                s.email = email;
             }
-            "clientCredentialsFlowEnabled"
-            | "codeFlowEnabled"
-            | "pkceRequired"
-            | "publicClientsAllowed"
-            | "implicitFlowEnabled"
-            | "endpointSslVerification"
-            | "hasVerificationToken"
-            | "hasSigningKey"
-            | "hasPublicKeySignature" => match v {
-                Value::Bool(_) => doc[key] = v.clone(),
-                Value::Null if creating => {}
-                _ => return Err(bad(format!("{key} must be true or false"))),
-            },
+            "clientCredentialsFlowEnabled" => {
+                field_bool(v, key, creating, &mut s.client_credentials_flow_enabled)?
+            }
+            "codeFlowEnabled" => field_bool(v, key, creating, &mut s.code_flow_enabled)?,
+            "pkceRequired" => field_bool(v, key, creating, &mut s.pkce_required)?,
+            "publicClientsAllowed" => field_bool(v, key, creating, &mut s.public_clients_allowed)?,
+            "implicitFlowEnabled" => field_bool(v, key, creating, &mut s.implicit_flow_enabled)?,
+            "endpointSslVerification" => {
+                field_bool(v, key, creating, &mut s.endpoint_ssl_verification)?
+            }
+            "hasVerificationToken" => field_bool(v, key, creating, &mut s.has_verification_token)?,
+            "hasSigningKey" => field_bool(v, key, creating, &mut s.has_signing_key)?,
+            "hasPublicKeySignature" => {
+                field_bool(v, key, creating, &mut s.has_public_key_signature)?
+            }
             "appLevelAuth" => {
                 let kind = match v {
-                    Value::Null => "none".to_string(),
-                    Value::String(s) => s.clone(),
+                    Value::Null => "none",
+                    Value::String(s) => s.as_str(),
                     Value::Object(o) => o
                         .get("type")
                         .or_else(|| o.get("className"))
                         .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
-                    _ => String::new(),
+                        .unwrap_or(""),
+                    _ => "",
                 };
-                if !APP_AUTH_KINDS.contains(&kind.as_str()) {
-                    return Err(bad(format!(
-                        "appLevelAuth is one of {}",
-                        APP_AUTH_KINDS.join(", ")
-                    )));
-                }
-                doc[key] = json!(kind);
+                s.app_level_auth = AppLevelAuth::parse(kind).ok_or_else(|| {
+                    let kinds: Vec<&str> = AppLevelAuth::ALL.iter().map(|a| a.as_str()).collect();
+                    bad(format!("appLevelAuth is one of {}", kinds.join(", ")))
+                })?;
             }
-            "basicAuthUsername" => doc[key] = json!(field_str(v, key, 256, true)?),
+            "basicAuthUsername" => s.basic_auth_username = field_str(v, key, 256, true)?,
             "basicAuthPassword" | "bearerAuthToken" => {
+                let name = if key == "basicAuthPassword" {
+                    SecretName::BasicAuthPassword
+                } else {
+                    SecretName::BearerAuthToken
+                };
                 let value = field_str(v, key, 1024, true)?;
-                set_secret(state, doc, key, value.as_deref().filter(|s| !s.is_empty()));
+                let value = value.as_deref().filter(|s| !s.is_empty());
+                doc.secrets.set(&state.secrets, name, value);
             }
-            "clientSecret" => {
-                let secret = field_str(v, key, 256, creating)?;
-                match secret {
-                    Some(s) if s.len() >= 16 => set_secret(state, doc, key, Some(&s)),
-                    Some(_) => return Err(bad("clientSecret has at least 16 characters")),
-                    None => {}
+            "clientSecret" => match field_str(v, key, 256, creating)? {
+                Some(secret) if secret.len() >= 16 => {
+                    doc.secrets
+                        .set(&state.secrets, SecretName::ClientSecret, Some(&secret))
                 }
-            }
+                Some(_) => return Err(bad("clientSecret has at least 16 characters")),
+                None => {}
+            },
             "clientId" | "connectToSpace" | "state" if creating => {}
             _ => {
                 return Err(bad(format!(
@@ -179,7 +190,7 @@ fn apply_settings(
             }
         }
     }
-    if doc_bool(doc, "publicClientsAllowed") && !doc_bool(doc, "pkceRequired") {
+    if s.public_clients_allowed && !s.pkce_required {
         return Err(bad("publicClientsAllowed requires pkceRequired"));
     }
     Ok(())
@@ -230,35 +241,32 @@ pub async fn create(
         name: String::new(),
         bot_member_id: 0,
         archived: false,
-        doc: json!({"ownerId": caller.id().to_string(), "multiOrg": connect, "state": "active"}),
+        doc: AppDoc::new(caller.id(), connect),
         version: 0,
         created_utc: 0,
     };
     apply_settings(&state, &mut draft, &body, true)?;
-    if connect && doc_str(&draft.doc, "endpointUri").is_none() {
+    if connect && draft.doc.settings.endpoint_uri.is_none() {
         return Err(bad(
             "connectToSpace needs an endpointUri to send InitPayload to",
         ));
     }
-    let client_secret = match app_secret(&state, &draft, "clientSecret")? {
+    let sealed = &mut draft.doc.secrets;
+    let client_secret = match open_secret(&state, sealed, SecretName::ClientSecret)? {
         Some(s) => s,
         None => {
             let s = new_secret();
-            set_secret(&state, &mut draft.doc, "clientSecret", Some(&s));
+            sealed.set(&state.secrets, SecretName::ClientSecret, Some(&s));
             s
         }
     };
-    set_secret(
-        &state,
-        &mut draft.doc,
-        "signingKey",
-        Some(&new_signing_key()),
-    );
-    set_secret(
-        &state,
-        &mut draft.doc,
-        "verificationToken",
-        Some(&new_secret()),
+    let signing_key = new_signing_key();
+    sealed.set(&state.secrets, SecretName::SigningKey, Some(&signing_key));
+    let verification_token = new_secret();
+    sealed.set(
+        &state.secrets,
+        SecretName::VerificationToken,
+        Some(&verification_token),
     );
     let init = connect.then(|| {
         let payload = json!({
@@ -383,7 +391,7 @@ pub async fn update(
     Json(body): Json<Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
-    if doc_bool(&app.doc, "multiOrg") && caller.acting_app().is_none() {
+    if app.doc.multi_org && caller.acting_app().is_none() {
         return Err(ApiError::forbidden(
             "a multi-org application can only be updated by the application itself",
         ));
@@ -406,10 +414,10 @@ pub async fn remove(
     if app.archived {
         return Ok(ok_body());
     }
-    if doc_bool(&app.doc, "multiOrg") && doc_str(&app.doc, "endpointUri").is_some() {
+    if app.doc.multi_org && app.doc.settings.endpoint_uri.is_some() {
         // Archived once the application acknowledges ApplicationUninstalledPayload (`deliver.rs`).
         let app = modify(&state, app.id, |a| {
-            a.doc["state"] = json!("uninstalling");
+            a.doc.state = AppStatus::Uninstalling;
             Ok(())
         })
         .await?;
@@ -437,7 +445,7 @@ pub async fn force_remove(
         .await?
         .iter()
         .any(|d| d.attempts > 0 && d.status != "delivered");
-    if doc_str(&app.doc, "state") != Some("uninstalling") || !failed_once {
+    if app.doc.state != AppStatus::Uninstalling || !failed_once {
         return Err(ApiError::conflict(
             "not-failed-uninstall",
             "force-remove is for an application that failed to answer ApplicationUninstalledPayload",
@@ -462,7 +470,7 @@ pub async fn restore(
     let app = target(&state, &caller, &ident, Need::Update).await?;
     modify(&state, app.id, |a| {
         a.archived = false;
-        a.doc["state"] = json!("active");
+        a.doc.state = AppStatus::Active;
         Ok(())
     })
     .await?;
@@ -489,7 +497,7 @@ pub async fn error_message(
         return Err(bad("message has at most 1000 characters"));
     }
     modify(&state, app.id, |a| {
-        a.doc["errorMessage"] = json!(req.message);
+        a.doc.error_message = req.message.clone();
         Ok(())
     })
     .await?;
@@ -502,7 +510,7 @@ pub async fn report_healthy(
 ) -> ApiResult<Json<Value>> {
     let app = calling_app(&state, &caller).await?;
     modify(&state, app.id, |a| {
-        a.doc["lastHealthyUtc"] = json!(now_ms());
+        a.doc.last_healthy_utc = Some(now_ms());
         Ok(())
     })
     .await?;
@@ -515,10 +523,5 @@ pub async fn last_client_credentials_access(
     Path(ident): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::View).await?;
-    Ok(Json(
-        app.doc
-            .get("lastClientCredentialsAccess")
-            .cloned()
-            .unwrap_or(Value::Null),
-    ))
+    Ok(Json(json!(app.doc.last_client_credentials_access)))
 }

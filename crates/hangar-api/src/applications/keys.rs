@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, patch, post};
 use axum::Router;
+use hangar_core::app_model::{GpgKey, ItemKind, SshKeyRecord};
 use hangar_core::apps as rules;
 use hangar_core::now_ms;
 use hangar_core::store::{AppItem, AppRecord, StoreError};
@@ -54,22 +55,14 @@ fn check_comment(c: &Option<String>) -> ApiResult<String> {
     Ok(c)
 }
 
-async fn add_key(
+async fn add_key<T: serde::Serialize>(
     state: &AppState,
     app: &AppRecord,
-    kind: &str,
+    kind: ItemKind,
     key: String,
-    value: Value,
+    value: &T,
 ) -> ApiResult<()> {
-    let item = AppItem {
-        app_id: app.id,
-        kind: kind.into(),
-        scope: String::new(),
-        key,
-        value,
-        created_utc: now_ms(),
-        version: 0,
-    };
+    let item = AppItem::new(app.id, kind, "", key, value);
     match state.apps.insert_item(&item, Some(KEY_LIMIT)).await {
         Err(StoreError::Conflict(_)) => Err(ApiError::conflict(
             "key-exists",
@@ -96,19 +89,16 @@ pub async fn add_gpg_key(
     }
     let fingerprint = rules::gpg_fingerprint(&req.public_key)
         .map_err(|e| ApiError::bad_request("bad-key", e.to_string()))?;
-    let value = json!({
-        "fingerprint": fingerprint, "comment": comment, "publicKey": req.public_key,
-        "createdUtc": now_ms(), "revoked": false, "revokeComment": null,
-    });
-    add_key(&state, &app, "gpg-key", fingerprint, value.clone()).await?;
-    Ok((StatusCode::CREATED, Json(gpg_json(&value))))
-}
-
-fn gpg_json(v: &Value) -> Value {
-    json!({
-        "fingerprint": v["fingerprint"], "comment": v["comment"], "createdUtc": v["createdUtc"],
-        "revoked": v["revoked"], "revokeComment": v["revokeComment"], "publicKey": v["publicKey"],
-    })
+    let key = GpgKey {
+        fingerprint: fingerprint.clone(),
+        comment,
+        public_key: req.public_key,
+        created_utc: now_ms(),
+        revoked: false,
+        revoke_comment: None,
+    };
+    add_key(&state, &app, ItemKind::GpgKey, fingerprint, &key).await?;
+    Ok((StatusCode::CREATED, Json(json!(key))))
 }
 
 pub async fn gpg_keys(
@@ -119,12 +109,13 @@ pub async fn gpg_keys(
     let app = target(&state, &caller, &ident, Need::View).await?;
     let items = state
         .apps
-        .items(Some(app.id), "gpg-key", None, None, 1000)
+        .items(Some(app.id), ItemKind::GpgKey, None, None, 1000)
         .await?;
-    Ok(Json(json!(items
+    let keys = items
         .iter()
-        .map(|i| gpg_json(&i.value))
-        .collect::<Vec<_>>())))
+        .map(AppItem::get::<GpgKey>)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(json!(keys)))
 }
 
 #[derive(Deserialize)]
@@ -143,12 +134,13 @@ pub async fn revoke_gpg_key(
     let comment = check_comment(&req.comment)?;
     let fingerprint = fingerprint.to_ascii_uppercase();
     let missing = || ApiError::not_found("GPG key");
-    let revoke = |key: &mut Value| {
-        key["revoked"] = json!(true);
-        key["revokeComment"] = json!(comment);
+    let revoke = |key: &mut GpgKey| {
+        key.revoked = true;
+        key.revoke_comment = Some(comment.clone());
         Ok(())
     };
-    change_item(&state, app.id, "gpg-key", "", &fingerprint, missing, revoke).await?;
+    let kind = ItemKind::GpgKey;
+    change_item(&state, app.id, kind, "", &fingerprint, missing, revoke).await?;
     Ok(ok_body())
 }
 
@@ -160,7 +152,12 @@ pub async fn delete_gpg_key(
     let app = target(&state, &caller, &ident, Need::Update).await?;
     if !state
         .apps
-        .delete_item(app.id, "gpg-key", "", &fingerprint.to_ascii_uppercase())
+        .delete_item(
+            app.id,
+            ItemKind::GpgKey,
+            "",
+            &fingerprint.to_ascii_uppercase(),
+        )
         .await?
     {
         return Err(ApiError::not_found("GPG key"));
@@ -184,13 +181,19 @@ pub async fn add_ssh_key(
     }
     let key = rules::parse_ssh_key(&req.public_key)
         .map_err(|e| ApiError::bad_request("bad-key", e.to_string()))?;
-    let value = json!({
-        "fingerprint": key.fingerprint, "keyType": key.key_type,
-        "comment": if comment.is_empty() { key.comment.clone() } else { comment },
-        "publicKey": req.public_key.trim(), "createdUtc": now_ms(),
-    });
-    add_key(&state, &app, "ssh-key", key.fingerprint, value.clone()).await?;
-    Ok((StatusCode::CREATED, Json(value)))
+    let record = SshKeyRecord {
+        fingerprint: key.fingerprint.clone(),
+        key_type: key.key_type,
+        comment: if comment.is_empty() {
+            key.comment
+        } else {
+            comment
+        },
+        public_key: req.public_key.trim().to_string(),
+        created_utc: now_ms(),
+    };
+    add_key(&state, &app, ItemKind::SshKey, key.fingerprint, &record).await?;
+    Ok((StatusCode::CREATED, Json(json!(record))))
 }
 
 pub async fn ssh_keys(
@@ -201,12 +204,13 @@ pub async fn ssh_keys(
     let app = target(&state, &caller, &ident, Need::View).await?;
     let items = state
         .apps
-        .items(Some(app.id), "ssh-key", None, None, 1000)
+        .items(Some(app.id), ItemKind::SshKey, None, None, 1000)
         .await?;
-    Ok(Json(json!(items
+    let keys = items
         .iter()
-        .map(|i| i.value.clone())
-        .collect::<Vec<_>>())))
+        .map(AppItem::get::<SshKeyRecord>)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(json!(keys)))
 }
 
 pub async fn delete_ssh_key(
@@ -221,7 +225,11 @@ pub async fn delete_ssh_key(
     } else {
         format!("SHA256:{fingerprint}")
     };
-    if !state.apps.delete_item(app.id, "ssh-key", "", &key).await? {
+    if !state
+        .apps
+        .delete_item(app.id, ItemKind::SshKey, "", &key)
+        .await?
+    {
         return Err(ApiError::not_found("SSH key"));
     }
     Ok(ok_body())

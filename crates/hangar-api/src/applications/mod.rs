@@ -25,10 +25,12 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 use axum::http::StatusCode;
+use hangar_core::app_model::{ItemKind, SealedSecrets, SecretName, Webhook};
 use hangar_core::app_ops;
 use hangar_core::apps::Context;
 use hangar_core::store::{AppItem, AppRecord, StoreError};
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,30 +125,30 @@ pub async fn modify(
 /// Changes one item of an application with compare-and-set on its version, retrying when a
 /// concurrent change won (`app_ops::modify_item`): correct with any number of processes. `change`
 /// answers the item's new value (None: leave it); an absent item is created.
-async fn modify_item(
+async fn modify_item<T: Serialize + DeserializeOwned>(
     state: &AppState,
     app_id: i64,
-    kind: &str,
+    kind: ItemKind,
     scope: &str,
     key: &str,
-    change: impl Fn(Option<&AppItem>) -> ApiResult<Option<Value>>,
+    change: impl Fn(Option<T>) -> ApiResult<Option<T>>,
 ) -> ApiResult<Option<AppItem>> {
     app_ops::modify_item(state.apps.as_ref(), app_id, kind, scope, key, change).await
 }
 
 /// Changes the value of an existing item like `modify_item`; `missing` is the error when there is
 /// no such item (now, or after a concurrent delete).
-async fn change_item(
+async fn change_item<T: Serialize + DeserializeOwned>(
     state: &AppState,
     app_id: i64,
-    kind: &str,
+    kind: ItemKind,
     scope: &str,
     key: &str,
     missing: impl Fn() -> ApiError,
-    change: impl Fn(&mut Value) -> ApiResult<()>,
+    change: impl Fn(&mut T) -> ApiResult<()>,
 ) -> ApiResult<AppItem> {
-    let changed = modify_item(state, app_id, kind, scope, key, |current| {
-        let mut value = current.ok_or_else(&missing)?.value.clone();
+    let changed = modify_item(state, app_id, kind, scope, key, |current: Option<T>| {
+        let mut value = current.ok_or_else(&missing)?;
         change(&mut value)?;
         Ok(Some(value))
     })
@@ -154,65 +156,53 @@ async fn change_item(
     changed.ok_or_else(missing)
 }
 
-fn doc_str<'a>(doc: &'a Value, key: &str) -> Option<&'a str> {
-    doc.get(key).and_then(Value::as_str)
-}
-
-fn doc_bool(doc: &Value, key: &str) -> bool {
-    doc.get(key).and_then(Value::as_bool).unwrap_or(false)
-}
-
-/// A sealed secret of the application, opened.
-pub fn app_secret(state: &AppState, app: &AppRecord, name: &str) -> ApiResult<Option<String>> {
-    open_secret(state, &app.doc, name)
-}
-
-/// The secret `name` sealed under `holder["secrets"]` (an application's doc, a webhook), opened.
-pub fn open_secret(state: &AppState, holder: &Value, name: &str) -> ApiResult<Option<String>> {
-    app_ops::open_secret(&state.secrets, holder, name).map_err(ApiError::internal)
-}
-
-/// Seals `value` as the secret `name` of `holder` (None removes it).
-pub fn set_secret(state: &AppState, holder: &mut Value, name: &str, value: Option<&str>) {
-    app_ops::set_secret(&state.secrets, holder, name, value)
+/// The secret `name` of `sealed` (an application's or a webhook's), opened.
+pub fn open_secret(
+    state: &AppState,
+    sealed: &SealedSecrets,
+    name: SecretName,
+) -> ApiResult<Option<String>> {
+    sealed
+        .open(&state.secrets, name)
+        .map_err(ApiError::internal)
 }
 
 /// The ES_App shape.
 pub fn app_json(app: &AppRecord) -> Value {
     let d = &app.doc;
-    let has = |k: &str| d.get("secrets").and_then(|s| s.get(k)).is_some();
+    let s = &d.settings;
     json!({
         "id": app.id.to_string(),
         "clientId": app.client_id,
         "name": app.name,
-        "description": d.get("description"),
-        "pictureAttachmentId": d.get("pictureAttachmentId"),
-        "defaultExternalPicture": d.get("defaultExternalPicture"),
-        "email": d.get("email"),
-        "ownerId": d.get("ownerId"),
+        "description": s.description,
+        "pictureAttachmentId": s.picture_attachment_id,
+        "defaultExternalPicture": s.default_external_picture,
+        "email": s.email,
+        "ownerId": d.owner_id,
         "createdUtc": app.created_utc,
         "archived": app.archived,
-        "state": if app.archived { "archived" } else { doc_str(d, "state").unwrap_or("active") },
-        "multiOrg": doc_bool(d, "multiOrg"),
-        "clientCredentialsFlowEnabled": d.get("clientCredentialsFlowEnabled").and_then(Value::as_bool).unwrap_or(true),
-        "codeFlowEnabled": doc_bool(d, "codeFlowEnabled"),
-        "codeFlowRedirectURIs": d.get("codeFlowRedirectURIs"),
-        "pkceRequired": doc_bool(d, "pkceRequired"),
-        "publicClientsAllowed": doc_bool(d, "publicClientsAllowed"),
-        "implicitFlowEnabled": doc_bool(d, "implicitFlowEnabled"),
-        "implicitFlowRedirectURIs": d.get("implicitFlowRedirectURIs"),
-        "endpointUri": d.get("endpointUri"),
-        "endpointSslVerification": d.get("endpointSslVerification").and_then(Value::as_bool).unwrap_or(true),
-        "appLevelAuth": doc_str(d, "appLevelAuth").unwrap_or("none"),
-        "sslKeystoreAuth": d.get("sslKeystoreAuth"),
-        "hasVerificationToken": doc_bool(d, "hasVerificationToken"),
-        "hasSigningKey": doc_bool(d, "hasSigningKey"),
-        "hasPublicKeySignature": doc_bool(d, "hasPublicKeySignature"),
-        "basicAuthUsername": d.get("basicAuthUsername"),
-        "hasBasicAuthPassword": has("basicAuthPassword"),
-        "hasBearerAuthToken": has("bearerAuthToken"),
-        "errorMessage": d.get("errorMessage"),
-        "lastHealthyUtc": d.get("lastHealthyUtc"),
+        "state": if app.archived { "archived" } else { d.state.as_str() },
+        "multiOrg": d.multi_org,
+        "clientCredentialsFlowEnabled": s.client_credentials_flow_enabled,
+        "codeFlowEnabled": s.code_flow_enabled,
+        "codeFlowRedirectURIs": s.code_flow_redirect_uris,
+        "pkceRequired": s.pkce_required,
+        "publicClientsAllowed": s.public_clients_allowed,
+        "implicitFlowEnabled": s.implicit_flow_enabled,
+        "implicitFlowRedirectURIs": s.implicit_flow_redirect_uris,
+        "endpointUri": s.endpoint_uri,
+        "endpointSslVerification": s.endpoint_ssl_verification,
+        "appLevelAuth": s.app_level_auth.as_str(),
+        "sslKeystoreAuth": s.ssl_keystore_auth,
+        "hasVerificationToken": s.has_verification_token,
+        "hasSigningKey": s.has_signing_key,
+        "hasPublicKeySignature": s.has_public_key_signature,
+        "basicAuthUsername": s.basic_auth_username,
+        "hasBasicAuthPassword": d.secrets.has(SecretName::BasicAuthPassword),
+        "hasBearerAuthToken": d.secrets.has(SecretName::BearerAuthToken),
+        "errorMessage": d.error_message,
+        "lastHealthyUtc": d.last_healthy_utc,
     })
 }
 
@@ -274,15 +264,17 @@ pub(super) fn bad(text: impl Into<String>) -> ApiError {
     ApiError::bad_request("bad-webhook-field", text)
 }
 
-/// One webhook of the application, or 404.
+/// One webhook of the application (its item, and its value), or 404.
 pub(super) async fn webhook_item(
     state: &AppState,
     app: &AppRecord,
     id: &str,
-) -> ApiResult<AppItem> {
-    state
+) -> ApiResult<(AppItem, Webhook)> {
+    let item = state
         .apps
-        .item(app.id, "webhook", "", id)
+        .item(app.id, ItemKind::Webhook, "", id)
         .await?
-        .ok_or_else(|| ApiError::not_found("webhook"))
+        .ok_or_else(|| ApiError::not_found("webhook"))?;
+    let webhook = item.get()?;
+    Ok((item, webhook))
 }

@@ -7,7 +7,7 @@ use crate::AppState;
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
-use hangar_core::now_ms;
+use hangar_core::app_model::ItemKind;
 use hangar_core::store::AppItem;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -67,11 +67,11 @@ fn parameter_scope(caller: &Caller, profile: bool) -> ApiResult<(i64, String)> {
     ))
 }
 
-fn parameter_kind(profile: bool) -> &'static str {
+fn parameter_kind(profile: bool) -> ItemKind {
     if profile {
-        "profile-parameter"
+        ItemKind::ProfileParameter
     } else {
-        "parameter"
+        ItemKind::Parameter
     }
 }
 
@@ -137,15 +137,7 @@ async fn set_parameter(
             format!("a parameter value has at most {PARAMETER_VALUE_MAX} characters"),
         ));
     }
-    let item = AppItem {
-        app_id: app,
-        kind: parameter_kind(profile).into(),
-        scope,
-        key: key.to_string(),
-        value: json!(value),
-        created_utc: now_ms(),
-        version: 0,
-    };
+    let item = AppItem::new(app, parameter_kind(profile), scope, key, &value);
     state
         .apps
         .put_item(&item, Some(PARAMETER_LIMIT))

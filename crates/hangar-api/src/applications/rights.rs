@@ -8,8 +8,8 @@ use crate::AppState;
 use axum::extract::State;
 use axum::routing::{get, patch};
 use axum::Router;
-use hangar_core::apps::{self as rules, Context};
-use hangar_core::now_ms;
+use hangar_core::app_model::{GrantStatus, ItemKind, RightGrant};
+use hangar_core::apps::{self as rules, Context, RightCode};
 use hangar_core::store::AppItem;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -40,7 +40,8 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-fn check_right(code: &str, ctx: &Context) -> ApiResult<&'static rules::Right> {
+/// The right named `code`, if it applies in `ctx`.
+fn check_right(code: &str, ctx: &Context) -> ApiResult<RightCode> {
     let right = rules::right(code)
         .ok_or_else(|| ApiError::bad_request("bad-right", format!("unknown right {code:?}")))?;
     if !ctx.admits(right) {
@@ -49,15 +50,26 @@ fn check_right(code: &str, ctx: &Context) -> ApiResult<&'static rules::Right> {
             format!("{code} does not apply in a {} context", ctx.kind_name()),
         ));
     }
-    Ok(right)
+    Ok(right.id)
 }
 
-fn right_json(code: &str, status: Option<&str>) -> Value {
+fn right_json(code: &str, status: Option<GrantStatus>) -> Value {
     let name = rules::right(code).map_or(code, |r| r.name);
     match status {
-        Some(s) => json!({"rightCode": code, "name": name, "status": s}),
+        Some(s) => json!({"rightCode": code, "name": name, "status": s.as_str()}),
         None => json!({"rightCode": code, "name": name}),
     }
+}
+
+/// The granted rights among `items` (rights of one or more contexts).
+fn granted(items: &[AppItem]) -> ApiResult<Vec<&AppItem>> {
+    let mut out = Vec::new();
+    for i in items {
+        if i.get::<RightGrant>()?.status == GrantStatus::Granted {
+            out.push(i);
+        }
+    }
+    Ok(out)
 }
 
 pub async fn required_rights(
@@ -68,7 +80,7 @@ pub async fn required_rights(
     let app = target(&state, &caller, &ident, Need::View).await?;
     let items = state
         .apps
-        .items(Some(app.id), "required-right", None, None, 1000)
+        .items(Some(app.id), ItemKind::RequiredRight, None, None, 1000)
         .await?;
     Ok(Json(json!(items
         .iter()
@@ -100,21 +112,13 @@ pub async fn update_required_rights(
         check_right(code, &Context::global())?;
     }
     for code in &req.right_codes_to_add {
-        let item = AppItem {
-            app_id: app.id,
-            kind: "required-right".into(),
-            scope: String::new(),
-            key: code.clone(),
-            value: json!(true),
-            created_utc: now_ms(),
-            version: 0,
-        };
+        let item = AppItem::new(app.id, ItemKind::RequiredRight, "", code, &true);
         state.apps.put_item(&item, None).await?;
     }
     for code in &req.right_codes_to_remove {
         state
             .apps
-            .delete_item(app.id, "required-right", "", code)
+            .delete_item(app.id, ItemKind::RequiredRight, "", code)
             .await?;
     }
     Ok(ok_body())
@@ -131,7 +135,7 @@ fn required_context(q: &ContextQuery) -> ApiResult<Context> {
 async fn rights_in(state: &AppState, app_id: i64, ctx: &str) -> ApiResult<Vec<AppItem>> {
     Ok(state
         .apps
-        .items(Some(app_id), "right", Some(ctx), None, 1000)
+        .items(Some(app_id), ItemKind::Right, Some(ctx), None, 1000)
         .await?)
 }
 
@@ -144,28 +148,22 @@ pub async fn authorized_rights(
     let app = target(&state, &caller, &ident, Need::View).await?;
     let ctx = required_context(&q)?;
     let items = rights_in(&state, app.id, &ctx.text).await?;
-    Ok(Json(json!(items
-        .iter()
-        .map(|i| right_json(&i.key, i.value.get("status").and_then(Value::as_str)))
-        .collect::<Vec<_>>())))
+    let mut out = Vec::new();
+    for i in &items {
+        out.push(right_json(&i.key, Some(i.get::<RightGrant>()?.status)));
+    }
+    Ok(Json(json!(out)))
 }
 
 async fn set_right(
     state: &AppState,
     app_id: i64,
     ctx: &Context,
-    code: &str,
-    status: &str,
+    right: RightCode,
+    status: GrantStatus,
 ) -> ApiResult<()> {
-    let item = AppItem {
-        app_id,
-        kind: "right".into(),
-        scope: ctx.text.clone(),
-        key: code.to_string(),
-        value: json!({"status": status}),
-        created_utc: now_ms(),
-        version: 0,
-    };
+    let grant = RightGrant { status };
+    let item = AppItem::new(app_id, ItemKind::Right, &ctx.text, right.as_str(), &grant);
     state.apps.put_item(&item, None).await?;
     Ok(())
 }
@@ -192,26 +190,25 @@ pub async fn update_authorized_rights(
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
     let ctx = parse_context(&req.context_identifier)?;
+    let mut changes = Vec::new();
     for r in &req.rights {
-        check_right(&r.right_code, &ctx)?;
-        if !["GRANTED", "DENIED", "PENDING"].contains(&r.status.as_str()) {
-            return Err(ApiError::bad_request(
-                "bad-status",
-                "status is GRANTED, DENIED or PENDING",
-            ));
-        }
+        let right = check_right(&r.right_code, &ctx)?;
+        let status = GrantStatus::parse(&r.status).ok_or_else(|| {
+            ApiError::bad_request("bad-status", "status is GRANTED, DENIED or PENDING")
+        })?;
         // Never through a token issued to an application: an app must not grant itself rights.
-        if r.status != "PENDING" && (!caller.is_admin() || caller.app.is_some()) {
+        if status != GrantStatus::Pending && (!caller.is_admin() || caller.app.is_some()) {
             return Err(ApiError::forbidden(
                 "only an administrator may grant or deny rights",
             ));
         }
+        changes.push((right, status));
     }
     // Each right is set whole without being read first (an upsert, which bumps its version): no lock
     // and no compare-and-set needed, the last change wins, and a concurrent `request_rights_in`
     // retries on the new version instead of overwriting it.
-    for r in &req.rights {
-        set_right(&state, app.id, &ctx, &r.right_code, &r.status).await?;
+    for (right, status) in changes {
+        set_right(&state, app.id, &ctx, right, status).await?;
     }
     Ok(ok_body())
 }
@@ -226,7 +223,7 @@ pub async fn delete_authorized_rights(
     let ctx = required_context(&q)?;
     state
         .apps
-        .delete_items(app.id, "right", Some(&ctx.text))
+        .delete_items(app.id, ItemKind::Right, Some(&ctx.text))
         .await?;
     Ok(ok_body())
 }
@@ -246,7 +243,12 @@ pub async fn request_rights(
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
     let ctx = parse_context(&req.context_identifier)?;
-    request_rights_in(&state, app.id, &ctx, &req.right_codes).await?;
+    let rights = req
+        .right_codes
+        .iter()
+        .map(|c| check_right(c, &ctx))
+        .collect::<ApiResult<Vec<_>>>()?;
+    request_rights_in(&state, app.id, &ctx, &rights).await?;
     Ok(ok_body())
 }
 
@@ -255,17 +257,16 @@ pub async fn request_rights_in(
     state: &AppState,
     app_id: i64,
     ctx: &Context,
-    codes: &[String],
+    rights: &[RightCode],
 ) -> ApiResult<()> {
-    for code in codes {
-        check_right(code, ctx)?;
-    }
-    for code in codes {
+    for right in rights {
         // Compare-and-set: a right granted meanwhile, by another request or process, stays granted.
-        modify_item(state, app_id, "right", &ctx.text, code, |current| {
-            let granted = current
-                .is_some_and(|i| i.value.get("status").and_then(Value::as_str) == Some("GRANTED"));
-            Ok((!granted).then(|| json!({"status": "PENDING"})))
+        let code = right.as_str();
+        modify_item(state, app_id, ItemKind::Right, &ctx.text, code, |current| {
+            let granted = current.is_some_and(|g: RightGrant| g.status == GrantStatus::Granted);
+            Ok((!granted).then_some(RightGrant {
+                status: GrantStatus::Pending,
+            }))
         })
         .await?;
     }
@@ -280,14 +281,11 @@ pub async fn authorized_contexts(
     let app = target(&state, &caller, &ident, Need::View).await?;
     let items = state
         .apps
-        .items(Some(app.id), "right", None, None, 10_000)
+        .items(Some(app.id), ItemKind::Right, None, None, 10_000)
         .await?;
     let mut contexts: Vec<Value> = Vec::new();
     let mut last = None;
-    for i in items
-        .iter()
-        .filter(|i| i.value.get("status").and_then(Value::as_str) == Some("GRANTED"))
-    {
+    for i in granted(&items)? {
         if last.as_deref() != Some(i.scope.as_str()) {
             let kind = Context::parse(&i.scope).map_or("global", |c| c.kind_name());
             contexts.push(json!({"contextIdentifier": i.scope, "type": kind}));
@@ -305,13 +303,9 @@ pub async fn authorized_applications(
     let ctx = required_context(&q)?;
     let items = state
         .apps
-        .items(None, "right", Some(&ctx.text), None, 10_000)
+        .items(None, ItemKind::Right, Some(&ctx.text), None, 10_000)
         .await?;
-    let mut ids: Vec<i64> = items
-        .iter()
-        .filter(|i| i.value.get("status").and_then(Value::as_str) == Some("GRANTED"))
-        .map(|i| i.app_id)
-        .collect();
+    let mut ids: Vec<i64> = granted(&items)?.iter().map(|i| i.app_id).collect();
     ids.dedup();
     if let Some(me) = caller.acting_app() {
         ids.retain(|id| *id == me.app_id);

@@ -1,13 +1,14 @@
 //! An application's secrets (client secret, signing key, verification token, bearer token): reading
 //! and regenerating them, and the public keys that verify what Hangar signs.
 
-use super::{app_secret, modify, set_secret, target, Need};
+use super::{modify, open_secret, target, Need};
 use crate::auth::Caller;
 use crate::error::{ok_body, ApiResult, Json, Path};
 use crate::AppState;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
+use hangar_core::app_model::SecretName;
 use hangar_core::app_ops;
 use hangar_core::now_ms;
 use hangar_core::secrets::{new_secret, new_signing_key};
@@ -56,30 +57,32 @@ async fn read_secret(
     state: &AppState,
     caller: &Caller,
     ident: &str,
-    name: &str,
+    name: SecretName,
 ) -> ApiResult<Json<Value>> {
     let app = target(state, caller, ident, Need::Secrets).await?;
-    Ok(Json(json!(app_secret(state, &app, name)?)))
+    Ok(Json(json!(open_secret(state, &app.doc.secrets, name)?)))
 }
 
 async fn regenerate(
     state: &AppState,
     caller: &Caller,
     ident: &str,
-    name: &'static str,
+    name: SecretName,
     fresh: fn() -> String,
 ) -> ApiResult<Json<Value>> {
     let app = target(state, caller, ident, Need::Update).await?;
     let value = fresh();
     modify(state, app.id, |a| {
-        if name == "signingKey" {
+        let sealed = &mut a.doc.secrets;
+        if name == SecretName::SigningKey {
             // The old key keeps signing beside the new one for a grace period (`deliver.rs`).
-            if let Some(old) = a.doc.get("secrets").and_then(|s| s.get(name)).cloned() {
-                a.doc["secrets"]["previousSigningKey"] = old;
-                a.doc["previousSigningKeyUntil"] = json!(now_ms() + app_ops::KEY_GRACE_MS);
+            let until = now_ms() + app_ops::KEY_GRACE_MS;
+            if let Some(until) = sealed.rotate_signing_key(&state.secrets, &value, until) {
+                a.doc.previous_signing_key_until = Some(until);
             }
+        } else {
+            sealed.set(&state.secrets, name, Some(&value));
         }
-        set_secret(state, &mut a.doc, name, Some(&value));
         Ok(())
     })
     .await?;
@@ -91,7 +94,7 @@ pub async fn client_secret(
     caller: Caller,
     Path(ident): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    read_secret(&state, &caller, &ident, "clientSecret").await
+    read_secret(&state, &caller, &ident, SecretName::ClientSecret).await
 }
 
 pub async fn regenerate_client_secret(
@@ -99,7 +102,14 @@ pub async fn regenerate_client_secret(
     caller: Caller,
     Path(ident): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    regenerate(&state, &caller, &ident, "clientSecret", new_secret).await
+    regenerate(
+        &state,
+        &caller,
+        &ident,
+        SecretName::ClientSecret,
+        new_secret,
+    )
+    .await
 }
 
 pub async fn signing_key(
@@ -107,7 +117,7 @@ pub async fn signing_key(
     caller: Caller,
     Path(ident): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    read_secret(&state, &caller, &ident, "signingKey").await
+    read_secret(&state, &caller, &ident, SecretName::SigningKey).await
 }
 
 pub async fn regenerate_signing_key(
@@ -115,7 +125,14 @@ pub async fn regenerate_signing_key(
     caller: Caller,
     Path(ident): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    regenerate(&state, &caller, &ident, "signingKey", new_signing_key).await
+    regenerate(
+        &state,
+        &caller,
+        &ident,
+        SecretName::SigningKey,
+        new_signing_key,
+    )
+    .await
 }
 
 pub async fn verification_token(
@@ -123,7 +140,7 @@ pub async fn verification_token(
     caller: Caller,
     Path(ident): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    read_secret(&state, &caller, &ident, "verificationToken").await
+    read_secret(&state, &caller, &ident, SecretName::VerificationToken).await
 }
 
 pub async fn regenerate_verification_token(
@@ -131,7 +148,14 @@ pub async fn regenerate_verification_token(
     caller: Caller,
     Path(ident): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    regenerate(&state, &caller, &ident, "verificationToken", new_secret).await
+    regenerate(
+        &state,
+        &caller,
+        &ident,
+        SecretName::VerificationToken,
+        new_secret,
+    )
+    .await
 }
 
 pub async fn bearer_token(
@@ -139,5 +163,5 @@ pub async fn bearer_token(
     caller: Caller,
     Path(ident): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    read_secret(&state, &caller, &ident, "bearerAuthToken").await
+    read_secret(&state, &caller, &ident, SecretName::BearerAuthToken).await
 }

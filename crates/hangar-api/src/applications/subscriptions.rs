@@ -11,9 +11,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{patch, post};
 use axum::Router;
-use hangar_core::apps::{self as rules, Context};
+use hangar_core::app_model::{ItemKind, Subscription};
+use hangar_core::apps::{self as rules, Context, RightCode};
 use hangar_core::ids::random_id;
-use hangar_core::now_ms;
 use hangar_core::store::{AppItem, AppRecord};
 use serde_json::{json, Value};
 
@@ -35,43 +35,73 @@ pub fn router() -> Router<AppState> {
 
 const SUBSCRIPTION_LIMIT: i64 = 100;
 
+/// The webhook's subscriptions, by id.
 pub(super) async fn subscriptions_of(
     state: &AppState,
     app_id: i64,
     webhook: &str,
-) -> ApiResult<Vec<AppItem>> {
-    Ok(state
+) -> ApiResult<Vec<(String, Subscription)>> {
+    let items = state
         .apps
-        .items(Some(app_id), "subscription", Some(webhook), None, 1000)
-        .await?)
+        .items(
+            Some(app_id),
+            ItemKind::Subscription,
+            Some(webhook),
+            None,
+            1000,
+        )
+        .await?;
+    items
+        .into_iter()
+        .map(|i| Ok((i.key.clone(), i.get()?)))
+        .collect()
 }
 
-pub(super) fn subscription_json(i: &AppItem) -> Value {
-    let mut v = i.value.clone();
-    v["id"] = json!(i.key);
-    v
+/// The SubscriptionDTO shape.
+pub(super) fn subscription_json(id: &str, s: &Subscription) -> Value {
+    json!({
+        "id": id,
+        "name": s.name,
+        "enabled": s.enabled,
+        "eventTypes": s.event_types,
+        "contextIdentifier": s.context_identifier,
+    })
 }
 
-/// SubscriptionDefinition / SubscriptionDTO: `{name, enabled, eventTypes, contextIdentifier?}`.
-pub(super) fn subscription(value: &Value, existing: Option<&Value>) -> ApiResult<Value> {
+fn item_json(item: &AppItem) -> ApiResult<Value> {
+    Ok(subscription_json(&item.key, &item.get()?))
+}
+
+/// SubscriptionDefinition / SubscriptionDTO: `{name, enabled, eventTypes, contextIdentifier?}`,
+/// applied to `existing` (a new subscription: enabled, in every context).
+pub(super) fn subscription(
+    value: &Value,
+    existing: Option<Subscription>,
+) -> ApiResult<Subscription> {
     let obj = value
         .as_object()
         .ok_or_else(|| bad("a subscription is a JSON object"))?;
-    let mut out = existing
-        .cloned()
-        .unwrap_or_else(|| json!({"enabled": true, "contextIdentifier": null}));
+    let (mut name, mut enabled, mut event_types, mut context) = match existing {
+        Some(s) => (
+            Some(s.name),
+            s.enabled,
+            Some(s.event_types),
+            s.context_identifier,
+        ),
+        None => (None, true, None, None),
+    };
     for (k, v) in obj {
         match k.as_str() {
             "name" => match v.as_str() {
                 Some(n) if !n.trim().is_empty() && n.chars().count() <= 100 => {
-                    out["name"] = json!(n)
+                    name = Some(n.to_string())
                 }
                 _ => return Err(bad("a subscription's name has 1 to 100 characters")),
             },
             "enabled" => {
-                out["enabled"] = json!(v
+                enabled = v
                     .as_bool()
-                    .ok_or_else(|| bad("enabled must be true or false"))?)
+                    .ok_or_else(|| bad("enabled must be true or false"))?
             }
             "eventTypes" => {
                 let types: Option<Vec<&str>> = v
@@ -81,7 +111,7 @@ pub(super) fn subscription(value: &Value, existing: Option<&Value>) -> ApiResult
                     Some(t)
                         if !t.is_empty() && t.iter().all(|e| rules::EVENT_TYPES.contains(e)) =>
                     {
-                        out["eventTypes"] = json!(t)
+                        event_types = Some(t.into_iter().map(str::to_string).collect())
                     }
                     _ => {
                         return Err(bad(format!(
@@ -93,10 +123,8 @@ pub(super) fn subscription(value: &Value, existing: Option<&Value>) -> ApiResult
             }
             "contextIdentifier" => {
                 match v {
-                    Value::Null => out["contextIdentifier"] = Value::Null,
-                    Value::String(s) if Context::parse(s).is_some() => {
-                        out["contextIdentifier"] = json!(s)
-                    }
+                    Value::Null => context = None,
+                    Value::String(s) if Context::parse(s).is_some() => context = Some(s.clone()),
                     _ => return Err(bad(
                         "contextIdentifier is global, project:key:X, channel:id:N or space:id:S",
                     )),
@@ -106,13 +134,12 @@ pub(super) fn subscription(value: &Value, existing: Option<&Value>) -> ApiResult
             _ => return Err(bad(format!("{k} is not a subscription field"))),
         }
     }
-    if !out.get("name").is_some_and(Value::is_string) {
-        return Err(bad("a subscription needs a name"));
-    }
-    if !out.get("eventTypes").is_some_and(Value::is_array) {
-        return Err(bad("a subscription needs eventTypes"));
-    }
-    Ok(out)
+    Ok(Subscription {
+        name: name.ok_or_else(|| bad("a subscription needs a name"))?,
+        enabled,
+        event_types: event_types.ok_or_else(|| bad("a subscription needs eventTypes"))?,
+        context_identifier: context,
+    })
 }
 
 pub(super) async fn add_subscription(
@@ -120,22 +147,16 @@ pub(super) async fn add_subscription(
     app: &AppRecord,
     webhook: &str,
     def: &Value,
-) -> ApiResult<AppItem> {
-    let item = AppItem {
-        app_id: app.id,
-        kind: "subscription".into(),
-        scope: webhook.to_string(),
-        key: random_id().to_string(),
-        value: subscription(def, None)?,
-        created_utc: now_ms(),
-        version: 0,
-    };
+) -> ApiResult<(String, Subscription)> {
+    let sub = subscription(def, None)?;
+    let id = random_id().to_string();
+    let item = AppItem::new(app.id, ItemKind::Subscription, webhook, id.clone(), &sub);
     state
         .apps
         .put_item(&item, Some(SUBSCRIPTION_LIMIT))
         .await
         .map_err(limit_error)?;
-    Ok(item)
+    Ok((id, sub))
 }
 
 pub async fn create_subscription(
@@ -146,8 +167,8 @@ pub async fn create_subscription(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
     webhook_item(&state, &app, &id).await?;
-    let item = add_subscription(&state, &app, &id, &body).await?;
-    Ok((StatusCode::CREATED, Json(subscription_json(&item))))
+    let (sub_id, sub) = add_subscription(&state, &app, &id, &body).await?;
+    Ok((StatusCode::CREATED, Json(subscription_json(&sub_id, &sub))))
 }
 
 pub async fn list_subscriptions(
@@ -160,7 +181,7 @@ pub async fn list_subscriptions(
     let subs = subscriptions_of(&state, app.id, &id).await?;
     Ok(Json(json!(subs
         .iter()
-        .map(subscription_json)
+        .map(|(id, s)| subscription_json(id, s))
         .collect::<Vec<_>>())))
 }
 
@@ -169,13 +190,14 @@ async fn subscription_item(
     app: &AppRecord,
     webhook: &str,
     id: &str,
-) -> ApiResult<AppItem> {
+) -> ApiResult<Subscription> {
     webhook_item(state, app, webhook).await?;
-    state
+    let item = state
         .apps
-        .item(app.id, "subscription", webhook, id)
+        .item(app.id, ItemKind::Subscription, webhook, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("subscription"))
+        .ok_or_else(|| ApiError::not_found("subscription"))?;
+    Ok(item.get()?)
 }
 
 pub async fn update_subscription(
@@ -187,12 +209,13 @@ pub async fn update_subscription(
     let app = target(&state, &caller, &ident, Need::Update).await?;
     webhook_item(&state, &app, &id).await?;
     let missing = || ApiError::not_found("subscription");
-    let update = |current: &mut Value| {
-        *current = subscription(&body, Some(current))?;
+    let update = |current: &mut Subscription| {
+        *current = subscription(&body, Some(current.clone()))?;
         Ok(())
     };
-    let item = change_item(&state, app.id, "subscription", &id, &sub, missing, update).await?;
-    Ok(Json(subscription_json(&item)))
+    let kind = ItemKind::Subscription;
+    let item = change_item(&state, app.id, kind, &id, &sub, missing, update).await?;
+    Ok(Json(item_json(&item)?))
 }
 
 pub async fn delete_subscription(
@@ -204,7 +227,7 @@ pub async fn delete_subscription(
     subscription_item(&state, &app, &id, &sub).await?;
     state
         .apps
-        .delete_item(app.id, "subscription", &id, &sub)
+        .delete_item(app.id, ItemKind::Subscription, &id, &sub)
         .await?;
     Ok(ok_body())
 }
@@ -215,21 +238,20 @@ pub async fn request_missing_rights(
     Path((ident, id, sub)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
-    let item = subscription_item(&state, &app, &id, &sub).await?;
-    let ctx = item.value["contextIdentifier"]
-        .as_str()
+    let sub = subscription_item(&state, &app, &id, &sub).await?;
+    let ctx = sub
+        .context_identifier
+        .as_deref()
         .and_then(Context::parse)
         .unwrap_or_else(Context::global);
-    let mut codes: Vec<String> = item.value["eventTypes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.as_str().and_then(rules::event_right))
-        .filter(|r| rules::right(r).is_some_and(|r| ctx.admits(r)))
-        .map(str::to_string)
+    let mut rights: Vec<RightCode> = sub
+        .event_types
+        .iter()
+        .filter_map(|e| rules::event_right(e))
+        .filter(|r| ctx.admits(r.right()))
         .collect();
-    codes.sort();
-    codes.dedup();
-    request_rights_in(&state, app.id, &ctx, &codes).await?;
+    rights.sort();
+    rights.dedup();
+    request_rights_in(&state, app.id, &ctx, &rights).await?;
     Ok(ok_body())
 }

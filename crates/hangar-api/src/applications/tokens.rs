@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, patch, post};
 use axum::Router;
-use hangar_core::apps as rules;
+use hangar_core::access::Scope;
 use hangar_core::ids::{new_token, random_id, token_hash};
 use hangar_core::now_ms;
 use hangar_core::store::AppToken;
@@ -60,15 +60,9 @@ fn parse_expiry(v: &Value) -> ApiResult<Option<i64>> {
     Ok(Some(ms))
 }
 
-/// `**` (everything), `read`, or right codes separated by spaces.
+/// `**` (everything), `read`, or right codes separated by spaces, as it is stored.
 pub fn parse_scope(s: &str) -> Option<String> {
-    let s = s.trim();
-    if s == "**" || s == "read" {
-        return Some(s.to_string());
-    }
-    let codes: Vec<&str> = s.split_whitespace().collect();
-    (!codes.is_empty() && codes.len() <= 32 && codes.iter().all(|c| rules::right(c).is_some()))
-        .then(|| codes.join(" "))
+    Scope::parse_requested(s).map(|scope| scope.to_text())
 }
 
 fn token_json(t: &AppToken) -> Value {

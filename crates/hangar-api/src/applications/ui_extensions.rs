@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, patch};
 use axum::Router;
-use hangar_core::now_ms;
+use hangar_core::app_model::ItemKind;
 use hangar_core::store::AppItem;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -74,18 +74,16 @@ pub async fn set_ui_extensions(
     }
     state
         .apps
-        .delete_items(app.id, "ui-extension", Some(&ctx.text))
+        .delete_items(app.id, ItemKind::UiExtension, Some(&ctx.text))
         .await?;
     for (i, e) in req.extensions.into_iter().enumerate() {
-        let item = AppItem {
-            app_id: app.id,
-            kind: "ui-extension".into(),
-            scope: ctx.text.clone(),
-            key: format!("{i:03}"),
-            value: e,
-            created_utc: now_ms(),
-            version: 0,
-        };
+        let item = AppItem::new(
+            app.id,
+            ItemKind::UiExtension,
+            &ctx.text,
+            format!("{i:03}"),
+            &e,
+        );
         state.apps.put_item(&item, None).await?;
     }
     Ok(ok_body())
@@ -106,7 +104,7 @@ pub async fn ui_extensions(
         .apps
         .items(
             Some(app.id),
-            "ui-extension",
+            ItemKind::UiExtension,
             ctx.as_ref().map(|c| c.text.as_str()),
             None,
             10_000,
@@ -120,18 +118,30 @@ pub async fn ui_extensions(
         {
             let everybody = state
                 .apps
-                .item(app.id, "ui-preference", &i.scope, "*")
+                .item(app.id, ItemKind::UiPreference, &i.scope, "*")
                 .await?;
             let mine = state
                 .apps
-                .item(app.id, "ui-preference", &i.scope, &caller.id().to_string())
+                .item(
+                    app.id,
+                    ItemKind::UiPreference,
+                    &i.scope,
+                    &caller.id().to_string(),
+                )
                 .await?;
-            let everybody = everybody.is_none_or(|p| p.value == json!(true));
+            let everybody = match everybody {
+                Some(p) => p.get::<bool>()?,
+                None => true,
+            };
+            let mine = match mine {
+                Some(p) => p.get::<bool>()?,
+                None => everybody,
+            };
             out.push(json!({
                 "contextIdentifier": i.scope,
                 "extensions": [],
                 "enabledForEverybody": everybody,
-                "enabledForMe": mine.map_or(everybody, |p| p.value == json!(true)),
+                "enabledForMe": mine,
             }));
         }
         if let Some(list) = out.last_mut().and_then(|l| l["extensions"].as_array_mut()) {
@@ -167,19 +177,12 @@ async fn ui_preference(
             "a member's preference needs a member's token",
         ));
     }
-    let item = AppItem {
-        app_id: app.id,
-        kind: "ui-preference".into(),
-        scope: ctx.text,
-        key: if everybody {
-            "*".into()
-        } else {
-            caller.id().to_string()
-        },
-        value: json!(enabled),
-        created_utc: now_ms(),
-        version: 0,
+    let who = if everybody {
+        "*".to_string()
+    } else {
+        caller.id().to_string()
     };
+    let item = AppItem::new(app.id, ItemKind::UiPreference, ctx.text, who, &enabled);
     state.apps.put_item(&item, None).await?;
     Ok(ok_body())
 }

@@ -10,8 +10,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use axum::Router;
-use hangar_core::app_ops::{queue_key, UNFURLS};
-use hangar_core::apps as rules;
+use hangar_core::app_model::{
+    Declaration, ExternalAuthRequest, ItemKind, UnfurlContent as Preview, UnfurlQueueItem, Verdict,
+};
+use hangar_core::app_ops::queue_key;
+use hangar_core::apps::{self as rules, Context, RightCode};
 use hangar_core::now_ms;
 use hangar_core::store::{AppItem, AppRecord};
 use serde::Deserialize;
@@ -60,6 +63,12 @@ pub fn router() -> Router<AppState> {
 
 const DOMAIN_LIMIT: usize = 100;
 
+/// 403 unless the caller, when it is an application acting as itself, may provide link previews.
+async fn require_unfurls(state: &AppState, caller: &Caller) -> ApiResult<()> {
+    let provides = RightCode::ProvideUnfurls;
+    require_app_right(state, caller, provides, &Context::global()).await
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Domains {
@@ -84,7 +93,7 @@ fn valid_pattern(p: &str) -> bool {
 async fn declare(
     state: &AppState,
     app: &AppRecord,
-    kind: &str,
+    kind: ItemKind,
     values: Vec<String>,
 ) -> ApiResult<()> {
     if values.len() > DOMAIN_LIMIT {
@@ -110,9 +119,18 @@ async fn declare(
         if existing.iter().any(|e| e.key == v) {
             continue;
         }
-        modify_item(state, app.id, kind, "", &v, |current| {
-            Ok(current.is_none().then(|| json!({"status": "PENDING"})))
-        })
+        modify_item(
+            state,
+            app.id,
+            kind,
+            "",
+            &v,
+            |current: Option<Declaration>| {
+                Ok(current.is_none().then_some(Declaration {
+                    status: Verdict::Pending,
+                }))
+            },
+        )
         .await?;
     }
     Ok(())
@@ -135,7 +153,7 @@ pub async fn update_unfurl_domains(
             format!("{bad:?} is not a domain name"),
         ));
     }
-    declare(&state, &app, "unfurl-domain", domains).await?;
+    declare(&state, &app, ItemKind::UnfurlDomain, domains).await?;
     Ok(ok_body())
 }
 
@@ -151,7 +169,7 @@ pub async fn update_unfurl_patterns(
             format!("{bad:?} is not an external id prefix (letters, digits, `-_:`, at most 64)"),
         ));
     }
-    declare(&state, &app, "unfurl-pattern", req.patterns).await?;
+    declare(&state, &app, ItemKind::UnfurlPattern, req.patterns).await?;
     Ok(ok_body())
 }
 
@@ -169,7 +187,7 @@ async fn authorize(
     state: &AppState,
     caller: &Caller,
     ident: &str,
-    kind: &str,
+    kind: ItemKind,
     values: &[String],
 ) -> ApiResult<AppRecord> {
     let app = target(state, caller, ident, Need::Update).await?;
@@ -204,9 +222,9 @@ pub async fn authorize_unfurl_domains(
         .iter()
         .map(|d| d.trim().to_ascii_lowercase())
         .collect();
-    let app = authorize(&state, &caller, &ident, "unfurl-domain", &domains).await?;
+    let app = authorize(&state, &caller, &ident, ItemKind::UnfurlDomain, &domains).await?;
     for d in domains {
-        set_verdict(&state, app.id, "unfurl-domain", &d, req.approve).await?;
+        set_verdict(&state, app.id, ItemKind::UnfurlDomain, &d, req.approve).await?;
     }
     Ok(ok_body())
 }
@@ -217,9 +235,16 @@ pub async fn authorize_unfurl_patterns(
     Path(ident): Path<String>,
     Json(req): Json<Authorize>,
 ) -> ApiResult<Json<Value>> {
-    let app = authorize(&state, &caller, &ident, "unfurl-pattern", &req.patterns).await?;
+    let app = authorize(
+        &state,
+        &caller,
+        &ident,
+        ItemKind::UnfurlPattern,
+        &req.patterns,
+    )
+    .await?;
     for p in &req.patterns {
-        set_verdict(&state, app.id, "unfurl-pattern", p, req.approve).await?;
+        set_verdict(&state, app.id, ItemKind::UnfurlPattern, p, req.approve).await?;
     }
     Ok(ok_body())
 }
@@ -227,16 +252,28 @@ pub async fn authorize_unfurl_patterns(
 async fn set_verdict(
     state: &AppState,
     app_id: i64,
-    kind: &str,
+    kind: ItemKind,
     key: &str,
     approve: bool,
 ) -> ApiResult<()> {
     // Compare-and-set on the declaration: a verdict never brings back one withdrawn meanwhile.
     let missing = || not_declared(key);
-    change_item(state, app_id, kind, "", key, missing, |declaration| {
-        *declaration = json!({"status": if approve { "APPROVED" } else { "REJECTED" }});
-        Ok(())
-    })
+    change_item(
+        state,
+        app_id,
+        kind,
+        "",
+        key,
+        missing,
+        |d: &mut Declaration| {
+            d.status = if approve {
+                Verdict::Approved
+            } else {
+                Verdict::Rejected
+            };
+            Ok(())
+        },
+    )
     .await?;
     Ok(())
 }
@@ -245,7 +282,7 @@ async fn declared(
     state: &AppState,
     caller: &Caller,
     ident: &str,
-    kind: &str,
+    kind: ItemKind,
     field: &str,
 ) -> ApiResult<Json<Value>> {
     let app = target(state, caller, ident, Need::View).await?;
@@ -253,10 +290,12 @@ async fn declared(
         .apps
         .items(Some(app.id), kind, None, None, 1000)
         .await?;
-    Ok(Json(json!(items
-        .iter()
-        .map(|i| json!({field: i.key, "status": i.value["status"]}))
-        .collect::<Vec<_>>())))
+    let mut out = Vec::new();
+    for i in &items {
+        let d: Declaration = i.get()?;
+        out.push(json!({field: i.key, "status": d.status}));
+    }
+    Ok(Json(json!(out)))
 }
 
 pub async fn unfurl_domains(
@@ -264,7 +303,7 @@ pub async fn unfurl_domains(
     caller: Caller,
     Path(ident): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    declared(&state, &caller, &ident, "unfurl-domain", "domain").await
+    declared(&state, &caller, &ident, ItemKind::UnfurlDomain, "domain").await
 }
 
 pub async fn unfurl_patterns(
@@ -272,7 +311,7 @@ pub async fn unfurl_patterns(
     caller: Caller,
     Path(ident): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    declared(&state, &caller, &ident, "unfurl-pattern", "pattern").await
+    declared(&state, &caller, &ident, ItemKind::UnfurlPattern, "pattern").await
 }
 
 #[derive(Deserialize)]
@@ -288,7 +327,7 @@ pub async fn unfurl_queue(
     Query(q): Query<QueueQuery>,
 ) -> ApiResult<Json<Value>> {
     let app = calling_app(&state, &caller).await?;
-    require_app_right(&state, &caller, UNFURLS, "global").await?;
+    require_unfurls(&state, &caller).await?;
     let batch = q
         .batch_size
         .filter(|b| (1..=100).contains(b))
@@ -298,16 +337,17 @@ pub async fn unfurl_queue(
         .apps
         .items(
             Some(app.id),
-            "unfurl-queue",
+            ItemKind::UnfurlQueue,
             Some(""),
             after.as_deref(),
             batch,
         )
         .await?;
-    Ok(Json(json!(items
+    let queued = items
         .iter()
-        .map(|i| i.value.clone())
-        .collect::<Vec<_>>())))
+        .map(AppItem::get::<UnfurlQueueItem>)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(json!(queued)))
 }
 
 #[derive(Deserialize)]
@@ -329,7 +369,7 @@ pub async fn post_unfurl_content(
     Json(req): Json<UnfurlContents>,
 ) -> ApiResult<Json<Value>> {
     let app = calling_app(&state, &caller).await?;
-    require_app_right(&state, &caller, UNFURLS, "global").await?;
+    require_unfurls(&state, &caller).await?;
     if req.unfurls.len() > 100 {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -341,27 +381,25 @@ pub async fn post_unfurl_content(
     for u in req.unfurls {
         let queued = state
             .apps
-            .item(app.id, "unfurl-queue", "", &queue_key(u.etag))
+            .item(app.id, ItemKind::UnfurlQueue, "", &queue_key(u.etag))
             .await?;
         let size = u.content.to_string().len();
         let outcome = match queued {
             None => Err("no such queue item"),
             Some(_) if !u.content.is_object() => Err("content must be a JSON object"),
             Some(_) if size > 16 * 1024 => Err("content is larger than 16 KiB"),
-            Some(q) => Ok(q),
+            Some(q) => Ok(q.get::<UnfurlQueueItem>()?),
         };
         match outcome {
             Ok(q) => {
-                let message = q.value["messageId"].as_i64().unwrap_or(0);
-                let item = AppItem {
-                    app_id: app.id,
-                    kind: "unfurl-content".into(),
-                    scope: message.to_string(),
-                    key: q.value["target"].as_str().unwrap_or("").to_string(),
-                    value: json!({"target": q.value["target"], "appId": app.id.to_string(), "content": u.content}),
-                    created_utc: now_ms(),
-                    version: 0,
+                let message = q.message_id.unwrap_or(0);
+                let preview = Preview {
+                    target: q.target.clone(),
+                    app_id: app.id.to_string(),
+                    content: u.content,
                 };
+                let kind = ItemKind::UnfurlContent;
+                let item = AppItem::new(app.id, kind, message.to_string(), q.target, &preview);
                 state.apps.put_item(&item, None).await?;
                 results.push(json!({"etag": u.etag, "success": true}));
             }
@@ -384,7 +422,7 @@ pub async fn request_external_auth(
     Json(req): Json<ExternalAuth>,
 ) -> ApiResult<Json<Value>> {
     let app = calling_app(&state, &caller).await?;
-    require_app_right(&state, &caller, UNFURLS, "global").await?;
+    require_unfurls(&state, &caller).await?;
     if req
         .message
         .as_ref()
@@ -396,15 +434,12 @@ pub async fn request_external_auth(
             "userId has at most 64 characters and message at most 1000",
         ));
     }
-    let item = AppItem {
-        app_id: app.id,
-        kind: "external-auth".into(),
-        scope: req.user_id.clone(),
-        key: format!("{:020}", now_ms()),
-        value: json!({"userId": req.user_id, "message": req.message}),
-        created_utc: now_ms(),
-        version: 0,
+    let request = ExternalAuthRequest {
+        user_id: req.user_id.clone(),
+        message: req.message,
     };
+    let key = format!("{:020}", now_ms());
+    let item = AppItem::new(app.id, ItemKind::ExternalAuth, req.user_id, key, &request);
     state
         .apps
         .put_item(&item, Some(100))
@@ -425,10 +460,10 @@ pub async fn reset_external_auth(
     Json(req): Json<ResetExternalAuth>,
 ) -> ApiResult<Json<Value>> {
     let app = calling_app(&state, &caller).await?;
-    require_app_right(&state, &caller, UNFURLS, "global").await?;
+    require_unfurls(&state, &caller).await?;
     state
         .apps
-        .delete_items(app.id, "external-auth", Some(&req.user_id))
+        .delete_items(app.id, ItemKind::ExternalAuth, Some(&req.user_id))
         .await?;
     Ok(ok_body())
 }

@@ -4,7 +4,7 @@
 
 use super::subscriptions::{add_subscription, subscription, subscription_json, subscriptions_of};
 use super::{bad, webhook_item};
-use super::{change_item, limit_error, open_secret, page_bounds, set_secret, target, Need};
+use super::{change_item, limit_error, open_secret, page_bounds, target, Need};
 use crate::auth::Caller;
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
 use crate::AppState;
@@ -12,10 +12,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
+use hangar_core::app_model::{
+    Endpoint, EndpointAuth, ItemKind, SealedHeader, SecretName, Subscription, Webhook,
+};
 use hangar_core::apps as rules;
 use hangar_core::ids::random_id;
 use hangar_core::now_ms;
-use hangar_core::secrets::new_signing_key;
+use hangar_core::secrets::{new_signing_key, Secrets};
 use hangar_core::store::{AppItem, AppRecord};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -79,59 +82,70 @@ async fn change_webhook(
     state: &AppState,
     app: &AppRecord,
     id: &str,
-    change: impl Fn(&mut Value) -> ApiResult<()>,
+    change: impl Fn(&mut Webhook) -> ApiResult<()>,
 ) -> ApiResult<AppItem> {
     let missing = || ApiError::not_found("webhook");
-    change_item(state, app.id, "webhook", "", id, missing, change).await
+    change_item(state, app.id, ItemKind::Webhook, "", id, missing, change).await
 }
 
 /// The FullWebhookDTO shape (secrets never included).
-fn webhook_json(item: &AppItem, subs: &[AppItem]) -> Value {
-    let v = &item.value;
-    json!({
+fn webhook_json(item: &AppItem, subs: &[(String, Subscription)]) -> ApiResult<Value> {
+    let w: Webhook = item.get()?;
+    Ok(json!({
         "id": item.key,
-        "name": v["name"],
-        "description": v["description"],
-        "enabled": v["enabled"],
-        "archived": v["archived"],
-        "endpoint": v["endpoint"],
+        "name": w.name,
+        "description": w.description,
+        "enabled": w.enabled,
+        "archived": w.archived,
+        "endpoint": w.endpoint,
         "endpointAuth": {
-            "type": v["authType"],
-            "username": v["authUsername"],
+            "type": w.auth_type,
+            "username": w.auth_username,
         },
-        "acceptedHttpResponseCodes": v["acceptedHttpResponseCodes"],
-        "doRetries": v["doRetries"],
-        "payloadFields": v["payloadFields"],
-        "payloadTemplate": v["payloadTemplate"],
+        "acceptedHttpResponseCodes": w.accepted_http_response_codes,
+        "doRetries": w.do_retries,
+        "payloadFields": w.payload_fields,
+        "payloadTemplate": w.payload_template,
         "createdUtc": item.created_utc,
-        "subscriptions": subs.iter().map(subscription_json).collect::<Vec<_>>(),
-    })
+        "subscriptions": subs.iter().map(|(id, s)| subscription_json(id, s)).collect::<Vec<_>>(),
+    }))
+}
+
+/// Whether a webhook has somewhere to send: its own endpoint or the application's.
+fn check_endpoint(webhook: &Webhook, app: &AppRecord) -> ApiResult<()> {
+    if webhook.endpoint.is_none() && app.doc.settings.endpoint_uri.is_none() {
+        return Err(bad(
+            "the webhook needs an endpoint: the application has no endpointUri",
+        ));
+    }
+    Ok(())
 }
 
 /// Validates and applies webhook fields.
 fn apply(
-    state: &AppState,
-    v: &mut Value,
+    secrets: &Secrets,
+    w: &mut Webhook,
     body: &Map<String, Value>,
     creating: bool,
 ) -> ApiResult<()> {
     for (key, value) in body {
         match key.as_str() {
             "name" => match value.as_str() {
-                Some(n) if !n.trim().is_empty() && n.chars().count() <= 100 => v[key] = json!(n),
+                Some(n) if !n.trim().is_empty() && n.chars().count() <= 100 => w.name = n.into(),
                 _ => return Err(bad("name has 1 to 100 characters")),
             },
             "description" => match value {
-                Value::Null => v[key] = Value::Null,
-                Value::String(s) if s.chars().count() <= 1000 => v[key] = json!(s),
+                Value::Null => w.description = None,
+                Value::String(s) if s.chars().count() <= 1000 => w.description = Some(s.clone()),
                 _ => return Err(bad("description has at most 1000 characters")),
             },
             "enabled" | "doRetries" => match value {
-                Value::Bool(_) => v[key] = value.clone(),
+                Value::Bool(b) if key == "enabled" => w.enabled = *b,
+                Value::Bool(b) => w.do_retries = *b,
                 _ => return Err(bad(format!("{key} must be true or false"))),
             },
-            "endpoint" => v[key] = endpoint(value)?,
-            "endpointAuth" => endpoint_auth(state, v, value)?,
+            "endpoint" => w.endpoint = endpoint(value)?,
+            "endpointAuth" => endpoint_auth(secrets, w, value)?,
             "acceptedHttpResponseCodes" => {
                 let codes: Option<Vec<u16>> = value.as_array().and_then(|a| {
                     a.iter()
@@ -143,7 +157,7 @@ fn apply(
                         .collect()
                 });
                 match codes {
-                    Some(c) if c.len() <= 50 => v[key] = json!(c),
+                    Some(c) if c.len() <= 50 => w.accepted_http_response_codes = c,
                     _ => {
                         return Err(bad(
                             "acceptedHttpResponseCodes is a list of HTTP status codes",
@@ -153,7 +167,7 @@ fn apply(
             }
             "payloadFields" => {
                 match value {
-                    Value::Null => v[key] = Value::Null,
+                    Value::Null => w.payload_fields = None,
                     Value::String(s)
                         if s.len() <= 2000
                             && s.split(',').map(str::trim).all(|f| {
@@ -161,7 +175,7 @@ fn apply(
                                     && f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
                             }) =>
                     {
-                        v[key] = json!(s)
+                        w.payload_fields = Some(s.clone())
                     }
                     _ => return Err(bad(
                         "payloadFields is a comma-separated list of top-level payload field names",
@@ -169,11 +183,11 @@ fn apply(
                 }
             }
             "payloadTemplate" => match value {
-                Value::Null => v[key] = Value::Null,
+                Value::Null => w.payload_template = None,
                 Value::String(s) if s.len() <= TEMPLATE_MAX => {
                     rules::check_template(s)
                         .map_err(|e| ApiError::bad_request("bad-template", e.to_string()))?;
-                    v[key] = json!(s);
+                    w.payload_template = Some(s.clone());
                 }
                 _ => {
                     return Err(bad(format!(
@@ -189,9 +203,9 @@ fn apply(
 }
 
 /// EndpointCreateDTO: `{url, sslVerification?}`, or null for the application's endpoint.
-fn endpoint(value: &Value) -> ApiResult<Value> {
+fn endpoint(value: &Value) -> ApiResult<Option<Endpoint>> {
     if value.is_null() {
-        return Ok(Value::Null);
+        return Ok(None);
     }
     let url = value.get("url").and_then(Value::as_str).unwrap_or("");
     match url::Url::parse(url) {
@@ -212,12 +226,15 @@ fn endpoint(value: &Value) -> ApiResult<Value> {
     {
         return Err(bad(format!("endpoint.{k} is not a field")));
     }
-    Ok(json!({"url": url, "sslVerification": ssl}))
+    Ok(Some(Endpoint {
+        url: url.to_string(),
+        ssl_verification: ssl,
+    }))
 }
 
 /// EndpointAuthCreateDTO: `{type: "none"}`, `{type: "basic", username, password}` or
 /// `{type: "bearer", token}`. The password and token are sealed.
-fn endpoint_auth(state: &AppState, v: &mut Value, value: &Value) -> ApiResult<()> {
+fn endpoint_auth(secrets: &Secrets, w: &mut Webhook, value: &Value) -> ApiResult<()> {
     let kind = if value.is_null() {
         "none"
     } else {
@@ -233,33 +250,29 @@ fn endpoint_auth(state: &AppState, v: &mut Value, value: &Value) -> ApiResult<()
             ))),
         }
     };
-    match kind {
-        "none" => {
-            v["authType"] = json!("none");
-            v["authUsername"] = Value::Null;
-            set_secret(state, v, "password", None);
-            set_secret(state, v, "bearerToken", None);
-        }
+    let (auth, user, password, token) = match kind {
+        "none" => (EndpointAuth::None, None, None, None),
         "basic" => {
             let user = text("username", 256)?;
             if user.contains(':') {
                 return Err(bad("endpointAuth.username cannot contain `:`"));
             }
-            let password = text("password", 256)?;
-            v["authType"] = json!("basic");
-            v["authUsername"] = json!(user);
-            set_secret(state, v, "password", Some(&password));
-            set_secret(state, v, "bearerToken", None);
+            (
+                EndpointAuth::Basic,
+                Some(user),
+                Some(text("password", 256)?),
+                None,
+            )
         }
-        "bearer" => {
-            let token = text("token", 2048)?;
-            v["authType"] = json!("bearer");
-            v["authUsername"] = Value::Null;
-            set_secret(state, v, "bearerToken", Some(&token));
-            set_secret(state, v, "password", None);
-        }
+        "bearer" => (EndpointAuth::Bearer, None, None, Some(text("token", 2048)?)),
         _ => return Err(bad("endpointAuth.type is none, basic or bearer")),
-    }
+    };
+    w.auth_type = auth;
+    w.auth_username = user;
+    w.secrets
+        .set(secrets, SecretName::Password, password.as_deref());
+    w.secrets
+        .set(secrets, SecretName::BearerToken, token.as_deref());
     Ok(())
 }
 
@@ -273,18 +286,13 @@ pub async fn create(
     if !body.contains_key("name") {
         return Err(bad("name is required"));
     }
-    let mut v = json!({
-        "enabled": true, "archived": false, "endpoint": null, "authType": "none",
-        "authUsername": null, "acceptedHttpResponseCodes": [], "doRetries": true,
-        "payloadFields": null, "payloadTemplate": null, "description": null, "headers": [],
-    });
-    apply(&state, &mut v, &body, true)?;
-    if v["endpoint"].is_null() && app.doc.get("endpointUri").and_then(Value::as_str).is_none() {
-        return Err(bad(
-            "the webhook needs an endpoint: the application has no endpointUri",
-        ));
-    }
-    set_secret(&state, &mut v, "signingKey", Some(&new_signing_key()));
+    let mut webhook = Webhook::default();
+    apply(&state.secrets, &mut webhook, &body, true)?;
+    check_endpoint(&webhook, &app)?;
+    let signing_key = new_signing_key();
+    webhook
+        .secrets
+        .set(&state.secrets, SecretName::SigningKey, Some(&signing_key));
     let defs: Vec<Value> = match body.get("subscriptions") {
         None | Some(Value::Null) => vec![],
         Some(Value::Array(a)) => a.clone(),
@@ -294,15 +302,8 @@ pub async fn create(
     for d in &defs {
         subscription(d, None)?;
     }
-    let item = AppItem {
-        app_id: app.id,
-        kind: "webhook".into(),
-        scope: String::new(),
-        key: random_id().to_string(),
-        value: v,
-        created_utc: now_ms(),
-        version: 0,
-    };
+    let id = random_id().to_string();
+    let item = AppItem::new(app.id, ItemKind::Webhook, "", id, &webhook);
     state
         .apps
         .put_item(&item, Some(WEBHOOK_LIMIT))
@@ -312,7 +313,7 @@ pub async fn create(
     for d in &defs {
         subs.push(add_subscription(&state, &app, &item.key, d).await?);
     }
-    Ok((StatusCode::CREATED, Json(webhook_json(&item, &subs))))
+    Ok((StatusCode::CREATED, Json(webhook_json(&item, &subs)?)))
 }
 
 #[derive(Deserialize)]
@@ -335,27 +336,24 @@ pub async fn list(
     let app = target(&state, &caller, &ident, Need::View).await?;
     let (skip, top) = page_bounds(q.skip.as_deref(), q.top)?;
     let needle = q.query.unwrap_or_default().to_lowercase();
-    let mut all: Vec<AppItem> = state
+    let mut all: Vec<AppItem> = Vec::new();
+    for item in state
         .apps
-        .items(Some(app.id), "webhook", None, None, 10_000)
+        .items(Some(app.id), ItemKind::Webhook, None, None, 10_000)
         .await?
-        .into_iter()
-        .filter(|w| q.with_archived.unwrap_or(false) || w.value["archived"] != json!(true))
-        .filter(|w| {
-            needle.is_empty()
-                || w.value["name"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_lowercase()
-                    .contains(&needle)
-        })
-        .collect();
+    {
+        let w: Webhook = item.get()?;
+        let shown = q.with_archived.unwrap_or(false) || !w.archived;
+        if shown && (needle.is_empty() || w.name.to_lowercase().contains(&needle)) {
+            all.push(item);
+        }
+    }
     all.sort_by_key(|w| (w.created_utc, w.key.clone()));
     let total = all.len();
     let mut data = Vec::new();
     for w in all.iter().skip(skip as usize).take(top as usize) {
         let subs = subscriptions_of(&state, app.id, &w.key).await?;
-        data.push(webhook_json(w, &subs));
+        data.push(webhook_json(w, &subs)?);
     }
     Ok(Json(json!({
         "next": (skip as usize + data.len()).to_string(),
@@ -372,19 +370,12 @@ pub async fn update(
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
     let item = change_webhook(&state, &app, &id, |webhook| {
-        apply(&state, webhook, &body, false)?;
-        if webhook["endpoint"].is_null()
-            && app.doc.get("endpointUri").and_then(Value::as_str).is_none()
-        {
-            return Err(bad(
-                "the webhook needs an endpoint: the application has no endpointUri",
-            ));
-        }
-        Ok(())
+        apply(&state.secrets, webhook, &body, false)?;
+        check_endpoint(webhook, &app)
     })
     .await?;
     let subs = subscriptions_of(&state, app.id, &id).await?;
-    Ok(Json(webhook_json(&item, &subs)))
+    Ok(Json(webhook_json(&item, &subs)?))
 }
 
 async fn set_archived(
@@ -396,7 +387,7 @@ async fn set_archived(
 ) -> ApiResult<Json<Value>> {
     let app = target(state, caller, ident, Need::Update).await?;
     change_webhook(state, &app, id, |webhook| {
-        webhook["archived"] = json!(archived);
+        webhook.archived = archived;
         Ok(())
     })
     .await?;
@@ -425,12 +416,9 @@ pub async fn bearer_token(
     Path((ident, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Secrets).await?;
-    let item = webhook_item(&state, &app, &id).await?;
-    Ok(Json(json!(open_secret(
-        &state,
-        &item.value,
-        "bearerToken"
-    )?)))
+    let (_, webhook) = webhook_item(&state, &app, &id).await?;
+    let token = open_secret(&state, &webhook.secrets, SecretName::BearerToken)?;
+    Ok(Json(json!(token)))
 }
 
 pub async fn signing_key(
@@ -439,8 +427,9 @@ pub async fn signing_key(
     Path((ident, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Secrets).await?;
-    let item = webhook_item(&state, &app, &id).await?;
-    Ok(Json(json!(open_secret(&state, &item.value, "signingKey")?)))
+    let (_, webhook) = webhook_item(&state, &app, &id).await?;
+    let key = open_secret(&state, &webhook.secrets, SecretName::SigningKey)?;
+    Ok(Json(json!(key)))
 }
 
 pub async fn regenerate_signing_key(
@@ -452,21 +441,17 @@ pub async fn regenerate_signing_key(
     let key = new_signing_key();
     change_webhook(&state, &app, &id, |webhook| {
         // The old key keeps signing beside the new one for a grace period.
-        if let Some(old) = webhook["secrets"].get("signingKey").cloned() {
-            webhook["secrets"]["previousSigningKey"] = old;
-            webhook["previousSigningKeyUntil"] =
-                json!(now_ms() + hangar_core::app_ops::KEY_GRACE_MS);
+        let until = now_ms() + hangar_core::app_ops::KEY_GRACE_MS;
+        if let Some(until) = webhook
+            .secrets
+            .rotate_signing_key(&state.secrets, &key, until)
+        {
+            webhook.previous_signing_key_until = Some(until);
         }
-        set_secret(&state, webhook, "signingKey", Some(&key));
         Ok(())
     })
     .await?;
     Ok(ok_body())
-}
-
-/// The webhook's custom headers, opened.
-pub fn custom_headers(state: &AppState, webhook: &Value) -> ApiResult<Vec<(String, String)>> {
-    hangar_core::app_ops::custom_headers(&state.secrets, webhook).map_err(ApiError::internal)
 }
 
 #[derive(Deserialize)]
@@ -492,7 +477,7 @@ pub async fn set_custom_headers(
     // Checked inside the change, once the webhook is found: an unknown webhook is a 404 whatever
     // the headers.
     change_webhook(&state, &app, &id, |webhook| {
-        webhook["headers"] = sealed_headers(&state, &req.headers)?;
+        webhook.headers = sealed_headers(&state.secrets, &req.headers)?;
         Ok(())
     })
     .await?;
@@ -500,7 +485,7 @@ pub async fn set_custom_headers(
 }
 
 /// Custom headers checked, their values sealed.
-fn sealed_headers(state: &AppState, headers: &[Header]) -> ApiResult<Value> {
+fn sealed_headers(secrets: &Secrets, headers: &[Header]) -> ApiResult<Vec<SealedHeader>> {
     if headers.len() > HEADER_LIMIT {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -534,9 +519,12 @@ fn sealed_headers(state: &AppState, headers: &[Header]) -> ApiResult<Value> {
                 ),
             ));
         }
-        sealed_headers.push(json!({"name": h.name, "value": state.secrets.seal(&h.value)}));
+        sealed_headers.push(SealedHeader {
+            name: h.name.clone(),
+            value: secrets.seal(&h.value),
+        });
     }
-    Ok(json!(sealed_headers))
+    Ok(sealed_headers)
 }
 
 pub async fn get_custom_headers(
@@ -545,8 +533,10 @@ pub async fn get_custom_headers(
     Path((ident, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Secrets).await?;
-    let item = webhook_item(&state, &app, &id).await?;
-    let headers = custom_headers(&state, &item.value)?;
+    let (_, webhook) = webhook_item(&state, &app, &id).await?;
+    let headers = webhook
+        .open_headers(&state.secrets)
+        .map_err(ApiError::internal)?;
     Ok(Json(json!(headers
         .iter()
         .map(|(n, v)| json!({"name": n, "value": v}))

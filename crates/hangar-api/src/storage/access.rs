@@ -1,10 +1,11 @@
 //! What every storage route shares: the wire shape of an entry, path ids, the caller's access to a
 //! space, and the early refusal of uploads that could not be recorded.
 
-use crate::access::{require_app_right, space_place, visible_space, READ_FILES, WRITE_FILES};
+use crate::access::{require_app_right, visible_space};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
+use hangar_core::apps::{Context, RightCode};
 use hangar_core::model::{EntryKind, StorageEntry};
 use hangar_core::storage_path::StoragePath;
 use serde_json::{json, Value};
@@ -50,8 +51,12 @@ pub(super) async fn member_space(
     write: bool,
 ) -> ApiResult<()> {
     visible_space(state, caller, space_id).await?;
-    let right = if write { WRITE_FILES } else { READ_FILES };
-    require_app_right(state, caller, right, &space_place(space_id)).await
+    let right = if write {
+        RightCode::WriteFiles
+    } else {
+        RightCode::ReadFiles
+    };
+    require_app_right(state, caller, right, &Context::space(space_id)).await
 }
 
 /// Refuses early what the final transaction would refuse anyway, before any byte is read. Answers the

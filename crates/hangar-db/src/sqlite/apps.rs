@@ -4,6 +4,7 @@ use super::jobs::enqueue_in;
 use super::rows::MEMBER_COLUMNS;
 use super::{backend, map_err, SqliteStore};
 use async_trait::async_trait;
+use hangar_core::app_model::{AppDoc, ItemKind};
 use hangar_core::ids::random_id;
 use hangar_core::jobs::{Deliver, NewJob};
 use hangar_core::model::Member;
@@ -24,17 +25,17 @@ fn json_col(row: &SqliteRow, col: &str) -> Value {
     serde_json::from_str(row.get::<&str, _>(col)).unwrap_or(Value::Null)
 }
 
-fn app(row: &SqliteRow) -> AppRecord {
-    AppRecord {
+fn app(row: &SqliteRow) -> StoreResult<AppRecord> {
+    Ok(AppRecord {
         id: row.get("id"),
         client_id: row.get("client_id"),
         name: row.get("name"),
         bot_member_id: row.get("bot_member_id"),
         archived: row.get::<i64, _>("archived") != 0,
-        doc: json_col(row, "doc"),
+        doc: AppDoc::from_json(row.get::<&str, _>("doc"))?,
         version: row.get("version"),
         created_utc: row.get("created_utc"),
-    }
+    })
 }
 
 fn token(row: &SqliteRow) -> AppToken {
@@ -52,16 +53,19 @@ fn token(row: &SqliteRow) -> AppToken {
     }
 }
 
-fn item(row: &SqliteRow) -> AppItem {
-    AppItem {
+fn item(row: &SqliteRow) -> StoreResult<AppItem> {
+    let kind: &str = row.get("kind");
+    Ok(AppItem {
         app_id: row.get("app_id"),
-        kind: row.get("kind"),
+        kind: ItemKind::parse(kind).ok_or_else(|| {
+            StoreError::Backend(format!("unknown application item kind {kind:?}"))
+        })?,
         scope: row.get("scope"),
         key: row.get("key"),
         value: json_col(row, "value"),
         created_utc: row.get("created_utc"),
         version: row.get("version"),
-    }
+    })
 }
 
 fn delivery(row: &SqliteRow) -> Delivery {
@@ -119,7 +123,7 @@ async fn upsert_item(conn: &mut sqlx::SqliteConnection, i: &AppItem) -> StoreRes
          version = app_items.version + 1",
     )
     .bind(i.app_id)
-    .bind(&i.kind)
+    .bind(i.kind.as_str())
     .bind(&i.scope)
     .bind(&i.key)
     .bind(i.value.to_string())
@@ -143,7 +147,7 @@ impl SqliteStore {
         )
         .bind(&i.key)
         .bind(i.app_id)
-        .bind(&i.kind)
+        .bind(i.kind.as_str())
         .bind(&i.scope)
         .fetch_one(&mut *tx)
         .await
@@ -171,7 +175,7 @@ impl AppStore for SqliteStore {
         &self,
         client_id: &str,
         name: &str,
-        doc: &Value,
+        doc: &AppDoc,
         first: Option<&Delivery>,
     ) -> StoreResult<AppRecord> {
         let mut tx = self
@@ -209,7 +213,7 @@ impl AppStore for SqliteStore {
         .bind(client_id)
         .bind(name)
         .bind(record.bot_member_id)
-        .bind(doc.to_string())
+        .bind(doc.to_json())
         .bind(record.created_utc)
         .execute(&mut *tx)
         .await
@@ -232,7 +236,7 @@ impl AppStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(row.as_ref().map(app))
+        row.as_ref().map(app).transpose()
     }
     async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<AppRecord>> {
         let row = sqlx::query(&format!(
@@ -242,7 +246,7 @@ impl AppStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(row.as_ref().map(app))
+        row.as_ref().map(app).transpose()
     }
     async fn app_by_member(&self, member_id: i64) -> StoreResult<Option<AppRecord>> {
         let row = sqlx::query(&format!(
@@ -252,7 +256,7 @@ impl AppStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(row.as_ref().map(app))
+        row.as_ref().map(app).transpose()
     }
     async fn list_apps(
         &self,
@@ -297,7 +301,7 @@ impl AppStore for SqliteStore {
         .await
         .map_err(backend)?;
         Ok(AppPage {
-            apps: rows.iter().map(app).collect(),
+            apps: rows.iter().map(app).collect::<StoreResult<_>>()?,
             total,
         })
     }
@@ -307,7 +311,7 @@ impl AppStore for SqliteStore {
         version: i64,
         name: &str,
         archived: bool,
-        doc: &Value,
+        doc: &AppDoc,
     ) -> StoreResult<AppRecord> {
         let mut tx = self
             .pool
@@ -321,14 +325,14 @@ impl AppStore for SqliteStore {
         ))
         .bind(name)
         .bind(archived)
-        .bind(doc.to_string())
+        .bind(doc.to_json())
         .bind(id)
         .bind(version)
         .fetch_optional(&mut *tx)
         .await
         .map_err(backend)?
         .ok_or(StoreError::Conflict("a newer version of the application"))?;
-        let record = app(&row);
+        let record = app(&row)?;
         sqlx::query("UPDATE members SET display_name = ? WHERE id = ?")
             .bind(name)
             .bind(record.bot_member_id)
@@ -379,7 +383,7 @@ impl AppTokenStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(row.map(|r| {
+        row.map(|r| {
             // The three tables share column names: read each from its position.
             let t = AppToken {
                 id: r.get(0),
@@ -399,7 +403,7 @@ impl AppTokenStore for SqliteStore {
                 name: r.get(12),
                 bot_member_id: r.get(13),
                 archived: r.get::<i64, _>(14) != 0,
-                doc: serde_json::from_str(r.get::<&str, _>(15)).unwrap_or(Value::Null),
+                doc: AppDoc::from_json(r.get::<&str, _>(15))?,
                 version: r.get(16),
                 created_utc: r.get(17),
             };
@@ -411,8 +415,9 @@ impl AppTokenStore for SqliteStore {
                     .unwrap_or(hangar_core::model::Role::Member),
                 created_utc: r.get(22),
             };
-            (t, a, m)
-        }))
+            Ok((t, a, m))
+        })
+        .transpose()
     }
     async fn take_app_token(
         &self,
@@ -537,7 +542,7 @@ impl AppItemStore for SqliteStore {
         )
         .bind(i.value.to_string())
         .bind(i.app_id)
-        .bind(&i.kind)
+        .bind(i.kind.as_str())
         .bind(&i.scope)
         .bind(&i.key)
         .bind(i.version)
@@ -549,7 +554,7 @@ impl AppItemStore for SqliteStore {
     async fn item(
         &self,
         app_id: i64,
-        kind: &str,
+        kind: ItemKind,
         scope: &str,
         key: &str,
     ) -> StoreResult<Option<AppItem>> {
@@ -557,18 +562,18 @@ impl AppItemStore for SqliteStore {
             "SELECT * FROM app_items WHERE app_id = ? AND kind = ? AND scope = ? AND key = ?",
         )
         .bind(app_id)
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(scope)
         .bind(key)
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(row.as_ref().map(item))
+        row.as_ref().map(item).transpose()
     }
     async fn items(
         &self,
         app_id: Option<i64>,
-        kind: &str,
+        kind: ItemKind,
         scope: Option<&str>,
         after: Option<&str>,
         limit: i64,
@@ -578,7 +583,7 @@ impl AppItemStore for SqliteStore {
              AND (? IS NULL OR scope = ?) AND (? IS NULL OR key > ?) \
              ORDER BY app_id, scope, key LIMIT ?",
         )
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(app_id)
         .bind(app_id)
         .bind(scope)
@@ -589,12 +594,12 @@ impl AppItemStore for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(rows.iter().map(item).collect())
+        rows.iter().map(item).collect()
     }
     async fn delete_item(
         &self,
         app_id: i64,
-        kind: &str,
+        kind: ItemKind,
         scope: &str,
         key: &str,
     ) -> StoreResult<bool> {
@@ -602,7 +607,7 @@ impl AppItemStore for SqliteStore {
             "DELETE FROM app_items WHERE app_id = ? AND kind = ? AND scope = ? AND key = ?",
         )
         .bind(app_id)
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(scope)
         .bind(key)
         .execute(&self.pool)
@@ -610,12 +615,17 @@ impl AppItemStore for SqliteStore {
         .map_err(backend)?;
         Ok(done.rows_affected() > 0)
     }
-    async fn delete_items(&self, app_id: i64, kind: &str, scope: Option<&str>) -> StoreResult<u64> {
+    async fn delete_items(
+        &self,
+        app_id: i64,
+        kind: ItemKind,
+        scope: Option<&str>,
+    ) -> StoreResult<u64> {
         let done = sqlx::query(
             "DELETE FROM app_items WHERE app_id = ? AND kind = ? AND (? IS NULL OR scope = ?)",
         )
         .bind(app_id)
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(scope)
         .bind(scope)
         .execute(&self.pool)

@@ -5,13 +5,14 @@
 //! another node sends again: at least once, with a stable `webhook-id` for receivers to deduplicate on.
 
 use crate::{backoff, Job, JobContext, JobError};
-use hangar_core::app_ops::{archive_app, custom_headers, open_secret};
+use hangar_core::app_model::{EndpointAuth, ItemKind, SecretName, Webhook};
+use hangar_core::app_ops::archive_app;
 use hangar_core::jobs::Deliver;
 use hangar_core::now_ms;
 use hangar_core::secrets::{base64, hmac_sha256, Secrets};
-use hangar_core::store::{AppItem, AppRecord, Delivery};
+use hangar_core::store::{AppRecord, Delivery};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::Duration;
 
 /// Attempts before a delivery is given up: with the backoff below, about five hours of trying.
@@ -49,70 +50,56 @@ fn failed(why: impl std::fmt::Display) -> JobError {
     JobError::Failed(why.to_string())
 }
 
-fn signing_keys(secrets: &Secrets, holder: &Value, now: i64) -> Result<Vec<String>, JobError> {
-    let open = |name: &str| open_secret(secrets, holder, name).map_err(failed);
-    let mut keys: Vec<String> = open("signingKey")?.into_iter().collect();
-    if holder["previousSigningKeyUntil"]
-        .as_i64()
-        .is_some_and(|t| t > now)
-    {
-        keys.extend(open("previousSigningKey")?);
-    }
-    Ok(keys)
-}
-
-fn route(secrets: &Secrets, app: &AppRecord, webhook: Option<&AppItem>) -> Result<Route, JobError> {
+fn route(secrets: &Secrets, app: &AppRecord, webhook: Option<&Webhook>) -> Result<Route, JobError> {
     let now = now_ms();
-    let app_url = app.doc["endpointUri"].as_str().map(str::to_string);
-    let app_tls = app.doc["endpointSslVerification"].as_bool().unwrap_or(true);
+    let settings = &app.doc.settings;
+    let app_url = settings.endpoint_uri.clone();
+    let app_tls = settings.endpoint_ssl_verification;
     match webhook {
         Some(w) => {
-            let v = &w.value;
-            let (url, verify_tls) = match v["endpoint"]["url"].as_str() {
-                Some(u) => (
-                    u.to_string(),
-                    v["endpoint"]["sslVerification"].as_bool().unwrap_or(true),
-                ),
+            let (url, verify_tls) = match &w.endpoint {
+                Some(e) => (e.url.clone(), e.ssl_verification),
                 None => (app_url.ok_or_else(|| failed("no endpoint"))?, app_tls),
             };
-            let open = |name: &str| open_secret(secrets, v, name).map_err(failed);
-            let auth = match v["authType"].as_str() {
-                Some("basic") => Some(format!(
+            let open = |name| w.secrets.open(secrets, name).map_err(failed);
+            let auth = match w.auth_type {
+                EndpointAuth::Basic => Some(format!(
                     "Basic {}",
                     base64(
                         format!(
                             "{}:{}",
-                            v["authUsername"].as_str().unwrap_or(""),
-                            open("password")?.unwrap_or_default()
+                            w.auth_username.as_deref().unwrap_or(""),
+                            open(SecretName::Password)?.unwrap_or_default()
                         )
                         .as_bytes()
                     )
                 )),
-                Some("bearer") => open("bearerToken")?.map(|t| format!("Bearer {t}")),
-                _ => None,
+                EndpointAuth::Bearer => {
+                    open(SecretName::BearerToken)?.map(|t| format!("Bearer {t}"))
+                }
+                EndpointAuth::None => None,
             };
             Ok(Route {
                 url,
                 verify_tls,
-                keys: signing_keys(secrets, v, now)?,
+                keys: w
+                    .secrets
+                    .signing_keys(secrets, w.previous_signing_key_until, now)
+                    .map_err(failed)?,
                 auth,
-                headers: custom_headers(secrets, v).map_err(failed)?,
-                accepted: v["acceptedHttpResponseCodes"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|c| c.as_u64().map(|c| c as u16))
-                    .collect(),
-                retries: v["doRetries"].as_bool().unwrap_or(true),
+                headers: w.open_headers(secrets).map_err(failed)?,
+                accepted: w.accepted_http_response_codes.clone(),
+                retries: w.do_retries,
             })
         }
         None => {
-            let open = |name: &str| open_secret(secrets, &app.doc, name).map_err(failed);
-            let auth = if let Some(t) = open("bearerAuthToken")? {
+            let sealed = &app.doc.secrets;
+            let open = |name| sealed.open(secrets, name).map_err(failed);
+            let auth = if let Some(t) = open(SecretName::BearerAuthToken)? {
                 Some(format!("Bearer {t}"))
             } else if let (Some(u), Some(p)) = (
-                app.doc["basicAuthUsername"].as_str(),
-                open("basicAuthPassword")?,
+                settings.basic_auth_username.as_deref(),
+                open(SecretName::BasicAuthPassword)?,
             ) {
                 Some(format!("Basic {}", base64(format!("{u}:{p}").as_bytes())))
             } else {
@@ -121,7 +108,9 @@ fn route(secrets: &Secrets, app: &AppRecord, webhook: Option<&AppItem>) -> Resul
             Ok(Route {
                 url: app_url.ok_or_else(|| failed("the application has no endpointUri"))?,
                 verify_tls: app_tls,
-                keys: signing_keys(secrets, &app.doc, now)?,
+                keys: sealed
+                    .signing_keys(secrets, app.doc.previous_signing_key_until, now)
+                    .map_err(failed)?,
                 auth,
                 headers: vec![],
                 accepted: vec![],
@@ -215,12 +204,13 @@ async fn send_one(ctx: &JobContext, mut d: Delivery) -> Result<(), JobError> {
         return Ok(());
     };
     let webhook = match &d.webhook_id {
-        Some(w) => ctx.apps.item(app.id, "webhook", "", w).await?,
+        Some(w) => match ctx.apps.item(app.id, ItemKind::Webhook, "", w).await? {
+            Some(item) => Some(item.get::<Webhook>()?),
+            None => None,
+        },
         None => None,
     };
-    let webhook_off = webhook
-        .as_ref()
-        .is_none_or(|w| w.value["enabled"] == json!(false) || w.value["archived"] == json!(true));
+    let webhook_off = webhook.as_ref().is_none_or(|w| !w.live());
     if (d.kind == "event" && (app.archived || webhook_off)) || (d.kind == "init" && app.archived) {
         return give_up(ctx, d, "the application or webhook is archived or disabled").await;
     }

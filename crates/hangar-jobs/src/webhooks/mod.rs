@@ -13,10 +13,12 @@ mod deliver;
 pub use deliver::signature_headers;
 
 use crate::{Job, JobContext, JobError};
-use hangar_core::app_ops::{app_granted, open_secret, queue_key, UNFURLS};
-use hangar_core::apps as rules;
+use hangar_core::app_model::{
+    Declaration, ItemKind, SecretName, Subscription, UnfurlQueueItem, Verdict, Webhook,
+};
+use hangar_core::app_ops::{app_granted, queue_key};
+use hangar_core::apps::{self as rules, Context, RightCode};
 use hangar_core::jobs::DispatchEvent;
-use hangar_core::now_ms;
 use hangar_core::store::{AppItem, AppRecord, Delivery, EventRecord};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -49,15 +51,13 @@ impl Job for DispatchEvent {
 }
 
 /// The permission context an event belongs to.
-async fn event_context(ctx: &JobContext, e: &EventRecord) -> Result<Option<String>, JobError> {
+async fn event_context(ctx: &JobContext, e: &EventRecord) -> Result<Option<Context>, JobError> {
     let Some(family) = e.event_type.split('.').next() else {
         return Ok(None);
     };
     Ok(match family {
-        "StorageFile" => e.space_id.as_deref().map(|s| format!("space:id:{s}")),
-        "ChatMessage" => e.payload["channelId"]
-            .as_i64()
-            .map(|c| format!("channel:id:{c}")),
+        "StorageFile" => e.space_id.as_deref().map(Context::space),
+        "ChatMessage" => e.payload["channelId"].as_i64().map(Context::channel),
         "Issue" => {
             let project = match e.payload["projectId"].as_i64() {
                 Some(id) => ctx.projects.project_by_id(id).await?,
@@ -69,9 +69,9 @@ async fn event_context(ctx: &JobContext, e: &EventRecord) -> Result<Option<Strin
                     None => None,
                 },
             };
-            project.map(|p| format!("project:key:{}", p.key))
+            project.map(|p| Context::project(&p.key))
         }
-        _ => Some("global".into()),
+        _ => Some(Context::global()),
     })
 }
 
@@ -82,25 +82,18 @@ async fn event_deliveries(
 ) -> Result<Vec<Delivery>, JobError> {
     let subs = ctx
         .apps
-        .items(None, "subscription", None, None, MAX_LISTED)
+        .items(None, ItemKind::Subscription, None, None, MAX_LISTED)
         .await?;
     let context = event_context(ctx, event).await?;
     let mut apps: HashMap<i64, Option<AppRecord>> = HashMap::new();
-    let mut webhooks: HashMap<(i64, String), Option<AppItem>> = HashMap::new();
+    let mut webhooks: HashMap<(i64, String), Option<(String, Webhook)>> = HashMap::new();
     let mut deliveries = Vec::new();
     for sub in &subs {
-        let v = &sub.value;
-        let wanted = v["enabled"] != json!(false)
-            && v["eventTypes"]
-                .as_array()
-                .is_some_and(|t| t.iter().any(|t| t == event.event_type.as_str()));
+        let wanted = sub
+            .get::<Subscription>()?
+            .wants(&event.event_type, context.as_ref().map(|c| c.text.as_str()));
         if !wanted {
             continue;
-        }
-        if let Some(only) = v["contextIdentifier"].as_str() {
-            if only != "global" && context.as_deref() != Some(only) {
-                continue;
-            }
         }
         if let std::collections::hash_map::Entry::Vacant(e) = apps.entry(sub.app_id) {
             e.insert(ctx.apps.app(sub.app_id).await?);
@@ -110,23 +103,30 @@ async fn event_deliveries(
         };
         let key = (sub.app_id, sub.scope.clone());
         if let std::collections::hash_map::Entry::Vacant(e) = webhooks.entry(key.clone()) {
-            e.insert(ctx.apps.item(sub.app_id, "webhook", "", &sub.scope).await?);
+            let item = ctx
+                .apps
+                .item(sub.app_id, ItemKind::Webhook, "", &sub.scope)
+                .await?;
+            e.insert(match item {
+                Some(i) => Some((i.key.clone(), i.get::<Webhook>()?)),
+                None => None,
+            });
         }
-        let Some(webhook) = webhooks[&key].as_ref() else {
+        let Some((webhook_id, webhook)) = webhooks[&key].as_ref() else {
             continue;
         };
-        if webhook.value["enabled"] == json!(false) || webhook.value["archived"] == json!(true) {
+        if !webhook.live() {
             continue;
         }
         // The application must be allowed to see what the event is about.
         let Some(right) = rules::event_right(&event.event_type) else {
             continue;
         };
-        let place = context.clone().unwrap_or_else(|| "global".into());
+        let place = context.clone().unwrap_or_else(Context::global);
         if !app_granted(ctx.apps.as_ref(), app.id, right, &place).await? {
             continue;
         }
-        deliveries.push(event_delivery(ctx, app, webhook, event));
+        deliveries.push(event_delivery(ctx, app, webhook_id, webhook, event));
     }
     // One delivery per (event, webhook) even if several subscriptions of the webhook match.
     deliveries.sort_by(|a: &Delivery, b| a.id.cmp(&b.id));
@@ -138,12 +138,13 @@ async fn event_deliveries(
 fn event_delivery(
     ctx: &JobContext,
     app: &AppRecord,
-    webhook: &AppItem,
+    webhook_id: &str,
+    webhook: &Webhook,
     event: &EventRecord,
 ) -> Delivery {
     let id = format!(
         "msg_{}",
-        &hex::encode(Sha256::digest(format!("{}/{}", event.id, webhook.key)))[..32]
+        &hex::encode(Sha256::digest(format!("{}/{}", event.id, webhook_id)))[..32]
     );
     let mut payload = json!({
         "className": event.event_type,
@@ -158,14 +159,16 @@ fn event_delivery(
             p.insert(k.clone(), v.clone());
         }
     }
-    if let Some(fields) = webhook.value["payloadFields"].as_str() {
+    if let Some(fields) = webhook.payload_fields.as_deref() {
         let keep: Vec<&str> = fields.split(',').map(str::trim).collect();
         if let Some(p) = payload.as_object_mut() {
             p.retain(|k, _| k == "className" || keep.contains(&k.as_str()));
         }
     }
-    let verification = if app.doc["hasVerificationToken"] == json!(true) {
-        open_secret(&ctx.secrets, &app.doc, "verificationToken")
+    let verification = if app.doc.settings.has_verification_token {
+        app.doc
+            .secrets
+            .open(&ctx.secrets, SecretName::VerificationToken)
             .ok()
             .flatten()
     } else {
@@ -174,7 +177,7 @@ fn event_delivery(
     let envelope = json!({
         "className": "WebhookRequestPayload",
         "deliveryId": id,
-        "webhookId": webhook.key,
+        "webhookId": webhook_id,
         "clientId": app.client_id,
         "serverUrl": ctx.public_url,
         "verificationToken": verification,
@@ -183,11 +186,11 @@ fn event_delivery(
     let mut d = Delivery::pending(
         id,
         app.id,
-        Some(webhook.key.clone()),
+        Some(webhook_id.to_string()),
         "event",
         String::new(),
     );
-    match webhook.value["payloadTemplate"].as_str() {
+    match webhook.payload_template.as_deref() {
         // Bodies are sealed at rest: they can carry the verification token or the client secret.
         None => d.body = ctx.secrets.seal(&envelope.to_string()),
         Some(t) => match rules::render_template(t, &envelope["payload"]) {
@@ -206,22 +209,34 @@ fn event_delivery(
 async fn unfurl_items(ctx: &JobContext, event: &EventRecord) -> Result<Vec<AppItem>, JobError> {
     let text = event.payload["text"].as_str().unwrap_or("");
     let links = rules::links_in(text);
-    let domains = ctx
-        .apps
-        .items(None, "unfurl-domain", None, None, MAX_LISTED)
-        .await?;
-    let patterns = ctx
-        .apps
-        .items(None, "unfurl-pattern", None, None, MAX_LISTED)
-        .await?;
+    // The approved declarations, as (application, domain or prefix).
+    let approved = |items: Vec<AppItem>| -> Result<Vec<(i64, String)>, JobError> {
+        let mut out = Vec::new();
+        for i in items {
+            if i.get::<Declaration>()?.status == Verdict::Approved {
+                out.push((i.app_id, i.key));
+            }
+        }
+        Ok(out)
+    };
+    let domains = approved(
+        ctx.apps
+            .items(None, ItemKind::UnfurlDomain, None, None, MAX_LISTED)
+            .await?,
+    )?;
+    let patterns = approved(
+        ctx.apps
+            .items(None, ItemKind::UnfurlPattern, None, None, MAX_LISTED)
+            .await?,
+    )?;
     // Targets: links matched by domain, and words matched by an external id prefix (`JIRA-` in
     // `JIRA-123`), each with the apps whose approved entry matches.
     let mut targets: Vec<(String, Vec<i64>)> = Vec::new();
     for (link, host) in &links {
         let apps = domains
             .iter()
-            .filter(|d| d.value["status"] == json!("APPROVED") && rules::host_matches(host, &d.key))
-            .map(|d| d.app_id)
+            .filter(|(_, domain)| rules::host_matches(host, domain))
+            .map(|(app, _)| *app)
             .collect();
         targets.push((link.clone(), apps));
     }
@@ -229,12 +244,8 @@ async fn unfurl_items(ctx: &JobContext, event: &EventRecord) -> Result<Vec<AppIt
         let word = word.trim_end_matches(['.', ',', ';', '!', ':', ')', '?']);
         let apps: Vec<i64> = patterns
             .iter()
-            .filter(|p| {
-                p.value["status"] == json!("APPROVED")
-                    && word.len() > p.key.len()
-                    && word.starts_with(p.key.as_str())
-            })
-            .map(|p| p.app_id)
+            .filter(|(_, prefix)| word.len() > prefix.len() && word.starts_with(prefix.as_str()))
+            .map(|(app, _)| *app)
             .collect();
         if !apps.is_empty() && targets.len() < 20 {
             targets.push((word.to_string(), apps));
@@ -248,26 +259,26 @@ async fn unfurl_items(ctx: &JobContext, event: &EventRecord) -> Result<Vec<AppIt
                 continue;
             }
             seen.push(app_id);
-            if !app_granted(ctx.apps.as_ref(), app_id, UNFURLS, "global").await? {
+            let provides = RightCode::ProvideUnfurls;
+            if !app_granted(ctx.apps.as_ref(), app_id, provides, &Context::global()).await? {
                 continue;
             }
             let etag = event.seq * 32 + i as i64;
-            out.push(AppItem {
+            let queued = UnfurlQueueItem {
+                etag,
+                target: target.clone(),
+                message_id: event.payload["messageId"].as_i64(),
+                channel_id: event.payload["channelId"].as_i64(),
+                author_id: event.actor_id.map(|a| a.to_string()),
+                created_utc: event.created_utc,
+            };
+            out.push(AppItem::new(
                 app_id,
-                kind: "unfurl-queue".into(),
-                scope: String::new(),
-                key: queue_key(etag),
-                value: json!({
-                    "etag": etag,
-                    "target": target,
-                    "messageId": event.payload["messageId"],
-                    "channelId": event.payload["channelId"],
-                    "authorId": event.actor_id.map(|a| a.to_string()),
-                    "createdUtc": event.created_utc,
-                }),
-                created_utc: now_ms(),
-                version: 0,
-            });
+                ItemKind::UnfurlQueue,
+                "",
+                queue_key(etag),
+                &queued,
+            ));
         }
     }
     Ok(out)
