@@ -50,7 +50,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // One line, once, on stderr (the log goes to stdout).
             eprintln!("hangar: {e:#}");
             std::process::ExitCode::FAILURE
         }
