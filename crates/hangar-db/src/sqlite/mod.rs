@@ -185,6 +185,27 @@ impl SqliteStore {
         Ok(path.as_os_str() == ":memory:" || path.exists())
     }
 
+    /// Writes a consistent copy of the whole database to `path` (a new file), while other
+    /// connections and processes keep reading and writing: `VACUUM INTO` reads one snapshot.
+    pub async fn snapshot_into(&self, path: &std::path::Path) -> Result<(), StoreError> {
+        let target = path.to_str().ok_or_else(|| {
+            StoreError::Backend(format!("{} is not a UTF-8 path", path.display()))
+        })?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    /// Closes every connection (the WAL is checkpointed and its files removed when this was the
+    /// last connection to the database).
+    pub async fn close(&self) {
+        self.pool.close().await;
+        self.queue_pool.close().await;
+    }
+
     /// Changes when this store queued jobs (see the field).
     pub fn job_signal(&self) -> watch::Receiver<u64> {
         self.jobs_enqueued.subscribe()
