@@ -313,6 +313,12 @@ async fn backup(config: &Config, store: &SqliteStore, dir: &Path) -> anyhow::Res
             }
             remove_database_files(&db)?;
             store.snapshot_into(&db).await?;
+            // VACUUM INTO writes without flushing: the copy is on disk before the backup says so.
+            std::fs::File::open(&db)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| {
+                    MaintenanceError::Failed(format!("cannot flush {}: {e}", db.display()))
+                })?;
             let copy = SqliteStore::open_existing(&url)
                 .await
                 .map_err(|e| MaintenanceError::Failed(e.to_string()))?;

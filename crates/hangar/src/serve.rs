@@ -105,6 +105,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let public_url = node.state.settings.public_url.clone();
     tracing::info!("listening on {} (public URL {public_url})", node.addr);
     serve_connections(listener, app, stop).await;
+    // Closing the database checkpoints its WAL and removes the -wal and -shm files, so a stopped
+    // server leaves the data directory as a backup or the next start expects it.
+    if tokio::time::timeout(Duration::from_secs(5), node.store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the database was still busy after 5 s; stopping without closing it");
+    }
     tracing::info!("stopped");
     Ok(())
 }
