@@ -66,6 +66,17 @@ pub trait IdentityStore: Send + Sync {
     async fn delete_token(&self, member_id: i64, token_id: i64) -> StoreResult<bool>;
 }
 
+/// What an operator does to a member from the command line (SPEC §9.8, with the revocations of §3).
+#[async_trait]
+pub trait MemberControlStore: Send + Sync {
+    /// Sets the password and, in the same transaction, ends every session of the member and revokes
+    /// every token it holds or approved.
+    async fn reset_password(&self, member_id: i64, password_hash: &str) -> StoreResult<()>;
+    /// Disables the member (its logins fail like a wrong password) and revokes as `reset_password`.
+    async fn disable_member(&self, member_id: i64) -> StoreResult<()>;
+    async fn is_disabled(&self, member_id: i64) -> StoreResult<bool>;
+}
+
 #[async_trait]
 pub trait SpaceStore: Send + Sync {
     async fn create_space(
@@ -216,6 +227,18 @@ pub trait BlobLifecycleStore: Send + Sync {
     async fn blob_record(&self, sha256: &str) -> StoreResult<BlobRecord>;
     /// Whether the database holds anything at all (members or blobs): false for a new database.
     async fn holds_data(&self) -> StoreResult<bool>;
+    /// Blobs something refers to (refcount above 0), by hash after `after`, at most `limit`:
+    /// `(sha256, size)`.
+    async fn referenced_blobs(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<(String, i64)>>;
+    /// What refers to a blob, in words (`attachment 12 "a.txt"`, `space docs file "a/b.txt"`).
+    async fn blob_users(&self, sha256: &str) -> StoreResult<Vec<String>>;
+    /// Unreferenced blobs whose grace period ended before `now` and that no live pin holds (what a
+    /// collection at `now` would delete), and those being deleted.
+    async fn collectable_blobs(&self, now: i64) -> StoreResult<Vec<String>>;
 }
 
 #[async_trait]
@@ -560,6 +583,16 @@ pub trait OutboxStore: Send + Sync {
     async fn delivery(&self, id: &str) -> StoreResult<Option<Delivery>>;
     async fn finish_delivery(&self, delivery: &Delivery) -> StoreResult<()>;
     async fn deliveries(&self, app_id: i64, kind: Option<&str>) -> StoreResult<Vec<Delivery>>;
+    /// Deliveries of every application, newest first, with this status (`pending`, `delivered`,
+    /// `failed`) or any, at most `limit`.
+    async fn recent_deliveries(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<Delivery>>;
+    /// Puts a failed delivery back to pending with a fresh count of attempts and queues its
+    /// `Deliver` job, in one transaction; false when there is no failed delivery with that id.
+    async fn retry_delivery(&self, id: &str) -> StoreResult<bool>;
     /// Forgets finished deliveries, unfurl queue items, expired tokens and dispatched events from
     /// before `before`.
     async fn prune_app_data(&self, before: i64) -> StoreResult<u64>;

@@ -4,7 +4,7 @@
 
 mod sqlite;
 
-pub use sqlite::{OpenError, SqliteStore, DEFAULT_BLOB_GRACE};
+pub use sqlite::{OpenError, Probe, SqliteStore, DEFAULT_BLOB_GRACE};
 
 #[cfg(test)]
 mod conformance;

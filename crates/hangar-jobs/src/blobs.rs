@@ -4,9 +4,10 @@
 
 use crate::{Job, JobContext, JobError};
 use futures_util::StreamExt;
-use hangar_core::jobs::{CollectBlob, JobKind};
+use hangar_blob::BlobStore;
+use hangar_core::jobs::{CollectBlob, JobKind, JobStore};
 use hangar_core::now_ms;
-use hangar_core::store::Collect;
+use hangar_core::store::{BlobLifecycleStore, Collect};
 use serde::{Deserialize, Serialize};
 
 #[async_trait::async_trait]
@@ -22,7 +23,17 @@ impl Job for CollectBlob {
 /// Deletes the blob's bytes if the database says nothing references or pins it; a blob still in
 /// its grace period gets its collection queued for the end of it.
 pub async fn collect_blob(ctx: &JobContext, sha256: &str) -> Result<Collect, JobError> {
-    let decision = ctx.blob_life.begin_blob_deletion(sha256, now_ms()).await?;
+    collect_blob_in(&*ctx.jobs, &*ctx.blob_life, &*ctx.blobs, sha256).await
+}
+
+/// `collect_blob` with only the stores it needs (for `hangar admin gc`, which has no job context).
+pub async fn collect_blob_in(
+    jobs: &dyn JobStore,
+    blob_life: &dyn BlobLifecycleStore,
+    blobs: &dyn BlobStore,
+    sha256: &str,
+) -> Result<Collect, JobError> {
+    let decision = blob_life.begin_blob_deletion(sha256, now_ms()).await?;
     match decision {
         Collect::Keep => {}
         Collect::Later(at) => {
@@ -33,14 +44,14 @@ pub async fn collect_blob(ctx: &JobContext, sha256: &str) -> Result<Collect, Job
                 at,
             )
             .unique(CollectBlob::unique_key(sha256));
-            ctx.jobs.enqueue(&job).await?;
+            jobs.enqueue(&job).await?;
         }
         Collect::Delete => {
             // Marked as being deleted: no upload can pin it until `finish_blob_deletion`, so no new
             // reference can appear between these two steps. A crash here leaves the mark, and the
             // job (leased) is taken over and finishes the deletion.
-            ctx.blobs.delete(sha256).await?;
-            ctx.blob_life.finish_blob_deletion(sha256).await?;
+            blobs.delete(sha256).await?;
+            blob_life.finish_blob_deletion(sha256).await?;
         }
     }
     Ok(decision)

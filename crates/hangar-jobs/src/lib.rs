@@ -9,9 +9,10 @@
 mod blobs;
 mod chores;
 pub mod fetch;
+pub mod maintenance;
 pub mod webhooks;
 
-pub use blobs::collect_blob;
+pub use blobs::{collect_blob, collect_blob_in};
 pub use chores::{schedule_chores, Chore};
 
 use futures_util::future::BoxFuture;

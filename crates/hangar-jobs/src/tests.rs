@@ -316,3 +316,168 @@ async fn an_upload_waits_while_its_bytes_are_being_deleted() {
     assert_eq!(store.blob_record(&sha).await.unwrap().refcount, Some(1));
     assert!(store.attachment(second).await.unwrap().is_some());
 }
+
+/// The operator's commands on a real database and blob directory.
+mod maintenance {
+    use super::*;
+    use crate::maintenance::{Maintenance, MaintenanceError};
+
+    fn maintenance(store: &SqliteStore, blobs: Arc<dyn hangar_blob::BlobStore>) -> Maintenance {
+        Maintenance {
+            jobs: Arc::new(store.clone()),
+            blob_life: Arc::new(store.clone()),
+            blobs,
+            blob_grace: Duration::ZERO,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_blob_deleted_after_the_snapshot_makes_the_backup_take_another() {
+        let install = Installation::new();
+        let (store, runner) = install.node(Duration::ZERO).await;
+        let blobs = runner.context().blobs.clone();
+        let ingest = Ingest::new(blobs.clone(), Arc::new(store.clone()));
+        let owner = store
+            .create_member("carol", "h", "Carol", Role::Member)
+            .await
+            .unwrap()
+            .id;
+        const KEPT: &[u8] = b"bytes that stay";
+        const GOING: &[u8] = b"bytes deleted while the backup runs";
+        upload(&ingest, &store, owner, KEPT).await;
+        let going = upload(&ingest, &store, owner, GOING).await;
+
+        let backup = install.dir.path().join("backup");
+        std::fs::create_dir(&backup).unwrap();
+        let target = LocalBlobStore::open(backup.join("blobs")).unwrap();
+        let snapshots = Arc::new(AtomicUsize::new(0));
+        let last: Arc<Mutex<Option<SqliteStore>>> = Arc::new(Mutex::new(None));
+        let (live, db, taken, keep) = (
+            store.clone(),
+            backup.join("hangar.db"),
+            snapshots.clone(),
+            last.clone(),
+        );
+        let runner2 = runner.clone();
+        let report = maintenance(&store, blobs.clone())
+            .backup(&target, move || {
+                let (live, db, taken, keep, runner) = (
+                    live.clone(),
+                    db.clone(),
+                    taken.clone(),
+                    keep.clone(),
+                    runner2.clone(),
+                );
+                async move {
+                    let _ = std::fs::remove_file(&db);
+                    live.snapshot_into(&db).await?;
+                    if taken.fetch_add(1, Ordering::SeqCst) == 0 {
+                        // Right after the first snapshot: the last reference goes, and (grace 0)
+                        // the collector deletes the bytes before the backup copies them.
+                        live.delete_attachment(going).await?;
+                        runner
+                            .run_pending()
+                            .await
+                            .map_err(MaintenanceError::Store)?;
+                    }
+                    let url = format!("sqlite://{}", db.display());
+                    let copy = SqliteStore::open_existing(&url)
+                        .await
+                        .map_err(|e| MaintenanceError::Failed(e.to_string()))?;
+                    *keep.lock().unwrap() = Some(copy.clone());
+                    Ok(Arc::new(copy) as Arc<dyn BlobLifecycleStore>)
+                }
+            })
+            .await
+            .expect("the backup starts over instead of failing");
+        assert_eq!(report.snapshots, 2, "{report:?}");
+        assert!(!blobs.exists(&hex_sha256(GOING)).await.unwrap());
+        // Consistent: every blob the copied database refers to is in the copy.
+        let copy = last.lock().unwrap().clone().unwrap();
+        let referenced = copy.referenced_blobs(None, 100).await.unwrap();
+        assert_eq!(referenced.len(), 1);
+        assert_eq!(referenced[0].0, hex_sha256(KEPT));
+        assert!(target.exists(&hex_sha256(KEPT)).await.unwrap());
+        // The backup's pins are gone: the live collector decides about the blobs again.
+        assert!(!store.blob_record(&hex_sha256(KEPT)).await.unwrap().pinned);
+    }
+
+    #[tokio::test]
+    async fn check_names_missing_and_damaged_blobs_and_what_refers_to_them() {
+        let install = Installation::new();
+        let (store, runner) = install.node(Duration::ZERO).await;
+        let blobs = runner.context().blobs.clone();
+        let ingest = Ingest::new(blobs.clone(), Arc::new(store.clone()));
+        let owner = store
+            .create_member("dave", "h", "Dave", Role::Member)
+            .await
+            .unwrap()
+            .id;
+        let missing = upload(&ingest, &store, owner, b"these bytes will be lost").await;
+        upload(&ingest, &store, owner, b"these bytes will rot").await;
+        upload(&ingest, &store, owner, b"these bytes are fine").await;
+        let m = maintenance(&store, blobs.clone());
+        assert!(m.check(true, |_| {}).await.unwrap().problems.is_empty());
+
+        let root = install.dir.path().join("blobs");
+        let path = |sha: &str| root.join(&sha[..2]).join(&sha[2..4]).join(sha);
+        let lost = hex_sha256(b"these bytes will be lost");
+        std::fs::remove_file(path(&lost)).unwrap();
+        let rot = hex_sha256(b"these bytes will rot");
+        std::fs::remove_file(path(&rot)).unwrap();
+        std::fs::write(path(&rot), b"these bytes have rotted").unwrap();
+
+        let report = m.check(false, |_| {}).await.unwrap();
+        assert_eq!(report.checked, 3);
+        assert_eq!(report.problems.len(), 1, "{report:?}");
+        assert_eq!(report.problems[0].sha256, lost);
+        let line = report.problems[0].to_string();
+        assert!(line.contains(&lost) && line.contains("missing"), "{line}");
+        assert!(line.contains(&format!("attachment {missing}")), "{line}");
+
+        let report = m.check(true, |_| {}).await.unwrap();
+        let shas: Vec<&str> = report.problems.iter().map(|p| p.sha256.as_str()).collect();
+        assert_eq!(shas.len(), 2, "{report:?}");
+        assert!(shas.contains(&rot.as_str()));
+        let rotten = report.problems.iter().find(|p| p.sha256 == rot).unwrap();
+        assert!(rotten.what.contains("damaged"), "{rotten}");
+    }
+
+    #[tokio::test]
+    async fn gc_deletes_what_the_collector_would_and_a_dry_run_nothing() {
+        let install = Installation::new();
+        let (store, runner) = install.node(Duration::ZERO).await;
+        let blobs = runner.context().blobs.clone();
+        let ingest = Ingest::new(blobs.clone(), Arc::new(store.clone()));
+        let owner = store
+            .create_member("erin", "h", "Erin", Role::Member)
+            .await
+            .unwrap()
+            .id;
+        let gone = upload(&ingest, &store, owner, b"unreferenced soon").await;
+        upload(&ingest, &store, owner, b"referenced").await;
+        store.delete_attachment(gone).await.unwrap();
+        // Bytes the database never knew (no row, no pin).
+        let staged = blobs.stage(body(b"unknown bytes"), 1 << 20).await.unwrap();
+        blobs.commit(staged).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+
+        let m = maintenance(&store, blobs.clone());
+        let dry = m.gc(true).await.unwrap();
+        assert_eq!(dry.unreferenced, vec![hex_sha256(b"unreferenced soon")]);
+        assert_eq!(dry.unknown, vec![hex_sha256(b"unknown bytes")]);
+        for bytes in [&b"unreferenced soon"[..], b"unknown bytes", b"referenced"] {
+            assert!(blobs.exists(&hex_sha256(bytes)).await.unwrap(), "dry run");
+        }
+        let done = m.gc(false).await.unwrap();
+        assert_eq!(done.unreferenced, dry.unreferenced);
+        assert_eq!(done.unknown, dry.unknown);
+        assert!(!blobs
+            .exists(&hex_sha256(b"unreferenced soon"))
+            .await
+            .unwrap());
+        assert!(!blobs.exists(&hex_sha256(b"unknown bytes")).await.unwrap());
+        assert!(blobs.exists(&hex_sha256(b"referenced")).await.unwrap());
+        assert_eq!(m.gc(false).await.unwrap(), Default::default());
+    }
+}

@@ -2,33 +2,75 @@
 //! or a key of the TOML file given by `--config`; flags win over the environment, the environment over
 //! the file, the file over the defaults.
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use clap::Args;
+use hangar_core::net::AllowList;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-#[derive(Args, Debug, Default)]
-pub struct ServeArgs {
-    /// TOML file with any of the settings below (keys are the flag names with `_` for `-`).
-    #[arg(long, env = "HANGAR_CONFIG", value_name = "FILE")]
+/// Where an installation keeps its data: what `hangar serve` and every `hangar admin` command
+/// share.
+#[derive(Args, Debug, Default, Clone)]
+pub struct StoreArgs {
+    /// TOML file with any of the settings (keys are the flag names with `_` for `-`).
+    #[arg(long, env = "HANGAR_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
+    /// Directory for the database, blobs and keys [default: ./hangar-data].
+    #[arg(long, env = "HANGAR_DATA_DIR", value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Metadata database [default: sqlite://<data-dir>/hangar.db].
+    #[arg(
+        long,
+        env = "HANGAR_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_url: Option<String>,
+    /// File whose first line is the database URL (keeps a password in it out of `ps`).
+    #[arg(
+        long,
+        env = "HANGAR_DATABASE_URL_FILE",
+        value_name = "FILE",
+        global = true
+    )]
+    pub database_url_file: Option<PathBuf>,
+    /// Blob storage [default: file://<data-dir>/blobs].
+    #[arg(long, env = "HANGAR_STORAGE_URL", value_name = "URL", global = true)]
+    pub storage_url: Option<String>,
+    /// The server's secret key (32 bytes; created on the first start only)
+    /// [default: <data-dir>/secret.key].
+    #[arg(
+        long,
+        env = "HANGAR_SECRET_KEY_FILE",
+        value_name = "FILE",
+        global = true
+    )]
+    pub secret_key_file: Option<PathBuf>,
+    /// How long the bytes of a file nothing refers to any more are kept before they are deleted
+    /// (`30s`, `1h`, `7d`) [default: 1h].
+    #[arg(
+        long,
+        env = "HANGAR_BLOB_GRACE",
+        value_name = "DURATION",
+        global = true
+    )]
+    pub blob_grace: Option<String>,
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "HANGAR_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Directory for the database, blobs and keys [default: ./hangar-data].
-    #[arg(long, env = "HANGAR_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Metadata database [default: sqlite://<data-dir>/hangar.db].
-    #[arg(long, env = "HANGAR_DATABASE_URL", value_name = "URL")]
-    pub database_url: Option<String>,
-    /// Blob storage [default: file://<data-dir>/blobs].
-    #[arg(long, env = "HANGAR_STORAGE_URL", value_name = "URL")]
-    pub storage_url: Option<String>,
     /// The server's URL as clients see it [default: http://<bound address>].
     #[arg(long, env = "HANGAR_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
     /// Password of the `admin` account, set at every start [default: generated once, printed].
+    /// Visible to other users in `ps`: prefer --admin-password-file.
     #[arg(
         long,
         env = "HANGAR_ADMIN_PASSWORD",
@@ -36,6 +78,9 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub admin_password: Option<String>,
+    /// File whose first line is the password of the `admin` account (as --admin-password).
+    #[arg(long, env = "HANGAR_ADMIN_PASSWORD_FILE", value_name = "FILE")]
+    pub admin_password_file: Option<PathBuf>,
     /// Comma-separated hosts (`host` or `host:port`) that URL fetching and webhooks may reach.
     #[arg(long, env = "HANGAR_FETCH_ALLOW", value_name = "HOSTS")]
     pub fetch_allow: Option<String>,
@@ -48,10 +93,6 @@ pub struct ServeArgs {
     /// Seconds a remote server has to connect and answer when fetching a URL [default: 30].
     #[arg(long, env = "HANGAR_FETCH_TIMEOUT", value_name = "SECS")]
     pub fetch_timeout: Option<u64>,
-    /// How long the bytes of a file nothing refers to any more are kept before they are deleted
-    /// (`30s`, `1h`, `7d`) [default: 1h].
-    #[arg(long, env = "HANGAR_BLOB_GRACE", value_name = "DURATION")]
-    pub blob_grace: Option<String>,
 }
 
 impl ServeArgs {
@@ -91,9 +132,12 @@ struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    database_url_file: Option<PathBuf>,
     storage_url: Option<String>,
+    secret_key_file: Option<PathBuf>,
     public_url: Option<String>,
     admin_password: Option<String>,
+    admin_password_file: Option<PathBuf>,
     fetch_allow: Option<String>,
     max_file_size: Option<Size>,
     space_quota: Option<Size>,
@@ -101,15 +145,34 @@ struct FileConfig {
     blob_grace: Option<String>,
 }
 
-/// Settings after merging flags, environment, file and defaults.
+/// A secret setting: it never prints (`Debug` and the configuration summary show `<redacted>`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Settings after merging flags, environment, file and defaults, each checked (SPEC §1: a bad
+/// value is refused before anything is created).
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: String,
     pub data_dir: PathBuf,
     pub database_url: String,
     pub storage_url: String,
+    pub secret_key_file: PathBuf,
+    /// Without a trailing `/`.
     pub public_url: Option<String>,
-    pub admin_password: Option<String>,
+    pub admin_password: Option<Secret>,
     pub fetch_allow: Vec<String>,
     pub fetch_timeout_secs: u64,
     pub max_file_size: u64,
@@ -119,49 +182,104 @@ pub struct Config {
 
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 10 << 30;
 
+/// A secret given directly or as a file (`--x` / `--x-file`), from one source (the flags and
+/// environment, or the TOML file): both at once is a mistake.
+fn secret_from(
+    flag: &str,
+    value: Option<String>,
+    file: Option<PathBuf>,
+) -> anyhow::Result<Option<String>> {
+    match (value, file) {
+        (Some(_), Some(_)) => bail!("--{flag} and --{flag}-file are both given: give one"),
+        (Some(v), None) => Ok(Some(v)),
+        (None, Some(path)) => read_secret_file(&format!("--{flag}-file"), &path).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The first line of a secret file, without its line ending.
+fn read_secret_file(flag: &str, path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow!("{flag}: cannot read {}: {e}", path.display()))?;
+    let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
+    if line.is_empty() {
+        bail!("{flag}: {} is empty", path.display());
+    }
+    Ok(line.to_string())
+}
+
 impl Config {
+    /// The configuration of `hangar admin` commands: the same file, environment and defaults as
+    /// `hangar serve`, with the data settings from their flags.
+    pub fn resolve_store(store: StoreArgs) -> anyhow::Result<Config> {
+        Self::resolve(ServeArgs {
+            store,
+            ..ServeArgs::default()
+        })
+    }
+
     pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
-        let file = match &args.config {
+        let store = args.store;
+        let file = match &store.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| {
-                    format!("cannot read the configuration file {}", path.display())
-                })?;
-                toml::from_str::<FileConfig>(&text)
-                    .with_context(|| format!("invalid configuration file {}", path.display()))?
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow!("--config: cannot read {}: {e}", path.display()))?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| {
+                    anyhow!(
+                        "--config: invalid configuration file {}: {}",
+                        path.display(),
+                        e.message()
+                    )
+                })?
             }
             None => FileConfig::default(),
         };
-        let data_dir = args
+        let data_dir = store
             .data_dir
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("./hangar-data"));
-        let database_url = args
-            .database_url
-            .or(file.database_url)
+        let database_url =
+            match secret_from("database-url", store.database_url, store.database_url_file)? {
+                Some(url) => Some(url),
+                None => secret_from("database-url", file.database_url, file.database_url_file)?,
+            }
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("hangar.db").display()));
-        let storage_url = args
+        if !database_url.starts_with("sqlite:") {
+            bail!(
+                "--database-url: unsupported database URL {}: this build supports sqlite:// URLs",
+                redact_url(&database_url)
+            );
+        }
+        let storage_url = store
             .storage_url
             .or(file.storage_url)
             .unwrap_or_else(|| format!("file://{}", data_dir.join("blobs").display()));
+        let secret_key_file = store
+            .secret_key_file
+            .or(file.secret_key_file)
+            .unwrap_or_else(|| data_dir.join("secret.key"));
         let max_file_size = match args
             .max_file_size
             .or(file.max_file_size.map(Size::into_text))
         {
             // Sizes are stored as signed 64-bit numbers: larger means unlimited anyway.
             Some(s) => parse_size(&s)
-                .with_context(|| format!("invalid max-file-size {s:?}"))?
+                .map_err(|e| anyhow!("--max-file-size: {s:?} is not a size: {e}"))?
                 .min(i64::MAX as u64),
             None => DEFAULT_MAX_FILE_SIZE,
         };
         let space_quota = match args.space_quota.or(file.space_quota.map(Size::into_text)) {
-            Some(s) => Some(parse_size(&s).with_context(|| format!("invalid space-quota {s:?}"))?),
+            Some(s) => Some(
+                parse_size(&s).map_err(|e| anyhow!("--space-quota: {s:?} is not a size: {e}"))?,
+            ),
             None => None,
         };
-        let blob_grace = match args.blob_grace.or(file.blob_grace) {
-            Some(s) => parse_duration(&s).with_context(|| format!("invalid --blob-grace {s:?}"))?,
+        let blob_grace = match store.blob_grace.or(file.blob_grace) {
+            Some(s) => parse_duration(&s)
+                .map_err(|e| anyhow!("--blob-grace: {s:?} is not a duration: {e}"))?,
             None => hangar_db::DEFAULT_BLOB_GRACE,
         };
-        let fetch_allow = args
+        let fetch_allow: Vec<String> = args
             .fetch_allow
             .or(file.fetch_allow)
             .map(|s| {
@@ -171,16 +289,40 @@ impl Config {
                     .collect()
             })
             .unwrap_or_default();
-        Ok(Config {
-            listen: args
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| "127.0.0.1:8080".into()),
+        AllowList::parse(&fetch_allow).map_err(|e| anyhow!("--fetch-allow: {e}"))?;
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        check_listen(&listen)?;
+        let public_url = match args.public_url.or(file.public_url) {
+            Some(url) => Some(check_public_url(&url)?),
+            None => None,
+        };
+        let admin_password = match secret_from(
+            "admin-password",
+            args.admin_password,
+            args.admin_password_file,
+        )? {
+            Some(pw) => Some(pw),
+            None => secret_from(
+                "admin-password",
+                file.admin_password,
+                file.admin_password_file,
+            )?,
+        };
+        if let Some(pw) = &admin_password {
+            hangar_api::auth::validate_password(pw)
+                .map_err(|e| anyhow!("--admin-password: {}", e.text))?;
+        }
+        let config = Config {
+            listen,
             data_dir,
             database_url,
             storage_url,
-            public_url: args.public_url.or(file.public_url),
-            admin_password: args.admin_password.or(file.admin_password),
+            secret_key_file,
+            public_url,
+            admin_password: admin_password.map(Secret),
             fetch_allow,
             fetch_timeout_secs: args
                 .fetch_timeout
@@ -190,7 +332,9 @@ impl Config {
             max_file_size,
             space_quota,
             blob_grace,
-        })
+        };
+        config.blob_root()?;
+        Ok(config)
     }
 
     /// The local directory named by a `file://` storage URL.
@@ -198,13 +342,94 @@ impl Config {
         match self.storage_url.strip_prefix("file://") {
             Some(path) if !path.is_empty() => Ok(Path::new(path).to_path_buf()),
             _ if self.storage_url.starts_with("s3://") => {
-                bail!("S3 storage is not available in this build yet; use a file:// storage URL")
+                bail!("--storage-url: S3 storage is not available in this build yet; use a file:// storage URL")
             }
             _ => bail!(
-                "unsupported storage URL {:?}: use file:///path",
+                "--storage-url: unsupported storage URL {:?}: use file:///path",
                 self.storage_url
             ),
         }
+    }
+
+    /// One line with every effective setting, secrets redacted, for the log at start.
+    pub fn summary(&self) -> String {
+        let or_dash = |v: &[String]| {
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                v.join(",")
+            }
+        };
+        format!(
+            "listen={} public_url={} data_dir={} database_url={} storage_url={} secret_key_file={} \
+             admin_password={} fetch_allow={} fetch_timeout={}s max_file_size={} space_quota={} \
+             blob_grace={}s",
+            self.listen,
+            self.public_url.as_deref().unwrap_or("<the bound address>"),
+            self.data_dir.display(),
+            redact_url(&self.database_url),
+            redact_url(&self.storage_url),
+            self.secret_key_file.display(),
+            match self.admin_password {
+                Some(_) => "<redacted>",
+                None => "<unset>",
+            },
+            or_dash(&self.fetch_allow),
+            self.fetch_timeout_secs,
+            self.max_file_size,
+            self.space_quota
+                .map_or("unlimited".to_string(), |q| q.to_string()),
+            self.blob_grace.as_secs(),
+        )
+    }
+}
+
+/// An address to bind: `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT` (resolved when binding).
+fn check_listen(listen: &str) -> anyhow::Result<()> {
+    if listen.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let bad = || {
+        anyhow!(
+            "--listen: {listen:?} is not an address to listen on (HOST:PORT, e.g. 127.0.0.1:8080)"
+        )
+    };
+    let (host, port) = listen.rsplit_once(':').ok_or_else(bad)?;
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !host_ok || port.parse::<u16>().is_err() {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+/// An absolute `http` or `https` URL with a host; answered without a trailing `/`.
+fn check_public_url(value: &str) -> anyhow::Result<String> {
+    let bad = |why: &str| anyhow!("--public-url: {value:?} {why}");
+    let url = url::Url::parse(value).map_err(|_| bad("is not an absolute http(s) URL"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("is not an http or https URL"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("must not have a query or fragment"));
+    }
+    Ok(value.trim_end_matches('/').to_string())
+}
+
+/// A URL with its password (if any) replaced, for logs.
+pub fn redact_url(value: &str) -> String {
+    match url::Url::parse(value) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("<redacted>"));
+            url.to_string()
+        }
+        _ => value.to_string(),
     }
 }
 
@@ -304,7 +529,10 @@ mod tests {
         )
         .unwrap();
         let args = ServeArgs {
-            config: Some(path.clone()),
+            store: StoreArgs {
+                config: Some(path.clone()),
+                ..Default::default()
+            },
             listen: Some("127.0.0.1:0".into()),
             ..Default::default()
         };
@@ -314,7 +542,7 @@ mod tests {
         assert_eq!(c.database_url, "sqlite:///tmp/x/hangar.db");
         assert_eq!(c.storage_url, "file:///tmp/x/blobs");
         std::fs::write(&path, "no_such_key = 1\n").unwrap();
-        assert!(Config::resolve(ServeArgs {
+        assert!(Config::resolve_store(StoreArgs {
             config: Some(path),
             ..Default::default()
         })

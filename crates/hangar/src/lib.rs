@@ -1,5 +1,7 @@
 //! The `hangar` binary's library half: the configuration contract and the assembly of a node, so that
 //! tests build a node exactly as `hangar serve` does and serve it in their own process.
 
+pub mod admin;
 pub mod config;
 pub mod serve;
+pub mod startup;

@@ -1,7 +1,8 @@
-//! `hangar`: the server (`hangar serve`). Parses the configuration, builds the state, serves.
+//! `hangar`: the server (`hangar serve`) and the operator's commands (`hangar admin`). Parses the
+//! command line and hands over to the library half.
 
 use clap::{Parser, Subcommand};
-use hangar::{config, serve};
+use hangar::{admin, config, serve};
 use std::io::IsTerminal;
 
 #[derive(Parser)]
@@ -19,18 +20,29 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(config::ServeArgs),
+    /// Administer an installation directly (database and blob store), with the same settings as
+    /// `serve`; the server may be running. Exit codes: 0 done, 1 failed or found problems, 2 bad usage.
+    Admin(admin::AdminArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HANGAR_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn")
-            }),
-        )
-        .with_ansi(std::io::stdout().is_terminal())
-        .init();
+    // The server logs to stdout at `info`; the operator's commands print their results on stdout
+    // and log only warnings, on stderr.
+    let (default_filter, to_stderr) = match cli.command {
+        Command::Serve(_) => ("info,sqlx=warn,tower_http=warn", false),
+        Command::Admin(_) => ("warn", true),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HANGAR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    if to_stderr {
+        logs.with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init();
+    } else {
+        logs.with_ansi(std::io::stdout().is_terminal()).init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -46,11 +58,15 @@ fn main() -> std::process::ExitCode {
             let config = config::Config::resolve(args)?;
             serve::run(config).await
         }),
+        Command::Admin(args) => match runtime.block_on(admin::run(args)) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // One line, once, on stderr (the log goes to stdout).
             eprintln!("hangar: {e:#}");
             std::process::ExitCode::FAILURE
         }

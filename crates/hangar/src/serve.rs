@@ -1,20 +1,17 @@
 //! `hangar serve`: open the stores, bootstrap the administrator, listen, and stop cleanly on SIGTERM.
 
 use crate::config::Config;
-use anyhow::Context;
-use hangar_api::{auth::hash_password, AppState, Settings};
+use crate::startup;
+use anyhow::{anyhow, Context};
+use hangar_api::{AppState, Settings};
 use hangar_blob::{BlobStore, LocalBlobStore};
-use hangar_core::ids::random_alnum;
-use hangar_core::model::Role;
 use hangar_core::net::AllowList;
-use hangar_core::store::{BlobLifecycleStore, IdentityStore};
 use hangar_db::SqliteStore;
 use hangar_jobs::{JobContext, Lane, Runner, RunnerSettings, DELIVERY_KINDS};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,41 +42,35 @@ impl Node {
     }
 }
 
-/// Checks the configuration against what is on disk, opens the stores, bootstraps the
-/// administrator, queues the chores, binds the listener, and builds the state and the job runners.
+/// Checks the configuration against what is on disk and binds the listener (`startup::preflight`,
+/// which creates nothing), then creates what is missing, opens the stores, bootstraps the
+/// administrator, queues the chores, and builds the state and the job runners.
 pub async fn assemble(config: &Config) -> anyhow::Result<Node> {
-    refuse_new_database_beside_old_blobs(config).await?;
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}",
-            config.data_dir.display()
-        )
-    })?;
+    let checked = startup::preflight(config).await?;
+    tracing::info!("effective configuration: {}", config.summary());
+    startup::create_data_dir(&config.data_dir)?;
     // One process per data directory: its temporaries are this process's to sweep at start. The
     // lock lives as long as the file handle.
-    let lock = lock_data_dir(&config.data_dir)?;
+    let lock = startup::lock_data_dir(&config.data_dir)?;
     let store = SqliteStore::open(&config.database_url)
-        .await?
+        .await
+        .map_err(|e| anyhow!("--database-url: {e}"))?
         .with_blob_grace(config.blob_grace);
-    let blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::open(config.blob_root()?)?);
-    if !store.holds_data().await? && blobs.holds_blobs().await? {
-        bail_new_database(config)?;
-    }
+    let blobs: Arc<dyn BlobStore> = Arc::new(
+        LocalBlobStore::open(config.blob_root()?).map_err(|e| anyhow!("--storage-url: {e}"))?,
+    );
+    let link_key = startup::load_or_create_key(&config.secret_key_file, checked.key)?;
     // Only temporaries that no upload holds (of this process or another) are removed.
     let swept = blobs.remove_temporaries(None).await?;
     if swept > 0 {
         tracing::info!("removed {swept} temporary files left by an earlier run");
     }
-    bootstrap_admin(&store, config.admin_password.clone()).await?;
+    startup::bootstrap_admin(&store, config.admin_password.as_ref()).await?;
     // Background work is queued in the database: chores once per installation, blobs nobody
     // refers to by the collector (never at start, never younger than the grace period).
     hangar_jobs::schedule_chores(&store).await?;
-    let link_key = load_or_create_key(&config.data_dir.join("secret.key"))?;
 
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?
-        .into_std()?;
+    let listener = checked.listener;
     let addr = listener.local_addr()?;
     let public_url = config
         .public_url
@@ -88,7 +79,7 @@ pub async fn assemble(config: &Config) -> anyhow::Result<Node> {
     let space_quota = config.space_quota.map(|q| q.min(i64::MAX as u64) as i64);
     let mut settings = Settings::new(&public_url, config.max_file_size, space_quota, link_key);
     settings.fetch_allow =
-        AllowList::parse(&config.fetch_allow).map_err(|e| anyhow::anyhow!("fetch-allow: {e}"))?;
+        AllowList::parse(&config.fetch_allow).map_err(|e| anyhow!("--fetch-allow: {e}"))?;
     settings.fetch_limits.first_byte = Duration::from_secs(config.fetch_timeout_secs);
     let state = AppState::new(store.clone(), blobs.clone(), settings);
     let runners = runners(&store, &state, blobs, config.blob_grace);
@@ -114,6 +105,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let public_url = node.state.settings.public_url.clone();
     tracing::info!("listening on {} (public URL {public_url})", node.addr);
     serve_connections(listener, app, stop).await;
+    // Closing the database checkpoints its WAL and removes the -wal and -shm files, so a stopped
+    // server leaves the data directory as a backup or the next start expects it.
+    if tokio::time::timeout(Duration::from_secs(5), node.store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the database was still busy after 5 s; stopping without closing it");
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -228,123 +227,4 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             _ = term => {},
         }
     })
-}
-
-/// Takes the data directory's lock file, or fails when another process holds it.
-fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
-    let path = dir.join("hangar.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
-        |_| {
-            anyhow::anyhow!(
-                "another hangar process is using {} (it holds {})",
-                dir.display(),
-                path.display()
-            )
-        },
-    )?;
-    Ok(file)
-}
-
-/// A database that does not exist yet beside a blob store that holds files is almost always a
-/// mistyped `--database-url`: starting would show an empty installation and, worse, its clean-ups
-/// would treat every stored file as garbage. Refused before anything is created.
-async fn refuse_new_database_beside_old_blobs(config: &Config) -> anyhow::Result<()> {
-    let exists = SqliteStore::database_exists(&config.database_url)
-        .map_err(|e| anyhow::anyhow!("--database-url: {e}"))?;
-    let root = config.blob_root()?;
-    if exists || !root.is_dir() {
-        return Ok(());
-    }
-    if LocalBlobStore::open(&root)?.holds_blobs().await? {
-        bail_new_database(config)?;
-    }
-    Ok(())
-}
-
-fn bail_new_database(config: &Config) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "the database {} (--database-url) holds no data, but the blob store {} (--storage-url) holds \
-         files: refusing to start. Give the --database-url that belongs to these files, or an empty \
-         --storage-url for a new installation.",
-        config.database_url,
-        config.storage_url
-    )
-}
-
-/// Creates the `admin` account on first start (printing a generated password once), and resets its
-/// password whenever one is configured, so an operator can always get back in.
-async fn bootstrap_admin(store: &SqliteStore, password: Option<String>) -> anyhow::Result<()> {
-    if let Some(pw) = &password {
-        hangar_api::auth::validate_password(pw)
-            .map_err(|e| anyhow::anyhow!("admin password: {}", e.text))?;
-    }
-    match store.member_by_username("admin").await? {
-        Some(admin) => {
-            if let Some(pw) = password {
-                let hash = hash_password(pw)
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e.text))?;
-                store.set_password(admin.id, &hash).await?;
-                // A reset password is meant to lock out whoever had the old one.
-                store.end_sessions(admin.id).await?;
-                tracing::info!("the admin password was set from the configuration");
-            }
-        }
-        None if store.member_count().await? == 0 => {
-            let (pw, generated) = match password {
-                Some(pw) => (pw, false),
-                None => (random_alnum(24), true),
-            };
-            let hash = hash_password(pw.clone())
-                .await
-                .map_err(|e| anyhow::anyhow!(e.text))?;
-            store
-                .create_member("admin", &hash, "Administrator", Role::Admin)
-                .await?;
-            if generated {
-                // Printed once, on the console only: it is not stored anywhere in clear.
-                println!("Created the administrator account. Username: admin  Password: {pw}");
-                println!(
-                    "(shown only now; set --admin-password or HANGAR_ADMIN_PASSWORD to change it)"
-                );
-            } else {
-                tracing::info!(
-                    "created the administrator account `admin` with the configured password"
-                );
-            }
-        }
-        None => {
-            tracing::warn!("no member is named admin; not creating one in a non-empty installation")
-        }
-    }
-    Ok(())
-}
-
-/// 32 random bytes kept in the data directory (mode 0600), created on first start.
-fn load_or_create_key(path: &Path) -> anyhow::Result<[u8; 32]> {
-    if let Ok(bytes) = std::fs::read(path) {
-        return bytes.try_into().map_err(|_| {
-            anyhow::anyhow!(
-                "{} is damaged: it must hold exactly 32 bytes",
-                path.display()
-            )
-        });
-    }
-    let key: [u8; 32] = rand::random();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    std::io::Write::write_all(&mut file, &key)?;
-    file.sync_all()?;
-    Ok(key)
 }

@@ -723,6 +723,48 @@ impl OutboxStore for SqliteStore {
         .map_err(backend)?;
         Ok(rows.iter().map(delivery).collect())
     }
+    async fn recent_deliveries(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<Delivery>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE (? IS NULL OR status = ?) \
+             ORDER BY created_utc DESC, id LIMIT ?"
+        ))
+        .bind(status)
+        .bind(status)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(rows.iter().map(delivery).collect())
+    }
+    async fn retry_delivery(&self, id: &str) -> StoreResult<bool> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_utc = ? \
+             WHERE id = ? AND status = 'failed'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let job = NewJob::of(
+            &Deliver {
+                delivery_id: id.to_string(),
+            },
+            now,
+        );
+        enqueue_in(&mut tx, &job).await?;
+        self.commit_queued(tx).await?;
+        Ok(true)
+    }
     async fn prune_app_data(&self, before: i64) -> StoreResult<u64> {
         let deliveries =
             sqlx::query("DELETE FROM deliveries WHERE status <> 'pending' AND created_utc < ?")

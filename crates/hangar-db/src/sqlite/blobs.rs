@@ -258,6 +258,65 @@ impl BlobLifecycleStore for SqliteStore {
         })
     }
 
+    async fn referenced_blobs(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<(String, i64)>> {
+        sqlx::query_as(
+            "SELECT sha256, size FROM blobs WHERE refcount > 0 AND sha256 > ? \
+             ORDER BY sha256 LIMIT ?",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)
+    }
+
+    async fn blob_users(&self, sha256: &str) -> StoreResult<Vec<String>> {
+        let attachments: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, file_name FROM attachments WHERE sha256 = ? AND stores_blob = 1 ORDER BY id",
+        )
+        .bind(sha256)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let files: Vec<(String, String)> = sqlx::query_as(
+            "SELECT space_id, path FROM storage_entries WHERE sha256 = ? AND kind = 'file' \
+             ORDER BY space_id, path",
+        )
+        .bind(sha256)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let mut users: Vec<String> = attachments
+            .into_iter()
+            .map(|(id, name)| format!("attachment {id} {name:?}"))
+            .collect();
+        users.extend(
+            files
+                .into_iter()
+                .map(|(space, path)| format!("space {space} file {path:?}")),
+        );
+        Ok(users)
+    }
+
+    async fn collectable_blobs(&self, now: i64) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT b.sha256 FROM blobs b WHERE b.deleting = 1 OR (b.refcount = 0 \
+             AND COALESCE(b.released_utc, 0) + ? <= ? \
+             AND NOT EXISTS (SELECT 1 FROM blob_pins p WHERE p.sha256 = b.sha256 AND p.expires_utc > ?)) \
+             ORDER BY b.sha256",
+        )
+        .bind(self.blob_grace_ms)
+        .bind(now)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)
+    }
+
     async fn holds_data(&self) -> StoreResult<bool> {
         let any: i64 = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM members) OR EXISTS (SELECT 1 FROM blobs) \

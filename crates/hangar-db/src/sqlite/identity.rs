@@ -7,7 +7,7 @@ use hangar_core::access::Scope;
 use hangar_core::ids::random_id;
 use hangar_core::model::*;
 use hangar_core::now_ms;
-use hangar_core::store::{IdentityStore, StoreResult};
+use hangar_core::store::{IdentityStore, MemberControlStore, StoreResult};
 use sqlx::Row;
 
 #[async_trait]
@@ -51,7 +51,8 @@ impl IdentityStore for SqliteStore {
 
     async fn member_credentials(&self, username: &str) -> StoreResult<Option<(Member, String)>> {
         let row = sqlx::query(&format!(
-            "SELECT {MEMBER_COLUMNS}, m.password_hash FROM members m WHERE m.username = ? AND m.is_app = 0"
+            "SELECT {MEMBER_COLUMNS}, m.password_hash FROM members m \
+             WHERE m.username = ? AND m.is_app = 0 AND m.disabled = 0"
         ))
         .bind(username)
         .fetch_optional(&self.pool)
@@ -110,7 +111,7 @@ impl IdentityStore for SqliteStore {
     async fn session_member(&self, token_hash: &str, now: i64) -> StoreResult<Option<Member>> {
         let row = sqlx::query(&format!(
             "SELECT {MEMBER_COLUMNS} FROM sessions s JOIN members m ON m.id = s.member_id \
-             WHERE s.token_hash = ? AND s.expires_utc > ?"
+             WHERE s.token_hash = ? AND s.expires_utc > ? AND m.disabled = 0"
         ))
         .bind(token_hash)
         .bind(now)
@@ -174,7 +175,8 @@ impl IdentityStore for SqliteStore {
             "SELECT {MEMBER_COLUMNS}, t.id AS token_id, t.member_id, t.name, t.scope, t.expires_utc, \
              t.created_utc AS token_created, t.last_used_utc \
              FROM personal_tokens t JOIN members m ON m.id = t.member_id \
-             WHERE t.token_hash = ? AND (t.expires_utc IS NULL OR t.expires_utc > ?) AND m.is_app = 0"
+             WHERE t.token_hash = ? AND (t.expires_utc IS NULL OR t.expires_utc > ?) AND m.is_app = 0 \
+             AND m.disabled = 0"
         ))
         .bind(token_hash)
         .bind(now)
@@ -225,5 +227,57 @@ impl IdentityStore for SqliteStore {
             .await
             .map_err(backend)?;
         Ok(done.rows_affected() > 0)
+    }
+}
+
+/// Ends everything that lets a member in: sessions, personal tokens, and application tokens the
+/// member approved (authorization-code grants and what was minted with them).
+async fn revoke_all(tx: &mut super::Tx, member_id: i64) -> StoreResult<()> {
+    for sql in [
+        "DELETE FROM sessions WHERE member_id = ?",
+        "DELETE FROM personal_tokens WHERE member_id = ?",
+        "DELETE FROM app_tokens WHERE member_id = ?",
+    ] {
+        sqlx::query(sql)
+            .bind(member_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl MemberControlStore for SqliteStore {
+    async fn reset_password(&self, member_id: i64, password_hash: &str) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("UPDATE members SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(member_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        revoke_all(&mut tx, member_id).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn disable_member(&self, member_id: i64) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("UPDATE members SET disabled = 1 WHERE id = ?")
+            .bind(member_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        revoke_all(&mut tx, member_id).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn is_disabled(&self, member_id: i64) -> StoreResult<bool> {
+        let disabled: Option<i64> = sqlx::query_scalar("SELECT disabled FROM members WHERE id = ?")
+            .bind(member_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(disabled == Some(1))
     }
 }

@@ -21,14 +21,39 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// Why a database could not be opened. Each message names the database and says why in one line
+/// (the driver's cause is part of the message, not a source, so that it is not printed twice).
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("unsupported database URL {0:?}: this build supports sqlite:// URLs")]
     Unsupported(String),
-    #[error("cannot open the database: {0}")]
-    Open(#[from] sqlx::Error),
-    #[error("cannot migrate the database: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("invalid database URL {url:?}: {cause}")]
+    BadUrl { url: String, cause: String },
+    #[error("there is no database at {path}")]
+    Missing { path: String },
+    #[error("cannot open the SQLite database {path}: {cause}")]
+    Open { path: String, cause: String },
+    #[error("cannot migrate the SQLite database {path}: {cause}")]
+    Migrate { path: String, cause: String },
+}
+
+/// What is at a database URL, found without creating or changing anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// No database yet: starting creates one at this path (`:memory:` for an in-memory one).
+    Missing { path: std::path::PathBuf },
+    /// A database that opens; `holds_data` as `BlobLifecycleStore::holds_data` (false for an
+    /// empty file or a database without Hangar's tables).
+    Found { holds_data: bool },
+}
+
+/// The driver's cause in words, without sqlx's own prefixes.
+fn cause(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => db.message().to_string(),
+        sqlx::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// A write transaction of this store.
@@ -59,24 +84,91 @@ impl SqliteStore {
     /// Opens (creating if missing) the database at `url` and runs the embedded migrations. WAL journal
     /// and `synchronous=FULL`: a committed upload survives a power cut.
     pub async fn open(url: &str) -> Result<Self, OpenError> {
-        if !url.starts_with("sqlite:") {
-            return Err(OpenError::Unsupported(url.to_string()));
+        Self::open_with(url, true).await
+    }
+
+    /// Opens the database at `url` if it exists (administration commands, which must not create an
+    /// empty installation where a mistyped URL points).
+    pub async fn open_existing(url: &str) -> Result<Self, OpenError> {
+        Self::open_with(url, false).await
+    }
+
+    async fn open_with(url: &str, create: bool) -> Result<Self, OpenError> {
+        let options = connect_options(url)?;
+        let path = options.get_filename().display().to_string();
+        let is_memory = path == ":memory:";
+        if !create && !is_memory && !options.get_filename().exists() {
+            return Err(OpenError::Missing { path });
         }
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
+        let options = options
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
-        let pool = open_pool(8, options.clone()).await?;
-        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        let queue_pool = open_pool(2, options.synchronous(SqliteSynchronous::Normal)).await?;
+        let open_error = |e: sqlx::Error| OpenError::Open {
+            path: path.clone(),
+            cause: cause(&e),
+        };
+        let pool = open_pool(8, options.clone()).await.map_err(open_error)?;
+        sqlx::migrate!("migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| OpenError::Migrate {
+                path: path.clone(),
+                cause: match &e {
+                    sqlx::migrate::MigrateError::Execute(inner) => cause(inner),
+                    other => other.to_string(),
+                },
+            })?;
+        let queue_pool = open_pool(2, options.synchronous(SqliteSynchronous::Normal))
+            .await
+            .map_err(open_error)?;
         Ok(Self {
             pool,
             queue_pool,
             blob_grace_ms: DEFAULT_BLOB_GRACE.as_millis() as i64,
             jobs_enqueued: Arc::new(watch::Sender::new(0)),
         })
+    }
+
+    /// What is at `url`: no database yet, or one that opens and holds data or not. Creates nothing
+    /// and changes nothing (no migration, no journal mode), so that start-up can check every
+    /// setting before it touches the disk.
+    pub async fn probe(url: &str) -> Result<Probe, OpenError> {
+        use sqlx::{ConnectOptions, Connection};
+        let options = connect_options(url)?;
+        let path = options.get_filename().to_path_buf();
+        if path.as_os_str() == ":memory:" || !path.exists() {
+            return Ok(Probe::Missing { path });
+        }
+        let open_error = |e: sqlx::Error| OpenError::Open {
+            path: path.display().to_string(),
+            cause: cause(&e),
+        };
+        let mut conn = options
+            .create_if_missing(false)
+            .busy_timeout(Duration::from_secs(30))
+            .connect()
+            .await
+            .map_err(open_error)?;
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' \
+             AND name IN ('members', 'blobs', 'spaces')",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .map_err(open_error)?;
+        let mut holds_data = false;
+        for table in &tables {
+            let any: i64 = sqlx::query_scalar(&format!("SELECT EXISTS (SELECT 1 FROM {table})"))
+                .fetch_one(&mut conn)
+                .await
+                .map_err(open_error)?;
+            holds_data |= any != 0;
+        }
+        conn.close().await.map_err(open_error)?;
+        Ok(Probe::Found { holds_data })
     }
 
     /// Sets how long unreferenced bytes are kept before they may be collected.
@@ -88,9 +180,30 @@ impl SqliteStore {
     /// Whether the SQLite database at `url` exists already (false for a new installation, and for a
     /// mistyped `--database-url`). Creates nothing.
     pub fn database_exists(url: &str) -> Result<bool, OpenError> {
-        let options = SqliteConnectOptions::from_str(url)?;
+        let options = connect_options(url)?;
         let path = options.get_filename();
         Ok(path.as_os_str() == ":memory:" || path.exists())
+    }
+
+    /// Writes a consistent copy of the whole database to `path` (a new file), while other
+    /// connections and processes keep reading and writing: `VACUUM INTO` reads one snapshot.
+    pub async fn snapshot_into(&self, path: &std::path::Path) -> Result<(), StoreError> {
+        let target = path.to_str().ok_or_else(|| {
+            StoreError::Backend(format!("{} is not a UTF-8 path", path.display()))
+        })?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    /// Closes every connection (the WAL is checkpointed and its files removed when this was the
+    /// last connection to the database).
+    pub async fn close(&self) {
+        self.pool.close().await;
+        self.queue_pool.close().await;
     }
 
     /// Changes when this store queued jobs (see the field).
@@ -125,6 +238,16 @@ impl SqliteStore {
         self.signal_jobs();
         Ok(())
     }
+}
+
+fn connect_options(url: &str) -> Result<SqliteConnectOptions, OpenError> {
+    if !url.starts_with("sqlite:") {
+        return Err(OpenError::Unsupported(url.to_string()));
+    }
+    SqliteConnectOptions::from_str(url).map_err(|e| OpenError::BadUrl {
+        url: url.to_string(),
+        cause: cause(&e),
+    })
 }
 
 async fn open_pool(

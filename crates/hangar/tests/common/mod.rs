@@ -59,19 +59,22 @@ impl Server {
     fn spawn(&mut self) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hangar"));
         // Unreferenced bytes are collected at once unless a test says otherwise.
-        let grace: &[&str] = if self.extra_args.iter().any(|a| a == "--blob-grace") {
-            &[]
-        } else {
-            &["--blob-grace", "0s"]
-        };
+        // Defaults that a test may give otherwise.
+        let given = |flag: &str| self.extra_args.iter().any(|a| a == flag);
+        let mut defaults: Vec<&str> = Vec::new();
+        if !given("--blob-grace") {
+            defaults.extend(["--blob-grace", "0s"]);
+        }
+        if !given("--listen") {
+            defaults.extend(["--listen", "127.0.0.1:0"]);
+        }
+        if !given("--admin-password-file") {
+            defaults.extend(["--admin-password", ADMIN_PASSWORD]);
+        }
         cmd.arg("serve")
-            .args(grace)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
+            .args(defaults)
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .arg("--admin-password")
-            .arg(ADMIN_PASSWORD)
             .args(&self.extra_args)
             .env("HANGAR_LOG", "info")
             .stdin(Stdio::null())
