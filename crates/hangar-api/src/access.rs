@@ -9,7 +9,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 use hangar_core::access::Grants;
 use hangar_core::app_model::{GrantStatus, ItemKind, RightGrant};
-use hangar_core::apps::{Context, RightCode};
+use hangar_core::apps::{Context, ContextKind, RightCode};
 use hangar_core::model::{Attachment, Channel, Space};
 
 /// The grants of the application behind the request, read from the store at the first need and
@@ -46,7 +46,7 @@ pub async fn app_may(
     let Some(app) = caller.acting_app() else {
         return Ok(None);
     };
-    if !app.scope.allows(right) {
+    if !app.scope.allows(right, place) {
         return Ok(Some(false));
     }
     Ok(Some(grants(state, app).await?.allow(right, place)))
@@ -162,6 +162,34 @@ pub async fn sees_project(
         member,
     )
     .await
+}
+
+/// Whether the caller sees a permission context: `global` always, a space, channel or project as
+/// the visibility rules above say (an unknown one is not seen).
+pub async fn sees_context(state: &AppState, caller: &Caller, ctx: &Context) -> ApiResult<bool> {
+    let tail = |prefix: &str| ctx.text.strip_prefix(prefix).unwrap_or("").to_string();
+    let seen = match ctx.kind {
+        ContextKind::Global => Ok(()),
+        ContextKind::Space => visible_space(state, caller, &tail("space:id:"))
+            .await
+            .map(drop),
+        ContextKind::Channel => match tail("channel:id:").parse::<i64>() {
+            Ok(id) => visible_channel(state, caller, id).await.map(drop),
+            Err(_) => return Ok(false),
+        },
+        ContextKind::Project => {
+            let key = tail("project:key:");
+            return match state.projects.project_by_key(&key).await? {
+                Some(p) => sees_project(state, caller, p.id, &p.key).await,
+                None => Ok(false),
+            };
+        }
+    };
+    match seen {
+        Ok(()) => Ok(true),
+        Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// An attachment is private: readable by its uploader, administrators, and whoever can read a

@@ -89,6 +89,18 @@ impl Caller {
             Err(ApiError::forbidden("only an administrator may do this"))
         }
     }
+
+    /// An administrator acting in person: not through a token issued to an application, which must
+    /// never mint members or change roles, whoever approved it.
+    pub fn require_admin_in_person(&self) -> ApiResult<()> {
+        self.require_admin()?;
+        if self.app.is_some() {
+            return Err(ApiError::forbidden(
+                "members are managed by an administrator in person, not through an application's token",
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn session_cookie(headers: &HeaderMap) -> Option<&str> {

@@ -2,7 +2,7 @@
 
 use crate::access::{require_app_right, visible_channel};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, Json, Path, Query};
+use crate::error::{unknown_member, ApiError, ApiResult, Json, Path, Query};
 use crate::links::{linked_json, parse_links};
 use crate::AppState;
 use axum::extract::State;
@@ -88,9 +88,7 @@ pub async fn create_channel(
             .identity
             .member_by_username(username)
             .await?
-            .ok_or_else(|| {
-                ApiError::bad_request("unknown-member", format!("no member is named {username:?}"))
-            })?;
+            .ok_or_else(unknown_member)?;
         ids.push(member.id);
     }
     let channel = state.chat.create_channel(name, &ids).await?;
@@ -144,12 +142,7 @@ pub async fn add_channel_member(
         .identity
         .member_by_username(&req.username)
         .await?
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "unknown-member",
-                format!("no member is named {:?}", req.username),
-            )
-        })?;
+        .ok_or_else(unknown_member)?;
     state.chat.add_channel_member(channel.id, member.id).await?;
     let channel = visible_channel(&state, &caller, channel.id).await?;
     Ok(Json(channel_json(&channel)))

@@ -125,6 +125,15 @@ impl From<BlobError> for ApiError {
     }
 }
 
+/// A username that names no member who can be added. The answer never repeats or describes the
+/// name, so that it tells nothing about other people's accounts beyond the refusal itself.
+pub fn unknown_member() -> ApiError {
+    ApiError::bad_request(
+        "unknown-member",
+        "a listed username cannot be added (no such member)",
+    )
+}
+
 impl From<FetchError> for ApiError {
     fn from(e: FetchError) -> Self {
         match e {

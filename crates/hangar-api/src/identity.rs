@@ -26,7 +26,7 @@ pub async fn create_member(
     caller: Caller,
     Json(req): Json<NewMember>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require_admin()?;
+    caller.require_admin_in_person()?;
     if !valid_username(&req.username) {
         return Err(ApiError::bad_request(
             "bad-username",
@@ -62,7 +62,7 @@ pub async fn create_member(
 }
 
 pub async fn list_members(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
-    caller.require_admin()?;
+    caller.require_admin_in_person()?;
     let members = state.identity.list_members().await?;
     Ok(Json(
         json!({ "data": members.iter().map(member_json).collect::<Vec<_>>() }),

@@ -546,7 +546,15 @@ async fn check_auth_request(
     }
     let strict = app.doc.settings.pkce_required || app.doc.settings.public_clients_allowed;
     match params.get("code_challenge_method").map(String::as_str) {
-        None | Some("S256") => {}
+        Some("S256") => {}
+        // Without a method RFC 7636 means `plain`: refused where PKCE is required.
+        None if strict => {
+            return Err(back(
+                "invalid_request",
+                "this application requires code_challenge_method=S256",
+            ))
+        }
+        None => {}
         // `plain` shows the verifier in the URL: only for applications that do not require PKCE.
         Some("plain") if !strict => {}
         Some(_) => {

@@ -2,7 +2,7 @@
 
 use crate::access::{require_app_right, sees_project};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, Json, Path, Query};
+use crate::error::{unknown_member, ApiError, ApiResult, Json, Path, Query};
 use crate::links::{linked_json, parse_links};
 use crate::AppState;
 use axum::extract::State;
@@ -125,9 +125,7 @@ pub async fn create_project(
             .identity
             .member_by_username(username)
             .await?
-            .ok_or_else(|| {
-                ApiError::bad_request("unknown-member", format!("no member is named {username:?}"))
-            })?;
+            .ok_or_else(unknown_member)?;
         ids.push(m.id);
     }
     let project = state
@@ -137,7 +135,7 @@ pub async fn create_project(
         .map_err(|e| match e {
             hangar_core::StoreError::Conflict(_) => ApiError::conflict(
                 "already-exists",
-                format!("project {} already exists", req.key),
+                "this project key is taken: choose another",
             ),
             other => other.into(),
         })?;

@@ -83,8 +83,11 @@ impl Fetcher {
         }
         // A name with any internal address is refused whole: otherwise which address the client
         // picks would decide.
+        // The refusal names the host the caller gave, never the internal address it resolved to:
+        // that would map the inside of the network for whoever asks.
         if let Some(bad) = addrs.iter().find(|a| is_forbidden(a.ip())) {
-            return Err(FetchError::Forbidden(format!("{name} ({})", bad.ip())));
+            tracing::info!(host = %name, address = %bad.ip(), "refused to fetch from an internal address");
+            return Err(FetchError::Forbidden(name));
         }
         Ok(addrs)
     }

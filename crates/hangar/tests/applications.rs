@@ -13,124 +13,12 @@ use base64::Engine;
 use reqwest::{Client, Response};
 use serde_json::{json, Value};
 
-const APPS: &str = "/api/http/applications";
 const SSH_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// Asserts the status and answers the JSON body.
-async fn expect_json(r: Response, status: u16) -> Value {
-    let got = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    assert_eq!(got, status, "status; body: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|_| panic!("a JSON body, got {text:?}"))
-}
-
-/// Asserts the `{"httpStatusCode": 200}` answer of state-changing calls.
-async fn expect_ok(r: Response) {
-    let body = expect_json(r, 200).await;
-    assert_eq!(body, json!({"httpStatusCode": 200}));
-}
-
-/// An application, with a client acting as it (an OAuth client-credentials access token).
-struct App {
-    id: String,
-    client_id: String,
-    secret: String,
-    user: User,
-}
-
-impl App {
-    /// `/api/http/applications/id:N{rest}`.
-    fn path(&self, rest: &str) -> String {
-        format!("{APPS}/id:{}{rest}", self.id)
-    }
-}
-
-fn user_with(base: &str, token: &str, name: &str) -> User {
-    User {
-        base: base.to_string(),
-        http: Client::new(),
-        token: token.to_string(),
-        username: name.into(),
-    }
-}
-
-fn form_body(pairs: &[(&str, &str)]) -> String {
-    let mut s = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        s.append_pair(k, v);
-    }
-    s.finish()
-}
-
-/// `POST /oauth/token` with HTTP Basic client authentication and a form body.
-async fn token_request(
-    base: &str,
-    client_id: &str,
-    secret: &str,
-    form: &[(&str, &str)],
-) -> Response {
-    Client::new()
-        .post(format!("{base}/oauth/token"))
-        .basic_auth(client_id, Some(secret))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(form))
-        .send()
-        .await
-        .unwrap()
-}
-
-/// A client-credentials access token.
-async fn access_token(base: &str, client_id: &str, secret: &str) -> String {
-    let r = token_request(
-        base,
-        client_id,
-        secret,
-        &[("grant_type", "client_credentials")],
-    )
-    .await;
-    let body = expect_json(r, 200).await;
-    body["access_token"].as_str().unwrap().to_string()
-}
-
-async fn create_app(admin: &User, body: Value) -> Value {
-    expect_json(admin.post(APPS).json(&body).send().await.unwrap(), 201).await
-}
-
-async fn read_client_secret(admin: &User, client_id: &str) -> String {
-    let r = admin
-        .get(&format!("{APPS}/clientId:{client_id}/client-secret"))
-        .send()
-        .await
-        .unwrap();
-    expect_json(r, 200).await.as_str().unwrap().to_string()
-}
-
-/// Creates an application (as the administrator) and signs in as it.
-async fn new_app_with(admin: &User, body: Value) -> App {
-    let app = create_app(admin, body).await;
-    let client_id = app["clientId"].as_str().unwrap().to_string();
-    let secret = read_client_secret(admin, &client_id).await;
-    let token = access_token(&admin.base, &client_id, &secret).await;
-    App {
-        id: app["id"].as_str().unwrap().to_string(),
-        user: user_with(&admin.base, &token, "app"),
-        client_id,
-        secret,
-    }
-}
-
-async fn new_app(admin: &User, name: &str) -> App {
-    new_app_with(
-        admin,
-        json!({"name": name, "endpointUri": "http://127.0.0.1:9/"}),
-    )
-    .await
-}
 
 fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
@@ -916,8 +804,30 @@ async fn app_secrets_are_read_and_regenerated() {
     let app = new_app(&admin, "Secretive").await;
     let other = new_app(&admin, "Other").await;
 
-    // client-secret: the administrator and the application itself.
+    // client-secret: the administrator and the application itself with a permanent token; never
+    // with the OAuth access token the secret was exchanged for (tests/containment.rs).
     let r = admin.get(&app.path("/client-secret")).send().await.unwrap();
+    assert_eq!(expect_json(r, 200).await, app.secret.as_str());
+    let r = app
+        .user
+        .post(&app.path("/permanent-tokens"))
+        .json(&json!({"name": "secrets", "scope": "**"}))
+        .send()
+        .await
+        .unwrap();
+    let permanent = expect_json(r, 201).await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let app_itself = User {
+        token: permanent,
+        ..app.user.clone()
+    };
+    let r = app_itself
+        .get(&format!("{APPS}/me/client-secret"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(expect_json(r, 200).await, app.secret.as_str());
     let r = app
         .user
@@ -925,7 +835,7 @@ async fn app_secrets_are_read_and_regenerated() {
         .send()
         .await
         .unwrap();
-    assert_eq!(expect_json(r, 200).await, app.secret.as_str());
+    expect_error(r, 403, "forbidden").await;
     // Secrets and their regeneration: 403 for a member, 404 for another app or an unknown one.
     for name in [
         "client-secret",
@@ -1003,17 +913,16 @@ async fn app_secrets_are_read_and_regenerated() {
         .starts_with("Basic"));
     assert_eq!(expect_json(r, 401).await["error"], "invalid_client");
     access_token(&server.base, &app.client_id, &fresh).await;
-    // The application can regenerate its own (its current access token keeps working).
+    // The application can regenerate its own with a permanent token (its access token keeps working).
     expect_ok(
-        app.user
+        app_itself
             .post(&format!("{APPS}/me/client-secret/regenerate"))
             .send()
             .await
             .unwrap(),
     )
     .await;
-    let r = app
-        .user
+    let r = app_itself
         .get(&format!("{APPS}/me/client-secret"))
         .send()
         .await
@@ -1099,9 +1008,10 @@ async fn app_secrets_are_read_and_regenerated() {
         .await
         .unwrap();
     assert_eq!(expect_json(r, 200).await, "endpoint-bearer-123");
-    // Members see that it exists, not what it is.
+    // Members see neither it nor whether there is one (endpoint credentials are for those who
+    // manage the application).
     let got = expect_json(bob.get(&app.path("")).send().await.unwrap(), 200).await;
-    assert_eq!(got["hasBearerAuthToken"], true);
+    assert!(got.get("hasBearerAuthToken").is_none(), "{got}");
     assert!(!got.to_string().contains("endpoint-bearer-123"));
     assert!(!got.to_string().contains(&third));
 }
@@ -1692,57 +1602,6 @@ async fn app_parameters_and_their_limits() {
     expect_ok(r).await;
 }
 
-/// Signs a member in with a session, approves the application on the consent form, and exchanges
-/// the code: answers the token response (access and refresh tokens acting as that member).
-async fn code_flow_tokens(server: &TestApp, app: &App, username: &str, redirect: &str) -> Value {
-    let http = Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let r = http
-        .post(server.url("/api/v1/auth/login"))
-        .json(&json!({"username": username, "password": format!("{username}-password")}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = http
-        .post(server.url("/oauth/auth"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(&[
-            ("client_id", &app.client_id),
-            ("redirect_uri", redirect),
-            ("response_type", "code"),
-            ("state", "xyz"),
-            ("decision", "approve"),
-        ]))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_redirection(), "{}", r.status());
-    let location = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-    assert!(location.as_str().starts_with(redirect), "{location}");
-    let query: std::collections::HashMap<String, String> =
-        location.query_pairs().into_owned().collect();
-    assert_eq!(query["state"], "xyz");
-    let code = query["code"].clone();
-    let r = token_request(
-        &server.base,
-        &app.client_id,
-        &app.secret,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect),
-        ],
-    )
-    .await;
-    assert_eq!(r.headers()["cache-control"], "no-store");
-    // (A replayed code is refused and revokes these tokens: tests/webhooks.rs checks that.)
-    expect_json(r, 200).await
-}
-
 #[tokio::test]
 async fn profile_parameters_need_a_member_token_issued_to_the_app() {
     let server = TestApp::start().await;
@@ -1756,7 +1615,7 @@ async fn profile_parameters_need_a_member_token_issued_to_the_app() {
                "codeFlowRedirectURIs": redirect}),
     )
     .await;
-    let tokens = code_flow_tokens(&server, &app, "bob", redirect).await;
+    let tokens = code_flow_tokens(&server.base, &app, "bob", redirect).await;
     assert_eq!(tokens["token_type"], "Bearer");
     assert!(tokens["refresh_token"]
         .as_str()
@@ -1767,7 +1626,7 @@ async fn profile_parameters_need_a_member_token_issued_to_the_app() {
         tokens["access_token"].as_str().unwrap(),
         "bob-app",
     );
-    let carol_tokens = code_flow_tokens(&server, &app, "carol", redirect).await;
+    let carol_tokens = code_flow_tokens(&server.base, &app, "carol", redirect).await;
     let carol_via_app = user_with(
         &server.base,
         carol_tokens["access_token"].as_str().unwrap(),
@@ -2190,15 +2049,21 @@ async fn rights_are_required_requested_granted_and_revoked() {
         .unwrap();
     expect_error(r, 404, "not-found").await;
 
-    // Authorized contexts: where something is granted.
+    // Authorized contexts: where something is granted; a member who does not manage the
+    // application sees only the places they can see (bob is in no project ABC).
     let contexts = app.path("/authorizations/authorized-contexts");
-    let r = bob.get(&contexts).send().await.unwrap();
+    let r = admin.get(&contexts).send().await.unwrap();
     assert_eq!(
         expect_json(r, 200).await,
         json!([
             {"contextIdentifier": "global", "type": "global"},
             {"contextIdentifier": project, "type": "project"},
         ])
+    );
+    let r = bob.get(&contexts).send().await.unwrap();
+    assert_eq!(
+        expect_json(r, 200).await,
+        json!([{"contextIdentifier": "global", "type": "global"}])
     );
     let r = other.user.get(&contexts).send().await.unwrap();
     expect_error(r, 404, "not-found").await;

@@ -1,7 +1,9 @@
 //! The application itself: create, list, get, update, remove (archive, or uninstall first), force
 //! removal, restore, and what the application reports about itself (an error message, health).
 
-use super::{app_json, calling_app, modify, open_secret, page_bounds, target, Need, PageQuery};
+use super::{
+    app_json, app_json_for, calling_app, modify, open_secret, page_bounds, target, Need, PageQuery,
+};
 use crate::auth::Caller;
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
 use crate::AppState;
@@ -80,14 +82,51 @@ fn field_uri_list(v: &Value, key: &str) -> ApiResult<Option<String>> {
         return Err(bad(format!("{key} lists at most 20 URIs")));
     }
     for u in &uris {
-        if url::Url::parse(u).is_err() || u.len() > 2048 || u.contains('#') {
-            return Err(bad(format!(
-                "{key}: {u:?} is not an absolute URI without a fragment"
-            )));
+        if !allowed_redirect_uri(u) {
+            return Err(ApiError::bad_request(
+                "bad-redirect-uri",
+                format!(
+                    "{key}: {u:?} is not an https URL, an http URL on loopback, or a private-use \
+                     scheme (with a dot, like com.example.app:/cb), without a fragment"
+                ),
+            ));
         }
     }
     Ok(Some(uris.join(" ")))
 }
+
+/// A redirect URI an authorization may be sent to (SPEC §11, RFC 8252): `https`, `http` on loopback,
+/// or a native app's private-use scheme (one with a dot). Never `javascript:`, `data:`, `file:`.
+fn allowed_redirect_uri(u: &str) -> bool {
+    let Ok(url) = url::Url::parse(u) else {
+        return false;
+    };
+    if u.len() > 2048 || url.fragment().is_some() {
+        return false;
+    }
+    match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => match url.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        },
+        scheme => scheme.contains('.'),
+    }
+}
+
+/// The settings that decide how tokens are obtained: an application must not change them with its
+/// own token (it could open a flow to itself, or send codes elsewhere).
+const FLOW_FIELDS: &[&str] = &[
+    "clientCredentialsFlowEnabled",
+    "codeFlowEnabled",
+    "codeFlowRedirectURIs",
+    "pkceRequired",
+    "publicClientsAllowed",
+    "implicitFlowEnabled",
+    "implicitFlowRedirectURIs",
+];
 
 /// A boolean setting: true or false (null only when creating: the default).
 fn field_bool(v: &Value, key: &str, creating: bool, field: &mut bool) -> ApiResult<()> {
@@ -352,7 +391,11 @@ pub async fn list(
     if let Some(me) = caller.acting_app() {
         // An application sees itself only.
         let app = state.apps.app(me.app_id).await?;
-        let data: Vec<Value> = app.iter().skip(skip as usize).map(app_json).collect();
+        let data: Vec<Value> = app
+            .iter()
+            .skip(skip as usize)
+            .map(|a| app_json_for(&caller, a))
+            .collect();
         return Ok(Json(
             json!({"next": data.len().to_string(), "totalCount": data.len(), "data": data}),
         ));
@@ -371,7 +414,7 @@ pub async fn list(
     Ok(Json(json!({
         "next": next,
         "totalCount": page.total,
-        "data": page.apps.iter().map(app_json).collect::<Vec<_>>(),
+        "data": page.apps.iter().map(|a| app_json_for(&caller, a)).collect::<Vec<_>>(),
     })))
 }
 
@@ -381,7 +424,7 @@ pub async fn get(
     Path(ident): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::View).await?;
-    Ok(Json(app_json(&app)))
+    Ok(Json(app_json_for(&caller, &app)))
 }
 
 pub async fn update(
@@ -391,9 +434,17 @@ pub async fn update(
     Json(body): Json<Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
-    if app.doc.multi_org && caller.acting_app().is_none() {
+    let flows_only = body.keys().all(|k| FLOW_FIELDS.contains(&k.as_str()));
+    if caller.acting_app().is_some() {
+        if let Some(k) = body.keys().find(|k| FLOW_FIELDS.contains(&k.as_str())) {
+            return Err(ApiError::forbidden(format!(
+                "{k} is changed by an administrator: an application cannot change its own flows or redirect URIs"
+            )));
+        }
+    } else if app.doc.multi_org && !flows_only {
+        // The administrator keeps the flows and redirect URIs; the rest is the application's.
         return Err(ApiError::forbidden(
-            "a multi-org application can only be updated by the application itself",
+            "a multi-org application can only be updated by the application itself (an administrator may change its flows and redirect URIs)",
         ));
     }
     let updated = modify(&state, app.id, |a| apply_settings(&state, a, &body, false)).await?;

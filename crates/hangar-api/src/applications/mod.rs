@@ -167,7 +167,35 @@ pub fn open_secret(
         .map_err(ApiError::internal)
 }
 
-/// The ES_App shape.
+/// Whether the caller may manage (change) the application: an administrator, or the application
+/// itself, with a token whose scope covers it. Only they see where and how it is called.
+pub fn may_manage(caller: &Caller, app: &AppRecord) -> bool {
+    match caller.acting_app() {
+        Some(me) => me.app_id == app.id && me.scope.is_everything(),
+        None => caller.is_admin() && caller.app.as_ref().is_none_or(|a| a.scope.is_everything()),
+    }
+}
+
+/// The ES_App shape as `caller` may see it: its endpoint and endpoint credentials only for those
+/// who may manage it (absent for the others).
+pub fn app_json_for(caller: &Caller, app: &AppRecord) -> Value {
+    let mut v = app_json(app);
+    if !may_manage(caller, app) {
+        if let Some(o) = v.as_object_mut() {
+            for k in [
+                "endpointUri",
+                "basicAuthUsername",
+                "hasBasicAuthPassword",
+                "hasBearerAuthToken",
+            ] {
+                o.remove(k);
+            }
+        }
+    }
+    v
+}
+
+/// The ES_App shape, whole.
 pub fn app_json(app: &AppRecord) -> Value {
     let d = &app.doc;
     let s = &d.settings;

@@ -1,7 +1,8 @@
 //! Rights: those an application requires, those granted to it per context (and the contexts and
 //! applications that follow from them), requests for more, and the checks other API families make.
 
-use super::{app_json, modify_item, parse_context, target, ContextQuery, Need};
+use super::{app_json_for, may_manage, modify_item, parse_context, target, ContextQuery, Need};
+use crate::access::sees_context;
 use crate::auth::Caller;
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
 use crate::AppState;
@@ -283,14 +284,20 @@ pub async fn authorized_contexts(
         .apps
         .items(Some(app.id), ItemKind::Right, None, None, 10_000)
         .await?;
+    let manage = may_manage(&caller, &app);
     let mut contexts: Vec<Value> = Vec::new();
     let mut last = None;
     for i in granted(&items)? {
-        if last.as_deref() != Some(i.scope.as_str()) {
-            let kind = Context::parse(&i.scope).map_or("global", |c| c.kind_name());
-            contexts.push(json!({"contextIdentifier": i.scope, "type": kind}));
-            last = Some(i.scope.clone());
+        if last.as_deref() == Some(i.scope.as_str()) {
+            continue;
         }
+        last = Some(i.scope.clone());
+        let ctx = Context::parse(&i.scope).unwrap_or_else(Context::global);
+        // Those who do not manage the application see only the places they can see themselves.
+        if !manage && !sees_context(&state, &caller, &ctx).await? {
+            continue;
+        }
+        contexts.push(json!({"contextIdentifier": i.scope, "type": ctx.kind_name()}));
     }
     Ok(Json(json!(contexts)))
 }
@@ -313,7 +320,7 @@ pub async fn authorized_applications(
     let mut apps = Vec::new();
     for id in ids {
         if let Some(app) = state.apps.app(id).await?.filter(|a| !a.archived) {
-            apps.push(app_json(&app));
+            apps.push(app_json_for(&caller, &app));
         }
     }
     Ok(Json(json!(apps)))

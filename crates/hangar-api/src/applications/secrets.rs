@@ -3,7 +3,7 @@
 
 use super::{modify, open_secret, target, Need};
 use crate::auth::Caller;
-use crate::error::{ok_body, ApiResult, Json, Path};
+use crate::error::{ok_body, ApiError, ApiResult, Json, Path};
 use crate::AppState;
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -44,6 +44,21 @@ pub fn router() -> Router<AppState> {
         )
 }
 
+/// An OAuth access token was obtained with the client secret: it must not read it back or rotate
+/// it (which would let a leaked short-lived token take the application over for good).
+fn refuse_own_client_secret(caller: &Caller, name: SecretName) -> ApiResult<()> {
+    let by_access_token = caller
+        .app
+        .as_ref()
+        .is_some_and(|a| a.token_kind == "access");
+    if name == SecretName::ClientSecret && by_access_token {
+        return Err(ApiError::forbidden(
+            "an OAuth access token cannot read or rotate the client secret",
+        ));
+    }
+    Ok(())
+}
+
 pub async fn public_keys(
     State(state): State<AppState>,
     caller: Caller,
@@ -60,6 +75,7 @@ async fn read_secret(
     name: SecretName,
 ) -> ApiResult<Json<Value>> {
     let app = target(state, caller, ident, Need::Secrets).await?;
+    refuse_own_client_secret(caller, name)?;
     Ok(Json(json!(open_secret(state, &app.doc.secrets, name)?)))
 }
 
@@ -71,6 +87,7 @@ async fn regenerate(
     fresh: fn() -> String,
 ) -> ApiResult<Json<Value>> {
     let app = target(state, caller, ident, Need::Update).await?;
+    refuse_own_client_secret(caller, name)?;
     let value = fresh();
     modify(state, app.id, |a| {
         let sealed = &mut a.doc.secrets;

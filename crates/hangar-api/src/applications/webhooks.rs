@@ -4,7 +4,7 @@
 
 use super::subscriptions::{add_subscription, subscription, subscription_json, subscriptions_of};
 use super::{bad, webhook_item};
-use super::{change_item, limit_error, open_secret, page_bounds, target, Need};
+use super::{change_item, limit_error, may_manage, open_secret, page_bounds, target, Need};
 use crate::auth::Caller;
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
 use crate::AppState;
@@ -88,10 +88,11 @@ async fn change_webhook(
     change_item(state, app.id, ItemKind::Webhook, "", id, missing, change).await
 }
 
-/// The FullWebhookDTO shape (secrets never included).
-fn webhook_json(item: &AppItem, subs: &[(String, Subscription)]) -> ApiResult<Value> {
+/// The FullWebhookDTO shape (secrets never included; the endpoint and its credentials only for
+/// those who may manage the application: `manage`).
+fn webhook_json(item: &AppItem, subs: &[(String, Subscription)], manage: bool) -> ApiResult<Value> {
     let w: Webhook = item.get()?;
-    Ok(json!({
+    let mut v = json!({
         "id": item.key,
         "name": w.name,
         "description": w.description,
@@ -108,7 +109,14 @@ fn webhook_json(item: &AppItem, subs: &[(String, Subscription)]) -> ApiResult<Va
         "payloadTemplate": w.payload_template,
         "createdUtc": item.created_utc,
         "subscriptions": subs.iter().map(|(id, s)| subscription_json(id, s)).collect::<Vec<_>>(),
-    }))
+    });
+    if !manage {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("endpoint");
+            o.remove("endpointAuth");
+        }
+    }
+    Ok(v)
 }
 
 /// Whether a webhook has somewhere to send: its own endpoint or the application's.
@@ -313,7 +321,7 @@ pub async fn create(
     for d in &defs {
         subs.push(add_subscription(&state, &app, &item.key, d).await?);
     }
-    Ok((StatusCode::CREATED, Json(webhook_json(&item, &subs)?)))
+    Ok((StatusCode::CREATED, Json(webhook_json(&item, &subs, true)?)))
 }
 
 #[derive(Deserialize)]
@@ -334,6 +342,7 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let app = target(&state, &caller, &ident, Need::View).await?;
+    let manage = may_manage(&caller, &app);
     let (skip, top) = page_bounds(q.skip.as_deref(), q.top)?;
     let needle = q.query.unwrap_or_default().to_lowercase();
     let mut all: Vec<AppItem> = Vec::new();
@@ -353,7 +362,7 @@ pub async fn list(
     let mut data = Vec::new();
     for w in all.iter().skip(skip as usize).take(top as usize) {
         let subs = subscriptions_of(&state, app.id, &w.key).await?;
-        data.push(webhook_json(w, &subs)?);
+        data.push(webhook_json(w, &subs, manage)?);
     }
     Ok(Json(json!({
         "next": (skip as usize + data.len()).to_string(),
@@ -375,7 +384,7 @@ pub async fn update(
     })
     .await?;
     let subs = subscriptions_of(&state, app.id, &id).await?;
-    Ok(Json(webhook_json(&item, &subs)?))
+    Ok(Json(webhook_json(&item, &subs, true)?))
 }
 
 async fn set_archived(

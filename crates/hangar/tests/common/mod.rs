@@ -4,8 +4,11 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 mod app;
+mod apps;
 #[allow(unused_imports)] // the tests of the binary itself use only `Server`
 pub use app::TestApp;
+#[allow(unused_imports)] // only the tests of applications act as one
+pub use apps::*;
 
 use reqwest::{Client, RequestBuilder, Response};
 use serde_json::{json, Value};
