@@ -9,10 +9,10 @@ mod chat;
 mod identity;
 mod jobs;
 mod projects;
-mod rows;
 mod spaces;
 mod storage;
 
+use crate::{OpenError, DEFAULT_BLOB_GRACE};
 use hangar_core::StoreError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -21,21 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    #[error("unsupported database URL {0:?}: this build supports sqlite:// URLs")]
-    Unsupported(String),
-    #[error("cannot open the database: {0}")]
-    Open(#[from] sqlx::Error),
-    #[error("cannot migrate the database: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-}
-
 /// A write transaction of this store.
 pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
-
-/// How long an unreferenced blob's bytes are kept before the collector may delete them, unless set.
-pub const DEFAULT_BLOB_GRACE: Duration = Duration::from_secs(3600);
 
 /// The metadata store. Cheap to clone (a pool handle).
 #[derive(Clone)]
