@@ -30,6 +30,8 @@ pub enum OpenError {
 #[cfg(test)]
 mod conformance;
 #[cfg(test)]
+mod store_tests;
+#[cfg(test)]
 mod testdb;
 #[cfg(test)]
 mod tests;

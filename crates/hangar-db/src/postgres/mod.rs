@@ -16,7 +16,7 @@ mod projects;
 mod spaces;
 mod storage;
 
-use crate::OpenError;
+use crate::{DatabaseKind, OpenError};
 use hangar_core::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
@@ -114,7 +114,7 @@ impl PgStore {
 }
 
 fn connect_options(url: &str) -> Result<PgConnectOptions, OpenError> {
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+    if DatabaseKind::of(url)? != DatabaseKind::Postgres {
         return Err(OpenError::Unsupported(url.to_string()));
     }
     Ok(PgConnectOptions::from_str(url)?.application_name("hangar"))

@@ -84,3 +84,52 @@ async fn a_database_that_cannot_be_reached_is_a_backend_error() {
         .unwrap();
     assert_eq!(store.member_count().await.unwrap(), 0);
 }
+
+/// Two nodes replacing files with each other's bytes lock the two blob rows in opposite orders;
+/// PostgreSQL aborts one of them for the deadlock, and the store runs it again: no write fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_that_deadlock_are_run_again() {
+    use hangar_core::model::{NewStorageFile, Role};
+    use hangar_core::storage_path::StoragePath;
+    use hangar_core::store::{BlobLifecycleStore, SpaceStore, StorageStore};
+    let db = TestDb::postgres().await;
+    let (a, b) = (
+        PgStore::open(&db.url).await.unwrap(),
+        PgStore::open(&db.url).await.unwrap(),
+    );
+    let me = a.create_member("m", "h", "M", Role::Admin).await.unwrap();
+    let file = |sha: char| NewStorageFile {
+        size: 1,
+        content_type: "text/plain".into(),
+        sha256: sha.to_string().repeat(64),
+        meta: None,
+        pin: None,
+    };
+    let f = StoragePath::parse("f").unwrap();
+    for space in ["s1", "s2"] {
+        a.create_space(space, space, None).await.unwrap();
+    }
+    a.put_file("s1", &f, &file('a'), None, None, me.id)
+        .await
+        .unwrap();
+    a.put_file("s2", &f, &file('b'), None, None, me.id)
+        .await
+        .unwrap();
+    for round in 0..30 {
+        let (x, y) = if round % 2 == 0 {
+            ('b', 'a')
+        } else {
+            ('a', 'b')
+        };
+        let (x, y) = (file(x), file(y));
+        let (one, two) = tokio::join!(
+            a.put_file("s1", &f, &x, None, None, me.id),
+            b.put_file("s2", &f, &y, None, None, me.id),
+        );
+        assert!(one.is_ok() && two.is_ok(), "round {round}: {one:?} {two:?}");
+    }
+    for sha in ['a', 'b'] {
+        let record = a.blob_record(&sha.to_string().repeat(64)).await.unwrap();
+        assert_eq!(record.refcount, Some(1), "{sha}: one file each");
+    }
+}
