@@ -18,7 +18,7 @@ cargo build --quiet --locked -p hangar
 work=$(mktemp -d)
 log="$work/server.log"
 password="walkthrough-$RANDOM-$RANDOM"
-"$root/target/debug/hangar" serve --listen 127.0.0.1:0 --data-dir "$work/data" --admin-password "$password" \
+"${CARGO_TARGET_DIR:-$root/target}/debug/hangar" serve --listen 127.0.0.1:0 --data-dir "$work/data" --admin-password "$password" \
   --fetch-allow 127.0.0.1 >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -26,7 +26,7 @@ for _ in $(seq 1 300); do
   grep -q "listening on" "$log" && break
   sleep 0.1
 done
-addr=$(grep -o 'listening on [0-9.:]*' "$log" | head -n1 | awk '{print $3}')
+addr=$(grep -o 'listening on [0-9.:]*' "$log" | head -n1 | awk '{print $3}' || true)
 [ -n "$addr" ] || { echo "walkthrough: the server did not start"; cat "$log"; exit 1; }
 
 # Every ```sh block that follows a walkthrough marker in the README, in order, as one script.
