@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs Hangar's whole test suite: unit tests of every crate and the HTTP-level tests against the real
-# server binary (127.0.0.1, port 0, temporary data directories). Installs what it needs first.
+# server binary (127.0.0.1, port 0, temporary data directories), the metadata store's tests on SQLite
+# and on a real PostgreSQL. Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,12 @@ fi
 if ! command -v curl >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   (apt-get update -qq && apt-get install -y -qq curl) >/dev/null
 fi
+
+# One throwaway PostgreSQL for the whole run (scripts/postgres.sh installs it if needed): the store
+# tests run on it as well as on SQLite. Stopped and removed however the run ends.
+pg_env="$(bash scripts/postgres.sh start)"
+eval "$pg_env"
+trap 'bash scripts/postgres.sh stop "$HANGAR_TEST_PG_DIR"' EXIT
 
 cargo test --workspace --all-targets --locked "$@"
 bash scripts/walkthrough.sh

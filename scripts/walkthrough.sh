@@ -26,7 +26,7 @@ for _ in $(seq 1 300); do
   grep -q "listening on" "$log" && break
   sleep 0.1
 done
-addr=$(grep -o 'listening on [0-9.:]*' "$log" | head -n1 | awk '{print $3}')
+addr=$(grep -o 'listening on [0-9.:]*' "$log" | head -n1 | awk '{print $3}' || true)
 [ -n "$addr" ] || { echo "walkthrough: the server did not start"; cat "$log"; exit 1; }
 
 # Every ```sh block that follows a walkthrough marker in the README, in order, as one script.

@@ -1,12 +1,12 @@
 //! The concurrency invariants every metadata store must keep, stated once and checked against each
 //! backend. Each check gets two handles on one database, standing for two processes (two nodes), and
-//! races them: the invariant must hold whoever wins. The PostgreSQL store runs the same checks.
+//! races them: the invariant must hold whoever wins. SQLite and PostgreSQL run the same checks.
 
+use crate::testdb::TestStore;
 use hangar_core::jobs::{JobStore, NewJob};
 use hangar_core::model::*;
 use hangar_core::storage_path::StoragePath;
 use hangar_core::store::*;
-use std::sync::Arc;
 
 /// What a backend must implement to be checked here.
 pub trait Backend:
@@ -241,18 +241,12 @@ async fn futures_claims<S: Backend>(stores: &[S]) -> Vec<Vec<hangar_core::jobs::
     out
 }
 
-/// Runs every check against a backend; `open` gives a new handle on one fresh database each call
-/// for the same `dir`.
-pub async fn check_all<S, F, Fut>(open: F)
-where
-    S: Backend,
-    F: Fn(Arc<tempfile::TempDir>) -> Fut,
-    Fut: std::future::Future<Output = S>,
-{
+/// Runs every check against a backend, each on a fresh database with two handles (two nodes).
+async fn check_all<S: TestStore>() {
     macro_rules! check {
         ($name:ident) => {{
-            let dir = Arc::new(tempfile::tempdir().unwrap());
-            $name(open(dir.clone()).await, open(dir.clone()).await).await;
+            let db = S::fresh().await;
+            $name(S::open(&db).await, S::open(&db).await).await;
         }};
     }
     check!(quota_is_never_exceeded);
@@ -264,9 +258,10 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_keeps_every_invariant() {
-    check_all(|dir| async move {
-        let url = format!("sqlite://{}/conformance.db", dir.path().display());
-        crate::SqliteStore::open(&url).await.unwrap()
-    })
-    .await;
+    check_all::<crate::SqliteStore>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_keeps_every_invariant() {
+    check_all::<crate::PgStore>().await;
 }

@@ -1,9 +1,10 @@
-//! Store tests on a real SQLite file.
+//! Store tests, each run on a real SQLite file and on a real PostgreSQL database
+//! (`testdb::on_every_backend`).
 
-use super::SqliteStore;
+use crate::testdb::{on_every_backend, TestDb, TestStore};
 use hangar_core::app_model::{AppDoc, ItemKind};
 use hangar_core::app_ops;
-use hangar_core::jobs::{JobStore, NewJob};
+use hangar_core::jobs::NewJob;
 use hangar_core::model::*;
 use hangar_core::now_ms;
 use hangar_core::store::*;
@@ -12,11 +13,24 @@ use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
-async fn store() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/t.db", dir.path().display());
-    let store = SqliteStore::open(&url).await.unwrap();
-    (dir, store)
+on_every_backend!(
+    usernames_are_unique,
+    blob_references_are_counted_and_the_last_one_queues_a_collection,
+    pins_keep_bytes_and_a_blob_being_deleted_cannot_be_pinned,
+    jobs_are_claimed_once_and_taken_over_after_their_lease,
+    a_unique_job_is_queued_once,
+    links_grant_reading_to_channel_and_project_members,
+    changes_record_their_events_in_the_same_transaction,
+    reservations_never_exceed_the_quota,
+    concurrent_item_changes_from_two_stores_are_both_applied,
+    an_item_is_replaced_only_at_the_version_it_was_read,
+);
+
+/// A fresh database and one handle on it.
+async fn store<S: TestStore>() -> (TestDb, S) {
+    let db = S::fresh().await;
+    let store = S::open(&db).await;
+    (db, store)
 }
 
 fn new_attachment(uploader: i64, sha: &str) -> NewAttachment {
@@ -34,9 +48,8 @@ fn new_attachment(uploader: i64, sha: &str) -> NewAttachment {
     }
 }
 
-#[tokio::test]
-async fn usernames_are_unique() {
-    let (_d, s) = store().await;
+async fn usernames_are_unique<S: TestStore>() {
+    let (_d, s) = store::<S>().await;
     s.create_member("alice", "h", "Alice", Role::Member)
         .await
         .unwrap();
@@ -48,9 +61,8 @@ async fn usernames_are_unique() {
     assert_eq!(s.member_count().await.unwrap(), 1);
 }
 
-#[tokio::test]
-async fn blob_references_are_counted_and_the_last_one_queues_a_collection() {
-    let (_d, s) = store().await;
+async fn blob_references_are_counted_and_the_last_one_queues_a_collection<S: TestStore>() {
+    let (_d, s) = store::<S>().await;
     let alice = s
         .create_member("alice", "h", "Alice", Role::Member)
         .await
@@ -92,14 +104,13 @@ async fn blob_references_are_counted_and_the_last_one_queues_a_collection() {
 }
 
 /// Blob collections queued (due whenever).
-async fn collections(s: &SqliteStore) -> i64 {
+async fn collections<S: TestStore>(s: &S) -> i64 {
     s.due_jobs("collect-blob", i64::MAX).await.unwrap()
 }
 
-#[tokio::test]
-async fn pins_keep_bytes_and_a_blob_being_deleted_cannot_be_pinned() {
-    let (_d, s) = store().await;
-    let s = s.with_blob_grace(std::time::Duration::ZERO);
+async fn pins_keep_bytes_and_a_blob_being_deleted_cannot_be_pinned<S: TestStore>() {
+    let (_d, s) = store::<S>().await;
+    let s = s.with_grace(std::time::Duration::ZERO);
     let alice = s
         .create_member("alice", "h", "Alice", Role::Member)
         .await
@@ -174,12 +185,10 @@ fn numbered_job(n: i64, run_after: i64) -> NewJob {
     }
 }
 
-#[tokio::test]
-async fn jobs_are_claimed_once_and_taken_over_after_their_lease() {
-    let (dir, s) = store().await;
+async fn jobs_are_claimed_once_and_taken_over_after_their_lease<S: TestStore>() {
+    let (db, s) = store::<S>().await;
     // A second process's view of the same database: its own pool.
-    let url = format!("sqlite://{}/t.db", dir.path().display());
-    let other = SqliteStore::open(&url).await.unwrap();
+    let other = S::open(&db).await;
     let now = now_ms();
     for n in 0..20 {
         s.enqueue(&numbered_job(n, now)).await.unwrap();
@@ -241,9 +250,8 @@ async fn jobs_are_claimed_once_and_taken_over_after_their_lease() {
     assert_eq!(s.next_due().await.unwrap(), Some(later + 5000));
 }
 
-#[tokio::test]
-async fn a_unique_job_is_queued_once() {
-    let (_d, s) = store().await;
+async fn a_unique_job_is_queued_once<S: TestStore>() {
+    let (_d, s) = store::<S>().await;
     let job = |at: i64| NewJob {
         kind: "chore".into(),
         payload: serde_json::json!({}),
@@ -267,9 +275,8 @@ async fn a_unique_job_is_queued_once() {
     assert_eq!(s.next_due().await.unwrap(), Some(5000));
 }
 
-#[tokio::test]
-async fn links_grant_reading_to_channel_and_project_members() {
-    let (_d, s) = store().await;
+async fn links_grant_reading_to_channel_and_project_members<S: TestStore>() {
+    let (_d, s) = store::<S>().await;
     let alice = s
         .create_member("alice", "h", "A", Role::Member)
         .await
@@ -320,9 +327,8 @@ async fn links_grant_reading_to_channel_and_project_members() {
     assert_eq!(second.number, 2);
 }
 
-#[tokio::test]
-async fn changes_record_their_events_in_the_same_transaction() {
-    let (_d, s) = store().await;
+async fn changes_record_their_events_in_the_same_transaction<S: TestStore>() {
+    let (_d, s) = store::<S>().await;
     let alice = s
         .create_member("alice", "h", "A", Role::Member)
         .await
@@ -358,9 +364,8 @@ async fn changes_record_their_events_in_the_same_transaction() {
     );
 }
 
-#[tokio::test]
-async fn reservations_never_exceed_the_quota() {
-    let (_d, s) = store().await;
+async fn reservations_never_exceed_the_quota<S: TestStore>() {
+    let (_d, s) = store::<S>().await;
     s.create_space("sp", "Space", Some(100)).await.unwrap();
     let far = hangar_core::now_ms() + 60_000;
     let first = s.reserve("sp", 60, None, far).await.unwrap().expect("fits");
@@ -383,8 +388,8 @@ async fn reservations_never_exceed_the_quota() {
 /// Appends `entry` to the JSON array of one application item through `app_ops::modify_item`. On its
 /// first attempt it waits (at most 10 s) until `arrived` counts both racers, so that both have read
 /// the same version and one of them must lose; `calls` counts the attempts of both.
-async fn append_racing(
-    store: SqliteStore,
+async fn append_racing<S: TestStore>(
+    store: S,
     app_id: i64,
     entry: &'static str,
     arrived: Arc<AtomicUsize>,
@@ -422,12 +427,9 @@ async fn append_racing(
 
 /// Two processes (two stores on one file) changing the same item at once: the loser of each race
 /// retries on the winner's version, so both changes are kept, whether the item existed or not.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_item_changes_from_two_stores_are_both_applied() {
-    let (dir, a) = store().await;
-    let b = SqliteStore::open(&format!("sqlite://{}/t.db", dir.path().display()))
-        .await
-        .unwrap();
+async fn concurrent_item_changes_from_two_stores_are_both_applied<S: TestStore>() {
+    let (db, a) = store::<S>().await;
+    let b = S::open(&db).await;
     let app = a
         .create_app("c1", "App", &AppDoc::default(), None)
         .await
@@ -475,12 +477,9 @@ async fn concurrent_item_changes_from_two_stores_are_both_applied() {
     }
 }
 
-#[tokio::test]
-async fn an_item_is_replaced_only_at_the_version_it_was_read() {
-    let (dir, a) = store().await;
-    let b = SqliteStore::open(&format!("sqlite://{}/t.db", dir.path().display()))
-        .await
-        .unwrap();
+async fn an_item_is_replaced_only_at_the_version_it_was_read<S: TestStore>() {
+    let (db, a) = store::<S>().await;
+    let b = S::open(&db).await;
     let app = a
         .create_app("c1", "App", &AppDoc::default(), None)
         .await

@@ -1,8 +1,11 @@
 //! Applications, their tokens and keyed items, and the webhook delivery outbox.
 
 use super::jobs::enqueue_in;
-use super::rows::MEMBER_COLUMNS;
 use super::{backend, map_err, SqliteStore};
+use crate::rows::{
+    self, APP_COLUMNS, DELIVERY_COLUMNS, EVENT_COLUMNS, MEMBER_COLUMNS, TOKEN_COLUMNS,
+};
+use crate::rules;
 use async_trait::async_trait;
 use hangar_core::app_model::{AppDoc, ItemKind};
 use hangar_core::ids::random_id;
@@ -10,79 +13,6 @@ use hangar_core::jobs::{Deliver, NewJob};
 use hangar_core::model::Member;
 use hangar_core::now_ms;
 use hangar_core::store::*;
-use serde_json::Value;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
-
-const APP_COLUMNS: &str =
-    "a.id, a.client_id, a.name, a.bot_member_id, a.archived, a.doc, a.version, a.created_utc";
-const TOKEN_COLUMNS: &str = "t.id, t.app_id, t.kind, t.name, t.scope, t.member_id, t.expires_utc, \
-     t.created_utc, t.last_used_utc, t.data";
-const DELIVERY_COLUMNS: &str = "id, app_id, webhook_id, kind, body, status, attempts, \
-     next_attempt_utc, last_status, last_error, created_utc";
-
-fn json_col(row: &SqliteRow, col: &str) -> Value {
-    serde_json::from_str(row.get::<&str, _>(col)).unwrap_or(Value::Null)
-}
-
-fn app(row: &SqliteRow) -> StoreResult<AppRecord> {
-    Ok(AppRecord {
-        id: row.get("id"),
-        client_id: row.get("client_id"),
-        name: row.get("name"),
-        bot_member_id: row.get("bot_member_id"),
-        archived: row.get::<i64, _>("archived") != 0,
-        doc: AppDoc::from_json(row.get::<&str, _>("doc"))?,
-        version: row.get("version"),
-        created_utc: row.get("created_utc"),
-    })
-}
-
-fn token(row: &SqliteRow) -> AppToken {
-    AppToken {
-        id: row.get("id"),
-        app_id: row.get("app_id"),
-        kind: row.get("kind"),
-        name: row.get("name"),
-        scope: row.get("scope"),
-        member_id: row.get("member_id"),
-        expires_utc: row.get("expires_utc"),
-        created_utc: row.get("created_utc"),
-        last_used_utc: row.get("last_used_utc"),
-        data: json_col(row, "data"),
-    }
-}
-
-fn item(row: &SqliteRow) -> StoreResult<AppItem> {
-    let kind: &str = row.get("kind");
-    Ok(AppItem {
-        app_id: row.get("app_id"),
-        kind: ItemKind::parse(kind).ok_or_else(|| {
-            StoreError::Backend(format!("unknown application item kind {kind:?}"))
-        })?,
-        scope: row.get("scope"),
-        key: row.get("key"),
-        value: json_col(row, "value"),
-        created_utc: row.get("created_utc"),
-        version: row.get("version"),
-    })
-}
-
-fn delivery(row: &SqliteRow) -> Delivery {
-    Delivery {
-        id: row.get("id"),
-        app_id: row.get("app_id"),
-        webhook_id: row.get("webhook_id"),
-        kind: row.get("kind"),
-        body: row.get("body"),
-        status: row.get("status"),
-        attempts: row.get("attempts"),
-        next_attempt_utc: row.get("next_attempt_utc"),
-        last_status: row.get("last_status"),
-        last_error: row.get("last_error"),
-        created_utc: row.get("created_utc"),
-    }
-}
 
 /// Records a delivery (once: ids are derived from what is delivered) and, for a new pending one, the
 /// job that sends it.
@@ -152,17 +82,7 @@ impl SqliteStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(backend)?;
-        if new_only && exists > 0 {
-            return Err(StoreError::Conflict("an item with this key"));
-        }
-        if let Some(limit) = limit {
-            if exists == 0 && count >= limit {
-                return Err(StoreError::Refused {
-                    code: "limits-reached",
-                    reason: format!("at most {limit} of these are allowed"),
-                });
-            }
-        }
+        rules::item_write_allowed(count, exists > 0, new_only, limit)?;
         upsert_item(&mut tx, i).await?;
         tx.commit().await.map_err(backend)?;
         Ok(())
@@ -236,7 +156,7 @@ impl AppStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        row.as_ref().map(app).transpose()
+        row.as_ref().map(|r| rows::app(r, 0)).transpose()
     }
     async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<AppRecord>> {
         let row = sqlx::query(&format!(
@@ -246,7 +166,7 @@ impl AppStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        row.as_ref().map(app).transpose()
+        row.as_ref().map(|r| rows::app(r, 0)).transpose()
     }
     async fn app_by_member(&self, member_id: i64) -> StoreResult<Option<AppRecord>> {
         let row = sqlx::query(&format!(
@@ -256,7 +176,7 @@ impl AppStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        row.as_ref().map(app).transpose()
+        row.as_ref().map(|r| rows::app(r, 0)).transpose()
     }
     async fn list_apps(
         &self,
@@ -266,14 +186,7 @@ impl AppStore for SqliteStore {
         skip: i64,
         top: i64,
     ) -> StoreResult<AppPage> {
-        let pattern = name.map(|n| {
-            format!(
-                "%{}%",
-                n.replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            )
-        });
+        let pattern = name.map(rules::contains_pattern);
         let filter = "(? IS NULL OR a.name LIKE ? ESCAPE '\\') AND (? OR a.archived = 0)";
         let order = if by_created {
             "a.created_utc, a.id"
@@ -301,7 +214,10 @@ impl AppStore for SqliteStore {
         .await
         .map_err(backend)?;
         Ok(AppPage {
-            apps: rows.iter().map(app).collect::<StoreResult<_>>()?,
+            apps: rows
+                .iter()
+                .map(|r| rows::app(r, 0))
+                .collect::<StoreResult<_>>()?,
             total,
         })
     }
@@ -332,7 +248,7 @@ impl AppStore for SqliteStore {
         .await
         .map_err(backend)?
         .ok_or(StoreError::Conflict("a newer version of the application"))?;
-        let record = app(&row)?;
+        let record = rows::app(&row, 0)?;
         sqlx::query("UPDATE members SET display_name = ? WHERE id = ?")
             .bind(name)
             .bind(record.bot_member_id)
@@ -383,39 +299,13 @@ impl AppTokenStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
+        // The three tables share column names: each is read from its position.
         row.map(|r| {
-            // The three tables share column names: read each from its position.
-            let t = AppToken {
-                id: r.get(0),
-                app_id: r.get(1),
-                kind: r.get(2),
-                name: r.get(3),
-                scope: r.get(4),
-                member_id: r.get(5),
-                expires_utc: r.get(6),
-                created_utc: r.get(7),
-                last_used_utc: r.get(8),
-                data: serde_json::from_str(r.get::<&str, _>(9)).unwrap_or(Value::Null),
-            };
-            let a = AppRecord {
-                id: r.get(10),
-                client_id: r.get(11),
-                name: r.get(12),
-                bot_member_id: r.get(13),
-                archived: r.get::<i64, _>(14) != 0,
-                doc: AppDoc::from_json(r.get::<&str, _>(15))?,
-                version: r.get(16),
-                created_utc: r.get(17),
-            };
-            let m = Member {
-                id: r.get(18),
-                username: r.get(19),
-                display_name: r.get(20),
-                role: hangar_core::model::Role::parse(r.get::<&str, _>(21))
-                    .unwrap_or(hangar_core::model::Role::Member),
-                created_utc: r.get(22),
-            };
-            Ok((t, a, m))
+            Ok((
+                rows::app_token(&r, 0),
+                rows::app(&r, 10)?,
+                rows::member_at(&r, 18),
+            ))
         })
         .transpose()
     }
@@ -436,7 +326,7 @@ impl AppTokenStore for SqliteStore {
         .map_err(backend)?;
         Ok(row
             .as_ref()
-            .map(token)
+            .map(|r| rows::app_token(r, 0))
             .filter(|t| t.expires_utc.is_none_or(|e| e > now)))
     }
     async fn use_code(&self, token_hash: &str, now: i64) -> StoreResult<Option<(AppToken, bool)>> {
@@ -450,7 +340,7 @@ impl AppTokenStore for SqliteStore {
         .await
         .map_err(backend)?;
         if let Some(row) = first {
-            let t = token(&row);
+            let t = rows::app_token(&row, 0);
             return Ok(t.expires_utc.is_none_or(|e| e > now).then_some((t, true)));
         }
         let used = sqlx::query(&format!(
@@ -460,7 +350,7 @@ impl AppTokenStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(used.as_ref().map(|r| (token(r), false)))
+        Ok(used.as_ref().map(|r| (rows::app_token(r, 0), false)))
     }
     async fn revoke_grant(&self, app_id: i64, grant_id: i64) -> StoreResult<u64> {
         let done = sqlx::query(
@@ -483,7 +373,7 @@ impl AppTokenStore for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(rows.iter().map(token).collect())
+        Ok(rows.iter().map(|r| rows::app_token(r, 0)).collect())
     }
     async fn update_app_token(&self, t: &AppToken) -> StoreResult<bool> {
         let done = sqlx::query(
@@ -568,7 +458,7 @@ impl AppItemStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        row.as_ref().map(item).transpose()
+        row.as_ref().map(rows::app_item).transpose()
     }
     async fn items(
         &self,
@@ -594,7 +484,7 @@ impl AppItemStore for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
-        rows.iter().map(item).collect()
+        rows.iter().map(rows::app_item).collect()
     }
     async fn delete_item(
         &self,
@@ -638,22 +528,12 @@ impl AppItemStore for SqliteStore {
 #[async_trait]
 impl OutboxStore for SqliteStore {
     async fn event(&self, id: &str) -> StoreResult<Option<EventRecord>> {
-        let row = sqlx::query(
-            "SELECT seq, id, event_type, space_id, actor_id, payload, created_utc FROM events WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend)?;
-        Ok(row.map(|r| EventRecord {
-            seq: r.get("seq"),
-            id: r.get("id"),
-            event_type: r.get("event_type"),
-            space_id: r.get("space_id"),
-            actor_id: r.get("actor_id"),
-            payload: json_col(&r, "payload"),
-            created_utc: r.get("created_utc"),
-        }))
+        let row = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(row.as_ref().map(rows::event))
     }
     async fn record_dispatch(
         &self,
@@ -690,7 +570,7 @@ impl OutboxStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(row.as_ref().map(delivery))
+        Ok(row.as_ref().map(rows::delivery))
     }
     async fn finish_delivery(&self, d: &Delivery) -> StoreResult<()> {
         // Background bookkeeping (see `queue_pool`): lost to a power cut, the delivery is sent again,
@@ -721,7 +601,7 @@ impl OutboxStore for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(rows.iter().map(delivery).collect())
+        Ok(rows.iter().map(rows::delivery).collect())
     }
     async fn recent_deliveries(
         &self,
@@ -738,7 +618,7 @@ impl OutboxStore for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(rows.iter().map(delivery).collect())
+        Ok(rows.iter().map(rows::delivery).collect())
     }
     async fn retry_delivery(&self, id: &str) -> StoreResult<bool> {
         let now = now_ms();

@@ -1,36 +1,15 @@
 //! Attachments, their links to messages and issues, and blob reference counts.
 
 use super::blobs::{add_ref, drop_ref, record_event};
-use super::rows::{self, ATTACHMENT_COLUMNS};
 use super::{backend, SqliteStore};
+use crate::rows::{self, ATTACHMENT_COLUMNS};
+use crate::rules::{self, LinkTable};
 use async_trait::async_trait;
 use hangar_core::model::*;
 use hangar_core::now_ms;
 use hangar_core::store::{AttachmentStore, StoreError, StoreResult};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use std::collections::HashMap;
-
-/// Where an attachment can be linked.
-#[derive(Clone, Copy)]
-pub(crate) enum LinkTable {
-    Message,
-    Issue,
-}
-
-impl LinkTable {
-    fn table(self) -> &'static str {
-        match self {
-            LinkTable::Message => "message_attachments",
-            LinkTable::Issue => "issue_attachments",
-        }
-    }
-    fn owner(self) -> &'static str {
-        match self {
-            LinkTable::Message => "message_id",
-            LinkTable::Issue => "issue_id",
-        }
-    }
-}
 
 /// Links attachments to a message or issue inside the caller's transaction. Linking twice is a no-op.
 /// A message link also records the attachment's first message and room when it has none yet.
@@ -150,26 +129,11 @@ impl AttachmentStore for SqliteStore {
                 .await
                 .map_err(backend)?
                 .ok_or(StoreError::NotFound("message"))?;
-            let links: Vec<AttachmentLink> = new
-                .iter()
-                .map(|a| {
-                    let mut details = serde_json::Map::new();
-                    details.insert("sizeBytes".into(), a.size.into());
-                    details.insert("filename".into(), a.file_name.clone().into());
-                    AttachmentLink {
-                        attachment_id: a.id,
-                        class_name: "FileAttachment".into(),
-                        details,
-                    }
-                })
-                .collect();
+            let links = rules::file_links(new);
             insert_links(&mut tx, LinkTable::Message, message_id, Some(room), &links).await?;
         }
         for a in new {
-            let payload = serde_json::json!({
-                "attachmentId": a.id, "fileName": a.file_name, "fileSize": a.size,
-                "fileChecksum": a.sha256, "attachmentState": a.state.as_str(), "textMessageId": message_id,
-            });
+            let payload = rules::attachment_created(a, message_id);
             record_event(
                 &mut tx,
                 "Attachment.Created",

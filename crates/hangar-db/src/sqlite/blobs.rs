@@ -3,6 +3,7 @@
 
 use super::jobs::enqueue_in;
 use super::{backend, SqliteStore, Tx};
+use crate::rules::{collect_decision, BlobRow};
 use async_trait::async_trait;
 use hangar_core::jobs::{CollectBlob, DispatchEvent, NewJob};
 use hangar_core::now_ms;
@@ -193,37 +194,24 @@ impl BlobLifecycleStore for SqliteStore {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(backend)?;
-        let decision = match row {
-            // A collector that died after deciding: finish its work.
-            Some((_, _, 1)) => Collect::Delete,
-            _ if pinned > 0 => Collect::Keep,
-            Some((refcount, _, _)) if refcount > 0 => Collect::Keep,
-            Some((_, Some(released), _)) if released + self.blob_grace_ms > now => {
-                Collect::Later(released + self.blob_grace_ms)
-            }
-            Some(_) => {
-                sqlx::query("UPDATE blobs SET deleting = 1 WHERE sha256 = ?")
-                    .bind(sha256)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-                Collect::Delete
-            }
-            // Never referenced (an upload that pinned and then failed, or bytes the database never
-            // knew): a row marks the deletion so that no upload pins it meanwhile.
-            None => {
-                sqlx::query(
-                    "INSERT INTO blobs (sha256, size, refcount, released_utc, deleting) \
-                     VALUES (?, 0, 0, ?, 1)",
-                )
-                .bind(sha256)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-                Collect::Delete
-            }
-        };
+        let row = row.map(|(refcount, released_utc, deleting)| BlobRow {
+            refcount,
+            released_utc,
+            deleting: deleting != 0,
+        });
+        let (decision, mark) = collect_decision(row.as_ref(), pinned > 0, self.blob_grace_ms, now);
+        if mark {
+            // Without a row (never referenced), a row marks the deletion all the same.
+            sqlx::query(
+                "INSERT INTO blobs (sha256, size, refcount, released_utc, deleting) \
+                 VALUES (?, 0, 0, ?, 1) ON CONFLICT (sha256) DO UPDATE SET deleting = 1",
+            )
+            .bind(sha256)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
         tx.commit().await.map_err(backend)?;
         Ok(decision)
     }
@@ -290,16 +278,7 @@ impl BlobLifecycleStore for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
-        let mut users: Vec<String> = attachments
-            .into_iter()
-            .map(|(id, name)| format!("attachment {id} {name:?}"))
-            .collect();
-        users.extend(
-            files
-                .into_iter()
-                .map(|(space, path)| format!("space {space} file {path:?}")),
-        );
-        Ok(users)
+        Ok(crate::rules::blob_users(attachments, files))
     }
 
     async fn collectable_blobs(&self, now: i64) -> StoreResult<Vec<String>> {

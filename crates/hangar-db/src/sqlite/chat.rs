@@ -1,14 +1,15 @@
 //! Channels, their members, and messages with attachment links.
 
-use super::attachments::{insert_links, linked_attachments, LinkTable};
+use super::attachments::{insert_links, linked_attachments};
 use super::blobs::record_event;
 use super::{backend, SqliteStore};
+use crate::rows::{self, StoreRow, MESSAGE_COLUMNS};
+use crate::rules::LinkTable;
 use async_trait::async_trait;
 use hangar_core::ids::random_id;
 use hangar_core::model::*;
 use hangar_core::now_ms;
 use hangar_core::store::{ChatStore, StoreError, StoreResult};
-use sqlx::Row;
 
 impl SqliteStore {
     async fn channel_members(&self, channel_id: i64) -> StoreResult<Vec<String>> {
@@ -24,27 +25,14 @@ impl SqliteStore {
 
     async fn messages_where(&self, filter: &str, binds: &[i64]) -> StoreResult<Vec<Message>> {
         let sql = format!(
-            "SELECT msg.seq, msg.id, msg.channel_id, msg.author_id, m.username, msg.text, msg.created_utc \
-             FROM messages msg JOIN members m ON m.id = msg.author_id WHERE {filter}"
+            "SELECT {MESSAGE_COLUMNS} FROM messages msg JOIN members m ON m.id = msg.author_id WHERE {filter}"
         );
         let mut query = sqlx::query(&sql);
         for b in binds {
             query = query.bind(*b);
         }
         let rows = query.fetch_all(&self.pool).await.map_err(backend)?;
-        let mut messages: Vec<Message> = rows
-            .iter()
-            .map(|r| Message {
-                id: r.get("id"),
-                channel_id: r.get("channel_id"),
-                author_id: r.get("author_id"),
-                author: r.get("username"),
-                text: r.get("text"),
-                created_utc: r.get("created_utc"),
-                attachments: Vec::new(),
-                seq: r.get("seq"),
-            })
-            .collect();
+        let mut messages: Vec<Message> = rows.iter().map(rows::message).collect();
         let ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
         let mut links = linked_attachments(&self.pool, LinkTable::Message, &ids).await?;
         for message in &mut messages {
@@ -99,9 +87,9 @@ impl ChatStore for SqliteStore {
         match row {
             None => Ok(None),
             Some(r) => Ok(Some(Channel {
-                id: r.get("id"),
-                name: r.get("name"),
-                created_utc: r.get("created_utc"),
+                id: r.int("id"),
+                name: r.text("name"),
+                created_utc: r.int("created_utc"),
                 members: self.channel_members(id).await?,
             })),
         }

@@ -1,14 +1,12 @@
 //! Members, sessions and personal tokens.
 
-use super::rows::{self, MEMBER_COLUMNS};
 use super::{backend, map_err, SqliteStore};
+use crate::rows::{self, StoreRow, MEMBER_COLUMNS, PERSONAL_TOKEN_COLUMNS};
 use async_trait::async_trait;
-use hangar_core::access::Scope;
 use hangar_core::ids::random_id;
 use hangar_core::model::*;
 use hangar_core::now_ms;
 use hangar_core::store::{IdentityStore, MemberControlStore, StoreResult};
-use sqlx::Row;
 
 #[async_trait]
 impl IdentityStore for SqliteStore {
@@ -58,7 +56,7 @@ impl IdentityStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(row.map(|r| (rows::member(&r), r.get("password_hash"))))
+        Ok(row.map(|r| (rows::member(&r), r.text("password_hash"))))
     }
 
     async fn member_by_username(&self, username: &str) -> StoreResult<Option<Member>> {
@@ -172,8 +170,7 @@ impl IdentityStore for SqliteStore {
         now: i64,
     ) -> StoreResult<Option<(Member, PersonalToken)>> {
         let row = sqlx::query(&format!(
-            "SELECT {MEMBER_COLUMNS}, t.id AS token_id, t.member_id, t.name, t.scope, t.expires_utc, \
-             t.created_utc AS token_created, t.last_used_utc \
+            "SELECT {MEMBER_COLUMNS}, {PERSONAL_TOKEN_COLUMNS} \
              FROM personal_tokens t JOIN members m ON m.id = t.member_id \
              WHERE t.token_hash = ? AND (t.expires_utc IS NULL OR t.expires_utc > ?) AND m.is_app = 0 \
              AND m.disabled = 0"
@@ -183,30 +180,19 @@ impl IdentityStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(row.map(|r| {
-            let token = PersonalToken {
-                id: r.get("token_id"),
-                member_id: r.get("member_id"),
-                name: r.get("name"),
-                scope: Scope::parse_personal(r.get::<&str, _>("scope")).unwrap_or(Scope::ReadOnly),
-                expires_utc: r.get("expires_utc"),
-                created_utc: r.get("token_created"),
-                last_used_utc: r.get("last_used_utc"),
-            };
-            (rows::member(&r), token)
-        }))
+        Ok(row.map(|r| (rows::member_at(&r, 0), rows::personal_token_at(&r, 5))))
     }
 
     async fn list_tokens(&self, member_id: i64) -> StoreResult<Vec<PersonalToken>> {
-        let rows = sqlx::query(
-            "SELECT id, member_id, name, scope, expires_utc, created_utc, last_used_utc \
-             FROM personal_tokens WHERE member_id = ? ORDER BY created_utc, id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {PERSONAL_TOKEN_COLUMNS} FROM personal_tokens t WHERE t.member_id = ? \
+             ORDER BY t.created_utc, t.id"
+        ))
         .bind(member_id)
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(rows.iter().map(rows::token).collect())
+        Ok(rows.iter().map(|r| rows::personal_token_at(r, 0)).collect())
     }
 
     async fn touch_token(&self, token_id: i64, now: i64) -> StoreResult<()> {

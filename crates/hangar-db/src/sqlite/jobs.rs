@@ -3,14 +3,12 @@
 //! claimable again. (On PostgreSQL the same claim is `FOR UPDATE SKIP LOCKED`.)
 
 use super::{backend, SqliteStore};
+use crate::rules::MAX_ERROR_LEN;
 use async_trait::async_trait;
 use hangar_core::jobs::{ClaimedJob, JobStore, NewJob, QueueCounts};
 use hangar_core::now_ms;
 use hangar_core::store::StoreResult;
 use sqlx::{Row, SqliteConnection};
-
-/// Longest error text kept with a job.
-const MAX_ERROR_LEN: usize = 2000;
 
 /// Enqueues a job inside the caller's transaction, so the job exists exactly when the change that
 /// causes it commits. With a unique key, a queued job of that key is moved to the later time

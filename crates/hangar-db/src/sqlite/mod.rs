@@ -9,10 +9,10 @@ mod chat;
 mod identity;
 mod jobs;
 mod projects;
-mod rows;
 mod spaces;
 mod storage;
 
+use crate::{OpenError, DEFAULT_BLOB_GRACE};
 use hangar_core::StoreError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -20,22 +20,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// Why a database could not be opened. Each message names the database and says why in one line
-/// (the driver's cause is part of the message, not a source, so that it is not printed twice).
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    #[error("unsupported database URL {0:?}: this build supports sqlite:// URLs")]
-    Unsupported(String),
-    #[error("invalid database URL {url:?}: {cause}")]
-    BadUrl { url: String, cause: String },
-    #[error("there is no database at {path}")]
-    Missing { path: String },
-    #[error("cannot open the SQLite database {path}: {cause}")]
-    Open { path: String, cause: String },
-    #[error("cannot migrate the SQLite database {path}: {cause}")]
-    Migrate { path: String, cause: String },
-}
 
 /// What is at a database URL, found without creating or changing anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,9 +42,6 @@ fn cause(e: &sqlx::Error) -> String {
 
 /// A write transaction of this store.
 pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
-
-/// How long an unreferenced blob's bytes are kept before the collector may delete them, unless set.
-pub const DEFAULT_BLOB_GRACE: Duration = Duration::from_secs(3600);
 
 /// The metadata store. Cheap to clone (a pool handle).
 #[derive(Clone)]

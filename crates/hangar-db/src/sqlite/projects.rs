@@ -1,14 +1,15 @@
 //! Projects, their members, and issues with attachment links.
 
-use super::attachments::{insert_links, linked_attachments, LinkTable};
+use super::attachments::{insert_links, linked_attachments};
 use super::blobs::record_event;
 use super::{backend, map_err, SqliteStore};
+use crate::rows::{self, StoreRow, ISSUE_COLUMNS};
+use crate::rules::LinkTable;
 use async_trait::async_trait;
 use hangar_core::ids::random_id;
 use hangar_core::model::*;
 use hangar_core::now_ms;
 use hangar_core::store::{ProjectStore, StoreError, StoreResult};
-use sqlx::Row;
 
 impl SqliteStore {
     async fn project_where(
@@ -25,7 +26,7 @@ impl SqliteStore {
         let Some(r) = query.fetch_optional(&self.pool).await.map_err(backend)? else {
             return Ok(None);
         };
-        let id: i64 = r.get("id");
+        let id: i64 = r.int("id");
         let members = sqlx::query_scalar(
             "SELECT m.username FROM project_members pm JOIN members m ON m.id = pm.member_id \
              WHERE pm.project_id = ? ORDER BY m.username",
@@ -36,37 +37,23 @@ impl SqliteStore {
         .map_err(backend)?;
         Ok(Some(Project {
             id,
-            key: r.get("key"),
-            name: r.get("name"),
-            created_utc: r.get("created_utc"),
+            key: r.text("key"),
+            name: r.text("name"),
+            created_utc: r.int("created_utc"),
             members,
         }))
     }
 
     async fn issues_where(&self, filter: &str, binds: &[i64]) -> StoreResult<Vec<Issue>> {
         let sql = format!(
-            "SELECT i.id, i.project_id, p.key, i.number, i.title, i.status, i.created_utc, i.updated_utc \
-             FROM issues i JOIN projects p ON p.id = i.project_id WHERE {filter}"
+            "SELECT {ISSUE_COLUMNS} FROM issues i JOIN projects p ON p.id = i.project_id WHERE {filter}"
         );
         let mut query = sqlx::query(&sql);
         for b in binds {
             query = query.bind(*b);
         }
         let rows = query.fetch_all(&self.pool).await.map_err(backend)?;
-        let mut issues: Vec<Issue> = rows
-            .iter()
-            .map(|r| Issue {
-                id: r.get("id"),
-                project_id: r.get("project_id"),
-                project_key: r.get("key"),
-                number: r.get("number"),
-                title: r.get("title"),
-                status: r.get("status"),
-                created_utc: r.get("created_utc"),
-                updated_utc: r.get("updated_utc"),
-                attachments: Vec::new(),
-            })
-            .collect();
+        let mut issues: Vec<Issue> = rows.iter().map(rows::issue).collect();
         let ids: Vec<i64> = issues.iter().map(|i| i.id).collect();
         let mut links = linked_attachments(&self.pool, LinkTable::Issue, &ids).await?;
         for issue in &mut issues {

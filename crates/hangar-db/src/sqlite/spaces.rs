@@ -2,11 +2,11 @@
 
 use super::blobs::drop_ref;
 use super::{backend, map_err, SqliteStore};
+use crate::rows;
 use async_trait::async_trait;
 use hangar_core::model::Space;
 use hangar_core::now_ms;
 use hangar_core::store::{SpaceStore, StoreResult};
-use sqlx::Row;
 
 impl SqliteStore {
     async fn space_members(&self, space_id: &str) -> StoreResult<Vec<String>> {
@@ -18,17 +18,6 @@ impl SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(backend)
-    }
-}
-
-fn space_row(row: &sqlx::sqlite::SqliteRow) -> Space {
-    Space {
-        id: row.get("id"),
-        name: row.get("name"),
-        quota_bytes: row.get("quota_bytes"),
-        used_bytes: row.get("used_bytes"),
-        created_utc: row.get("created_utc"),
-        members: Vec::new(),
     }
 }
 
@@ -68,7 +57,7 @@ impl SpaceStore for SqliteStore {
         match row {
             None => Ok(None),
             Some(r) => {
-                let mut space = space_row(&r);
+                let mut space = rows::space(&r);
                 space.members = self.space_members(id).await?;
                 Ok(Some(space))
             }
@@ -95,7 +84,7 @@ impl SpaceStore for SqliteStore {
         .map_err(backend)?;
         let mut spaces = Vec::with_capacity(rows.len());
         for r in &rows {
-            let mut space = space_row(r);
+            let mut space = rows::space(r);
             space.members = self.space_members(&space.id).await?;
             spaces.push(space);
         }

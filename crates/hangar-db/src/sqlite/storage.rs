@@ -2,56 +2,15 @@
 
 use super::blobs::{add_ref, drop_ref, record_event};
 use super::{backend, map_err, SqliteStore, Tx};
+use crate::rows::{self, EVENT_COLUMNS};
+use crate::rules::{fits_quota, inside_bounds, parent_of, refused, RESERVATION_LEASE_MS};
 use async_trait::async_trait;
 use hangar_core::model::*;
 use hangar_core::now_ms;
 use hangar_core::storage_path::StoragePath;
 use hangar_core::store::{StorageStore, StoreError, StoreResult};
 use serde_json::json;
-use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
-
-/// A reservation (and a two-stage upload's receiving state) is a lease that its upload renews while
-/// bytes arrive; one whose process died runs out after this long and stops counting.
-const RESERVATION_LEASE_MS: i64 = 10 * 60 * 1000;
-
-fn entry_row(row: &SqliteRow) -> StoreResult<StorageEntry> {
-    let path: String = row.get("path");
-    Ok(StorageEntry {
-        space_id: row.get("space_id"),
-        path: StoragePath::parse(&path)
-            .map_err(|e| StoreError::Backend(format!("stored path {path:?}: {e}")))?,
-        kind: if row.get::<&str, _>("kind") == "dir" {
-            EntryKind::Dir
-        } else {
-            EntryKind::File
-        },
-        size: row.get("size"),
-        content_type: row.get("content_type"),
-        sha256: row.get("sha256"),
-        meta: row
-            .get::<Option<&str>, _>("meta")
-            .and_then(|m| serde_json::from_str(m).ok()),
-        created_utc: row.get("created_utc"),
-        modified_utc: row.get("modified_utc"),
-    })
-}
-
-fn refused(code: &'static str, reason: String) -> StoreError {
-    StoreError::Refused { code, reason }
-}
-
-fn parent_of(path: &StoragePath) -> String {
-    path.parent()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default()
-}
-
-/// The upper bound (exclusive) of the paths strictly inside `dir`: they all start with `dir/`, and
-/// `0` is the byte after `/`.
-fn inside_bounds(dir: &StoragePath) -> (String, String) {
-    (format!("{}/", dir.as_str()), format!("{}0", dir.as_str()))
-}
 
 async fn entry_in(
     tx: &mut Tx,
@@ -64,7 +23,7 @@ async fn entry_in(
         .fetch_optional(&mut **tx)
         .await
         .map_err(backend)?;
-    row.as_ref().map(entry_row).transpose()
+    row.as_ref().map(rows::storage_entry).transpose()
 }
 
 /// Makes sure every directory above `path` exists, refusing when one of them is a file.
@@ -141,7 +100,7 @@ async fn fits(
         let quota: Option<i64> = r.get("quota_bytes");
         let used: i64 = r.get("used_bytes");
         let reserved: i64 = r.get("reserved");
-        quota.is_none_or(|q| used.saturating_add(reserved).saturating_add(extra) <= q)
+        fits_quota(quota, used, reserved, extra)
     }))
 }
 
@@ -160,22 +119,6 @@ async fn remove_file(tx: &mut Tx, entry: &StorageEntry, grace_ms: i64) -> StoreR
     Ok(())
 }
 
-fn upload_row(row: &SqliteRow) -> StoreResult<PendingUpload> {
-    let path: String = row.get("path");
-    Ok(PendingUpload {
-        id: row.get("id"),
-        space_id: row.get("space_id"),
-        path: StoragePath::parse(&path).map_err(|e| StoreError::Backend(e.to_string()))?,
-        size: row.get("size"),
-        content_type: row.get("content_type"),
-        meta: serde_json::from_str(row.get::<&str, _>("meta")).unwrap_or_default(),
-        uploader_id: row.get("uploader_id"),
-        reservation_id: row.get("reservation_id"),
-        state: UploadState::parse(row.get::<&str, _>("state")).unwrap_or(UploadState::Done),
-        expires_utc: row.get("expires_utc"),
-    })
-}
-
 #[async_trait]
 impl StorageStore for SqliteStore {
     async fn entry(&self, space_id: &str, path: &StoragePath) -> StoreResult<Option<StorageEntry>> {
@@ -185,7 +128,7 @@ impl StorageStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
-        row.as_ref().map(entry_row).transpose()
+        row.as_ref().map(rows::storage_entry).transpose()
     }
 
     async fn list_dir(
@@ -205,7 +148,7 @@ impl StorageStore for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
-        rows.iter().map(entry_row).collect()
+        rows.iter().map(rows::storage_entry).collect()
     }
 
     async fn usage(&self, space_id: &str) -> StoreResult<Option<Usage>> {
@@ -489,7 +432,7 @@ impl StorageStore for SqliteStore {
             .await
             .map_err(backend)?;
             for row in &rows {
-                let file = entry_row(row)?;
+                let file = rows::storage_entry(row)?;
                 remove_file(&mut tx, &file, self.blob_grace_ms).await?;
                 let payload =
                     json!({"spaceId": space_id, "path": file.path.as_str(), "id": file.path.id()});
@@ -586,7 +529,7 @@ impl StorageStore for SqliteStore {
         .await
         .map_err(backend)?;
         for row in &rows {
-            let old = entry_row(row)?;
+            let old = rows::storage_entry(row)?;
             let new_path = old
                 .path
                 .rebase(from, to)
@@ -661,7 +604,7 @@ impl StorageStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
-        row.as_ref().map(upload_row).transpose()
+        row.as_ref().map(rows::pending_upload).transpose()
     }
 
     async fn claim_upload(&self, id: &str) -> StoreResult<bool> {
@@ -750,24 +693,16 @@ impl StorageStore for SqliteStore {
     }
 
     async fn recent_events(&self, limit: i64) -> StoreResult<Vec<Event>> {
-        let rows = sqlx::query(
-            "SELECT * FROM (SELECT * FROM events ORDER BY seq DESC LIMIT ?) ORDER BY seq",
-        )
+        let found = sqlx::query(&format!(
+            "SELECT * FROM (SELECT {EVENT_COLUMNS} FROM events ORDER BY seq DESC LIMIT ?) ORDER BY seq"
+        ))
         .bind(limit)
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(rows
+        Ok(found
             .iter()
-            .map(|r| Event {
-                seq: r.get("seq"),
-                id: r.get("id"),
-                event_type: r.get("event_type"),
-                space_id: r.get("space_id"),
-                actor_id: r.get("actor_id"),
-                payload: serde_json::from_str(r.get::<&str, _>("payload")).unwrap_or_default(),
-                created_utc: r.get("created_utc"),
-            })
+            .map(|r| rows::storage_event(rows::event(r)))
             .collect())
     }
 }

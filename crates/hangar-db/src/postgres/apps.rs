@@ -1,0 +1,487 @@
+//! Applications, their tokens and keyed items.
+
+use super::outbox::insert_delivery;
+use super::{backend, map_err, PgStore};
+use crate::rows::{self, APP_COLUMNS, MEMBER_COLUMNS, TOKEN_COLUMNS};
+use crate::rules;
+use async_trait::async_trait;
+use hangar_core::app_model::{AppDoc, ItemKind};
+use hangar_core::ids::random_id;
+use hangar_core::model::Member;
+use hangar_core::now_ms;
+use hangar_core::store::*;
+
+pub(super) async fn upsert_item(conn: &mut sqlx::PgConnection, i: &AppItem) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO app_items (app_id, kind, scope, key, value, created_utc) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (app_id, kind, scope, key) DO UPDATE SET value = excluded.value, \
+         version = app_items.version + 1",
+    )
+    .bind(i.app_id)
+    .bind(i.kind.as_str())
+    .bind(&i.scope)
+    .bind(&i.key)
+    .bind(i.value.to_string())
+    .bind(i.created_utc)
+    .execute(conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+impl PgStore {
+    async fn write_item(&self, i: &AppItem, limit: Option<i64>, new_only: bool) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        // Item limits: every limited write of an application's items holds the application's row
+        // lock while it counts and writes, so concurrent additions on any node are counted one
+        // after the other. (The items' foreign key takes `FOR KEY SHARE`, which this lock lets
+        // through; a deleted application makes the write fail on it: `gone`.)
+        sqlx::query("SELECT 1 FROM applications WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(i.app_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let (count, exists): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE key = $1) FROM app_items \
+             WHERE app_id = $2 AND kind = $3 AND scope = $4",
+        )
+        .bind(&i.key)
+        .bind(i.app_id)
+        .bind(i.kind.as_str())
+        .bind(&i.scope)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        rules::item_write_allowed(count, exists > 0, new_only, limit)?;
+        upsert_item(&mut tx, i).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AppStore for PgStore {
+    async fn create_app(
+        &self,
+        client_id: &str,
+        name: &str,
+        doc: &AppDoc,
+        first: Option<&Delivery>,
+    ) -> StoreResult<AppRecord> {
+        let mut tx = self.write().await?;
+        let record = AppRecord {
+            id: random_id(),
+            client_id: client_id.to_string(),
+            name: name.to_string(),
+            bot_member_id: random_id(),
+            archived: false,
+            doc: doc.clone(),
+            version: 1,
+            created_utc: now_ms(),
+        };
+        // `!` is no Argon2 hash: the member cannot log in.
+        sqlx::query(
+            "INSERT INTO members (id, username, password_hash, display_name, role, created_utc, is_app) \
+             VALUES ($1, $2, '!', $3, 'member', $4, TRUE)",
+        )
+        .bind(record.bot_member_id)
+        .bind(format!("app-{}", record.id))
+        .bind(name)
+        .bind(record.created_utc)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err("member"))?;
+        sqlx::query(
+            "INSERT INTO applications (id, client_id, name, bot_member_id, archived, doc, version, created_utc) \
+             VALUES ($1, $2, $3, $4, FALSE, $5, 1, $6)",
+        )
+        .bind(record.id)
+        .bind(client_id)
+        .bind(name)
+        .bind(record.bot_member_id)
+        .bind(doc.to_json())
+        .bind(record.created_utc)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err("application with this clientId"))?;
+        if let Some(d) = first {
+            let d = Delivery {
+                app_id: record.id,
+                ..d.clone()
+            };
+            insert_delivery(&mut tx, &d).await?;
+        }
+        self.commit_queued(tx).await?;
+        Ok(record)
+    }
+    async fn app(&self, id: i64) -> StoreResult<Option<AppRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {APP_COLUMNS} FROM applications a WHERE a.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(|r| rows::app(r, 0)).transpose()
+    }
+    async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<AppRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {APP_COLUMNS} FROM applications a WHERE a.client_id = $1"
+        ))
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(|r| rows::app(r, 0)).transpose()
+    }
+    async fn app_by_member(&self, member_id: i64) -> StoreResult<Option<AppRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {APP_COLUMNS} FROM applications a WHERE a.bot_member_id = $1"
+        ))
+        .bind(member_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(|r| rows::app(r, 0)).transpose()
+    }
+    async fn list_apps(
+        &self,
+        name: Option<&str>,
+        with_archived: bool,
+        by_created: bool,
+        skip: i64,
+        top: i64,
+    ) -> StoreResult<AppPage> {
+        // ILIKE: SQLite's LIKE ignores case too.
+        let pattern = name.map(rules::contains_pattern);
+        let filter = "($1::TEXT IS NULL OR a.name ILIKE $1 ESCAPE '\\') AND ($2 OR NOT a.archived)";
+        let order = if by_created {
+            "a.created_utc, a.id"
+        } else {
+            "lower(a.name COLLATE \"C\"), a.id"
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {APP_COLUMNS} FROM applications a WHERE {filter} ORDER BY {order} LIMIT $3 OFFSET $4"
+        ))
+        .bind(&pattern)
+        .bind(with_archived)
+        .bind(top)
+        .bind(skip)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let total: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM applications a WHERE {filter}"
+        ))
+        .bind(&pattern)
+        .bind(with_archived)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(AppPage {
+            apps: rows
+                .iter()
+                .map(|r| rows::app(r, 0))
+                .collect::<StoreResult<_>>()?,
+            total,
+        })
+    }
+    async fn update_app(
+        &self,
+        id: i64,
+        version: i64,
+        name: &str,
+        archived: bool,
+        doc: &AppDoc,
+    ) -> StoreResult<AppRecord> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE applications SET name = $1, archived = $2, doc = $3, version = version + 1 \
+             WHERE id = $4 AND version = $5 RETURNING {}",
+            APP_COLUMNS.replace("a.", "")
+        ))
+        .bind(name)
+        .bind(archived)
+        .bind(doc.to_json())
+        .bind(id)
+        .bind(version)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?
+        .ok_or(StoreError::Conflict("a newer version of the application"))?;
+        let record = rows::app(&row, 0)?;
+        sqlx::query("UPDATE members SET display_name = $1 WHERE id = $2")
+            .bind(name)
+            .bind(record.bot_member_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(record)
+    }
+}
+
+#[async_trait]
+impl AppTokenStore for PgStore {
+    async fn create_app_token(&self, t: &AppToken, token_hash: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO app_tokens (id, app_id, kind, name, token_hash, scope, member_id, expires_utc, \
+             created_utc, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(t.id)
+        .bind(t.app_id)
+        .bind(&t.kind)
+        .bind(&t.name)
+        .bind(token_hash)
+        .bind(&t.scope)
+        .bind(t.member_id)
+        .bind(t.expires_utc)
+        .bind(t.created_utc)
+        .bind(t.data.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err("token"))?;
+        Ok(())
+    }
+    async fn app_token(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<(AppToken, AppRecord, Member)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS}, {APP_COLUMNS}, {MEMBER_COLUMNS} FROM app_tokens t \
+             JOIN applications a ON a.id = t.app_id \
+             JOIN members m ON m.id = COALESCE(t.member_id, a.bot_member_id) \
+             WHERE t.token_hash = $1 AND t.kind IN ('access', 'permanent') \
+             AND (t.expires_utc IS NULL OR t.expires_utc > $2) AND NOT a.archived"
+        ))
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        // The three tables share column names: each is read from its position.
+        row.map(|r| {
+            Ok((
+                rows::app_token(&r, 0),
+                rows::app(&r, 10)?,
+                rows::member_at(&r, 18),
+            ))
+        })
+        .transpose()
+    }
+    async fn take_app_token(
+        &self,
+        token_hash: &str,
+        kind: &str,
+        now: i64,
+    ) -> StoreResult<Option<AppToken>> {
+        let row = sqlx::query(
+            "DELETE FROM app_tokens WHERE token_hash = $1 AND kind = $2 RETURNING id, app_id, \
+             kind, name, scope, member_id, expires_utc, created_utc, last_used_utc, data",
+        )
+        .bind(token_hash)
+        .bind(kind)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(row
+            .as_ref()
+            .map(|r| rows::app_token(r, 0))
+            .filter(|t| t.expires_utc.is_none_or(|e| e > now)))
+    }
+    async fn use_code(&self, token_hash: &str, now: i64) -> StoreResult<Option<(AppToken, bool)>> {
+        let first = sqlx::query(
+            "UPDATE app_tokens SET kind = 'used-code' WHERE token_hash = $1 AND kind = 'code' \
+             RETURNING id, app_id, kind, name, scope, member_id, expires_utc, created_utc, \
+             last_used_utc, data",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        if let Some(row) = first {
+            let t = rows::app_token(&row, 0);
+            return Ok(t.expires_utc.is_none_or(|e| e > now).then_some((t, true)));
+        }
+        let used = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM app_tokens t WHERE t.token_hash = $1 AND t.kind = 'used-code'"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(used.as_ref().map(|r| (rows::app_token(r, 0), false)))
+    }
+    async fn revoke_grant(&self, app_id: i64, grant_id: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM app_tokens WHERE app_id = $1 AND data::jsonb -> 'grant' = to_jsonb($2::BIGINT)",
+        )
+        .bind(app_id)
+        .bind(grant_id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected())
+    }
+    async fn list_app_tokens(&self, app_id: i64, kind: &str) -> StoreResult<Vec<AppToken>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM app_tokens t WHERE t.app_id = $1 AND t.kind = $2 \
+             ORDER BY t.created_utc, t.id"
+        ))
+        .bind(app_id)
+        .bind(kind)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(rows.iter().map(|r| rows::app_token(r, 0)).collect())
+    }
+    async fn update_app_token(&self, t: &AppToken) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE app_tokens SET name = $1, scope = $2, expires_utc = $3 WHERE id = $4 AND app_id = $5",
+        )
+        .bind(&t.name)
+        .bind(&t.scope)
+        .bind(t.expires_utc)
+        .bind(t.id)
+        .bind(t.app_id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+    async fn delete_app_token(&self, app_id: i64, token_id: i64) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM app_tokens WHERE id = $1 AND app_id = $2")
+            .bind(token_id)
+            .bind(app_id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+    async fn delete_app_tokens(&self, app_id: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM app_tokens WHERE app_id = $1")
+            .bind(app_id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+    async fn touch_app_token(&self, token_id: i64, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE app_tokens SET last_used_utc = $1 WHERE id = $2")
+            .bind(now)
+            .bind(token_id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AppItemStore for PgStore {
+    async fn put_item(&self, i: &AppItem, limit: Option<i64>) -> StoreResult<()> {
+        self.write_item(i, limit, false).await
+    }
+    async fn insert_item(&self, i: &AppItem, limit: Option<i64>) -> StoreResult<()> {
+        self.write_item(i, limit, true).await
+    }
+    async fn replace_item(&self, i: &AppItem) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE app_items SET value = $1, version = version + 1 \
+             WHERE app_id = $2 AND kind = $3 AND scope = $4 AND key = $5 AND version = $6",
+        )
+        .bind(i.value.to_string())
+        .bind(i.app_id)
+        .bind(i.kind.as_str())
+        .bind(&i.scope)
+        .bind(&i.key)
+        .bind(i.version)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+    async fn item(
+        &self,
+        app_id: i64,
+        kind: ItemKind,
+        scope: &str,
+        key: &str,
+    ) -> StoreResult<Option<AppItem>> {
+        let row = sqlx::query(
+            "SELECT * FROM app_items WHERE app_id = $1 AND kind = $2 AND scope = $3 AND key = $4",
+        )
+        .bind(app_id)
+        .bind(kind.as_str())
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(rows::app_item).transpose()
+    }
+    async fn items(
+        &self,
+        app_id: Option<i64>,
+        kind: ItemKind,
+        scope: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<AppItem>> {
+        let rows = sqlx::query(
+            "SELECT * FROM app_items WHERE kind = $1 AND ($2 IS NULL OR app_id = $3) \
+             AND ($4 IS NULL OR scope = $5) AND ($6 IS NULL OR key > $7) \
+             ORDER BY app_id, scope, key LIMIT $8",
+        )
+        .bind(kind.as_str())
+        .bind(app_id)
+        .bind(app_id)
+        .bind(scope)
+        .bind(scope)
+        .bind(after)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(rows::app_item).collect()
+    }
+    async fn delete_item(
+        &self,
+        app_id: i64,
+        kind: ItemKind,
+        scope: &str,
+        key: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "DELETE FROM app_items WHERE app_id = $1 AND kind = $2 AND scope = $3 AND key = $4",
+        )
+        .bind(app_id)
+        .bind(kind.as_str())
+        .bind(scope)
+        .bind(key)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected() > 0)
+    }
+    async fn delete_items(
+        &self,
+        app_id: i64,
+        kind: ItemKind,
+        scope: Option<&str>,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM app_items WHERE app_id = $1 AND kind = $2 AND ($3 IS NULL OR scope = $4)",
+        )
+        .bind(app_id)
+        .bind(kind.as_str())
+        .bind(scope)
+        .bind(scope)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected())
+    }
+}

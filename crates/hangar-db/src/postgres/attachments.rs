@@ -1,0 +1,267 @@
+//! Attachments, their links to messages and issues, and blob reference counts.
+
+use super::blobs::{add_ref, drop_ref, record_event};
+use super::{backend, retrying, PgStore};
+use crate::rows::{self, ATTACHMENT_COLUMNS};
+use crate::rules::{self, LinkTable};
+use async_trait::async_trait;
+use hangar_core::model::*;
+use hangar_core::now_ms;
+use hangar_core::store::{AttachmentStore, StoreError, StoreResult};
+use sqlx::{PgPool, Postgres, Transaction};
+use std::collections::HashMap;
+
+/// Links attachments to a message or issue inside the caller's transaction. Linking twice is a no-op.
+/// A message link also records the attachment's first message and room when it has none yet.
+pub(crate) async fn insert_links(
+    tx: &mut Transaction<'static, Postgres>,
+    table: LinkTable,
+    owner_id: i64,
+    room_id: Option<i64>,
+    links: &[AttachmentLink],
+) -> StoreResult<()> {
+    let (t, o) = (table.table(), table.owner());
+    let start: i64 = sqlx::query_scalar(&format!(
+        "SELECT COALESCE(MAX(position), -1) + 1 FROM {t} WHERE {o} = $1"
+    ))
+    .bind(owner_id)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(backend)?;
+    for (i, link) in links.iter().enumerate() {
+        let details = serde_json::Value::Object(link.details.clone()).to_string();
+        sqlx::query(&format!(
+            "INSERT INTO {t} ({o}, attachment_id, position, class_name, details) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT DO NOTHING"
+        ))
+        .bind(owner_id)
+        .bind(link.attachment_id)
+        .bind(start + i as i64)
+        .bind(&link.class_name)
+        .bind(details)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+        if let (LinkTable::Message, Some(room)) = (table, room_id) {
+            sqlx::query(
+                "UPDATE attachments SET message_id = $1, room_id = $2, modified_utc = $3 \
+                 WHERE id = $4 AND message_id IS NULL",
+            )
+            .bind(owner_id)
+            .bind(room)
+            .bind(now_ms())
+            .bind(link.attachment_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+        }
+    }
+    Ok(())
+}
+
+/// The attachments linked to each of `owner_ids`, in link order.
+pub(crate) async fn linked_attachments(
+    pool: &PgPool,
+    table: LinkTable,
+    owner_ids: &[i64],
+) -> StoreResult<HashMap<i64, Vec<LinkedAttachment>>> {
+    let mut out: HashMap<i64, Vec<LinkedAttachment>> = HashMap::new();
+    if owner_ids.is_empty() {
+        return Ok(out);
+    }
+    let (t, o) = (table.table(), table.owner());
+    let sql = format!(
+        "SELECT {ATTACHMENT_COLUMNS}, l.{o} AS owner_id, l.class_name, l.details \
+         FROM {t} l JOIN attachments a ON a.id = l.attachment_id \
+         WHERE l.{o} = ANY($1) ORDER BY l.{o}, l.position"
+    );
+    let query = sqlx::query(&sql).bind(owner_ids);
+    for row in query.fetch_all(pool).await.map_err(backend)? {
+        let (owner, linked) = rows::linked_attachment(&row);
+        out.entry(owner).or_default().push(linked);
+    }
+    Ok(out)
+}
+
+impl PgStore {
+    async fn record_attachments(
+        &self,
+        new: &[NewAttachment],
+        message_id: Option<i64>,
+    ) -> StoreResult<()> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        // Blob rows are locked in hash order; a deadlock with a transaction that took them in another
+        // order (a replaced file: new bytes, then old) is retried.
+        let mut refs: Vec<&NewAttachment> = new.iter().filter(|a| a.stores_blob).collect();
+        refs.sort_by(|x, y| x.sha256.cmp(&y.sha256));
+        for a in refs {
+            add_ref(&mut tx, &a.sha256, a.size, a.pin.as_deref()).await?;
+        }
+        for a in new {
+            sqlx::query(
+                "INSERT INTO attachments (id, uploader_id, file_name, content_type, size, sha256, stores_blob, \
+                 state, media_context, created_utc, modified_utc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(a.id)
+            .bind(a.uploader_id)
+            .bind(&a.file_name)
+            .bind(&a.content_type)
+            .bind(a.size)
+            .bind(&a.sha256)
+            .bind(a.stores_blob)
+            .bind(a.state.as_str())
+            .bind(&a.media_context)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        if let Some(message_id) = message_id {
+            // The message's row lock orders link positions between uploads to one message.
+            let room: i64 = sqlx::query_scalar(
+                "SELECT channel_id FROM messages WHERE id = $1 FOR NO KEY UPDATE",
+            )
+            .bind(message_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?
+            .ok_or(StoreError::NotFound("message"))?;
+            let links = rules::file_links(new);
+            insert_links(&mut tx, LinkTable::Message, message_id, Some(room), &links).await?;
+        }
+        for a in new {
+            let payload = rules::attachment_created(a, message_id);
+            record_event(
+                &mut tx,
+                "Attachment.Created",
+                None,
+                Some(a.uploader_id),
+                payload,
+            )
+            .await?;
+        }
+        self.commit_queued(tx).await
+    }
+}
+
+#[async_trait]
+impl AttachmentStore for PgStore {
+    async fn create_attachments(
+        &self,
+        new: &[NewAttachment],
+        message_id: Option<i64>,
+    ) -> StoreResult<Vec<Attachment>> {
+        retrying(|| self.record_attachments(new, message_id)).await?;
+        let mut out = Vec::with_capacity(new.len());
+        for a in new {
+            out.push(
+                self.attachment(a.id)
+                    .await?
+                    .ok_or(StoreError::NotFound("attachment"))?,
+            );
+        }
+        Ok(out)
+    }
+
+    async fn attachment(&self, id: i64) -> StoreResult<Option<Attachment>> {
+        let row = sqlx::query(&format!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM attachments a WHERE a.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(row.as_ref().map(rows::attachment))
+    }
+
+    async fn readable_through_links(
+        &self,
+        attachment_id: i64,
+        member_id: i64,
+    ) -> StoreResult<bool> {
+        let readable: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM message_attachments ma \
+                 JOIN messages msg ON msg.id = ma.message_id \
+                 JOIN channel_members cm ON cm.channel_id = msg.channel_id \
+                 WHERE ma.attachment_id = $1 AND cm.member_id = $2) \
+             OR EXISTS (SELECT 1 FROM issue_attachments ia \
+                 JOIN issues i ON i.id = ia.issue_id \
+                 JOIN project_members pm ON pm.project_id = i.project_id \
+                 WHERE ia.attachment_id = $3 AND pm.member_id = $4)",
+        )
+        .bind(attachment_id)
+        .bind(member_id)
+        .bind(attachment_id)
+        .bind(member_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(readable)
+    }
+
+    async fn is_linked_to_message(&self, attachment_id: i64, message_id: i64) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM message_attachments WHERE attachment_id = $1 AND message_id = $2",
+        )
+        .bind(attachment_id)
+        .bind(message_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn publish(&self, id: i64) -> StoreResult<i64> {
+        sqlx::query_scalar(
+            "UPDATE attachments SET public = TRUE, modified_utc = $1 WHERE id = $2 RETURNING link_version",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?
+        .ok_or(StoreError::NotFound("attachment"))
+    }
+
+    async fn revoke_public_link(&self, id: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE attachments SET public = FALSE, link_version = link_version + 1, modified_utc = $1 WHERE id = $2",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn delete_attachment(&self, id: i64) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let row: Option<(Option<String>, bool)> =
+            sqlx::query_as("DELETE FROM attachments WHERE id = $1 RETURNING sha256, stores_blob")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if row.is_some() {
+            let payload = serde_json::json!({ "attachmentId": id });
+            record_event(&mut tx, "Attachment.Deleted", None, None, payload).await?;
+        }
+        match row {
+            None => return Err(StoreError::NotFound("attachment")),
+            Some((Some(sha), true)) => drop_ref(&mut tx, &sha, self.blob_grace_ms).await?,
+            Some(_) => {}
+        }
+        self.commit_queued(tx).await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,340 @@
+//! Blob reference counting, pins and deferred deletion (SPEC §10), and the event outbox, used inside
+//! other concerns' transactions.
+
+use super::jobs::enqueue_in;
+use super::{backend, PgStore, Tx};
+use crate::rules::{collect_decision, BlobRow};
+use async_trait::async_trait;
+use hangar_core::jobs::{CollectBlob, DispatchEvent, NewJob};
+use hangar_core::now_ms;
+use hangar_core::store::{BlobLifecycleStore, BlobRecord, Collect, StoreError, StoreResult};
+
+/// One more reference to a blob (creating its row at the first), dropping the upload's pin that
+/// protected the bytes until now. Refused while the blob is being deleted: an upload pins first, so
+/// that cannot happen to a well-behaved caller. The upsert takes the blob's row lock: a collector
+/// deciding about the row (`begin_blob_deletion`, which locks it first) either sees this reference,
+/// or has marked the row, and then the `WHERE` refuses on the row as the collector left it.
+pub(crate) async fn add_ref(
+    tx: &mut Tx,
+    sha256: &str,
+    size: i64,
+    pin: Option<&str>,
+) -> StoreResult<()> {
+    let done = sqlx::query(
+        "INSERT INTO blobs (sha256, size, refcount) VALUES ($1, $2, 1) \
+         ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, released_utc = NULL \
+         WHERE NOT blobs.deleting",
+    )
+    .bind(sha256)
+    .bind(size)
+    .execute(&mut **tx)
+    .await
+    .map_err(backend)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::Refused {
+            code: "blob-busy",
+            reason: "the stored bytes are being deleted; upload again".into(),
+        });
+    }
+    if let Some(pin) = pin {
+        sqlx::query("DELETE FROM blob_pins WHERE id = $1")
+            .bind(pin)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// One reference less. At the last, the row stays (released now) and a collection is queued for
+/// the end of the grace period, in the same transaction.
+pub(crate) async fn drop_ref(tx: &mut Tx, sha256: &str, grace_ms: i64) -> StoreResult<()> {
+    let now = now_ms();
+    let left: Option<i64> = sqlx::query_scalar(
+        "UPDATE blobs SET refcount = refcount - 1, \
+           released_utc = CASE WHEN refcount = 1 THEN $1 ELSE released_utc END \
+         WHERE sha256 = $2 RETURNING refcount",
+    )
+    .bind(now)
+    .bind(sha256)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(backend)?;
+    if left == Some(0) {
+        queue_collection(tx, sha256, now + grace_ms).await?;
+    }
+    Ok(())
+}
+
+async fn queue_collection(tx: &mut Tx, sha256: &str, at: i64) -> StoreResult<()> {
+    let job = NewJob::of(
+        &CollectBlob {
+            sha256: sha256.to_string(),
+        },
+        at,
+    )
+    .unique(CollectBlob::unique_key(sha256));
+    enqueue_in(tx, &job).await
+}
+
+/// Records a domain event in the outbox, in the transaction of the change it describes, with the job
+/// that dispatches it to webhooks (commit with `commit_queued` so that the runner starts at once).
+pub(crate) async fn record_event(
+    tx: &mut Tx,
+    event_type: &str,
+    space_id: Option<&str>,
+    actor_id: Option<i64>,
+    payload: serde_json::Value,
+) -> StoreResult<()> {
+    let id: [u8; 16] = rand::random();
+    sqlx::query(
+        "INSERT INTO events (id, event_type, space_id, actor_id, payload, created_utc) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(hex::encode(id))
+    .bind(event_type)
+    .bind(space_id)
+    .bind(actor_id)
+    .bind(payload.to_string())
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await
+    .map_err(backend)?;
+    let job = NewJob::of(
+        &DispatchEvent {
+            event_id: hex::encode(id),
+        },
+        now_ms(),
+    );
+    enqueue_in(tx, &job).await
+}
+
+/// Takes the blob's transaction-scoped advisory lock (keyed by a 64-bit hash of its SHA-256; two
+/// blobs that share a key only wait for each other a moment).
+async fn lock_blob(tx: &mut Tx, sha256: &str) -> StoreResult<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(sha256)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// Whether nothing references the blob: no row, or a row at refcount 0.
+async fn unreferenced(tx: &mut Tx, sha256: &str) -> StoreResult<bool> {
+    let refcount: Option<i64> = sqlx::query_scalar("SELECT refcount FROM blobs WHERE sha256 = $1")
+        .bind(sha256)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(backend)?;
+    Ok(refcount.unwrap_or(0) == 0)
+}
+
+#[async_trait]
+impl BlobLifecycleStore for PgStore {
+    async fn referenced_blobs(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<(String, i64)>> {
+        sqlx::query_as(
+            "SELECT sha256, size FROM blobs WHERE refcount > 0 AND sha256 > $1 \
+             ORDER BY sha256 LIMIT $2",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)
+    }
+
+    async fn blob_users(&self, sha256: &str) -> StoreResult<Vec<String>> {
+        let attachments: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, file_name FROM attachments WHERE sha256 = $1 AND stores_blob ORDER BY id",
+        )
+        .bind(sha256)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let files: Vec<(String, String)> = sqlx::query_as(
+            "SELECT space_id, path FROM storage_entries WHERE sha256 = $1 AND kind = 'file' \
+             ORDER BY space_id, path",
+        )
+        .bind(sha256)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(crate::rules::blob_users(attachments, files))
+    }
+
+    async fn collectable_blobs(&self, now: i64) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT b.sha256 FROM blobs b WHERE b.deleting OR (b.refcount = 0 \
+             AND COALESCE(b.released_utc, 0) + $1 <= $2 \
+             AND NOT EXISTS (SELECT 1 FROM blob_pins p WHERE p.sha256 = b.sha256 AND p.expires_utc > $2)) \
+             ORDER BY b.sha256",
+        )
+        .bind(self.blob_grace_ms)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)
+    }
+
+    async fn pin_blob(&self, pin_id: &str, sha256: &str, expires_utc: i64) -> StoreResult<bool> {
+        // The blob's advisory lock (held by `begin_blob_deletion` too) makes the check and the insert
+        // one step against a collector on any node: either the collector decided first and the pin
+        // is refused, or the collector counts this pin. (A lock rather than the blob's row: a blob
+        // about to be stored for the first time has no row yet.) The pin needs no WAL flush of its
+        // own (the bookkeeping pool): the upload's record commits later and flushes it too; a pin
+        // lost to a crash belonged to an upload that was never acknowledged, whose bytes the orphan
+        // sweep takes after the grace period.
+        let mut tx = self.queue_write().await?;
+        lock_blob(&mut tx, sha256).await?;
+        let deleting: Option<bool> =
+            sqlx::query_scalar("SELECT deleting FROM blobs WHERE sha256 = $1")
+                .bind(sha256)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if deleting == Some(true) {
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO blob_pins (id, sha256, expires_utc) VALUES ($1, $2, $3)")
+            .bind(pin_id)
+            .bind(sha256)
+            .bind(expires_utc)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn release_pin(&self, pin_id: &str) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let sha: Option<String> =
+            sqlx::query_scalar("DELETE FROM blob_pins WHERE id = $1 RETURNING sha256")
+                .bind(pin_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if let Some(sha) = sha {
+            if unreferenced(&mut tx, &sha).await? {
+                queue_collection(&mut tx, &sha, now_ms()).await?;
+            }
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn expire_pins(&self, now: i64) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let shas: Vec<String> =
+            sqlx::query_scalar("DELETE FROM blob_pins WHERE expires_utc <= $1 RETURNING sha256")
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
+        for sha in &shas {
+            if unreferenced(&mut tx, sha).await? {
+                queue_collection(&mut tx, sha, now).await?;
+            }
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(shas.len() as u64)
+    }
+
+    async fn begin_blob_deletion(&self, sha256: &str, now: i64) -> StoreResult<Collect> {
+        let mut tx = self.write().await?;
+        // Against pins: the blob's advisory lock (see `pin_blob`), taken before the pins are
+        // counted, so a pin committed before it is counted and none is added until this commits.
+        lock_blob(&mut tx, sha256).await?;
+        // Against new references: the row lock, taken before the row is read (see `add_ref`).
+        let row: Option<(i64, Option<i64>, bool)> = sqlx::query_as(
+            "SELECT refcount, released_utc, deleting FROM blobs WHERE sha256 = $1 FOR UPDATE",
+        )
+        .bind(sha256)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let pinned: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM blob_pins WHERE sha256 = $1 AND expires_utc > $2)",
+        )
+        .bind(sha256)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let had_row = row.is_some();
+        let row = row.map(|(refcount, released_utc, deleting)| BlobRow {
+            refcount,
+            released_utc,
+            deleting,
+        });
+        let (mut decision, mark) = collect_decision(row.as_ref(), pinned, self.blob_grace_ms, now);
+        if mark && had_row {
+            sqlx::query("UPDATE blobs SET deleting = TRUE WHERE sha256 = $1")
+                .bind(sha256)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        } else if mark {
+            // Never referenced: a row marks the deletion all the same. A first reference that
+            // inserted the row meanwhile wins (the insert waits for it, then does nothing).
+            let inserted = sqlx::query(
+                "INSERT INTO blobs (sha256, size, refcount, released_utc, deleting) \
+                 VALUES ($1, 0, 0, $2, TRUE) ON CONFLICT (sha256) DO NOTHING",
+            )
+            .bind(sha256)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+            if inserted.rows_affected() == 0 {
+                decision = Collect::Keep;
+            }
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(decision)
+    }
+
+    async fn finish_blob_deletion(&self, sha256: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM blobs WHERE sha256 = $1 AND deleting AND refcount = 0")
+            .bind(sha256)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn blob_record(&self, sha256: &str) -> StoreResult<BlobRecord> {
+        let refcount: Option<i64> =
+            sqlx::query_scalar("SELECT refcount FROM blobs WHERE sha256 = $1")
+                .bind(sha256)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        let pinned: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM blob_pins WHERE sha256 = $1 AND expires_utc > $2",
+        )
+        .bind(sha256)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(BlobRecord {
+            refcount,
+            pinned: pinned > 0,
+        })
+    }
+
+    async fn holds_data(&self) -> StoreResult<bool> {
+        let any: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM members) OR EXISTS (SELECT 1 FROM blobs) \
+             OR EXISTS (SELECT 1 FROM spaces)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(any)
+    }
+}

@@ -1,0 +1,191 @@
+//! The metadata store on PostgreSQL: one `PgStore` implementing each concern's trait of
+//! `hangar_core::store`, for several nodes on one database (SPEC §13). SQLite serializes every
+//! write transaction (`BEGIN IMMEDIATE`); here transactions run side by side (READ COMMITTED), so each
+//! check-then-act takes a row lock on the parent it checks (the space for quota and the tree, the
+//! application for item limits, the channel for message order), claims skip locked rows, and
+//! idempotent inserts are `ON CONFLICT`. Each place says which rule it keeps.
+
+mod apps;
+mod attachments;
+mod blobs;
+mod chat;
+mod identity;
+mod jobs;
+mod outbox;
+mod projects;
+mod spaces;
+mod storage;
+
+use crate::{DatabaseKind, OpenError};
+use hangar_core::StoreError;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// A write transaction of this store.
+pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+/// The metadata store. Cheap to clone (a pool handle).
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    /// Connections for background bookkeeping (job claims, lease renewals and completions, webhook
+    /// dispatch records and delivery outcomes, pins) with `synchronous_commit = off`: such a commit
+    /// does not wait for the WAL flush. The WAL keeps commits in order and the next ordinary commit
+    /// flushes it, so a crash can only lose the newest of them, and that makes a job run again,
+    /// which every such job allows (the same reasoning as SQLite's `synchronous=NORMAL` pool).
+    queue_pool: PgPool,
+    blob_grace_ms: i64,
+    /// Counts commits that queued jobs, so that this process's job runners start at once; other
+    /// nodes find the jobs at their next poll.
+    jobs_enqueued: Arc<watch::Sender<u64>>,
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://…`, which must exist) and runs the embedded
+    /// migrations.
+    pub async fn open(url: &str) -> Result<Self, OpenError> {
+        let options = connect_options(url)?;
+        let pool = open_pool(16, options.clone()).await?;
+        // sqlx's migrator holds a session-level advisory lock (`pg_advisory_lock`, keyed by the
+        // database name) from before it creates its table until it has applied what is missing, so
+        // several nodes starting together migrate once: the others wait, then find nothing to do.
+        // (`opening_together_migrates_once` in the tests.)
+        sqlx::migrate!("migrations/postgres").run(&pool).await?;
+        let queue_pool = open_pool(4, options.options([("synchronous_commit", "off")])).await?;
+        Ok(Self {
+            pool,
+            queue_pool,
+            blob_grace_ms: crate::DEFAULT_BLOB_GRACE.as_millis() as i64,
+            jobs_enqueued: Arc::new(watch::Sender::new(0)),
+        })
+    }
+
+    /// Sets how long unreferenced bytes are kept before they may be collected.
+    pub fn with_blob_grace(mut self, grace: Duration) -> Self {
+        self.blob_grace_ms = grace.as_millis().min(i64::MAX as u128) as i64;
+        self
+    }
+
+    /// Whether the database at `url` holds Hangar's schema already (false for a new installation,
+    /// and for a mistyped `--database-url` naming an empty database). Creates nothing; a server that
+    /// cannot be reached, or a database that does not exist, is an error.
+    pub async fn database_exists(url: &str) -> Result<bool, OpenError> {
+        use sqlx::Connection;
+        let mut conn = connect_options(url)?.connect().await?;
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations')",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        conn.close().await?;
+        Ok(exists)
+    }
+
+    /// Changes when this store queued jobs (see the field).
+    pub fn job_signal(&self) -> watch::Receiver<u64> {
+        self.jobs_enqueued.subscribe()
+    }
+
+    fn signal_jobs(&self) {
+        self.jobs_enqueued.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    async fn write(&self) -> Result<Tx, StoreError> {
+        self.pool.begin().await.map_err(backend)
+    }
+
+    /// A write transaction for background bookkeeping (see `queue_pool`).
+    async fn queue_write(&self) -> Result<Tx, StoreError> {
+        self.queue_pool.begin().await.map_err(backend)
+    }
+
+    /// Commits a transaction that may have queued jobs, and wakes this process's job runner.
+    async fn commit_queued(&self, tx: Tx) -> Result<(), StoreError> {
+        tx.commit().await.map_err(backend)?;
+        self.signal_jobs();
+        Ok(())
+    }
+}
+
+fn connect_options(url: &str) -> Result<PgConnectOptions, OpenError> {
+    if DatabaseKind::of(url)? != DatabaseKind::Postgres {
+        return Err(OpenError::Unsupported(url.to_string()));
+    }
+    Ok(PgConnectOptions::from_str(url)?.application_name("hangar"))
+}
+
+async fn open_pool(connections: u32, options: PgConnectOptions) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new()
+        .max_connections(connections)
+        // A database that cannot be reached answers 503 within this time instead of holding the
+        // request.
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+}
+
+/// Runs a transaction again when PostgreSQL aborted it for a deadlock or a serialization failure:
+/// transactions that touch several blob rows (a replaced file's old and new bytes) can lock them in
+/// opposite orders, which SQLite's single writer never does. Each attempt is a whole transaction.
+async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Err(StoreError::Backend(e)) if tries < 5 && is_transient(&e) => {
+                tries += 1;
+                let jitter = u64::from(rand::random::<u8>() % 20);
+                tokio::time::sleep(Duration::from_millis(5 * tries + jitter)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The prefix of a backend error that names PostgreSQL's error code.
+const CODE_PREFIX: &str = "postgres error ";
+
+fn is_transient(message: &str) -> bool {
+    ["40001", "40P01"]
+        .iter()
+        .any(|code| message.starts_with(&format!("{CODE_PREFIX}{code}")))
+}
+
+/// Maps a driver error to the store's error: uniqueness violations become `Conflict(what)`.
+fn map_err(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
+        _ => backend(e),
+    }
+}
+
+/// Every other driver error. A server that cannot be reached (I/O, TLS, pool time-out, a closed
+/// pool) is a `Backend` error, which the HTTP edge answers with 503.
+fn backend(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            // disk_full, insufficient_resources: the disk, not the request, is the problem.
+            Some("53100") => StoreError::Full,
+            // foreign_key_violation: what the change refers to was deleted meanwhile.
+            Some("23503") => StoreError::Refused {
+                code: "gone",
+                reason: "something this change refers to was deleted meanwhile".into(),
+            },
+            Some(code) => StoreError::Backend(format!("{CODE_PREFIX}{code}: {}", db.message())),
+            None => StoreError::Backend(e.to_string()),
+        },
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,742 @@
+//! Workspace storage: entries, quota reservations, two-stage uploads.
+
+use super::blobs::{add_ref, drop_ref, record_event};
+use super::{backend, map_err, retrying, PgStore, Tx};
+use crate::rows::{self, EVENT_COLUMNS};
+use crate::rules::{fits_quota, inside_bounds, parent_of, refused, RESERVATION_LEASE_MS};
+use async_trait::async_trait;
+use hangar_core::model::*;
+use hangar_core::now_ms;
+use hangar_core::storage_path::StoragePath;
+use hangar_core::store::{StorageStore, StoreError, StoreResult};
+use serde_json::json;
+use sqlx::Row;
+
+async fn entry_in(
+    tx: &mut Tx,
+    space_id: &str,
+    path: &StoragePath,
+) -> StoreResult<Option<StorageEntry>> {
+    let row = sqlx::query("SELECT * FROM storage_entries WHERE space_id = $1 AND path = $2")
+        .bind(space_id)
+        .bind(path.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(backend)?;
+    row.as_ref().map(rows::storage_entry).transpose()
+}
+
+/// Makes sure every directory above `path` exists, refusing when one of them is a file.
+async fn ensure_parents(
+    tx: &mut Tx,
+    space_id: &str,
+    path: &StoragePath,
+    now: i64,
+) -> StoreResult<()> {
+    for dir in path.ancestors() {
+        match entry_in(tx, space_id, &dir).await? {
+            Some(e) if e.kind == EntryKind::File => {
+                return Err(refused(
+                    "under-a-file",
+                    format!(
+                        "{} is a file, so nothing can be stored under it",
+                        dir.as_str()
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                sqlx::query(
+                    "INSERT INTO storage_entries (space_id, path, parent, name, kind, created_utc, modified_utc) \
+                     VALUES ($1, $2, $3, $4, 'dir', $5, $6)",
+                )
+                .bind(space_id)
+                .bind(dir.as_str())
+                .bind(parent_of(&dir))
+                .bind(dir.name())
+                .bind(now)
+                .bind(now)
+                .execute(&mut **tx)
+                .await
+                .map_err(backend)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn add_usage(tx: &mut Tx, space_id: &str, delta: i64) -> StoreResult<()> {
+    if delta != 0 {
+        sqlx::query("UPDATE spaces SET used_bytes = used_bytes + $1 WHERE id = $2")
+            .bind(delta)
+            .bind(space_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Takes the space's row lock, which every change of its tree or of its quota's use holds until it
+/// commits: the quota check (usage + live reservations + request ≤ quota) and the tree checks (a
+/// file where a directory is, a file above the path) read what no other node can change before
+/// this transaction ends, as under SQLite's single writer. False when there is no such space.
+///
+/// `FOR NO KEY UPDATE` is the lock an update of the row takes; it does not block the foreign-key
+/// checks of rows that refer to the space (their `FOR KEY SHARE`), only other holders of this lock
+/// and the deletion of the space.
+async fn lock_space(tx: &mut Tx, space_id: &str) -> StoreResult<bool> {
+    let found: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM spaces WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(space_id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(backend)?;
+    Ok(found.is_some())
+}
+
+/// Whether `extra` more bytes fit the space's quota beside its usage and the other reservations.
+async fn fits(
+    tx: &mut Tx,
+    space_id: &str,
+    extra: i64,
+    except_reservation: i64,
+) -> StoreResult<Option<bool>> {
+    let row = sqlx::query(
+        "SELECT quota_bytes, used_bytes, \
+           (SELECT COALESCE(SUM(bytes), 0)::BIGINT FROM storage_reservations \
+             WHERE space_id = spaces.id AND expires_utc > $1 AND id != $2) AS reserved \
+         FROM spaces WHERE id = $3",
+    )
+    .bind(now_ms())
+    .bind(except_reservation)
+    .bind(space_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(backend)?;
+    Ok(row.map(|r| {
+        let quota: Option<i64> = r.get("quota_bytes");
+        let used: i64 = r.get("used_bytes");
+        let reserved: i64 = r.get("reserved");
+        fits_quota(quota, used, reserved, extra)
+    }))
+}
+
+/// Removes one file row, releasing its blob reference and its size.
+async fn remove_file(tx: &mut Tx, entry: &StorageEntry, grace_ms: i64) -> StoreResult<()> {
+    sqlx::query("DELETE FROM storage_entries WHERE space_id = $1 AND path = $2")
+        .bind(&entry.space_id)
+        .bind(entry.path.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    add_usage(tx, &entry.space_id, -entry.size).await?;
+    if let Some(sha) = &entry.sha256 {
+        drop_ref(tx, sha, grace_ms).await?;
+    }
+    Ok(())
+}
+
+impl PgStore {
+    async fn put_file_once(
+        &self,
+        space_id: &str,
+        path: &StoragePath,
+        file: &NewStorageFile,
+        reservation: Option<i64>,
+        upload_id: Option<&str>,
+        actor_id: i64,
+    ) -> StoreResult<PutOutcome> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        // (The space may also have been deleted while the bytes arrived.)
+        // Parents before children (a file and a directory never at one path) and the quota: every
+        // check below reads the space's tree and usage under its lock (`lock_space`).
+        if !lock_space(&mut tx, space_id).await? {
+            return Err(StoreError::NotFound("space"));
+        }
+        ensure_parents(&mut tx, space_id, path, now).await?;
+        let existing = entry_in(&mut tx, space_id, path).await?;
+        if existing.as_ref().is_some_and(|e| e.kind == EntryKind::Dir) {
+            return Err(refused(
+                "is-a-directory",
+                format!("{} is a directory", path.as_str()),
+            ));
+        }
+        add_ref(&mut tx, &file.sha256, file.size, file.pin.as_deref()).await?;
+        let meta = file.meta.as_ref().map(|m| m.to_string());
+        let created_utc = match &existing {
+            Some(old) => {
+                sqlx::query(
+                    "UPDATE storage_entries SET size = $1, content_type = $2, sha256 = $3, meta = $4, modified_utc = $5 \
+                     WHERE space_id = $6 AND path = $7",
+                )
+                .bind(file.size)
+                .bind(&file.content_type)
+                .bind(&file.sha256)
+                .bind(&meta)
+                .bind(now)
+                .bind(space_id)
+                .bind(path.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                if let Some(sha) = &old.sha256 {
+                    drop_ref(&mut tx, sha, self.blob_grace_ms).await?;
+                }
+                old.created_utc
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO storage_entries (space_id, path, parent, name, kind, size, content_type, sha256, meta, \
+                     created_utc, modified_utc) VALUES ($1, $2, $3, $4, 'file', $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(space_id)
+                .bind(path.as_str())
+                .bind(parent_of(path))
+                .bind(path.name())
+                .bind(file.size)
+                .bind(&file.content_type)
+                .bind(&file.sha256)
+                .bind(&meta)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                now
+            }
+        };
+        let delta = file.size - existing.as_ref().map_or(0, |e| e.size);
+        let reserved: i64 = match reservation {
+            Some(id) => {
+                sqlx::query_scalar("DELETE FROM storage_reservations WHERE id = $1 RETURNING bytes")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend)?
+                    .unwrap_or(0)
+            }
+            None => 0,
+        };
+        // What the reservation did not cover (it expired, or the file replaced in the meantime
+        // shrank) must still fit.
+        if delta > reserved && fits(&mut tx, space_id, delta - reserved, 0).await? == Some(false) {
+            return Err(refused(
+                "limits-reached",
+                "the space's quota does not leave room for this file".into(),
+            ));
+        }
+        add_usage(&mut tx, space_id, delta).await?;
+        if let Some(id) = upload_id {
+            sqlx::query("UPDATE storage_uploads SET state = 'done' WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        let event = if existing.is_some() {
+            "StorageFile.Updated"
+        } else {
+            "StorageFile.Created"
+        };
+        let payload = json!({
+            "spaceId": space_id, "path": path.as_str(), "id": path.id(),
+            "size": file.size, "type": file.content_type, "checksum": file.sha256,
+        });
+        record_event(&mut tx, event, Some(space_id), Some(actor_id), payload).await?;
+        self.commit_queued(tx).await?;
+        Ok(PutOutcome {
+            entry: StorageEntry {
+                space_id: space_id.to_string(),
+                path: path.clone(),
+                kind: EntryKind::File,
+                size: file.size,
+                content_type: Some(file.content_type.clone()),
+                sha256: Some(file.sha256.clone()),
+                meta: file.meta.clone(),
+                created_utc,
+                modified_utc: now,
+            },
+            created: existing.is_none(),
+        })
+    }
+
+    async fn delete_entry_once(
+        &self,
+        space_id: &str,
+        path: &StoragePath,
+        recursive: bool,
+        actor_id: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        // Parents before children: the tree is read and changed under the space's lock
+        // (`lock_space`). Without a space, the entry is not found either.
+        lock_space(&mut tx, space_id).await?;
+        let entry = entry_in(&mut tx, space_id, path)
+            .await?
+            .ok_or(StoreError::NotFound("file"))?;
+
+        if entry.kind == EntryKind::Dir {
+            if !recursive {
+                return Err(refused(
+                    "is-a-directory",
+                    format!(
+                        "{} is a directory: delete it with ?recursive=true",
+                        path.as_str()
+                    ),
+                ));
+            }
+            let (low, high) = inside_bounds(path);
+            let rows = sqlx::query(
+                "SELECT * FROM storage_entries WHERE space_id = $1 AND path >= $2 AND path < $3 AND kind = 'file'",
+            )
+            .bind(space_id)
+            .bind(&low)
+            .bind(&high)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+            for row in &rows {
+                let file = rows::storage_entry(row)?;
+                remove_file(&mut tx, &file, self.blob_grace_ms).await?;
+                let payload =
+                    json!({"spaceId": space_id, "path": file.path.as_str(), "id": file.path.id()});
+                record_event(
+                    &mut tx,
+                    "StorageFile.Deleted",
+                    Some(space_id),
+                    Some(actor_id),
+                    payload,
+                )
+                .await?;
+            }
+            sqlx::query("DELETE FROM storage_entries WHERE space_id = $1 AND (path = $2 OR (path >= $3 AND path < $4))")
+                .bind(space_id)
+                .bind(path.as_str())
+                .bind(&low)
+                .bind(&high)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        } else {
+            remove_file(&mut tx, &entry, self.blob_grace_ms).await?;
+            let payload = json!({"spaceId": space_id, "path": path.as_str(), "id": path.id()});
+            record_event(
+                &mut tx,
+                "StorageFile.Deleted",
+                Some(space_id),
+                Some(actor_id),
+                payload,
+            )
+            .await?;
+        }
+        self.commit_queued(tx).await
+    }
+
+    async fn move_entry_once(
+        &self,
+        space_id: &str,
+        from: &StoragePath,
+        to: &StoragePath,
+        overwrite: bool,
+        actor_id: i64,
+    ) -> StoreResult<StorageEntry> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        // Parents before children: the tree is read and changed under the space's lock
+        // (`lock_space`). Without a space, the entry is not found either.
+        lock_space(&mut tx, space_id).await?;
+        let source = entry_in(&mut tx, space_id, from)
+            .await?
+            .ok_or(StoreError::NotFound("file"))?;
+        if from == to {
+            return Ok(source);
+        }
+        if to.is_inside(from) {
+            return Err(refused(
+                "into-itself",
+                format!("{} cannot move inside itself", from.as_str()),
+            ));
+        }
+
+        match entry_in(&mut tx, space_id, to).await? {
+            Some(target) if target.kind == EntryKind::Dir => {
+                return Err(refused(
+                    "is-a-directory",
+                    format!("{} is a directory", to.as_str()),
+                ));
+            }
+            Some(target) if overwrite && source.kind == EntryKind::File => {
+                remove_file(&mut tx, &target, self.blob_grace_ms).await?;
+            }
+            Some(_) => {
+                return Err(refused(
+                    "already-exists",
+                    format!(
+                        "{} exists: pass \"overwrite\": true to replace it",
+                        to.as_str()
+                    ),
+                ));
+            }
+            None => {}
+        }
+        ensure_parents(&mut tx, space_id, to, now).await?;
+        let (low, high) = inside_bounds(from);
+        let rows = sqlx::query(
+            "SELECT * FROM storage_entries WHERE space_id = $1 AND (path = $2 OR (path >= $3 AND path < $4))",
+        )
+        .bind(space_id)
+        .bind(from.as_str())
+        .bind(&low)
+        .bind(&high)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        for row in &rows {
+            let old = rows::storage_entry(row)?;
+            let new_path = old
+                .path
+                .rebase(from, to)
+                .ok_or_else(|| StoreError::Backend("a moved entry is outside its source".into()))?;
+            if StoragePath::parse(new_path.as_str()).is_err() {
+                return Err(refused(
+                    "path-too-long",
+                    format!(
+                        "moving would make {} longer than 1024 bytes",
+                        new_path.as_str()
+                    ),
+                ));
+            }
+            sqlx::query(
+                "UPDATE storage_entries SET path = $1, parent = $2, name = $3, modified_utc = $4 \
+                 WHERE space_id = $5 AND path = $6",
+            )
+            .bind(new_path.as_str())
+            .bind(parent_of(&new_path))
+            .bind(new_path.name())
+            .bind(now)
+            .bind(space_id)
+            .bind(old.path.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err("storage entry"))?;
+        }
+        let payload = json!({
+            "spaceId": space_id, "from": from.as_str(), "to": to.as_str(), "id": to.id(),
+            "kind": source.kind.as_str(),
+        });
+        record_event(
+            &mut tx,
+            "StorageFile.Moved",
+            Some(space_id),
+            Some(actor_id),
+            payload,
+        )
+        .await?;
+        let moved = entry_in(&mut tx, space_id, to)
+            .await?
+            .ok_or(StoreError::NotFound("file"))?;
+        self.commit_queued(tx).await?;
+        Ok(moved)
+    }
+}
+
+#[async_trait]
+impl StorageStore for PgStore {
+    async fn entry(&self, space_id: &str, path: &StoragePath) -> StoreResult<Option<StorageEntry>> {
+        let row = sqlx::query("SELECT * FROM storage_entries WHERE space_id = $1 AND path = $2")
+            .bind(space_id)
+            .bind(path.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(rows::storage_entry).transpose()
+    }
+
+    async fn list_dir(
+        &self,
+        space_id: &str,
+        dir: Option<&StoragePath>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<StorageEntry>> {
+        let rows = sqlx::query(
+            "SELECT * FROM storage_entries WHERE space_id = $1 AND parent = $2 AND name > $3 ORDER BY name LIMIT $4",
+        )
+        .bind(space_id)
+        .bind(dir.map(|d| d.as_str()).unwrap_or(""))
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(rows::storage_entry).collect()
+    }
+
+    async fn usage(&self, space_id: &str) -> StoreResult<Option<Usage>> {
+        let row = sqlx::query(
+            "SELECT quota_bytes, used_bytes, \
+               (SELECT COALESCE(SUM(bytes), 0)::BIGINT FROM storage_reservations \
+                 WHERE space_id = spaces.id AND expires_utc > $1) AS reserved \
+             FROM spaces WHERE id = $2",
+        )
+        .bind(now_ms())
+        .bind(space_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(row.map(|r| Usage {
+            quota_bytes: r.get("quota_bytes"),
+            used_bytes: r.get("used_bytes"),
+            reserved_bytes: r.get("reserved"),
+        }))
+    }
+
+    async fn reserve(
+        &self,
+        space_id: &str,
+        bytes: i64,
+        upload_id: Option<&str>,
+        expires_utc: i64,
+    ) -> StoreResult<Option<i64>> {
+        let mut tx = self.write().await?;
+        // Quota never exceeded: the check and the insert hold the space's lock.
+        if !lock_space(&mut tx, space_id).await? {
+            return Err(StoreError::NotFound("space"));
+        }
+        match fits(&mut tx, space_id, bytes, 0).await? {
+            None => return Err(StoreError::NotFound("space")),
+            Some(false) => return Ok(None),
+            Some(true) => {}
+        }
+        let id = hangar_core::ids::random_id();
+        sqlx::query("INSERT INTO storage_reservations (id, space_id, bytes, upload_id, expires_utc) VALUES ($1, $2, $3, $4, $5)")
+            .bind(id)
+            .bind(space_id)
+            .bind(bytes)
+            .bind(upload_id)
+            .bind(if upload_id.is_some() { expires_utc } else { now_ms() + RESERVATION_LEASE_MS })
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Some(id))
+    }
+
+    async fn resize_reservation(&self, id: i64, bytes: i64) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        let space_id: Option<String> =
+            sqlx::query_scalar("SELECT space_id FROM storage_reservations WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        let Some(space_id) = space_id else {
+            return Err(StoreError::NotFound("reservation"));
+        };
+        // Quota never exceeded: growing a reservation is checked under the space's lock too.
+        lock_space(&mut tx, &space_id).await?;
+        if fits(&mut tx, &space_id, bytes, id).await? != Some(true) {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE storage_reservations SET bytes = $1, expires_utc = GREATEST(expires_utc, $2) WHERE id = $3",
+        )
+        .bind(bytes)
+        .bind(now_ms() + RESERVATION_LEASE_MS)
+        .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn release_reservation(&self, id: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM storage_reservations WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn renew_reservation(&self, id: i64) -> StoreResult<()> {
+        let until = now_ms() + RESERVATION_LEASE_MS;
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "UPDATE storage_reservations SET expires_utc = GREATEST(expires_utc, $1) WHERE id = $2",
+        )
+        .bind(until)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        sqlx::query(
+            "UPDATE storage_uploads SET lease_until = $1 WHERE state = 'receiving' \
+             AND id = (SELECT upload_id FROM storage_reservations WHERE id = $2)",
+        )
+        .bind(until)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn put_file(
+        &self,
+        space_id: &str,
+        path: &StoragePath,
+        file: &NewStorageFile,
+        reservation: Option<i64>,
+        upload_id: Option<&str>,
+        actor_id: i64,
+    ) -> StoreResult<PutOutcome> {
+        retrying(|| self.put_file_once(space_id, path, file, reservation, upload_id, actor_id))
+            .await
+    }
+
+    async fn delete_entry(
+        &self,
+        space_id: &str,
+        path: &StoragePath,
+        recursive: bool,
+        actor_id: i64,
+    ) -> StoreResult<()> {
+        retrying(|| self.delete_entry_once(space_id, path, recursive, actor_id)).await
+    }
+
+    async fn move_entry(
+        &self,
+        space_id: &str,
+        from: &StoragePath,
+        to: &StoragePath,
+        overwrite: bool,
+        actor_id: i64,
+    ) -> StoreResult<StorageEntry> {
+        retrying(|| self.move_entry_once(space_id, from, to, overwrite, actor_id)).await
+    }
+
+    async fn create_upload(&self, u: &PendingUpload) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO storage_uploads (id, space_id, path, size, content_type, meta, uploader_id, reservation_id, \
+             state, expires_utc, created_utc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&u.id)
+        .bind(&u.space_id)
+        .bind(u.path.as_str())
+        .bind(u.size)
+        .bind(&u.content_type)
+        .bind(u.meta.to_string())
+        .bind(u.uploader_id)
+        .bind(u.reservation_id)
+        .bind(u.state.as_str())
+        .bind(u.expires_utc)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err("upload"))?;
+        Ok(())
+    }
+
+    async fn pending_upload(&self, id: &str) -> StoreResult<Option<PendingUpload>> {
+        let row = sqlx::query("SELECT * FROM storage_uploads WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(rows::pending_upload).transpose()
+    }
+
+    async fn claim_upload(&self, id: &str) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        let now = now_ms();
+        // One claim of a two-stage URL: the conditional update takes the upload's row lock, and a
+        // second claim waiting for it reads the row again as the first left it (`receiving`, with
+        // a live lease), so it matches nothing. A receiver whose lease ran out died (or hung) with
+        // the upload: it can be tried again.
+        let done = sqlx::query(
+            "UPDATE storage_uploads SET state = 'receiving', lease_until = $1 WHERE id = $2 \
+             AND (state = 'pending' OR (state = 'receiving' AND COALESCE(lease_until, 0) <= $3))",
+        )
+        .bind(now + RESERVATION_LEASE_MS)
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        // While bytes arrive the reservation must keep counting, even past the URL's expiry.
+        sqlx::query(
+            "UPDATE storage_reservations SET expires_utc = GREATEST(expires_utc, $1) WHERE upload_id = $2",
+        )
+        .bind(now + RESERVATION_LEASE_MS)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn unclaim_upload(&self, id: &str) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "UPDATE storage_uploads SET state = 'pending', lease_until = NULL WHERE id = $1 AND state = 'receiving'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        sqlx::query(
+            "UPDATE storage_reservations SET expires_utc = \
+               (SELECT expires_utc FROM storage_uploads WHERE storage_uploads.id = storage_reservations.upload_id) \
+             WHERE upload_id = $1 AND EXISTS (SELECT 1 FROM storage_uploads WHERE id = $2)",
+        )
+        .bind(id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(())
+    }
+
+    async fn expire_uploads(&self, now: i64) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "DELETE FROM storage_uploads WHERE expires_utc <= $1 \
+             AND (state != 'receiving' OR COALESCE(lease_until, 0) <= $2)",
+        )
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        sqlx::query(
+            "DELETE FROM storage_reservations WHERE expires_utc <= $1 \
+             OR (upload_id IS NOT NULL AND upload_id NOT IN (SELECT id FROM storage_uploads WHERE state != 'done'))",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn recent_events(&self, limit: i64) -> StoreResult<Vec<Event>> {
+        let found = sqlx::query(&format!(
+            "SELECT * FROM (SELECT {EVENT_COLUMNS} FROM events ORDER BY seq DESC LIMIT $1) AS recent ORDER BY seq"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(found
+            .iter()
+            .map(|r| rows::storage_event(rows::event(r)))
+            .collect())
+    }
+}

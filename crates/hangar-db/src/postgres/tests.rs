@@ -1,0 +1,135 @@
+//! What only PostgreSQL has to show: several nodes starting on one database, and a database that
+//! cannot be reached.
+
+use crate::testdb::TestDb;
+use crate::PgStore;
+use hangar_core::store::{AttachmentStore, IdentityStore, StoreError};
+use sqlx::Executor;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_together_migrates_once() {
+    let db = TestDb::postgres().await;
+    assert!(
+        !crate::database_exists(&db.url).await.unwrap(),
+        "an empty database"
+    );
+    let nodes = futures_join_all((0..4).map(|_| {
+        let url = db.url.clone();
+        async move { PgStore::open(&url).await }
+    }))
+    .await;
+    for node in &nodes {
+        assert!(node.is_ok(), "{:?}", node.as_ref().err());
+    }
+    assert!(crate::database_exists(&db.url).await.unwrap());
+    let node = nodes.into_iter().next().unwrap().unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&node.pool)
+        .await
+        .unwrap();
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .unwrap()
+        .count() as i64;
+    assert_eq!(applied, files, "each migration applied once");
+    // And a node that starts later finds nothing to do.
+    PgStore::open(&db.url).await.unwrap();
+    node.create_member("alice", "h", "Alice", hangar_core::model::Role::Member)
+        .await
+        .unwrap();
+}
+
+/// Runs the futures side by side, each on a task of its own.
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let tasks: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.unwrap());
+    }
+    out
+}
+
+/// A database that refuses connections is a `Backend` error (503 at the HTTP edge), and the store
+/// works again once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_cannot_be_reached_is_a_backend_error() {
+    let db = TestDb::postgres().await;
+    let store = PgStore::open(&db.url).await.unwrap();
+    store.ping().await.unwrap();
+    let mut admin = db.admin().await;
+    let name = &db.name;
+    admin
+        .execute(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false").as_str())
+        .await
+        .unwrap();
+    admin
+        .execute(
+            format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            )
+            .as_str(),
+        )
+        .await
+        .unwrap();
+    let err = store.member_count().await.unwrap_err();
+    assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
+    assert!(matches!(store.ping().await, Err(StoreError::Backend(_))));
+    admin
+        .execute(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true").as_str())
+        .await
+        .unwrap();
+    assert_eq!(store.member_count().await.unwrap(), 0);
+}
+
+/// Two nodes replacing files with each other's bytes lock the two blob rows in opposite orders;
+/// PostgreSQL aborts one of them for the deadlock, and the store runs it again: no write fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_that_deadlock_are_run_again() {
+    use hangar_core::model::{NewStorageFile, Role};
+    use hangar_core::storage_path::StoragePath;
+    use hangar_core::store::{BlobLifecycleStore, SpaceStore, StorageStore};
+    let db = TestDb::postgres().await;
+    let (a, b) = (
+        PgStore::open(&db.url).await.unwrap(),
+        PgStore::open(&db.url).await.unwrap(),
+    );
+    let me = a.create_member("m", "h", "M", Role::Admin).await.unwrap();
+    let file = |sha: char| NewStorageFile {
+        size: 1,
+        content_type: "text/plain".into(),
+        sha256: sha.to_string().repeat(64),
+        meta: None,
+        pin: None,
+    };
+    let f = StoragePath::parse("f").unwrap();
+    for space in ["s1", "s2"] {
+        a.create_space(space, space, None).await.unwrap();
+    }
+    a.put_file("s1", &f, &file('a'), None, None, me.id)
+        .await
+        .unwrap();
+    a.put_file("s2", &f, &file('b'), None, None, me.id)
+        .await
+        .unwrap();
+    for round in 0..30 {
+        let (x, y) = if round % 2 == 0 {
+            ('b', 'a')
+        } else {
+            ('a', 'b')
+        };
+        let (x, y) = (file(x), file(y));
+        let (one, two) = tokio::join!(
+            a.put_file("s1", &f, &x, None, None, me.id),
+            b.put_file("s2", &f, &y, None, None, me.id),
+        );
+        assert!(one.is_ok() && two.is_ok(), "round {round}: {one:?} {two:?}");
+    }
+    for sha in ['a', 'b'] {
+        let record = a.blob_record(&sha.to_string().repeat(64)).await.unwrap();
+        assert_eq!(record.refcount, Some(1), "{sha}: one file each");
+    }
+}

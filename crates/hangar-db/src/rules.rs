@@ -1,0 +1,217 @@
+//! What every backend decides the same way: pure functions over what its SQL read, so that the
+//! SQLite and PostgreSQL stores differ only in how they read, lock and write.
+
+use hangar_core::model::{AttachmentLink, NewAttachment};
+use hangar_core::storage_path::StoragePath;
+use hangar_core::store::{Collect, StoreError, StoreResult};
+
+/// A reservation (and a two-stage upload's receiving state) is a lease that its upload renews while
+/// bytes arrive; one whose process died runs out after this long and stops counting.
+pub(crate) const RESERVATION_LEASE_MS: i64 = 10 * 60 * 1000;
+
+/// Longest error text kept with a job.
+pub(crate) const MAX_ERROR_LEN: usize = 2000;
+
+pub(crate) fn refused(code: &'static str, reason: String) -> StoreError {
+    StoreError::Refused { code, reason }
+}
+
+/// The `parent` column of an entry: its directory's path, '' at the top level.
+pub(crate) fn parent_of(path: &StoragePath) -> String {
+    path.parent()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default()
+}
+
+/// The bounds `[low, high)` of the paths strictly inside `dir`: they all start with `dir/`, and `0`
+/// is the byte after `/`.
+pub(crate) fn inside_bounds(dir: &StoragePath) -> (String, String) {
+    (format!("{}/", dir.as_str()), format!("{}0", dir.as_str()))
+}
+
+/// Whether `extra` more bytes fit a quota beside what is used and reserved.
+pub(crate) fn fits_quota(quota: Option<i64>, used: i64, reserved: i64, extra: i64) -> bool {
+    quota.is_none_or(|q| used.saturating_add(reserved).saturating_add(extra) <= q)
+}
+
+/// The links that attach freshly uploaded files to a message.
+pub(crate) fn file_links(new: &[NewAttachment]) -> Vec<AttachmentLink> {
+    new.iter()
+        .map(|a| {
+            let mut details = serde_json::Map::new();
+            details.insert("sizeBytes".into(), a.size.into());
+            details.insert("filename".into(), a.file_name.clone().into());
+            AttachmentLink {
+                attachment_id: a.id,
+                class_name: "FileAttachment".into(),
+                details,
+            }
+        })
+        .collect()
+}
+
+/// The `Attachment.Created` event's payload.
+pub(crate) fn attachment_created(a: &NewAttachment, message_id: Option<i64>) -> serde_json::Value {
+    serde_json::json!({
+        "attachmentId": a.id, "fileName": a.file_name, "fileSize": a.size,
+        "fileChecksum": a.sha256, "attachmentState": a.state.as_str(), "textMessageId": message_id,
+    })
+}
+
+/// Where an attachment can be linked.
+#[derive(Clone, Copy)]
+pub(crate) enum LinkTable {
+    Message,
+    Issue,
+}
+
+impl LinkTable {
+    pub(crate) fn table(self) -> &'static str {
+        match self {
+            LinkTable::Message => "message_attachments",
+            LinkTable::Issue => "issue_attachments",
+        }
+    }
+    pub(crate) fn owner(self) -> &'static str {
+        match self {
+            LinkTable::Message => "message_id",
+            LinkTable::Issue => "issue_id",
+        }
+    }
+}
+
+/// A blob's row as the collector reads it.
+pub(crate) struct BlobRow {
+    pub refcount: i64,
+    pub released_utc: Option<i64>,
+    pub deleting: bool,
+}
+
+/// What the collector does with a blob, and whether its row must be marked (or, with no row,
+/// created) as being deleted first.
+pub(crate) fn collect_decision(
+    row: Option<&BlobRow>,
+    pinned: bool,
+    grace_ms: i64,
+    now: i64,
+) -> (Collect, bool) {
+    match row {
+        // A collector that died after deciding: finish its work.
+        Some(r) if r.deleting => (Collect::Delete, false),
+        _ if pinned => (Collect::Keep, false),
+        Some(r) if r.refcount > 0 => (Collect::Keep, false),
+        Some(BlobRow {
+            released_utc: Some(released),
+            ..
+        }) if released + grace_ms > now => (Collect::Later(released + grace_ms), false),
+        // Unreferenced past its grace period, or never referenced (an upload that pinned and then
+        // failed, or bytes the database never knew): marked, so that no upload pins it meanwhile.
+        _ => (Collect::Delete, true),
+    }
+}
+
+/// Whether one more item may be written to a group of `count` items (`exists`: its key is already
+/// one of them, so it is a replacement).
+pub(crate) fn item_write_allowed(
+    count: i64,
+    exists: bool,
+    new_only: bool,
+    limit: Option<i64>,
+) -> StoreResult<()> {
+    if new_only && exists {
+        return Err(StoreError::Conflict("an item with this key"));
+    }
+    match limit {
+        Some(limit) if !exists && count >= limit => Err(refused(
+            "limits-reached",
+            format!("at most {limit} of these are allowed"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A LIKE pattern (escape character `\`) matching names that contain `name`.
+pub(crate) fn contains_pattern(name: &str) -> String {
+    format!(
+        "%{}%",
+        name.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
+}
+
+/// What refers to a blob, in words, for `hangar admin check`: its attachments (id and name) and
+/// its workspace files (space and path).
+pub(crate) fn blob_users(
+    attachments: Vec<(i64, String)>,
+    files: Vec<(String, String)>,
+) -> Vec<String> {
+    let mut users: Vec<String> = attachments
+        .into_iter()
+        .map(|(id, name)| format!("attachment {id} {name:?}"))
+        .collect();
+    users.extend(
+        files
+            .into_iter()
+            .map(|(space, path)| format!("space {space} file {path:?}")),
+    );
+    users
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_collector_keeps_what_is_held_and_waits_for_the_grace_period() {
+        let row = |refcount, released_utc, deleting| BlobRow {
+            refcount,
+            released_utc,
+            deleting,
+        };
+        let decide = |r: Option<&BlobRow>, pinned| collect_decision(r, pinned, 100, 1000);
+        assert_eq!(
+            decide(Some(&row(0, Some(0), true)), true),
+            (Collect::Delete, false)
+        );
+        assert_eq!(
+            decide(Some(&row(0, Some(0), false)), true),
+            (Collect::Keep, false)
+        );
+        assert_eq!(
+            decide(Some(&row(1, None, false)), false),
+            (Collect::Keep, false)
+        );
+        assert_eq!(
+            decide(Some(&row(0, Some(950), false)), false),
+            (Collect::Later(1050), false)
+        );
+        assert_eq!(
+            decide(Some(&row(0, Some(900), false)), false),
+            (Collect::Delete, true)
+        );
+        assert_eq!(decide(None, false), (Collect::Delete, true));
+    }
+
+    #[test]
+    fn item_limits_count_only_new_keys() {
+        assert!(item_write_allowed(5, true, false, Some(5)).is_ok());
+        assert!(matches!(
+            item_write_allowed(5, false, false, Some(5)),
+            Err(StoreError::Refused {
+                code: "limits-reached",
+                ..
+            })
+        ));
+        assert!(matches!(
+            item_write_allowed(1, true, true, None),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(item_write_allowed(100, false, false, None).is_ok());
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(contains_pattern(r"a_b%c\"), r"%a\_b\%c\\%");
+    }
+}

@@ -1,0 +1,198 @@
+//! More store tests on every backend: the storage tree (byte order, key-range moves and deletes),
+//! and application tokens (the joined lookup, single use, revocation by grant) and listings.
+
+use crate::testdb::{on_every_backend, TestStore};
+use hangar_core::app_model::AppDoc;
+use hangar_core::model::*;
+use hangar_core::now_ms;
+use hangar_core::storage_path::StoragePath;
+use hangar_core::store::*;
+use serde_json::json;
+
+on_every_backend!(
+    the_storage_tree_lists_in_byte_order_and_moves_and_deletes_whole_subtrees,
+    application_tokens_are_looked_up_used_once_and_revoked_by_grant,
+);
+
+fn path(p: &str) -> StoragePath {
+    StoragePath::parse(p).unwrap()
+}
+
+fn file(sha: char, size: i64) -> NewStorageFile {
+    NewStorageFile {
+        size,
+        content_type: "text/plain".into(),
+        sha256: sha.to_string().repeat(64),
+        meta: Some(json!({"k": "v"})),
+        pin: None,
+    }
+}
+
+fn names(entries: &[StorageEntry]) -> Vec<&str> {
+    entries.iter().map(|e| e.path.as_str()).collect()
+}
+
+async fn the_storage_tree_lists_in_byte_order_and_moves_and_deletes_whole_subtrees<S: TestStore>() {
+    let db = S::fresh().await;
+    let s = S::open(&db).await;
+    let me = s.create_member("m", "h", "M", Role::Admin).await.unwrap();
+    s.create_space("sp", "Space", Some(1000)).await.unwrap();
+    for (p, sha) in [
+        ("a/b.txt", 'a'),
+        ("a/c/d.txt", 'b'),
+        ("a0", 'c'),
+        ("B", 'd'),
+        ("a%", 'e'),
+    ] {
+        s.put_file("sp", &path(p), &file(sha, 10), None, None, me.id)
+            .await
+            .unwrap();
+    }
+    let top = s.list_dir("sp", None, None, 100).await.unwrap();
+    // Byte order, whatever the database's locale: 'B' < 'a' < 'a%' < 'a0'.
+    assert_eq!(names(&top), ["B", "a", "a%", "a0"]);
+    let after = s.list_dir("sp", None, Some("a"), 100).await.unwrap();
+    assert_eq!(names(&after), ["a%", "a0"]);
+    assert_eq!(s.usage("sp").await.unwrap().unwrap().used_bytes, 50);
+
+    // Moving `a` moves exactly its subtree (not `a0` nor `a%`, which share its prefix).
+    let moved = s
+        .move_entry("sp", &path("a"), &path("z/a"), false, me.id)
+        .await
+        .unwrap();
+    assert_eq!(moved.kind, EntryKind::Dir);
+    assert!(s.entry("sp", &path("z/a/c/d.txt")).await.unwrap().is_some());
+    assert!(s.entry("sp", &path("a0")).await.unwrap().is_some());
+    let top = s.list_dir("sp", None, None, 100).await.unwrap();
+    assert_eq!(names(&top), ["B", "a%", "a0", "z"]);
+    assert!(matches!(
+        s.move_entry("sp", &path("B"), &path("a0"), false, me.id)
+            .await,
+        Err(StoreError::Refused {
+            code: "already-exists",
+            ..
+        })
+    ));
+    s.move_entry("sp", &path("B"), &path("a0"), true, me.id)
+        .await
+        .unwrap();
+    assert_eq!(s.usage("sp").await.unwrap().unwrap().used_bytes, 40);
+
+    assert!(matches!(
+        s.delete_entry("sp", &path("z"), false, me.id).await,
+        Err(StoreError::Refused {
+            code: "is-a-directory",
+            ..
+        })
+    ));
+    s.delete_entry("sp", &path("z"), true, me.id).await.unwrap();
+    assert_eq!(
+        names(&s.list_dir("sp", None, None, 100).await.unwrap()),
+        ["a%", "a0"]
+    );
+    assert_eq!(s.usage("sp").await.unwrap().unwrap().used_bytes, 20);
+    assert_eq!(
+        s.blob_record(&"a".repeat(64)).await.unwrap().refcount,
+        Some(0)
+    );
+    let events: Vec<String> = s
+        .recent_events(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(
+        events.first().map(String::as_str),
+        Some("StorageFile.Created")
+    );
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("StorageFile.Deleted")
+    );
+
+    // Deleting the space releases the references of the files left in it.
+    assert!(s.delete_space("sp").await.unwrap());
+    assert!(!s.delete_space("sp").await.unwrap());
+    assert_eq!(
+        s.blob_record(&"e".repeat(64)).await.unwrap().refcount,
+        Some(0)
+    );
+}
+
+fn token(app_id: i64, kind: &str, grant: Option<i64>) -> AppToken {
+    AppToken {
+        id: hangar_core::ids::random_id(),
+        app_id,
+        kind: kind.into(),
+        name: kind.into(),
+        scope: "**".into(),
+        member_id: None,
+        expires_utc: Some(now_ms() + 60_000),
+        created_utc: now_ms(),
+        last_used_utc: None,
+        data: json!({ "grant": grant }),
+    }
+}
+
+async fn application_tokens_are_looked_up_used_once_and_revoked_by_grant<S: TestStore>() {
+    let db = S::fresh().await;
+    let s = S::open(&db).await;
+    let app = s
+        .create_app("client-b", "Beta", &AppDoc::default(), None)
+        .await
+        .unwrap();
+    s.create_app("client-a", "alpha", &AppDoc::default(), None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.create_app("client-a", "Again", &AppDoc::default(), None)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Names ordered without regard to case; a name filter matches parts, `_` literally.
+    let page = s.list_apps(None, false, false, 0, 10).await.unwrap();
+    let listed: Vec<&str> = page.apps.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!((listed, page.total), (vec!["alpha", "Beta"], 2));
+    let found = s.list_apps(Some("ET"), false, false, 0, 10).await.unwrap();
+    assert_eq!(found.total, 1);
+    assert_eq!(
+        s.list_apps(Some("_"), false, false, 0, 10)
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+
+    let access = token(app.id, "access", Some(7));
+    s.create_app_token(&access, "hash-access").await.unwrap();
+    let (t, a, m) = s.app_token("hash-access", now_ms()).await.unwrap().unwrap();
+    assert_eq!((t.id, a.id, m.id), (access.id, app.id, app.bot_member_id));
+    assert_eq!(t.data, json!({"grant": 7}));
+    assert!(s
+        .app_token("hash-access", now_ms() + 120_000)
+        .await
+        .unwrap()
+        .is_none());
+
+    let code = token(app.id, "code", None);
+    s.create_app_token(&code, "hash-code").await.unwrap();
+    let (first, fresh) = s.use_code("hash-code", now_ms()).await.unwrap().unwrap();
+    assert_eq!((first.id, fresh), (code.id, true));
+    let (_, replay) = s.use_code("hash-code", now_ms()).await.unwrap().unwrap();
+    assert!(!replay, "a code is used once");
+
+    let refresh = token(app.id, "refresh", Some(7));
+    s.create_app_token(&refresh, "hash-refresh").await.unwrap();
+    s.create_app_token(&token(app.id, "access", Some(8)), "hash-other")
+        .await
+        .unwrap();
+    assert_eq!(s.revoke_grant(app.id, 7).await.unwrap(), 2);
+    assert!(s
+        .take_app_token("hash-refresh", "refresh", now_ms())
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s.app_token("hash-other", now_ms()).await.unwrap().is_some());
+    assert_eq!(s.list_app_tokens(app.id, "access").await.unwrap().len(), 1);
+}
