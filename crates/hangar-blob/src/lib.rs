@@ -8,10 +8,12 @@ mod conformance;
 pub mod ingest;
 mod local;
 mod memory;
+mod s3;
 
 pub use ingest::{Committed, Ingest, IngestError};
 pub use local::LocalBlobStore;
 pub use memory::MemoryBlobStore;
+pub use s3::{S3BlobStore, S3Config, S3ConfigError};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -36,6 +38,18 @@ pub enum BlobError {
     NoSpace,
     #[error("storage failure: {0}")]
     Io(std::io::Error),
+}
+
+impl BlobError {
+    /// Whether the storage could not be reached (an object store that refuses connections, times
+    /// out or drops them): a passing condition, which the HTTP edge answers with 503.
+    pub fn is_unavailable(&self) -> bool {
+        use std::io::ErrorKind::*;
+        matches!(self, BlobError::Io(e) if matches!(
+            e.kind(),
+            ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected | TimedOut
+        ))
+    }
 }
 
 impl From<std::io::Error> for BlobError {
