@@ -18,7 +18,7 @@ cargo build --quiet --locked -p hangar
 work=$(mktemp -d)
 log="$work/server.log"
 password="walkthrough-$RANDOM-$RANDOM"
-"$root/target/debug/hangar" serve --listen 127.0.0.1:0 --data-dir "$work/data" --admin-password "$password" \
+"${CARGO_TARGET_DIR:-$root/target}/debug/hangar" serve --listen 127.0.0.1:0 --data-dir "$work/data" --admin-password "$password" \
   --fetch-allow 127.0.0.1 >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
