@@ -16,10 +16,22 @@ if ! command -v curl >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
 fi
 
 # One throwaway PostgreSQL for the whole run (scripts/postgres.sh installs it if needed): the store
-# tests run on it as well as on SQLite. Stopped and removed however the run ends.
+# tests run on it as well as on SQLite. One real S3-compatible server (s3s-fs, built once per
+# machine) for the tests of the S3 blob store. Both stopped and removed however the run ends (s3s-fs
+# also by its watcher, should this shell die first).
 pg_env="$(bash scripts/postgres.sh start)"
 eval "$pg_env"
-trap 'bash scripts/postgres.sh stop "$HANGAR_TEST_PG_DIR"' EXIT
+s3_state=""
+cleanup() {
+  bash scripts/postgres.sh stop "$HANGAR_TEST_PG_DIR" || true
+  if [ -n "$s3_state" ]; then bash scripts/s3.sh stop "$s3_state" || true; fi
+}
+trap cleanup EXIT
+if [ -z "${HANGAR_TEST_S3_ENDPOINT:-}" ]; then
+  s3_state=$(mktemp -d)
+  s3_env=$(bash scripts/s3.sh start "$s3_state" --watch $$)
+  eval "$s3_env"
+fi
 
 cargo test --workspace --all-targets --locked "$@"
 bash scripts/walkthrough.sh

@@ -106,6 +106,14 @@ impl From<StoreError> for ApiError {
 
 impl From<BlobError> for ApiError {
     fn from(e: BlobError) -> Self {
+        if e.is_unavailable() {
+            tracing::error!("storage unavailable: {e}");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage-unavailable",
+                "the storage cannot be reached right now; try again later",
+            );
+        }
         match e {
             BlobError::TooLarge { limit } => ApiError::too_large(limit),
             BlobError::Interrupted(cause) => ApiError::bad_request(
@@ -216,4 +224,29 @@ pub struct Query<T>(pub T);
 /// The `{"httpStatusCode": 200}` answer of the reference's state-changing calls.
 pub fn ok_body() -> Json<Value> {
     Json(json!({ "httpStatusCode": 200 }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_storage_is_unavailable_and_a_failing_one_internal() {
+        let io = |kind| BlobError::Io(std::io::Error::new(kind, "cause"));
+        for kind in [
+            std::io::ErrorKind::ConnectionRefused,
+            std::io::ErrorKind::TimedOut,
+        ] {
+            let e = ApiError::from(io(kind));
+            assert_eq!(
+                (e.status, e.code),
+                (StatusCode::SERVICE_UNAVAILABLE, "storage-unavailable")
+            );
+        }
+        let e = ApiError::from(io(std::io::ErrorKind::PermissionDenied));
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        );
+    }
 }

@@ -28,7 +28,7 @@ async fn listed(store: &dyn BlobStore) -> Vec<String> {
 
 /// What every backend must do; `other` is a backend of another kind, whose staged blobs this one
 /// must refuse to commit.
-async fn keeps_the_contract(store: &dyn BlobStore, other: &dyn BlobStore) {
+pub(crate) async fn keeps_the_contract(store: &dyn BlobStore, other: &dyn BlobStore) {
     const HELLO: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
     assert!(!store.holds_blobs().await.unwrap());
     assert!(listed(store).await.is_empty());
@@ -83,12 +83,20 @@ async fn keeps_the_contract(store: &dyn BlobStore, other: &dyn BlobStore) {
     assert!(!store.exists("../../etc/passwd").await.unwrap());
     assert!(!store.holds_blobs().await.unwrap());
     store.check().await.unwrap();
-    // No presigned URLs on these backends: bytes go through Hangar.
+}
+
+/// Backends without presigned URLs: the bytes go through Hangar.
+async fn has_no_presigned_urls(store: &dyn BlobStore) {
     let presigned = store
         .presign_upload("k", 5, "text/plain", std::time::Duration::from_secs(60))
         .await
         .unwrap();
     assert_eq!(presigned, None);
+    assert_eq!(store.upload_size("k").await.unwrap(), None);
+    assert!(matches!(
+        store.take_upload("k", 5).await.unwrap(),
+        crate::TakenUpload::Missing
+    ));
 }
 
 #[tokio::test]
@@ -96,11 +104,14 @@ async fn the_local_disk_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalBlobStore::open(dir.path()).unwrap();
     keeps_the_contract(&store, &MemoryBlobStore::new()).await;
+    has_no_presigned_urls(&store).await;
 }
 
 #[tokio::test]
 async fn memory_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let other = LocalBlobStore::open(dir.path()).unwrap();
-    keeps_the_contract(&MemoryBlobStore::new(), &other).await;
+    let store = MemoryBlobStore::new();
+    keeps_the_contract(&store, &other).await;
+    has_no_presigned_urls(&store).await;
 }

@@ -8,10 +8,12 @@ mod conformance;
 pub mod ingest;
 mod local;
 mod memory;
+mod s3;
 
 pub use ingest::{Committed, Ingest, IngestError};
 pub use local::LocalBlobStore;
 pub use memory::MemoryBlobStore;
+pub use s3::{S3BlobStore, S3Config, S3ConfigError};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -36,6 +38,18 @@ pub enum BlobError {
     NoSpace,
     #[error("storage failure: {0}")]
     Io(std::io::Error),
+}
+
+impl BlobError {
+    /// Whether the storage could not be reached (an object store that refuses connections, times
+    /// out or drops them): a passing condition, which the HTTP edge answers with 503.
+    pub fn is_unavailable(&self) -> bool {
+        use std::io::ErrorKind::*;
+        matches!(self, BlobError::Io(e) if matches!(
+            e.kind(),
+            ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected | TimedOut
+        ))
+    }
 }
 
 impl From<std::io::Error> for BlobError {
@@ -95,6 +109,18 @@ pub struct PresignedRequest {
     pub headers: Vec<(String, String)>,
 }
 
+/// What became of the object a client sent straight to the backend (a two-stage upload's presigned
+/// PUT) when Hangar went to take it.
+#[derive(Debug)]
+pub enum TakenUpload {
+    /// Nothing there (yet, or any more).
+    Missing,
+    /// An object of another size than announced (its size); it stays where it is.
+    WrongSize(u64),
+    /// Its bytes, hashed and staged like an upload through Hangar: commit them, or drop them.
+    Staged(StagedBlob),
+}
+
 /// Where blobs live. Narrow on purpose: the store never knows who asks or why.
 #[async_trait]
 pub trait BlobStore: Send + Sync {
@@ -145,6 +171,20 @@ pub trait BlobStore: Send + Sync {
         _expires: Duration,
     ) -> Result<Option<String>, BlobError> {
         Ok(None)
+    }
+    /// The size of the object a client PUT to `key` by a presigned URL, None while there is none
+    /// (always, where the backend has no presigned uploads).
+    async fn upload_size(&self, _key: &str) -> Result<Option<u64>, BlobError> {
+        Ok(None)
+    }
+    /// Takes the object a client PUT to `key` into staging if its size is `size`: hashed while it
+    /// is read, committed like any staged blob (which also removes the client's object), or dropped.
+    async fn take_upload(&self, _key: &str, _size: u64) -> Result<TakenUpload, BlobError> {
+        Ok(TakenUpload::Missing)
+    }
+    /// Removes what a client PUT to `key` (a refused or expired upload); removing nothing is fine.
+    async fn delete_upload(&self, _key: &str) -> Result<(), BlobError> {
+        Ok(())
     }
 }
 
