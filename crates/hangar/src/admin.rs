@@ -112,6 +112,14 @@ pub enum StatusFilter {
 /// Runs one command; an error is printed by `main` (exit 1).
 pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
     let config = Config::resolve_store(args.store)?;
+    if hangar_db::DatabaseKind::of(&config.database_url).ok()
+        != Some(hangar_db::DatabaseKind::Sqlite)
+    {
+        bail!(
+            "--database-url: `hangar admin` works on SQLite installations for now; on PostgreSQL, \
+             use the server's API and PostgreSQL's own tools (pg_dump) meanwhile"
+        );
+    }
     let store = SqliteStore::open_existing(&config.database_url)
         .await
         .map_err(|e| anyhow!("--database-url: {e}"))?

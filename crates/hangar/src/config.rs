@@ -244,9 +244,9 @@ impl Config {
                 None => secret_from("database-url", file.database_url, file.database_url_file)?,
             }
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("hangar.db").display()));
-        if !database_url.starts_with("sqlite:") {
+        if hangar_db::DatabaseKind::of(&database_url).is_err() {
             bail!(
-                "--database-url: unsupported database URL {}: this build supports sqlite:// URLs",
+                "--database-url: unsupported database URL {}: give a sqlite:// or postgres:// URL",
                 redact_url(&database_url)
             );
         }
@@ -333,22 +333,49 @@ impl Config {
             space_quota,
             blob_grace,
         };
-        config.blob_root()?;
+        config.blob_dir()?;
         Ok(config)
     }
 
-    /// The local directory named by a `file://` storage URL.
-    pub fn blob_root(&self) -> anyhow::Result<PathBuf> {
+    /// The local directory named by a `file://` storage URL; None for an `s3://` one.
+    pub fn blob_dir(&self) -> anyhow::Result<Option<PathBuf>> {
         match self.storage_url.strip_prefix("file://") {
-            Some(path) if !path.is_empty() => Ok(Path::new(path).to_path_buf()),
+            Some(path) if !path.is_empty() => Ok(Some(Path::new(path).to_path_buf())),
             _ if self.storage_url.starts_with("s3://") => {
-                bail!("--storage-url: S3 storage is not available in this build yet; use a file:// storage URL")
+                hangar_blob::S3Config::new(&self.storage_url)
+                    .map_err(|e| anyhow!("--storage-url: {e}"))?;
+                Ok(None)
             }
             _ => bail!(
-                "--storage-url: unsupported storage URL {:?}: use file:///path",
+                "--storage-url: unsupported storage URL {:?}: use file:///path or s3://BUCKET/PREFIX",
                 self.storage_url
             ),
         }
+    }
+
+    /// The local directory named by a `file://` storage URL (an error for S3 storage).
+    pub fn blob_root(&self) -> anyhow::Result<PathBuf> {
+        self.blob_dir()?.ok_or_else(|| {
+            anyhow!(
+                "--storage-url: this needs a file:// storage URL, not {}",
+                self.storage_url
+            )
+        })
+    }
+
+    /// The blob store the storage URL names: a local directory, or an S3 bucket (with
+    /// `HANGAR_S3_ENDPOINT`, `HANGAR_S3_REGION` and the `AWS_*` credentials from the environment).
+    pub fn open_blobs(&self) -> anyhow::Result<std::sync::Arc<dyn hangar_blob::BlobStore>> {
+        Ok(match self.blob_dir()? {
+            Some(root) => std::sync::Arc::new(
+                hangar_blob::LocalBlobStore::open(root)
+                    .map_err(|e| anyhow!("--storage-url: {e}"))?,
+            ),
+            None => std::sync::Arc::new(
+                hangar_blob::S3BlobStore::from_env(&self.storage_url)
+                    .map_err(|e| anyhow!("--storage-url: {e}"))?,
+            ),
+        })
     }
 
     /// One line with every effective setting, secrets redacted, for the log at start.

@@ -4,9 +4,9 @@ use crate::config::Config;
 use crate::startup;
 use anyhow::{anyhow, Context};
 use hangar_api::{AppState, Settings};
-use hangar_blob::{BlobStore, LocalBlobStore};
+use hangar_blob::BlobStore;
 use hangar_core::net::AllowList;
-use hangar_db::SqliteStore;
+use hangar_db::{DatabaseKind, PgStore, SqliteStore};
 use hangar_jobs::{JobContext, Lane, Runner, RunnerSettings, DELIVERY_KINDS};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -24,7 +24,7 @@ const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// One assembled node: its stores, state, job runners and bound listener, ready to serve. Built by
 /// `assemble` for `hangar serve`, and by the tests, which serve it in their own process.
 pub struct Node {
-    pub store: SqliteStore,
+    pub store: Store,
     pub state: AppState,
     /// Not started: `run` spawns them, tests may instead run what is due on demand.
     pub runners: Vec<Runner>,
@@ -33,6 +33,71 @@ pub struct Node {
     pub addr: std::net::SocketAddr,
     /// Held as long as the node lives: one process per data directory.
     _lock: std::fs::File,
+}
+
+/// The metadata store a node runs on, by the scheme of `--database-url`.
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl Store {
+    async fn open(config: &Config) -> anyhow::Result<Store> {
+        let url = &config.database_url;
+        let failed = |e: hangar_db::OpenError| anyhow!("--database-url: {e}");
+        Ok(match DatabaseKind::of(url).map_err(failed)? {
+            DatabaseKind::Sqlite => Store::Sqlite(
+                SqliteStore::open(url)
+                    .await
+                    .map_err(failed)?
+                    .with_blob_grace(config.blob_grace),
+            ),
+            DatabaseKind::Postgres => Store::Postgres(
+                PgStore::open(url)
+                    .await
+                    .map_err(failed)?
+                    .with_blob_grace(config.blob_grace),
+            ),
+        })
+    }
+
+    /// Closes the database (SQLite checkpoints its WAL; PostgreSQL ends its connections).
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(s) => s.close().await,
+            Store::Postgres(s) => s.close().await,
+        }
+    }
+}
+
+/// Everything a node needs of its metadata store: every store trait, one signal for new jobs.
+trait Backend:
+    hangar_core::store::IdentityStore
+    + hangar_core::store::SpaceStore
+    + hangar_core::store::ChatStore
+    + hangar_core::store::ProjectStore
+    + hangar_core::store::AttachmentStore
+    + hangar_core::store::StorageStore
+    + hangar_core::store::Applications
+    + hangar_core::store::BlobLifecycleStore
+    + hangar_core::jobs::JobStore
+    + Clone
+    + 'static
+{
+    fn job_signal(&self) -> tokio::sync::watch::Receiver<u64>;
+}
+
+impl Backend for SqliteStore {
+    fn job_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        SqliteStore::job_signal(self)
+    }
+}
+
+impl Backend for PgStore {
+    fn job_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        PgStore::job_signal(self)
+    }
 }
 
 impl Node {
@@ -52,26 +117,43 @@ pub async fn assemble(config: &Config) -> anyhow::Result<Node> {
     // One process per data directory: its temporaries are this process's to sweep at start. The
     // lock lives as long as the file handle.
     let lock = startup::lock_data_dir(&config.data_dir)?;
-    let store = SqliteStore::open(&config.database_url)
-        .await
-        .map_err(|e| anyhow!("--database-url: {e}"))?
-        .with_blob_grace(config.blob_grace);
-    let blobs: Arc<dyn BlobStore> = Arc::new(
-        LocalBlobStore::open(config.blob_root()?).map_err(|e| anyhow!("--storage-url: {e}"))?,
-    );
+    let store = Store::open(config).await?;
+    let blobs: Arc<dyn BlobStore> = config.open_blobs()?;
     let link_key = startup::load_or_create_key(&config.secret_key_file, checked.key)?;
     // Only temporaries that no upload holds (of this process or another) are removed.
     let swept = blobs.remove_temporaries(None).await?;
     if swept > 0 {
         tracing::info!("removed {swept} temporary files left by an earlier run");
     }
-    startup::bootstrap_admin(&store, config.admin_password.as_ref()).await?;
+    let addr = checked.listener.local_addr()?;
+    let (state, runners) = match &store {
+        Store::Sqlite(s) => start_on(s, config, blobs, link_key, &addr).await?,
+        Store::Postgres(s) => start_on(s, config, blobs, link_key, &addr).await?,
+    };
+    Ok(Node {
+        store,
+        state,
+        runners,
+        addr,
+        listener: checked.listener,
+        _lock: lock,
+    })
+}
+
+/// The node's state and job runners on its metadata store: the administrator bootstrapped, the
+/// chores queued (once per installation, whichever node starts first).
+async fn start_on<S: Backend>(
+    store: &S,
+    config: &Config,
+    blobs: Arc<dyn BlobStore>,
+    link_key: [u8; 32],
+    addr: &std::net::SocketAddr,
+) -> anyhow::Result<(AppState, Vec<Runner>)> {
+    startup::bootstrap_admin(store, config.admin_password.as_ref()).await?;
     // Background work is queued in the database: chores once per installation, blobs nobody
     // refers to by the collector (never at start, never younger than the grace period).
-    hangar_jobs::schedule_chores(&store).await?;
+    hangar_jobs::schedule_chores(store).await?;
 
-    let listener = checked.listener;
-    let addr = listener.local_addr()?;
     let public_url = config
         .public_url
         .clone()
@@ -82,15 +164,8 @@ pub async fn assemble(config: &Config) -> anyhow::Result<Node> {
         AllowList::parse(&config.fetch_allow).map_err(|e| anyhow!("--fetch-allow: {e}"))?;
     settings.fetch_limits.first_byte = Duration::from_secs(config.fetch_timeout_secs);
     let state = AppState::new(store.clone(), blobs.clone(), settings);
-    let runners = runners(&store, &state, blobs, config.blob_grace);
-    Ok(Node {
-        store,
-        state,
-        runners,
-        listener,
-        addr,
-        _lock: lock,
-    })
+    let runners = runners(store, &state, blobs, config.blob_grace);
+    Ok((state, runners))
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -119,8 +194,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
 /// This node's job runners: one for webhook deliveries (which may wait on slow endpoints), one for
 /// everything else.
-fn runners(
-    store: &SqliteStore,
+fn runners<S: Backend>(
+    store: &S,
     state: &AppState,
     blobs: Arc<dyn BlobStore>,
     grace: Duration,

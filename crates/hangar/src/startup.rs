@@ -5,11 +5,11 @@
 use crate::config::{Config, Secret};
 use anyhow::{anyhow, bail, Context};
 use hangar_api::auth::hash_password;
-use hangar_blob::{BlobStore, LocalBlobStore};
 use hangar_core::ids::random_alnum;
 use hangar_core::model::Role;
+use hangar_core::store::BlobLifecycleStore;
 use hangar_core::store::IdentityStore;
-use hangar_db::{Probe, SqliteStore};
+use hangar_db::{DatabaseKind, PgStore, Probe, SqliteStore};
 use std::path::Path;
 
 /// What the checks found, for the creating half of the start.
@@ -25,16 +25,35 @@ pub struct Checked {
 /// stored blobs, the secret key is there (and whole) when the database holds data, the address can
 /// be bound. Every refusal names the flag.
 pub async fn preflight(config: &Config) -> anyhow::Result<Checked> {
-    let probe = SqliteStore::probe(&config.database_url)
-        .await
-        .map_err(|e| anyhow!("--database-url: {e}"))?;
-    let holds_data = match &probe {
-        Probe::Found { holds_data } => *holds_data,
-        Probe::Missing { path } => {
-            if path.as_os_str() != ":memory:" {
-                dir_will_exist(config, "--database-url", path)?;
+    let holds_data = match DatabaseKind::of(&config.database_url)? {
+        DatabaseKind::Sqlite => {
+            let probe = SqliteStore::probe(&config.database_url)
+                .await
+                .map_err(|e| anyhow!("--database-url: {e}"))?;
+            match &probe {
+                Probe::Found { holds_data } => *holds_data,
+                Probe::Missing { path } => {
+                    if path.as_os_str() != ":memory:" {
+                        dir_will_exist(config, "--database-url", path)?;
+                    }
+                    false
+                }
             }
-            false
+        }
+        // The database must exist (the operator creates it); a server that cannot be reached is
+        // refused here, before anything is made. With Hangar's schema in it, it holds data when
+        // anything was stored; opening it applies what migrations are missing.
+        DatabaseKind::Postgres => {
+            let url = &config.database_url;
+            let exists = PgStore::database_exists(url)
+                .await
+                .map_err(|e| anyhow!("--database-url: {e}"))?;
+            exists
+                && PgStore::open(url)
+                    .await
+                    .map_err(|e| anyhow!("--database-url: {e}"))?
+                    .holds_data()
+                    .await?
         }
     };
     if !holds_data {
@@ -108,11 +127,12 @@ fn check_key(config: &Config, holds_data: bool) -> anyhow::Result<Option<[u8; 32
 /// `--database-url`: starting would show an empty installation and, worse, its clean-ups would
 /// treat every stored file as garbage.
 async fn refuse_new_database_beside_old_blobs(config: &Config) -> anyhow::Result<()> {
-    let root = config.blob_root()?;
-    if !root.is_dir() {
-        return Ok(());
+    if let Some(root) = config.blob_dir()? {
+        if !root.is_dir() {
+            return Ok(());
+        }
     }
-    let blobs = LocalBlobStore::open(&root).map_err(|e| anyhow!("--storage-url: {e}"))?;
+    let blobs = config.open_blobs()?;
     if blobs
         .holds_blobs()
         .await
@@ -185,7 +205,10 @@ pub fn load_or_create_key(path: &Path, checked: Option<[u8; 32]>) -> anyhow::Res
 
 /// Creates the `admin` account on first start (printing a generated password once), and resets its
 /// password whenever one is configured, so an operator can always get back in.
-pub async fn bootstrap_admin(store: &SqliteStore, password: Option<&Secret>) -> anyhow::Result<()> {
+pub async fn bootstrap_admin(
+    store: &dyn IdentityStore,
+    password: Option<&Secret>,
+) -> anyhow::Result<()> {
     match store.member_by_username("admin").await? {
         Some(admin) => {
             if let Some(pw) = password {

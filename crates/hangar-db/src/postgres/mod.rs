@@ -87,6 +87,12 @@ impl PgStore {
         Ok(exists)
     }
 
+    /// Closes both pools: connections end at once instead of at the server's time-out.
+    pub async fn close(&self) {
+        self.pool.close().await;
+        self.queue_pool.close().await;
+    }
+
     /// Changes when this store queued jobs (see the field).
     pub fn job_signal(&self) -> watch::Receiver<u64> {
         self.jobs_enqueued.subscribe()

@@ -5,10 +5,13 @@
 
 mod app;
 mod apps;
+mod cluster;
 #[allow(unused_imports)] // the tests of the binary itself use only `Server`
 pub use app::TestApp;
 #[allow(unused_imports)] // only the tests of applications act as one
 pub use apps::*;
+#[allow(unused_imports)] // only the tests of several nodes
+pub use cluster::Cluster;
 
 use reqwest::{Client, RequestBuilder, Response};
 use serde_json::{json, Value};
@@ -28,6 +31,8 @@ pub struct Server {
     extra_args: Vec<String>,
     /// Everything the server printed, for assertions on logs.
     pub output: Arc<Mutex<Vec<String>>>,
+    /// Environment given to the process (the harness clears every other `HANGAR_*`).
+    pub env: Vec<(String, String)>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -38,6 +43,11 @@ impl Server {
 
     /// Starts the server on a data directory of the caller's (a tmpfs, …), with extra arguments.
     pub fn start_in(data_dir: PathBuf, args: &[&str]) -> Server {
+        Self::start_node(data_dir, args, &[])
+    }
+
+    /// `start_in` with environment variables for the process (S3 endpoint and credentials, …).
+    pub fn start_node(data_dir: PathBuf, args: &[&str], env: &[(String, String)]) -> Server {
         let mut server = Server {
             child: None,
             base: String::new(),
@@ -45,6 +55,7 @@ impl Server {
             data_dir,
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             output: Arc::new(Mutex::new(Vec::new())),
+            env: env.to_vec(),
             _dir: None,
         };
         server.spawn();
@@ -88,6 +99,7 @@ impl Server {
                 cmd.env_remove(key);
             }
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let mut child = cmd.spawn().expect("the hangar binary starts");
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
