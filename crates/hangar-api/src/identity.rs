@@ -166,3 +166,49 @@ pub async fn delete_token(
         Err(ApiError::not_found("token"))
     }
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberChange {
+    /// `true` disables the member (re-enabling is not offered yet: a disabled account stays so).
+    disabled: Option<bool>,
+    password: Option<String>,
+}
+
+/// `PATCH /api/v1/members/{username}`: an administrator in person disables a member or sets their
+/// password; either ends every session of the member and revokes every token it holds or approved,
+/// in the same transaction (SPEC §3).
+pub async fn update_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(username): Path<String>,
+    Json(req): Json<MemberChange>,
+) -> ApiResult<Json<Value>> {
+    caller.require_admin_in_person()?;
+    let member = state
+        .identity
+        .member_by_username(&username)
+        .await?
+        .ok_or_else(|| ApiError::not_found("member"))?;
+    if req.disabled == Some(false) {
+        return Err(ApiError::bad_request(
+            "not-supported",
+            "re-enabling a disabled member is not supported yet",
+        ));
+    }
+    if req.disabled == Some(true) && member.id == caller.id() {
+        return Err(ApiError::bad_request(
+            "cannot-disable-self",
+            "an administrator cannot disable their own account",
+        ));
+    }
+    if let Some(password) = req.password {
+        validate_password(&password)?;
+        let hash = hash_password(password).await?;
+        state.members.reset_password(member.id, &hash).await?;
+    }
+    if req.disabled == Some(true) {
+        state.members.disable_member(member.id).await?;
+    }
+    Ok(ok_body())
+}

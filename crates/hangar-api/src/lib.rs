@@ -94,6 +94,8 @@ fn dummy_hash() -> String {
 #[derive(Clone)]
 pub struct AppState {
     pub identity: Arc<dyn IdentityStore>,
+    /// Disabling members and resetting passwords, with their sessions and tokens ended at once.
+    pub members: Arc<dyn MemberControlStore>,
     pub spaces: Arc<dyn SpaceStore>,
     pub chat: Arc<dyn ChatStore>,
     pub projects: Arc<dyn ProjectStore>,
@@ -113,6 +115,7 @@ impl AppState {
     pub fn new<S>(store: S, blobs: Arc<dyn BlobStore>, settings: Settings) -> Self
     where
         S: IdentityStore
+            + MemberControlStore
             + SpaceStore
             + ChatStore
             + ProjectStore
@@ -126,6 +129,7 @@ impl AppState {
         Self {
             ingest: Ingest::new(blobs.clone(), Arc::new(store.clone())),
             identity: Arc::new(store.clone()),
+            members: Arc::new(store.clone()),
             spaces: Arc::new(store.clone()),
             chat: Arc::new(store.clone()),
             projects: Arc::new(store.clone()),
@@ -212,6 +216,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/members",
             post(identity::create_member).get(identity::list_members),
+        )
+        .route(
+            "/api/v1/members/{username}",
+            axum::routing::patch(identity::update_member),
         )
         .route(
             "/api/v1/me/tokens",

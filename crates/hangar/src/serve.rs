@@ -74,6 +74,7 @@ impl Store {
 /// Everything a node needs of its metadata store: every store trait, one signal for new jobs.
 trait Backend:
     hangar_core::store::IdentityStore
+    + hangar_core::store::MemberControlStore
     + hangar_core::store::SpaceStore
     + hangar_core::store::ChatStore
     + hangar_core::store::ProjectStore

@@ -361,3 +361,81 @@ async fn answers_do_not_describe_other_peoples_accounts() {
     let body = expect_error(r, 400, "unknown-member").await;
     assert!(!body.to_string().contains("nobody-by-this-name"), "{body}");
 }
+
+#[tokio::test]
+async fn an_administrator_resets_or_disables_a_member_and_every_token_ends() {
+    let server = TestApp::start().await;
+    let admin = server.admin().await;
+    let bob = server.member("bob").await;
+    let login = |password: &'static str| {
+        Client::new()
+            .post(server.url("/api/v1/auth/login"))
+            .json(&json!({"username": "bob", "password": password}))
+            .send()
+    };
+    assert_eq!(login("bob-password").await.unwrap().status(), 200);
+    expect_json(bob.get("/api/v1/auth/me").send().await.unwrap(), 200).await;
+
+    // A new password: the old one and every token made before stop working at once.
+    let r = admin
+        .patch("/api/v1/members/bob")
+        .json(&json!({"password": "a-brand-new-password"}))
+        .send()
+        .await
+        .unwrap();
+    expect_json(r, 200).await;
+    let r = bob.get("/api/v1/auth/me").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(login("bob-password").await.unwrap().status(), 401);
+    assert_eq!(login("a-brand-new-password").await.unwrap().status(), 200);
+    let fresh = User {
+        token: login_token(&server.base, "bob", "a-brand-new-password").await,
+        ..bob.clone()
+    };
+    expect_json(fresh.get("/api/v1/auth/me").send().await.unwrap(), 200).await;
+
+    // Disabled: its tokens end, and its login fails like a wrong password.
+    let r = admin
+        .patch("/api/v1/members/bob")
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    expect_json(r, 200).await;
+    assert_eq!(
+        fresh.get("/api/v1/auth/me").send().await.unwrap().status(),
+        401
+    );
+    assert_eq!(login("a-brand-new-password").await.unwrap().status(), 401);
+
+    // What is refused.
+    let r = admin
+        .patch("/api/v1/members/nobody")
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 404, "not-found").await;
+    let r = admin
+        .patch("/api/v1/members/admin")
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 400, "cannot-disable-self").await;
+    let r = admin
+        .patch("/api/v1/members/bob")
+        .json(&json!({"disabled": false}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 400, "not-supported").await;
+    let carol = server.member("carol").await;
+    let r = carol
+        .patch("/api/v1/members/bob")
+        .json(&json!({"password": "carol-chose-this-one"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 403, "forbidden").await;
+}
