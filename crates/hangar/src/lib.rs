@@ -3,5 +3,6 @@
 
 pub mod admin;
 pub mod config;
+pub mod probe;
 pub mod serve;
 pub mod startup;

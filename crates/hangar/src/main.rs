@@ -1,8 +1,8 @@
-//! `hangar`: the server (`hangar serve`) and the operator's commands (`hangar admin`). Parses the
-//! command line and hands over to the library half.
+//! `hangar`: the server (`hangar serve`), the operator's commands (`hangar admin`) and the
+//! readiness probe (`hangar probe`). Parses the command line and hands over to the library half.
 
 use clap::{Parser, Subcommand};
-use hangar::{admin, config, serve};
+use hangar::{admin, config, probe, serve};
 use std::io::IsTerminal;
 
 #[derive(Parser)]
@@ -23,6 +23,9 @@ enum Command {
     /// Administer an installation directly (database and blob store), with the same settings as
     /// `serve`; the server may be running. Exit codes: 0 done, 1 failed or found problems, 2 bad usage.
     Admin(admin::AdminArgs),
+    /// Ask a node on this machine whether it is ready (GET /readyz on its --listen address), for
+    /// container health checks. Exit codes: 0 ready, 1 not ready or not answering.
+    Probe(probe::ProbeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -31,7 +34,7 @@ fn main() -> std::process::ExitCode {
     // and log only warnings, on stderr.
     let (default_filter, to_stderr) = match cli.command {
         Command::Serve(_) => ("info,sqlx=warn,tower_http=warn", false),
-        Command::Admin(_) => ("warn", true),
+        Command::Admin(_) | Command::Probe(_) => ("warn", true),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("HANGAR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
@@ -58,6 +61,7 @@ fn main() -> std::process::ExitCode {
             let config = config::Config::resolve(args)?;
             serve::run(config).await
         }),
+        Command::Probe(args) => runtime.block_on(probe::run(args)),
         Command::Admin(args) => match runtime.block_on(admin::run(args)) {
             Ok(code) => return code,
             Err(e) => Err(e),

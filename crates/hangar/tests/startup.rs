@@ -427,3 +427,56 @@ async fn the_admin_password_file_can_be_named_in_the_environment() {
     .await;
     drop(child);
 }
+
+/// `hangar probe` (the container health check): exit 0 and the status on stdout when the node on its
+/// `--listen` address answers 2xx, exit 1 with one line naming the URL when it answers otherwise or
+/// not at all.
+#[test]
+fn probe_says_whether_the_node_answers() {
+    let server = Server::start();
+    let probe = |listen: &str, path: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_hangar"))
+            .args([
+                "probe",
+                "--listen",
+                listen,
+                "--path",
+                path,
+                "--timeout",
+                "5s",
+            ])
+            .env_remove("HANGAR_LISTEN")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, _) = probe(&server.addr, "/healthz");
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        stdout.trim(),
+        format!("http://{}/healthz: 200 OK", server.addr)
+    );
+
+    // A wildcard listen address is asked on loopback.
+    let port = server.addr.rsplit(':').next().unwrap();
+    let (code, _, _) = probe(&format!("0.0.0.0:{port}"), "/healthz");
+    assert_eq!(code, Some(0));
+
+    let (code, _, stderr) = probe(&server.addr, "/no-such-route");
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("/no-such-route: 404"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+
+    drop(server);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    let (code, _, stderr) = probe(&closed, "/healthz");
+    assert_eq!(code, Some(1));
+    assert!(stderr.starts_with("hangar: http://"), "{stderr}");
+}
