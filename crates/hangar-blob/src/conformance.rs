@@ -42,6 +42,10 @@ pub(crate) async fn keeps_the_contract(store: &dyn BlobStore, other: &dyn BlobSt
     assert!(store.exists(HELLO).await.unwrap());
     assert_eq!(read_all(store, HELLO, 0, 5).await, b"hello");
     assert_eq!(read_all(store, HELLO, 1, 3).await, b"ell");
+    // A length past the end reads to the end (how a whole blob is read without knowing its size).
+    assert_eq!(read_all(store, HELLO, 0, u64::MAX).await, b"hello");
+    assert_eq!(read_all(store, HELLO, 2, u64::MAX).await, b"llo");
+    assert_eq!(read_all(store, HELLO, 3, u64::MAX - 3).await, b"lo");
 
     // Identical bytes are stored once; a dropped staging leaves nothing.
     let again = store.stage(body(&[b"hello"]), 10).await.unwrap();

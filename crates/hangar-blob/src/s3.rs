@@ -24,7 +24,8 @@ use object_store::client::HttpErrorKind;
 use object_store::path::Path;
 use object_store::signer::{HeaderName, HeaderValue, Method, SignedUrlOptions, Signer};
 use object_store::{
-    BackoffConfig, ClientOptions, GetOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload,
+    RetryConfig,
 };
 use sha2::{Digest, Sha256};
 use std::io::ErrorKind;
@@ -329,7 +330,14 @@ impl BlobStore for S3BlobStore {
             inner.s3.head(&path).await.map_err(|e| inner.error(e))?;
             return Ok(futures_util::stream::empty().boxed());
         }
-        let options = GetOptions::new().with_range(Some(start..start.saturating_add(len)));
+        // "To the end" (a `len` past any size, as callers reading a whole blob give) is an open
+        // range: a closed one ending near u64::MAX is refused by some S3 servers.
+        let range = match start.checked_add(len) {
+            Some(end) if end < u64::MAX => Some(GetRange::Bounded(start..end)),
+            _ if start == 0 => None,
+            _ => Some(GetRange::Offset(start)),
+        };
+        let options = GetOptions::new().with_range(range);
         let got = inner
             .s3
             .get_opts(&path, options)

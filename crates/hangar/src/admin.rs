@@ -1,17 +1,19 @@
 //! `hangar admin`: the operator's commands (SPEC §9.8). They read the same configuration as
 //! `hangar serve` and work on the database and blob store directly, beside a running server or
-//! without one. Exit codes: 0 done, 1 failed or found problems, 2 bad usage.
+//! without one, on SQLite and local disk or on PostgreSQL and S3 (`backup` only on the first: the
+//! second has its own tools). Exit codes: 0 done, 1 failed or found problems, 2 bad usage.
 
 use crate::config::{Config, StoreArgs};
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use hangar_blob::{BlobStore, LocalBlobStore};
 use hangar_core::ids::valid_username;
+use hangar_core::jobs::JobStore;
 use hangar_core::model::Role;
 use hangar_core::store::{
     BlobLifecycleStore, Delivery, IdentityStore, MemberControlStore, OutboxStore, StoreError,
 };
-use hangar_db::SqliteStore;
+use hangar_db::{DatabaseKind, PgStore, SqliteStore};
 use hangar_jobs::maintenance::{Maintenance, MaintenanceError};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -109,45 +111,92 @@ pub enum StatusFilter {
     All,
 }
 
+/// What the commands need of a metadata store; both backends have it.
+pub trait AdminStore:
+    IdentityStore + MemberControlStore + OutboxStore + BlobLifecycleStore + JobStore + Clone + 'static
+{
+}
+
+impl<S> AdminStore for S where
+    S: IdentityStore
+        + MemberControlStore
+        + OutboxStore
+        + BlobLifecycleStore
+        + JobStore
+        + Clone
+        + 'static
+{
+}
+
 /// Runs one command; an error is printed by `main` (exit 1).
 pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
     let config = Config::resolve_store(args.store)?;
-    if hangar_db::DatabaseKind::of(&config.database_url).ok()
-        != Some(hangar_db::DatabaseKind::Sqlite)
-    {
-        bail!(
-            "--database-url: `hangar admin` works on SQLite installations for now; on PostgreSQL, \
-             use the server's API and PostgreSQL's own tools (pg_dump) meanwhile"
-        );
+    let url = config.database_url.clone();
+    match DatabaseKind::of(&url).map_err(|e| anyhow!("--database-url: {e}"))? {
+        DatabaseKind::Sqlite => {
+            let store = SqliteStore::open_existing(&url)
+                .await
+                .map_err(|e| anyhow!("--database-url: {e}"))?
+                .with_blob_grace(config.blob_grace);
+            let result = match args.command {
+                AdminCommand::Backup { dir } => backup(&config, &store, &dir).await,
+                command => run_on(&config, &store, command).await,
+            };
+            store.close().await;
+            result
+        }
+        DatabaseKind::Postgres => {
+            // Like SQLite's open_existing: a command never makes a schema in an empty database.
+            let exists = PgStore::database_exists(&url)
+                .await
+                .map_err(|e| anyhow!("--database-url: {e}"))?;
+            if !exists {
+                bail!("--database-url: the database holds no Hangar installation");
+            }
+            let store = PgStore::open(&url)
+                .await
+                .map_err(|e| anyhow!("--database-url: {e}"))?
+                .with_blob_grace(config.blob_grace);
+            let result = run_on(&config, &store, args.command).await;
+            store.close().await;
+            result
+        }
     }
-    let store = SqliteStore::open_existing(&config.database_url)
-        .await
-        .map_err(|e| anyhow!("--database-url: {e}"))?
-        .with_blob_grace(config.blob_grace);
-    let result = match args.command {
-        AdminCommand::User(command) => user(&store, command).await,
-        AdminCommand::Check { scrub } => check(&config, &store, scrub).await,
-        AdminCommand::Gc { dry_run } => gc(&config, &store, dry_run).await,
-        AdminCommand::Backup { dir } => backup(&config, &store, &dir).await,
-        AdminCommand::Deliveries(command) => deliveries(&store, command).await,
-    };
-    store.close().await;
-    result
 }
 
+/// The commands that work the same on every backend.
+async fn run_on<S: AdminStore>(
+    config: &Config,
+    store: &S,
+    command: AdminCommand,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        AdminCommand::User(command) => user(store, command).await,
+        AdminCommand::Check { scrub } => check(config, store, scrub).await,
+        AdminCommand::Gc { dry_run } => gc(config, store, dry_run).await,
+        AdminCommand::Deliveries(command) => deliveries(store, command).await,
+        AdminCommand::Backup { .. } => bail!(
+            "--database-url: `hangar admin backup` copies a SQLite installation; on PostgreSQL, back \
+             up the database with pg_dump, the bucket with its provider's versioning or replication, \
+             and the secret key (docs/operations.md)"
+        ),
+    }
+}
+
+/// The blob store of the settings; a local one must exist (a command never creates one).
 fn blob_store(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
-    let root = config.blob_root()?;
-    if !root.is_dir() {
-        bail!(
-            "--storage-url: there is no blob store at {}",
-            root.display()
-        );
+    if let Some(root) = config.blob_dir()? {
+        if !root.is_dir() {
+            bail!(
+                "--storage-url: there is no blob store at {}",
+                root.display()
+            );
+        }
     }
-    let blobs = LocalBlobStore::open(&root).map_err(|e| anyhow!("--storage-url: {e}"))?;
-    Ok(Arc::new(blobs))
+    config.open_blobs()
 }
 
-fn maintenance(config: &Config, store: &SqliteStore) -> anyhow::Result<Maintenance> {
+fn maintenance<S: AdminStore>(config: &Config, store: &S) -> anyhow::Result<Maintenance> {
     Ok(Maintenance {
         jobs: Arc::new(store.clone()),
         blob_life: Arc::new(store.clone()),
@@ -156,7 +205,7 @@ fn maintenance(config: &Config, store: &SqliteStore) -> anyhow::Result<Maintenan
     })
 }
 
-async fn user(store: &SqliteStore, command: UserCommand) -> anyhow::Result<ExitCode> {
+async fn user<S: AdminStore>(store: &S, command: UserCommand) -> anyhow::Result<ExitCode> {
     match command {
         UserCommand::Create {
             name,
@@ -193,7 +242,10 @@ async fn user(store: &SqliteStore, command: UserCommand) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-async fn member(store: &SqliteStore, name: &str) -> anyhow::Result<hangar_core::model::Member> {
+async fn member<S: AdminStore>(
+    store: &S,
+    name: &str,
+) -> anyhow::Result<hangar_core::model::Member> {
     store
         .member_by_username(name)
         .await?
@@ -253,7 +305,7 @@ fn read_hidden(prompt: &str) -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
-async fn check(config: &Config, store: &SqliteStore, scrub: bool) -> anyhow::Result<ExitCode> {
+async fn check<S: AdminStore>(config: &Config, store: &S, scrub: bool) -> anyhow::Result<ExitCode> {
     let report = maintenance(config, store)?
         .check(scrub, |problem| println!("{problem}"))
         .await?;
@@ -274,7 +326,7 @@ async fn check(config: &Config, store: &SqliteStore, scrub: bool) -> anyhow::Res
     })
 }
 
-async fn gc(config: &Config, store: &SqliteStore, dry_run: bool) -> anyhow::Result<ExitCode> {
+async fn gc<S: AdminStore>(config: &Config, store: &S, dry_run: bool) -> anyhow::Result<ExitCode> {
     let report = maintenance(config, store)?.gc(dry_run).await?;
     let verb = if dry_run { "would delete" } else { "deleted" };
     for sha256 in &report.unreferenced {
@@ -401,7 +453,10 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn deliveries(store: &SqliteStore, command: DeliveriesCommand) -> anyhow::Result<ExitCode> {
+async fn deliveries<S: AdminStore>(
+    store: &S,
+    command: DeliveriesCommand,
+) -> anyhow::Result<ExitCode> {
     match command {
         DeliveriesCommand::List { status, limit } => {
             let status = match status {

@@ -353,16 +353,6 @@ impl Config {
         }
     }
 
-    /// The local directory named by a `file://` storage URL (an error for S3 storage).
-    pub fn blob_root(&self) -> anyhow::Result<PathBuf> {
-        self.blob_dir()?.ok_or_else(|| {
-            anyhow!(
-                "--storage-url: this needs a file:// storage URL, not {}",
-                self.storage_url
-            )
-        })
-    }
-
     /// The blob store the storage URL names: a local directory, or an S3 bucket (with
     /// `HANGAR_S3_ENDPOINT`, `HANGAR_S3_REGION` and the `AWS_*` credentials from the environment).
     pub fn open_blobs(&self) -> anyhow::Result<std::sync::Arc<dyn hangar_blob::BlobStore>> {

@@ -99,3 +99,77 @@ async fn two_nodes_share_postgres_and_s3() {
         assert_eq!(names, ["hangar.lock"], "{files:?}");
     }
 }
+
+/// `hangar admin` on PostgreSQL and S3 (SPEC §9.8: the same commands on every backend), beside a
+/// running node: members created, disabled and given a new password; check and scrub read the
+/// bucket; gc and deliveries work; backup says to use PostgreSQL's and the bucket's own tools.
+#[tokio::test]
+async fn admin_commands_work_on_postgres_and_s3() {
+    let mut cluster = Cluster::new().await;
+    let node = cluster.node();
+    let admin = node.admin().await;
+    let bytes = b"checked in the bucket".to_vec();
+    admin.upload("c.txt", "text/plain", &bytes).await;
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let login = |password: &'static str| {
+        let url = node.url("/api/v1/auth/login");
+        async move {
+            Client::new()
+                .post(url)
+                .json(&json!({"username": "bob", "password": password}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+
+    let out = cluster.admin(&["user", "create", "bob"], "first-password\n");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("created member bob"));
+    assert_eq!(login("first-password").await, 200);
+
+    let out = cluster.admin(&["user", "reset-password", "bob"], "second-password\n");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(login("first-password").await, 401);
+    assert_eq!(login("second-password").await, 200);
+
+    let out = cluster.admin(&["check", "--scrub"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("checked and re-hashed 1 referenced blobs: 0 problems"),
+        "{}",
+        text(&out)
+    );
+    let out = cluster.admin(&["gc", "--dry-run"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = cluster.admin(&["deliveries", "list", "--status", "all"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let backup = tempfile::tempdir().unwrap();
+    let out = cluster.admin(&["backup", backup.path().join("b").to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("pg_dump"), "{}", text(&out));
+    assert!(!backup.path().join("b").exists());
+
+    let out = cluster.admin(&["user", "disable", "bob"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(login("second-password").await, 401);
+
+    // An empty database is no installation: nothing is made in it.
+    let empty = Cluster::new().await;
+    let out = empty.admin(&["check"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("--database-url: the database holds no Hangar installation"),
+        "{}",
+        text(&out)
+    );
+}

@@ -145,4 +145,38 @@ impl Cluster {
             &self.env,
         )
     }
+
+    /// `hangar admin ARGS` on this installation (its database, bucket prefix and key, and the S3
+    /// credentials; no other `HANGAR_*` from the test's environment), with `input` on stdin.
+    pub fn admin(&self, args: &[&str], input: &str) -> std::process::Output {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hangar"));
+        cmd.arg("admin")
+            .args(args)
+            .args([
+                "--data-dir",
+                self.dir.path().join("admin").to_str().unwrap(),
+            ])
+            .args(["--database-url", &self.database_url])
+            .args(["--storage-url", &self.storage_url])
+            .args(["--secret-key-file", self.key.to_str().unwrap()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("HANGAR_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.envs(self.env.iter().cloned());
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
 }
