@@ -137,6 +137,9 @@ pub trait BlobStore: Send + Sync {
     /// Removes temporaries left by interrupted work, never one that an upload (of any process) is
     /// still writing; with `older_than`, only those at least that old.
     async fn remove_temporaries(&self, older_than: Option<Duration>) -> Result<usize, BlobError>;
+    /// How many temporaries there are now (uploads in progress and leftovers), for checks and
+    /// metrics.
+    async fn count_temporaries(&self) -> Result<usize, BlobError>;
     /// Whether the store is reachable and writable.
     async fn check(&self) -> Result<(), BlobError>;
     /// Every stored blob with its age, as a stream (a store can hold millions; for the sweep of blobs

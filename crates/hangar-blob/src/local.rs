@@ -251,6 +251,17 @@ impl BlobStore for LocalBlobStore {
         Ok(tokio::fs::try_exists(self.blob_path(sha256)).await?)
     }
 
+    async fn count_temporaries(&self) -> Result<usize, BlobError> {
+        let dir = self.tmp_dir();
+        tokio::task::spawn_blocking(move || match fs::read_dir(&dir) {
+            Ok(entries) => Ok(entries.count()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(BlobError::Io(e)),
+        })
+        .await
+        .map_err(|e| BlobError::Io(std::io::Error::other(e.to_string())))?
+    }
+
     async fn remove_temporaries(&self, older_than: Option<Duration>) -> Result<usize, BlobError> {
         let dir = self.tmp_dir();
         tokio::task::spawn_blocking(move || -> std::io::Result<usize> {

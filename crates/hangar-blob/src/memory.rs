@@ -90,6 +90,10 @@ impl BlobStore for MemoryBlobStore {
         Ok(0) // staged bytes live only as long as their StagedBlob
     }
 
+    async fn count_temporaries(&self) -> Result<usize, BlobError> {
+        Ok(0)
+    }
+
     async fn check(&self) -> Result<(), BlobError> {
         Ok(())
     }

@@ -373,6 +373,17 @@ impl BlobStore for S3BlobStore {
     /// decides: never younger than `S3Config::temp_min_age` (a day by default), whatever the
     /// caller asks, and so also with `None`. Dropped stagings delete their own at once; this is for
     /// those of crashed processes.
+    async fn count_temporaries(&self) -> Result<usize, BlobError> {
+        let inner = &*self.inner;
+        let mut temporaries = inner.s3.list(Some(&inner.path("tmp")));
+        let mut count = 0;
+        while let Some(meta) = temporaries.next().await {
+            meta.map_err(|e| inner.error(e))?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
     async fn remove_temporaries(&self, older_than: Option<Duration>) -> Result<usize, BlobError> {
         let inner = &*self.inner;
         let age = older_than.unwrap_or_default().max(inner.temp_min_age);

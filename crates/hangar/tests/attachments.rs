@@ -573,12 +573,15 @@ async fn an_early_413_says_connection_close_or_keeps_the_connection_usable() {
     let limit: usize = 1_048_576;
     let server = TestApp::start_with(&["--max-file-size", "1048576"]).await;
     let bob = server.member("bob").await;
-    let mut sock = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    // The node's own connection handling is the subject: talk to it, not to a balancer.
+    let mut sock = tokio::net::TcpStream::connect(server.node_addr())
+        .await
+        .unwrap();
     // The head declares a body over the limit; the server may answer before reading any of it.
     let head = format!(
         "POST /uploads?name=big.bin HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
          Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
-        server.addr,
+        server.node_addr(),
         bob.token,
         limit + 1
     );
@@ -599,7 +602,11 @@ async fn an_early_413_says_connection_close_or_keeps_the_connection_usable() {
     // declared body and answer the next request on the same connection.
     let mut rest = vec![b'x'; limit + 1];
     rest.extend_from_slice(
-        format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr).as_bytes(),
+        format!(
+            "GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n",
+            server.node_addr()
+        )
+        .as_bytes(),
     );
     let _ = sock.write_all(&rest).await;
     let next = read_response(&mut sock).await;
@@ -1701,7 +1708,7 @@ async fn a_shared_blob_is_removed_only_with_its_last_attachment() {
         sha,
         "content-addressed"
     );
-    assert_eq!(std::fs::read(&blobs[0]).unwrap(), bytes);
+    assert_eq!(server.blob_bytes(&sha).await, bytes);
 
     // An unrelated upload adds a second blob.
     let other = bob

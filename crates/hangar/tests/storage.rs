@@ -3015,11 +3015,7 @@ async fn storage_changes_are_recorded_as_events() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    let db = format!("sqlite://{}/hangar.db", server.data_dir.display());
-    let store = hangar_db::SqliteStore::open(&db).await.unwrap();
-    let events = hangar_core::store::StorageStore::recent_events(&store, 200)
-        .await
-        .unwrap();
+    let events = server.state().storage.recent_events(200).await.unwrap();
     let storage: Vec<_> = events
         .iter()
         .filter(|e| e.event_type.starts_with("StorageFile."))

@@ -96,31 +96,75 @@ pub struct Cluster {
     nodes: usize,
 }
 
+/// A fresh PostgreSQL database on the test server with Hangar's schema and nothing else (as a node
+/// that starts on an empty database makes it): its URL and its name. Copied from a template
+/// migrated once per test binary: a copy takes a fraction of the time of running every migration.
+pub async fn new_database() -> (String, String) {
+    static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    let template = TEMPLATE
+        .get_or_init(|| async {
+            let name = create_database(None).await;
+            let store = hangar_db::PgStore::open(&with_database(pg_server(), &name))
+                .await
+                .expect("the template database migrates");
+            store.close().await;
+            name
+        })
+        .await;
+    let name = create_database(Some(template)).await;
+    (with_database(pg_server(), &name), name)
+}
+
+/// A fresh, empty PostgreSQL database on the test server, for nodes that make the schema
+/// themselves: its URL and its name.
+pub async fn new_empty_database() -> (String, String) {
+    let name = create_database(None).await;
+    (with_database(pg_server(), &name), name)
+}
+
+/// Creates a database on the test server (a copy of `template` if given): its name.
+async fn create_database(template: Option<&str>) -> String {
+    use sqlx::{Connection, Executor};
+    let server = pg_server();
+    let name = format!("c_{}", hex::encode(rand::random::<[u8; 8]>()));
+    let mut admin = sqlx::PgConnection::connect(server)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL {server}: {e}"));
+    let sql = match template {
+        Some(template) => format!("CREATE DATABASE {name} TEMPLATE {template}"),
+        None => format!("CREATE DATABASE {name}"),
+    };
+    admin.execute(sql.as_str()).await.unwrap();
+    admin.close().await.unwrap();
+    name
+}
+
+/// The test S3 server as `--storage-url s3://BUCKET/{prefix}` and the environment a node needs to
+/// reach it (endpoint and credentials).
+pub fn s3_storage(prefix: &str) -> (String, Vec<(String, String)>) {
+    let (endpoint, bucket, key_id, secret) = s3_server().clone();
+    (
+        format!("s3://{bucket}/{prefix}"),
+        vec![
+            ("HANGAR_S3_ENDPOINT".into(), endpoint),
+            ("AWS_ACCESS_KEY_ID".into(), key_id),
+            ("AWS_SECRET_ACCESS_KEY".into(), secret),
+        ],
+    )
+}
+
 impl Cluster {
+    /// On an empty database: the first node makes the schema.
     pub async fn new() -> Cluster {
-        use sqlx::{Connection, Executor};
-        let server = pg_server();
-        let name = format!("c_{}", hex::encode(rand::random::<[u8; 8]>()));
-        let mut admin = sqlx::PgConnection::connect(server)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL {server}: {e}"));
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        let (endpoint, bucket, key_id, secret) = s3_server().clone();
+        let (database_url, name) = new_empty_database().await;
+        let (storage_url, env) = s3_storage(&name);
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("secret.key");
         std::fs::write(&key, rand::random::<[u8; 32]>()).unwrap();
         Cluster {
-            database_url: with_database(server, &name),
-            storage_url: format!("s3://{bucket}/{name}"),
-            env: vec![
-                ("HANGAR_S3_ENDPOINT".into(), endpoint),
-                ("AWS_ACCESS_KEY_ID".into(), key_id),
-                ("AWS_SECRET_ACCESS_KEY".into(), secret),
-            ],
+            database_url,
+            storage_url,
+            env,
             key,
             dir,
             nodes: 0,
