@@ -7,6 +7,7 @@ pub mod app_ops;
 pub mod apps;
 pub mod attachment;
 pub mod checksum;
+pub mod content_type;
 pub mod data_url;
 pub mod disposition;
 pub mod filename;
