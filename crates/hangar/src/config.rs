@@ -602,6 +602,43 @@ mod tests {
     }
 
     #[test]
+    fn observability_settings_come_from_the_file_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hangar.toml");
+        std::fs::write(
+            &path,
+            "trusted_proxies = \"10.0.0.0/8, ::1\"\nmetrics_listen = \"127.0.0.1:9100\"\n\
+             log_format = \"json\"\n",
+        )
+        .unwrap();
+        let args = |path: &Path| ServeArgs {
+            store: StoreArgs {
+                config: Some(path.to_path_buf()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let c = Config::resolve(args(&path)).unwrap();
+        assert!(c.trusted_proxies.trusts("10.2.3.4".parse().unwrap()));
+        assert_eq!(c.metrics_listen.as_deref(), Some("127.0.0.1:9100"));
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert!(c.summary().contains("trusted_proxies=10.0.0.0/8,::1/128"));
+        let defaults = Config::resolve(ServeArgs::default()).unwrap();
+        assert_eq!(defaults.metrics_listen, None);
+        assert_eq!(defaults.log_format, LogFormat::Text);
+        assert!(defaults.trusted_proxies.is_empty());
+        for (text, flag) in [
+            ("trusted_proxies = \"10.0.0.0/40\"", "--trusted-proxies"),
+            ("metrics_listen = \"nowhere\"", "--metrics-listen"),
+            ("log_format = \"yaml\"", "--log-format"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let e = Config::resolve(args(&path)).unwrap_err().to_string();
+            assert!(e.starts_with(flag), "{e}");
+        }
+    }
+
+    #[test]
     fn flags_win_over_the_file_and_the_file_over_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hangar.toml");

@@ -6,7 +6,7 @@
 mod common;
 
 use base64::Engine;
-use common::{Server, User};
+use common::{Cluster, Server, User};
 use reqwest::Client;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -647,4 +647,35 @@ async fn files_sent_without_a_useful_type_are_typed_by_their_bytes_then_their_na
     let (stored, _, disposition) = served(&admin, "docs/page.html").await;
     assert_eq!(stored, "text/html");
     assert!(disposition.starts_with("attachment"), "{disposition}");
+}
+
+/// Two nodes on one PostgreSQL and one S3 bucket: each counts its own requests, and both report the
+/// installation's stored files, read from the shared database.
+#[tokio::test]
+async fn each_node_counts_its_own_requests_and_reports_the_shared_gauges() {
+    let mut cluster = Cluster::new().await;
+    let one = cluster.node_with(&["--metrics-listen", "127.0.0.1:0"]);
+    let two = cluster.node_with(&["--metrics-listen", "127.0.0.1:0"]);
+    let (m1, m2) = (metrics_addr(&one), metrics_addr(&two));
+    let before = (scrape(&m1).await, scrape(&m2).await);
+    let raw = |text: &str| value(text, "hangar_uploads_total", &[("mode", "raw")]).unwrap();
+    let files = |text: &str| value(text, "hangar_stored_files", &[]).unwrap();
+
+    one.admin()
+        .await
+        .upload("shared.txt", "text/plain", b"on node one")
+        .await;
+    let after = (scrape(&m1).await, scrape(&m2).await);
+    assert_eq!(raw(&after.0), raw(&before.0) + 1.0, "node one stored it");
+    assert_eq!(raw(&after.1), raw(&before.1), "node two did not");
+    assert_eq!(files(&after.0), files(&before.0) + 1.0);
+    assert_eq!(
+        files(&after.1),
+        files(&after.0),
+        "the gauge is the installation's"
+    );
+    assert_eq!(
+        reqwest::get(two.url("/readyz")).await.unwrap().status(),
+        200
+    );
 }
