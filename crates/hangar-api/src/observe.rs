@@ -1,7 +1,7 @@
 //! What an operator sees of the traffic (SPEC §9.9): the request id, one access-log line per request,
 //! the Prometheus metrics of this process (and the scrape that adds the shared gauges), `/readyz`.
 
-use crate::client::ClientAddr;
+use crate::client::{client_addr, ClientAddr};
 use crate::error::ApiError;
 use crate::AppState;
 use axum::body::{Body, Bytes, HttpBody};
@@ -151,13 +151,10 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     let client = match peer {
-        Some(peer) => state
-            .settings
-            .trusted_proxies
-            .client_addr(peer, request.headers()),
-        None => std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        Some(peer) => client_addr(&state.settings.trusted_proxies, peer, request.headers()),
+        None => ClientAddr(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
     };
-    request.extensions_mut().insert(ClientAddr(client));
+    request.extensions_mut().insert(client);
     let caller = CallerSlot::default();
     request.extensions_mut().insert(caller.clone());
     let route = request
@@ -175,7 +172,7 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
         status: CLIENT_CLOSED,
         bytes: 0,
         caller,
-        client: ClientAddr(client),
+        client,
         request_id: request_id.to_str().unwrap_or("-").to_string(),
         start,
         metrics,

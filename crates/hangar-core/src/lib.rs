@@ -11,6 +11,7 @@ pub mod content_type;
 pub mod data_url;
 pub mod disposition;
 pub mod filename;
+pub mod forwarded;
 pub mod ids;
 pub mod jobs;
 pub mod model;
