@@ -10,7 +10,8 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is not installed: install Rust (https://rustup.rs) and run this again" >&2
   exit 1
 fi
-# The README walkthrough check (scripts/walkthrough.sh) needs curl and jq; it installs jq itself.
+# The README walkthrough check (scripts/walkthrough.sh) needs curl and jq; it installs jq itself. The
+# deployment check (scripts/deploy-check.sh) installs nginx and Caddy when missing.
 if ! command -v curl >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   (apt-get update -qq && apt-get install -y -qq curl) >/dev/null
 fi
@@ -34,4 +35,17 @@ if [ -z "${HANGAR_TEST_S3_ENDPOINT:-}" ]; then
 fi
 
 cargo test --workspace --all-targets --locked "$@"
+
+# The in-process HTTP suite again, on two nodes sharing one PostgreSQL database and one S3 prefix
+# behind nginx, which sends requests to them in turn (SPEC §13). That is PostgreSQL and S3 as well:
+# `HANGAR_TEST_BACKEND=postgres-s3` runs it on one node of that kind, for a local check.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || {
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx) >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+}
+HANGAR_TEST_BACKEND=two-nodes cargo test --locked -p hangar --test applications --test attachments \
+  --test containment --test management --test storage "$@"
+
 bash scripts/walkthrough.sh
+bash scripts/deploy-check.sh

@@ -61,6 +61,11 @@ impl Caller {
     pub fn id(&self) -> i64 {
         self.member.id
     }
+    /// Who the access log names: the application's id when an application acts as itself, else the
+    /// member's id.
+    pub fn log_id(&self) -> i64 {
+        self.acting_app().map_or(self.member.id, |a| a.app_id)
+    }
     pub fn is_admin(&self) -> bool {
         self.member.role == Role::Admin
     }
@@ -197,7 +202,7 @@ impl OptionalFromRequestParts<AppState> for Caller {
             let hash = token_hash(token);
             let Some((member, personal)) = state.identity.token_member(&hash, now).await? else {
                 let caller = app_caller(state, &hash, now, &parts.method).await?;
-                parts.extensions.insert(caller.clone());
+                remember(parts, &caller);
                 return Ok(Some(caller));
             };
             if personal
@@ -243,9 +248,17 @@ impl OptionalFromRequestParts<AppState> for Caller {
         } else {
             return Ok(None);
         };
-        parts.extensions.insert(caller.clone());
+        remember(parts, &caller);
         Ok(Some(caller))
     }
+}
+
+/// Keeps the caller for later extractors of the same request, and names it in the access log.
+fn remember(parts: &mut Parts, caller: &Caller) {
+    if let Some(slot) = parts.extensions.get::<crate::observe::CallerSlot>() {
+        slot.set(caller.log_id());
+    }
+    parts.extensions.insert(caller.clone());
 }
 
 /// The caller behind an application token (OAuth access or permanent), or 401.

@@ -5,11 +5,13 @@ mod applications;
 pub mod attachments;
 pub mod auth;
 mod chat;
+pub mod client;
 mod download;
 pub mod error;
 mod identity;
 mod links;
 mod oauth;
+pub mod observe;
 mod projects;
 mod quota;
 mod shapes;
@@ -45,6 +47,11 @@ pub struct Settings {
     /// Hosts that URL fetching may reach despite the address rules.
     pub fetch_allow: hangar_core::net::AllowList,
     pub fetch_limits: fetch::FetchLimits,
+    /// Proxies whose `X-Forwarded-For` / `Forwarded` headers name the client (`--trusted-proxies`).
+    pub trusted_proxies: client::TrustedProxies,
+    /// Whether this process records metrics (`--metrics-listen`): request bodies are then counted
+    /// as they arrive.
+    pub metrics: bool,
 }
 
 impl Settings {
@@ -76,6 +83,8 @@ impl Settings {
                 idle: std::time::Duration::from_secs(60),
                 total: std::time::Duration::from_secs(3600),
             },
+            trusted_proxies: client::TrustedProxies::default(),
+            metrics: false,
         }
     }
 }
@@ -108,6 +117,8 @@ pub struct AppState {
     pub fetcher: Arc<fetch::Fetcher>,
     pub apps: Arc<dyn Applications>,
     pub secrets: Arc<Secrets>,
+    /// Set once start-up is done, cleared when stopping (`/readyz`).
+    pub readiness: observe::Readiness,
 }
 
 impl AppState {
@@ -137,6 +148,7 @@ impl AppState {
             apps: Arc::new(store.clone()),
             storage: Arc::new(store),
             secrets: Arc::new(Secrets::new(&settings.link_key)),
+            readiness: observe::Readiness::default(),
             blobs,
             fetcher: Arc::new(fetch::Fetcher::new(
                 settings.fetch_allow.clone(),
@@ -210,6 +222,7 @@ async fn method_not_allowed() -> ApiError {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(observe::readyz))
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/auth/me", get(auth::me))
@@ -312,8 +325,18 @@ pub fn router(state: AppState) -> Router {
         .layer(
             // Spans name the path only: query strings carry public-link tokens and upload signatures.
             tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-                tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+                let id = request
+                    .headers()
+                    .get(observe::REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::debug_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
             }),
         )
+        // Outermost, so that its line and metrics cover every answer (panics and fallbacks too).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
         .with_state(state)
 }

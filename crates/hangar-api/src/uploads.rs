@@ -5,6 +5,7 @@
 use crate::access::visible_channel;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
+use crate::observe::UploadMode;
 use crate::shapes::attachment_json;
 use crate::AppState;
 use axum::body::Body;
@@ -38,6 +39,7 @@ const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60
 /// What the client told us about a file it sends.
 pub(crate) struct IncomingFile {
     pub name: String,
+    /// As declared (normalized); the stored type is decided when the bytes arrived.
     pub content_type: String,
     pub declared_sha256: Option<String>,
     pub media_context: Option<String>,
@@ -83,6 +85,7 @@ pub(crate) async fn record(
     caller: &Caller,
     files: Vec<(IncomingFile, StagedBlob)>,
     message_id: Option<i64>,
+    mode: UploadMode,
 ) -> ApiResult<Vec<Attachment>> {
     let mut new = Vec::with_capacity(files.len());
     let mut committed = Vec::new();
@@ -92,6 +95,7 @@ pub(crate) async fn record(
             .as_ref()
             .is_none_or(|d| *d == staged.sha256);
         let (sha256, size) = (staged.sha256.clone(), staged.size);
+        let content_type = staged.content_type(Some(&file.content_type), Some(&file.name));
         // Unverified bytes are not kept: the attachment records the mismatch without them.
         let pin = if verified {
             match state.ingest.commit(staged).await {
@@ -111,7 +115,7 @@ pub(crate) async fn record(
             id: random_id(),
             uploader_id: caller.id(),
             file_name: file.name,
-            content_type: file.content_type,
+            content_type,
             size: size as i64,
             sha256,
             state: if verified {
@@ -125,7 +129,12 @@ pub(crate) async fn record(
         });
     }
     match state.attachments.create_attachments(&new, message_id).await {
-        Ok(attachments) => Ok(attachments),
+        Ok(attachments) => {
+            for _ in &attachments {
+                mode.count();
+            }
+            Ok(attachments)
+        }
         Err(e) => {
             // Committed bytes that nothing will refer to: let the collector decide about them.
             state.ingest.release(&committed).await;
@@ -199,7 +208,7 @@ pub async fn upload_raw(
         .ingest
         .receive(body_stream(body), state.settings.max_file_size)
         .await?;
-    let attachments = record(&state, &caller, vec![(file, staged)], None).await?;
+    let attachments = record(&state, &caller, vec![(file, staged)], None, UploadMode::Raw).await?;
     if let Some(err) = mismatch_error(&attachments) {
         return Err(err);
     }
@@ -295,7 +304,14 @@ pub async fn upload_to_message(
             "the form has no part named `files`",
         ));
     }
-    let attachments = record(&state, &caller, files, Some(message_id)).await?;
+    let attachments = record(
+        &state,
+        &caller,
+        files,
+        Some(message_id),
+        UploadMode::Multipart,
+    )
+    .await?;
     let listed: Vec<_> = attachments.iter().map(attachment_json).collect();
     if let Some(err) = mismatch_error(&attachments) {
         return Err(err.with("attachments", listed));

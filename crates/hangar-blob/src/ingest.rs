@@ -5,6 +5,9 @@
 //! (which drops the pin), and on failure *released* (the pin goes and the collector decides).
 
 use crate::{BlobError, BlobStore, ByteStream, StagedBlob};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use hangar_core::content_type::SNIFF_LEN;
 use hangar_core::now_ms;
 use hangar_core::store::{BlobLifecycleStore, StoreError};
 use std::future::Future;
@@ -53,9 +56,13 @@ impl Ingest {
     }
 
     /// Streams `body` to the backend's staging, hashing and counting; fails as soon as more than
-    /// `max_bytes` arrive. Memory stays flat whatever the size.
+    /// `max_bytes` arrive. Memory stays flat whatever the size. The first bytes are kept on the
+    /// staged blob (`StagedBlob::head`) so that the file's type can be told from them.
     pub async fn receive(&self, body: ByteStream, max_bytes: u64) -> Result<StagedBlob, BlobError> {
-        self.blobs.stage(body, max_bytes).await
+        let (head, replay) = read_head(body).await;
+        let mut staged = self.blobs.stage(replay, max_bytes).await?;
+        staged.head = head;
+        Ok(staged)
     }
 
     /// Pins the staged bytes' blob and makes them durable under their hash.
@@ -109,5 +116,75 @@ impl Ingest {
                 Err(e.into())
             }
         }
+    }
+}
+
+/// The first `SNIFF_LEN` bytes of `body` (fewer when it is shorter or fails early), and a stream of
+/// all of its bytes, those included. Only the chunks read ahead wait in memory: at most `SNIFF_LEN`
+/// bytes and one chunk.
+async fn read_head(mut body: ByteStream) -> (Bytes, ByteStream) {
+    let mut head = BytesMut::new();
+    let mut early = Vec::new();
+    // A stream that ended (or failed) must not be polled again.
+    let mut more = true;
+    while more && head.len() < SNIFF_LEN {
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                let take = chunk.len().min(SNIFF_LEN - head.len());
+                head.extend_from_slice(&chunk[..take]);
+                early.push(Ok(chunk));
+            }
+            Some(Err(e)) => {
+                early.push(Err(e));
+                more = false;
+            }
+            None => more = false,
+        }
+    }
+    let early = futures_util::stream::iter(early);
+    let replay = if more {
+        early.chain(body).boxed()
+    } else {
+        early.boxed()
+    };
+    (head.freeze(), replay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn all(stream: ByteStream) -> (Vec<u8>, usize) {
+        let results: Vec<_> = stream.collect().await;
+        let errors = results.iter().filter(|r| r.is_err()).count();
+        let bytes = results.into_iter().flatten().flatten().collect();
+        (bytes, errors)
+    }
+
+    fn chunks(parts: Vec<Result<Vec<u8>, std::io::Error>>) -> ByteStream {
+        futures_util::stream::iter(parts.into_iter().map(|p| p.map(Bytes::from))).boxed()
+    }
+
+    #[tokio::test]
+    async fn the_head_is_read_ahead_and_every_byte_still_streams() {
+        let big: Vec<u8> = (0..3 * SNIFF_LEN).map(|i| i as u8).collect();
+        let parts = big.chunks(1000).map(|c| Ok(c.to_vec())).collect();
+        let (head, replay) = read_head(chunks(parts)).await;
+        assert_eq!(&head[..], &big[..SNIFF_LEN]);
+        assert_eq!(all(replay).await, (big, 0));
+
+        // A short body, in one chunk: all of it is the head, and the stream ends once.
+        let (head, replay) = read_head(chunks(vec![Ok(b"PNG".to_vec())])).await;
+        assert_eq!(&head[..], b"PNG");
+        assert_eq!(all(replay).await, (b"PNG".to_vec(), 0));
+
+        // An empty body, and one that fails: the failure still reaches staging.
+        let (head, replay) = read_head(chunks(vec![])).await;
+        assert!(head.is_empty());
+        assert_eq!(all(replay).await, (vec![], 0));
+        let broken = vec![Ok(b"ab".to_vec()), Err(std::io::Error::other("gone"))];
+        let (head, replay) = read_head(chunks(broken)).await;
+        assert_eq!(&head[..], b"ab");
+        assert_eq!(all(replay).await, (b"ab".to_vec(), 1));
     }
 }

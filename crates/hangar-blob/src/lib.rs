@@ -69,6 +69,9 @@ impl From<std::io::Error> for BlobError {
 pub struct StagedBlob {
     pub sha256: String,
     pub size: u64,
+    /// The first bytes (up to `hangar_core::content_type::SNIFF_LEN`), kept by the ingest pipeline
+    /// to tell what the file is; empty when staged some other way.
+    head: Bytes,
     staging: Box<dyn Any + Send + Sync>,
 }
 
@@ -77,8 +80,21 @@ impl StagedBlob {
         StagedBlob {
             sha256,
             size,
+            head: Bytes::new(),
             staging: Box::new(staging),
         }
+    }
+
+    /// The file's first bytes, as the ingest pipeline saw them.
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    /// The type the file is stored as: `declared` unless it says nothing, else what the first
+    /// bytes, then the name, show (`hangar_core::content_type::resolve`). Every upload mode asks
+    /// here, so every mode types files alike.
+    pub fn content_type(&self, declared: Option<&str>, file_name: Option<&str>) -> String {
+        hangar_core::content_type::resolve(declared, &self.head, file_name)
     }
 
     /// The backend's own staging, if this backend staged it.

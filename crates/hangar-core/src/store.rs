@@ -239,6 +239,17 @@ pub trait BlobLifecycleStore: Send + Sync {
     /// Unreferenced blobs whose grace period ended before `now` and that no live pin holds (what a
     /// collection at `now` would delete), and those being deleted.
     async fn collectable_blobs(&self, now: i64) -> StoreResult<Vec<String>>;
+    /// How many blobs the database knows and how many bytes they hold (each content once,
+    /// unreferenced ones waiting for collection included): one aggregate over the blob table, for
+    /// the metrics.
+    async fn stored_totals(&self) -> StoreResult<StoredTotals>;
+}
+
+/// What the blob store holds, as the database knows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoredTotals {
+    pub blobs: i64,
+    pub bytes: i64,
 }
 
 #[async_trait]

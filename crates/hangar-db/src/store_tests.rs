@@ -12,6 +12,7 @@ use serde_json::json;
 on_every_backend!(
     the_storage_tree_lists_in_byte_order_and_moves_and_deletes_whole_subtrees,
     application_tokens_are_looked_up_used_once_and_revoked_by_grant,
+    stored_totals_count_each_blob_once,
 );
 
 fn path(p: &str) -> StoragePath {
@@ -26,6 +27,27 @@ fn file(sha: char, size: i64) -> NewStorageFile {
         meta: Some(json!({"k": "v"})),
         pin: None,
     }
+}
+
+async fn stored_totals_count_each_blob_once<S: TestStore>() {
+    let db = S::fresh().await;
+    let s = S::open(&db).await;
+    assert_eq!(s.stored_totals().await.unwrap(), StoredTotals::default());
+    let me = s.create_member("m", "h", "M", Role::Admin).await.unwrap();
+    s.create_space("sp", "Space", None).await.unwrap();
+    // Two files share one content: it is stored, and counted, once.
+    for (p, sha, size) in [("a", 'a', 10), ("b", 'a', 10), ("c", 'c', 7)] {
+        s.put_file("sp", &path(p), &file(sha, size), None, None, me.id)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        s.stored_totals().await.unwrap(),
+        StoredTotals {
+            blobs: 2,
+            bytes: 17
+        }
+    );
 }
 
 fn names(entries: &[StorageEntry]) -> Vec<&str> {

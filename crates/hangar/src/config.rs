@@ -4,6 +4,7 @@
 
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
+use hangar_api::client::TrustedProxies;
 use hangar_core::net::AllowList;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -93,6 +94,16 @@ pub struct ServeArgs {
     /// Seconds a remote server has to connect and answer when fetching a URL [default: 30].
     #[arg(long, env = "HANGAR_FETCH_TIMEOUT", value_name = "SECS")]
     pub fetch_timeout: Option<u64>,
+    /// Comma-separated proxies (addresses or CIDR networks such as 10.0.0.0/8) whose
+    /// X-Forwarded-For / Forwarded headers name the client [default: none].
+    #[arg(long, env = "HANGAR_TRUSTED_PROXIES", value_name = "CIDRS")]
+    pub trusted_proxies: Option<String>,
+    /// Address of a second listener that serves only `GET /metrics` (Prometheus) [default: off].
+    #[arg(long, env = "HANGAR_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Log format: `text` (key=value) or `json` (one object per line) [default: text].
+    #[arg(long, env = "HANGAR_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
 }
 
 impl ServeArgs {
@@ -143,6 +154,9 @@ struct FileConfig {
     space_quota: Option<Size>,
     fetch_timeout: Option<u64>,
     blob_grace: Option<String>,
+    trusted_proxies: Option<String>,
+    metrics_listen: Option<String>,
+    log_format: Option<String>,
 }
 
 /// A secret setting: it never prints (`Debug` and the configuration summary show `<redacted>`).
@@ -178,6 +192,20 @@ pub struct Config {
     pub max_file_size: u64,
     pub space_quota: Option<u64>,
     pub blob_grace: Duration,
+    pub trusted_proxies: TrustedProxies,
+    /// The metrics listener's address; None: no metrics.
+    pub metrics_listen: Option<String>,
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `key=value` fields after the level and target.
+    #[default]
+    Text,
+    /// One JSON object per line, the event's fields as top-level keys.
+    Json,
 }
 
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 10 << 30;
@@ -294,7 +322,25 @@ impl Config {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| "127.0.0.1:8080".into());
-        check_listen(&listen)?;
+        check_listen("--listen", &listen)?;
+        let trusted_proxies = match args.trusted_proxies.or(file.trusted_proxies) {
+            Some(list) => {
+                TrustedProxies::parse(&list).map_err(|e| anyhow!("--trusted-proxies: {e}"))?
+            }
+            None => TrustedProxies::default(),
+        };
+        let metrics_listen = args
+            .metrics_listen
+            .or(file.metrics_listen)
+            .filter(|a| !a.trim().is_empty());
+        if let Some(addr) = &metrics_listen {
+            check_listen("--metrics-listen", addr)?;
+        }
+        let log_format = match args.log_format.or(file.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!("--log-format: {other:?} is not a log format: give text or json"),
+        };
         let public_url = match args.public_url.or(file.public_url) {
             Some(url) => Some(check_public_url(&url)?),
             None => None,
@@ -332,6 +378,9 @@ impl Config {
             max_file_size,
             space_quota,
             blob_grace,
+            trusted_proxies,
+            metrics_listen,
+            log_format,
         };
         config.blob_dir()?;
         Ok(config)
@@ -380,7 +429,7 @@ impl Config {
         format!(
             "listen={} public_url={} data_dir={} database_url={} storage_url={} secret_key_file={} \
              admin_password={} fetch_allow={} fetch_timeout={}s max_file_size={} space_quota={} \
-             blob_grace={}s",
+             blob_grace={}s trusted_proxies={} metrics_listen={} log_format={}",
             self.listen,
             self.public_url.as_deref().unwrap_or("<the bound address>"),
             self.data_dir.display(),
@@ -397,18 +446,24 @@ impl Config {
             self.space_quota
                 .map_or("unlimited".to_string(), |q| q.to_string()),
             self.blob_grace.as_secs(),
+            self.trusted_proxies,
+            self.metrics_listen.as_deref().unwrap_or("off"),
+            match self.log_format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            },
         )
     }
 }
 
 /// An address to bind: `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT` (resolved when binding).
-fn check_listen(listen: &str) -> anyhow::Result<()> {
+fn check_listen(flag: &str, listen: &str) -> anyhow::Result<()> {
     if listen.parse::<std::net::SocketAddr>().is_ok() {
         return Ok(());
     }
     let bad = || {
         anyhow!(
-            "--listen: {listen:?} is not an address to listen on (HOST:PORT, e.g. 127.0.0.1:8080)"
+            "{flag}: {listen:?} is not an address to listen on (HOST:PORT, e.g. 127.0.0.1:8080)"
         )
     };
     let (host, port) = listen.rsplit_once(':').ok_or_else(bad)?;
@@ -534,6 +589,43 @@ mod tests {
         assert!(parse_duration("h").is_err());
         assert!(parse_duration("1.5h").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn observability_settings_come_from_the_file_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hangar.toml");
+        std::fs::write(
+            &path,
+            "trusted_proxies = \"10.0.0.0/8, ::1\"\nmetrics_listen = \"127.0.0.1:9100\"\n\
+             log_format = \"json\"\n",
+        )
+        .unwrap();
+        let args = |path: &Path| ServeArgs {
+            store: StoreArgs {
+                config: Some(path.to_path_buf()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let c = Config::resolve(args(&path)).unwrap();
+        assert!(c.trusted_proxies.trusts("10.2.3.4".parse().unwrap()));
+        assert_eq!(c.metrics_listen.as_deref(), Some("127.0.0.1:9100"));
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert!(c.summary().contains("trusted_proxies=10.0.0.0/8,::1/128"));
+        let defaults = Config::resolve(ServeArgs::default()).unwrap();
+        assert_eq!(defaults.metrics_listen, None);
+        assert_eq!(defaults.log_format, LogFormat::Text);
+        assert!(defaults.trusted_proxies.is_empty());
+        for (text, flag) in [
+            ("trusted_proxies = \"10.0.0.0/40\"", "--trusted-proxies"),
+            ("metrics_listen = \"nowhere\"", "--metrics-listen"),
+            ("log_format = \"yaml\"", "--log-format"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let e = Config::resolve(args(&path)).unwrap_err().to_string();
+            assert!(e.starts_with(flag), "{e}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! readiness probe (`hangar probe`). Parses the command line and hands over to the library half.
 
 use clap::{Parser, Subcommand};
+use hangar::config::LogFormat;
 use hangar::{admin, config, probe, serve};
 use std::io::IsTerminal;
 
@@ -28,24 +29,37 @@ enum Command {
     Probe(probe::ProbeArgs),
 }
 
+/// A command with its settings resolved.
+enum Resolved {
+    Serve(Box<config::Config>),
+    Admin(Box<admin::AdminArgs>),
+    Probe(probe::ProbeArgs),
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // The server's settings are resolved (and checked) first: they say how to log.
+    let (command, format) = match cli.command {
+        Command::Serve(args) => match config::Config::resolve(args) {
+            Ok(config) => {
+                let format = config.log_format;
+                (Resolved::Serve(Box::new(config)), format)
+            }
+            Err(e) => {
+                eprintln!("hangar: {e:#}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        Command::Admin(args) => (Resolved::Admin(Box::new(args)), LogFormat::Text),
+        Command::Probe(args) => (Resolved::Probe(args), LogFormat::Text),
+    };
     // The server logs to stdout at `info`; the operator's commands print their results on stdout
     // and log only warnings, on stderr.
-    let (default_filter, to_stderr) = match cli.command {
-        Command::Serve(_) => ("info,sqlx=warn,tower_http=warn", false),
-        Command::Admin(_) | Command::Probe(_) => ("warn", true),
+    let (default_filter, to_stderr) = match command {
+        Resolved::Serve(_) => ("info,sqlx=warn,tower_http=warn", false),
+        Resolved::Admin(_) | Resolved::Probe(_) => ("warn", true),
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HANGAR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
-    if to_stderr {
-        logs.with_writer(std::io::stderr)
-            .with_ansi(std::io::stderr().is_terminal())
-            .init();
-    } else {
-        logs.with_ansi(std::io::stdout().is_terminal()).init();
-    }
+    init_logs(default_filter, to_stderr, format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -56,13 +70,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let result = match cli.command {
-        Command::Serve(args) => runtime.block_on(async {
-            let config = config::Config::resolve(args)?;
-            serve::run(config).await
-        }),
-        Command::Probe(args) => runtime.block_on(probe::run(args)),
-        Command::Admin(args) => match runtime.block_on(admin::run(args)) {
+    let result = match command {
+        Resolved::Serve(config) => runtime.block_on(serve::run(*config)),
+        Resolved::Probe(args) => runtime.block_on(probe::run(args)),
+        Resolved::Admin(args) => match runtime.block_on(admin::run(*args)) {
             Ok(code) => return code,
             Err(e) => Err(e),
         },
@@ -74,5 +85,32 @@ fn main() -> std::process::ExitCode {
             eprintln!("hangar: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs at `HANGAR_LOG` (else `default_filter`), as `key=value` text or one JSON object per line
+/// whose keys are the event's fields (`flatten_event`), with `timestamp`, `level` and `target`.
+fn init_logs(default_filter: &str, to_stderr: bool, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HANGAR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match (format, to_stderr) {
+        (LogFormat::Json, _) => {
+            let json = logs
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false);
+            if to_stderr {
+                json.with_writer(std::io::stderr).init();
+            } else {
+                json.init();
+            }
+        }
+        (LogFormat::Text, true) => logs
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init(),
+        (LogFormat::Text, false) => logs.with_ansi(std::io::stdout().is_terminal()).init(),
     }
 }

@@ -3,9 +3,13 @@
 use crate::config::Config;
 use crate::startup;
 use anyhow::{anyhow, Context};
-use hangar_api::{AppState, Settings};
+use axum::extract::ConnectInfo;
+use axum::Extension;
+use hangar_api::{observe, AppState, Settings};
 use hangar_blob::BlobStore;
+use hangar_core::jobs::JobStore;
 use hangar_core::net::AllowList;
+use hangar_core::store::BlobLifecycleStore;
 use hangar_db::{DatabaseKind, PgStore, SqliteStore};
 use hangar_jobs::{JobContext, Lane, Runner, RunnerSettings, DELIVERY_KINDS};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -14,6 +18,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::sync::Arc;
 use std::time::Duration;
+use tower::Layer;
 
 /// How long in-flight requests may take to finish after SIGTERM before they are cut off.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -31,6 +36,8 @@ pub struct Node {
     /// Bound, not yet accepting (std, so that a test can serve a clone of it).
     pub listener: std::net::TcpListener,
     pub addr: std::net::SocketAddr,
+    /// The metrics listener (`--metrics-listen`), bound, not yet accepting.
+    pub metrics_listener: Option<std::net::TcpListener>,
     /// Held as long as the node lives: one process per data directory.
     _lock: std::fs::File,
 }
@@ -60,6 +67,14 @@ impl Store {
                     .with_blob_grace(config.blob_grace),
             ),
         })
+    }
+
+    /// What a metrics scrape reads from the shared database: the job queue and the blob totals.
+    fn scrape_sources(&self) -> (Arc<dyn JobStore>, Arc<dyn BlobLifecycleStore>) {
+        match self {
+            Store::Sqlite(s) => (Arc::new(s.clone()), Arc::new(s.clone())),
+            Store::Postgres(s) => (Arc::new(s.clone()), Arc::new(s.clone())),
+        }
     }
 
     /// Closes the database (SQLite checkpoints its WAL; PostgreSQL ends its connections).
@@ -137,6 +152,7 @@ pub async fn assemble(config: &Config) -> anyhow::Result<Node> {
         runners,
         addr,
         listener: checked.listener,
+        metrics_listener: checked.metrics_listener,
         _lock: lock,
     })
 }
@@ -164,6 +180,8 @@ async fn start_on<S: Backend>(
     settings.fetch_allow =
         AllowList::parse(&config.fetch_allow).map_err(|e| anyhow!("--fetch-allow: {e}"))?;
     settings.fetch_limits.first_byte = Duration::from_secs(config.fetch_timeout_secs);
+    settings.trusted_proxies = config.trusted_proxies.clone();
+    settings.metrics = config.metrics_listen.is_some();
     let state = AppState::new(store.clone(), blobs.clone(), settings);
     let runners = runners(store, &state, blobs, config.blob_grace);
     Ok((state, runners))
@@ -173,14 +191,56 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Handle SIGTERM from the moment the server says it is ready.
     let stop = shutdown_signal()?;
     let node = assemble(&config).await?;
+    // Both listeners stop at the same signal.
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        stop.await;
+        let _ = stopping_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    if let Some(metrics_listener) = &node.metrics_listener {
+        let (jobs, blobs) = node.store.scrape_sources();
+        let handle = observe::install_recorder()?;
+        let upkeep = handle.clone();
+        tokio::spawn(async move {
+            // Histogram samples are folded in at scrapes too; this bounds them between scrapes.
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                upkeep.run_upkeep();
+            }
+        });
+        let app = observe::metrics_router(observe::Scrape {
+            handle,
+            jobs,
+            blobs,
+        });
+        let listener = tokio::net::TcpListener::from_std(metrics_listener.try_clone()?)?;
+        // Never `listening on`: that line announces the API alone.
+        tracing::info!("metrics on {} (GET /metrics)", listener.local_addr()?);
+        tokio::spawn(serve_connections(
+            listener,
+            app,
+            stopped(stopping.clone()),
+            false,
+        ));
+    }
     for runner in &node.runners {
         runner.clone().spawn();
     }
     let app = node.router();
     let listener = tokio::net::TcpListener::from_std(node.listener.try_clone()?)?;
     let public_url = node.state.settings.public_url.clone();
+    let readiness = node.state.readiness.clone();
+    readiness.set(true);
     tracing::info!("listening on {} (public URL {public_url})", node.addr);
-    serve_connections(listener, app, stop).await;
+    let stop = async move {
+        stopped(stopping).await;
+        readiness.set(false);
+    };
+    serve_connections(listener, app, stop, true).await;
     // Closing the database checkpoints its WAL and removes the -wal and -shm files, so a stopped
     // server leaves the data directory as a backup or the next start expects it.
     if tokio::time::timeout(Duration::from_secs(5), node.store.close())
@@ -238,6 +298,7 @@ async fn serve_connections(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     stop: impl std::future::Future<Output = ()>,
+    announce: bool,
 ) {
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1()
@@ -253,8 +314,8 @@ async fn serve_connections(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let socket = match accepted {
-                    Ok((socket, _)) => socket,
+                let (socket, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of file descriptors and the like: pause instead of spinning.
                         tracing::warn!("cannot accept a connection: {e}");
@@ -263,7 +324,9 @@ async fn serve_connections(
                     }
                 };
                 let _ = socket.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
+                // The peer address, for `hangar_api::client::ClientAddr`.
+                let service =
+                    TowerToHyperService::new(Extension(ConnectInfo(peer)).layer(app.clone()));
                 let connection = http
                     .serve_connection_with_upgrades(TokioIo::new(socket), service)
                     .into_owned();
@@ -278,7 +341,9 @@ async fn serve_connections(
         }
     }
     drop(listener);
-    tracing::info!("shutting down: finishing requests in flight");
+    if announce {
+        tracing::info!("shutting down: finishing requests in flight");
+    }
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => {

@@ -16,6 +16,8 @@ use std::path::Path;
 pub struct Checked {
     /// Bound, not yet accepting.
     pub listener: std::net::TcpListener,
+    /// The metrics listener (`--metrics-listen`), bound, not yet accepting.
+    pub metrics_listener: Option<std::net::TcpListener>,
     /// The secret key when its file exists; None when it is to be made (a new installation).
     pub key: Option<[u8; 32]>,
 }
@@ -60,11 +62,11 @@ pub async fn preflight(config: &Config) -> anyhow::Result<Checked> {
         refuse_new_database_beside_old_blobs(config).await?;
     }
     let key = check_key(config, holds_data)?;
-    let listener = std::net::TcpListener::bind(&config.listen)
-        .map_err(|e| anyhow!("--listen: cannot listen on {}: {e}", config.listen))?;
-    listener
-        .set_nonblocking(true)
-        .context("cannot set up the listener")?;
+    let listener = bind("--listen", &config.listen)?;
+    let metrics_listener = match &config.metrics_listen {
+        Some(addr) => Some(bind("--metrics-listen", addr)?),
+        None => None,
+    };
     let addr = listener.local_addr()?;
     if addr.ip().is_unspecified() && config.public_url.is_none() {
         tracing::warn!(
@@ -72,7 +74,21 @@ pub async fn preflight(config: &Config) -> anyhow::Result<Checked> {
              the CSRF origin check use http://{addr}; set --public-url to the URL clients use"
         );
     }
-    Ok(Checked { listener, key })
+    Ok(Checked {
+        listener,
+        metrics_listener,
+        key,
+    })
+}
+
+/// A listener on `addr`, non-blocking, not yet accepting.
+fn bind(flag: &str, addr: &str) -> anyhow::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| anyhow!("{flag}: cannot listen on {addr}: {e}"))?;
+    listener
+        .set_nonblocking(true)
+        .context("cannot set up the listener")?;
+    Ok(listener)
 }
 
 /// The directory that will hold `path` exists, or is the data directory (made at start).

@@ -3,6 +3,7 @@
 
 use super::access::entry_json;
 use crate::error::{ApiError, ApiResult, Json};
+use crate::observe::UploadMode;
 use crate::quota::Reservation;
 use crate::AppState;
 use axum::http::StatusCode;
@@ -19,9 +20,11 @@ pub(super) struct Incoming {
     pub(super) stream: ByteStream,
     /// The exact size, when known before the bytes arrive.
     pub(super) length: Option<u64>,
+    /// As declared; the stored type is decided when the bytes arrived.
     pub(super) content_type: String,
     pub(super) declared_sha256: Option<String>,
     pub(super) meta: Option<Value>,
+    pub(super) mode: UploadMode,
 }
 
 /// Maps a staging failure; the quota meter's and the fetcher's refusals travel inside the stream's
@@ -102,12 +105,14 @@ pub(super) async fn store(
         }
     }
     let reservation_id = reservation.id();
+    let mode = incoming.mode;
+    let content_type = staged.content_type(Some(&incoming.content_type), Some(path.name()));
     let outcome = state
         .ingest
         .store(staged, |committed| async move {
             let file = NewStorageFile {
                 size: committed.size as i64,
-                content_type: incoming.content_type,
+                content_type,
                 sha256: committed.sha256,
                 meta: incoming.meta,
                 pin: Some(committed.pin),
@@ -119,6 +124,7 @@ pub(super) async fn store(
         })
         .await?;
     reservation.consumed();
+    mode.count();
     Ok(outcome)
 }
 

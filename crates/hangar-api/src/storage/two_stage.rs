@@ -3,6 +3,7 @@
 use super::access::{MAX_META_BYTES, TWO_STAGE_LIFETIME_MS};
 use super::store::{store, stored_response, Incoming, SecondStage, Target};
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
+use crate::observe::UploadMode;
 use crate::quota::Reservation;
 use crate::uploads::{body_stream, declared_in};
 use crate::AppState;
@@ -226,6 +227,7 @@ pub async fn receive_two_stage(
         content_type: upload.content_type.clone(),
         declared_sha256,
         meta: Some(upload.meta.clone()),
+        mode: UploadMode::TwoStage,
     };
     let reservation = Reservation::existing(&state, upload.reservation_id, upload.size as u64);
     let target = Target {

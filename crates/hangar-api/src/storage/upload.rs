@@ -6,6 +6,7 @@ use super::store::{essence, store, stored_response, Incoming, Target};
 use super::two_stage::begin_two_stage;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Path};
+use crate::observe::UploadMode;
 use crate::quota::Reservation;
 use crate::uploads::{body_stream, declared_in};
 use crate::AppState;
@@ -52,6 +53,7 @@ pub async fn upload(
                 content_type: normalize_content_type(content_type),
                 declared_sha256: declared_in(&headers)?,
                 meta: None,
+                mode: UploadMode::Raw,
             };
             let reservation =
                 Reservation::take(&state, &space_id, length.unwrap_or(0), replaced).await?;
@@ -98,6 +100,7 @@ pub(super) async fn upload_multipart(
             declared_sha256: declared_in(field.headers())?.or(declared_in(headers)?),
             length: None,
             meta: None,
+            mode: UploadMode::Multipart,
             stream: field.map_err(std::io::Error::other).boxed(),
         };
         let reservation = Reservation::take(state, target.space_id, 0, replaced).await?;
@@ -169,6 +172,7 @@ pub(super) async fn upload_json(
                 content_type,
                 declared_sha256,
                 meta: None,
+                mode: UploadMode::DataUrl,
             };
             let reservation = Reservation::take(state, target.space_id, length, replaced).await?;
             let outcome = store(state, target, incoming, reservation, None).await?;
@@ -198,6 +202,7 @@ pub(super) async fn upload_json(
                     content_type: normalize_content_type(fetched.content_type.as_deref()),
                     declared_sha256,
                     meta: None,
+                    mode: UploadMode::Url,
                 };
                 let length = incoming.length.unwrap_or(0);
                 let reservation =

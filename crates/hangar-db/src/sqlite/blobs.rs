@@ -7,7 +7,9 @@ use crate::rules::{collect_decision, BlobRow};
 use async_trait::async_trait;
 use hangar_core::jobs::{CollectBlob, DispatchEvent, NewJob};
 use hangar_core::now_ms;
-use hangar_core::store::{BlobLifecycleStore, BlobRecord, Collect, StoreError, StoreResult};
+use hangar_core::store::{
+    BlobLifecycleStore, BlobRecord, Collect, StoreError, StoreResult, StoredTotals,
+};
 
 /// One more reference to a blob (creating its row at the first), dropping the upload's pin that
 /// protected the bytes until now. Refused while the blob is being deleted: an upload pins first, so
@@ -305,5 +307,14 @@ impl BlobLifecycleStore for SqliteStore {
         .await
         .map_err(backend)?;
         Ok(any != 0)
+    }
+
+    async fn stored_totals(&self) -> StoreResult<StoredTotals> {
+        let (blobs, bytes): (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(StoredTotals { blobs, bytes })
     }
 }

@@ -21,6 +21,13 @@ const MAX_ATTEMPTS: i64 = 16;
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(3600);
 const SEND_TIMEOUT: Duration = Duration::from_secs(20);
+/// Delivery attempts by outcome (`delivered`, `retrying`: failed and tried again later, `failed`:
+/// given up), for the metrics of `hangar serve --metrics-listen`.
+const DELIVERIES_METRIC: &str = "hangar_webhook_deliveries_total";
+
+fn count_delivery(outcome: &'static str) {
+    metrics::counter!(DELIVERIES_METRIC, "outcome" => outcome).increment(1);
+}
 
 #[async_trait::async_trait]
 impl Job for Deliver {
@@ -164,6 +171,7 @@ async fn give_up(ctx: &JobContext, mut d: Delivery, why: &str) -> Result<(), Job
     d.status = "failed".into();
     d.last_error = Some(why.to_string());
     ctx.apps.finish_delivery(&d).await?;
+    count_delivery("failed");
     Ok(())
 }
 
@@ -248,6 +256,13 @@ async fn send_one(ctx: &JobContext, mut d: Delivery) -> Result<(), JobError> {
         d.status = "failed".into();
     }
     ctx.apps.finish_delivery(&d).await?;
+    count_delivery(if ok {
+        "delivered"
+    } else if retry {
+        "retrying"
+    } else {
+        "failed"
+    });
     // An uninstalled application is archived once it acknowledges, or when it never answers.
     if d.kind == "uninstall" && d.status != "pending" {
         archive_app(ctx.apps.as_ref(), app.id).await?;

@@ -117,7 +117,9 @@ impl TestApp {
                 .expect("a tokio listener");
             let router = node.router();
             let server = tokio::spawn(async move {
-                let _ = axum::serve(listener, router).await;
+                // With the peer address, as `hangar serve` gives it (`hangar_api::client::ClientAddr`).
+                let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                let _ = axum::serve(listener, service).await;
             });
             nodes.push((node, server));
         }
