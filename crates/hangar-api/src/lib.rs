@@ -17,6 +17,7 @@ mod quota;
 mod shapes;
 mod spaces;
 mod storage;
+pub use storage::DirectFinisher;
 mod uploads;
 
 use axum::http::StatusCode;
@@ -24,6 +25,7 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use hangar_blob::{BlobStore, Ingest};
+use hangar_core::jobs::JobStore;
 use hangar_core::secrets::Secrets;
 use hangar_core::store::*;
 use hangar_jobs::fetch;
@@ -117,6 +119,8 @@ pub struct AppState {
     pub fetcher: Arc<fetch::Fetcher>,
     pub apps: Arc<dyn Applications>,
     pub secrets: Arc<Secrets>,
+    /// Background work the API queues for later (finishing direct uploads).
+    pub jobs: Arc<dyn JobStore>,
     /// Set once start-up is done, cleared when stopping (`/readyz`).
     pub readiness: observe::Readiness,
 }
@@ -134,10 +138,12 @@ impl AppState {
             + StorageStore
             + Applications
             + BlobLifecycleStore
+            + JobStore
             + Clone
             + 'static,
     {
         Self {
+            jobs: Arc::new(store.clone()),
             ingest: Ingest::new(blobs.clone(), Arc::new(store.clone())),
             identity: Arc::new(store.clone()),
             members: Arc::new(store.clone()),

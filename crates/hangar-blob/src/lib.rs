@@ -168,6 +168,10 @@ pub trait BlobStore: Send + Sync {
             Some(first) => first.map(|_| true),
         }
     }
+    /// Whether `presign_upload` gives URLs (two-stage bytes go straight to the backend).
+    fn takes_direct_uploads(&self) -> bool {
+        false
+    }
     /// A URL under which a client may PUT an upload's bytes directly to the backend, to `key`, within
     /// `expires` (two-stage uploads on object storage). None where the backend has no such thing (the
     /// local disk): the bytes then go through Hangar.

@@ -443,6 +443,10 @@ impl BlobStore for S3BlobStore {
     /// A presigned PUT to `PREFIX/key`, signed with its `Content-Type` (which the client must send
     /// as given). The size cannot be signed this way (object_store signs no `Content-Length`): it
     /// is checked when the upload is taken.
+    fn takes_direct_uploads(&self) -> bool {
+        true
+    }
+
     async fn presign_upload(
         &self,
         key: &str,

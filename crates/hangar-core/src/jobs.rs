@@ -140,6 +140,24 @@ impl JobKind for Deliver {
     const KIND: &'static str = "deliver";
 }
 
+/// Record the file of a two-stage upload whose bytes the client PUT straight to the object store
+/// (SPEC §13), once they are there: it looks every few seconds until the upload expires.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FinishDirectUpload {
+    pub upload_id: String,
+}
+
+impl JobKind for FinishDirectUpload {
+    const KIND: &'static str = "finish-direct-upload";
+}
+
+impl FinishDirectUpload {
+    /// One queued job per upload.
+    pub fn unique_key(upload_id: &str) -> String {
+        format!("finish-direct-upload:{upload_id}")
+    }
+}
+
 impl CollectBlob {
     /// One queued collection per blob.
     pub fn unique_key(sha256: &str) -> String {

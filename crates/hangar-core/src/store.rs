@@ -313,6 +313,8 @@ pub trait StorageStore: Send + Sync {
 
     async fn create_upload(&self, upload: &PendingUpload) -> StoreResult<()>;
     async fn pending_upload(&self, id: &str) -> StoreResult<Option<PendingUpload>>;
+    /// The ids of the unfinished, unexpired two-stage uploads to a path, oldest first.
+    async fn uploads_at(&self, space_id: &str, path: &StoragePath) -> StoreResult<Vec<String>>;
     /// Marks a pending upload as receiving its bytes (a lease, renewed with its reservation); false
     /// when it is not pending and no other receiver's lease has expired.
     async fn claim_upload(&self, id: &str) -> StoreResult<bool>;

@@ -84,6 +84,16 @@ pub async fn a_two_stage_upload_is_claimed_once<S: Backend>(a: S, b: S) {
     })
     .await
     .unwrap();
+    // Found by its path (a read of the path finishes it at once on object storage), by either.
+    assert_eq!(
+        b.uploads_at("claims", &path("x.bin")).await.unwrap(),
+        ["up-1"]
+    );
+    assert!(a
+        .uploads_at("claims", &path("y.bin"))
+        .await
+        .unwrap()
+        .is_empty());
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..20 {
         let store = if i % 2 == 0 { a.clone() } else { b.clone() };

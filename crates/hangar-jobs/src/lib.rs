@@ -8,7 +8,9 @@
 
 mod blobs;
 mod chores;
+mod direct;
 pub mod fetch;
+pub use direct::LOOK_EVERY_MS;
 pub mod maintenance;
 pub mod webhooks;
 
@@ -44,6 +46,27 @@ pub struct JobContext {
     pub public_url: String,
     /// How long unreferenced bytes are kept (SPEC §10); the orphan sweep spares younger blobs.
     pub blob_grace: Duration,
+    /// Records the files of two-stage uploads sent straight to the object store; None where the
+    /// node has no HTTP layer to record them with.
+    pub direct_uploads: Option<Arc<dyn DirectUploads>>,
+}
+
+/// How the files of two-stage uploads that clients PUT straight to the object store get recorded:
+/// the HTTP layer knows how a file is stored (quota, conflicts, events), the job says when to look.
+#[async_trait::async_trait]
+pub trait DirectUploads: Send + Sync {
+    /// Looks for the upload's object once: records the file if it is there (or gives the upload up
+    /// if it cannot be), and says whether to look again.
+    async fn finish(&self, upload_id: &str) -> Result<DirectUpload, JobError>;
+}
+
+/// Where a direct upload stands after a look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectUpload {
+    /// No object yet: look again, not after this time (epoch ms).
+    Waiting { until: i64 },
+    /// Recorded, refused or expired: nothing more to do.
+    Over,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +167,7 @@ impl Runner {
         runner.register::<hangar_core::jobs::CollectBlob>();
         runner.register::<hangar_core::jobs::DispatchEvent>();
         runner.register::<hangar_core::jobs::Deliver>();
+        runner.register::<hangar_core::jobs::FinishDirectUpload>();
         chores::register_all(&mut runner);
         runner
     }

@@ -273,6 +273,7 @@ fn runners<S: Backend>(
         fetcher: state.fetcher.clone(),
         public_url: state.settings.public_url.clone(),
         blob_grace: grace,
+        direct_uploads: Some(Arc::new(hangar_api::DirectFinisher::new(state.clone()))),
     };
     let lanes = [
         (Lane::Except(DELIVERY_KINDS), 8),

@@ -173,3 +173,159 @@ async fn admin_commands_work_on_postgres_and_s3() {
         text(&out)
     );
 }
+
+/// Two-stage uploads on S3 (SPEC §13): the upload URL is the object store's, presigned with the
+/// headers it was signed with; the bytes never pass through Hangar; a node's job finds the object
+/// within seconds, hashes it, moves it to its content-addressed key and only then shows the file,
+/// on every node. An object of the wrong size is refused: its reservation is freed and the path keeps
+/// what it had. A PUT with another type than declared is refused by the object store itself (the
+/// type is part of the signature).
+#[tokio::test]
+async fn two_stage_uploads_go_straight_to_the_object_store() {
+    let mut cluster = Cluster::new().await;
+    let a = cluster.node();
+    let b = cluster.node();
+    let admin = a.admin().await;
+    let on_b = User {
+        base: b.base.clone(),
+        ..admin.clone()
+    };
+    let r = admin
+        .post("/api/v1/spaces")
+        .json(&json!({"id": "team", "name": "Team", "quotaBytes": 10_000}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let pid = |p: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(p);
+    let declare = |path: &str, size: usize| {
+        let admin = admin.clone();
+        let url = format!("/api/v1/space/team/storage/{}/upload", pid(path));
+        async move {
+            let r = admin
+                .post(&url)
+                .json(&json!({"file": {"type": "text/plain", "size": size}}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let send = |request: &serde_json::Value, body: Vec<u8>, content_type: Option<&str>| {
+        let mut put = Client::new().put(request["url"].as_str().unwrap());
+        for (name, value) in request["headers"].as_object().unwrap() {
+            let value = match (name.to_ascii_lowercase().as_str(), content_type) {
+                ("content-type", Some(other)) => other.to_string(),
+                _ => value.as_str().unwrap().to_string(),
+            };
+            if !name.eq_ignore_ascii_case("content-length") {
+                put = put.header(name.as_str(), value);
+            }
+        }
+        put.body(body).send()
+    };
+    let used = || {
+        let on_b = on_b.clone();
+        async move {
+            let r = on_b.get("/api/v1/limits").send().await.unwrap();
+            let v: serde_json::Value = r.json().await.unwrap();
+            let team = v["spaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["id"] == "team")
+                .unwrap()
+                .clone();
+            (
+                team["usedBytes"].as_i64().unwrap(),
+                team["availableBytes"].as_i64().unwrap(),
+            )
+        }
+    };
+    // Polls the file through node B until it shows (or 15 s pass).
+    let shown = |path: &str| {
+        let on_b = on_b.clone();
+        let url = format!("/api/v1/space/team/storage/{}", pid(path));
+        async move {
+            for _ in 0..150 {
+                let r = on_b.get(&url).send().await.unwrap();
+                if r.status() == 200 {
+                    return Some(r.bytes().await.unwrap().to_vec());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            None
+        }
+    };
+
+    let first = declare("direct.txt", 11).await;
+    let request = &first["uploadRequest"];
+    let url = request["url"].as_str().unwrap();
+    assert!(
+        !url.starts_with(&a.base) && !url.starts_with(&b.base),
+        "{url}"
+    );
+    assert!(url.contains("/uploads/"), "{url}");
+    assert_eq!(
+        request["headers"]["Content-Type"], "text/plain",
+        "{request}"
+    );
+    assert_eq!(used().await.1, 10_000 - 11, "the declared size is reserved");
+    // Another type than the one signed: the object store refuses it.
+    let r = send(request, b"hello world".to_vec(), Some("image/png"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "{}", r.text().await.unwrap());
+    let r = send(request, b"hello world".to_vec(), None).await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    assert_eq!(
+        shown("direct.txt").await.as_deref(),
+        Some(&b"hello world"[..])
+    );
+    assert_eq!(used().await, (11, 10_000 - 11));
+    let r = admin
+        .get(&format!(
+            "/api/v1/space/team/storage/{}/meta",
+            pid("direct.txt")
+        ))
+        .send()
+        .await
+        .unwrap();
+    let meta: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(meta["size"], 11, "{meta}");
+    assert_eq!(meta["type"], "text/plain", "{meta}");
+    assert_eq!(
+        meta["checksum"].as_str().unwrap_or_default(),
+        sha256_hex(b"hello world"),
+        "{meta}"
+    );
+
+    // An object of another size than declared: refused, the reservation freed, the old file kept.
+    let second = declare("direct.txt", 5).await;
+    let r = send(
+        &second["uploadRequest"],
+        b"much longer than five".to_vec(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(r.status().is_success());
+    let mut freed = false;
+    for _ in 0..150 {
+        if used().await == (11, 10_000 - 11) {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        freed,
+        "the refused upload's reservation is freed: {:?}",
+        used().await
+    );
+    assert_eq!(
+        shown("direct.txt").await.as_deref(),
+        Some(&b"hello world"[..])
+    );
+}

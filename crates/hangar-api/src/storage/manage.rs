@@ -2,6 +2,7 @@
 //! client sees before it uploads.
 
 use super::access::{entry_json, member_space, parse_path_id};
+use super::two_stage::finish_direct_at;
 use crate::auth::Caller;
 use crate::download::{serve, Download};
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
@@ -46,6 +47,7 @@ pub async fn download(
 ) -> ApiResult<Response> {
     member_space(&state, &caller, &space_id, false).await?;
     let path = parse_path_id(&path_id)?;
+    finish_direct_at(&state, &space_id, &path).await;
     let entry = file_entry(&state, &space_id, &path).await?;
     let sha = entry
         .sha256
@@ -77,6 +79,7 @@ pub async fn meta(
 ) -> ApiResult<Json<Value>> {
     member_space(&state, &caller, &space_id, false).await?;
     let path = parse_path_id(&path_id)?;
+    finish_direct_at(&state, &space_id, &path).await;
     let entry = state
         .storage
         .entry(&space_id, &path)

@@ -6,6 +6,7 @@ mod access;
 mod manage;
 mod store;
 mod two_stage;
+pub use two_stage::DirectFinisher;
 mod upload;
 
 use crate::AppState;

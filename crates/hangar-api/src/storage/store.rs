@@ -9,7 +9,7 @@ use crate::AppState;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use hangar_blob::{BlobError, ByteStream};
+use hangar_blob::{BlobError, ByteStream, StagedBlob};
 use hangar_core::model::{NewStorageFile, PutOutcome};
 use hangar_core::storage_path::StoragePath;
 use hangar_jobs::fetch::FetchError;
@@ -74,11 +74,6 @@ pub(super) async fn store(
 ) -> ApiResult<PutOutcome> {
     let exact = second_stage.as_ref().map(|s| s.size);
     let upload_id = second_stage.as_ref().map(|s| s.id);
-    let Target {
-        space_id,
-        path,
-        actor_id,
-    } = target;
     let max = exact.unwrap_or(state.settings.max_file_size);
     let stream = reservation.meter(incoming.stream, max);
     let staged = state
@@ -104,9 +99,40 @@ pub(super) async fn store(
             .with("checksum", staged.sha256.clone()));
         }
     }
+    let kept = Kept {
+        content_type: incoming.content_type,
+        meta: incoming.meta,
+        mode: incoming.mode,
+    };
+    record(state, target, staged, kept, reservation, upload_id).await
+}
+
+/// What a file keeps of how it arrived.
+pub(super) struct Kept {
+    /// As declared; the stored type is decided from it, the bytes and the name.
+    pub(super) content_type: String,
+    pub(super) meta: Option<Value>,
+    pub(super) mode: UploadMode,
+}
+
+/// Commits staged bytes and records them as the file at the target, consuming the reservation (and
+/// completing the two-stage upload `upload_id`), in one transaction.
+pub(super) async fn record(
+    state: &AppState,
+    target: Target<'_>,
+    staged: StagedBlob,
+    kept: Kept,
+    reservation: Reservation,
+    upload_id: Option<&str>,
+) -> ApiResult<PutOutcome> {
+    let Target {
+        space_id,
+        path,
+        actor_id,
+    } = target;
     let reservation_id = reservation.id();
-    let mode = incoming.mode;
-    let content_type = staged.content_type(Some(&incoming.content_type), Some(path.name()));
+    let content_type = staged.content_type(Some(&kept.content_type), Some(path.name()));
+    let meta = kept.meta;
     let outcome = state
         .ingest
         .store(staged, |committed| async move {
@@ -114,7 +140,7 @@ pub(super) async fn store(
                 size: committed.size as i64,
                 content_type,
                 sha256: committed.sha256,
-                meta: incoming.meta,
+                meta,
                 pin: Some(committed.pin),
             };
             state
@@ -124,7 +150,7 @@ pub(super) async fn store(
         })
         .await?;
     reservation.consumed();
-    mode.count();
+    kept.mode.count();
     Ok(outcome)
 }
 

@@ -1,7 +1,7 @@
 //! Two-stage uploads: the signed, single-use URL of the first stage, and the PUT of the second.
 
 use super::access::{MAX_META_BYTES, TWO_STAGE_LIFETIME_MS};
-use super::store::{store, stored_response, Incoming, SecondStage, Target};
+use super::store::{record, store, stored_response, Incoming, Kept, SecondStage, Target};
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::observe::UploadMode;
 use crate::quota::Reservation;
@@ -11,9 +11,13 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use hangar_blob::TakenUpload;
 use hangar_core::disposition::normalize_content_type;
+use hangar_core::jobs::{FinishDirectUpload, JobKind, NewJob};
 use hangar_core::model::{PendingUpload, UploadState};
 use hangar_core::now_ms;
+use hangar_core::storage_path::StoragePath;
+use hangar_jobs::{DirectUpload, DirectUploads, JobError};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -113,24 +117,199 @@ pub(super) async fn begin_two_stage(
         expires_utc,
     };
     state.storage.create_upload(&upload).await?;
-    let url = format!(
-        "{}/api/v1/storage-uploads/{}?expires={}&signature={}",
-        state.settings.public_url,
-        upload.id,
-        expires_utc,
-        upload_signature(state, &upload)
-    );
+    let mut headers = Map::new();
+    headers.insert("Content-Type".into(), json!(content_type));
+    headers.insert("Content-Length".into(), json!(size.to_string()));
+    // On an object store the client PUTs straight to it (SPEC §13): a job records the file once the
+    // object is there. Elsewhere the bytes come through Hangar's own signed URL.
+    let lifetime = std::time::Duration::from_millis(TWO_STAGE_LIFETIME_MS as u64);
+    let direct = state
+        .blobs
+        .presign_upload(&direct_key(&upload.id), size, content_type, lifetime)
+        .await?;
+    let url = match direct {
+        Some(presigned) => {
+            state
+                .jobs
+                .enqueue(&NewJob {
+                    kind: FinishDirectUpload::KIND.into(),
+                    payload: json!({ "upload_id": upload.id }),
+                    unique_key: Some(FinishDirectUpload::unique_key(&upload.id)),
+                    run_after: now_ms() + hangar_jobs::LOOK_EVERY_MS,
+                    keep_existing: true,
+                })
+                .await?;
+            // The headers it was signed with, once each (the client sends every one listed).
+            for (name, value) in presigned.headers {
+                if !headers.keys().any(|k| k.eq_ignore_ascii_case(&name)) {
+                    headers.insert(name, Value::String(value));
+                }
+            }
+            presigned.url
+        }
+        None => format!(
+            "{}/api/v1/storage-uploads/{}?expires={}&signature={}",
+            state.settings.public_url,
+            upload.id,
+            expires_utc,
+            upload_signature(state, &upload)
+        ),
+    };
     Ok(Json(json!({
         "id": target.path.id(),
         "path": target.path.as_str(),
         "uploadRequest": {
             "method": "PUT",
             "url": url,
-            "headers": { "Content-Type": content_type, "Content-Length": size.to_string() },
+            "headers": headers,
             "expiresUtc": expires_utc,
         },
     }))
     .into_response())
+}
+
+/// Where the client of a direct two-stage upload PUTs its bytes, in the object store.
+fn direct_key(upload_id: &str) -> String {
+    format!("uploads/{upload_id}")
+}
+
+/// Records the files of two-stage uploads that clients PUT straight to the object store, for the
+/// `finish-direct-upload` job (and for reads of a path that such an upload is writing).
+pub struct DirectFinisher {
+    state: AppState,
+}
+
+impl DirectFinisher {
+    pub fn new(state: AppState) -> DirectFinisher {
+        DirectFinisher { state }
+    }
+}
+
+#[async_trait::async_trait]
+impl DirectUploads for DirectFinisher {
+    async fn finish(&self, upload_id: &str) -> Result<DirectUpload, JobError> {
+        finish_direct(&self.state, upload_id)
+            .await
+            .map_err(|e| JobError::Failed(format!("{}: {}", e.code, e.text)))
+    }
+}
+
+/// Before a path is read: the direct uploads to it whose object has arrived are recorded at once,
+/// without waiting for their job (SPEC §13). Nothing to do where bytes come through Hangar.
+pub(super) async fn finish_direct_at(state: &AppState, space_id: &str, path: &StoragePath) {
+    if !state.blobs.takes_direct_uploads() {
+        return;
+    }
+    let ids = match state.storage.uploads_at(space_id, path).await {
+        Ok(ids) => ids,
+        Err(e) => return tracing::warn!("cannot look for uploads to {}: {e}", path.as_str()),
+    };
+    for id in ids {
+        if let Err(e) = finish_direct(state, &id).await {
+            tracing::warn!(upload = %id, "cannot finish a direct upload: {}: {}", e.code, e.text);
+        }
+    }
+}
+
+/// Looks once for a direct upload's object: records it as the file when it is there with the
+/// declared size (hashed on the way, under the upload's reservation, with the conflict and quota
+/// checks of every upload); refuses it (freeing the reservation, deleting the object, leaving the
+/// path as it was) when its size is wrong or the file cannot be recorded; gives up at the expiry.
+async fn finish_direct(state: &AppState, id: &str) -> ApiResult<DirectUpload> {
+    let Some(upload) = state.storage.pending_upload(id).await? else {
+        return Ok(DirectUpload::Over);
+    };
+    let key = direct_key(id);
+    if upload.state == UploadState::Done {
+        return Ok(DirectUpload::Over);
+    }
+    if now_ms() >= upload.expires_utc {
+        // No object in time: the expiry chore removes the upload and its reservation.
+        state.blobs.delete_upload(&key).await?;
+        return Ok(DirectUpload::Over);
+    }
+    let waiting = DirectUpload::Waiting {
+        until: upload.expires_utc,
+    };
+    if upload.state == UploadState::Receiving || !state.storage.claim_upload(id).await? {
+        return Ok(waiting);
+    }
+    let claim = Claim {
+        state,
+        id,
+        kept: false,
+    };
+    let size = upload.size as u64;
+    let staged = match state.blobs.take_upload(&key, size).await {
+        Err(e) => {
+            claim.reopen().await;
+            return Err(e.into());
+        }
+        Ok(TakenUpload::Missing) => {
+            claim.reopen().await;
+            return Ok(waiting);
+        }
+        Ok(TakenUpload::WrongSize(found)) => {
+            tracing::warn!(
+                upload = id,
+                found,
+                declared = size,
+                "refused a direct upload: its object has another size than declared"
+            );
+            give_up(state, &upload, &key).await;
+            claim.keep();
+            return Ok(DirectUpload::Over);
+        }
+        Ok(TakenUpload::Staged(staged)) => staged,
+    };
+    let target = Target {
+        space_id: &upload.space_id,
+        path: &upload.path,
+        actor_id: upload.uploader_id,
+    };
+    let kept = Kept {
+        content_type: upload.content_type.clone(),
+        meta: Some(upload.meta.clone()),
+        mode: UploadMode::TwoStage,
+    };
+    let reservation = Reservation::existing(state, upload.reservation_id, size);
+    match record(state, target, staged, kept, reservation, Some(id)).await {
+        Ok(_) => {
+            claim.keep();
+            Ok(DirectUpload::Over)
+        }
+        // The database or the store failed: try again at the next look.
+        Err(e) if e.status.is_server_error() => {
+            claim.reopen().await;
+            Err(e)
+        }
+        Err(e) => {
+            tracing::warn!(
+                upload = id,
+                "refused a direct upload: {}: {}",
+                e.code,
+                e.text
+            );
+            give_up(state, &upload, &key).await;
+            claim.keep();
+            Ok(DirectUpload::Over)
+        }
+    }
+}
+
+/// A refused direct upload: its reservation is freed and its object deleted; the path stays as it
+/// was, and the upload (claimed for good) goes at its expiry.
+async fn give_up(state: &AppState, upload: &PendingUpload, key: &str) {
+    if let Err(e) = state
+        .storage
+        .release_reservation(upload.reservation_id)
+        .await
+    {
+        tracing::warn!(upload = %upload.id, "cannot release a refused upload's reservation: {e}");
+    }
+    if let Err(e) = state.blobs.delete_upload(key).await {
+        tracing::warn!(upload = %upload.id, "cannot delete a refused upload's object: {e}");
+    }
 }
 
 #[derive(Deserialize)]

@@ -650,6 +650,19 @@ impl StorageStore for PgStore {
         row.as_ref().map(rows::pending_upload).transpose()
     }
 
+    async fn uploads_at(&self, space_id: &str, path: &StoragePath) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT id FROM storage_uploads WHERE space_id = $1 AND path = $2 AND state != 'done' \
+             AND expires_utc > $3 ORDER BY created_utc, id",
+        )
+        .bind(space_id)
+        .bind(path.as_str())
+        .bind(now_ms())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)
+    }
+
     async fn claim_upload(&self, id: &str) -> StoreResult<bool> {
         let mut tx = self.write().await?;
         let now = now_ms();

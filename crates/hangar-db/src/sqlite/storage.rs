@@ -607,6 +607,19 @@ impl StorageStore for SqliteStore {
         row.as_ref().map(rows::pending_upload).transpose()
     }
 
+    async fn uploads_at(&self, space_id: &str, path: &StoragePath) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT id FROM storage_uploads WHERE space_id = ? AND path = ? AND state != 'done' \
+             AND expires_utc > ? ORDER BY created_utc, id",
+        )
+        .bind(space_id)
+        .bind(path.as_str())
+        .bind(now_ms())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)
+    }
+
     async fn claim_upload(&self, id: &str) -> StoreResult<bool> {
         let mut tx = self
             .pool

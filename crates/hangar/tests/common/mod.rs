@@ -339,6 +339,11 @@ impl User {
             .post(format!("{}{}", self.base, path))
             .bearer_auth(&self.token)
     }
+    pub fn put(&self, path: &str) -> RequestBuilder {
+        self.http
+            .put(format!("{}{}", self.base, path))
+            .bearer_auth(&self.token)
+    }
     pub fn patch(&self, path: &str) -> RequestBuilder {
         self.http
             .patch(format!("{}{}", self.base, path))
