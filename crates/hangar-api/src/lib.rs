@@ -15,6 +15,7 @@ mod quota;
 mod shapes;
 mod spaces;
 mod storage;
+pub mod throttle;
 mod uploads;
 
 use axum::http::StatusCode;
@@ -45,6 +46,13 @@ pub struct Settings {
     /// Hosts that URL fetching may reach despite the address rules.
     pub fetch_allow: hangar_core::net::AllowList,
     pub fetch_limits: fetch::FetchLimits,
+    /// Failed logins and client authentications allowed per name and per address (SPEC §3).
+    pub login_limits: throttle::Limits,
+    /// A session unused for this long ends (`--session-idle-timeout`).
+    pub session_idle_ms: i64,
+    /// The lifetime of a personal token created without `expires` (`--token-lifetime`); None: no
+    /// expiry.
+    pub token_lifetime_ms: Option<i64>,
 }
 
 impl Settings {
@@ -76,9 +84,15 @@ impl Settings {
                 idle: std::time::Duration::from_secs(60),
                 total: std::time::Duration::from_secs(3600),
             },
+            login_limits: throttle::Limits::default(),
+            session_idle_ms: DEFAULT_SESSION_IDLE_MS,
+            token_lifetime_ms: None,
         }
     }
 }
+
+/// `--session-idle-timeout` when not given: a day.
+pub const DEFAULT_SESSION_IDLE_MS: i64 = 24 * 3600 * 1000;
 
 fn dummy_hash() -> String {
     use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
@@ -108,6 +122,8 @@ pub struct AppState {
     pub fetcher: Arc<fetch::Fetcher>,
     pub apps: Arc<dyn Applications>,
     pub secrets: Arc<Secrets>,
+    /// Failed-attempt counters in the database, shared by every node.
+    pub throttle: throttle::Throttle,
 }
 
 impl AppState {
@@ -123,6 +139,7 @@ impl AppState {
             + StorageStore
             + Applications
             + BlobLifecycleStore
+            + AttemptStore
             + Clone
             + 'static,
     {
@@ -135,6 +152,7 @@ impl AppState {
             projects: Arc::new(store.clone()),
             attachments: Arc::new(store.clone()),
             apps: Arc::new(store.clone()),
+            throttle: throttle::Throttle::new(Arc::new(store.clone()), settings.login_limits),
             storage: Arc::new(store),
             secrets: Arc::new(Secrets::new(&settings.link_key)),
             blobs,
@@ -219,8 +237,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v1/members/{username}",
-            axum::routing::patch(identity::update_member),
+            axum::routing::patch(identity::update_member).delete(identity::delete_member),
         )
+        .route("/api/v1/me/password", post(identity::change_own_password))
         .route(
             "/api/v1/me/tokens",
             post(identity::create_token).get(identity::list_tokens),

@@ -16,6 +16,24 @@ pub(crate) fn refused(code: &'static str, reason: String) -> StoreError {
     StoreError::Refused { code, reason }
 }
 
+/// Disabling, demoting or deleting the only active administrator would leave nobody to manage the
+/// installation.
+pub(crate) fn last_admin() -> StoreError {
+    refused(
+        "last-admin",
+        "this is the last active administrator: make another member an administrator first".into(),
+    )
+}
+
+/// A deleted member's row keeps its id (its files and messages refer to it); its username becomes
+/// one no valid username can equal (`~` is not allowed in usernames), so the name is free again.
+pub(crate) fn tombstone_username(member_id: i64) -> String {
+    format!("~deleted~{member_id}")
+}
+
+/// `lastUsed` of a session is written at most this often.
+pub(crate) const SESSION_USE_RESOLUTION_MS: i64 = 60_000;
+
 /// The `parent` column of an entry: its directory's path, '' at the top level.
 pub(crate) fn parent_of(path: &StoragePath) -> String {
     path.parent()

@@ -132,6 +132,8 @@ fn token(app_id: i64, kind: &str, grant: Option<i64>) -> AppToken {
         created_utc: now_ms(),
         last_used_utc: None,
         data: json!({ "grant": grant }),
+        made_with: None,
+        minted_by: None,
     }
 }
 

@@ -75,6 +75,7 @@ impl Store {
 trait Backend:
     hangar_core::store::IdentityStore
     + hangar_core::store::MemberControlStore
+    + hangar_core::store::AttemptStore
     + hangar_core::store::SpaceStore
     + hangar_core::store::ChatStore
     + hangar_core::store::ProjectStore
@@ -164,6 +165,15 @@ async fn start_on<S: Backend>(
     settings.fetch_allow =
         AllowList::parse(&config.fetch_allow).map_err(|e| anyhow!("--fetch-allow: {e}"))?;
     settings.fetch_limits.first_byte = Duration::from_secs(config.fetch_timeout_secs);
+    settings.session_idle_ms = config
+        .session_idle_timeout
+        .as_millis()
+        .min(i64::MAX as u128) as i64;
+    settings.login_limits.per_name.failures = i64::from(config.login_failures_per_user);
+    settings.login_limits.per_address.failures = i64::from(config.login_failures_per_address);
+    settings.token_lifetime_ms = config
+        .token_lifetime
+        .map(|d| d.as_millis().min(i64::MAX as u128 / 2) as i64);
     let state = AppState::new(store.clone(), blobs.clone(), settings);
     let runners = runners(store, &state, blobs, config.blob_grace);
     Ok((state, runners))
@@ -207,6 +217,7 @@ fn runners<S: Backend>(
         blobs: blobs.clone(),
         storage: Arc::new(store.clone()),
         identity: Arc::new(store.clone()),
+        attempts: Arc::new(store.clone()),
         projects: Arc::new(store.clone()),
         apps: Arc::new(store.clone()),
         secrets: state.secrets.clone(),
@@ -253,8 +264,8 @@ async fn serve_connections(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let socket = match accepted {
-                    Ok((socket, _)) => socket,
+                let (socket, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of file descriptors and the like: pause instead of spinning.
                         tracing::warn!("cannot accept a connection: {e}");
@@ -263,7 +274,9 @@ async fn serve_connections(
                     }
                 };
                 let _ = socket.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
+                // The peer address rides along with every request of the connection (the login
+                // throttle and the logs read it through `throttle::client_addr`).
+                let service = TowerToHyperService::new(hangar_api::throttle::with_peer(app.clone(), peer));
                 let connection = http
                     .serve_connection_with_upgrades(TokioIo::new(socket), service)
                     .into_owned();

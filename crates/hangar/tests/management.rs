@@ -2393,10 +2393,18 @@ async fn the_admin_password_flag_beats_the_file_and_data_survives_a_restart() {
         base: server.base.clone(),
         ..bob
     };
-    let admin = User {
+    // A start with --admin-password revokes the admin's tokens (SPEC §3): log in again.
+    let old_admin = User {
         base: server.base.clone(),
         ..admin
     };
+    let r = old_admin.get("/api/v1/auth/me").send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        401,
+        "the admin's token minted before the restart"
+    );
+    let admin = server.admin().await;
     let bob_session = Session {
         base: server.base.clone(),
         ..bob_session

@@ -48,7 +48,8 @@ impl TestApp {
             .expect("a tokio listener");
         let router = node.router();
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+            let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            let _ = axum::serve(listener, service).await;
         });
         let addr = node.addr.to_string();
         TestApp {
