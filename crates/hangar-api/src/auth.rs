@@ -407,7 +407,7 @@ pub async fn login(
     let keys = login_keys(&state, &req.username, &peer);
     if let Err(throttled) = state.throttle.check(&keys, now).await? {
         tracing::warn!(
-            username = %req.username.escape_debug(),
+            username = %crate::throttle::bounded(&req.username).escape_debug(),
             client = %peer.text(),
             "login refused: too many failed attempts"
         );
@@ -423,7 +423,7 @@ pub async fn login(
     let Some(member) = member.filter(|_| valid) else {
         // Never the password: only who tried, and from where.
         tracing::warn!(
-            username = %req.username.escape_debug(),
+            username = %crate::throttle::bounded(&req.username).escape_debug(),
             client = %peer.text(),
             "failed login"
         );

@@ -189,12 +189,12 @@ async fn client(
     ];
     let now = now_ms();
     if let Err(throttled) = state.throttle.check(&keys, now).await? {
-        tracing::warn!(client_id = %id.escape_debug(), client = %peer.text(),
+        tracing::warn!(client_id = %crate::throttle::bounded(&id).escape_debug(), client = %peer.text(),
             "client authentication refused: too many failed attempts");
         return Err(throttled.into());
     }
     let failed = |why: &str| {
-        tracing::warn!(client_id = %id.escape_debug(), client = %peer.text(),
+        tracing::warn!(client_id = %crate::throttle::bounded(&id).escape_debug(), client = %peer.text(),
             "failed client authentication: {why}");
         state.throttle.failed(&keys, now)
     };

@@ -53,10 +53,16 @@ impl Key {
     /// `share-link`…); `value` whose attempts they are.
     pub fn new(kind: &str, value: &str, limit: Limit) -> Key {
         Key {
-            name: format!("{kind}:{value}"),
+            name: format!("{kind}:{}", bounded(value)),
             limit,
         }
     }
+}
+
+/// At most 128 characters of what a client sent (usernames have at most 64, client ids fewer): a
+/// megabyte of "username" must not become a megabyte of key or of log line.
+pub fn bounded(value: &str) -> String {
+    value.chars().take(128).collect()
 }
 
 /// The throttle: checks keys before an attempt, counts a failure after one.
