@@ -365,7 +365,8 @@ async fn uploads_acknowledged_between_two_dozen_sigkills_are_all_intact() {
     // it) revokes the admin's tokens (SPEC §3).
     let uploader = create_member(&server.base, &admin, "uploader").await;
     let channel = admin.channel("kill-loop", &["uploader"]).await;
-    let message = admin.message(channel, "files arrive here").await;
+    // Its own message: files are attached to a message by its author.
+    let message = uploader.message(channel, "files arrive here").await;
 
     let target = Arc::new(Target {
         base: Mutex::new(server.base.clone()),
