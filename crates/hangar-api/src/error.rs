@@ -101,6 +101,7 @@ impl From<StoreError> for ApiError {
             StoreError::Refused { code, reason } => match code {
                 "limits-reached" => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, reason),
                 "path-too-long" => ApiError::bad_request(code, reason),
+                "too-many-uploads" => ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, reason),
                 _ => ApiError::conflict(code, reason),
             },
             StoreError::Full => ApiError::new(

@@ -31,6 +31,20 @@ pub(crate) fn tombstone_username(member_id: i64) -> String {
     format!("~deleted~{member_id}")
 }
 
+/// Unfinished two-stage uploads one member may hold at once: each holds a quota reservation until it
+/// expires, so without a cap one member could reserve a space full with declarations alone.
+pub const MAX_OPEN_UPLOADS_PER_MEMBER: i64 = 100;
+
+pub(crate) fn too_many_uploads() -> StoreError {
+    refused(
+        "too-many-uploads",
+        format!(
+            "at most {MAX_OPEN_UPLOADS_PER_MEMBER} two-stage uploads may wait for their bytes at once: \
+             finish or let some expire first"
+        ),
+    )
+}
+
 /// `lastUsed` of a session is written at most this often.
 pub(crate) const SESSION_USE_RESOLUTION_MS: i64 = 60_000;
 

@@ -15,6 +15,7 @@ on_every_backend!(
     failed_attempts_are_counted_per_key_and_window_by_every_node,
     the_last_administrator_stays_and_a_deleted_member_frees_its_name,
     a_refresh_token_is_used_once_and_tokens_go_with_their_maker,
+    a_member_holds_a_bounded_number_of_open_uploads,
 );
 
 fn path(p: &str) -> StoragePath {
@@ -392,4 +393,39 @@ async fn a_refresh_token_is_used_once_and_tokens_go_with_their_maker<S: TestStor
     s.create_app_token(&vouched, "hash-v").await.unwrap();
     s.reset_password(m.id, "h2").await.unwrap();
     assert!(s.app_token("hash-v", now_ms()).await.unwrap().is_none());
+}
+
+async fn a_member_holds_a_bounded_number_of_open_uploads<S: TestStore>() {
+    let db = S::fresh().await;
+    let s = S::open(&db).await;
+    let m = s.create_member("up", "h", "U", Role::Member).await.unwrap();
+    let other = s
+        .create_member("other", "h", "O", Role::Member)
+        .await
+        .unwrap();
+    s.create_space("sp", "Space", None).await.unwrap();
+    let upload = |n: i64, who: i64| PendingUpload {
+        id: format!("u{who}-{n}"),
+        space_id: "sp".into(),
+        path: path(&format!("f{who}-{n}")),
+        size: 1,
+        content_type: "text/plain".into(),
+        meta: json!({}),
+        uploader_id: who,
+        reservation_id: n,
+        state: UploadState::Pending,
+        expires_utc: now_ms() + 60_000,
+    };
+    let cap = crate::rules::MAX_OPEN_UPLOADS_PER_MEMBER;
+    for n in 0..cap {
+        s.create_upload(&upload(n, m.id)).await.unwrap();
+    }
+    assert!(matches!(
+        s.create_upload(&upload(cap, m.id)).await,
+        Err(StoreError::Refused {
+            code: "too-many-uploads",
+            ..
+        })
+    ));
+    s.create_upload(&upload(0, other.id)).await.unwrap();
 }

@@ -815,3 +815,47 @@ async fn storage_names_are_sanitized_in_content_disposition() {
     assert!(!disposition.contains("%E2%80%AE"), "{disposition}");
     assert!(disposition.contains("invoicefdp.exe"), "{disposition}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Resource fairness
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_member_holds_a_bounded_number_of_unfinished_two_stage_uploads() {
+    let server = TestApp::start().await;
+    let admin = server.admin().await;
+    let kim = create_member(&server.base, &admin, "kim").await;
+    let lee = create_member(&server.base, &admin, "lee").await;
+    let r = admin
+        .post("/api/v1/spaces")
+        .json(&json!({"id": "shared", "name": "Shared"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    for name in ["kim", "lee"] {
+        let r = admin
+            .post("/api/v1/spaces/shared/members")
+            .json(&json!({"username": name}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+    let declare = |user: &User, n: usize| {
+        let path = format!("{}/file-{n}.bin", user.username);
+        let path_id =
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, path);
+        user.post(&format!("/api/v1/space/shared/storage/{path_id}/upload"))
+            .json(&json!({"file": {"type": "application/octet-stream", "size": 10}}))
+    };
+    for n in 0..100 {
+        let r = declare(&kim, n).send().await.unwrap();
+        assert_eq!(r.status(), 200, "declaration {n}");
+    }
+    let r = declare(&kim, 100).send().await.unwrap();
+    expect_error(r, 429, "too-many-uploads").await;
+    // The cap is per member: another member of the space is not held up.
+    let r = declare(&lee, 0).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}

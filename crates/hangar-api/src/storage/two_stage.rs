@@ -111,7 +111,13 @@ pub(super) async fn begin_two_stage(
         state: UploadState::Pending,
         expires_utc,
     };
-    state.storage.create_upload(&upload).await?;
+    if let Err(e) = state.storage.create_upload(&upload).await {
+        // Refused (too many open uploads) or failed: the reservation is not left to its expiry.
+        if let Err(release) = state.storage.release_reservation(reservation_id).await {
+            tracing::warn!("cannot release quota reservation {reservation_id}: {release}");
+        }
+        return Err(e.into());
+    }
     let url = format!(
         "{}/api/v1/storage-uploads/{}?expires={}&signature={}",
         state.settings.public_url,
