@@ -2,6 +2,7 @@
 //! changes, password hashing, and the login/logout/me endpoints.
 
 use crate::error::{ApiError, ApiResult, Json};
+use crate::throttle::{Key, Peer};
 use crate::AppState;
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
@@ -17,6 +18,27 @@ use hangar_core::model::{Member, PersonalToken, Role};
 use hangar_core::now_ms;
 use serde::Deserialize;
 use serde_json::json;
+
+/// `Cache-Control: no-store` on an answer that carries a secret (a token, a session cookie, a
+/// client secret, a signing key), so that no cache along the way keeps it.
+pub fn no_store(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// For a router whose answers carry secrets: `.layer(axum::middleware::map_response(no_store_layer))`.
+pub async fn no_store_layer(mut response: Response) -> Response {
+    no_store(&mut response);
+    response
+}
+
+/// A JSON answer that carries a secret, with `Cache-Control: no-store`.
+pub fn secret_json(status: axum::http::StatusCode, body: serde_json::Value) -> Response {
+    let mut response = (status, axum::Json(body)).into_response();
+    no_store(&mut response);
+    response
+}
 
 pub const SESSION_COOKIE: &str = "hangar_session";
 const SESSION_LIFETIME_MS: i64 = 14 * 24 * 3600 * 1000;
@@ -48,6 +70,8 @@ pub struct AppCaller {
     pub token_id: i64,
     /// `access` (OAuth) or `permanent`.
     pub token_kind: String,
+    /// When the application token used expires (a token made with it expires no later).
+    pub token_expires_utc: Option<i64>,
     /// `**`, `read`, or the right codes the token is limited to.
     pub scope: Scope,
     /// True for a member's token issued to the application (the code flow): the caller then acts as
@@ -108,7 +132,8 @@ impl Caller {
     }
 }
 
-fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+/// The session token the request carries in its cookie, if any.
+pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -229,9 +254,10 @@ impl OptionalFromRequestParts<AppState> for Caller {
                 app: None,
             }
         } else if let Some(session) = session_cookie(&parts.headers) {
+            let idle_since = now - state.settings.session_idle_ms;
             let Some(member) = state
                 .identity
-                .session_member(&token_hash(session), now)
+                .session_member(&token_hash(session), now, idle_since)
                 .await?
             else {
                 return Err(ApiError::unauthorized(
@@ -291,6 +317,7 @@ async fn app_caller(state: &AppState, hash: &str, now: i64, method: &Method) -> 
         app: Some(AppCaller {
             app_id: app.id,
             token_id: token.id,
+            token_expires_utc: token.expires_utc,
             token_kind: token.kind,
             scope,
             user_token: token.member_id.is_some(),
@@ -313,7 +340,7 @@ pub async fn hash_password(password: String) -> ApiResult<String> {
     .map_err(ApiError::internal)?
 }
 
-async fn verify_password(password: String, hash: String) -> ApiResult<bool> {
+pub(crate) async fn verify_password(password: String, hash: String) -> ApiResult<bool> {
     let _permit = argon2_permit().await?;
     Ok(tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
@@ -371,14 +398,34 @@ pub struct LoginRequest {
     password: String,
 }
 
+/// The throttle's keys for a login as `username` from `peer` (SPEC §3).
+pub(crate) fn login_keys(state: &AppState, username: &str, peer: &Peer) -> Vec<Key> {
+    let limits = state.throttle.limits;
+    vec![
+        Key::new("login-user", username, limits.per_name),
+        Key::new("login-addr", &peer.text(), limits.per_address),
+    ]
+}
+
 pub async fn login(
     State(state): State<AppState>,
     method: Method,
+    peer: Peer,
     headers: HeaderMap,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
     // A forged cross-site login would sign the victim into the attacker's account.
     check_same_origin(&state, &method, &headers)?;
+    let now = now_ms();
+    let keys = login_keys(&state, &req.username, &peer);
+    if let Err(throttled) = state.throttle.check(&keys, now).await? {
+        tracing::warn!(
+            username = %crate::throttle::bounded(&req.username).escape_debug(),
+            client = %peer.text(),
+            "login refused: too many failed attempts"
+        );
+        return Err(throttled.into());
+    }
     let found = state.identity.member_credentials(&req.username).await?;
     // Verify against a real hash even for unknown names, so timing does not reveal which names exist.
     let (member, hash) = match found {
@@ -387,6 +434,13 @@ pub async fn login(
     };
     let valid = verify_password(req.password, hash).await?;
     let Some(member) = member.filter(|_| valid) else {
+        // Never the password: only who tried, and from where.
+        tracing::warn!(
+            username = %crate::throttle::bounded(&req.username).escape_debug(),
+            client = %peer.text(),
+            "failed login"
+        );
+        state.throttle.failed(&keys, now_ms()).await?;
         return Err(ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,
             "bad-credentials",
@@ -416,6 +470,7 @@ pub async fn login(
         header::SET_COOKIE,
         HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
     );
+    no_store(&mut response);
     Ok(response)
 }
 

@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hangar_core::disposition::{content_disposition, is_active_content};
+use hangar_core::filename::sanitize;
 use hangar_core::range::{self, RangeChoice};
 
 /// What is about to be served.
@@ -84,7 +85,9 @@ pub async fn serve(
         .header(header::CONTENT_TYPE, header_value(d.content_type)?)
         .header(
             header::CONTENT_DISPOSITION,
-            header_value(&content_disposition(inline, d.file_name))?,
+            // Every name goes through the attachment names' sanitizing, whatever its source (a
+            // storage path may hold bidi overrides a stored attachment name cannot).
+            header_value(&content_disposition(inline, &sanitize(d.file_name)))?,
         );
     let (status, start, len) = match choose_range(headers, &etag, d.size) {
         RangeChoice::Whole => (StatusCode::OK, 0, d.size),

@@ -16,6 +16,8 @@ pub struct ApiError {
     pub text: String,
     /// Extra fields merged into the body (such as `attachmentId` on a checksum mismatch).
     pub extra: Map<String, Value>,
+    /// Seconds sent in `Retry-After` (a throttled request).
+    pub retry_after: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -27,6 +29,7 @@ impl ApiError {
             code,
             text: text.into(),
             extra: Map::new(),
+            retry_after: None,
         }
     }
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
@@ -78,7 +81,13 @@ impl IntoResponse for ApiError {
         body.insert("errorText".into(), json!(self.text));
         body.insert("httpStatusCode".into(), json!(self.status.as_u16()));
         body.insert("error".into(), json!(self.code));
-        (self.status, axum::Json(Value::Object(body))).into_response()
+        let mut response = (self.status, axum::Json(Value::Object(body))).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 
@@ -92,6 +101,7 @@ impl From<StoreError> for ApiError {
             StoreError::Refused { code, reason } => match code {
                 "limits-reached" => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, reason),
                 "path-too-long" => ApiError::bad_request(code, reason),
+                "too-many-uploads" => ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, reason),
                 _ => ApiError::conflict(code, reason),
             },
             StoreError::Full => ApiError::new(

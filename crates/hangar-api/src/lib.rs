@@ -18,6 +18,7 @@ mod shapes;
 mod spaces;
 mod storage;
 pub use storage::DirectFinisher;
+pub mod throttle;
 mod uploads;
 
 use axum::http::StatusCode;
@@ -54,6 +55,13 @@ pub struct Settings {
     /// Whether this process records metrics (`--metrics-listen`): request bodies are then counted
     /// as they arrive.
     pub metrics: bool,
+    /// Failed logins and client authentications allowed per name and per address (SPEC §3).
+    pub login_limits: throttle::Limits,
+    /// A session unused for this long ends (`--session-idle-timeout`).
+    pub session_idle_ms: i64,
+    /// The lifetime of a personal token created without `expires` (`--token-lifetime`); None: no
+    /// expiry.
+    pub token_lifetime_ms: Option<i64>,
 }
 
 impl Settings {
@@ -87,9 +95,15 @@ impl Settings {
             },
             trusted_proxies: client::TrustedProxies::default(),
             metrics: false,
+            login_limits: throttle::Limits::default(),
+            session_idle_ms: DEFAULT_SESSION_IDLE_MS,
+            token_lifetime_ms: None,
         }
     }
 }
+
+/// `--session-idle-timeout` when not given: a day.
+pub const DEFAULT_SESSION_IDLE_MS: i64 = 24 * 3600 * 1000;
 
 fn dummy_hash() -> String {
     use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
@@ -123,6 +137,8 @@ pub struct AppState {
     pub jobs: Arc<dyn JobStore>,
     /// Set once start-up is done, cleared when stopping (`/readyz`).
     pub readiness: observe::Readiness,
+    /// Failed-attempt counters in the database, shared by every node.
+    pub throttle: throttle::Throttle,
 }
 
 impl AppState {
@@ -139,6 +155,7 @@ impl AppState {
             + Applications
             + BlobLifecycleStore
             + JobStore
+            + AttemptStore
             + Clone
             + 'static,
     {
@@ -152,6 +169,7 @@ impl AppState {
             projects: Arc::new(store.clone()),
             attachments: Arc::new(store.clone()),
             apps: Arc::new(store.clone()),
+            throttle: throttle::Throttle::new(Arc::new(store.clone()), settings.login_limits),
             storage: Arc::new(store),
             secrets: Arc::new(Secrets::new(&settings.link_key)),
             readiness: observe::Readiness::default(),
@@ -238,8 +256,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v1/members/{username}",
-            axum::routing::patch(identity::update_member),
+            axum::routing::patch(identity::update_member).delete(identity::delete_member),
         )
+        .route("/api/v1/me/password", post(identity::change_own_password))
         .route(
             "/api/v1/me/tokens",
             post(identity::create_token).get(identity::list_tokens),

@@ -5,6 +5,7 @@
 use crate::applications::tokens::{parse_scope, ACCESS_TOKEN_TTL_MS};
 use crate::applications::{modify, open_secret};
 use crate::auth::Caller;
+use crate::throttle::{Key, Peer};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -29,6 +30,8 @@ struct OAuthError {
     error: &'static str,
     description: String,
     basic_challenge: bool,
+    /// Seconds for `Retry-After` (a throttled client authentication).
+    retry_after: Option<u64>,
 }
 
 fn oauth_error(error: &'static str, description: impl Into<String>) -> OAuthError {
@@ -37,6 +40,7 @@ fn oauth_error(error: &'static str, description: impl Into<String>) -> OAuthErro
         error,
         description: description.into(),
         basic_challenge: false,
+        retry_after: None,
     }
 }
 
@@ -48,6 +52,9 @@ impl IntoResponse for OAuthError {
         )
             .into_response();
         no_store(r.headers_mut());
+        if let Some(secs) = self.retry_after {
+            r.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        }
         if self.basic_challenge {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -55,6 +62,21 @@ impl IntoResponse for OAuthError {
             );
         }
         r
+    }
+}
+
+impl From<crate::throttle::Throttled> for OAuthError {
+    fn from(t: crate::throttle::Throttled) -> Self {
+        OAuthError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error: "too-many-requests",
+            description: format!(
+                "too many failed client authentications: try again in {} seconds",
+                t.retry_after_secs
+            ),
+            basic_challenge: false,
+            retry_after: Some(t.retry_after_secs),
+        }
     }
 }
 
@@ -66,6 +88,7 @@ impl From<crate::ApiError> for OAuthError {
             error: "server_error",
             description: "the server could not complete the request".into(),
             basic_challenge: false,
+            retry_after: None,
         }
     }
 }
@@ -108,6 +131,7 @@ struct Client {
 /// `client_id`/`client_secret` form fields, never both.
 async fn client(
     state: &AppState,
+    peer: &Peer,
     headers: &HeaderMap,
     params: &HashMap<String, String>,
 ) -> Result<Client, OAuthError> {
@@ -123,6 +147,7 @@ async fn client(
         error: "invalid_client",
         description: "client authentication failed".into(),
         basic_challenge: basic,
+        retry_after: None,
     };
     let (id, secret, used_basic) = match basic {
         Some(b) => {
@@ -156,12 +181,32 @@ async fn client(
             (id, params.get("client_secret").cloned(), false)
         }
     };
+    // Client secrets are throttled like passwords (SPEC §3): per client id and per address.
+    let limits = state.throttle.limits;
+    let keys = [
+        Key::new("client-id", &id, limits.per_name),
+        Key::new("client-addr", &peer.text(), limits.per_address),
+    ];
+    let now = now_ms();
+    if let Err(throttled) = state.throttle.check(&keys, now).await? {
+        tracing::warn!(client_id = %crate::throttle::bounded(&id).escape_debug(), client = %peer.text(),
+            "client authentication refused: too many failed attempts");
+        return Err(throttled.into());
+    }
+    let failed = |why: &str| {
+        tracing::warn!(client_id = %crate::throttle::bounded(&id).escape_debug(), client = %peer.text(),
+            "failed client authentication: {why}");
+        state.throttle.failed(&keys, now)
+    };
     let app = state
         .apps
         .app_by_client_id(&id)
         .await?
         .filter(|a| !a.archived);
     let Some(app) = app else {
+        if secret.is_some() {
+            failed("unknown client").await?;
+        }
         return Err(invalid(used_basic));
     };
     match secret {
@@ -169,6 +214,7 @@ async fn client(
             let stored =
                 open_secret(state, &app.doc.secrets, SecretName::ClientSecret)?.unwrap_or_default();
             if stored.is_empty() || !same(&given, &stored) {
+                failed("wrong secret").await?;
                 return Err(invalid(used_basic));
             }
             Ok(Client {
@@ -219,6 +265,8 @@ async fn issue(
         created_utc: now,
         last_used_utc: None,
         data: json!({"maxExpiry": max_expiry, "grant": grant}),
+        made_with: None,
+        minted_by: None,
     };
     state
         .apps
@@ -265,6 +313,7 @@ fn code_flow_client(client: &Client) -> Result<(), OAuthError> {
             error: "invalid_client",
             description: "this application's clients must authenticate".into(),
             basic_challenge: false,
+            retry_after: None,
         });
     }
     Ok(())
@@ -282,8 +331,13 @@ fn requested_scope(params: &HashMap<String, String>) -> Result<String, OAuthErro
     }
 }
 
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    match token_inner(&state, &headers, &body).await {
+pub async fn token(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match token_inner(&state, &peer, &headers, &body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -291,6 +345,7 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
 
 async fn token_inner(
     state: &AppState,
+    peer: &Peer,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, OAuthError> {
@@ -315,7 +370,7 @@ async fn token_inner(
             format!("{grant} is not supported"),
         ));
     }
-    let client = client(state, headers, &params).await?;
+    let client = client(state, peer, headers, &params).await?;
     let app = &client.app;
     match grant.as_str() {
         "client_credentials" => {
@@ -331,6 +386,7 @@ async fn token_inner(
                     error: "invalid_client",
                     description: "the client credentials grant needs the client secret".into(),
                     basic_challenge: false,
+                    retry_after: None,
                 });
             }
             let scope = requested_scope(&params)?;
@@ -429,17 +485,28 @@ async fn token_inner(
             let refresh = params
                 .get("refresh_token")
                 .ok_or_else(|| oauth_error("invalid_request", "refresh_token is required"))?;
-            let old = state
+            let (old, first_use) = state
                 .apps
-                .take_app_token(&token_hash(refresh), "refresh", now_ms())
+                .use_refresh(&token_hash(refresh), now_ms())
                 .await?
-                .filter(|g| g.app_id == app.id)
+                .filter(|(g, _)| g.app_id == app.id)
                 .ok_or_else(|| {
-                    oauth_error(
-                        "invalid_grant",
-                        "the refresh token is unknown, used or expired",
-                    )
+                    oauth_error("invalid_grant", "the refresh token is unknown or expired")
                 })?;
+            if !first_use {
+                // A rotated refresh token presented again: it leaked, or the client was cloned.
+                // Everything issued from its grant ends (OAuth 2.0 Security BCP §4.14).
+                let revoked = match old.data["grant"].as_i64() {
+                    Some(grant) => state.apps.revoke_grant(app.id, grant).await?,
+                    None => 0,
+                };
+                tracing::warn!(app = app.id, revoked, client = %peer.text(),
+                    "refresh token replayed");
+                return Err(oauth_error(
+                    "invalid_grant",
+                    "the refresh token was already used; the tokens issued from its grant are revoked",
+                ));
+            }
             issue(
                 state,
                 app,
@@ -692,6 +759,8 @@ pub async fn authorize_decision(
                 "codeChallenge": request.params.get("code_challenge"),
                 "codeChallengeMethod": request.params.get("code_challenge_method").map_or("plain", String::as_str),
             }),
+            made_with: None,
+            minted_by: None,
         };
         if let Err(e) = state
             .apps

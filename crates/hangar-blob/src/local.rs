@@ -43,11 +43,20 @@ fn check_room(dir: &Path, incoming: u64) -> Result<(), BlobError> {
     Ok(())
 }
 
+/// Creates a directory and its missing parents with mode 0700 (SPEC §1: nothing the server creates
+/// is open to group or others; the mode is given, so the umask cannot widen it).
+fn private_dir_all(dir: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 impl LocalBlobStore {
     /// Opens (creating if needed) a store rooted at `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
         let root = root.into();
-        fs::create_dir_all(root.join("tmp"))?;
+        private_dir_all(&root.join("tmp"))?;
         Ok(Self { root })
     }
 
@@ -117,10 +126,11 @@ impl BlobStore for LocalBlobStore {
             _lock: None,
         };
         let file = tokio::task::spawn_blocking(move || -> std::io::Result<File> {
-            let file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(temp)?;
+            let mut options = fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            // Only the server reads the bytes: no group or other bits, whatever the umask.
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let file = options.open(temp)?;
             // Held until the blob is committed or dropped: sweeps skip locked temporaries.
             rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
             Ok(file)
@@ -197,7 +207,7 @@ impl BlobStore for LocalBlobStore {
                 }
                 let shard = target.parent().expect("blob paths have a shard directory");
                 if !shard.exists() {
-                    fs::create_dir_all(shard)?;
+                    private_dir_all(shard)?;
                     let top = shard.parent().expect("shards have a parent");
                     sync_dir(top)?;
                     sync_dir(

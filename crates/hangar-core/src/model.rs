@@ -46,6 +46,9 @@ pub struct PersonalToken {
     pub expires_utc: Option<i64>,
     pub created_utc: i64,
     pub last_used_utc: Option<i64>,
+    /// The personal token this one was made with: revoking that one revokes this one. Written at
+    /// creation; reads leave it None.
+    pub made_with: Option<i64>,
 }
 
 #[derive(Debug, Clone)]

@@ -47,7 +47,14 @@ pub trait IdentityStore: Send + Sync {
         member_id: i64,
         expires_utc: i64,
     ) -> StoreResult<()>;
-    async fn session_member(&self, token_hash: &str, now: i64) -> StoreResult<Option<Member>>;
+    /// The member of a live session: not expired at `now`, and used after `idle_since` (the idle
+    /// time-out). A use is recorded, at most once a minute.
+    async fn session_member(
+        &self,
+        token_hash: &str,
+        now: i64,
+        idle_since: i64,
+    ) -> StoreResult<Option<Member>>;
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
     /// Ends every session of a member (their password changed).
     async fn end_sessions(&self, member_id: i64) -> StoreResult<()>;
@@ -75,6 +82,44 @@ pub trait MemberControlStore: Send + Sync {
     /// Disables the member (its logins fail like a wrong password) and revokes as `reset_password`.
     async fn disable_member(&self, member_id: i64) -> StoreResult<()>;
     async fn is_disabled(&self, member_id: i64) -> StoreResult<bool>;
+    /// Applies an administrator's change to a member in one transaction. Disabling or a new password
+    /// revoke as `reset_password`. Disabling or demoting the last active administrator is refused
+    /// (`Refused { code: "last-admin" }`), checked under the same transaction.
+    async fn change_member(&self, member_id: i64, change: &MemberUpdate) -> StoreResult<()>;
+    /// Deletes a member: every session and token ends, its memberships go, its username is freed;
+    /// the row stays as a tombstone that owns the member's files (owned by the installation from
+    /// then on). The last active administrator cannot be deleted (`last-admin`).
+    async fn delete_member(&self, member_id: i64) -> StoreResult<()>;
+    /// A member changes its own password: every other session and every token it holds or
+    /// approved ends; the session `keep_session` (a token hash), if any, stays.
+    async fn change_own_password(
+        &self,
+        member_id: i64,
+        password_hash: &str,
+        keep_session: Option<&str>,
+    ) -> StoreResult<()>;
+}
+
+/// What an administrator changes of a member (`PATCH /api/v1/members/{username}`).
+#[derive(Debug, Clone, Default)]
+pub struct MemberUpdate {
+    pub display_name: Option<String>,
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+    pub password_hash: Option<String>,
+}
+
+/// Failed authentication attempts counted per key in fixed windows, shared by every node through
+/// the database (the throttle of SPEC §3).
+#[async_trait]
+pub trait AttemptStore: Send + Sync {
+    /// The failures counted for `key` in its window still open at `now`: `(failures, window_end)`.
+    async fn failures(&self, key: &str, now: i64) -> StoreResult<Option<(i64, i64)>>;
+    /// Counts one failure, atomically: a window that ended before `now` starts again at `now` and
+    /// lasts `window_ms`. Answers the count and the end of the window.
+    async fn record_failure(&self, key: &str, now: i64, window_ms: i64) -> StoreResult<(i64, i64)>;
+    /// Forgets windows that ended before `now`.
+    async fn prune_attempts(&self, now: i64) -> StoreResult<u64>;
 }
 
 #[async_trait]
@@ -357,6 +402,13 @@ pub struct AppToken {
     pub last_used_utc: Option<i64>,
     /// Kind-specific data (an authorization code's redirect URI and PKCE challenge).
     pub data: serde_json::Value,
+    /// The application token this one was made with (a permanent token minted with an OAuth access
+    /// token): revoking or deleting that one deletes this one. Written at creation; reads leave it
+    /// None.
+    pub made_with: Option<i64>,
+    /// The member who minted it (permanent tokens): revoked with that member's tokens. Written at
+    /// creation; reads leave it None.
+    pub minted_by: Option<i64>,
 }
 
 /// One keyed thing an application owns: a parameter, a key, a right, a webhook, a subscription…
@@ -523,6 +575,13 @@ pub trait AppTokenStore: Send + Sync {
     /// Marks an authorization code used and answers it with `true` the first time; a code already
     /// used is answered with `false` (a replay); an unknown or expired one with None.
     async fn use_code(&self, token_hash: &str, now: i64) -> StoreResult<Option<(AppToken, bool)>>;
+    /// The same for a refresh token: marked used (kept until it expires, so that a replay is
+    /// recognised) and answered with `true` the first time, `false` when already used.
+    async fn use_refresh(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<(AppToken, bool)>>;
     /// Ends every token issued from the grant (authorization code) `grant_id`.
     async fn revoke_grant(&self, app_id: i64, grant_id: i64) -> StoreResult<u64>;
     async fn list_app_tokens(&self, app_id: i64, kind: &str) -> StoreResult<Vec<AppToken>>;

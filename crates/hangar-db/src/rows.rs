@@ -126,6 +126,7 @@ where
         expires_utc: row.opt_int(at + 4),
         created_utc: row.int(at + 5),
         last_used_utc: row.opt_int(at + 6),
+        made_with: None,
     }
 }
 
@@ -263,6 +264,8 @@ where
         created_utc: row.int(at + 7),
         last_used_utc: row.opt_int(at + 8),
         data: json(&row.text(at + 9)),
+        made_with: None,
+        minted_by: None,
     }
 }
 

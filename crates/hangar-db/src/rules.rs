@@ -16,6 +16,38 @@ pub(crate) fn refused(code: &'static str, reason: String) -> StoreError {
     StoreError::Refused { code, reason }
 }
 
+/// Disabling, demoting or deleting the only active administrator would leave nobody to manage the
+/// installation.
+pub(crate) fn last_admin() -> StoreError {
+    refused(
+        "last-admin",
+        "this is the last active administrator: make another member an administrator first".into(),
+    )
+}
+
+/// A deleted member's row keeps its id (its files and messages refer to it); its username becomes
+/// one no valid username can equal (`~` is not allowed in usernames), so the name is free again.
+pub(crate) fn tombstone_username(member_id: i64) -> String {
+    format!("~deleted~{member_id}")
+}
+
+/// Unfinished two-stage uploads one member may hold at once: each holds a quota reservation until it
+/// expires, so without a cap one member could reserve a space full with declarations alone.
+pub const MAX_OPEN_UPLOADS_PER_MEMBER: i64 = 100;
+
+pub(crate) fn too_many_uploads() -> StoreError {
+    refused(
+        "too-many-uploads",
+        format!(
+            "at most {MAX_OPEN_UPLOADS_PER_MEMBER} two-stage uploads may wait for their bytes at once: \
+             finish or let some expire first"
+        ),
+    )
+}
+
+/// `lastUsed` of a session is written at most this often.
+pub(crate) const SESSION_USE_RESOLUTION_MS: i64 = 60_000;
+
 /// The `parent` column of an entry: its directory's path, '' at the top level.
 pub(crate) fn parent_of(path: &StoragePath) -> String {
     path.parent()

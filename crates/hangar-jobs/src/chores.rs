@@ -61,9 +61,10 @@ chore!(
 );
 
 chore!(
-    /// Sessions past their expiry.
+    /// Sessions past their expiry, and failed-attempt windows of the login throttle that ended.
     PurgeSessions, "purge-sessions", every Duration::from_secs(60), |ctx| {
         ctx.identity.purge_sessions(now_ms()).await?;
+        ctx.attempts.prune_attempts(now_ms()).await?;
         Ok(())
     }
 );

@@ -23,7 +23,8 @@ use hangar_core::jobs::{ClaimedJob, JobKind, JobStore, NewJob};
 use hangar_core::now_ms;
 use hangar_core::secrets::Secrets;
 use hangar_core::store::{
-    Applications, BlobLifecycleStore, IdentityStore, ProjectStore, StorageStore, StoreError,
+    Applications, AttemptStore, BlobLifecycleStore, IdentityStore, ProjectStore, StorageStore,
+    StoreError,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub struct JobContext {
     pub blobs: Arc<dyn BlobStore>,
     pub storage: Arc<dyn StorageStore>,
     pub identity: Arc<dyn IdentityStore>,
+    /// The login throttle's counters (pruned by a chore).
+    pub attempts: Arc<dyn AttemptStore>,
     pub projects: Arc<dyn ProjectStore>,
     pub apps: Arc<dyn Applications>,
     pub secrets: Arc<Secrets>,

@@ -52,6 +52,7 @@ impl Installation {
             blobs,
             storage: Arc::new(store.clone()),
             identity: Arc::new(store.clone()),
+            attempts: Arc::new(store.clone()),
             projects: Arc::new(store.clone()),
             apps: Arc::new(store.clone()),
             secrets: Arc::new(hangar_core::secrets::Secrets::new(&[7; 32])),

@@ -104,6 +104,20 @@ pub struct ServeArgs {
     /// Log format: `text` (key=value) or `json` (one object per line) [default: text].
     #[arg(long, env = "HANGAR_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// A login session unused for this long ends (`30m`, `24h`) [default: 24h].
+    #[arg(long, env = "HANGAR_SESSION_IDLE_TIMEOUT", value_name = "DURATION")]
+    pub session_idle_timeout: Option<String>,
+    /// Lifetime of a personal token created without `expires` (`30d`, or `never`) [default: 90d].
+    #[arg(long, env = "HANGAR_TOKEN_LIFETIME", value_name = "DURATION")]
+    pub token_lifetime: Option<String>,
+    /// Failed logins (or client authentications) allowed per username (or client id) in 15
+    /// minutes before further attempts answer 429 [default: 5].
+    #[arg(long, env = "HANGAR_LOGIN_FAILURES_PER_USER", value_name = "N")]
+    pub login_failures_per_user: Option<u32>,
+    /// Failed logins and client authentications allowed per client address in a minute
+    /// [default: 30].
+    #[arg(long, env = "HANGAR_LOGIN_FAILURES_PER_ADDRESS", value_name = "N")]
+    pub login_failures_per_address: Option<u32>,
 }
 
 impl ServeArgs {
@@ -157,6 +171,10 @@ struct FileConfig {
     trusted_proxies: Option<String>,
     metrics_listen: Option<String>,
     log_format: Option<String>,
+    session_idle_timeout: Option<String>,
+    token_lifetime: Option<String>,
+    login_failures_per_user: Option<u32>,
+    login_failures_per_address: Option<u32>,
 }
 
 /// A secret setting: it never prints (`Debug` and the configuration summary show `<redacted>`).
@@ -196,6 +214,13 @@ pub struct Config {
     /// The metrics listener's address; None: no metrics.
     pub metrics_listen: Option<String>,
     pub log_format: LogFormat,
+    /// A session unused this long ends.
+    pub session_idle_timeout: Duration,
+    /// The lifetime of a personal token created without an expiry; None: none.
+    pub token_lifetime: Option<Duration>,
+    /// Failed attempts allowed per name in 15 minutes, and per address in a minute (SPEC §3).
+    pub login_failures_per_user: u32,
+    pub login_failures_per_address: u32,
 }
 
 /// How log lines are written.
@@ -209,6 +234,10 @@ pub enum LogFormat {
 }
 
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 10 << 30;
+/// `--session-idle-timeout` when not given.
+pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(24 * 3600);
+/// `--token-lifetime` when not given.
+pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// A secret given directly or as a file (`--x` / `--x-file`), from one source (the flags and
 /// environment, or the TOML file): both at once is a mistake.
@@ -307,6 +336,43 @@ impl Config {
                 .map_err(|e| anyhow!("--blob-grace: {s:?} is not a duration: {e}"))?,
             None => hangar_db::DEFAULT_BLOB_GRACE,
         };
+        let session_idle_timeout = match args.session_idle_timeout.or(file.session_idle_timeout) {
+            Some(s) => parse_duration(&s)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    anyhow!(
+                        "--session-idle-timeout: {s:?} is not a duration above zero (`30m`, `24h`)"
+                    )
+                })?,
+            None => DEFAULT_SESSION_IDLE,
+        };
+        let token_lifetime = match args.token_lifetime.or(file.token_lifetime) {
+            Some(s) if s.trim() == "never" => None,
+            Some(s) => Some(
+                parse_duration(&s)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| {
+                        anyhow!("--token-lifetime: {s:?} is not a duration above zero (`30d`) or `never`")
+                    })?,
+            ),
+            None => Some(DEFAULT_TOKEN_LIFETIME),
+        };
+        let login_failures_per_user = args
+            .login_failures_per_user
+            .or(file.login_failures_per_user)
+            .unwrap_or(5);
+        if login_failures_per_user == 0 {
+            bail!("--login-failures-per-user: give at least 1");
+        }
+        let login_failures_per_address = args
+            .login_failures_per_address
+            .or(file.login_failures_per_address)
+            .unwrap_or(30);
+        if login_failures_per_address == 0 {
+            bail!("--login-failures-per-address: give at least 1");
+        }
         let fetch_allow: Vec<String> = args
             .fetch_allow
             .or(file.fetch_allow)
@@ -381,6 +447,10 @@ impl Config {
             trusted_proxies,
             metrics_listen,
             log_format,
+            session_idle_timeout,
+            token_lifetime,
+            login_failures_per_user,
+            login_failures_per_address,
         };
         config.blob_dir()?;
         Ok(config)
@@ -429,7 +499,9 @@ impl Config {
         format!(
             "listen={} public_url={} data_dir={} database_url={} storage_url={} secret_key_file={} \
              admin_password={} fetch_allow={} fetch_timeout={}s max_file_size={} space_quota={} \
-             blob_grace={}s trusted_proxies={} metrics_listen={} log_format={}",
+             blob_grace={}s trusted_proxies={} metrics_listen={} log_format={} \
+             session_idle_timeout={}s token_lifetime={} login_failures_per_user={} \
+             login_failures_per_address={}",
             self.listen,
             self.public_url.as_deref().unwrap_or("<the bound address>"),
             self.data_dir.display(),
@@ -452,6 +524,11 @@ impl Config {
                 LogFormat::Text => "text",
                 LogFormat::Json => "json",
             },
+            self.session_idle_timeout.as_secs(),
+            self.token_lifetime
+                .map_or("never".to_string(), |d| format!("{}s", d.as_secs())),
+            self.login_failures_per_user,
+            self.login_failures_per_address,
         )
     }
 }

@@ -90,6 +90,7 @@ impl Store {
 trait Backend:
     hangar_core::store::IdentityStore
     + hangar_core::store::MemberControlStore
+    + hangar_core::store::AttemptStore
     + hangar_core::store::SpaceStore
     + hangar_core::store::ChatStore
     + hangar_core::store::ProjectStore
@@ -182,6 +183,15 @@ async fn start_on<S: Backend>(
     settings.fetch_limits.first_byte = Duration::from_secs(config.fetch_timeout_secs);
     settings.trusted_proxies = config.trusted_proxies.clone();
     settings.metrics = config.metrics_listen.is_some();
+    settings.session_idle_ms = config
+        .session_idle_timeout
+        .as_millis()
+        .min(i64::MAX as u128) as i64;
+    settings.login_limits.per_name.failures = i64::from(config.login_failures_per_user);
+    settings.login_limits.per_address.failures = i64::from(config.login_failures_per_address);
+    settings.token_lifetime_ms = config
+        .token_lifetime
+        .map(|d| d.as_millis().min(i64::MAX as u128 / 2) as i64);
     let state = AppState::new(store.clone(), blobs.clone(), settings);
     let runners = runners(store, &state, blobs, config.blob_grace);
     Ok((state, runners))
@@ -267,6 +277,7 @@ fn runners<S: Backend>(
         blobs: blobs.clone(),
         storage: Arc::new(store.clone()),
         identity: Arc::new(store.clone()),
+        attempts: Arc::new(store.clone()),
         projects: Arc::new(store.clone()),
         apps: Arc::new(store.clone()),
         secrets: state.secrets.clone(),

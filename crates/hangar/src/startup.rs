@@ -8,7 +8,7 @@ use hangar_api::auth::hash_password;
 use hangar_core::ids::random_alnum;
 use hangar_core::model::Role;
 use hangar_core::store::BlobLifecycleStore;
-use hangar_core::store::IdentityStore;
+use hangar_core::store::{IdentityStore, MemberControlStore};
 use hangar_db::{DatabaseKind, PgStore, Probe, SqliteStore};
 use std::path::Path;
 
@@ -176,7 +176,13 @@ pub fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder
         .create(dir)
-        .with_context(|| format!("--data-dir: cannot create {}", dir.display()))
+        .with_context(|| format!("--data-dir: cannot create {}", dir.display()))?;
+    // Said again after creation: the mode given to mkdir is narrowed by the umask, never widened,
+    // and this states the result whatever the umask was.
+    #[cfg(unix)]
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .with_context(|| format!("--data-dir: cannot set the mode of {}", dir.display()))?;
+    Ok(())
 }
 
 /// Takes the data directory's lock file, or fails when another process holds it.
@@ -220,9 +226,11 @@ pub fn load_or_create_key(path: &Path, checked: Option<[u8; 32]>) -> anyhow::Res
 }
 
 /// Creates the `admin` account on first start (printing a generated password once), and resets its
-/// password whenever one is configured, so an operator can always get back in.
-pub async fn bootstrap_admin(
-    store: &dyn IdentityStore,
+/// password whenever one is configured, so an operator can always get back in. A reset locks out
+/// whoever had the old password or one of the admin's credentials: every session of the admin ends
+/// and every token it holds or approved is revoked, in the same transaction (SPEC §3).
+pub async fn bootstrap_admin<S: IdentityStore + MemberControlStore>(
+    store: &S,
     password: Option<&Secret>,
 ) -> anyhow::Result<()> {
     match store.member_by_username("admin").await? {
@@ -231,10 +239,11 @@ pub async fn bootstrap_admin(
                 let hash = hash_password(pw.expose().to_string())
                     .await
                     .map_err(|e| anyhow!(e.text))?;
-                store.set_password(admin.id, &hash).await?;
-                // A reset password is meant to lock out whoever had the old one.
-                store.end_sessions(admin.id).await?;
-                tracing::info!("the admin password was set from the configuration");
+                store.reset_password(admin.id, &hash).await?;
+                tracing::info!(
+                    "the admin password was set from the configuration; the admin's sessions and \
+                     tokens were revoked"
+                );
             }
         }
         None if store.member_count().await? == 0 => {

@@ -423,13 +423,19 @@ async fn an_administrator_resets_or_disables_a_member_and_every_token_ends() {
         .await
         .unwrap();
     expect_error(r, 400, "cannot-disable-self").await;
+    // Enabled again (tests/accounts.rs goes further), bob's old tokens stay revoked.
     let r = admin
         .patch("/api/v1/members/bob")
         .json(&json!({"disabled": false}))
         .send()
         .await
         .unwrap();
-    expect_error(r, 400, "not-supported").await;
+    assert_eq!(expect_json(r, 200).await["username"], "bob");
+    assert_eq!(
+        fresh.get("/api/v1/auth/me").send().await.unwrap().status(),
+        401
+    );
+    assert_eq!(login("a-brand-new-password").await.unwrap().status(), 200);
     let carol = server.member("carol").await;
     let r = carol
         .patch("/api/v1/members/bob")

@@ -361,8 +361,12 @@ async fn uploads_acknowledged_between_two_dozen_sigkills_are_all_intact() {
     println!("kill loop seed: {seed} (set FAULTS_SEED={seed} to replay)");
     let mut server = Server::start();
     let admin = server.admin().await;
-    let channel = admin.channel("kill-loop", &[]).await;
-    let message = admin.message(channel, "files arrive here").await;
+    // The uploads go with a member's token: every start with --admin-password (the harness gives
+    // it) revokes the admin's tokens (SPEC §3).
+    let uploader = create_member(&server.base, &admin, "uploader").await;
+    let channel = admin.channel("kill-loop", &["uploader"]).await;
+    // Its own message: files are attached to a message by its author.
+    let message = uploader.message(channel, "files arrive here").await;
 
     let target = Arc::new(Target {
         base: Mutex::new(server.base.clone()),
@@ -370,7 +374,7 @@ async fn uploads_acknowledged_between_two_dozen_sigkills_are_all_intact() {
     });
     let uploader = tokio::spawn(upload_continuously(
         target.clone(),
-        admin.token.clone(),
+        uploader.token.clone(),
         message,
         seed,
     ));

@@ -42,6 +42,8 @@ pub fn router() -> Router<AppState> {
             "/api/http/applications/{app}/verification-token/regenerate",
             post(regenerate_verification_token),
         )
+        // Every answer here carries a secret (or a key list beside them): never cached.
+        .layer(axum::middleware::map_response(crate::auth::no_store_layer))
 }
 
 /// An OAuth access token was obtained with the client secret: it must not read it back or rotate

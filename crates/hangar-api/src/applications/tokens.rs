@@ -107,7 +107,7 @@ pub async fn create_permanent_token(
     caller: Caller,
     Path(ident): Path<String>,
     Json(body): Json<Map<String, Value>>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<axum::response::Response> {
     let app = target(&state, &caller, &ident, Need::Update).await?;
     if let Some(k) = body
         .keys()
@@ -122,7 +122,15 @@ pub async fn create_permanent_token(
         .ok_or_else(|| ApiError::bad_request("bad-name", "name is required"))?;
     let scope = token_scope(body.get("scope"))?
         .ok_or_else(|| ApiError::bad_request("bad-scope", "scope is required"))?;
-    let expires = parse_expiry(body.get("expires").unwrap_or(&Value::Null))?;
+    let requested = parse_expiry(body.get("expires").unwrap_or(&Value::Null))?;
+    // A token made with an application token (an OAuth access token, most of all) never outlives
+    // it and is revoked with it (SPEC §3): its expiry is capped, and the store deletes it with its
+    // maker.
+    let maker = caller.app.as_ref();
+    let expires = match maker.and_then(|m| m.token_expires_utc) {
+        Some(limit) => Some(requested.map_or(limit, |e| e.min(limit))),
+        None => requested,
+    };
     let value = new_token();
     let token = AppToken {
         id: random_id(),
@@ -135,6 +143,9 @@ pub async fn create_permanent_token(
         created_utc: now_ms(),
         last_used_utc: None,
         data: json!({}),
+        made_with: maker.map(|m| m.token_id),
+        // A member who mints a token vouches for it: it is revoked with the member's tokens.
+        minted_by: caller.acting_app().is_none().then(|| caller.id()),
     };
     state
         .apps
@@ -142,7 +153,7 @@ pub async fn create_permanent_token(
         .await?;
     let mut out = token_json(&token);
     out["token"] = json!(value);
-    Ok((StatusCode::CREATED, Json(out)))
+    Ok(crate::auth::secret_json(StatusCode::CREATED, out))
 }
 
 pub async fn list_permanent_tokens(

@@ -49,6 +49,9 @@ pub fn router() -> Router<AppState> {
             "/api/http/applications/{app}/webhooks/{webhook}/signing-key/regenerate",
             post(regenerate_signing_key),
         )
+        // Webhooks carry their signing keys, bearer tokens, endpoint credentials and custom header
+        // values: never cached.
+        .layer(axum::middleware::map_response(crate::auth::no_store_layer))
 }
 
 const WEBHOOK_LIMIT: i64 = 100;

@@ -116,7 +116,13 @@ pub(super) async fn begin_two_stage(
         state: UploadState::Pending,
         expires_utc,
     };
-    state.storage.create_upload(&upload).await?;
+    if let Err(e) = state.storage.create_upload(&upload).await {
+        // Refused (too many open uploads) or failed: the reservation is not left to its expiry.
+        if let Err(release) = state.storage.release_reservation(reservation_id).await {
+            tracing::warn!("cannot release quota reservation {reservation_id}: {release}");
+        }
+        return Err(e.into());
+    }
     let mut headers = Map::new();
     headers.insert("Content-Type".into(), json!(content_type));
     headers.insert("Content-Length".into(), json!(size.to_string()));

@@ -226,7 +226,7 @@ impl AppTokenStore for PgStore {
     async fn create_app_token(&self, t: &AppToken, token_hash: &str) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO app_tokens (id, app_id, kind, name, token_hash, scope, member_id, expires_utc, \
-             created_utc, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             created_utc, data, parent_id, minted_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(t.id)
         .bind(t.app_id)
@@ -238,6 +238,8 @@ impl AppTokenStore for PgStore {
         .bind(t.expires_utc)
         .bind(t.created_utc)
         .bind(t.data.to_string())
+        .bind(t.made_with)
+        .bind(t.minted_by)
         .execute(&self.pool)
         .await
         .map_err(map_err("token"))?;
@@ -291,27 +293,15 @@ impl AppTokenStore for PgStore {
             .filter(|t| t.expires_utc.is_none_or(|e| e > now)))
     }
     async fn use_code(&self, token_hash: &str, now: i64) -> StoreResult<Option<(AppToken, bool)>> {
-        let first = sqlx::query(
-            "UPDATE app_tokens SET kind = 'used-code' WHERE token_hash = $1 AND kind = 'code' \
-             RETURNING id, app_id, kind, name, scope, member_id, expires_utc, created_utc, \
-             last_used_utc, data",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend)?;
-        if let Some(row) = first {
-            let t = rows::app_token(&row, 0);
-            return Ok(t.expires_utc.is_none_or(|e| e > now).then_some((t, true)));
-        }
-        let used = sqlx::query(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM app_tokens t WHERE t.token_hash = $1 AND t.kind = 'used-code'"
-        ))
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend)?;
-        Ok(used.as_ref().map(|r| (rows::app_token(r, 0), false)))
+        self.use_once(token_hash, "code", "used-code", now).await
+    }
+    async fn use_refresh(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<(AppToken, bool)>> {
+        self.use_once(token_hash, "refresh", "used-refresh", now)
+            .await
     }
     async fn revoke_grant(&self, app_id: i64, grant_id: i64) -> StoreResult<u64> {
         let done = sqlx::query(
@@ -483,5 +473,42 @@ impl AppItemStore for PgStore {
         .await
         .map_err(backend)?;
         Ok(done.rows_affected())
+    }
+}
+
+impl PgStore {
+    /// Marks a single-use token of `kind` as `used_kind` and answers it with `true` the first time;
+    /// one already used with `false`; an unknown or expired one with None.
+    async fn use_once(
+        &self,
+        token_hash: &str,
+        kind: &str,
+        used_kind: &str,
+        now: i64,
+    ) -> StoreResult<Option<(AppToken, bool)>> {
+        let first = sqlx::query(
+            "UPDATE app_tokens SET kind = $1 WHERE token_hash = $2 AND kind = $3 \
+             RETURNING id, app_id, kind, name, scope, member_id, expires_utc, created_utc, \
+             last_used_utc, data",
+        )
+        .bind(used_kind)
+        .bind(token_hash)
+        .bind(kind)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        if let Some(row) = first {
+            let t = rows::app_token(&row, 0);
+            return Ok(t.expires_utc.is_none_or(|e| e > now).then_some((t, true)));
+        }
+        let used = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM app_tokens t WHERE t.token_hash = $1 AND t.kind = $2"
+        ))
+        .bind(token_hash)
+        .bind(used_kind)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(used.as_ref().map(|r| (rows::app_token(r, 0), false)))
     }
 }

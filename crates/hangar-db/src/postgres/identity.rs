@@ -2,11 +2,14 @@
 
 use super::{backend, map_err, PgStore};
 use crate::rows::{self, StoreRow, MEMBER_COLUMNS, PERSONAL_TOKEN_COLUMNS};
+use crate::rules::{last_admin, tombstone_username, SESSION_USE_RESOLUTION_MS};
 use async_trait::async_trait;
 use hangar_core::ids::random_id;
 use hangar_core::model::*;
 use hangar_core::now_ms;
-use hangar_core::store::{IdentityStore, MemberControlStore, StoreResult};
+use hangar_core::store::{
+    AttemptStore, IdentityStore, MemberControlStore, MemberUpdate, StoreError, StoreResult,
+};
 
 #[async_trait]
 impl IdentityStore for PgStore {
@@ -61,7 +64,8 @@ impl IdentityStore for PgStore {
 
     async fn member_by_username(&self, username: &str) -> StoreResult<Option<Member>> {
         let row = sqlx::query(&format!(
-            "SELECT {MEMBER_COLUMNS} FROM members m WHERE m.username = $1 AND NOT m.is_app"
+            "SELECT {MEMBER_COLUMNS} FROM members m WHERE m.username = $1 AND NOT m.is_app \
+             AND m.deleted_utc IS NULL"
         ))
         .bind(username)
         .fetch_optional(&self.pool)
@@ -82,7 +86,8 @@ impl IdentityStore for PgStore {
 
     async fn list_members(&self) -> StoreResult<Vec<Member>> {
         let rows = sqlx::query(&format!(
-            "SELECT {MEMBER_COLUMNS} FROM members m WHERE NOT m.is_app ORDER BY m.username"
+            "SELECT {MEMBER_COLUMNS} FROM members m WHERE NOT m.is_app AND m.deleted_utc IS NULL \
+             ORDER BY m.username"
         ))
         .fetch_all(&self.pool)
         .await
@@ -97,28 +102,49 @@ impl IdentityStore for PgStore {
         expires_utc: i64,
     ) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO sessions (token_hash, member_id, expires_utc) VALUES ($1, $2, $3)",
+            "INSERT INTO sessions (token_hash, member_id, expires_utc, last_used_utc) \
+             VALUES ($1, $2, $3, $4)",
         )
         .bind(token_hash)
         .bind(member_id)
         .bind(expires_utc)
+        .bind(now_ms())
         .execute(&self.pool)
         .await
         .map_err(map_err("session"))?;
         Ok(())
     }
 
-    async fn session_member(&self, token_hash: &str, now: i64) -> StoreResult<Option<Member>> {
+    async fn session_member(
+        &self,
+        token_hash: &str,
+        now: i64,
+        idle_since: i64,
+    ) -> StoreResult<Option<Member>> {
         let row = sqlx::query(&format!(
-            "SELECT {MEMBER_COLUMNS} FROM sessions s JOIN members m ON m.id = s.member_id \
-             WHERE s.token_hash = $1 AND s.expires_utc > $2 AND NOT m.disabled"
+            "SELECT {MEMBER_COLUMNS}, s.last_used_utc FROM sessions s \
+             JOIN members m ON m.id = s.member_id \
+             WHERE s.token_hash = $1 AND s.expires_utc > $2 AND s.last_used_utc > $3 \
+             AND NOT m.disabled"
         ))
         .bind(token_hash)
         .bind(now)
+        .bind(idle_since)
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(row.as_ref().map(rows::member))
+        let Some(row) = row else { return Ok(None) };
+        // Recorded once a minute, or more often under an idle time-out shorter than two minutes.
+        let resolution = SESSION_USE_RESOLUTION_MS.min((now - idle_since) / 2);
+        if row.int(5) < now - resolution {
+            sqlx::query("UPDATE sessions SET last_used_utc = $1 WHERE token_hash = $2")
+                .bind(now)
+                .bind(token_hash)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
+        }
+        Ok(Some(rows::member(&row)))
     }
 
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
@@ -150,8 +176,8 @@ impl IdentityStore for PgStore {
 
     async fn create_token(&self, token: &PersonalToken, token_hash: &str) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO personal_tokens (id, member_id, name, token_hash, scope, expires_utc, created_utc) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO personal_tokens (id, member_id, name, token_hash, scope, expires_utc, created_utc, \
+             parent_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(token.id)
         .bind(token.member_id)
@@ -160,6 +186,7 @@ impl IdentityStore for PgStore {
         .bind(token.scope.to_text())
         .bind(token.expires_utc)
         .bind(token.created_utc)
+        .bind(token.made_with)
         .execute(&self.pool)
         .await
         .map_err(map_err("token"))?;
@@ -219,11 +246,23 @@ impl IdentityStore for PgStore {
 }
 
 /// Ends every session of the member and revokes every token it holds or approved.
-async fn revoke_all(tx: &mut super::Tx, member_id: i64) -> StoreResult<()> {
+/// Tokens made with those tokens go with them (`parent_id … ON DELETE CASCADE`). The session
+/// `keep_session` (a token hash), if any, stays.
+async fn revoke_all(
+    tx: &mut super::Tx,
+    member_id: i64,
+    keep_session: Option<&str>,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM sessions WHERE member_id = $1 AND token_hash IS DISTINCT FROM $2")
+        .bind(member_id)
+        .bind(keep_session)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
     for sql in [
-        "DELETE FROM sessions WHERE member_id = $1",
         "DELETE FROM personal_tokens WHERE member_id = $1",
         "DELETE FROM app_tokens WHERE member_id = $1",
+        "DELETE FROM app_tokens WHERE minted_by = $1",
     ] {
         sqlx::query(sql)
             .bind(member_id)
@@ -244,7 +283,7 @@ impl MemberControlStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        revoke_all(&mut tx, member_id).await?;
+        revoke_all(&mut tx, member_id, None).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -255,7 +294,7 @@ impl MemberControlStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        revoke_all(&mut tx, member_id).await?;
+        revoke_all(&mut tx, member_id, None).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -267,5 +306,169 @@ impl MemberControlStore for PgStore {
                 .await
                 .map_err(backend)?;
         Ok(disabled == Some(true))
+    }
+
+    async fn change_member(&self, member_id: i64, change: &MemberUpdate) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        keep_an_admin(&mut tx, member_id, change, false).await?;
+        let set = |column: &'static str| format!("UPDATE members SET {column} = $1 WHERE id = $2");
+        if let Some(name) = &change.display_name {
+            sqlx::query(&set("display_name"))
+                .bind(name)
+                .bind(member_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        if let Some(role) = change.role {
+            sqlx::query(&set("role"))
+                .bind(role.as_str())
+                .bind(member_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        if let Some(hash) = &change.password_hash {
+            sqlx::query(&set("password_hash"))
+                .bind(hash)
+                .bind(member_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        if let Some(disabled) = change.disabled {
+            sqlx::query(&set("disabled"))
+                .bind(disabled)
+                .bind(member_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        if change.disabled == Some(true) || change.password_hash.is_some() {
+            revoke_all(&mut tx, member_id, None).await?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn delete_member(&self, member_id: i64) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        keep_an_admin(&mut tx, member_id, &MemberUpdate::default(), true).await?;
+        revoke_all(&mut tx, member_id, None).await?;
+        for sql in [
+            "DELETE FROM space_members WHERE member_id = $1",
+            "DELETE FROM channel_members WHERE member_id = $1",
+            "DELETE FROM project_members WHERE member_id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(member_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        sqlx::query(
+            "UPDATE members SET disabled = TRUE, deleted_utc = $1, username = $2, \
+             password_hash = '' WHERE id = $3",
+        )
+        .bind(now_ms())
+        .bind(tombstone_username(member_id))
+        .bind(member_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn change_own_password(
+        &self,
+        member_id: i64,
+        password_hash: &str,
+        keep_session: Option<&str>,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("UPDATE members SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(member_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        revoke_all(&mut tx, member_id, keep_session).await?;
+        tx.commit().await.map_err(backend)
+    }
+}
+
+/// Refuses a change that would leave no active administrator, inside the change's transaction. The
+/// active administrators' rows are locked first, in id order, then the member's: two concurrent
+/// demotions of the last two administrators cannot both pass, and lock in the same order.
+async fn keep_an_admin(
+    tx: &mut super::Tx,
+    member_id: i64,
+    change: &MemberUpdate,
+    deleting: bool,
+) -> StoreResult<()> {
+    let admins: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM members WHERE role = 'admin' AND NOT disabled AND NOT is_app \
+         AND deleted_utc IS NULL ORDER BY id FOR UPDATE",
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(backend)?;
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM members WHERE id = $1 AND NOT is_app AND deleted_utc IS NULL FOR UPDATE",
+    )
+    .bind(member_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(backend)?;
+    if found.is_none() {
+        return Err(StoreError::NotFound("member"));
+    }
+    let loses = deleting || change.disabled == Some(true) || change.role == Some(Role::Member);
+    if loses && admins == [member_id] {
+        return Err(last_admin());
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl AttemptStore for PgStore {
+    async fn failures(&self, key: &str, now: i64) -> StoreResult<Option<(i64, i64)>> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT failures, window_end FROM auth_attempts WHERE key = $1 AND window_end > $2",
+        )
+        .bind(key)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(row)
+    }
+
+    async fn record_failure(&self, key: &str, now: i64, window_ms: i64) -> StoreResult<(i64, i64)> {
+        // One statement: the insert, or the count in the open window, or a new window; the row
+        // lock of ON CONFLICT serializes concurrent failures of one key across nodes.
+        sqlx::query_as(
+            "INSERT INTO auth_attempts AS a (key, window_start, window_end, failures) \
+             VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (key) DO UPDATE SET \
+               failures = CASE WHEN a.window_end > $2 THEN a.failures + 1 ELSE 1 END, \
+               window_start = CASE WHEN a.window_end > $2 THEN a.window_start ELSE $2 END, \
+               window_end = CASE WHEN a.window_end > $2 THEN a.window_end ELSE $3 END \
+             RETURNING failures, window_end",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(now + window_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)
+    }
+
+    async fn prune_attempts(&self, now: i64) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM auth_attempts WHERE window_end <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected())
     }
 }

@@ -620,6 +620,26 @@ impl StorageStore for PgStore {
     }
 
     async fn create_upload(&self, u: &PendingUpload) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        // The member's row serializes its uploads across nodes: the count below cannot be
+        // overtaken by a concurrent creation.
+        sqlx::query("SELECT id FROM members WHERE id = $1 FOR UPDATE")
+            .bind(u.uploader_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let open: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM storage_uploads WHERE uploader_id = $1 \
+             AND state IN ('pending', 'receiving') AND expires_utc > $2",
+        )
+        .bind(u.uploader_id)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if open >= crate::rules::MAX_OPEN_UPLOADS_PER_MEMBER {
+            return Err(crate::rules::too_many_uploads());
+        }
         sqlx::query(
             "INSERT INTO storage_uploads (id, space_id, path, size, content_type, meta, uploader_id, reservation_id, \
              state, expires_utc, created_utc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -635,10 +655,10 @@ impl StorageStore for PgStore {
         .bind(u.state.as_str())
         .bind(u.expires_utc)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(map_err("upload"))?;
-        Ok(())
+        tx.commit().await.map_err(backend)
     }
 
     async fn pending_upload(&self, id: &str) -> StoreResult<Option<PendingUpload>> {

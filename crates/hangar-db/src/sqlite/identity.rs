@@ -2,11 +2,14 @@
 
 use super::{backend, map_err, SqliteStore};
 use crate::rows::{self, StoreRow, MEMBER_COLUMNS, PERSONAL_TOKEN_COLUMNS};
+use crate::rules::{last_admin, tombstone_username, SESSION_USE_RESOLUTION_MS};
 use async_trait::async_trait;
 use hangar_core::ids::random_id;
 use hangar_core::model::*;
 use hangar_core::now_ms;
-use hangar_core::store::{IdentityStore, MemberControlStore, StoreResult};
+use hangar_core::store::{
+    AttemptStore, IdentityStore, MemberControlStore, MemberUpdate, StoreError, StoreResult,
+};
 
 #[async_trait]
 impl IdentityStore for SqliteStore {
@@ -61,7 +64,8 @@ impl IdentityStore for SqliteStore {
 
     async fn member_by_username(&self, username: &str) -> StoreResult<Option<Member>> {
         let row = sqlx::query(&format!(
-            "SELECT {MEMBER_COLUMNS} FROM members m WHERE m.username = ? AND m.is_app = 0"
+            "SELECT {MEMBER_COLUMNS} FROM members m WHERE m.username = ? AND m.is_app = 0 \
+             AND m.deleted_utc IS NULL"
         ))
         .bind(username)
         .fetch_optional(&self.pool)
@@ -82,7 +86,8 @@ impl IdentityStore for SqliteStore {
 
     async fn list_members(&self) -> StoreResult<Vec<Member>> {
         let rows = sqlx::query(&format!(
-            "SELECT {MEMBER_COLUMNS} FROM members m WHERE m.is_app = 0 ORDER BY m.username"
+            "SELECT {MEMBER_COLUMNS} FROM members m WHERE m.is_app = 0 AND m.deleted_utc IS NULL \
+             ORDER BY m.username"
         ))
         .fetch_all(&self.pool)
         .await
@@ -96,27 +101,49 @@ impl IdentityStore for SqliteStore {
         member_id: i64,
         expires_utc: i64,
     ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO sessions (token_hash, member_id, expires_utc) VALUES (?, ?, ?)")
-            .bind(token_hash)
-            .bind(member_id)
-            .bind(expires_utc)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err("session"))?;
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, member_id, expires_utc, last_used_utc) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(member_id)
+        .bind(expires_utc)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err("session"))?;
         Ok(())
     }
 
-    async fn session_member(&self, token_hash: &str, now: i64) -> StoreResult<Option<Member>> {
+    async fn session_member(
+        &self,
+        token_hash: &str,
+        now: i64,
+        idle_since: i64,
+    ) -> StoreResult<Option<Member>> {
         let row = sqlx::query(&format!(
-            "SELECT {MEMBER_COLUMNS} FROM sessions s JOIN members m ON m.id = s.member_id \
-             WHERE s.token_hash = ? AND s.expires_utc > ? AND m.disabled = 0"
+            "SELECT {MEMBER_COLUMNS}, s.last_used_utc FROM sessions s \
+             JOIN members m ON m.id = s.member_id \
+             WHERE s.token_hash = ? AND s.expires_utc > ? AND s.last_used_utc > ? AND m.disabled = 0"
         ))
         .bind(token_hash)
         .bind(now)
+        .bind(idle_since)
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(row.as_ref().map(rows::member))
+        let Some(row) = row else { return Ok(None) };
+        // Recorded once a minute, or more often under an idle time-out shorter than two minutes.
+        let resolution = SESSION_USE_RESOLUTION_MS.min((now - idle_since) / 2);
+        if row.int(5) < now - resolution {
+            sqlx::query("UPDATE sessions SET last_used_utc = ? WHERE token_hash = ?")
+                .bind(now)
+                .bind(token_hash)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
+        }
+        Ok(Some(rows::member(&row)))
     }
 
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
@@ -148,8 +175,8 @@ impl IdentityStore for SqliteStore {
 
     async fn create_token(&self, token: &PersonalToken, token_hash: &str) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO personal_tokens (id, member_id, name, token_hash, scope, expires_utc, created_utc) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO personal_tokens (id, member_id, name, token_hash, scope, expires_utc, created_utc, \
+             parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(token.id)
         .bind(token.member_id)
@@ -158,6 +185,7 @@ impl IdentityStore for SqliteStore {
         .bind(token.scope.to_text())
         .bind(token.expires_utc)
         .bind(token.created_utc)
+        .bind(token.made_with)
         .execute(&self.pool)
         .await
         .map_err(map_err("token"))?;
@@ -218,11 +246,23 @@ impl IdentityStore for SqliteStore {
 
 /// Ends everything that lets a member in: sessions, personal tokens, and application tokens the
 /// member approved (authorization-code grants and what was minted with them).
-async fn revoke_all(tx: &mut super::Tx, member_id: i64) -> StoreResult<()> {
+/// Tokens made with those tokens go with them (`parent_id … ON DELETE CASCADE`). The session
+/// `keep_session` (a token hash), if any, stays.
+async fn revoke_all(
+    tx: &mut super::Tx,
+    member_id: i64,
+    keep_session: Option<&str>,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM sessions WHERE member_id = ? AND token_hash IS NOT ?")
+        .bind(member_id)
+        .bind(keep_session)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
     for sql in [
-        "DELETE FROM sessions WHERE member_id = ?",
         "DELETE FROM personal_tokens WHERE member_id = ?",
         "DELETE FROM app_tokens WHERE member_id = ?",
+        "DELETE FROM app_tokens WHERE minted_by = ?",
     ] {
         sqlx::query(sql)
             .bind(member_id)
@@ -243,7 +283,7 @@ impl MemberControlStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        revoke_all(&mut tx, member_id).await?;
+        revoke_all(&mut tx, member_id, None).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -254,7 +294,7 @@ impl MemberControlStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        revoke_all(&mut tx, member_id).await?;
+        revoke_all(&mut tx, member_id, None).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -265,5 +305,167 @@ impl MemberControlStore for SqliteStore {
             .await
             .map_err(backend)?;
         Ok(disabled == Some(1))
+    }
+
+    async fn change_member(&self, member_id: i64, change: &MemberUpdate) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        keep_an_admin(&mut tx, member_id, change, false).await?;
+        let set = |column: &'static str| format!("UPDATE members SET {column} = ? WHERE id = ?");
+        if let Some(name) = &change.display_name {
+            sqlx::query(&set("display_name"))
+                .bind(name)
+                .bind(member_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        if let Some(role) = change.role {
+            sqlx::query(&set("role"))
+                .bind(role.as_str())
+                .bind(member_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        if let Some(hash) = &change.password_hash {
+            sqlx::query(&set("password_hash"))
+                .bind(hash)
+                .bind(member_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        if let Some(disabled) = change.disabled {
+            sqlx::query(&set("disabled"))
+                .bind(i64::from(disabled))
+                .bind(member_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        if change.disabled == Some(true) || change.password_hash.is_some() {
+            revoke_all(&mut tx, member_id, None).await?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn delete_member(&self, member_id: i64) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        keep_an_admin(&mut tx, member_id, &MemberUpdate::default(), true).await?;
+        revoke_all(&mut tx, member_id, None).await?;
+        for sql in [
+            "DELETE FROM space_members WHERE member_id = ?",
+            "DELETE FROM channel_members WHERE member_id = ?",
+            "DELETE FROM project_members WHERE member_id = ?",
+        ] {
+            sqlx::query(sql)
+                .bind(member_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        sqlx::query(
+            "UPDATE members SET disabled = 1, deleted_utc = ?, username = ?, password_hash = '' \
+             WHERE id = ?",
+        )
+        .bind(now_ms())
+        .bind(tombstone_username(member_id))
+        .bind(member_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn change_own_password(
+        &self,
+        member_id: i64,
+        password_hash: &str,
+        keep_session: Option<&str>,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("UPDATE members SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(member_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        revoke_all(&mut tx, member_id, keep_session).await?;
+        tx.commit().await.map_err(backend)
+    }
+}
+
+/// Refuses a change that would leave no active administrator, inside the change's transaction.
+async fn keep_an_admin(
+    tx: &mut super::Tx,
+    member_id: i64,
+    change: &MemberUpdate,
+    deleting: bool,
+) -> StoreResult<()> {
+    let row = sqlx::query(
+        "SELECT role, disabled FROM members WHERE id = ? AND is_app = 0 AND deleted_utc IS NULL",
+    )
+    .bind(member_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(backend)?
+    .ok_or(StoreError::NotFound("member"))?;
+    let active_admin = row.text("role") == "admin" && row.int(1) == 0;
+    let loses = deleting || change.disabled == Some(true) || change.role == Some(Role::Member);
+    if active_admin && loses {
+        let others: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM members WHERE role = 'admin' AND disabled = 0 AND is_app = 0 \
+             AND deleted_utc IS NULL AND id != ?",
+        )
+        .bind(member_id)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(backend)?;
+        if others == 0 {
+            return Err(last_admin());
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl AttemptStore for SqliteStore {
+    async fn failures(&self, key: &str, now: i64) -> StoreResult<Option<(i64, i64)>> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT failures, window_end FROM auth_attempts WHERE key = ? AND window_end > ?",
+        )
+        .bind(key)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(row)
+    }
+
+    async fn record_failure(&self, key: &str, now: i64, window_ms: i64) -> StoreResult<(i64, i64)> {
+        // One statement: the insert, or the count in the open window, or a new window.
+        sqlx::query_as(
+            "INSERT INTO auth_attempts (key, window_start, window_end, failures) VALUES (?1, ?2, ?3, 1) \
+             ON CONFLICT (key) DO UPDATE SET \
+               failures = CASE WHEN window_end > ?2 THEN failures + 1 ELSE 1 END, \
+               window_start = CASE WHEN window_end > ?2 THEN window_start ELSE ?2 END, \
+               window_end = CASE WHEN window_end > ?2 THEN window_end ELSE ?3 END \
+             RETURNING failures, window_end",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(now + window_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)
+    }
+
+    async fn prune_attempts(&self, now: i64) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM auth_attempts WHERE window_end <= ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected())
     }
 }

@@ -81,6 +81,12 @@ impl SqliteStore {
         if !create && !is_memory && !options.get_filename().exists() {
             return Err(OpenError::Missing { path });
         }
+        if !is_memory {
+            make_private(options.get_filename(), create).map_err(|e| OpenError::Open {
+                path: path.clone(),
+                cause: e.to_string(),
+            })?;
+        }
         let options = options
             .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
@@ -219,6 +225,39 @@ impl SqliteStore {
         self.signal_jobs();
         Ok(())
     }
+}
+
+/// The database file, and its `-wal` and `-shm` files when present, readable by the server only
+/// (SPEC §1). A new database file is created empty with mode 0600 before SQLite opens it: SQLite
+/// gives its `-wal` and `-shm` files the mode of the database file.
+fn make_private(db: &std::path::Path, create: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if create && !db.exists() {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(db)
+        {
+            Ok(_) => {}
+            // Another process made it in between: fine, it is chmod-ed below.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let name = db.as_os_str().to_os_string();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = name.clone();
+        file.push(suffix);
+        let file = std::path::PathBuf::from(file);
+        match std::fs::metadata(&file) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn connect_options(url: &str) -> Result<SqliteConnectOptions, OpenError> {

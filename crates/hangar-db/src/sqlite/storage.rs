@@ -577,6 +577,20 @@ impl StorageStore for SqliteStore {
     }
 
     async fn create_upload(&self, u: &PendingUpload) -> StoreResult<()> {
+        // BEGIN IMMEDIATE: no other writer between the count and the insert.
+        let mut tx = self.write().await?;
+        let open: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM storage_uploads WHERE uploader_id = ? \
+             AND state IN ('pending', 'receiving') AND expires_utc > ?",
+        )
+        .bind(u.uploader_id)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if open >= crate::rules::MAX_OPEN_UPLOADS_PER_MEMBER {
+            return Err(crate::rules::too_many_uploads());
+        }
         sqlx::query(
             "INSERT INTO storage_uploads (id, space_id, path, size, content_type, meta, uploader_id, reservation_id, \
              state, expires_utc, created_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -592,10 +606,10 @@ impl StorageStore for SqliteStore {
         .bind(u.state.as_str())
         .bind(u.expires_utc)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(map_err("upload"))?;
-        Ok(())
+        tx.commit().await.map_err(backend)
     }
 
     async fn pending_upload(&self, id: &str) -> StoreResult<Option<PendingUpload>> {
