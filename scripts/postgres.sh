@@ -7,6 +7,9 @@
 #                                             `export HANGAR_TEST_PG_DIR=…` (eval it); with --watch,
 #                                             the cluster stops by itself once process PID has ended
 #   scripts/postgres.sh stop DIR              stops the cluster in DIR and removes DIR
+#   scripts/postgres.sh pause DIR             stops the server of the cluster in DIR (a clean, fast
+#                                             shutdown), keeping its data: for fault tests
+#   scripts/postgres.sh resume DIR PORT       starts that server again on PORT
 set -euo pipefail
 
 find_bin() {
@@ -107,8 +110,22 @@ stop() {
   rm -rf "$dir"
 }
 
+pause() {
+  local dir="${1:?pause needs the directory of the cluster}" bin
+  bin="$(find_bin)"
+  as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
+}
+
+resume() {
+  local dir="${1:?resume needs the directory of the cluster}" port="${2:?resume needs the port}" bin
+  bin="$(find_bin)"
+  as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -o "-p $port" -w -t 60 start >/dev/null
+}
+
 case "${1:-}" in
   start) shift; start "$@" ;;
   stop) shift; stop "$@" ;;
-  *) echo "usage: $0 start [--watch PID] | stop DIR" >&2; exit 2 ;;
+  pause) shift; pause "$@" ;;
+  resume) shift; resume "$@" ;;
+  *) echo "usage: $0 start [--watch PID] | stop DIR | pause DIR | resume DIR PORT" >&2; exit 2 ;;
 esac

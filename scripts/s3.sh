@@ -8,6 +8,8 @@
 #                                             holds `export HANGAR_TEST_S3_…=…` lines, also printed; with
 #                                             --watch, the server stops by itself when process PID ends
 #   scripts/s3.sh stop STATE_DIR              stop it and remove its data
+#   scripts/s3.sh pause STATE_DIR             stop it, keeping its data (for fault tests)
+#   scripts/s3.sh resume STATE_DIR            start it again on the same directory and port
 #
 # s3s-fs lands in $HANGAR_TOOLS_DIR/bin (default ~/.cargo/bin), outside the repository, so that every
 # worktree and CI run on the machine share one build.
@@ -40,15 +42,11 @@ install() {
   exec 9>&-
 }
 
-start() {
-  local state=${1:?usage: s3.sh start STATE_DIR [--watch PID]}
-  local watch=""
-  if [ "${2:-}" = "--watch" ]; then watch=${3:?--watch needs a PID}; fi
-  install
-  mkdir -p "$state/root/$BUCKET"
-  state=$(cd "$state" && pwd)
-  # Port 0: the system picks a free port and the server logs the address it bound.
-  RUST_LOG=s3s_fs=info setsid "$BIN" --host 127.0.0.1 --port 0 \
+# Runs s3s-fs on STATE_DIR/root and port $2 (0: one the system picks) and prints the address it
+# reports once it listens.
+launch() {
+  local state=$1 port=$2
+  RUST_LOG=s3s_fs=info setsid "$BIN" --host 127.0.0.1 --port "$port" \
     --access-key "$ACCESS_KEY" --secret-key "$SECRET_KEY" "$state/root" \
     >"$state/log" 2>&1 </dev/null &
   local pid=$!
@@ -70,10 +68,23 @@ start() {
     kill "$pid" 2>/dev/null || true
     exit 1
   fi
+  echo "$address"
+}
+
+start() {
+  local state=${1:?usage: s3.sh start STATE_DIR [--watch PID]}
+  local watch=""
+  if [ "${2:-}" = "--watch" ]; then watch=${3:?--watch needs a PID}; fi
+  install
+  mkdir -p "$state/root/$BUCKET"
+  state=$(cd "$state" && pwd)
+  local address
+  address=$(launch "$state" 0)
   if [ -n "$watch" ]; then
-    # Stops the server (and removes its data) once the process that asked for it is gone.
+    # Stops the server (and removes its data) once the process that asked for it is gone. The
+    # server's process id is read then: `resume` may have started another.
     setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done
-                    kill "$2" 2>/dev/null; sleep 1; rm -rf "$3"' _ "$watch" "$pid" "$state" \
+                    kill "$(cat "$2/pid")" 2>/dev/null; sleep 1; rm -rf "$2"' _ "$watch" "$state" \
       >/dev/null 2>&1 </dev/null &
   fi
   cat >"$state/env" <<EOF
@@ -85,15 +96,31 @@ EOF
   cat "$state/env"
 }
 
+# Stops the server and waits until it is gone.
+kill_server() {
+  local state=$1 pid
+  [ -f "$state/pid" ] || return 0
+  pid=$(cat "$state/pid")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
+# For fault tests: stops the server, keeping its data; `resume` starts it again on the same port.
+pause() {
+  kill_server "${1:?usage: s3.sh pause STATE_DIR}"
+}
+
+resume() {
+  local state=${1:?usage: s3.sh resume STATE_DIR}
+  local port
+  port=$(sed -n 's/^export HANGAR_TEST_S3_ENDPOINT=.*:\([0-9]*\)$/\1/p' "$state/env")
+  launch "$state" "${port:?no port in $state/env}" >/dev/null
+}
+
 stop() {
   local state=${1:?usage: s3.sh stop STATE_DIR}
-  if [ -f "$state/pid" ]; then
-    local pid
-    pid=$(cat "$state/pid")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
+  kill_server "$state"
   rm -rf "$state"
 }
 
@@ -101,5 +128,7 @@ case "${1:-}" in
   install) install ;;
   start) shift; start "$@" ;;
   stop) shift; stop "$@" ;;
-  *) echo "usage: $0 install | start STATE_DIR [--watch PID] | stop STATE_DIR" >&2; exit 2 ;;
+  pause) shift; pause "$@" ;;
+  resume) shift; resume "$@" ;;
+  *) echo "usage: $0 install | start STATE_DIR [--watch PID] | stop STATE_DIR | pause STATE_DIR | resume STATE_DIR" >&2; exit 2 ;;
 esac

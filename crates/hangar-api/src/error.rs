@@ -109,6 +109,14 @@ impl From<StoreError> for ApiError {
                 "storage-full",
                 "the server has no room left for this change",
             ),
+            StoreError::Unavailable(_) => {
+                tracing::error!("database unavailable: {e}");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database-unavailable",
+                    "the database cannot be reached right now; try again later",
+                )
+            }
             StoreError::Backend(_) => ApiError::internal(e),
         }
     }
@@ -254,6 +262,21 @@ mod tests {
             );
         }
         let e = ApiError::from(io(std::io::ErrorKind::PermissionDenied));
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        );
+    }
+
+    #[test]
+    fn an_unreachable_database_is_unavailable_and_a_failing_one_internal() {
+        let e = ApiError::from(StoreError::Unavailable("connection refused".into()));
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::SERVICE_UNAVAILABLE, "database-unavailable")
+        );
+        assert!(!e.text.contains("refused"), "no detail leaks: {}", e.text);
+        let e = ApiError::from(StoreError::Backend("syntax error".into()));
         assert_eq!(
             (e.status, e.code),
             (StatusCode::INTERNAL_SERVER_ERROR, "internal")

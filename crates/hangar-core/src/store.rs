@@ -19,6 +19,10 @@ pub enum StoreError {
     /// The disk holding the database is full.
     #[error("the metadata store's disk is full")]
     Full,
+    /// The metadata store cannot be reached right now (connection refused or lost, no connection
+    /// free in time, the server shutting down): a passing condition, not a fault of the request.
+    #[error("the metadata store is unreachable: {0}")]
+    Unavailable(String),
     #[error("metadata store failure: {0}")]
     Backend(String),
 }

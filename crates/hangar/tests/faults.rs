@@ -20,36 +20,6 @@ use std::time::{Duration, Instant};
 // Private helpers
 // ---------------------------------------------------------------------------------------------------
 
-/// A small xorshift generator: reproducible "random" sizes, contents and kill moments.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
-
-/// Distinct contents for distinct seeds.
-fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = Rng::new(seed ^ 0x5DEE_CE66_D1CE_4E5B);
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        out.extend_from_slice(&rng.next().to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// A run's seed: `FAULTS_SEED` when set (to replay a failure), otherwise the clock.
 fn run_seed() -> u64 {
     std::env::var("FAULTS_SEED")

@@ -175,10 +175,25 @@ fn map_err(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
 }
 
 /// Every other driver error. A server that cannot be reached (I/O, TLS, pool time-out, a closed
-/// pool) is a `Backend` error, which the HTTP edge answers with 503.
+/// pool, a connection ended by a server shutting down or not yet accepting) is `Unavailable`, which
+/// the HTTP edge answers with 503; anything else is a `Backend` failure.
 fn backend(e: sqlx::Error) -> StoreError {
     match &e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
         sqlx::Error::Database(db) => match db.code().as_deref() {
+            // connection_exception (class 08); admin_shutdown, crash_shutdown, cannot_connect_now;
+            // object_not_in_prerequisite_state, which is what a connection to a database that
+            // accepts none (`ALLOW_CONNECTIONS false`) gets, and nothing Hangar runs raises otherwise.
+            Some(code)
+                if code.starts_with("08")
+                    || ["57P01", "57P02", "57P03", "55000"].contains(&code) =>
+            {
+                StoreError::Unavailable(format!("{CODE_PREFIX}{code}: {}", db.message()))
+            }
             // disk_full, insufficient_resources: the disk, not the request, is the problem.
             Some("53100") => StoreError::Full,
             // foreign_key_violation: what the change refers to was deleted meanwhile.

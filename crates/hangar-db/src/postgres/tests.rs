@@ -52,10 +52,10 @@ where
     out
 }
 
-/// A database that refuses connections is a `Backend` error (503 at the HTTP edge), and the store
-/// works again once it is back.
+/// A database that refuses connections is `Unavailable` (503 at the HTTP edge), and the store works
+/// again once it is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_database_that_cannot_be_reached_is_a_backend_error() {
+async fn a_database_that_cannot_be_reached_is_unavailable() {
     let db = TestDb::postgres().await;
     let store = PgStore::open(&db.url).await.unwrap();
     store.ping().await.unwrap();
@@ -76,8 +76,9 @@ async fn a_database_that_cannot_be_reached_is_a_backend_error() {
         .await
         .unwrap();
     let err = store.member_count().await.unwrap_err();
-    assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
-    assert!(matches!(store.ping().await, Err(StoreError::Backend(_))));
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    let err = store.ping().await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     admin
         .execute(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true").as_str())
         .await

@@ -46,9 +46,27 @@ fn pg_server() -> &'static str {
     })
 }
 
+/// An S3 server: endpoint, bucket, access key id, secret key.
+pub type S3Server = (String, String, String, String);
+
+/// The S3 server's settings among a script's `export` lines.
+fn s3_from_vars(vars: &HashMap<String, String>) -> S3Server {
+    let get = |k: &str| {
+        vars.get(k)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {k} for the test S3 server"))
+    };
+    (
+        get("HANGAR_TEST_S3_ENDPOINT"),
+        get("HANGAR_TEST_S3_BUCKET"),
+        get("HANGAR_TEST_S3_ACCESS_KEY_ID"),
+        get("HANGAR_TEST_S3_SECRET_ACCESS_KEY"),
+    )
+}
+
 /// The test S3 server: endpoint, bucket, access key id, secret key.
-fn s3_server() -> &'static (String, String, String, String) {
-    static S3: OnceLock<(String, String, String, String)> = OnceLock::new();
+fn s3_server() -> &'static S3Server {
+    static S3: OnceLock<S3Server> = OnceLock::new();
     S3.get_or_init(|| {
         let mut vars: HashMap<String, String> = std::env::vars()
             .filter(|(k, _)| k.starts_with("HANGAR_TEST_S3_"))
@@ -60,18 +78,101 @@ fn s3_server() -> &'static (String, String, String, String) {
             let pid = std::process::id().to_string();
             vars = run_script(&["s3.sh", "start", dir.to_str().unwrap(), "--watch", &pid]);
         }
-        let get = |k: &str| {
-            vars.get(k)
-                .cloned()
-                .unwrap_or_else(|| panic!("no {k} for the test S3 server"))
-        };
-        (
-            get("HANGAR_TEST_S3_ENDPOINT"),
-            get("HANGAR_TEST_S3_BUCKET"),
-            get("HANGAR_TEST_S3_ACCESS_KEY_ID"),
-            get("HANGAR_TEST_S3_SECRET_ACCESS_KEY"),
-        )
+        s3_from_vars(&vars)
     })
+}
+
+/// A PostgreSQL server of one test's own, which the test may stop and start again (the one that
+/// `scripts/test.sh` shares among all tests must stay up). Stopped and removed when dropped.
+pub struct OwnPostgres {
+    pub url: String,
+    dir: String,
+    port: String,
+}
+
+impl OwnPostgres {
+    pub fn start() -> OwnPostgres {
+        let pid = std::process::id().to_string();
+        let mut vars = run_script(&["postgres.sh", "start", "--watch", &pid]);
+        let url = vars
+            .remove("HANGAR_TEST_PG_URL")
+            .expect("scripts/postgres.sh prints HANGAR_TEST_PG_URL");
+        let dir = vars
+            .remove("HANGAR_TEST_PG_DIR")
+            .expect("scripts/postgres.sh prints HANGAR_TEST_PG_DIR");
+        let port = url
+            .rsplit(':')
+            .next()
+            .and_then(|rest| rest.split('/').next())
+            .expect("the URL names a port")
+            .to_string();
+        OwnPostgres { url, dir, port }
+    }
+
+    /// Stops the server (a clean, fast shutdown: sessions are ended), keeping its data.
+    pub fn pause(&self) {
+        run_script(&["postgres.sh", "pause", &self.dir]);
+    }
+
+    /// Starts the server again, on the same port.
+    pub fn resume(&self) {
+        run_script(&["postgres.sh", "resume", &self.dir, &self.port]);
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../scripts/postgres.sh"
+            ))
+            .args(["stop", &self.dir])
+            .status();
+    }
+}
+
+/// An S3 server (s3s-fs) of one test's own, which the test may stop and start again on the same
+/// directory and port. Stopped and removed when dropped.
+pub struct OwnS3 {
+    pub server: S3Server,
+    state: PathBuf,
+}
+
+impl OwnS3 {
+    pub fn start() -> OwnS3 {
+        let state = std::env::temp_dir().join(format!(
+            "hangar-s3-own-{}-{}",
+            std::process::id(),
+            hex::encode(rand::random::<[u8; 4]>())
+        ));
+        std::fs::create_dir_all(&state).unwrap();
+        let pid = std::process::id().to_string();
+        let vars = run_script(&["s3.sh", "start", state.to_str().unwrap(), "--watch", &pid]);
+        OwnS3 {
+            server: s3_from_vars(&vars),
+            state,
+        }
+    }
+
+    /// Stops the server, keeping its data.
+    pub fn pause(&self) {
+        run_script(&["s3.sh", "pause", self.state.to_str().unwrap()]);
+    }
+
+    /// Starts the server again on the same directory and port.
+    pub fn resume(&self) {
+        run_script(&["s3.sh", "resume", self.state.to_str().unwrap()]);
+    }
+}
+
+impl Drop for OwnS3 {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/s3.sh"))
+            .args(["stop", self.state.to_str().unwrap()])
+            .status();
+    }
 }
 
 /// `url` with its database name replaced.
@@ -118,14 +219,23 @@ pub async fn new_database() -> (String, String) {
 /// A fresh, empty PostgreSQL database on the test server, for nodes that make the schema
 /// themselves: its URL and its name.
 pub async fn new_empty_database() -> (String, String) {
-    let name = create_database(None).await;
-    (with_database(pg_server(), &name), name)
+    new_empty_database_on(pg_server()).await
+}
+
+/// A fresh, empty database on the PostgreSQL server at `server`: its URL and its name.
+pub async fn new_empty_database_on(server: &str) -> (String, String) {
+    let name = create_database_on(server, None).await;
+    (with_database(server, &name), name)
 }
 
 /// Creates a database on the test server (a copy of `template` if given): its name.
 async fn create_database(template: Option<&str>) -> String {
+    create_database_on(pg_server(), template).await
+}
+
+/// Creates a database on the server at `server` (a copy of `template` if given): its name.
+async fn create_database_on(server: &str, template: Option<&str>) -> String {
     use sqlx::{Connection, Executor};
-    let server = pg_server();
     let name = format!("c_{}", hex::encode(rand::random::<[u8; 8]>()));
     let mut admin = sqlx::PgConnection::connect(server)
         .await
@@ -142,7 +252,12 @@ async fn create_database(template: Option<&str>) -> String {
 /// The test S3 server as `--storage-url s3://BUCKET/{prefix}` and the environment a node needs to
 /// reach it (endpoint and credentials).
 pub fn s3_storage(prefix: &str) -> (String, Vec<(String, String)>) {
-    let (endpoint, bucket, key_id, secret) = s3_server().clone();
+    s3_storage_on(s3_server(), prefix)
+}
+
+/// `s3_storage` on another S3 server (endpoint, bucket, access key id, secret key).
+pub fn s3_storage_on(server: &S3Server, prefix: &str) -> (String, Vec<(String, String)>) {
+    let (endpoint, bucket, key_id, secret) = server.clone();
     (
         format!("s3://{bucket}/{prefix}"),
         vec![
@@ -156,8 +271,14 @@ pub fn s3_storage(prefix: &str) -> (String, Vec<(String, String)>) {
 impl Cluster {
     /// On an empty database: the first node makes the schema.
     pub async fn new() -> Cluster {
-        let (database_url, name) = new_empty_database().await;
-        let (storage_url, env) = s3_storage(&name);
+        Cluster::on(None, None).await
+    }
+
+    /// `new`, on another PostgreSQL server and another S3 server than the shared test ones when
+    /// given (URL of the server; endpoint, bucket and credentials).
+    pub async fn on(postgres: Option<&str>, s3: Option<&S3Server>) -> Cluster {
+        let (database_url, name) = new_empty_database_on(postgres.unwrap_or(pg_server())).await;
+        let (storage_url, env) = s3_storage_on(s3.unwrap_or(s3_server()), &name);
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("secret.key");
         std::fs::write(&key, rand::random::<[u8; 32]>()).unwrap();

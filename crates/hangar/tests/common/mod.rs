@@ -11,7 +11,7 @@ pub use app::TestApp;
 #[allow(unused_imports)] // only the tests of applications act as one
 pub use apps::*;
 #[allow(unused_imports)] // only the tests of several nodes
-pub use cluster::Cluster;
+pub use cluster::{Cluster, OwnPostgres, OwnS3};
 
 use reqwest::{Client, RequestBuilder, Response};
 use serde_json::{json, Value};
@@ -456,4 +456,34 @@ pub fn wait_for_collector(data_dir: &Path) {
     })
     .join()
     .unwrap();
+}
+
+/// A small xorshift generator: reproducible "random" sizes, contents and kill moments.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+/// Distinct contents for distinct seeds.
+pub fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng::new(seed ^ 0x5DEE_CE66_D1CE_4E5B);
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        out.extend_from_slice(&rng.next().to_le_bytes());
+    }
+    out.truncate(len);
+    out
 }
