@@ -15,6 +15,7 @@ mod quota;
 mod shapes;
 mod spaces;
 mod storage;
+mod tus;
 mod uploads;
 
 use axum::http::StatusCode;
@@ -45,6 +46,8 @@ pub struct Settings {
     /// Hosts that URL fetching may reach despite the address rules.
     pub fetch_allow: hangar_core::net::AllowList,
     pub fetch_limits: fetch::FetchLimits,
+    /// How long a resumable upload waits for its next byte (`Upload-Expires`), SPEC §9.1.
+    pub tus_expiry: std::time::Duration,
 }
 
 impl Settings {
@@ -76,6 +79,7 @@ impl Settings {
                 idle: std::time::Duration::from_secs(60),
                 total: std::time::Duration::from_secs(3600),
             },
+            tus_expiry: std::time::Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -101,6 +105,8 @@ pub struct AppState {
     pub projects: Arc<dyn ProjectStore>,
     pub attachments: Arc<dyn AttachmentStore>,
     pub storage: Arc<dyn StorageStore>,
+    /// Resumable uploads' offsets, owners and expiry.
+    pub tus: Arc<dyn TusStore>,
     pub blobs: Arc<dyn BlobStore>,
     /// Every upload route's way in: receive, commit under a pin, record, release.
     pub ingest: Ingest,
@@ -121,6 +127,7 @@ impl AppState {
             + ProjectStore
             + AttachmentStore
             + StorageStore
+            + TusStore
             + Applications
             + BlobLifecycleStore
             + Clone
@@ -135,6 +142,7 @@ impl AppState {
             projects: Arc::new(store.clone()),
             attachments: Arc::new(store.clone()),
             apps: Arc::new(store.clone()),
+            tus: Arc::new(store.clone()),
             storage: Arc::new(store),
             secrets: Arc::new(Secrets::new(&settings.link_key)),
             blobs,
@@ -303,6 +311,7 @@ pub fn router(state: AppState) -> Router {
         .merge(applications::webhooks::router())
         .merge(applications::subscriptions::router())
         .merge(storage::router())
+        .merge(tus::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(close_after_refused_body))

@@ -128,6 +128,12 @@ impl Reservation {
 
     /// Passes `stream` through, growing the reservation before any byte beyond it is let through.
     pub fn meter(&self, stream: ByteStream, max: u64) -> ByteStream {
+        self.meter_from(stream, max, 0)
+    }
+
+    /// `meter` for bytes that follow `already` bytes of the same file (a resumable upload's next
+    /// chunk): the reservation covers the whole file so far.
+    pub fn meter_from(&self, stream: ByteStream, max: u64, already: u64) -> ByteStream {
         let Some(id) = self.id else {
             return stream; // no quota: nothing to count against
         };
@@ -148,7 +154,7 @@ impl Reservation {
             id,
             reserved: self.reserved,
             credit: self.credit,
-            received: 0,
+            received: already,
             max,
             growable: self.growable,
             renewed: std::time::Instant::now(),

@@ -7,7 +7,7 @@
 use crate::conformance::Backend;
 use crate::{PgStore, SqliteStore};
 use async_trait::async_trait;
-use hangar_core::store::{AttachmentStore, BlobLifecycleStore, ChatStore, ProjectStore};
+use hangar_core::store::{AttachmentStore, BlobLifecycleStore, ChatStore, ProjectStore, TusStore};
 use sqlx::{Connection, Executor, PgConnection};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -117,7 +117,7 @@ fn start_server() -> Result<String, String> {
 /// A backend under test: how to make its fresh database and open a handle on it.
 #[async_trait]
 pub trait TestStore:
-    Backend + ChatStore + ProjectStore + AttachmentStore + BlobLifecycleStore + Sized
+    Backend + ChatStore + ProjectStore + AttachmentStore + BlobLifecycleStore + TusStore + Sized
 {
     async fn fresh() -> TestDb;
     async fn open(db: &TestDb) -> Self;

@@ -10,6 +10,7 @@ mod blobs;
 mod chores;
 pub mod fetch;
 pub mod maintenance;
+mod tus;
 pub mod webhooks;
 
 pub use blobs::{collect_blob, collect_blob_in};
@@ -22,6 +23,7 @@ use hangar_core::now_ms;
 use hangar_core::secrets::Secrets;
 use hangar_core::store::{
     Applications, BlobLifecycleStore, IdentityStore, ProjectStore, StorageStore, StoreError,
+    TusStore,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,6 +37,8 @@ pub struct JobContext {
     pub blob_life: Arc<dyn BlobLifecycleStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub storage: Arc<dyn StorageStore>,
+    /// Resumable uploads, for their expiry.
+    pub tus: Arc<dyn TusStore>,
     pub identity: Arc<dyn IdentityStore>,
     pub projects: Arc<dyn ProjectStore>,
     pub apps: Arc<dyn Applications>,
@@ -144,6 +148,7 @@ impl Runner {
         runner.register::<hangar_core::jobs::CollectBlob>();
         runner.register::<hangar_core::jobs::DispatchEvent>();
         runner.register::<hangar_core::jobs::Deliver>();
+        runner.register::<hangar_core::jobs::ExpireTusUpload>();
         chores::register_all(&mut runner);
         runner
     }

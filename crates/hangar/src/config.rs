@@ -93,6 +93,10 @@ pub struct ServeArgs {
     /// Seconds a remote server has to connect and answer when fetching a URL [default: 30].
     #[arg(long, env = "HANGAR_FETCH_TIMEOUT", value_name = "SECS")]
     pub fetch_timeout: Option<u64>,
+    /// How long a resumable (tus) upload waits for its next byte before it fails and its bytes are
+    /// freed (`Upload-Expires`; `30s`, `24h`, `7d`) [default: 24h].
+    #[arg(long, env = "HANGAR_TUS_EXPIRY", value_name = "DURATION")]
+    pub tus_expiry: Option<String>,
 }
 
 impl ServeArgs {
@@ -143,6 +147,7 @@ struct FileConfig {
     space_quota: Option<Size>,
     fetch_timeout: Option<u64>,
     blob_grace: Option<String>,
+    tus_expiry: Option<String>,
 }
 
 /// A secret setting: it never prints (`Debug` and the configuration summary show `<redacted>`).
@@ -178,6 +183,8 @@ pub struct Config {
     pub max_file_size: u64,
     pub space_quota: Option<u64>,
     pub blob_grace: Duration,
+    /// How long an idle resumable upload lives (SPEC §9.1: 24 h).
+    pub tus_expiry: Duration,
 }
 
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 10 << 30;
@@ -279,6 +286,14 @@ impl Config {
                 .map_err(|e| anyhow!("--blob-grace: {s:?} is not a duration: {e}"))?,
             None => hangar_db::DEFAULT_BLOB_GRACE,
         };
+        let tus_expiry = match args.tus_expiry.or(file.tus_expiry) {
+            Some(s) => match parse_duration(&s) {
+                Ok(d) if !d.is_zero() => d,
+                Ok(_) => bail!("--tus-expiry: {s:?} must be longer than 0s"),
+                Err(e) => bail!("--tus-expiry: {s:?} is not a duration: {e}"),
+            },
+            None => Duration::from_secs(24 * 3600),
+        };
         let fetch_allow: Vec<String> = args
             .fetch_allow
             .or(file.fetch_allow)
@@ -332,6 +347,7 @@ impl Config {
             max_file_size,
             space_quota,
             blob_grace,
+            tus_expiry,
         };
         config.blob_dir()?;
         Ok(config)

@@ -80,6 +80,7 @@ trait Backend:
     + hangar_core::store::ProjectStore
     + hangar_core::store::AttachmentStore
     + hangar_core::store::StorageStore
+    + hangar_core::store::TusStore
     + hangar_core::store::Applications
     + hangar_core::store::BlobLifecycleStore
     + hangar_core::jobs::JobStore
@@ -164,6 +165,7 @@ async fn start_on<S: Backend>(
     settings.fetch_allow =
         AllowList::parse(&config.fetch_allow).map_err(|e| anyhow!("--fetch-allow: {e}"))?;
     settings.fetch_limits.first_byte = Duration::from_secs(config.fetch_timeout_secs);
+    settings.tus_expiry = config.tus_expiry;
     let state = AppState::new(store.clone(), blobs.clone(), settings);
     let runners = runners(store, &state, blobs, config.blob_grace);
     Ok((state, runners))
@@ -206,6 +208,7 @@ fn runners<S: Backend>(
         blob_life: Arc::new(store.clone()),
         blobs: blobs.clone(),
         storage: Arc::new(store.clone()),
+        tus: Arc::new(store.clone()),
         identity: Arc::new(store.clone()),
         projects: Arc::new(store.clone()),
         apps: Arc::new(store.clone()),

@@ -8,6 +8,8 @@ mod store;
 mod two_stage;
 mod upload;
 
+pub(crate) use access::{member_space, parse_path_id, precheck};
+
 use crate::AppState;
 use axum::routing::{get, post, put};
 use axum::Router;
