@@ -865,3 +865,95 @@ async fn an_idle_upload_expires_failed_and_its_bytes_are_freed() {
     )
     .await;
 }
+
+/// The standard clients: `HANGAR_TUS_PYTHON` and `HANGAR_TUS_NODE_MODULES` (scripts/test.sh sets
+/// them), else what scripts/tus-clients.sh installs now. A test that needs them fails without them.
+fn tus_clients() -> (String, String) {
+    static CLIENTS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    CLIENTS
+        .get_or_init(|| {
+            if let (Ok(py), Ok(js)) = (
+                std::env::var("HANGAR_TUS_PYTHON"),
+                std::env::var("HANGAR_TUS_NODE_MODULES"),
+            ) {
+                return (py, js);
+            }
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/tus-clients.sh");
+            let out = std::process::Command::new("bash")
+                .arg(script)
+                .output()
+                .expect("run scripts/tus-clients.sh");
+            assert!(
+                out.status.success(),
+                "scripts/tus-clients.sh failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = String::from_utf8(out.stdout).unwrap();
+            let value = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+                    .unwrap_or_else(|| panic!("{name} in {text:?}"))
+                    .to_string()
+            };
+            (value("HANGAR_TUS_PYTHON"), value("HANGAR_TUS_NODE_MODULES"))
+        })
+        .clone()
+}
+
+/// Runs a standard client on a file of a few MiB (in 256 KiB chunks, interrupted half-way and
+/// resumed) and checks that the attachment it made holds exactly those bytes.
+async fn a_standard_client_uploads(program: &str, script: &str, node_path: Option<&str>) {
+    let server = Server::start();
+    let alice = server.member("alice").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = data(3 * 1024 * 1024 + 12_345, 42);
+    let path = dir.path().join("big.bin");
+    std::fs::write(&path, &file).unwrap();
+    let script = format!("{}/tests/tus-clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut command = tokio::process::Command::new(program);
+    command
+        .arg(&script)
+        .arg(server.url(TUS))
+        .arg(&alice.token)
+        .arg(&path)
+        .arg("big.bin");
+    if let Some(modules) = node_path {
+        command.env("NODE_PATH", modules);
+    }
+    let out = command.output().await.expect("run the client");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{program} {script}: {stderr}");
+    assert!(stderr.contains("resumed at"), "{stderr}");
+    let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let upload_path = url
+        .strip_prefix(&server.base)
+        .expect("an upload URL of this server");
+    let r = alice
+        .head(upload_path)
+        .header("tus-resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(r.headers(), "upload-offset"), file.len().to_string());
+    let id: i64 = header(r.headers(), "hangar-attachment-id").parse().unwrap();
+    let meta = attachment(&alice, id).await;
+    assert_eq!(
+        meta["attachmentState"],
+        "ReadyForDownloadFromServerToClient"
+    );
+    assert_eq!(meta["fileChecksum"], sha256_hex(&file));
+    assert_eq!(download(&alice, id, "big.bin").await, file);
+}
+
+#[tokio::test]
+async fn tuspy_uploads_interrupted_and_resumed() {
+    let (python, _) = tus_clients();
+    a_standard_client_uploads(&python, "upload.py", None).await;
+}
+
+#[tokio::test]
+async fn tus_js_client_uploads_interrupted_and_resumed() {
+    let (_, node_modules) = tus_clients();
+    a_standard_client_uploads("node", "upload.js", Some(&node_modules)).await;
+}
