@@ -957,3 +957,164 @@ async fn tus_js_client_uploads_interrupted_and_resumed() {
     let (_, node_modules) = tus_clients();
     a_standard_client_uploads("node", "upload.js", Some(&node_modules)).await;
 }
+
+/// The same user on another node.
+fn on(node: &Server, user: &User) -> User {
+    User {
+        base: node.base.clone(),
+        ..user.clone()
+    }
+}
+
+#[tokio::test]
+async fn two_nodes_on_postgres_and_s3_share_every_upload() {
+    let mut cluster = Cluster::new().await;
+    let a = cluster.node_with(&["--tus-expiry", "3s"]);
+    let b = cluster.node_with(&["--tus-expiry", "3s"]);
+    let admin_a = a.admin().await;
+    let admin_b = on(&b, &admin_a);
+    let file = data(700_000, 21);
+
+    // Created on A, continued on B and A in turn, with the protocol's refusals on either node.
+    let up = create(&admin_a, file.len(), &[("filename", "shared.bin")]).await;
+    let id = up.attachment_id.unwrap();
+    let r = admin_b
+        .patch(&up.path)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-offset", "0")
+        .header("content-type", "application/offset+octet-stream")
+        .header(
+            "upload-checksum",
+            format!("sha1 {}", sha1_b64(&file[..300_000])),
+        )
+        .body(file[..300_000].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(offset_of(&admin_a, &up.path).await, 300_000);
+    expect_error(
+        patch(&admin_a, &up.path, 0, &file[..10]).await,
+        409,
+        "offset-mismatch",
+    )
+    .await;
+    let r = admin_a
+        .patch(&up.path)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-offset", "300000")
+        .header("content-type", "application/offset+octet-stream")
+        .header(
+            "upload-checksum",
+            format!("sha256 {}", sha256_b64(b"not these bytes")),
+        )
+        .body(file[300_000..400_000].to_vec())
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 460, "checksum-mismatch").await;
+    assert_eq!(offset_of(&admin_b, &up.path).await, 300_000);
+    assert_eq!(
+        attachment(&admin_b, id).await["attachmentState"],
+        "UploadFromClientToServerInProgress"
+    );
+    assert_eq!(
+        patch(&admin_a, &up.path, 300_000, &file[300_000..500_000])
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        patch(&admin_b, &up.path, 500_000, &file[500_000..])
+            .await
+            .status(),
+        204
+    );
+    let meta = attachment(&admin_a, id).await;
+    assert_eq!(
+        meta["attachmentState"],
+        "ReadyForDownloadFromServerToClient"
+    );
+    assert_eq!(meta["fileChecksum"], sha256_hex(&file));
+    assert_eq!(download(&admin_a, id, "shared.bin").await, file);
+    assert_eq!(download(&admin_b, id, "shared.bin").await, file);
+
+    // A storage target: created on B, filled through A.
+    let r = admin_b
+        .post("/api/v1/spaces")
+        .json(&json!({"id": "team", "name": "Team"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let target = format!("space:team:{}", path_id("big/one.bin"));
+    let up = create(
+        &admin_b,
+        file.len(),
+        &[("filename", "one.bin"), ("target", &target)],
+    )
+    .await;
+    assert_eq!(
+        patch(&admin_a, &up.path, 0, &file[..350_000])
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        patch(&admin_b, &up.path, 350_000, &file[350_000..])
+            .await
+            .status(),
+        204
+    );
+    let r = admin_a
+        .get(&format!(
+            "/api/v1/space/team/storage/{}",
+            path_id("big/one.bin")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().to_vec(), file);
+
+    // Terminated on B after bytes arrived through A.
+    let up = create(&admin_a, 1000, &[("filename", "gone.bin")]).await;
+    assert_eq!(
+        patch(&admin_a, &up.path, 0, &data(500, 1)).await.status(),
+        204
+    );
+    let r = admin_b
+        .delete(&up.path)
+        .header("tus-resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = admin_a
+        .get(&format!(
+            "/api/v1/attachments/{}",
+            up.attachment_id.unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // Idle past its expiry: whichever node runs the job, the attachment fails.
+    let up = create(&admin_b, 1000, &[("filename", "idle.bin")]).await;
+    let idle = up.attachment_id.unwrap();
+    assert_eq!(
+        patch(&admin_a, &up.path, 0, &data(500, 2)).await.status(),
+        204
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while attachment(&admin_a, idle).await["attachmentState"] != "UploadFromClientToServerFailed" {
+        assert!(Instant::now() < deadline, "the upload never expired");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // With s3:// no byte of any upload was kept in a node's data directory.
+    for node in [&a, &b] {
+        assert!(!node.data_dir.join("blobs").exists());
+    }
+}

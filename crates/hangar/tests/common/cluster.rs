@@ -129,20 +129,23 @@ impl Cluster {
 
     /// Starts one more node of the installation.
     pub fn node(&mut self) -> Server {
+        self.node_with(&[])
+    }
+
+    /// Starts one more node of the installation with more `hangar serve` arguments.
+    pub fn node_with(&mut self, extra: &[&str]) -> Server {
         self.nodes += 1;
         let data_dir = self.dir.path().join(format!("node{}", self.nodes));
         let key = self.key.to_str().unwrap().to_string();
-        Server::start_node(
-            data_dir,
-            &[
-                "--database-url",
-                &self.database_url,
-                "--storage-url",
-                &self.storage_url,
-                "--secret-key-file",
-                &key,
-            ],
-            &self.env,
-        )
+        let mut args = vec![
+            "--database-url",
+            &self.database_url,
+            "--storage-url",
+            &self.storage_url,
+            "--secret-key-file",
+            &key,
+        ];
+        args.extend_from_slice(extra);
+        Server::start_node(data_dir, &args, &self.env)
     }
 }
