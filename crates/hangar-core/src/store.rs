@@ -362,6 +362,8 @@ pub trait TusStore: Send + Sync {
     ) -> StoreResult<()>;
     async fn tus_upload(&self, id: &str) -> StoreResult<Option<crate::tus::TusUpload>>;
     /// Takes a receiving, unexpired upload for one request writing at `offset`, until `lease_until`.
+    /// An upload whose completion was cut short (its process died) is receiving again once its
+    /// hold lapsed: the last chunk can be sent again.
     async fn claim_tus_upload(
         &self,
         id: &str,
@@ -369,6 +371,9 @@ pub trait TusStore: Send + Sync {
         lease_until: i64,
         now: i64,
     ) -> StoreResult<crate::tus::TusClaim>;
+    /// Extends the hold of the request writing to the upload (a long chunk, a long completion);
+    /// false when the upload is not held any more.
+    async fn renew_tus_lease(&self, id: &str, lease_until: i64) -> StoreResult<bool>;
     /// Moves a claimed upload's offset from `from` to `to`, its expiry (and expiry job) to
     /// `expires_utc`, and gives it back; false when its offset was not `from`.
     async fn advance_tus_upload(

@@ -107,11 +107,36 @@ async fn a_tus_upload_moves_by_claimed_offsets_and_completes_its_attachment<S: T
         TusClaim::Claimed
     );
     s.release_tus_upload(id).await.unwrap();
-    // The last chunk: completing, then the attachment gets its bytes and its event.
+    // A completion cut short (its process died): once the hold lapses, the last chunk comes again.
     assert_eq!(
         s.claim_tus_upload(id, 6, now + 5_000, now).await.unwrap(),
         TusClaim::Claimed
     );
+    assert!(s.renew_tus_lease(id, now + 8_000).await.unwrap());
+    s.begin_tus_completion(id).await.unwrap();
+    assert_eq!(
+        node_b
+            .claim_tus_upload(id, 6, now + 9_000, now + 7_000)
+            .await
+            .unwrap(),
+        TusClaim::Busy
+    );
+    assert_eq!(
+        node_b
+            .claim_tus_upload(id, 6, now + 9_000, now + 8_000)
+            .await
+            .unwrap(),
+        TusClaim::Claimed
+    );
+    assert_eq!(
+        s.attachment(77).await.unwrap().unwrap().state,
+        AttachmentState::UploadFromClientToServerInProgress
+    );
+    assert_eq!(
+        s.tus_upload(id).await.unwrap().unwrap().state,
+        TusState::Receiving
+    );
+    // The last chunk: completing, then the attachment gets its bytes and its event.
     s.begin_tus_completion(id).await.unwrap();
     assert_eq!(
         s.attachment(77).await.unwrap().unwrap().state,
@@ -137,6 +162,7 @@ async fn a_tus_upload_moves_by_claimed_offsets_and_completes_its_attachment<S: T
         TusClaim::NotReceiving
     );
     assert!(s.complete_tus_attachment(id, &done).await.is_err());
+    assert!(!s.renew_tus_lease(id, now + 5_000).await.unwrap());
     let events = s.recent_events(10).await.unwrap();
     assert!(events.iter().any(|e| e.event_type == "Attachment.Created"));
 }

@@ -14,7 +14,8 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hangar_blob::{BlobError, ChunkDigest};
+use futures_util::StreamExt;
+use hangar_blob::{BlobError, ByteStream, ChunkDigest};
 use hangar_core::model::NewStorageFile;
 use hangar_core::now_ms;
 use hangar_core::storage_path::StoragePath;
@@ -22,9 +23,52 @@ use hangar_core::store::{TusAttachmentDone, TusEnd};
 use hangar_core::tus::{parse_upload_checksum, TusClaim, TusState, TusTarget, TusUpload};
 use hangar_core::AttachmentState;
 
-/// How long one request holds an upload while it sends a chunk. A request's body stalls out after
-/// a minute without bytes, so only a chunk that keeps arriving for this long outlives its hold.
-const CHUNK_LEASE_MS: i64 = 15 * 60 * 1000;
+/// How long one request holds an upload while it sends a chunk: renewed every `RENEW_EVERY` while
+/// bytes arrive (a body stalls out after a minute without any), so that a request whose process
+/// died frees the upload soon.
+const CHUNK_LEASE_MS: i64 = 2 * 60 * 1000;
+const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+/// The hold while the whole file is hashed and recorded (large files on object storage are read
+/// back and written once more).
+const COMPLETION_LEASE_MS: i64 = 60 * 60 * 1000;
+
+/// Passes a chunk's bytes through, renewing the request's hold on the upload as they arrive; fails
+/// the body when the hold was lost (so that two requests never write the same upload).
+fn renewing(stream: ByteStream, state: &AppState, id: &str) -> ByteStream {
+    struct Renewal {
+        stream: ByteStream,
+        tus: std::sync::Arc<dyn hangar_core::store::TusStore>,
+        id: String,
+        renewed: std::time::Instant,
+    }
+    let renewal = Renewal {
+        stream,
+        tus: state.tus.clone(),
+        id: id.to_string(),
+        renewed: std::time::Instant::now(),
+    };
+    futures_util::stream::unfold(Some(renewal), |r| async move {
+        let mut r = r?;
+        let item = r.stream.next().await?;
+        if item.is_ok() && r.renewed.elapsed() >= RENEW_EVERY {
+            r.renewed = std::time::Instant::now();
+            match r
+                .tus
+                .renew_tus_lease(&r.id, now_ms() + CHUNK_LEASE_MS)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    let lost = std::io::Error::other("the upload's hold was lost");
+                    return Some((Err(lost), None));
+                }
+                Err(e) => return Some((Err(std::io::Error::other(e.to_string())), None)),
+            }
+        }
+        Some((item, Some(r)))
+    })
+    .boxed()
+}
 
 /// `PATCH /api/v1/tus/{id}`: the next chunk, at `Upload-Offset`.
 pub(super) async fn patch(
@@ -203,7 +247,7 @@ pub(super) async fn chunk(
         id: &upload.id,
         kept: false,
     };
-    let mut stream = body_stream(body);
+    let mut stream = renewing(body_stream(body), state, &upload.id);
     // A storage target counts against the space's quota on every byte (the file so far included).
     let mut reservation = None;
     if let TusTarget::Storage { space_id, path } = &upload.target {
@@ -285,6 +329,10 @@ async fn complete(
     upload: &TusUpload,
     reservation: Option<Reservation>,
 ) -> ApiResult<()> {
+    state
+        .tus
+        .renew_tus_lease(&upload.id, now_ms() + COMPLETION_LEASE_MS)
+        .await?;
     state.tus.begin_tus_completion(&upload.id).await?;
     let staged = state
         .blobs

@@ -133,8 +133,9 @@ impl TusStore for SqliteStore {
     ) -> StoreResult<TusClaim> {
         let mut tx = self.write().await?;
         let claimed = sqlx::query(
-            "UPDATE tus_uploads SET lease_until = ? WHERE id = ? AND state = 'receiving' \
-             AND \"offset\" = ? AND expires_utc > ? AND COALESCE(lease_until, 0) <= ?",
+            "UPDATE tus_uploads SET lease_until = ?, state = 'receiving' WHERE id = ? \
+             AND state IN ('receiving', 'completing') AND \"offset\" = ? AND expires_utc > ? \
+             AND COALESCE(lease_until, 0) <= ?",
         )
         .bind(lease_until)
         .bind(id)
@@ -144,12 +145,22 @@ impl TusStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
+        if claimed.rows_affected() == 1 {
+            // A completion cut short left its attachment verifying: it receives again.
+            set_attachment_state(
+                &mut tx,
+                id,
+                AttachmentState::ChecksumVerificationOnServerSideInProgress,
+                AttachmentState::UploadFromClientToServerInProgress,
+            )
+            .await?;
+        }
         let outcome = if claimed.rows_affected() == 1 {
             TusClaim::Claimed
         } else {
             match upload_in(&mut tx, id).await? {
                 None => TusClaim::NotReceiving,
-                Some(u) if u.state != TusState::Receiving || u.expires_utc <= now => {
+                Some(u) if u.state == TusState::Done || u.expires_utc <= now => {
                     if u.lease_until.is_some_and(|l| l > now) {
                         TusClaim::Busy
                     } else {
@@ -162,6 +173,19 @@ impl TusStore for SqliteStore {
         };
         tx.commit().await.map_err(backend)?;
         Ok(outcome)
+    }
+
+    async fn renew_tus_lease(&self, id: &str, lease_until: i64) -> StoreResult<bool> {
+        let renewed = sqlx::query(
+            "UPDATE tus_uploads SET lease_until = ? WHERE id = ? AND lease_until IS NOT NULL \
+             AND state != 'done'",
+        )
+        .bind(lease_until)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(renewed.rows_affected() == 1)
     }
 
     async fn advance_tus_upload(
