@@ -121,6 +121,16 @@ impl Reservation {
         self.id
     }
 
+    /// Gives the reservation back before going on (dropping it does so in the background, which a
+    /// request that reserves again at once could overtake).
+    pub async fn release(mut self) {
+        if let Some(id) = self.id.take() {
+            if let Err(e) = self.store.release_reservation(id).await {
+                tracing::warn!("cannot release quota reservation {id} (its lease will lapse): {e}");
+            }
+        }
+    }
+
     /// The file was recorded: the reservation is gone with that transaction.
     pub fn consumed(mut self) {
         self.done = true;

@@ -12,7 +12,9 @@ impl Job for ExpireTusUpload {
     async fn run(&self, ctx: &JobContext) -> Result<(), JobError> {
         let now = now_ms();
         let Some(upload) = ctx.tus.tus_upload(&self.upload_id).await? else {
-            return Ok(()); // completed and expired, or terminated, already
+            // Terminated, or gone with its attachment or space: whatever bytes are left go too.
+            ctx.blobs.partial_abort(&self.upload_id).await?;
+            return Ok(());
         };
         // Each chunk moves the expiry (and this job); a job that still finds it ahead waits more.
         if upload.expires_utc > now {

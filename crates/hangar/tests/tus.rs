@@ -503,6 +503,28 @@ async fn only_the_creator_continues_and_termination_removes_everything() {
         .unwrap()
         .count();
     assert_eq!(partials, 0, "the bytes went with the upload");
+
+    // Deleting an unfinished upload's attachment ends the upload.
+    let up = create(&alice, 1000, &[("filename", "dropped.txt")]).await;
+    assert_eq!(
+        patch(&alice, &up.path, 0, &data(400, 1)).await.status(),
+        204
+    );
+    let r = alice
+        .delete(&format!(
+            "/api/v1/attachments/{}",
+            up.attachment_id.unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    expect_error(
+        patch(&alice, &up.path, 400, &data(600, 1)).await,
+        404,
+        "not-found",
+    )
+    .await;
 }
 
 #[tokio::test]

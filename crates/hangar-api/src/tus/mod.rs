@@ -245,7 +245,10 @@ async fn create(
             member_space(&state, &caller, space_id, true).await?;
             let replaced = precheck(&state, space_id, path).await?;
             // The quota is checked now for the whole file, and again on every byte.
-            drop(Reservation::take(&state, space_id, length, replaced).await?);
+            Reservation::take(&state, space_id, length, replaced)
+                .await?
+                .release()
+                .await;
             let target = TusTarget::Storage {
                 space_id: space_id.clone(),
                 path: path.as_str().to_string(),

@@ -269,20 +269,28 @@ pub(super) async fn chunk(
         )
         .await
         .map_err(chunk_error);
-    let written = match written {
-        Ok(w) => w,
-        Err(e) => {
-            held.release().await;
-            return Err(e);
-        }
+    let verified = match written {
+        Ok(w) => match &digest {
+            Some((_, expected)) if w.digest.as_deref() != Some(expected.as_slice()) => {
+                Err(checksum_mismatch())
+            }
+            _ => Ok(w),
+        },
+        Err(e) => Err(e),
     };
-    if let Some((_, expected)) = &digest {
-        if written.digest.as_deref() != Some(expected.as_slice()) {
-            held.release().await;
-            return Err(checksum_mismatch());
+    let reached = offset + verified.as_ref().map_or(0, |w| w.len);
+    // The reservation goes now unless it is about to hold the whole file's record.
+    let reservation = match reservation {
+        Some(r) if verified.is_err() || reached < length => {
+            r.release().await;
+            None
         }
+        other => other,
+    };
+    if let Err(e) = verified {
+        held.release().await;
+        return Err(e);
     }
-    let reached = offset + written.len;
     let expires = now_ms() + state.settings.tus_expiry.as_millis() as i64;
     if reached < length {
         if !state
