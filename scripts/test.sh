@@ -34,6 +34,11 @@ if [ -z "${HANGAR_TEST_S3_ENDPOINT:-}" ]; then
   eval "$s3_env"
 fi
 
+# The standard tus clients that tests/tus.rs drives (tuspy, tus-js-client), installed once under
+# target/tus-clients.
+tus_env=$(bash scripts/tus-clients.sh)
+eval "$tus_env"
+
 cargo test --workspace --all-targets --locked "$@"
 
 # The in-process HTTP suite again, on two nodes sharing one PostgreSQL database and one S3 prefix

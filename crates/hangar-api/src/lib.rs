@@ -19,6 +19,7 @@ mod spaces;
 mod storage;
 pub use storage::DirectFinisher;
 pub mod throttle;
+mod tus;
 mod uploads;
 
 use axum::http::StatusCode;
@@ -62,6 +63,8 @@ pub struct Settings {
     /// The lifetime of a personal token created without `expires` (`--token-lifetime`); None: no
     /// expiry.
     pub token_lifetime_ms: Option<i64>,
+    /// How long a resumable upload waits for its next byte (`Upload-Expires`), SPEC §9.1.
+    pub tus_expiry: std::time::Duration,
 }
 
 impl Settings {
@@ -98,6 +101,7 @@ impl Settings {
             login_limits: throttle::Limits::default(),
             session_idle_ms: DEFAULT_SESSION_IDLE_MS,
             token_lifetime_ms: None,
+            tus_expiry: std::time::Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -126,6 +130,8 @@ pub struct AppState {
     pub projects: Arc<dyn ProjectStore>,
     pub attachments: Arc<dyn AttachmentStore>,
     pub storage: Arc<dyn StorageStore>,
+    /// Resumable uploads' offsets, owners and expiry.
+    pub tus: Arc<dyn TusStore>,
     pub blobs: Arc<dyn BlobStore>,
     /// Every upload route's way in: receive, commit under a pin, record, release.
     pub ingest: Ingest,
@@ -152,6 +158,7 @@ impl AppState {
             + ProjectStore
             + AttachmentStore
             + StorageStore
+            + TusStore
             + Applications
             + BlobLifecycleStore
             + JobStore
@@ -170,6 +177,7 @@ impl AppState {
             attachments: Arc::new(store.clone()),
             apps: Arc::new(store.clone()),
             throttle: throttle::Throttle::new(Arc::new(store.clone()), settings.login_limits),
+            tus: Arc::new(store.clone()),
             storage: Arc::new(store),
             secrets: Arc::new(Secrets::new(&settings.link_key)),
             readiness: observe::Readiness::default(),
@@ -341,6 +349,7 @@ pub fn router(state: AppState) -> Router {
         .merge(applications::webhooks::router())
         .merge(applications::subscriptions::router())
         .merge(storage::router())
+        .merge(tus::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(close_after_refused_body))

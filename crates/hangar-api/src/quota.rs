@@ -121,6 +121,16 @@ impl Reservation {
         self.id
     }
 
+    /// Gives the reservation back before going on (dropping it does so in the background, which a
+    /// request that reserves again at once could overtake).
+    pub async fn release(mut self) {
+        if let Some(id) = self.id.take() {
+            if let Err(e) = self.store.release_reservation(id).await {
+                tracing::warn!("cannot release quota reservation {id} (its lease will lapse): {e}");
+            }
+        }
+    }
+
     /// The file was recorded: the reservation is gone with that transaction.
     pub fn consumed(mut self) {
         self.done = true;
@@ -128,6 +138,12 @@ impl Reservation {
 
     /// Passes `stream` through, growing the reservation before any byte beyond it is let through.
     pub fn meter(&self, stream: ByteStream, max: u64) -> ByteStream {
+        self.meter_from(stream, max, 0)
+    }
+
+    /// `meter` for bytes that follow `already` bytes of the same file (a resumable upload's next
+    /// chunk): the reservation covers the whole file so far.
+    pub fn meter_from(&self, stream: ByteStream, max: u64, already: u64) -> ByteStream {
         let Some(id) = self.id else {
             return stream; // no quota: nothing to count against
         };
@@ -148,7 +164,7 @@ impl Reservation {
             id,
             reserved: self.reserved,
             credit: self.credit,
-            received: 0,
+            received: already,
             max,
             growable: self.growable,
             renewed: std::time::Instant::now(),

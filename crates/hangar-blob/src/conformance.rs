@@ -99,6 +99,85 @@ pub(crate) async fn keeps_the_contract(store: &dyn BlobStore, other: &dyn BlobSt
     store.check().await.unwrap();
 }
 
+/// Partial (tus) uploads: chunks appended at the offset the caller keeps, leftovers past it
+/// replaced, the whole staged as one blob without losing the partial, and aborted.
+pub(crate) async fn keeps_the_partial_contract(store: &dyn BlobStore) {
+    use crate::ChunkDigest;
+    use sha1::Digest as _;
+    const HELLO_WORLD: &str = "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9";
+    let id = "0123456789abcdef0123456789abcdef";
+    assert_eq!(store.partial_len(id).await.unwrap(), None);
+    // Nothing can be written past what the upload holds.
+    assert!(store
+        .partial_write(id, 3, body(&[b"x"]), 10, None)
+        .await
+        .is_err());
+    let first = store
+        .partial_write(id, 0, body(&[b"hel", b"lo"]), 100, Some(ChunkDigest::Sha1))
+        .await
+        .unwrap();
+    assert_eq!(first.len, 5);
+    assert_eq!(first.digest.unwrap(), sha1::Sha1::digest(b"hello").to_vec());
+    assert_eq!(store.partial_len(id).await.unwrap(), Some(5));
+    // A chunk the caller then refuses (its offset stays 5) is replaced by the next write there.
+    let refused = store
+        .partial_write(id, 5, body(&[b" wrong!!"]), 100, Some(ChunkDigest::Sha256))
+        .await
+        .unwrap();
+    assert_eq!(refused.len, 8);
+    // Limits and broken bodies fail the write.
+    assert!(matches!(
+        store
+            .partial_write(id, 5, body(&[b"123456"]), 5, None)
+            .await
+            .unwrap_err(),
+        BlobError::TooLarge { limit: 5 }
+    ));
+    let broken: ByteStream = stream::iter(vec![
+        Ok(Bytes::from_static(b"abc")),
+        Err(std::io::Error::other("client went away")),
+    ])
+    .boxed();
+    assert!(matches!(
+        store
+            .partial_write(id, 5, broken, 100, None)
+            .await
+            .unwrap_err(),
+        BlobError::Interrupted(_)
+    ));
+    let second = store
+        .partial_write(id, 5, body(&[b" wor", b"ld"]), 100, None)
+        .await
+        .unwrap();
+    assert_eq!((second.len, second.digest), (6, None));
+    // An empty chunk changes nothing.
+    store
+        .partial_write(id, 11, body(&[]), 100, None)
+        .await
+        .unwrap();
+    assert_eq!(store.partial_len(id).await.unwrap(), Some(11));
+
+    // Finishing stages the whole (hashed) and keeps the partial, so it can run again.
+    let staged = store.partial_finish(id, 11).await.unwrap();
+    assert_eq!((staged.sha256.as_str(), staged.size), (HELLO_WORLD, 11));
+    drop(staged);
+    let staged = store.partial_finish(id, 11).await.unwrap();
+    store.commit(staged).await.unwrap();
+    assert_eq!(read_all(store, HELLO_WORLD, 0, 11).await, b"hello world");
+    assert!(store.partial_finish(id, 12).await.is_err());
+    store.partial_abort(id).await.unwrap();
+    store.partial_abort(id).await.unwrap();
+    assert_eq!(store.partial_len(id).await.unwrap(), None);
+    // The committed blob outlives its partial upload.
+    assert_eq!(read_all(store, HELLO_WORLD, 0, 11).await, b"hello world");
+    store.delete(HELLO_WORLD).await.unwrap();
+    // Ids are hex names, never paths.
+    assert!(store
+        .partial_write("../../etc", 0, body(&[b"x"]), 10, None)
+        .await
+        .is_err());
+}
+
 /// Backends without presigned URLs: the bytes go through Hangar.
 async fn has_no_presigned_urls(store: &dyn BlobStore) {
     let presigned = store
@@ -119,6 +198,7 @@ async fn the_local_disk_keeps_the_contract() {
     let store = LocalBlobStore::open(dir.path()).unwrap();
     keeps_the_contract(&store, &MemoryBlobStore::new()).await;
     has_no_presigned_urls(&store).await;
+    keeps_the_partial_contract(&store).await;
 }
 
 #[tokio::test]
@@ -128,4 +208,5 @@ async fn memory_keeps_the_contract() {
     let store = MemoryBlobStore::new();
     keeps_the_contract(&store, &other).await;
     has_no_presigned_urls(&store).await;
+    keeps_the_partial_contract(&store).await;
 }

@@ -8,11 +8,13 @@ mod conformance;
 pub mod ingest;
 mod local;
 mod memory;
+pub mod partial;
 mod s3;
 
 pub use ingest::{Committed, Ingest, IngestError};
 pub use local::LocalBlobStore;
 pub use memory::MemoryBlobStore;
+pub use partial::{valid_partial_id, ChunkDigest, WrittenChunk};
 pub use s3::{S3BlobStore, S3Config, S3ConfigError};
 
 use async_trait::async_trait;
@@ -209,6 +211,27 @@ pub trait BlobStore: Send + Sync {
     async fn delete_upload(&self, _key: &str) -> Result<(), BlobError> {
         Ok(())
     }
+
+    /// Writes `body` into the partial upload `id` (see `partial`) at `offset`, discarding what it
+    /// held from there on; durable when it answers. Counts the bytes (`TooLarge` past `max_bytes`)
+    /// and hashes them with `digest` when given. A body that breaks off fails the write: the
+    /// caller's offset does not move, and the next write at it replaces the leftovers.
+    async fn partial_write(
+        &self,
+        id: &str,
+        offset: u64,
+        body: ByteStream,
+        max_bytes: u64,
+        digest: Option<ChunkDigest>,
+    ) -> Result<WrittenChunk, BlobError>;
+    /// How many bytes the partial upload holds in one piece from its start; None when it has none.
+    async fn partial_len(&self, id: &str) -> Result<Option<u64>, BlobError>;
+    /// Stages the first `len` bytes of the partial upload as a blob, hashed while they are read.
+    /// The partial upload stays as it is (a completion that fails can run again) until
+    /// `partial_abort`.
+    async fn partial_finish(&self, id: &str, len: u64) -> Result<StagedBlob, BlobError>;
+    /// Removes the partial upload; removing none is fine.
+    async fn partial_abort(&self, id: &str) -> Result<(), BlobError>;
 }
 
 /// A blob as listed by the store.

@@ -1,6 +1,10 @@
 //! Blobs on the local disk, sharded as `ab/cd/abcd…` under a root, with temporaries in `tmp/`.
 
-use crate::{valid_sha256, BlobError, BlobStore, ByteStream, StagedBlob, StoredBlob};
+use crate::partial::{bad_id, missing_bytes, ChunkMeter};
+use crate::{
+    valid_partial_id, valid_sha256, BlobError, BlobStore, ByteStream, ChunkDigest, StagedBlob,
+    StoredBlob, WrittenChunk,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -57,11 +61,21 @@ impl LocalBlobStore {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
         let root = root.into();
         private_dir_all(&root.join("tmp"))?;
+        private_dir_all(&root.join("partial"))?;
         Ok(Self { root })
     }
 
     fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
+    }
+
+    /// A partial (tus) upload's file: beside the temporaries, never swept with them (it waits for
+    /// its next chunk for as long as its upload lives).
+    fn partial_path(&self, id: &str) -> Result<PathBuf, BlobError> {
+        if !valid_partial_id(id) {
+            return Err(bad_id());
+        }
+        Ok(self.root.join("partial").join(id))
     }
 
     fn blob_path(&self, sha256: &str) -> PathBuf {
@@ -320,6 +334,123 @@ impl BlobStore for LocalBlobStore {
             rx.recv().await.map(|item| (item, rx))
         })
         .boxed()
+    }
+
+    async fn partial_write(
+        &self,
+        id: &str,
+        offset: u64,
+        mut body: ByteStream,
+        max_bytes: u64,
+        digest: Option<ChunkDigest>,
+    ) -> Result<WrittenChunk, BlobError> {
+        let path = self.partial_path(id)?;
+        let mut file = tokio::task::spawn_blocking(move || -> Result<File, BlobError> {
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .create(offset == 0)
+                .truncate(false)
+                .open(&path)?;
+            let held = file.metadata()?.len();
+            if held < offset {
+                return Err(missing_bytes(held, offset));
+            }
+            // Leftovers of a chunk the database never counted go; then the chunk follows.
+            file.set_len(offset)?;
+            Ok(file)
+        })
+        .await
+        .map_err(join_error)??;
+        let mut meter = ChunkMeter::new(max_bytes, digest);
+        loop {
+            let mut batch = Vec::new();
+            let mut batch_len = 0;
+            let mut ended = false;
+            while batch_len < WRITE_BATCH {
+                match body.next().await {
+                    Some(Ok(chunk)) => {
+                        meter.take(&chunk)?;
+                        batch_len += chunk.len();
+                        batch.push(chunk);
+                    }
+                    Some(Err(e)) => return Err(BlobError::Interrupted(e)),
+                    None => {
+                        ended = true;
+                        break;
+                    }
+                }
+            }
+            check_room(&self.root, batch_len as u64)?;
+            file = tokio::task::spawn_blocking(move || -> std::io::Result<File> {
+                file.seek(SeekFrom::End(0))?;
+                for chunk in &batch {
+                    file.write_all(chunk)?;
+                }
+                Ok(file)
+            })
+            .await
+            .map_err(join_error)??;
+            if ended {
+                break;
+            }
+        }
+        tokio::task::spawn_blocking(move || file.sync_all())
+            .await
+            .map_err(join_error)??;
+        Ok(meter.finish())
+    }
+
+    async fn partial_len(&self, id: &str) -> Result<Option<u64>, BlobError> {
+        match tokio::fs::metadata(self.partial_path(id)?).await {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn partial_finish(&self, id: &str, len: u64) -> Result<StagedBlob, BlobError> {
+        let path = self.partial_path(id)?;
+        let name: [u8; 16] = rand::random();
+        let temp = self.tmp_dir().join(format!("{}.part", hex::encode(name)));
+        // The staged blob is a second name of the partial file: no copy, and the partial upload
+        // stays whole should the completion fail and run again.
+        let mut staging = LocalStaging {
+            temp: Some(temp.clone()),
+            _lock: None,
+        };
+        let (sha256, file) =
+            tokio::task::spawn_blocking(move || -> Result<(String, File), BlobError> {
+                let held = fs::metadata(&path)?.len();
+                if held < len {
+                    return Err(missing_bytes(held, len));
+                }
+                if held > len {
+                    fs::OpenOptions::new()
+                        .write(true)
+                        .open(&path)?
+                        .set_len(len)?;
+                }
+                fs::hard_link(&path, &temp)?;
+                let file = File::open(&temp)?;
+                rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                    .map_err(std::io::Error::from)?;
+                let mut hasher = Sha256::new();
+                let mut reader = std::io::BufReader::with_capacity(READ_CHUNK, &file);
+                std::io::copy(&mut reader, &mut hasher)?;
+                Ok((hex::encode(hasher.finalize()), file))
+            })
+            .await
+            .map_err(join_error)??;
+        staging._lock = Some(file);
+        Ok(StagedBlob::new(sha256, len, staging))
+    }
+
+    async fn partial_abort(&self, id: &str) -> Result<(), BlobError> {
+        match tokio::fs::remove_file(self.partial_path(id)?).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn check(&self) -> Result<(), BlobError> {

@@ -2,7 +2,11 @@
 //! unless committed, ranged reads, listing) with no disk at all. Staging holds the whole body in
 //! memory, so this is no backend for real files.
 
-use crate::{valid_sha256, BlobError, BlobStore, ByteStream, StagedBlob, StoredBlob};
+use crate::partial::{bad_id, missing_bytes, ChunkMeter};
+use crate::{
+    valid_partial_id, valid_sha256, BlobError, BlobStore, ByteStream, ChunkDigest, StagedBlob,
+    StoredBlob, WrittenChunk,
+};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::BoxStream;
@@ -15,6 +19,7 @@ use std::time::Duration;
 #[derive(Default)]
 pub struct MemoryBlobStore {
     blobs: Arc<Mutex<BTreeMap<String, (Bytes, i64)>>>,
+    partials: Mutex<BTreeMap<String, Vec<u8>>>,
 }
 
 impl MemoryBlobStore {
@@ -95,6 +100,61 @@ impl BlobStore for MemoryBlobStore {
     }
 
     async fn check(&self) -> Result<(), BlobError> {
+        Ok(())
+    }
+
+    async fn partial_write(
+        &self,
+        id: &str,
+        offset: u64,
+        mut body: ByteStream,
+        max_bytes: u64,
+        digest: Option<ChunkDigest>,
+    ) -> Result<WrittenChunk, BlobError> {
+        if !valid_partial_id(id) {
+            return Err(bad_id());
+        }
+        let mut meter = ChunkMeter::new(max_bytes, digest);
+        let mut chunk_bytes = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(BlobError::Interrupted)?;
+            meter.take(&chunk)?;
+            chunk_bytes.extend_from_slice(&chunk);
+        }
+        let mut partials = self.partials.lock().unwrap_or_else(|e| e.into_inner());
+        let held = partials.get(id).map_or(0, |p| p.len() as u64);
+        if held < offset || (offset > 0 && !partials.contains_key(id)) {
+            return Err(missing_bytes(held, offset));
+        }
+        let partial = partials.entry(id.to_string()).or_default();
+        partial.truncate(offset as usize);
+        partial.extend_from_slice(&chunk_bytes);
+        Ok(meter.finish())
+    }
+
+    async fn partial_len(&self, id: &str) -> Result<Option<u64>, BlobError> {
+        let partials = self.partials.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(partials.get(id).map(|p| p.len() as u64))
+    }
+
+    async fn partial_finish(&self, id: &str, len: u64) -> Result<StagedBlob, BlobError> {
+        let bytes = {
+            let partials = self.partials.lock().unwrap_or_else(|e| e.into_inner());
+            let partial = partials.get(id).ok_or_else(|| missing_bytes(0, len))?;
+            if (partial.len() as u64) < len {
+                return Err(missing_bytes(partial.len() as u64, len));
+            }
+            Bytes::copy_from_slice(&partial[..len as usize])
+        };
+        self.stage(futures_util::stream::iter([Ok(bytes)]).boxed(), len)
+            .await
+    }
+
+    async fn partial_abort(&self, id: &str) -> Result<(), BlobError> {
+        self.partials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
         Ok(())
     }
 

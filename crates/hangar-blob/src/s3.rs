@@ -2,6 +2,7 @@
 //! `PREFIX/tmp/<random>`; the clients of two-stage uploads PUT to keys of their own by presigned URL.
 
 mod config;
+mod partial;
 #[cfg(test)]
 mod test_server;
 #[cfg(test)]
@@ -13,8 +14,8 @@ pub use config::{S3Config, S3ConfigError};
 use upload::Upload;
 
 use crate::{
-    valid_sha256, BlobError, BlobStore, ByteStream, PresignedRequest, StagedBlob, StoredBlob,
-    TakenUpload,
+    valid_sha256, BlobError, BlobStore, ByteStream, ChunkDigest, PresignedRequest, StagedBlob,
+    StoredBlob, TakenUpload, WrittenChunk,
 };
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
@@ -402,6 +403,30 @@ impl BlobStore for S3BlobStore {
             }
         }
         Ok(removed)
+    }
+
+    async fn partial_write(
+        &self,
+        id: &str,
+        offset: u64,
+        body: ByteStream,
+        max_bytes: u64,
+        digest: Option<ChunkDigest>,
+    ) -> Result<WrittenChunk, BlobError> {
+        partial::write(&self.inner, id, offset, body, max_bytes, digest).await
+    }
+
+    async fn partial_len(&self, id: &str) -> Result<Option<u64>, BlobError> {
+        partial::len(&self.inner, id).await
+    }
+
+    async fn partial_finish(&self, id: &str, len: u64) -> Result<StagedBlob, BlobError> {
+        let body = partial::read(&self.inner, id, len).await?;
+        self.stage(body, len).await
+    }
+
+    async fn partial_abort(&self, id: &str) -> Result<(), BlobError> {
+        partial::abort(&self.inner, id).await
     }
 
     /// Writes and deletes a small temporary object: the store is reachable, the credentials are

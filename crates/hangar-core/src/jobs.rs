@@ -158,6 +158,24 @@ impl FinishDirectUpload {
     }
 }
 
+/// End a resumable upload left idle past its `Upload-Expires` (queued at its creation and moved
+/// with every chunk): its bytes are freed and an unfinished attachment fails.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExpireTusUpload {
+    pub upload_id: String,
+}
+
+impl JobKind for ExpireTusUpload {
+    const KIND: &'static str = "expire-tus-upload";
+}
+
+impl ExpireTusUpload {
+    /// One queued expiry per upload.
+    pub fn unique_key(upload_id: &str) -> String {
+        format!("expire-tus-upload:{upload_id}")
+    }
+}
+
 impl CollectBlob {
     /// One queued collection per blob.
     pub fn unique_key(sha256: &str) -> String {

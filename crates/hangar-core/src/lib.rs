@@ -20,6 +20,7 @@ pub mod range;
 pub mod secrets;
 pub mod storage_path;
 pub mod store;
+pub mod tus;
 
 pub use attachment::AttachmentState;
 pub use store::StoreError;

@@ -376,6 +376,94 @@ pub trait StorageStore: Send + Sync {
     async fn recent_events(&self, limit: i64) -> StoreResult<Vec<Event>>;
 }
 
+/// How an attachment's resumable upload ended once its bytes were whole.
+#[derive(Debug, Clone)]
+pub struct TusAttachmentDone {
+    pub size: i64,
+    pub sha256: String,
+    /// `ReadyForDownloadFromServerToClient`, or `ChecksumVerificationOnServerSideMismatch` (then
+    /// without bytes: no pin, no blob reference).
+    pub state: crate::AttachmentState,
+    /// The pin on the committed blob, dropped as the reference is recorded.
+    pub pin: Option<String>,
+}
+
+/// Why a resumable upload ends before it is complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TusEnd {
+    /// The client's `DELETE`: its unfinished attachment goes with it.
+    Terminate,
+    /// Idle past `Upload-Expires`: its unfinished attachment stays as `UploadFromClientToServerFailed`.
+    Expire,
+}
+
+/// What `end_tus_upload` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TusEnded {
+    /// The row is gone: free its bytes.
+    Ended(Box<crate::tus::TusUpload>),
+    /// No such upload.
+    Missing,
+    /// A request is writing to it (until the lease given).
+    Busy(i64),
+    /// Not expired yet (it expires then).
+    NotYet(i64),
+}
+
+/// Resumable (tus) uploads, SPEC §9.1. The offset, the owner and the expiry live here; the bytes
+/// live in the blob store's partial uploads, under the same id.
+#[async_trait]
+pub trait TusStore: Send + Sync {
+    /// Records a new upload with, for an attachment target, its attachment in
+    /// `UploadFromClientToServerInProgress` (no bytes and no event yet), and queues its expiry:
+    /// one transaction.
+    async fn create_tus_upload(
+        &self,
+        upload: &crate::tus::TusUpload,
+        attachment: Option<&NewAttachment>,
+    ) -> StoreResult<()>;
+    async fn tus_upload(&self, id: &str) -> StoreResult<Option<crate::tus::TusUpload>>;
+    /// Takes a receiving, unexpired upload for one request writing at `offset`, until `lease_until`.
+    /// An upload whose completion was cut short (its process died) is receiving again once its
+    /// hold lapsed: the last chunk can be sent again.
+    async fn claim_tus_upload(
+        &self,
+        id: &str,
+        offset: i64,
+        lease_until: i64,
+        now: i64,
+    ) -> StoreResult<crate::tus::TusClaim>;
+    /// Extends the hold of the request writing to the upload (a long chunk, a long completion);
+    /// false when the upload is not held any more.
+    async fn renew_tus_lease(&self, id: &str, lease_until: i64) -> StoreResult<bool>;
+    /// Moves a claimed upload's offset from `from` to `to`, its expiry (and expiry job) to
+    /// `expires_utc`, and gives it back; false when its offset was not `from`.
+    async fn advance_tus_upload(
+        &self,
+        id: &str,
+        from: i64,
+        to: i64,
+        expires_utc: i64,
+    ) -> StoreResult<bool>;
+    /// Every byte of a claimed upload arrived: it is `Completing` (its attachment
+    /// `ChecksumVerificationOnServerSideInProgress`) while the whole is verified and recorded.
+    async fn begin_tus_completion(&self, id: &str) -> StoreResult<()>;
+    /// Gives a claimed upload back as it was (a failed chunk or completion): `Receiving` at its
+    /// offset, its attachment `UploadFromClientToServerInProgress`.
+    async fn release_tus_upload(&self, id: &str) -> StoreResult<()>;
+    /// Completes an attachment's upload in one transaction: the attachment's bytes, size, checksum
+    /// and state, `Attachment.Created`, and the upload `Done` at its length. (A storage target's
+    /// upload is completed by `StorageStore::put_file` given the upload's id.)
+    async fn complete_tus_attachment(
+        &self,
+        id: &str,
+        done: &TusAttachmentDone,
+    ) -> StoreResult<Attachment>;
+    /// Ends an upload that no request is writing to (`Busy` otherwise); with `Expire`, only once
+    /// `now` is past its expiry. The row goes; the caller frees the bytes.
+    async fn end_tus_upload(&self, id: &str, how: TusEnd, now: i64) -> StoreResult<TusEnded>;
+}
+
 /// A registered application. Its settings, state and sealed secrets live in `doc`
 /// (`app_model::AppDoc`); the store keeps it whole and versions it against lost updates.
 #[derive(Debug, Clone)]

@@ -66,3 +66,5 @@ mod store_tests;
 mod testdb;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tus_tests;

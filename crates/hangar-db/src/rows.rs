@@ -360,3 +360,37 @@ where
         attachments: Vec::new(),
     }
 }
+
+pub(crate) const TUS_COLUMNS: &str =
+    "id, owner_id, length, \"offset\", metadata, file_name, content_type, \
+    attachment_id, space_id, path, declared_sha256, state, lease_until, expires_utc, created_utc";
+
+pub(crate) fn tus_upload<R: StoreRow>(row: &R) -> hangar_core::tus::TusUpload
+where
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    use hangar_core::tus::{TusState, TusTarget, TusUpload};
+    let target = match row.opt_int("attachment_id") {
+        Some(attachment_id) => TusTarget::Attachment { attachment_id },
+        None => TusTarget::Storage {
+            space_id: row.opt_text("space_id").unwrap_or_default(),
+            path: row.opt_text("path").unwrap_or_default(),
+        },
+    };
+    TusUpload {
+        id: row.text("id"),
+        owner_id: row.int("owner_id"),
+        length: row.int("length"),
+        offset: row.int("offset"),
+        metadata: row.text("metadata"),
+        file_name: row.text("file_name"),
+        content_type: row.text("content_type"),
+        target,
+        declared_sha256: row.opt_text("declared_sha256"),
+        // The column's CHECK admits only the three states.
+        state: TusState::parse(&row.text("state")).unwrap_or(TusState::Done),
+        lease_until: row.opt_int("lease_until"),
+        expires_utc: row.int("expires_utc"),
+        created_utc: row.int("created_utc"),
+    }
+}

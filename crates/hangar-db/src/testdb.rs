@@ -9,6 +9,7 @@ use crate::{PgStore, SqliteStore};
 use async_trait::async_trait;
 use hangar_core::store::{
     AttachmentStore, AttemptStore, BlobLifecycleStore, ChatStore, MemberControlStore, ProjectStore,
+    TusStore,
 };
 use sqlx::{Connection, Executor, PgConnection};
 use std::sync::OnceLock;
@@ -126,6 +127,7 @@ pub trait TestStore:
     + BlobLifecycleStore
     + MemberControlStore
     + AttemptStore
+    + TusStore
     + Sized
 {
     async fn fresh() -> TestDb;

@@ -12,6 +12,7 @@ mod direct;
 pub mod fetch;
 pub use direct::LOOK_EVERY_MS;
 pub mod maintenance;
+mod tus;
 pub mod webhooks;
 
 pub use blobs::{collect_blob, collect_blob_in};
@@ -24,7 +25,7 @@ use hangar_core::now_ms;
 use hangar_core::secrets::Secrets;
 use hangar_core::store::{
     Applications, AttemptStore, BlobLifecycleStore, IdentityStore, ProjectStore, StorageStore,
-    StoreError,
+    StoreError, TusStore,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub struct JobContext {
     pub blob_life: Arc<dyn BlobLifecycleStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub storage: Arc<dyn StorageStore>,
+    /// Resumable uploads, for their expiry.
+    pub tus: Arc<dyn TusStore>,
     pub identity: Arc<dyn IdentityStore>,
     /// The login throttle's counters (pruned by a chore).
     pub attempts: Arc<dyn AttemptStore>,
@@ -171,6 +174,7 @@ impl Runner {
         runner.register::<hangar_core::jobs::DispatchEvent>();
         runner.register::<hangar_core::jobs::Deliver>();
         runner.register::<hangar_core::jobs::FinishDirectUpload>();
+        runner.register::<hangar_core::jobs::ExpireTusUpload>();
         chores::register_all(&mut runner);
         runner
     }

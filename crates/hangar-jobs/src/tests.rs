@@ -51,6 +51,7 @@ impl Installation {
             blob_life: Arc::new(store.clone()),
             blobs,
             storage: Arc::new(store.clone()),
+            tus: Arc::new(store.clone()),
             identity: Arc::new(store.clone()),
             attempts: Arc::new(store.clone()),
             projects: Arc::new(store.clone()),

@@ -118,6 +118,10 @@ pub struct ServeArgs {
     /// [default: 30].
     #[arg(long, env = "HANGAR_LOGIN_FAILURES_PER_ADDRESS", value_name = "N")]
     pub login_failures_per_address: Option<u32>,
+    /// How long a resumable (tus) upload waits for its next byte before it fails and its bytes are
+    /// freed (`Upload-Expires`; `30s`, `24h`, `7d`) [default: 24h].
+    #[arg(long, env = "HANGAR_TUS_EXPIRY", value_name = "DURATION")]
+    pub tus_expiry: Option<String>,
 }
 
 impl ServeArgs {
@@ -175,6 +179,7 @@ struct FileConfig {
     token_lifetime: Option<String>,
     login_failures_per_user: Option<u32>,
     login_failures_per_address: Option<u32>,
+    tus_expiry: Option<String>,
 }
 
 /// A secret setting: it never prints (`Debug` and the configuration summary show `<redacted>`).
@@ -221,6 +226,8 @@ pub struct Config {
     /// Failed attempts allowed per name in 15 minutes, and per address in a minute (SPEC §3).
     pub login_failures_per_user: u32,
     pub login_failures_per_address: u32,
+    /// How long an idle resumable upload lives (SPEC §9.1: 24 h).
+    pub tus_expiry: Duration,
 }
 
 /// How log lines are written.
@@ -373,6 +380,14 @@ impl Config {
         if login_failures_per_address == 0 {
             bail!("--login-failures-per-address: give at least 1");
         }
+        let tus_expiry = match args.tus_expiry.or(file.tus_expiry) {
+            Some(s) => match parse_duration(&s) {
+                Ok(d) if !d.is_zero() => d,
+                Ok(_) => bail!("--tus-expiry: {s:?} must be longer than 0s"),
+                Err(e) => bail!("--tus-expiry: {s:?} is not a duration: {e}"),
+            },
+            None => Duration::from_secs(24 * 3600),
+        };
         let fetch_allow: Vec<String> = args
             .fetch_allow
             .or(file.fetch_allow)
@@ -451,6 +466,7 @@ impl Config {
             token_lifetime,
             login_failures_per_user,
             login_failures_per_address,
+            tus_expiry,
         };
         config.blob_dir()?;
         Ok(config)
@@ -501,7 +517,7 @@ impl Config {
              admin_password={} fetch_allow={} fetch_timeout={}s max_file_size={} space_quota={} \
              blob_grace={}s trusted_proxies={} metrics_listen={} log_format={} \
              session_idle_timeout={}s token_lifetime={} login_failures_per_user={} \
-             login_failures_per_address={}",
+             login_failures_per_address={} tus_expiry={}s",
             self.listen,
             self.public_url.as_deref().unwrap_or("<the bound address>"),
             self.data_dir.display(),
@@ -529,6 +545,7 @@ impl Config {
                 .map_or("never".to_string(), |d| format!("{}s", d.as_secs())),
             self.login_failures_per_user,
             self.login_failures_per_address,
+            self.tus_expiry.as_secs(),
         )
     }
 }

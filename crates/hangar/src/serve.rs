@@ -96,6 +96,7 @@ trait Backend:
     + hangar_core::store::ProjectStore
     + hangar_core::store::AttachmentStore
     + hangar_core::store::StorageStore
+    + hangar_core::store::TusStore
     + hangar_core::store::Applications
     + hangar_core::store::BlobLifecycleStore
     + hangar_core::jobs::JobStore
@@ -192,6 +193,7 @@ async fn start_on<S: Backend>(
     settings.token_lifetime_ms = config
         .token_lifetime
         .map(|d| d.as_millis().min(i64::MAX as u128 / 2) as i64);
+    settings.tus_expiry = config.tus_expiry;
     let state = AppState::new(store.clone(), blobs.clone(), settings);
     let runners = runners(store, &state, blobs, config.blob_grace);
     Ok((state, runners))
@@ -276,6 +278,7 @@ fn runners<S: Backend>(
         blob_life: Arc::new(store.clone()),
         blobs: blobs.clone(),
         storage: Arc::new(store.clone()),
+        tus: Arc::new(store.clone()),
         identity: Arc::new(store.clone()),
         attempts: Arc::new(store.clone()),
         projects: Arc::new(store.clone()),

@@ -37,14 +37,14 @@ pub fn entry_json(e: &StorageEntry) -> Value {
     out
 }
 
-pub(super) fn parse_path_id(id: &str) -> ApiResult<StoragePath> {
+pub(crate) fn parse_path_id(id: &str) -> ApiResult<StoragePath> {
     StoragePath::from_id(id)
         .map_err(|e| ApiError::bad_request("bad-path", format!("invalid pathId: {e}")))
 }
 
 /// The space, if the caller may use it (members and administrators); otherwise it does not exist.
 /// An application acting as itself needs Space.Files.Write (or Read) there instead of membership.
-pub(super) async fn member_space(
+pub(crate) async fn member_space(
     state: &AppState,
     caller: &Caller,
     space_id: &str,
@@ -61,7 +61,7 @@ pub(super) async fn member_space(
 
 /// Refuses early what the final transaction would refuse anyway, before any byte is read. Answers the
 /// size of the file the upload would replace (it counts as room in the quota).
-pub(super) async fn precheck(
+pub(crate) async fn precheck(
     state: &AppState,
     space_id: &str,
     path: &StoragePath,

@@ -9,6 +9,8 @@ mod two_stage;
 pub use two_stage::DirectFinisher;
 mod upload;
 
+pub(crate) use access::{member_space, parse_path_id, precheck};
+
 use crate::AppState;
 use axum::routing::{get, post, put};
 use axum::Router;

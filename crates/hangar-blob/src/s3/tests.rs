@@ -101,6 +101,7 @@ fn peak_rss() -> u64 {
 async fn s3_keeps_the_contract() {
     let store = store();
     crate::conformance::keeps_the_contract(&store, &MemoryBlobStore::new()).await;
+    crate::conformance::keeps_the_partial_contract(&store).await;
     // Objects of its own that another S3 store (same bucket, another prefix) must not commit.
     let other = test_server::store();
     let staged = other

@@ -15,6 +15,7 @@ mod outbox;
 mod projects;
 mod spaces;
 mod storage;
+mod tus;
 
 use crate::{DatabaseKind, OpenError};
 use hangar_core::StoreError;

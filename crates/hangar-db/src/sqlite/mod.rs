@@ -11,6 +11,7 @@ mod jobs;
 mod projects;
 mod spaces;
 mod storage;
+mod tus;
 
 use crate::{OpenError, DEFAULT_BLOB_GRACE};
 use hangar_core::StoreError;

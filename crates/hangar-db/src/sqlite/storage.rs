@@ -367,6 +367,14 @@ impl StorageStore for SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(backend)?;
+            // A resumable upload to this path is complete with the file (SPEC §9.1).
+            sqlx::query(
+                "UPDATE tus_uploads SET state = 'done', \"offset\" = length, lease_until = NULL WHERE id = ?",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
         }
         let event = if existing.is_some() {
             "StorageFile.Updated"
