@@ -2,22 +2,11 @@
 //! backend. Each check gets two handles on one database, standing for two processes (two nodes), and
 //! races them: the invariant must hold whoever wins. SQLite and PostgreSQL run the same checks.
 
-use crate::testdb::TestStore;
-use hangar_core::jobs::{JobStore, NewJob};
+use crate::testdb::{Backend, TestStore};
+use hangar_core::jobs::NewJob;
 use hangar_core::model::*;
 use hangar_core::storage_path::StoragePath;
 use hangar_core::store::*;
-
-/// What a backend must implement to be checked here.
-pub trait Backend:
-    IdentityStore + SpaceStore + StorageStore + Applications + JobStore + Clone + 'static
-{
-}
-
-impl<T: IdentityStore + SpaceStore + StorageStore + Applications + JobStore + Clone + 'static>
-    Backend for T
-{
-}
 
 fn path(p: &str) -> StoragePath {
     StoragePath::parse(p).unwrap()

@@ -4,16 +4,27 @@
 //! this test binary (installing PostgreSQL if needed) and stops when the binary exits. A test that
 //! needs PostgreSQL fails, never skips, when there is none.
 
-use crate::conformance::Backend;
 use crate::{PgStore, SqliteStore};
 use async_trait::async_trait;
+use hangar_core::jobs::JobStore;
 use hangar_core::store::{
-    AttachmentStore, AttemptStore, BlobLifecycleStore, ChatStore, MemberControlStore, ProjectStore,
-    TusStore,
+    Applications, AttachmentStore, AttemptStore, BlobLifecycleStore, ChatStore, IdentityStore,
+    MemberControlStore, ProjectStore, SpaceStore, StorageStore, TusStore,
 };
 use sqlx::{Connection, Executor, PgConnection};
 use std::sync::OnceLock;
 use std::time::Duration;
+
+/// What a backend must implement to be checked by the conformance suite (`crate::conformance`).
+pub trait Backend:
+    IdentityStore + SpaceStore + StorageStore + Applications + JobStore + Clone + 'static
+{
+}
+
+impl<T: IdentityStore + SpaceStore + StorageStore + Applications + JobStore + Clone + 'static>
+    Backend for T
+{
+}
 
 /// One fresh database; stores opened on it are handles on the same data (two nodes).
 pub struct TestDb {

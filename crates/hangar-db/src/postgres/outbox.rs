@@ -1,47 +1,12 @@
 //! The event outbox as webhooks read it, and the deliveries it produces.
 
-use super::apps::upsert_item;
+use super::apps::{insert_delivery, upsert_item};
 use super::jobs::enqueue_in;
 use super::{backend, PgStore};
 use crate::rows::{self, DELIVERY_COLUMNS, EVENT_COLUMNS};
 use async_trait::async_trait;
 use hangar_core::jobs::{Deliver, NewJob};
 use hangar_core::store::*;
-
-/// Records a delivery (once: ids are derived from what is delivered) and, for a new pending one, the
-/// job that sends it.
-pub(super) async fn insert_delivery(
-    conn: &mut sqlx::PgConnection,
-    d: &Delivery,
-) -> StoreResult<()> {
-    let inserted = sqlx::query(
-        "INSERT INTO deliveries (id, app_id, webhook_id, kind, body, status, attempts, \
-         next_attempt_utc, created_utc, last_error) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9) \
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(&d.id)
-    .bind(d.app_id)
-    .bind(&d.webhook_id)
-    .bind(&d.kind)
-    .bind(&d.body)
-    .bind(&d.status)
-    .bind(d.next_attempt_utc)
-    .bind(d.created_utc)
-    .bind(&d.last_error)
-    .execute(&mut *conn)
-    .await
-    .map_err(backend)?;
-    if inserted.rows_affected() == 1 && d.status == "pending" {
-        let job = NewJob::of(
-            &Deliver {
-                delivery_id: d.id.clone(),
-            },
-            d.next_attempt_utc,
-        );
-        enqueue_in(conn, &job).await?;
-    }
-    Ok(())
-}
 
 #[async_trait]
 impl OutboxStore for PgStore {
