@@ -367,6 +367,11 @@ pub trait StorageStore: Send + Sync {
     /// Marks a pending upload as receiving its bytes (a lease, renewed with its reservation); false
     /// when it is not pending and no other receiver's lease has expired.
     async fn claim_upload(&self, id: &str) -> StoreResult<bool>;
+    /// `claim_upload` with a lease of `lease_ms` (work that holds the claim briefly, so that a
+    /// dead holder's claim lapses soon), kept alive by `renew_upload_claim`.
+    async fn claim_upload_for(&self, id: &str, lease_ms: i64) -> StoreResult<bool>;
+    /// Extends the lease of a receiving upload's claim to `lease_ms` from now.
+    async fn renew_upload_claim(&self, id: &str, lease_ms: i64) -> StoreResult<()>;
     /// Puts a receiving upload back to pending (its bytes failed), so it can be tried again.
     async fn unclaim_upload(&self, id: &str) -> StoreResult<()>;
     /// Removes expired uploads and expired reservations.

@@ -507,8 +507,17 @@ async fn a_node_killed_mid_traffic_loses_nothing_acknowledged_and_its_deliveries
         assert_eq!(status, 200, "attachment {id} {name}");
         assert_eq!(&sha256_hex(&bytes), sha, "attachment {id} {name}");
     }
+    // A two-stage upload's bytes were acknowledged by the object store; the file shows once a node
+    // records it. One the dead node was recording waits for its claim to lapse (a minute).
     for (path, sha) in &acks.files {
-        let (status, bytes) = read_file(&admin_b, "team", path).await;
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let (status, bytes) = loop {
+            let (status, bytes) = read_file(&admin_b, "team", path).await;
+            if status != 404 || Instant::now() > deadline {
+                break (status, bytes);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
         assert_eq!(status, 200, "{path}");
         assert_eq!(&sha256_hex(&bytes), sha, "{path}");
     }

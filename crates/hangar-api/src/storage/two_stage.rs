@@ -174,6 +174,18 @@ pub(super) async fn begin_two_stage(
     .into_response())
 }
 
+/// How long a node's claim on a direct upload it is recording lasts unless renewed.
+const DIRECT_CLAIM_MS: i64 = 60_000;
+
+/// Ends a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Where the client of a direct two-stage upload PUTs its bytes, in the object store.
 fn direct_key(upload_id: &str) -> String {
     format!("uploads/{upload_id}")
@@ -237,13 +249,29 @@ async fn finish_direct(state: &AppState, id: &str) -> ApiResult<DirectUpload> {
     let waiting = DirectUpload::Waiting {
         until: upload.expires_utc,
     };
-    if upload.state == UploadState::Receiving || !state.storage.claim_upload(id).await? {
+    if upload.state == UploadState::Receiving
+        || !state.storage.claim_upload_for(id, DIRECT_CLAIM_MS).await?
+    {
         return Ok(waiting);
     }
     let claim = Claim {
         state,
         id,
         kept: false,
+    };
+    // A short claim, renewed while this node works: should it die, another takes over within a
+    // minute.
+    let renewing = {
+        let (storage, id) = (state.storage.clone(), id.to_string());
+        AbortOnDrop(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(DIRECT_CLAIM_MS as u64 / 3))
+                    .await;
+                if let Err(e) = storage.renew_upload_claim(&id, DIRECT_CLAIM_MS).await {
+                    tracing::warn!(upload = %id, "cannot renew a direct upload's claim: {e}");
+                }
+            }
+        }))
     };
     let size = upload.size as u64;
     let staged = match state.blobs.take_upload(&key, size).await {
@@ -279,7 +307,9 @@ async fn finish_direct(state: &AppState, id: &str) -> ApiResult<DirectUpload> {
         mode: UploadMode::TwoStage,
     };
     let reservation = Reservation::existing(state, upload.reservation_id, size);
-    match record(state, target, staged, kept, reservation, Some(id)).await {
+    let recorded = record(state, target, staged, kept, reservation, Some(id)).await;
+    drop(renewing);
+    match recorded {
         Ok(_) => {
             claim.keep();
             Ok(DirectUpload::Over)

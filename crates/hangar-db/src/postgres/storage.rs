@@ -692,6 +692,10 @@ impl StorageStore for PgStore {
     }
 
     async fn claim_upload(&self, id: &str) -> StoreResult<bool> {
+        self.claim_upload_for(id, RESERVATION_LEASE_MS).await
+    }
+
+    async fn claim_upload_for(&self, id: &str, lease_ms: i64) -> StoreResult<bool> {
         let mut tx = self.write().await?;
         let now = now_ms();
         // One claim of a two-stage URL: the conditional update takes the upload's row lock, and a
@@ -702,7 +706,7 @@ impl StorageStore for PgStore {
             "UPDATE storage_uploads SET state = 'receiving', lease_until = $1 WHERE id = $2 \
              AND (state = 'pending' OR (state = 'receiving' AND COALESCE(lease_until, 0) <= $3))",
         )
-        .bind(now + RESERVATION_LEASE_MS)
+        .bind(now + lease_ms)
         .bind(id)
         .bind(now)
         .execute(&mut *tx)
@@ -712,13 +716,25 @@ impl StorageStore for PgStore {
         sqlx::query(
             "UPDATE storage_reservations SET expires_utc = GREATEST(expires_utc, $1) WHERE upload_id = $2",
         )
-        .bind(now + RESERVATION_LEASE_MS)
+        .bind(now + lease_ms)
         .bind(id)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn renew_upload_claim(&self, id: &str, lease_ms: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE storage_uploads SET lease_until = $1 WHERE id = $2 AND state = 'receiving'",
+        )
+        .bind(now_ms() + lease_ms)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
     }
 
     async fn unclaim_upload(&self, id: &str) -> StoreResult<()> {

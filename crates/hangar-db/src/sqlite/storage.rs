@@ -643,6 +643,10 @@ impl StorageStore for SqliteStore {
     }
 
     async fn claim_upload(&self, id: &str) -> StoreResult<bool> {
+        self.claim_upload_for(id, RESERVATION_LEASE_MS).await
+    }
+
+    async fn claim_upload_for(&self, id: &str, lease_ms: i64) -> StoreResult<bool> {
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -654,7 +658,7 @@ impl StorageStore for SqliteStore {
             "UPDATE storage_uploads SET state = 'receiving', lease_until = ? WHERE id = ? \
              AND (state = 'pending' OR (state = 'receiving' AND COALESCE(lease_until, 0) <= ?))",
         )
-        .bind(now + RESERVATION_LEASE_MS)
+        .bind(now + lease_ms)
         .bind(id)
         .bind(now)
         .execute(&mut *tx)
@@ -664,13 +668,25 @@ impl StorageStore for SqliteStore {
         sqlx::query(
             "UPDATE storage_reservations SET expires_utc = MAX(expires_utc, ?) WHERE upload_id = ?",
         )
-        .bind(now + RESERVATION_LEASE_MS)
+        .bind(now + lease_ms)
         .bind(id)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn renew_upload_claim(&self, id: &str, lease_ms: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE storage_uploads SET lease_until = ? WHERE id = ? AND state = 'receiving'",
+        )
+        .bind(now_ms() + lease_ms)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
     }
 
     async fn unclaim_upload(&self, id: &str) -> StoreResult<()> {
