@@ -149,6 +149,11 @@ impl TestApp {
         self.nodes[0].0.addr.to_string()
     }
 
+    /// Every node's own address (one, but with `two-nodes`).
+    pub fn node_addrs(&self) -> Vec<String> {
+        self.nodes.iter().map(|(n, _)| n.addr.to_string()).collect()
+    }
+
     /// The (first) node's state: its stores, as its handlers see them.
     pub fn state(&self) -> &hangar_api::AppState {
         &self.nodes[0].0.state
@@ -364,7 +369,18 @@ impl Balancer {
 
 impl Drop for Balancer {
     fn drop(&mut self) {
-        // SIGQUIT would wait for open connections; the test is over.
+        // SIGTERM: nginx's fast shutdown, in which the master ends its workers too (a SIGKILL would
+        // leave them running, holding the port).
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
