@@ -137,17 +137,7 @@ pub async fn public_url(
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
     let channel = visible_channel(&state, &caller, parse_channel_ref(&channel)?).await?;
-    let message_id = message
-        .strip_prefix("id:")
-        .unwrap_or(&message)
-        .parse::<i64>()
-        .map_err(|_| ApiError::bad_request("bad-message", "a message is id:N"))?;
-    let message = state
-        .chat
-        .message(message_id)
-        .await?
-        .filter(|m| m.channel_id == channel.id)
-        .ok_or_else(|| ApiError::not_found("message"))?;
+    let message = crate::chat::channel_message(&state, &channel, &message).await?;
     let id = id
         .parse::<i64>()
         .map_err(|_| ApiError::bad_request("bad-attachment", "an attachment id is a number"))?;

@@ -46,6 +46,25 @@ pub fn parse_channel_ref(s: &str) -> ApiResult<i64> {
     })
 }
 
+/// The message of `channel` named `id:N` or `N` (404 when it is in another channel or gone).
+pub async fn channel_message(
+    state: &AppState,
+    channel: &Channel,
+    ident: &str,
+) -> ApiResult<Message> {
+    let id = ident
+        .strip_prefix("id:")
+        .unwrap_or(ident)
+        .parse::<i64>()
+        .map_err(|_| ApiError::bad_request("bad-message", "a message is id:N or N"))?;
+    state
+        .chat
+        .message(id)
+        .await?
+        .filter(|m| m.channel_id == channel.id)
+        .ok_or_else(|| ApiError::not_found("message"))
+}
+
 fn validate_text(text: &str) -> ApiResult<()> {
     if text.chars().count() > MAX_TEXT_CHARS {
         return Err(ApiError::bad_request(
@@ -171,6 +190,26 @@ pub async fn post_message(
         .create_message(channel.id, caller.id(), &req.text, &links)
         .await?;
     Ok((StatusCode::CREATED, Json(message_json(&message))))
+}
+
+/// `DELETE /api/v1/channels/{channel}/messages/{message}`: the message goes; its attachments stay
+/// with their uploaders, released (SPEC §9.5). Its author or an admin only.
+pub async fn delete_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((channel, message)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let channel = visible_channel(&state, &caller, parse_channel_ref(&channel)?).await?;
+    let right = RightCode::PostMessages;
+    require_app_right(&state, &caller, right, &Context::channel(channel.id)).await?;
+    let message = channel_message(&state, &channel, &message).await?;
+    if message.author_id != caller.id() && !caller.is_admin() {
+        return Err(ApiError::forbidden(
+            "only the message's author or an admin may delete it",
+        ));
+    }
+    state.chat.delete_message(message.id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]

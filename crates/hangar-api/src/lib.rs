@@ -44,6 +44,8 @@ pub struct Settings {
     pub secure_cookies: bool,
     pub max_file_size: u64,
     pub default_space_quota: Option<i64>,
+    /// The most bytes of attachments one member may own (`--user-quota`); None: no limit.
+    pub user_quota: Option<i64>,
     /// Key deriving public-link tokens (HMAC-SHA256); from the data dir or configuration.
     pub link_key: [u8; 32],
     /// A valid Argon2 hash of nothing anyone knows, verified when a login names no member.
@@ -88,6 +90,7 @@ impl Settings {
             public_origin,
             max_file_size,
             default_space_quota,
+            user_quota: None,
             link_key,
             dummy_password_hash: dummy_hash(),
             fetch_allow: hangar_core::net::AllowList::default(),
@@ -298,6 +301,10 @@ pub fn router(state: AppState) -> Router {
             post(chat::post_message).get(chat::list_messages),
         )
         .route(
+            "/api/v1/channels/{channel}/messages/{message}",
+            delete(chat::delete_message),
+        )
+        .route(
             "/api/http/chats/messages/send-message",
             post(chat::send_message),
         )
@@ -308,7 +315,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/http/projects/{project}/planning/issues/{issue}",
-            get(projects::get_issue),
+            get(projects::get_issue).delete(projects::delete_issue),
         )
         .route(
             "/api/http/projects/{project}/planning/issues/{issue}/attachments",

@@ -179,7 +179,7 @@ pub async fn create_issue(
     let links = parse_links(&state, &caller, req.get("attachments")).await?;
     let issue = state
         .projects
-        .create_issue(project.id, title.trim(), status.trim(), &links)
+        .create_issue(project.id, caller.id(), title.trim(), status.trim(), &links)
         .await?;
     Ok((StatusCode::CREATED, Json(issue_json(&issue))))
 }
@@ -249,4 +249,22 @@ pub async fn add_attachments(
         .add_issue_attachments(issue.id, &links)
         .await?;
     Ok(Json(issue_json(&issue)))
+}
+
+/// `DELETE …/planning/issues/{issue}`: the issue goes; its attachments stay with their uploaders,
+/// released (SPEC §9.5). Its author or an admin only.
+pub async fn delete_issue(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((project, issue)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let project = visible_project(&state, &caller, &project, RightCode::CreateIssues).await?;
+    let issue = project_issue(&state, &project, &issue).await?;
+    if issue.author_id != Some(caller.id()) && !caller.is_admin() {
+        return Err(ApiError::forbidden(
+            "only the issue's author or an admin may delete it",
+        ));
+    }
+    state.projects.delete_issue(issue.id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -4,6 +4,7 @@
 //! that would not fit are refused before they are written. Spaces without a quota take no reservation
 //! at all, so their uploads cost no extra database writes.
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 use axum::http::StatusCode;
@@ -47,6 +48,33 @@ pub fn meter_error(e: &std::io::Error) -> Option<ApiError> {
             "more bytes arrived than were declared",
         )),
     }
+}
+
+/// The largest attachment `caller` may upload now: the per-file limit, or less when the member's
+/// attachment quota (`--user-quota`) has less room left; 413 when it has none. Only a first, early
+/// refusal: the store checks the quota again, atomically, when the attachment is recorded.
+pub async fn attachment_room(state: &AppState, caller: &Caller) -> ApiResult<u64> {
+    let max = state.settings.max_file_size;
+    let Some(quota) = state.settings.user_quota else {
+        return Ok(max);
+    };
+    let used = state.attachments.member_usage(caller.id()).await?;
+    let room = (quota - used).max(0) as u64;
+    if room == 0 {
+        return Err(user_quota_error(quota, used));
+    }
+    Ok(room.min(max))
+}
+
+/// 413 for an upload that does not fit the member's attachment quota.
+pub fn user_quota_error(quota: i64, used: i64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "limits-reached",
+        "your attachment quota does not leave room for this file",
+    )
+    .with("quotaBytes", quota)
+    .with("usedBytes", used)
 }
 
 pub fn quota_error() -> ApiError {

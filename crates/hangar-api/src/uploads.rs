@@ -6,6 +6,7 @@ use crate::access::visible_channel;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::observe::UploadMode;
+use crate::quota;
 use crate::shapes::attachment_json;
 use crate::AppState;
 use axum::body::Body;
@@ -54,9 +55,8 @@ pub(crate) fn declared_in(headers: &HeaderMap) -> ApiResult<Option<String>> {
     .map_err(|e| ApiError::bad_request("bad-checksum", e.to_string()))
 }
 
-/// Refuses early a body whose declared length is already over the limit.
-pub(crate) fn check_declared_length(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
-    let limit = state.settings.max_file_size;
+/// Refuses early a body whose declared length is already over `limit`.
+pub(crate) fn check_declared_length(limit: u64, headers: &HeaderMap) -> ApiResult<()> {
     let length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -128,7 +128,12 @@ pub(crate) async fn record(
             pin,
         });
     }
-    match state.attachments.create_attachments(&new, message_id).await {
+    let quota = state.settings.user_quota;
+    match state
+        .attachments
+        .create_attachments(&new, message_id, quota)
+        .await
+    {
         Ok(attachments) => {
             for _ in &attachments {
                 mode.count();
@@ -203,11 +208,9 @@ pub async fn upload_raw(
         declared_sha256: declared_in(&headers)?,
         media_context: query.space_media_type,
     };
-    check_declared_length(&state, &headers)?;
-    let staged = state
-        .ingest
-        .receive(body_stream(body), state.settings.max_file_size)
-        .await?;
+    let room = quota::attachment_room(&state, &caller).await?;
+    check_declared_length(room, &headers)?;
+    let staged = state.ingest.receive(body_stream(body), room).await?;
     let attachments = record(&state, &caller, vec![(file, staged)], None, UploadMode::Raw).await?;
     if let Some(err) = mismatch_error(&attachments) {
         return Err(err);
@@ -255,7 +258,7 @@ pub async fn upload_to_message(
             "the body must be multipart/form-data with a boundary",
         )
     })?;
-    let max = state.settings.max_file_size;
+    let max = quota::attachment_room(&state, &caller).await?;
     let constraints = multer::Constraints::new().size_limit(
         multer::SizeLimit::new()
             .for_field("files", u64::MAX) // staging enforces the file limit, with the right error

@@ -227,8 +227,10 @@ pub const EVENT_TYPES: &[&str] = &[
     "StorageFile.Deleted",
     "StorageFile.Moved",
     "ChatMessage.Created",
+    "ChatMessage.Deleted",
     "Issue.Created",
     "Issue.Updated",
+    "Issue.Deleted",
 ];
 
 /// The right an application needs to receive an event of this type.

@@ -115,6 +115,8 @@ pub struct Issue {
     pub number: i64,
     pub title: String,
     pub status: String,
+    /// Who opened it (None for issues older than the record of it).
+    pub author_id: Option<i64>,
     pub created_utc: i64,
     pub updated_utc: i64,
     pub attachments: Vec<LinkedAttachment>,

@@ -167,6 +167,9 @@ pub trait ChatStore: Send + Sync {
         links: &[AttachmentLink],
     ) -> StoreResult<Message>;
     async fn message(&self, id: i64) -> StoreResult<Option<Message>>;
+    /// Deletes a message; its attachments stay, released (an attachment left with no message or
+    /// issue counts as unattached from now on).
+    async fn delete_message(&self, id: i64) -> StoreResult<()>;
     /// Messages after position `after_seq`, oldest first, at most `limit`.
     async fn list_messages(
         &self,
@@ -191,6 +194,7 @@ pub trait ProjectStore: Send + Sync {
     async fn create_issue(
         &self,
         project_id: i64,
+        author_id: i64,
         title: &str,
         status: &str,
         links: &[AttachmentLink],
@@ -208,17 +212,28 @@ pub trait ProjectStore: Send + Sync {
         issue_id: i64,
         links: &[AttachmentLink],
     ) -> StoreResult<Issue>;
+    /// Deletes an issue; its attachments stay, released as by `ChatStore::delete_message`.
+    async fn delete_issue(&self, id: i64) -> StoreResult<()>;
 }
 
 #[async_trait]
 pub trait AttachmentStore: Send + Sync {
     /// Records attachments (and their blob references) and, when given, links them to a message, in
-    /// one transaction.
+    /// one transaction. With `owner_quota`, refuses (`Refused` `limits-reached`) when the uploader's
+    /// attachments would then hold more bytes than that (see `member_usage`), checked atomically
+    /// with every other upload of the same member.
     async fn create_attachments(
         &self,
         new: &[NewAttachment],
         message_id: Option<i64>,
+        owner_quota: Option<i64>,
     ) -> StoreResult<Vec<Attachment>>;
+    /// The bytes a member's attachments hold against the member's quota: the logical sizes of those
+    /// with stored bytes and of resumable uploads still under way (at their declared length).
+    async fn member_usage(&self, member_id: i64) -> StoreResult<i64>;
+    /// Up to `limit` finished attachments attached to no message or issue since before `cutoff`
+    /// (epoch ms: since their upload, or since their last message or issue was deleted).
+    async fn unattached_before(&self, cutoff: i64, limit: i64) -> StoreResult<Vec<i64>>;
     async fn attachment(&self, id: i64) -> StoreResult<Option<Attachment>>;
     /// Whether the member may read the attachment through a message or issue it is attached to.
     async fn readable_through_links(&self, attachment_id: i64, member_id: i64)
@@ -426,6 +441,7 @@ pub trait TusStore: Send + Sync {
         &self,
         upload: &crate::tus::TusUpload,
         attachment: Option<&NewAttachment>,
+        owner_quota: Option<i64>,
     ) -> StoreResult<()>;
     async fn tus_upload(&self, id: &str) -> StoreResult<Option<crate::tus::TusUpload>>;
     /// Takes a receiving, unexpired upload for one request writing at `offset`, until `lease_until`.

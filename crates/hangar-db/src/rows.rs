@@ -341,7 +341,7 @@ where
 }
 
 pub(crate) const ISSUE_COLUMNS: &str =
-    "i.id, i.project_id, p.key, i.number, i.title, i.status, i.created_utc, i.updated_utc";
+    "i.id, i.project_id, p.key, i.number, i.title, i.status, i.author_id, i.created_utc, i.updated_utc";
 
 /// An issue (without its attachments) from `ISSUE_COLUMNS`.
 pub(crate) fn issue<R: StoreRow>(row: &R) -> Issue
@@ -355,6 +355,7 @@ where
         number: row.int("number"),
         title: row.text("title"),
         status: row.text("status"),
+        author_id: row.opt_int("author_id"),
         created_utc: row.int("created_utc"),
         updated_utc: row.int("updated_utc"),
         attachments: Vec::new(),

@@ -91,7 +91,7 @@ pub(crate) fn attachment_created(a: &NewAttachment, message_id: Option<i64>) -> 
 }
 
 /// Where an attachment can be linked.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LinkTable {
     Message,
     Issue,
@@ -109,6 +109,28 @@ impl LinkTable {
             LinkTable::Message => "message_id",
             LinkTable::Issue => "issue_id",
         }
+    }
+    /// The table of the messages or issues that own the links.
+    pub(crate) fn owners(self) -> &'static str {
+        match self {
+            LinkTable::Message => "messages",
+            LinkTable::Issue => "issues",
+        }
+    }
+}
+
+/// The states in which an attachment's declared size counts against its uploader's quota although
+/// it has no stored bytes yet: a resumable upload under way.
+pub(crate) const UPLOADING_STATES: &str =
+    "'UploadFromClientToServerInProgress', 'ChecksumVerificationOnServerSideInProgress'";
+
+/// The refusal of an upload that would take its uploader past `quota`.
+pub(crate) fn owner_quota_refusal(used: i64, adding: i64, quota: i64) -> StoreError {
+    StoreError::Refused {
+        code: "limits-reached",
+        reason: format!(
+            "your attachments hold {used} of your {quota} bytes: no room for {adding} more"
+        ),
     }
 }
 

@@ -22,6 +22,8 @@ on_every_backend!(
     links_grant_reading_to_channel_and_project_members,
     changes_record_their_events_in_the_same_transaction,
     reservations_never_exceed_the_quota,
+    a_members_attachments_never_exceed_the_owner_quota,
+    deleting_a_message_or_issue_releases_its_attachments,
     concurrent_item_changes_from_two_stores_are_both_applied,
     an_item_is_replaced_only_at_the_version_it_was_read,
 );
@@ -70,10 +72,10 @@ async fn blob_references_are_counted_and_the_last_one_queues_a_collection<S: Tes
     let sha = "a".repeat(64);
     let a = new_attachment(alice.id, &sha);
     let b = new_attachment(alice.id, &sha);
-    s.create_attachments(std::slice::from_ref(&a), None)
+    s.create_attachments(std::slice::from_ref(&a), None, None)
         .await
         .unwrap();
-    s.create_attachments(std::slice::from_ref(&b), None)
+    s.create_attachments(std::slice::from_ref(&b), None, None)
         .await
         .unwrap();
     assert_eq!(s.blob_record(&sha).await.unwrap().refcount, Some(2));
@@ -133,7 +135,7 @@ async fn pins_keep_bytes_and_a_blob_being_deleted_cannot_be_pinned<S: TestStore>
     // Recording the reference drops the pin in the same transaction.
     let mut a = new_attachment(alice.id, &sha);
     a.pin = Some("pin-1".into());
-    s.create_attachments(std::slice::from_ref(&a), None)
+    s.create_attachments(std::slice::from_ref(&a), None, None)
         .await
         .unwrap();
     assert_eq!(
@@ -153,7 +155,8 @@ async fn pins_keep_bytes_and_a_blob_being_deleted_cannot_be_pinned<S: TestStore>
     let mut b = new_attachment(alice.id, &sha);
     b.pin = None;
     assert!(matches!(
-        s.create_attachments(std::slice::from_ref(&b), None).await,
+        s.create_attachments(std::slice::from_ref(&b), None, None)
+            .await,
         Err(StoreError::Refused {
             code: "blob-busy",
             ..
@@ -290,7 +293,7 @@ async fn links_grant_reading_to_channel_and_project_members<S: TestStore>() {
         .await
         .unwrap();
     let a = new_attachment(alice.id, &"b".repeat(64));
-    s.create_attachments(std::slice::from_ref(&a), None)
+    s.create_attachments(std::slice::from_ref(&a), None, None)
         .await
         .unwrap();
     assert!(!s.readable_through_links(a.id, bob.id).await.unwrap());
@@ -317,13 +320,16 @@ async fn links_grant_reading_to_channel_and_project_members<S: TestStore>() {
     );
     let project = s.create_project("P", "Project", &[carol.id]).await.unwrap();
     let issue = s
-        .create_issue(project.id, "t", "Open", &[link])
+        .create_issue(project.id, carol.id, "t", "Open", &[link])
         .await
         .unwrap();
     assert_eq!(issue.number, 1);
     assert_eq!(issue.key(), "P-T-1");
     assert!(s.readable_through_links(a.id, carol.id).await.unwrap());
-    let second = s.create_issue(project.id, "t2", "Open", &[]).await.unwrap();
+    let second = s
+        .create_issue(project.id, carol.id, "t2", "Open", &[])
+        .await
+        .unwrap();
     assert_eq!(second.number, 2);
 }
 
@@ -334,7 +340,7 @@ async fn changes_record_their_events_in_the_same_transaction<S: TestStore>() {
         .await
         .unwrap();
     let a = new_attachment(alice.id, &"c".repeat(64));
-    s.create_attachments(std::slice::from_ref(&a), None)
+    s.create_attachments(std::slice::from_ref(&a), None, None)
         .await
         .unwrap();
     let channel = s.create_channel("c", &[alice.id]).await.unwrap();
@@ -342,7 +348,10 @@ async fn changes_record_their_events_in_the_same_transaction<S: TestStore>() {
         .await
         .unwrap();
     let project = s.create_project("P", "P", &[alice.id]).await.unwrap();
-    let issue = s.create_issue(project.id, "t", "Open", &[]).await.unwrap();
+    let issue = s
+        .create_issue(project.id, alice.id, "t", "Open", &[])
+        .await
+        .unwrap();
     s.add_issue_attachments(issue.id, &[]).await.unwrap();
     s.delete_attachment(a.id).await.unwrap();
     let kinds: Vec<String> = s
@@ -383,6 +392,117 @@ async fn reservations_never_exceed_the_quota<S: TestStore>() {
         (usage.used_bytes, usage.reserved_bytes, usage.quota_bytes),
         (0, 100, Some(100))
     );
+}
+
+/// Twenty uploads of 10 bytes from two stores (two nodes) against a quota of 95: exactly nine fit,
+/// whatever the interleaving, and what is counted is what was kept.
+async fn a_members_attachments_never_exceed_the_owner_quota<S: TestStore>() {
+    let (db, a) = store::<S>().await;
+    let b = S::open(&db).await;
+    let alice = a
+        .create_member("alice", "h", "A", Role::Member)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let mut new = new_attachment(alice.id, &format!("{i:064x}"));
+        new.size = 10;
+        tasks.push(tokio::spawn(async move {
+            store.create_attachments(&[new], None, Some(95)).await
+        }));
+    }
+    let mut kept = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => kept += 1,
+            Err(StoreError::Refused { code, .. }) => assert_eq!(code, "limits-reached"),
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(kept, 9);
+    assert_eq!(a.member_usage(alice.id).await.unwrap(), 90);
+    // A resumable upload under way counts at its declared length; a failed checksum counts nothing.
+    let mut mismatch = new_attachment(alice.id, &"f".repeat(64));
+    mismatch.stores_blob = false;
+    mismatch.state = AttachmentState::ChecksumVerificationOnServerSideMismatch;
+    a.create_attachments(&[mismatch], None, Some(95))
+        .await
+        .unwrap();
+    assert_eq!(b.member_usage(alice.id).await.unwrap(), 90);
+}
+
+async fn deleting_a_message_or_issue_releases_its_attachments<S: TestStore>() {
+    let (_d, s) = store::<S>().await;
+    let alice = s
+        .create_member("alice", "h", "A", Role::Member)
+        .await
+        .unwrap();
+    let (a, b) = (
+        new_attachment(alice.id, &"1".repeat(64)),
+        new_attachment(alice.id, &"2".repeat(64)),
+    );
+    s.create_attachments(&[a.clone(), b.clone()], None, None)
+        .await
+        .unwrap();
+    let link = |id| AttachmentLink {
+        attachment_id: id,
+        class_name: "FileAttachment".into(),
+        details: Default::default(),
+    };
+    let channel = s.create_channel("c", &[alice.id]).await.unwrap();
+    let msg = s
+        .create_message(channel.id, alice.id, "hi", &[link(a.id), link(b.id)])
+        .await
+        .unwrap();
+    let project = s.create_project("P", "P", &[alice.id]).await.unwrap();
+    let issue = s
+        .create_issue(project.id, alice.id, "t", "Open", &[link(b.id)])
+        .await
+        .unwrap();
+    assert_eq!(issue.author_id, Some(alice.id));
+    let far = now_ms() + 60_000;
+    assert!(s.unattached_before(far, 10).await.unwrap().is_empty());
+
+    s.delete_message(msg.id).await.unwrap();
+    assert!(s.message(msg.id).await.unwrap().is_none());
+    // `a` lost its only link; `b` still belongs to the issue.
+    assert_eq!(s.unattached_before(far, 10).await.unwrap(), vec![a.id]);
+    let released = s.attachment(a.id).await.unwrap().expect("kept");
+    assert_eq!((released.message_id, released.room_id), (None, None));
+    // The TTL counts from the release, not from the upload.
+    let before = now_ms() - 1;
+    assert!(s
+        .unattached_before(before - 60_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    s.delete_issue(issue.id).await.unwrap();
+    assert!(s.issue_by_id(issue.id).await.unwrap().is_none());
+    let mut both = vec![a.id, b.id];
+    both.sort();
+    assert_eq!(s.unattached_before(far, 10).await.unwrap(), both);
+    assert!(matches!(
+        s.delete_message(msg.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.delete_issue(issue.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let kinds: Vec<String> = s
+        .recent_events(2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert!(
+        kinds.contains(&"ChatMessage.Deleted".to_string()),
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&"Issue.Deleted".to_string()), "{kinds:?}");
 }
 
 /// Appends `entry` to the JSON array of one application item through `app_ops::modify_item`. On its

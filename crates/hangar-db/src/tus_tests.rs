@@ -56,7 +56,7 @@ async fn a_tus_upload_moves_by_claimed_offsets_and_completes_its_attachment<S: T
     let id = "00112233445566778899aabbccddeeff";
     let target = TusTarget::Attachment { attachment_id: 77 };
     let new = upload(id, me.id, target, now + 60_000);
-    s.create_tus_upload(&new, Some(&in_progress(77, me.id)))
+    s.create_tus_upload(&new, Some(&in_progress(77, me.id)), None)
         .await
         .unwrap();
     assert_eq!(s.tus_upload(id).await.unwrap().unwrap(), new);
@@ -178,6 +178,7 @@ async fn tus_uploads_end_by_termination_expiry_and_their_storage_file<S: TestSto
     s.create_tus_upload(
         &upload(gone, me.id, target, now + 60_000),
         Some(&in_progress(5, me.id)),
+        None,
     )
     .await
     .unwrap();
@@ -207,6 +208,7 @@ async fn tus_uploads_end_by_termination_expiry_and_their_storage_file<S: TestSto
     s.create_tus_upload(
         &upload(idle, me.id, target, now + 1_000),
         Some(&in_progress(6, me.id)),
+        None,
     )
     .await
     .unwrap();
@@ -240,7 +242,7 @@ async fn tus_uploads_end_by_termination_expiry_and_their_storage_file<S: TestSto
         space_id: "sp".into(),
         path: "docs/a.txt".into(),
     };
-    s.create_tus_upload(&upload(to_file, me.id, target, now + 60_000), None)
+    s.create_tus_upload(&upload(to_file, me.id, target, now + 60_000), None, None)
         .await
         .unwrap();
     let file = NewStorageFile {

@@ -100,6 +100,40 @@ chore!(
     }
 );
 
+chore!(
+    /// With `--unattached-ttl`: attachments attached to no message or issue for that long (SPEC §9.5).
+    /// Each goes the way a deletion by its owner goes, with its `Attachment.Deleted` event. Run twice
+    /// a minute, so an expired attachment is gone within the TTL plus one minute.
+    ExpireUnattached, "expire-unattached", every Duration::from_secs(30), |ctx| {
+        let Some(ttl) = ctx.unattached_ttl else {
+            return Ok(());
+        };
+        let cutoff = now_ms() - ttl.as_millis() as i64;
+        let mut expired = 0;
+        loop {
+            let batch = ctx.attachments.unattached_before(cutoff, UNATTACHED_BATCH).await?;
+            for &id in &batch {
+                match ctx.attachments.delete_attachment(id).await {
+                    Ok(()) => expired += 1,
+                    // Its owner deleted it meanwhile.
+                    Err(StoreError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if (batch.len() as i64) < UNATTACHED_BATCH {
+                break;
+            }
+        }
+        if expired > 0 {
+            tracing::info!(attachments = expired, "expired unattached attachments");
+        }
+        Ok(())
+    }
+);
+
+/// Attachments the unattached expiry looks at per query.
+const UNATTACHED_BATCH: i64 = 500;
+
 #[async_trait::async_trait]
 impl Chore for SweepOrphanBlobs {
     const INTERVAL: Duration = Duration::from_secs(24 * 3600);
@@ -116,6 +150,7 @@ pub(crate) fn register_all(runner: &mut Runner) {
     runner.register::<SweepTemporaries>();
     runner.register::<PruneHistory>();
     runner.register::<SweepOrphanBlobs>();
+    runner.register::<ExpireUnattached>();
 }
 
 async fn schedule<C: Chore>(jobs: &dyn JobStore) -> Result<(), StoreError> {
@@ -137,6 +172,7 @@ pub async fn schedule_chores(jobs: &dyn JobStore) -> Result<(), StoreError> {
     schedule::<SweepTemporaries>(jobs).await?;
     schedule::<PruneHistory>(jobs).await?;
     schedule::<SweepOrphanBlobs>(jobs).await?;
+    schedule::<ExpireUnattached>(jobs).await?;
     let after_start = NewJob::of(&SweepOrphanBlobs::default(), now_ms())
         .unique(format!("{}:after-start", SweepOrphanBlobs::KIND))
         .if_absent();

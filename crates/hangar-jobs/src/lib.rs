@@ -24,8 +24,8 @@ use hangar_core::jobs::{ClaimedJob, JobKind, JobStore, NewJob};
 use hangar_core::now_ms;
 use hangar_core::secrets::Secrets;
 use hangar_core::store::{
-    Applications, AttemptStore, BlobLifecycleStore, IdentityStore, ProjectStore, StorageStore,
-    StoreError, TusStore,
+    Applications, AttachmentStore, AttemptStore, BlobLifecycleStore, IdentityStore, ProjectStore,
+    StorageStore, StoreError, TusStore,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,6 +41,10 @@ pub struct JobContext {
     pub storage: Arc<dyn StorageStore>,
     /// Resumable uploads, for their expiry.
     pub tus: Arc<dyn TusStore>,
+    /// Attachments, for the expiry of unattached ones.
+    pub attachments: Arc<dyn AttachmentStore>,
+    /// `--unattached-ttl`: how long an attachment attached to nothing is kept; None: for ever.
+    pub unattached_ttl: Option<Duration>,
     pub identity: Arc<dyn IdentityStore>,
     /// The login throttle's counters (pruned by a chore).
     pub attempts: Arc<dyn AttemptStore>,

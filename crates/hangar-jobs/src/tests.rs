@@ -52,6 +52,8 @@ impl Installation {
             blobs,
             storage: Arc::new(store.clone()),
             tus: Arc::new(store.clone()),
+            attachments: Arc::new(store.clone()),
+            unattached_ttl: None,
             identity: Arc::new(store.clone()),
             attempts: Arc::new(store.clone()),
             projects: Arc::new(store.clone()),
@@ -220,7 +222,7 @@ async fn upload(ingest: &Ingest, store: &SqliteStore, owner: i64, bytes: &'stati
                 stores_blob: true,
                 pin: Some(c.pin),
             };
-            store.create_attachments(&[new], None).await
+            store.create_attachments(&[new], None, None).await
         })
         .await
         .unwrap();

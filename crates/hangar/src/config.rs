@@ -91,6 +91,14 @@ pub struct ServeArgs {
     /// Default quota of a new space, in bytes [default: unlimited].
     #[arg(long, env = "HANGAR_SPACE_QUOTA", value_name = "BYTES")]
     pub space_quota: Option<String>,
+    /// The most bytes of attachments one member (or one application's bot member) may own,
+    /// counted at their logical sizes [default: unlimited].
+    #[arg(long, env = "HANGAR_USER_QUOTA", value_name = "BYTES")]
+    pub user_quota: Option<String>,
+    /// An attachment attached to no message or issue for this long (since its upload, or since its
+    /// last message or issue was deleted) is deleted (`30s`, `24h`, `7d`) [default: never].
+    #[arg(long, env = "HANGAR_UNATTACHED_TTL", value_name = "DURATION")]
+    pub unattached_ttl: Option<String>,
     /// Seconds a remote server has to connect and answer when fetching a URL [default: 30].
     #[arg(long, env = "HANGAR_FETCH_TIMEOUT", value_name = "SECS")]
     pub fetch_timeout: Option<u64>,
@@ -170,6 +178,8 @@ struct FileConfig {
     fetch_allow: Option<String>,
     max_file_size: Option<Size>,
     space_quota: Option<Size>,
+    user_quota: Option<Size>,
+    unattached_ttl: Option<String>,
     fetch_timeout: Option<u64>,
     blob_grace: Option<String>,
     trusted_proxies: Option<String>,
@@ -214,6 +224,10 @@ pub struct Config {
     pub fetch_timeout_secs: u64,
     pub max_file_size: u64,
     pub space_quota: Option<u64>,
+    /// The most bytes of attachments a member may own; None: no limit.
+    pub user_quota: Option<u64>,
+    /// How long an attachment attached to nothing is kept; None: for ever.
+    pub unattached_ttl: Option<Duration>,
     pub blob_grace: Duration,
     pub trusted_proxies: TrustedProxies,
     /// The metrics listener's address; None: no metrics.
@@ -338,6 +352,20 @@ impl Config {
             ),
             None => None,
         };
+        let user_quota = match args.user_quota.or(file.user_quota.map(Size::into_text)) {
+            Some(s) => Some(
+                parse_size(&s).map_err(|e| anyhow!("--user-quota: {s:?} is not a size: {e}"))?,
+            ),
+            None => None,
+        };
+        let unattached_ttl = match args.unattached_ttl.or(file.unattached_ttl) {
+            Some(s) => match parse_duration(&s) {
+                Ok(d) if !d.is_zero() => Some(d),
+                Ok(_) => bail!("--unattached-ttl: {s:?} must be longer than 0s"),
+                Err(e) => bail!("--unattached-ttl: {s:?} is not a duration: {e}"),
+            },
+            None => None,
+        };
         let blob_grace = match store.blob_grace.or(file.blob_grace) {
             Some(s) => parse_duration(&s)
                 .map_err(|e| anyhow!("--blob-grace: {s:?} is not a duration: {e}"))?,
@@ -458,6 +486,8 @@ impl Config {
                 .max(1),
             max_file_size,
             space_quota,
+            user_quota,
+            unattached_ttl,
             blob_grace,
             trusted_proxies,
             metrics_listen,
@@ -515,7 +545,7 @@ impl Config {
         format!(
             "listen={} public_url={} data_dir={} database_url={} storage_url={} secret_key_file={} \
              admin_password={} fetch_allow={} fetch_timeout={}s max_file_size={} space_quota={} \
-             blob_grace={}s trusted_proxies={} metrics_listen={} log_format={} \
+             user_quota={} unattached_ttl={} blob_grace={}s trusted_proxies={} metrics_listen={} log_format={} \
              session_idle_timeout={}s token_lifetime={} login_failures_per_user={} \
              login_failures_per_address={} tus_expiry={}s",
             self.listen,
@@ -533,6 +563,10 @@ impl Config {
             self.max_file_size,
             self.space_quota
                 .map_or("unlimited".to_string(), |q| q.to_string()),
+            self.user_quota
+                .map_or("unlimited".to_string(), |q| q.to_string()),
+            self.unattached_ttl
+                .map_or("never".to_string(), |d| format!("{}s", d.as_secs())),
             self.blob_grace.as_secs(),
             self.trusted_proxies,
             self.metrics_listen.as_deref().unwrap_or("off"),

@@ -179,6 +179,7 @@ async fn start_on<S: Backend>(
         .unwrap_or_else(|| format!("http://{addr}"));
     let space_quota = config.space_quota.map(|q| q.min(i64::MAX as u64) as i64);
     let mut settings = Settings::new(&public_url, config.max_file_size, space_quota, link_key);
+    settings.user_quota = config.user_quota.map(|q| q.min(i64::MAX as u64) as i64);
     settings.fetch_allow =
         AllowList::parse(&config.fetch_allow).map_err(|e| anyhow!("--fetch-allow: {e}"))?;
     settings.fetch_limits.first_byte = Duration::from_secs(config.fetch_timeout_secs);
@@ -195,7 +196,7 @@ async fn start_on<S: Backend>(
         .map(|d| d.as_millis().min(i64::MAX as u128 / 2) as i64);
     settings.tus_expiry = config.tus_expiry;
     let state = AppState::new(store.clone(), blobs.clone(), settings);
-    let runners = runners(store, &state, blobs, config.blob_grace);
+    let runners = runners(store, &state, blobs, config);
     Ok((state, runners))
 }
 
@@ -271,7 +272,7 @@ fn runners<S: Backend>(
     store: &S,
     state: &AppState,
     blobs: Arc<dyn BlobStore>,
-    grace: Duration,
+    config: &Config,
 ) -> Vec<Runner> {
     let context = || JobContext {
         jobs: Arc::new(store.clone()),
@@ -279,6 +280,8 @@ fn runners<S: Backend>(
         blobs: blobs.clone(),
         storage: Arc::new(store.clone()),
         tus: Arc::new(store.clone()),
+        attachments: Arc::new(store.clone()),
+        unattached_ttl: config.unattached_ttl,
         identity: Arc::new(store.clone()),
         attempts: Arc::new(store.clone()),
         projects: Arc::new(store.clone()),
@@ -286,7 +289,7 @@ fn runners<S: Backend>(
         secrets: state.secrets.clone(),
         fetcher: state.fetcher.clone(),
         public_url: state.settings.public_url.clone(),
-        blob_grace: grace,
+        blob_grace: config.blob_grace,
         direct_uploads: Some(Arc::new(hangar_api::DirectFinisher::new(state.clone()))),
     };
     let lanes = [

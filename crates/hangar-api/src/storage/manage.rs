@@ -215,7 +215,8 @@ pub async fn move_entry(
     Ok(Json(entry_json(&moved)))
 }
 
-/// `GET /api/v1/limits`: what the caller may upload, per visible space.
+/// `GET /api/v1/limits`: what the caller may upload: the per-file limit, the caller's own attachment
+/// quota and usage, and each visible space's.
 pub async fn limits(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let filter = if caller.is_admin() {
         None
@@ -239,8 +240,13 @@ pub async fn limits(State(state): State<AppState>, caller: Caller) -> ApiResult<
             "availableBytes": available,
         }));
     }
+    let user = json!({
+        "quotaBytes": state.settings.user_quota,
+        "usedBytes": state.attachments.member_usage(caller.id()).await?,
+    });
     Ok(Json(json!({
         "maxFileSize": state.settings.max_file_size,
+        "user": user,
         "spaces": spaces,
     })))
 }

@@ -42,7 +42,7 @@ pub async fn upload(
         "multipart/form-data" => upload_multipart(&state, target, replaced, &headers, body).await,
         "application/json" => upload_json(&state, target, replaced, &headers, body).await,
         _ => {
-            crate::uploads::check_declared_length(&state, &headers)?;
+            crate::uploads::check_declared_length(state.settings.max_file_size, &headers)?;
             let length = headers
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())

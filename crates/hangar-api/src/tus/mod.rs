@@ -291,7 +291,7 @@ async fn create(
     };
     state
         .tus
-        .create_tus_upload(&upload, attachment.as_ref())
+        .create_tus_upload(&upload, attachment.as_ref(), state.settings.user_quota)
         .await?;
     let location = format!("{}/api/v1/tus/{}", state.settings.public_url, upload.id);
     let mut response = if carries_bytes || length == 0 {

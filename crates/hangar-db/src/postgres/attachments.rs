@@ -59,6 +59,93 @@ pub(crate) async fn insert_links(
     Ok(())
 }
 
+/// Deletes a message or issue in the caller's transaction; the attachments it linked stay, and those
+/// it leaves attached to nothing are marked detached from now (the unattached TTL counts from then).
+/// False when there was no such message or issue.
+pub(crate) async fn delete_owner(
+    tx: &mut Transaction<'static, Postgres>,
+    table: LinkTable,
+    owner_id: i64,
+) -> StoreResult<bool> {
+    let (t, o) = (table.table(), table.owner());
+    let linked: Vec<i64> =
+        sqlx::query_scalar(&format!("SELECT attachment_id FROM {t} WHERE {o} = $1"))
+            .bind(owner_id)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(backend)?;
+    let deleted = sqlx::query(&format!("DELETE FROM {} WHERE id = $1", table.owners()))
+        .bind(owner_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+    if deleted == 0 {
+        return Ok(false);
+    }
+    let now = now_ms();
+    if table == LinkTable::Message {
+        sqlx::query(
+            "UPDATE attachments SET message_id = NULL, room_id = NULL, modified_utc = $1 WHERE message_id = $2",
+        )
+        .bind(now)
+        .bind(owner_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    }
+    sqlx::query(
+        "UPDATE attachments SET detached_utc = $1 WHERE id = ANY($2) \
+         AND NOT EXISTS (SELECT 1 FROM message_attachments WHERE attachment_id = attachments.id) \
+         AND NOT EXISTS (SELECT 1 FROM issue_attachments WHERE attachment_id = attachments.id)",
+    )
+    .bind(now)
+    .bind(&linked)
+    .execute(&mut **tx)
+    .await
+    .map_err(backend)?;
+    Ok(true)
+}
+
+/// Refuses, inside the caller's write transaction, attachments of `member_id` adding `adding` bytes
+/// past `quota`. The member's row lock makes the check and the insert that follows one step for
+/// every node: two uploads of one member wait for each other here.
+pub(crate) async fn check_owner_quota(
+    tx: &mut Transaction<'static, Postgres>,
+    member_id: i64,
+    adding: i64,
+    quota: Option<i64>,
+) -> StoreResult<()> {
+    let Some(quota) = quota else {
+        return Ok(());
+    };
+    sqlx::query("SELECT 1 FROM members WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(member_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    let used = member_usage(&mut **tx, member_id).await?;
+    if used.saturating_add(adding) > quota {
+        return Err(rules::owner_quota_refusal(used, adding, quota));
+    }
+    Ok(())
+}
+
+async fn member_usage<'e>(
+    db: impl sqlx::Executor<'e, Database = Postgres>,
+    member_id: i64,
+) -> StoreResult<i64> {
+    sqlx::query_scalar(&format!(
+        "SELECT COALESCE(SUM(size), 0)::BIGINT FROM attachments WHERE uploader_id = $1 \
+         AND (stores_blob OR state IN ({}))",
+        rules::UPLOADING_STATES
+    ))
+    .bind(member_id)
+    .fetch_one(db)
+    .await
+    .map_err(backend)
+}
+
 /// The attachments linked to each of `owner_ids`, in link order.
 pub(crate) async fn linked_attachments(
     pool: &PgPool,
@@ -88,9 +175,23 @@ impl PgStore {
         &self,
         new: &[NewAttachment],
         message_id: Option<i64>,
+        owner_quota: Option<i64>,
     ) -> StoreResult<()> {
         let now = now_ms();
         let mut tx = self.write().await?;
+        // Members first, in id order, then blobs: one lock order for every upload.
+        for uploader in new
+            .iter()
+            .map(|a| a.uploader_id)
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            let adding = new
+                .iter()
+                .filter(|a| a.uploader_id == uploader && a.stores_blob)
+                .map(|a| a.size)
+                .sum();
+            check_owner_quota(&mut tx, uploader, adding, owner_quota).await?;
+        }
         // Blob rows are locked in hash order; a deadlock with a transaction that took them in another
         // order (a replaced file: new bytes, then old) is retried.
         let mut refs: Vec<&NewAttachment> = new.iter().filter(|a| a.stores_blob).collect();
@@ -152,8 +253,9 @@ impl AttachmentStore for PgStore {
         &self,
         new: &[NewAttachment],
         message_id: Option<i64>,
+        owner_quota: Option<i64>,
     ) -> StoreResult<Vec<Attachment>> {
-        retrying(|| self.record_attachments(new, message_id)).await?;
+        retrying(|| self.record_attachments(new, message_id, owner_quota)).await?;
         let mut out = Vec::with_capacity(new.len());
         for a in new {
             out.push(
@@ -255,6 +357,26 @@ impl AttachmentStore for PgStore {
             Some(_) => {}
         }
         self.commit_queued(tx).await
+    }
+
+    async fn member_usage(&self, member_id: i64) -> StoreResult<i64> {
+        member_usage(&self.pool, member_id).await
+    }
+
+    async fn unattached_before(&self, cutoff: i64, limit: i64) -> StoreResult<Vec<i64>> {
+        sqlx::query_scalar(&format!(
+            "SELECT id FROM attachments WHERE COALESCE(detached_utc, created_utc) < $1 \
+             AND state NOT IN ({}) \
+             AND NOT EXISTS (SELECT 1 FROM message_attachments WHERE attachment_id = attachments.id) \
+             AND NOT EXISTS (SELECT 1 FROM issue_attachments WHERE attachment_id = attachments.id) \
+             ORDER BY id LIMIT $2",
+            rules::UPLOADING_STATES
+        ))
+        .bind(cutoff)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -1,5 +1,6 @@
 //! Resumable (tus) uploads: offsets, leases and expiry, and the attachment each one fills.
 
+use super::attachments::check_owner_quota;
 use super::blobs::{add_ref, record_event};
 use super::jobs::enqueue_in;
 use super::{backend, PgStore, Tx};
@@ -65,9 +66,11 @@ impl TusStore for PgStore {
         &self,
         upload: &TusUpload,
         attachment: Option<&NewAttachment>,
+        owner_quota: Option<i64>,
     ) -> StoreResult<()> {
         let mut tx = self.write().await?;
         if let Some(a) = attachment {
+            check_owner_quota(&mut tx, a.uploader_id, a.size, owner_quota).await?;
             sqlx::query(
                 "INSERT INTO attachments (id, uploader_id, file_name, content_type, size, sha256, stores_blob, \
                  state, media_context, created_utc, modified_utc) VALUES ($1, $2, $3, $4, $5, NULL, FALSE, $6, $7, $8, $9)",

@@ -59,6 +59,89 @@ pub(crate) async fn insert_links(
 }
 
 /// The attachments linked to each of `owner_ids`, in link order.
+/// Deletes a message or issue in the caller's transaction; the attachments it linked stay, and those
+/// it leaves attached to nothing are marked detached from now (the unattached TTL counts from then).
+/// False when there was no such message or issue.
+pub(crate) async fn delete_owner(
+    tx: &mut Transaction<'static, Sqlite>,
+    table: LinkTable,
+    owner_id: i64,
+) -> StoreResult<bool> {
+    let (t, o) = (table.table(), table.owner());
+    let linked: Vec<i64> =
+        sqlx::query_scalar(&format!("SELECT attachment_id FROM {t} WHERE {o} = ?"))
+            .bind(owner_id)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(backend)?;
+    let deleted = sqlx::query(&format!("DELETE FROM {} WHERE id = ?", table.owners()))
+        .bind(owner_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+    if deleted == 0 {
+        return Ok(false);
+    }
+    let now = now_ms();
+    if table == LinkTable::Message {
+        sqlx::query(
+            "UPDATE attachments SET message_id = NULL, room_id = NULL, modified_utc = ? WHERE message_id = ?",
+        )
+        .bind(now)
+        .bind(owner_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    }
+    for id in linked {
+        sqlx::query(
+            "UPDATE attachments SET detached_utc = ? WHERE id = ? \
+             AND NOT EXISTS (SELECT 1 FROM message_attachments WHERE attachment_id = attachments.id) \
+             AND NOT EXISTS (SELECT 1 FROM issue_attachments WHERE attachment_id = attachments.id)",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    }
+    Ok(true)
+}
+
+/// Refuses, inside the caller's write transaction, attachments of `member_id` adding `adding` bytes
+/// past `quota`.
+pub(crate) async fn check_owner_quota(
+    tx: &mut Transaction<'static, Sqlite>,
+    member_id: i64,
+    adding: i64,
+    quota: Option<i64>,
+) -> StoreResult<()> {
+    let Some(quota) = quota else {
+        return Ok(());
+    };
+    let used = member_usage(&mut **tx, member_id).await?;
+    if used.saturating_add(adding) > quota {
+        return Err(rules::owner_quota_refusal(used, adding, quota));
+    }
+    Ok(())
+}
+
+async fn member_usage<'e>(
+    db: impl sqlx::Executor<'e, Database = Sqlite>,
+    member_id: i64,
+) -> StoreResult<i64> {
+    sqlx::query_scalar(&format!(
+        "SELECT COALESCE(SUM(size), 0) FROM attachments WHERE uploader_id = ? \
+         AND (stores_blob = 1 OR state IN ({}))",
+        rules::UPLOADING_STATES
+    ))
+    .bind(member_id)
+    .fetch_one(db)
+    .await
+    .map_err(backend)
+}
+
 pub(crate) async fn linked_attachments(
     pool: &SqlitePool,
     table: LinkTable,
@@ -92,6 +175,7 @@ impl AttachmentStore for SqliteStore {
         &self,
         new: &[NewAttachment],
         message_id: Option<i64>,
+        owner_quota: Option<i64>,
     ) -> StoreResult<Vec<Attachment>> {
         let now = now_ms();
         let mut tx = self
@@ -99,6 +183,18 @@ impl AttachmentStore for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
+        for uploader in new
+            .iter()
+            .map(|a| a.uploader_id)
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            let adding = new
+                .iter()
+                .filter(|a| a.uploader_id == uploader && a.stores_blob)
+                .map(|a| a.size)
+                .sum();
+            check_owner_quota(&mut tx, uploader, adding, owner_quota).await?;
+        }
         for a in new {
             if a.stores_blob {
                 add_ref(&mut tx, &a.sha256, a.size, a.pin.as_deref()).await?;
@@ -249,6 +345,26 @@ impl AttachmentStore for SqliteStore {
             Some(_) => {}
         }
         self.commit_queued(tx).await
+    }
+
+    async fn member_usage(&self, member_id: i64) -> StoreResult<i64> {
+        member_usage(&self.pool, member_id).await
+    }
+
+    async fn unattached_before(&self, cutoff: i64, limit: i64) -> StoreResult<Vec<i64>> {
+        sqlx::query_scalar(&format!(
+            "SELECT id FROM attachments WHERE COALESCE(detached_utc, created_utc) < ? \
+             AND state NOT IN ({}) \
+             AND NOT EXISTS (SELECT 1 FROM message_attachments WHERE attachment_id = attachments.id) \
+             AND NOT EXISTS (SELECT 1 FROM issue_attachments WHERE attachment_id = attachments.id) \
+             ORDER BY id LIMIT ?",
+            rules::UPLOADING_STATES
+        ))
+        .bind(cutoff)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)
     }
 
     async fn ping(&self) -> StoreResult<()> {

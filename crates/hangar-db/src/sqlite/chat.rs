@@ -1,6 +1,6 @@
 //! Channels, their members, and messages with attachment links.
 
-use super::attachments::{insert_links, linked_attachments};
+use super::attachments::{delete_owner, insert_links, linked_attachments};
 use super::blobs::record_event;
 use super::{backend, SqliteStore};
 use crate::rows::{self, StoreRow, MESSAGE_COLUMNS};
@@ -187,6 +187,20 @@ impl ChatStore for SqliteStore {
 
     async fn message(&self, id: i64) -> StoreResult<Option<Message>> {
         Ok(self.messages_where("msg.id = ?", &[id]).await?.pop())
+    }
+
+    async fn delete_message(&self, id: i64) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let channel_id: i64 = sqlx::query_scalar("SELECT channel_id FROM messages WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?
+            .ok_or(StoreError::NotFound("message"))?;
+        delete_owner(&mut tx, LinkTable::Message, id).await?;
+        let payload = serde_json::json!({ "messageId": id, "channelId": channel_id });
+        record_event(&mut tx, "ChatMessage.Deleted", None, None, payload).await?;
+        self.commit_queued(tx).await
     }
 
     async fn list_messages(

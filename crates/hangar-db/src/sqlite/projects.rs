@@ -1,6 +1,6 @@
 //! Projects, their members, and issues with attachment links.
 
-use super::attachments::{insert_links, linked_attachments};
+use super::attachments::{delete_owner, insert_links, linked_attachments};
 use super::blobs::record_event;
 use super::{backend, map_err, SqliteStore};
 use crate::rows::{self, StoreRow, ISSUE_COLUMNS};
@@ -124,6 +124,7 @@ impl ProjectStore for SqliteStore {
     async fn create_issue(
         &self,
         project_id: i64,
+        author_id: i64,
         title: &str,
         status: &str,
         links: &[AttachmentLink],
@@ -143,14 +144,15 @@ impl ProjectStore for SqliteStore {
         .await
         .map_err(backend)?;
         sqlx::query(
-            "INSERT INTO issues (id, project_id, number, title, status, created_utc, updated_utc) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO issues (id, project_id, number, title, status, author_id, created_utc, updated_utc) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id)
         .bind(project_id)
         .bind(number)
         .bind(title)
         .bind(status)
+        .bind(author_id)
         .bind(now)
         .bind(now)
         .execute(&mut *tx)
@@ -222,5 +224,21 @@ impl ProjectStore for SqliteStore {
         self.issue_by_id(issue_id)
             .await?
             .ok_or(StoreError::NotFound("issue"))
+    }
+
+    async fn delete_issue(&self, id: i64) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        let (project_id, number): (i64, i64) =
+            sqlx::query_as("SELECT project_id, number FROM issues WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?
+                .ok_or(StoreError::NotFound("issue"))?;
+        delete_owner(&mut tx, LinkTable::Issue, id).await?;
+        let payload =
+            serde_json::json!({ "issueId": id, "projectId": project_id, "number": number });
+        record_event(&mut tx, "Issue.Deleted", None, None, payload).await?;
+        self.commit_queued(tx).await
     }
 }

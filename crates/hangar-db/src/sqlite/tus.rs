@@ -1,5 +1,6 @@
 //! Resumable (tus) uploads: offsets, leases and expiry, and the attachment each one fills.
 
+use super::attachments::check_owner_quota;
 use super::blobs::{add_ref, record_event};
 use super::jobs::enqueue_in;
 use super::{backend, SqliteStore, Tx};
@@ -64,9 +65,11 @@ impl TusStore for SqliteStore {
         &self,
         upload: &TusUpload,
         attachment: Option<&NewAttachment>,
+        owner_quota: Option<i64>,
     ) -> StoreResult<()> {
         let mut tx = self.write().await?;
         if let Some(a) = attachment {
+            check_owner_quota(&mut tx, a.uploader_id, a.size, owner_quota).await?;
             sqlx::query(
                 "INSERT INTO attachments (id, uploader_id, file_name, content_type, size, sha256, stores_blob, \
                  state, media_context, created_utc, modified_utc) VALUES (?, ?, ?, ?, ?, NULL, 0, ?, ?, ?, ?)",
