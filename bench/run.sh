@@ -3,6 +3,8 @@
 #
 #   bash bench/run.sh                                  # the full run (ROUNDS=3, 1 GiB, 10 GiB)
 #   ROUNDS=1 SIZE_MIB=64 RSS_GIB=1 WRK_DURATION=3s bash bench/run.sh   # a quick check
+#   BACKEND=postgres-s3 bash bench/run.sh              # Hangar on PostgreSQL + S3 (s3s-fs), plus
+#                                                      # the S3-direct and two-node figures
 #
 # It installs nginx and wrk (Debian packages) if missing, builds Hangar in release mode, starts both
 # servers on loopback with their data in a temporary directory on a real disk, measures every figure
@@ -17,6 +19,7 @@ WRK_DURATION=${WRK_DURATION:-10s}  # each wrk run
 WRK_THREADS=${WRK_THREADS:-2}
 DOWN_CONNECTIONS=${DOWN_CONNECTIONS:-64}
 UP_CONNECTIONS=${UP_CONNECTIONS:-32}
+BACKEND=${BACKEND:-sqlite}         # sqlite (SQLite + local disk) or postgres-s3
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$BENCH_DIR")
@@ -31,6 +34,7 @@ die() {
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 [[ $SIZE_MIB =~ ^[1-9][0-9]*$ ]] || die "SIZE_MIB must be a positive integer"
 [[ $RSS_GIB =~ ^[0-9]+$ ]] || die "RSS_GIB must be a non-negative integer"
+[[ $BACKEND == sqlite || $BACKEND == postgres-s3 ]] || die "BACKEND is sqlite or postgres-s3"
 
 # ---------------------------------------------------------------------------------------------
 # 1. Tools
@@ -74,7 +78,10 @@ fi
 WORK=$(mktemp -d "$tmp_parent/hangar-bench.XXXXXX")
 
 HANGAR_PID=""
+HANGAR2_PID=""
 NGINX_PID=""
+PG_DIR=""
+S3_STATE=""
 BG_PIDS=()
 stop_pid() { # pid signal: signal, wait up to 15 s, then SIGKILL
   local pid=$1 sig=$2 i
@@ -101,7 +108,10 @@ cleanup() {
   fi
   log "stopping the servers"
   [[ -n $HANGAR_PID ]] && stop_pid "$HANGAR_PID" TERM
+  [[ -n $HANGAR2_PID ]] && stop_pid "$HANGAR2_PID" TERM
   [[ -n $NGINX_PID ]] && stop_pid "$NGINX_PID" TERM
+  [[ -n $PG_DIR ]] && bash "$REPO/scripts/postgres.sh" stop "$PG_DIR" >/dev/null 2>&1
+  [[ -n $S3_STATE ]] && bash "$REPO/scripts/s3.sh" stop "$S3_STATE" >/dev/null 2>&1
   log "removing $WORK"
   [[ -n ${WORK:-} && -d $WORK ]] && rm -rf "$WORK"
   local elapsed=$((SECONDS - STARTED))
@@ -126,6 +136,17 @@ size_label() { # MiB -> "1 GiB" / "64 MiB"
   if (($1 % 1024 == 0)); then echo "$(($1 / 1024)) GiB"; else echo "$1 MiB"; fi
 }
 free_bytes() { df -B1 --output=avail "$WORK" | tail -n 1 | tr -d ' '; }
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() { # pid... -> user + system clock ticks of those processes so far
+  local pid total=0
+  for pid in "$@"; do
+    [[ -r /proc/$pid/stat ]] || continue
+    total=$((total + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+nginx_pids() { echo "$NGINX_PID" $(pgrep -P "$NGINX_PID" || true); }
+us_per_req() { calc "$1 * 1000000 / $CLK_TCK / $2"; } # ticks requests -> µs of CPU per request
 
 # ---------------------------------------------------------------------------------------------
 # The machine
@@ -157,20 +178,48 @@ head -c 4096 /dev/urandom >"$SMALL"
 # Hangar
 # ---------------------------------------------------------------------------------------------
 PW="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-mkdir -p "$WORK/hangar"
-"$BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/hangar" --admin-password "$PW" \
-  >"$WORK/hangar.log" 2>&1 &
-HANGAR_PID=$!
-HADDR=""
-for ((i = 0; i < 300; i++)); do
-  HADDR=$(grep -o 'listening on [^ ]*' "$WORK/hangar.log" 2>/dev/null | head -n 1 | awk '{print $3}' || true)
-  [[ -n $HADDR ]] && break
-  kill -0 "$HANGAR_PID" 2>/dev/null || die "hangar exited at start: $(cat "$WORK/hangar.log")"
-  sleep 0.1
-done
-[[ -n $HADDR ]] || die "hangar did not log 'listening on' within 30 s"
+HANGAR_ARGS=()
+HANGAR_ENV=()
+if [[ $BACKEND == postgres-s3 ]]; then
+  # A throwaway PostgreSQL and s3s-fs, as the tests use (installed once per machine by the same
+  # scripts); the object store keeps its files under $WORK, on the same disk as nginx's.
+  log "starting PostgreSQL and s3s-fs (scripts/postgres.sh, scripts/s3.sh)"
+  pg_env=$(bash "$REPO/scripts/postgres.sh" start) || die "PostgreSQL did not start"
+  eval "$pg_env"
+  PG_DIR=$HANGAR_TEST_PG_DIR
+  S3_STATE="$WORK/s3"
+  mkdir -p "$S3_STATE"
+  s3_env=$(bash "$REPO/scripts/s3.sh" start "$S3_STATE") || die "s3s-fs did not start"
+  eval "$s3_env"
+  export AWS_ACCESS_KEY_ID=$HANGAR_TEST_S3_ACCESS_KEY_ID
+  export AWS_SECRET_ACCESS_KEY=$HANGAR_TEST_S3_SECRET_ACCESS_KEY
+  S3_BASE="$HANGAR_TEST_S3_ENDPOINT/$HANGAR_TEST_S3_BUCKET"
+  head -c 32 /dev/urandom >"$WORK/secret.key"
+  HANGAR_ARGS=(--database-url "$HANGAR_TEST_PG_URL" --storage-url "s3://$HANGAR_TEST_S3_BUCKET/bench"
+    --secret-key-file "$WORK/secret.key")
+  HANGAR_ENV=(HANGAR_S3_ENDPOINT="$HANGAR_TEST_S3_ENDPOINT")
+  log "PostgreSQL at ${HANGAR_TEST_PG_URL%%/postgres}, s3s-fs at $HANGAR_TEST_S3_ENDPOINT"
+fi
+start_hangar() { # name -> sets STARTED_PID and STARTED_ADDR
+  local name=$1 i addr=""
+  mkdir -p "$WORK/$name"
+  env "${HANGAR_ENV[@]}" "$BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/$name" --admin-password "$PW" \
+    "${HANGAR_ARGS[@]}" >"$WORK/$name.log" 2>&1 &
+  STARTED_PID=$!
+  for ((i = 0; i < 300; i++)); do
+    addr=$(grep -o 'listening on [^ ]*' "$WORK/$name.log" 2>/dev/null | head -n 1 | awk '{print $3}' || true)
+    [[ -n $addr ]] && break
+    kill -0 "$STARTED_PID" 2>/dev/null || die "hangar exited at start: $(cat "$WORK/$name.log")"
+    sleep 0.1
+  done
+  [[ -n $addr ]] || die "hangar did not log 'listening on' within 30 s"
+  STARTED_ADDR=$addr
+}
+start_hangar hangar
+HANGAR_PID=$STARTED_PID
+HADDR=$STARTED_ADDR
 H="http://$HADDR"
-log "Hangar (pid $HANGAR_PID) listening on $HADDR"
+log "Hangar ($BACKEND, pid $HANGAR_PID) listening on $HADDR"
 
 curl -sSf -c "$WORK/cookies.txt" -H 'Content-Type: application/json' \
   -d "{\"username\":\"admin\",\"password\":\"$PW\"}" "$H/api/v1/auth/login" >/dev/null
@@ -384,27 +433,37 @@ done
 log "  both answer 200 with the same 4096 bytes"
 sd_h=()
 sd_n=()
+sd_hc=()
+sd_nc=()
 sd_hangar() {
+  local t0
+  t0=$(cpu_ticks "$HANGAR_PID")
   wrk -t"$WRK_THREADS" -c"$DOWN_CONNECTIONS" -d"$WRK_DURATION" -H "$AUTH" "$SMALL_H_URL" >"$WORK/wrk.out" 2>&1 ||
     die "wrk failed: $(cat "$WORK/wrk.out")"
   read -r total bad rps < <(wrk_field "$WORK/wrk.out")
   check_errors "Hangar 4 KiB download round $r" "$total" "$bad"
   sd_h+=("$rps")
+  sd_hc+=("$(us_per_req $(($(cpu_ticks "$HANGAR_PID") - t0)) "$total")")
 }
 sd_nginx() {
+  local t0
+  t0=$(cpu_ticks $(nginx_pids))
   wrk -t"$WRK_THREADS" -c"$DOWN_CONNECTIONS" -d"$WRK_DURATION" -H "$AUTH" "$SMALL_N_URL" >"$WORK/wrk.out" 2>&1 ||
     die "wrk failed: $(cat "$WORK/wrk.out")"
   read -r total bad rps < <(wrk_field "$WORK/wrk.out")
   check_errors "nginx 4 KiB download round $r" "$total" "$bad"
   sd_n+=("$rps")
+  sd_nc+=("$(us_per_req $(($(cpu_ticks $(nginx_pids)) - t0)) "$total")")
 }
 for ((r = 1; r <= ROUNDS; r++)); do
   both sd_hangar sd_nginx
-  log "  round $r: Hangar $(fmt "${sd_h[-1]}" 0) req/s   nginx $(fmt "${sd_n[-1]}" 0) req/s"
+  log "  round $r: Hangar $(fmt "${sd_h[-1]}" 0) req/s ($(fmt "${sd_hc[-1]}" 0) µs CPU/req)   nginx $(fmt "${sd_n[-1]}" 0) req/s ($(fmt "${sd_nc[-1]}" 0) µs CPU/req)"
 done
 SD_H=$(median "${sd_h[@]}")
 SD_N=$(median "${sd_n[@]}")
 SD_R=$(calc "$SD_H / $SD_N")
+SD_HC=$(median "${sd_hc[@]}")
+SD_NC=$(median "${sd_nc[@]}")
 log "  median: Hangar $(fmt "$SD_H" 0) req/s, nginx $(fmt "$SD_N" 0) req/s, ratio $(fmt "$SD_R" 2)"
 
 # ---------------------------------------------------------------------------------------------
@@ -414,6 +473,8 @@ log "== 4 KiB upload: wrk -t$WRK_THREADS -c$UP_CONNECTIONS -d$WRK_DURATION -s be
   "(Hangar POST /uploads, durable; nginx PUT /dav/)"
 su_h=()
 su_n=()
+su_hc=()
+su_nc=()
 run_upload_wrk() { # target url run-tag -> sets U_TOTAL U_OK U_BAD U_RPS
   BENCH_TARGET=$1 BENCH_TOKEN=$TOKEN BENCH_RUN=$3 BENCH_BODY_BYTES=4096 \
     wrk -t"$WRK_THREADS" -c"$UP_CONNECTIONS" -d"$WRK_DURATION" -s "$BENCH_DIR/upload.lua" "$2" \
@@ -433,17 +494,23 @@ run_upload_wrk() { # target url run-tag -> sets U_TOTAL U_OK U_BAD U_RPS
   U_TOTAL=$total U_OK=$ok U_BAD=$bad U_RPS=${rps:-0}
 }
 su_hangar() {
+  local t0
   sync
+  t0=$(cpu_ticks "$HANGAR_PID")
   run_upload_wrk hangar "$H" "r$r"
   check_errors "Hangar 4 KiB upload round $r" "$U_TOTAL" "$U_BAD"
   su_h+=("$U_RPS")
+  su_hc+=("$(us_per_req $(($(cpu_ticks "$HANGAR_PID") - t0)) "$U_TOTAL")")
   h_ok=$U_OK
 }
 su_nginx() {
+  local t0
   sync
+  t0=$(cpu_ticks $(nginx_pids))
   run_upload_wrk nginx "$N" "r$r"
   check_errors "nginx 4 KiB upload round $r" "$U_TOTAL" "$U_BAD"
   su_n+=("$U_RPS")
+  su_nc+=("$(us_per_req $(($(cpu_ticks $(nginx_pids)) - t0)) "$U_TOTAL")")
   sleep 1 # nginx may still be finishing PUTs that wrk stopped waiting for
   stored=$(find "$NGX/root/dav/r$r" -type f | wc -l) # kept until the end (see "discard" above)
 }
@@ -454,10 +521,104 @@ done
 SU_H=$(median "${su_h[@]}")
 SU_N=$(median "${su_n[@]}")
 SU_R=$(calc "$SU_H / $SU_N")
+SU_HC=$(median "${su_hc[@]}")
+SU_NC=$(median "${su_nc[@]}")
 log "  median: Hangar $(fmt "$SU_H" 0) req/s, nginx $(fmt "$SU_N" 0) req/s, ratio $(fmt "$SU_R" 2)"
 
 # ---------------------------------------------------------------------------------------------
-# 4e. Peak RSS while uploading and downloading a RSS_GIB file
+# 4e. PostgreSQL + S3 only: the same transfers straight against the S3 server, two-stage presigned
+#     uploads, and a second node
+# ---------------------------------------------------------------------------------------------
+if [[ $BACKEND == postgres-s3 ]]; then
+  log "== $BIG_LABEL straight against s3s-fs (presigned PUT and GET with curl) and two-stage presigned PUTs"
+  curl -sSf -H "$AUTH" -H 'Content-Type: application/json' -d '{"id":"bench","name":"Bench"}' \
+    "$H/api/v1/spaces" >/dev/null || die "could not create the bench space"
+  s3_up=()
+  s3_down=()
+  ts_up=()
+  s3_put() {
+    local url code secs sent
+    url=$(python3 "$BENCH_DIR/s3presign.py" PUT "$S3_BASE/direct/big-$r.bin")
+    read -r code secs sent < <(curl -sS -o "$WORK/resp" -w '%{http_code} %{time_total} %{size_upload}\n' \
+      -H 'Expect:' -T "$BIG" "$url")
+    [[ $code == 200 && $sent == "$BIG_BYTES" ]] || die "S3 PUT answered $code after $sent bytes: $(head -c 300 "$WORK/resp")"
+    s3_up+=("$(mbps "$BIG_BYTES" "$secs")")
+  }
+  two_stage_put() {
+    local answer url code secs sent
+    answer=$(curl -sSf -H "$AUTH" -H 'Content-Type: application/json' \
+      -d "{\"file\":{\"type\":\"application/octet-stream\",\"size\":$BIG_BYTES}}" \
+      "$H/api/v1/space/bench/storage/two/big-$r.bin/upload") || die "two-stage declaration failed"
+    url=$(jq -r .uploadRequest.url <<<"$answer")
+    [[ $url == "$HANGAR_TEST_S3_ENDPOINT"* ]] || die "the two-stage URL does not point at S3: $url"
+    mapfile -t headers < <(jq -r '.uploadRequest.headers | to_entries[] | "-H\n\(.key): \(.value)"' <<<"$answer")
+    read -r code secs sent < <(curl -sS -o "$WORK/resp" -w '%{http_code} %{time_total} %{size_upload}\n' \
+      -H 'Expect:' "${headers[@]}" -X PUT -T "$BIG" "$url")
+    [[ $code == 200 && $sent == "$BIG_BYTES" ]] || die "two-stage PUT answered $code after $sent bytes: $(head -c 300 "$WORK/resp")"
+    ts_up+=("$(mbps "$BIG_BYTES" "$secs")")
+  }
+  s3_get() {
+    local url code secs got
+    url=$(python3 "$BENCH_DIR/s3presign.py" GET "$S3_BASE/direct/big-1.bin")
+    read -r code secs got < <(curl -sS -o /dev/null -w '%{http_code} %{time_total} %{size_download}\n' "$url")
+    [[ $code == 200 && $got == "$BIG_BYTES" ]] || die "S3 GET answered $code with $got bytes"
+    s3_down+=("$(mbps "$BIG_BYTES" "$secs")")
+  }
+  for ((r = 1; r <= ROUNDS; r++)); do
+    sync
+    both s3_put two_stage_put
+    s3_get
+    log "  round $r: direct PUT $(fmt "${s3_up[-1]}") MB/s   two-stage PUT $(fmt "${ts_up[-1]}") MB/s   direct GET $(fmt "${s3_down[-1]}") MB/s"
+  done
+  # The file appears once a node has found, hashed and moved the object: reading its metadata looks
+  # at once (waiting for the hash), and it must carry the bytes' SHA-256.
+  meta=$(curl -sS --max-time 300 -H "$AUTH" "$H/api/v1/space/bench/storage/two/big-$ROUNDS.bin/meta")
+  [[ $(jq -r '.sha256 // .checksum // .fileChecksum // empty' <<<"$meta") == "$(sha256sum "$BIG" | awk '{print $1}')" ]] ||
+    die "the last two-stage upload is not recorded with its SHA-256: $meta"
+  S3_UP=$(median "${s3_up[@]}")
+  S3_DOWN=$(median "${s3_down[@]}")
+  TS_UP=$(median "${ts_up[@]}")
+  S3_UP_R=$(calc "$UP_H / $S3_UP")
+  S3_DOWN_R=$(calc "$DOWN_H / $S3_DOWN")
+  TS_R=$(calc "$TS_UP / $S3_UP")
+  log "  median: direct PUT $(fmt "$S3_UP") MB/s, GET $(fmt "$S3_DOWN") MB/s; two-stage PUT $(fmt "$TS_UP") MB/s (checksum verified)"
+
+  log "== 4 KiB authenticated download on two nodes (one PostgreSQL, one S3): wrk on each node at once"
+  start_hangar hangar2
+  HANGAR2_PID=$STARTED_PID
+  H2="http://$STARTED_ADDR"
+  log "  second node (pid $HANGAR2_PID) listening on $STARTED_ADDR"
+  SMALL_H2_URL="$H2/api/v1/attachments/$SMALL_ID/small.bin"
+  curl -sS -o "$WORK/small.out" -H "$AUTH" "$SMALL_H2_URL" && cmp -s "$WORK/small.out" "$SMALL" ||
+    die "the second node does not serve the same 4 KiB"
+  two=()
+  two_c=()
+  half=$((DOWN_CONNECTIONS / 2))
+  for ((r = 1; r <= ROUNDS; r++)); do
+    t0=$(cpu_ticks "$HANGAR_PID" "$HANGAR2_PID")
+    wrk -t1 -c"$half" -d"$WRK_DURATION" -H "$AUTH" "$SMALL_H_URL" >"$WORK/wrk1.out" 2>&1 &
+    w1=$!
+    wrk -t1 -c"$half" -d"$WRK_DURATION" -H "$AUTH" "$SMALL_H2_URL" >"$WORK/wrk2.out" 2>&1 ||
+      die "wrk failed: $(cat "$WORK/wrk2.out")"
+    wait "$w1" || die "wrk failed: $(cat "$WORK/wrk1.out")"
+    read -r total1 bad1 rps1 < <(wrk_field "$WORK/wrk1.out")
+    read -r total2 bad2 rps2 < <(wrk_field "$WORK/wrk2.out")
+    check_errors "two nodes, node 1, round $r" "$total1" "$bad1"
+    check_errors "two nodes, node 2, round $r" "$total2" "$bad2"
+    two+=("$(calc "$rps1 + $rps2")")
+    two_c+=("$(us_per_req $(($(cpu_ticks "$HANGAR_PID" "$HANGAR2_PID") - t0)) $((total1 + total2)))")
+    log "  round $r: $(fmt "$rps1" 0) + $(fmt "$rps2" 0) = $(fmt "${two[-1]}" 0) req/s ($(fmt "${two_c[-1]}" 0) µs CPU/req)"
+  done
+  TWO=$(median "${two[@]}")
+  TWO_C=$(median "${two_c[@]}")
+  TWO_R=$(calc "$TWO / $SD_H")
+  stop_pid "$HANGAR2_PID" TERM
+  HANGAR2_PID=""
+  log "  median: two nodes $(fmt "$TWO" 0) req/s, one node $(fmt "$SD_H" 0) req/s, ratio $(fmt "$TWO_R" 2)"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 4f. Peak RSS while uploading and downloading a RSS_GIB file
 # ---------------------------------------------------------------------------------------------
 RSS_LABEL="$RSS_GIB GiB"
 RSS_VALUE=""
@@ -556,7 +717,9 @@ rule() {
   echo "$line"
 }
 echo
-echo "Hangar vs nginx, medians of $ROUNDS round(s), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+BACKEND_LABEL="SQLite + local disk"
+[[ $BACKEND == postgres-s3 ]] && BACKEND_LABEL="PostgreSQL + S3 (s3s-fs)"
+echo "Hangar ($BACKEND_LABEL) vs nginx, medians of $ROUNDS round(s), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo
 row "figure" "Hangar" "nginx" "ratio" "SPEC §12 target" "met"
 rule
@@ -570,7 +733,21 @@ if [[ -n $RSS_VALUE ]]; then
 else
   row "peak RSS, $RSS_LABEL up + down (MiB)" "-" "-" "-" "< 100 MiB" "-"
 fi
+if [[ $BACKEND == postgres-s3 ]]; then
+  echo
+  row "against the same S3 server" "Hangar" "S3" "ratio" "SPEC §12 target" "met"
+  rule
+  row "$BIG_LABEL upload (MB/s)" "$(fmt "$UP_H")" "$(fmt "$S3_UP")" "$(fmt "$S3_UP_R" 2)" "≥ 0.8" "$(met_ge "$S3_UP_R" 0.8)"
+  row "$BIG_LABEL download (MB/s)" "$(fmt "$DOWN_H")" "$(fmt "$S3_DOWN")" "$(fmt "$S3_DOWN_R" 2)" "≥ 0.8" "$(met_ge "$S3_DOWN_R" 0.8)"
+  row "$BIG_LABEL two-stage presigned PUT (MB/s)" "$(fmt "$TS_UP")" "$(fmt "$S3_UP")" "$(fmt "$TS_R" 2)" "S3's own speed" "$(met_ge "$TS_R" 0.9)"
+  if (($(nproc) >= 4)); then two_met=$(met_ge "$TWO_R" 1.6); else two_met="-"; fi
+  row "4 KiB download, 2 nodes vs 1 (req/s)" "$(fmt "$TWO" 0)" "$(fmt "$SD_H" 0)" "$(fmt "$TWO_R" 2)" "≥ 1.6 (4+ CPUs)" "$two_met"
+fi
 echo
+echo "CPU per request (user + system time of the server processes / requests, medians):"
+echo "  4 KiB download: Hangar $(fmt "$SD_HC" 0) µs, nginx $(fmt "$SD_NC" 0) µs"
+echo "  4 KiB upload:   Hangar $(fmt "$SU_HC" 0) µs, nginx $(fmt "$SU_NC" 0) µs"
+[[ $BACKEND == postgres-s3 ]] && echo "  4 KiB download on two nodes: $(fmt "$TWO_C" 0) µs (both nodes; PostgreSQL's and s3s-fs's own CPU not counted)"
 [[ -z $RSS_NOTE ]] || echo "peak RSS: $RSS_NOTE"
 if ((${#PROBLEMS[@]})); then
   echo "problems seen:"

@@ -130,6 +130,14 @@ pub struct ServeArgs {
     /// freed (`Upload-Expires`; `30s`, `24h`, `7d`) [default: 24h].
     #[arg(long, env = "HANGAR_TUS_EXPIRY", value_name = "DURATION")]
     pub tus_expiry: Option<String>,
+    /// Open connections served at once; past it, new connections wait in the listen queue
+    /// [default: 4096].
+    #[arg(long, env = "HANGAR_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u32>,
+    /// A client that takes none of a response's bytes for this long is disconnected (`60s`)
+    /// [default: 60s].
+    #[arg(long, env = "HANGAR_SEND_TIMEOUT", value_name = "DURATION")]
+    pub send_timeout: Option<String>,
 }
 
 impl ServeArgs {
@@ -190,6 +198,8 @@ struct FileConfig {
     login_failures_per_user: Option<u32>,
     login_failures_per_address: Option<u32>,
     tus_expiry: Option<String>,
+    max_connections: Option<u32>,
+    send_timeout: Option<String>,
 }
 
 /// A secret setting: it never prints (`Debug` and the configuration summary show `<redacted>`).
@@ -242,6 +252,10 @@ pub struct Config {
     pub login_failures_per_address: u32,
     /// How long an idle resumable upload lives (SPEC §9.1: 24 h).
     pub tus_expiry: Duration,
+    /// Connections served at once (SPEC §11: 4096).
+    pub max_connections: u32,
+    /// How long a response may wait for its client to take bytes (SPEC §11: 60 s).
+    pub send_timeout: Duration,
 }
 
 /// How log lines are written.
@@ -416,6 +430,21 @@ impl Config {
             },
             None => Duration::from_secs(24 * 3600),
         };
+        let max_connections = args
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(4096);
+        if max_connections == 0 {
+            bail!("--max-connections: give at least 1");
+        }
+        let send_timeout = match args.send_timeout.or(file.send_timeout) {
+            Some(s) => match parse_duration(&s) {
+                Ok(d) if !d.is_zero() => d,
+                Ok(_) => bail!("--send-timeout: {s:?} must be longer than 0s"),
+                Err(e) => bail!("--send-timeout: {s:?} is not a duration: {e}"),
+            },
+            None => Duration::from_secs(60),
+        };
         let fetch_allow: Vec<String> = args
             .fetch_allow
             .or(file.fetch_allow)
@@ -497,6 +526,8 @@ impl Config {
             login_failures_per_user,
             login_failures_per_address,
             tus_expiry,
+            max_connections,
+            send_timeout,
         };
         config.blob_dir()?;
         Ok(config)
@@ -547,7 +578,7 @@ impl Config {
              admin_password={} fetch_allow={} fetch_timeout={}s max_file_size={} space_quota={} \
              user_quota={} unattached_ttl={} blob_grace={}s trusted_proxies={} metrics_listen={} log_format={} \
              session_idle_timeout={}s token_lifetime={} login_failures_per_user={} \
-             login_failures_per_address={} tus_expiry={}s",
+             login_failures_per_address={} tus_expiry={}s max_connections={} send_timeout={}s",
             self.listen,
             self.public_url.as_deref().unwrap_or("<the bound address>"),
             self.data_dir.display(),
@@ -580,6 +611,8 @@ impl Config {
             self.login_failures_per_user,
             self.login_failures_per_address,
             self.tus_expiry.as_secs(),
+            self.max_connections,
+            self.send_timeout.as_secs(),
         )
     }
 }

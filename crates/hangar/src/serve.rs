@@ -238,6 +238,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             app,
             stopped(stopping.clone()),
             false,
+            ConnectionLimits::of(&config),
         ));
     }
     for runner in &node.runners {
@@ -253,7 +254,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         stopped(stopping).await;
         readiness.set(false);
     };
-    serve_connections(listener, app, stop, true).await;
+    serve_connections(listener, app, stop, true, ConnectionLimits::of(&config)).await;
     // Closing the database checkpoints its WAL and removes the -wal and -shm files, so a stopped
     // server leaves the data directory as a backup or the next start expects it.
     if tokio::time::timeout(Duration::from_secs(5), node.store.close())
@@ -309,14 +310,38 @@ fn runners<S: Backend>(
         .collect()
 }
 
+/// What one listener allows its clients (SPEC §11).
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    /// Connections served at once; the next ones wait in the kernel's listen queue.
+    max_connections: usize,
+    /// A write that the client does not take for this long ends the connection.
+    send_timeout: Duration,
+}
+
+impl ConnectionLimits {
+    fn of(config: &Config) -> Self {
+        Self {
+            max_connections: config.max_connections as usize,
+            send_timeout: config.send_timeout,
+        }
+    }
+}
+
 /// Accepts connections until SIGTERM, then lets requests in flight finish for up to
 /// `SHUTDOWN_GRACE`. Written on hyper-util rather than `axum::serve` because the latter sets no
-/// header-read time-out, which lets slow clients hold connections open forever.
+/// header-read time-out, which lets slow clients hold connections open forever. A connection holds
+/// one of `max_connections` places from its accept to its end: with none free, the loop stops
+/// accepting (the kernel queues new connections, and refuses them once its queue is full) instead of
+/// spending a descriptor on each. Its socket fails a write that waits longer than `send_timeout`, so
+/// a client that stops reading a response lets go of the connection and of whatever the response
+/// holds (a file, a database connection).
 async fn serve_connections(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     stop: impl std::future::Future<Output = ()>,
     announce: bool,
+    limits: ConnectionLimits,
 ) {
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1()
@@ -328,8 +353,14 @@ async fn serve_connections(
         .max_header_list_size(MAX_HEADER_BYTES as u32)
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let graceful = GracefulShutdown::new();
+    let places = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     tokio::pin!(stop);
     loop {
+        let place = tokio::select! {
+            // The semaphore is never closed, so acquiring can only wait.
+            place = places.clone().acquire_owned() => place.expect("the semaphore stays open"),
+            _ = &mut stop => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (socket, peer) = match accepted {
@@ -342,17 +373,20 @@ async fn serve_connections(
                     }
                 };
                 let _ = socket.set_nodelay(true);
+                let mut socket = tokio_io_timeout::TimeoutStream::new(socket);
+                socket.set_write_timeout(Some(limits.send_timeout));
                 // The peer address, for `hangar_api::client::ClientAddr`.
                 let service =
                     TowerToHyperService::new(Extension(ConnectInfo(peer)).layer(app.clone()));
                 let connection = http
-                    .serve_connection_with_upgrades(TokioIo::new(socket), service)
+                    .serve_connection_with_upgrades(TokioIo::new(Box::pin(socket)), service)
                     .into_owned();
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
                     if let Err(e) = connection.await {
                         tracing::debug!("connection ended: {e}");
                     }
+                    drop(place);
                 });
             }
             _ = &mut stop => break,
