@@ -148,6 +148,10 @@ pub trait SpaceStore: Send + Sync {
     async fn add_space_member(&self, space_id: &str, member_id: i64) -> StoreResult<()>;
     async fn remove_space_member(&self, space_id: &str, member_id: i64) -> StoreResult<bool>;
     async fn is_space_member(&self, space_id: &str, member_id: i64) -> StoreResult<bool>;
+    /// Whether the member who declared a two-stage upload may still write to the space when its
+    /// bytes arrive: not deleted or disabled, and an admin, a member of the space, or an
+    /// application's bot member (whose rights were checked at the declaration).
+    async fn may_still_write(&self, space_id: &str, member_id: i64) -> StoreResult<bool>;
 }
 
 #[async_trait]

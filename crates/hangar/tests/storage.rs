@@ -3084,6 +3084,66 @@ async fn storage_changes_are_recorded_as_events() {
     assert_eq!(ids.len(), storage.len(), "event ids are distinct");
 }
 
+/// A member removed from the space (or disabled) after declaring a two-stage upload cannot complete
+/// it: the PUT is refused (on S3, the object found is refused), and the path stays empty.
+#[tokio::test]
+async fn a_two_stage_put_rechecks_that_its_member_may_still_write() {
+    let server = TestApp::start().await;
+    let admin = server.admin().await;
+    let bob = server.member("bob").await;
+    create_space(&admin, "team", None, &["bob"]).await;
+    let bytes = pseudo_random_bytes(1024, 71);
+    let first = expect_json(
+        put_json(
+            &bob,
+            "team",
+            "late/file.bin",
+            &json!({"file": {"type": "application/octet-stream", "size": bytes.len()}}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let r = admin
+        .delete("/api/v1/spaces/team/members/bob")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let request = &first["uploadRequest"];
+    let mut put = Client::new().put(request["url"].as_str().unwrap());
+    for (k, v) in request["headers"].as_object().unwrap() {
+        if !k.eq_ignore_ascii_case("content-length") {
+            put = put.header(k.as_str(), v.as_str().unwrap());
+        }
+    }
+    let r = put.body(bytes.clone()).send().await.unwrap();
+    if goes_to_object_store(&server, &first) {
+        // The object store takes the bytes; Hangar refuses them when it finds them.
+        assert!(r.status().is_success(), "{}", r.status());
+    } else {
+        expect_error(r, 403, "forbidden").await;
+    }
+    let r = admin
+        .get(&format!(
+            "/api/v1/space/team/storage/{}/meta",
+            pid("late/file.bin")
+        ))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 404, "not-found").await;
+    let usage = expect_json(admin.get("/api/v1/limits").send().await.unwrap(), 200).await;
+    let team = usage["spaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "team")
+        .unwrap();
+    assert_eq!(team["usedBytes"], 0, "{team}");
+}
+
 /// Whether a two-stage upload's URL is the object store's (S3 installations, SPEC §13) rather than
 /// Hangar's own second-stage endpoint, which the tests above are about.
 fn goes_to_object_store(server: &TestApp, first: &Value) -> bool {

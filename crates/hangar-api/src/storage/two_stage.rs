@@ -296,6 +296,21 @@ async fn finish_direct(state: &AppState, id: &str) -> ApiResult<DirectUpload> {
         }
         Ok(TakenUpload::Staged(staged)) => staged,
     };
+    if !state
+        .spaces
+        .may_still_write(&upload.space_id, upload.uploader_id)
+        .await?
+    {
+        tracing::warn!(
+            upload = id,
+            member = upload.uploader_id,
+            "refused a direct upload: its member may no longer write to the space"
+        );
+        drop(staged);
+        give_up(state, &upload, &key).await;
+        claim.keep();
+        return Ok(DirectUpload::Over);
+    }
     let target = Target {
         space_id: &upload.space_id,
         path: &upload.path,
@@ -424,6 +439,16 @@ pub async fn receive_two_stage(
         ));
     }
     let declared_sha256 = declared_in(&headers)?;
+    // The URL was signed for a member who may have lost the space since (removed, disabled).
+    if !state
+        .spaces
+        .may_still_write(&upload.space_id, upload.uploader_id)
+        .await?
+    {
+        return Err(ApiError::forbidden(
+            "the member who asked for this upload may no longer write to this space",
+        ));
+    }
     if !state.storage.claim_upload(&upload.id).await? {
         return Err(ApiError::conflict(
             "upload-in-progress",

@@ -189,4 +189,18 @@ impl SpaceStore for PgStore {
         .map_err(backend)?;
         Ok(n > 0)
     }
+
+    async fn may_still_write(&self, space_id: &str, member_id: i64) -> StoreResult<bool> {
+        let allowed: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM members m WHERE m.id = $1 AND m.deleted_utc IS NULL \
+             AND NOT m.disabled AND (m.role = 'admin' OR m.is_app \
+             OR EXISTS (SELECT 1 FROM space_members s WHERE s.space_id = $2 AND s.member_id = m.id)))",
+        )
+        .bind(member_id)
+        .bind(space_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(allowed)
+    }
 }

@@ -175,4 +175,18 @@ impl SpaceStore for SqliteStore {
         .map_err(backend)?;
         Ok(n > 0)
     }
+
+    async fn may_still_write(&self, space_id: &str, member_id: i64) -> StoreResult<bool> {
+        let allowed: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM members m WHERE m.id = ? AND m.deleted_utc IS NULL \
+             AND m.disabled = 0 AND (m.role = 'admin' OR m.is_app = 1 \
+             OR EXISTS (SELECT 1 FROM space_members s WHERE s.space_id = ? AND s.member_id = m.id)))",
+        )
+        .bind(member_id)
+        .bind(space_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(allowed)
+    }
 }
