@@ -1,13 +1,13 @@
 //! Serving stored bytes the same way on every download route: ETag (the SHA-256) and
 //! `If-None-Match`, single `Range` requests with `If-Range`, `HEAD`, and the safe-serving headers of
-//! SPEC §11 (nosniff, a sandboxing CSP, downloads for types a browser would execute).
+//! SPEC §11 (nosniff, a sandboxing CSP, inline only for an allow-list of passive types).
 
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hangar_core::disposition::{content_disposition, is_active_content};
+use hangar_core::disposition::{content_disposition, is_inline_safe};
 use hangar_core::filename::sanitize;
 use hangar_core::range::{self, RangeChoice};
 
@@ -80,7 +80,7 @@ pub async fn serve(
                 .map_err(ApiError::internal);
         }
     }
-    let inline = !d.as_attachment && !is_active_content(d.content_type);
+    let inline = !d.as_attachment && is_inline_safe(d.content_type);
     builder = builder
         .header(header::CONTENT_TYPE, header_value(d.content_type)?)
         .header(
