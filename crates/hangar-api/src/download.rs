@@ -48,6 +48,28 @@ fn header_value(s: &str) -> ApiResult<HeaderValue> {
     HeaderValue::from_str(s).map_err(ApiError::internal)
 }
 
+/// Whether `serve` would send the file's bytes from the first one on: a `GET` (or a form's `POST`)
+/// that is not answered 304 and asks for the whole file or a range starting at byte 0. Share links
+/// count such a request as one download.
+pub fn starts_at_first_byte(method: &Method, headers: &HeaderMap, sha256: &str, size: u64) -> bool {
+    if *method == Method::HEAD {
+        return false;
+    }
+    let etag = format!("\"{sha256}\"");
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|inm| etag_matches(inm, &etag));
+    if not_modified {
+        return false;
+    }
+    match choose_range(headers, &etag, size) {
+        RangeChoice::Whole => true,
+        RangeChoice::Part { first, .. } => first == 0,
+        RangeChoice::Unsatisfiable => false,
+    }
+}
+
 pub async fn serve(
     state: &AppState,
     method: &Method,

@@ -15,6 +15,7 @@ pub mod observe;
 mod projects;
 mod quota;
 mod shapes;
+mod share_links;
 mod spaces;
 mod storage;
 pub use storage::DirectFinisher;
@@ -132,6 +133,8 @@ pub struct AppState {
     pub storage: Arc<dyn StorageStore>,
     /// Resumable uploads' offsets, owners and expiry.
     pub tus: Arc<dyn TusStore>,
+    /// Share links: their tokens' hashes, limits and download counts.
+    pub share_links: Arc<dyn ShareLinkStore>,
     pub blobs: Arc<dyn BlobStore>,
     /// Every upload route's way in: receive, commit under a pin, record, release.
     pub ingest: Ingest,
@@ -159,6 +162,7 @@ impl AppState {
             + AttachmentStore
             + StorageStore
             + TusStore
+            + ShareLinkStore
             + Applications
             + BlobLifecycleStore
             + JobStore
@@ -178,6 +182,7 @@ impl AppState {
             apps: Arc::new(store.clone()),
             throttle: throttle::Throttle::new(Arc::new(store.clone()), settings.login_limits),
             tus: Arc::new(store.clone()),
+            share_links: Arc::new(store.clone()),
             storage: Arc::new(store),
             secrets: Arc::new(Secrets::new(&settings.link_key)),
             readiness: observe::Readiness::default(),
@@ -350,6 +355,7 @@ pub fn router(state: AppState) -> Router {
         .merge(applications::subscriptions::router())
         .merge(storage::router())
         .merge(tus::router())
+        .merge(share_links::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(close_after_refused_body))

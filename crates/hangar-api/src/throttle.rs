@@ -42,6 +42,12 @@ impl Default for Limits {
     }
 }
 
+/// Wrong passwords of one share link (SPEC §9.4): 5 in 15 minutes.
+pub const SHARE_LINK_PASSWORD: Limit = Limit {
+    failures: 5,
+    window_ms: 15 * 60 * 1000,
+};
+
 /// One counted thing: what kind of attempt, whose, and the limit that applies.
 #[derive(Debug, Clone)]
 pub struct Key {

@@ -272,3 +272,41 @@ pub struct Event {
     pub payload: serde_json::Value,
     pub created_utc: i64,
 }
+
+/// What a share link serves: an attachment, or the file at a path of a space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShareTarget {
+    Attachment(i64),
+    StorageFile {
+        space_id: String,
+        path: crate::storage_path::StoragePath,
+    },
+}
+
+/// A share link (SPEC §9.4). Its token is never kept: the store holds only its SHA-256.
+#[derive(Debug, Clone)]
+pub struct ShareLink {
+    pub id: i64,
+    /// The member (or application's bot member) who made it.
+    pub creator_id: i64,
+    pub target: ShareTarget,
+    /// Argon2id hash of the password, if the link has one.
+    pub password_hash: Option<String>,
+    pub expires_utc: Option<i64>,
+    pub max_downloads: Option<i64>,
+    /// Downloads counted so far (each GET from byte 0 once).
+    pub downloads: i64,
+    pub created_utc: i64,
+}
+
+impl ShareLink {
+    /// Whether the link has expired at `now`.
+    pub fn expired(&self, now: i64) -> bool {
+        self.expires_utc.is_some_and(|e| e <= now)
+    }
+
+    /// Whether every allowed download has been counted.
+    pub fn used_up(&self) -> bool {
+        self.max_downloads.is_some_and(|m| self.downloads >= m)
+    }
+}

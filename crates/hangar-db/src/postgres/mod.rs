@@ -15,6 +15,7 @@ mod outbox;
 mod projects;
 mod spaces;
 mod storage;
+mod share_links;
 mod tus;
 
 use crate::{DatabaseKind, OpenError};

@@ -11,6 +11,7 @@ mod jobs;
 mod projects;
 mod spaces;
 mod storage;
+mod share_links;
 mod tus;
 
 use crate::{OpenError, DEFAULT_BLOB_GRACE};
