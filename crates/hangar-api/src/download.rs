@@ -204,6 +204,50 @@ mod tests {
     }
 
     #[test]
+    fn a_download_starts_at_the_first_byte_only_when_bytes_from_0_are_sent() {
+        let (get, head, sha) = (Method::GET, Method::HEAD, "abc");
+        assert!(starts_at_first_byte(&get, &HeaderMap::new(), sha, 10));
+        assert!(starts_at_first_byte(
+            &Method::POST,
+            &HeaderMap::new(),
+            sha,
+            10
+        ));
+        assert!(!starts_at_first_byte(&head, &HeaderMap::new(), sha, 10));
+        assert!(starts_at_first_byte(
+            &get,
+            &with_range("bytes=0-4"),
+            sha,
+            10
+        ));
+        assert!(!starts_at_first_byte(
+            &get,
+            &with_range("bytes=5-"),
+            sha,
+            10
+        ));
+        assert!(!starts_at_first_byte(
+            &get,
+            &with_range("bytes=-3"),
+            sha,
+            10
+        ));
+        assert!(!starts_at_first_byte(
+            &get,
+            &with_range("bytes=20-"),
+            sha,
+            10
+        ));
+        let mut cached = HeaderMap::new();
+        cached.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"abc\""));
+        assert!(!starts_at_first_byte(&get, &cached, sha, 10));
+        // A stale If-Range turns a range into the whole file: that is a download.
+        let mut stale = with_range("bytes=5-");
+        stale.insert(header::IF_RANGE, HeaderValue::from_static("\"old\""));
+        assert!(starts_at_first_byte(&get, &stale, sha, 10));
+    }
+
+    #[test]
     fn etag_lists_match() {
         assert!(etag_matches("\"a\", \"abc\"", "\"abc\""));
         assert!(etag_matches("*", "\"abc\""));

@@ -185,11 +185,7 @@ where
             space_id,
             path: stored_path(&row.opt_text("path").unwrap_or_default())?,
         },
-        (None, None) => {
-            return Err(StoreError::Backend(
-                "a share link without a target".into(),
-            ))
-        }
+        (None, None) => return Err(StoreError::Backend("a share link without a target".into())),
     };
     Ok(ShareLink {
         id: row.int("id"),

@@ -102,7 +102,11 @@ async fn a_share_link_is_found_by_its_token_hash_and_goes_with_its_file<S: TestS
     ));
     assert_eq!(s.list_share_links(Some(me.id)).await.unwrap().len(), 2);
     assert_eq!(s.list_share_links(None).await.unwrap().len(), 2);
-    assert!(s.list_share_links(Some(me.id + 1)).await.unwrap().is_empty());
+    assert!(s
+        .list_share_links(Some(me.id + 1))
+        .await
+        .unwrap()
+        .is_empty());
 
     // Moving the directory takes the link along; deleting the file deletes it.
     s.move_entry("sp", &path("d"), &path("e"), false, me.id)

@@ -82,7 +82,9 @@ async fn an_attachment_link_downloads_byte_exact_with_range_etag_and_safe_header
     let app = TestApp::start().await;
     let alice = app.member("alice").await;
     let bytes = pseudo_random_bytes(10_000, 1);
-    let id = alice.upload("report.bin", "application/octet-stream", &bytes).await;
+    let id = alice
+        .upload("report.bin", "application/octet-stream", &bytes)
+        .await;
     let link = share(&alice, json!({"attachmentId": id})).await;
     let u = url(&link);
     assert!(u.starts_with(&format!("{}/s/hgr_", app.base)), "{u}");
@@ -113,12 +115,22 @@ async fn an_attachment_link_downloads_byte_exact_with_range_etag_and_safe_header
         .contains("report.bin"));
     assert_eq!(bytes_of(r).await, bytes);
 
-    let r = http.get(&u).header("range", "bytes=100-199").send().await.unwrap();
+    let r = http
+        .get(&u)
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 206);
     assert_eq!(r.headers()["content-range"], "bytes 100-199/10000");
     assert_eq!(bytes_of(r).await, &bytes[100..200]);
 
-    let r = http.get(&u).header("if-none-match", &etag).send().await.unwrap();
+    let r = http
+        .get(&u)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 304);
 
     let r = http.head(&u).send().await.unwrap();
@@ -135,10 +147,18 @@ async fn an_attachment_link_downloads_byte_exact_with_range_etag_and_safe_header
         .await
         .unwrap();
     assert_eq!(list["data"][0]["downloads"], 1, "{list}");
-    assert!(list["data"][0].get("url").is_none(), "the token is shown once");
+    assert!(
+        list["data"][0].get("url").is_none(),
+        "the token is shown once"
+    );
 
     // A token that is not one, or an unknown one: 404 in the §4 shape.
-    expect_error(http.get(app.url("/s/nothing")).send().await.unwrap(), 404, "not-found").await;
+    expect_error(
+        http.get(app.url("/s/nothing")).send().await.unwrap(),
+        404,
+        "not-found",
+    )
+    .await;
     let unknown = format!("{}/s/hgr_{}", app.base, "0".repeat(32));
     expect_error(http.get(&unknown).send().await.unwrap(), 404, "not-found").await;
 }
@@ -166,7 +186,10 @@ async fn a_storage_file_link_follows_its_file_and_dies_with_it() {
 
     // Moving the directory: the link follows the file.
     let r = bob
-        .post(&format!("/api/v1/space/finance/storage/{}/move", path_id("q1")))
+        .post(&format!(
+            "/api/v1/space/finance/storage/{}/move",
+            path_id("q1")
+        ))
         .json(&json!({"to": "archive/q1"}))
         .send()
         .await
@@ -194,7 +217,14 @@ async fn a_storage_file_link_follows_its_file_and_dies_with_it() {
         .unwrap();
     assert_eq!(r.status(), 201);
     expect_error(http.get(&u).send().await.unwrap(), 404, "not-found").await;
-    let list: Value = bob.get("/api/v1/share-links").send().await.unwrap().json().await.unwrap();
+    let list: Value = bob
+        .get("/api/v1/share-links")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["data"], json!([]));
 
     // Directories and missing files cannot be shared.
@@ -221,10 +251,21 @@ async fn a_link_dies_with_its_attachment() {
     let id = carol.upload("a.txt", "text/plain", b"hello").await;
     let u = url(&share(&carol, json!({"attachmentId": id})).await);
     assert_eq!(anonymous().get(&u).send().await.unwrap().status(), 200);
-    let r = carol.delete(&format!("/api/v1/attachments/{id}")).send().await.unwrap();
+    let r = carol
+        .delete(&format!("/api/v1/attachments/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     expect_error(anonymous().get(&u).send().await.unwrap(), 404, "not-found").await;
-    let list: Value = carol.get("/api/v1/share-links").send().await.unwrap().json().await.unwrap();
+    let list: Value = carol
+        .get("/api/v1/share-links")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["data"], json!([]));
 }
 
@@ -233,16 +274,32 @@ async fn a_password_is_asked_by_header_or_by_a_form() {
     let app = TestApp::start().await;
     let dave = app.member("dave").await;
     let bytes = pseudo_random_bytes(3000, 2);
-    let id = dave.upload("plan.bin", "application/octet-stream", &bytes).await;
-    let link = share(&dave, json!({"attachmentId": id, "password": "open sesame"})).await;
+    let id = dave
+        .upload("plan.bin", "application/octet-stream", &bytes)
+        .await;
+    let link = share(
+        &dave,
+        json!({"attachmentId": id, "password": "open sesame"}),
+    )
+    .await;
     assert_eq!(link["hasPassword"], true);
     let u = url(&link);
     let http = anonymous();
 
     expect_error(http.get(&u).send().await.unwrap(), 401, "password-required").await;
-    let r = http.get(&u).header("x-share-password", "guess").send().await.unwrap();
+    let r = http
+        .get(&u)
+        .header("x-share-password", "guess")
+        .send()
+        .await
+        .unwrap();
     expect_error(r, 403, "wrong-password").await;
-    let r = http.get(&u).header("x-share-password", "open sesame").send().await.unwrap();
+    let r = http
+        .get(&u)
+        .header("x-share-password", "open sesame")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(bytes_of(r).await, bytes);
 
@@ -250,9 +307,18 @@ async fn a_password_is_asked_by_header_or_by_a_form() {
     let html = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
     let r = http.get(&u).header("accept", html).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
-    assert!(csp.contains("default-src 'none'") && !csp.contains("script"), "{csp}");
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("script"),
+        "{csp}"
+    );
     let page = r.text().await.unwrap();
     assert!(page.contains("<form method=post"), "{page}");
     assert!(page.contains("<label for=password>"), "{page}");
@@ -277,7 +343,10 @@ async fn a_password_is_asked_by_header_or_by_a_form() {
         .unwrap();
     assert_eq!(r.status(), 403);
     let page = r.text().await.unwrap();
-    assert!(page.contains("Wrong password") && page.contains("<form"), "{page}");
+    assert!(
+        page.contains("Wrong password") && page.contains("<form"),
+        "{page}"
+    );
     // A form from another site is refused.
     let r = http
         .post(&u)
@@ -296,7 +365,10 @@ async fn a_password_is_asked_by_header_or_by_a_form() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,13 +380,27 @@ async fn wrong_passwords_are_throttled_per_link() {
     let other = url(&share(&erin, json!({"attachmentId": id, "password": "right one"})).await);
     let http = anonymous();
     for _ in 0..5 {
-        let r = http.get(&u).header("x-share-password", "wrong").send().await.unwrap();
+        let r = http
+            .get(&u)
+            .header("x-share-password", "wrong")
+            .send()
+            .await
+            .unwrap();
         expect_error(r, 403, "wrong-password").await;
     }
     // Now even the right password waits, on every node.
     for _ in 0..2 {
-        let r = http.get(&u).header("x-share-password", "right one").send().await.unwrap();
-        let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        let r = http
+            .get(&u)
+            .header("x-share-password", "right one")
+            .send()
+            .await
+            .unwrap();
+        let retry: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(retry > 0 && retry <= 900, "{retry}");
         expect_error(r, 429, "too-many-requests").await;
     }
@@ -329,7 +415,12 @@ async fn wrong_passwords_are_throttled_per_link() {
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
     // Another link is counted apart.
-    let r = http.get(&other).header("x-share-password", "right one").send().await.unwrap();
+    let r = http
+        .get(&other)
+        .header("x-share-password", "right one")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -353,7 +444,14 @@ async fn a_link_expires() {
     tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
     let r = anonymous().get(url(&link)).send().await.unwrap();
     expect_error(r, 410, "link-expired").await;
-    let list: Value = fred.get("/api/v1/share-links").send().await.unwrap().json().await.unwrap();
+    let list: Value = fred
+        .get("/api/v1/share-links")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["data"][0]["active"], false);
 }
 
@@ -362,14 +460,21 @@ async fn the_download_cap_counts_downloads_from_byte_zero_on_every_node() {
     let app = TestApp::start().await;
     let gina = app.member("gina").await;
     let bytes = pseudo_random_bytes(5000, 3);
-    let id = gina.upload("c.bin", "application/octet-stream", &bytes).await;
+    let id = gina
+        .upload("c.bin", "application/octet-stream", &bytes)
+        .await;
     let link = share(&gina, json!({"attachmentId": id, "maxDownloads": 2})).await;
     assert_eq!(link["maxDownloads"], 2);
     let u = url(&link);
     let http = anonymous();
     // Resuming (a range not from 0) and HEAD do not count.
     for _ in 0..3 {
-        let r = http.get(&u).header("range", "bytes=10-").send().await.unwrap();
+        let r = http
+            .get(&u)
+            .header("range", "bytes=10-")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 206);
         assert_eq!(bytes_of(r).await, &bytes[10..]);
         assert_eq!(http.head(&u).send().await.unwrap().status(), 200);
@@ -379,15 +484,37 @@ async fn the_download_cap_counts_downloads_from_byte_zero_on_every_node() {
     let r = http.get(&u).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(bytes_of(r).await, bytes);
-    let r = http.get(&u).header("range", "bytes=0-99").send().await.unwrap();
+    let r = http
+        .get(&u)
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 206);
     assert_eq!(bytes_of(r).await, &bytes[..100]);
     for _ in 0..2 {
-        expect_error(http.get(&u).send().await.unwrap(), 410, "download-limit-reached").await;
-        let r = http.get(&u).header("range", "bytes=10-").send().await.unwrap();
+        expect_error(
+            http.get(&u).send().await.unwrap(),
+            410,
+            "download-limit-reached",
+        )
+        .await;
+        let r = http
+            .get(&u)
+            .header("range", "bytes=10-")
+            .send()
+            .await
+            .unwrap();
         expect_error(r, 410, "download-limit-reached").await;
     }
-    let list: Value = gina.get("/api/v1/share-links").send().await.unwrap().json().await.unwrap();
+    let list: Value = gina
+        .get("/api/v1/share-links")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["data"][0]["downloads"], 2);
     assert_eq!(list["data"][0]["active"], false);
 }
@@ -403,13 +530,35 @@ async fn links_are_listed_and_revoked_by_their_creator_or_an_admin() {
     let hal_link = share(&hal, json!({"attachmentId": a})).await;
     let ivy_link = share(&ivy, json!({"attachmentId": b, "password": "pw"})).await;
     let ids = |v: &Value| -> Vec<i64> {
-        v["data"].as_array().unwrap().iter().map(|l| l["id"].as_i64().unwrap()).collect()
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["id"].as_i64().unwrap())
+            .collect()
     };
-    let mine: Value = hal.get("/api/v1/share-links").send().await.unwrap().json().await.unwrap();
+    let mine: Value = hal
+        .get("/api/v1/share-links")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ids(&mine), [hal_link["id"].as_i64().unwrap()]);
-    let all: Value = admin.get("/api/v1/share-links").send().await.unwrap().json().await.unwrap();
+    let all: Value = admin
+        .get("/api/v1/share-links")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let all = ids(&all);
-    assert!(all.contains(&hal_link["id"].as_i64().unwrap()) && all.contains(&ivy_link["id"].as_i64().unwrap()));
+    assert!(
+        all.contains(&hal_link["id"].as_i64().unwrap())
+            && all.contains(&ivy_link["id"].as_i64().unwrap())
+    );
 
     // Someone else's link does not exist for a member.
     let r = ivy
@@ -418,7 +567,15 @@ async fn links_are_listed_and_revoked_by_their_creator_or_an_admin() {
         .await
         .unwrap();
     expect_error(r, 404, "not-found").await;
-    assert_eq!(anonymous().get(url(&hal_link)).send().await.unwrap().status(), 200);
+    assert_eq!(
+        anonymous()
+            .get(url(&hal_link))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     // Its creator revokes it: at once.
     let r = hal
         .delete(&format!("/api/v1/share-links/{}", hal_link["id"]))
@@ -426,7 +583,12 @@ async fn links_are_listed_and_revoked_by_their_creator_or_an_admin() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    expect_error(anonymous().get(url(&hal_link)).send().await.unwrap(), 404, "not-found").await;
+    expect_error(
+        anonymous().get(url(&hal_link)).send().await.unwrap(),
+        404,
+        "not-found",
+    )
+    .await;
     let r = hal
         .delete(&format!("/api/v1/share-links/{}", hal_link["id"]))
         .send()
@@ -440,10 +602,19 @@ async fn links_are_listed_and_revoked_by_their_creator_or_an_admin() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let r = anonymous().get(url(&ivy_link)).header("x-share-password", "pw").send().await.unwrap();
+    let r = anonymous()
+        .get(url(&ivy_link))
+        .header("x-share-password", "pw")
+        .send()
+        .await
+        .unwrap();
     expect_error(r, 404, "not-found").await;
     // Without credentials, nothing is listed or made.
-    let r = anonymous().get(app.url("/api/v1/share-links")).send().await.unwrap();
+    let r = anonymous()
+        .get(app.url("/api/v1/share-links"))
+        .send()
+        .await
+        .unwrap();
     expect_error(r, 401, "unauthenticated").await;
 }
 
@@ -484,7 +655,11 @@ async fn only_someone_who_may_read_a_file_can_share_it() {
     assert!(r.status().is_success(), "{}", r.status());
     share(&kim, json!({"attachmentId": private})).await;
     // An administrator may share anything.
-    share(&admin, json!({"spaceId": "jos-space", "pathId": path_id("f.txt")})).await;
+    share(
+        &admin,
+        json!({"spaceId": "jos-space", "pathId": path_id("f.txt")}),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -495,19 +670,36 @@ async fn bad_requests_are_400_naming_the_problem() {
     let cases = [
         (json!({}), "bad-target"),
         (json!({"attachmentId": id.to_string()}), "bad-target"),
-        (json!({"attachmentId": id, "spaceId": "s", "pathId": path_id("a")}), "bad-target"),
+        (
+            json!({"attachmentId": id, "spaceId": "s", "pathId": path_id("a")}),
+            "bad-target",
+        ),
         (json!({"spaceId": "s"}), "bad-target"),
         (json!({"spaceId": "s", "pathId": "Li4"}), "bad-path"),
-        (json!({"attachmentId": id, "maxDownloads": 0}), "bad-max-downloads"),
-        (json!({"attachmentId": id, "maxDownloads": "3"}), "bad-max-downloads"),
+        (
+            json!({"attachmentId": id, "maxDownloads": 0}),
+            "bad-max-downloads",
+        ),
+        (
+            json!({"attachmentId": id, "maxDownloads": "3"}),
+            "bad-max-downloads",
+        ),
         (json!({"attachmentId": id, "expiresAt": 12.5}), "bad-expiry"),
         (json!({"attachmentId": id, "password": ""}), "bad-password"),
-        (json!({"attachmentId": id, "password": "p".repeat(1025)}), "bad-password"),
+        (
+            json!({"attachmentId": id, "password": "p".repeat(1025)}),
+            "bad-password",
+        ),
         (json!({"attachmentId": id, "expires": 1}), "bad-field"),
         (json!([id]), "bad-json"),
     ];
     for (body, code) in cases {
-        let r = lee.post("/api/v1/share-links").json(&body).send().await.unwrap();
+        let r = lee
+            .post("/api/v1/share-links")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let got = expect_error(r, 400, code).await;
         assert!(!got["errorText"].as_str().unwrap().is_empty(), "{body}");
     }

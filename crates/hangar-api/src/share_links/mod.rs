@@ -26,7 +26,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/share-links", post(create).get(list))
         .route("/api/v1/share-links/{id}", delete(revoke))
-        .route("/s/{token}", get(open::download).post(open::download_with_form))
+        .route(
+            "/s/{token}",
+            get(open::download).post(open::download_with_form),
+        )
 }
 
 /// A link on the wire. `url` only at creation: the token is not kept.
@@ -57,7 +60,11 @@ fn link_json(state: &AppState, link: &ShareLink, token: Option<&str>) -> Value {
 }
 
 /// 404 (or 403 for an application without the right) unless the caller may read the target now.
-async fn require_readable(state: &AppState, caller: &Caller, target: &ShareTarget) -> ApiResult<()> {
+async fn require_readable(
+    state: &AppState,
+    caller: &Caller,
+    target: &ShareTarget,
+) -> ApiResult<()> {
     match target {
         ShareTarget::Attachment(id) => refuse_unready(&readable(state, caller, *id).await?),
         ShareTarget::StorageFile { space_id, path } => {

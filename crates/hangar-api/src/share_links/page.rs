@@ -67,7 +67,10 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     );
     let mut r = (status, Html(html)).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(POLICY));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(POLICY),
+    );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -80,18 +83,21 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
 /// The password form of the link `token`, posting back to the same `/s/{token}` (relative, so it
 /// also works under a path prefix).
 pub fn password_form(status: StatusCode, token: &str, message: Option<&str>) -> Response {
+    page(status, "Password required", &form_body(token, message))
+}
+
+fn form_body(token: &str, message: Option<&str>) -> String {
     let message = message
         .map(|m| format!("<p class=error role=alert>{}</p>", escape(m)))
         .unwrap_or_default();
-    let body = format!(
+    format!(
         "<p>This file is protected by a password.</p>{message}\
          <form method=post action=\"./{token}\">\
          <label for=password>Password</label>\
          <input id=password name=password type=password autocomplete=off required autofocus>\
          <button type=submit>Download</button></form>",
         token = escape(token)
-    );
-    page(status, "Password required", &body)
+    )
 }
 
 /// An error as a page with the same status (and `Retry-After`, when throttled).
@@ -131,7 +137,14 @@ mod tests {
 
     #[test]
     fn the_form_escapes_and_posts_back() {
-        let r = password_form(StatusCode::UNAUTHORIZED, "hgr_a\"<", Some("<b>"));
+        let body = form_body("hgr_a\"<", Some("<b>"));
+        assert!(body.contains("action=\"./hgr_a&quot;&lt;\""), "{body}");
+        assert!(
+            body.contains("&lt;b&gt;") && !body.contains("<b>"),
+            "{body}"
+        );
+        assert!(body.contains("<label for=password>") && body.contains("id=password"));
+        let r = password_form(StatusCode::UNAUTHORIZED, "hgr_a", None);
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         assert!(r.headers()[header::CONTENT_SECURITY_POLICY]
             .to_str()

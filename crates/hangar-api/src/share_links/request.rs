@@ -55,7 +55,10 @@ fn text<'a>(body: &'a Map<String, Value>, name: &str) -> ApiResult<Option<&'a st
     match field(body, name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(bad("bad-target", format!("{name} is a string, not {other}"))),
+        Some(other) => Err(bad(
+            "bad-target",
+            format!("{name} is a string, not {other}"),
+        )),
     }
 }
 
@@ -114,9 +117,7 @@ pub fn parse(body: &Value, now: i64) -> ApiResult<NewLink> {
     let max_downloads = positive(body, "maxDownloads", "bad-max-downloads")?;
     let password = match field(body, "password") {
         None => None,
-        Some(Value::String(p)) if !p.is_empty() && p.len() <= MAX_PASSWORD_BYTES => {
-            Some(p.clone())
-        }
+        Some(Value::String(p)) if !p.is_empty() && p.len() <= MAX_PASSWORD_BYTES => Some(p.clone()),
         Some(_) => {
             return Err(bad(
                 "bad-password",
@@ -163,10 +164,19 @@ mod tests {
             "bad-target"
         );
         assert_eq!(code(json!({"spaceId": "docs"})), "bad-target");
-        assert_eq!(code(json!({"spaceId": "a/b", "pathId": "YQ"})), "bad-target");
-        assert_eq!(code(json!({"spaceId": "docs", "pathId": "Li4"})), "bad-path");
+        assert_eq!(
+            code(json!({"spaceId": "a/b", "pathId": "YQ"})),
+            "bad-target"
+        );
+        assert_eq!(
+            code(json!({"spaceId": "docs", "pathId": "Li4"})),
+            "bad-path"
+        );
         assert_eq!(code(json!([1])), "bad-json");
-        assert_eq!(code(json!({"attachmentId": 1, "maxDownload": 2})), "bad-field");
+        assert_eq!(
+            code(json!({"attachmentId": 1, "maxDownload": 2})),
+            "bad-field"
+        );
     }
 
     #[test]
@@ -185,15 +195,30 @@ mod tests {
         )
         .unwrap();
         assert!(none.expires_at.is_none() && none.password.is_none());
-        assert_eq!(code(json!({"attachmentId": 1, "expiresAt": NOW})), "bad-expiry");
-        assert_eq!(code(json!({"attachmentId": 1, "expiresAt": "soon"})), "bad-expiry");
+        assert_eq!(
+            code(json!({"attachmentId": 1, "expiresAt": NOW})),
+            "bad-expiry"
+        );
+        assert_eq!(
+            code(json!({"attachmentId": 1, "expiresAt": "soon"})),
+            "bad-expiry"
+        );
         assert_eq!(
             code(json!({"attachmentId": 1, "maxDownloads": 0})),
             "bad-max-downloads"
         );
-        assert_eq!(code(json!({"attachmentId": 1, "password": ""})), "bad-password");
-        assert_eq!(code(json!({"attachmentId": 1, "password": 1234})), "bad-password");
+        assert_eq!(
+            code(json!({"attachmentId": 1, "password": ""})),
+            "bad-password"
+        );
+        assert_eq!(
+            code(json!({"attachmentId": 1, "password": 1234})),
+            "bad-password"
+        );
         let long = "x".repeat(MAX_PASSWORD_BYTES + 1);
-        assert_eq!(code(json!({"attachmentId": 1, "password": long})), "bad-password");
+        assert_eq!(
+            code(json!({"attachmentId": 1, "password": long})),
+            "bad-password"
+        );
     }
 }

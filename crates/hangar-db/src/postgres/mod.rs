@@ -13,9 +13,9 @@ mod identity;
 mod jobs;
 mod outbox;
 mod projects;
+mod share_links;
 mod spaces;
 mod storage;
-mod share_links;
 mod tus;
 
 use crate::{DatabaseKind, OpenError};

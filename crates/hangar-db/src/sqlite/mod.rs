@@ -9,9 +9,9 @@ mod chat;
 mod identity;
 mod jobs;
 mod projects;
+mod share_links;
 mod spaces;
 mod storage;
-mod share_links;
 mod tus;
 
 use crate::{OpenError, DEFAULT_BLOB_GRACE};
