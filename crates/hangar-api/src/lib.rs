@@ -363,14 +363,18 @@ pub fn router(state: AppState) -> Router {
             ApiError::internal("a handler panicked").into_response()
         }))
         .layer(
-            // Spans name the path only: query strings carry public-link tokens and upload signatures.
+            // Spans name the path only: query strings carry public-link tokens and upload signatures (and
+            // share-link paths are replaced by their template).
             tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
                 let id = request
                     .headers()
                     .get(observe::REQUEST_ID)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
-                tracing::debug_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                // A share link's path is its token.
+                let path = request.uri().path();
+                let path = if path.starts_with("/s/") { "/s/{token}" } else { path };
+                tracing::debug_span!("request", method = %request.method(), path = %path, request_id = %id)
             }),
         )
         // Outermost, so that its line and metrics cover every answer (panics and fallbacks too).

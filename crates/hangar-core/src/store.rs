@@ -122,6 +122,9 @@ pub trait AttemptStore: Send + Sync {
     /// Counts one failure, atomically: a window that ended before `now` starts again at `now` and
     /// lasts `window_ms`. Answers the count and the end of the window.
     async fn record_failure(&self, key: &str, now: i64, window_ms: i64) -> StoreResult<(i64, i64)>;
+    /// Takes back one failure counted for `key` in its window still open at `now` (an attempt
+    /// counted before it was made turned out right); never below zero.
+    async fn forgive_failure(&self, key: &str, now: i64) -> StoreResult<()>;
     /// Forgets windows that ended before `now`.
     async fn prune_attempts(&self, now: i64) -> StoreResult<u64>;
 }

@@ -13,6 +13,7 @@ on_every_backend!(
     a_share_link_is_found_by_its_token_hash_and_goes_with_its_file,
     the_download_cap_holds_across_nodes,
     a_disabled_members_links_stop_answering,
+    an_attempt_counted_in_advance_can_be_taken_back,
 );
 
 fn path(p: &str) -> StoragePath {
@@ -184,4 +185,31 @@ async fn a_disabled_members_links_stop_answering<S: TestStore>() {
     assert!(s.share_link_by_token("hash-d").await.unwrap().is_some());
     s.disable_member(me.id).await.unwrap();
     assert!(s.share_link_by_token("hash-d").await.unwrap().is_none());
+}
+
+async fn an_attempt_counted_in_advance_can_be_taken_back<S: TestStore>() {
+    let db = S::fresh().await;
+    let s = S::open(&db).await;
+    let now = now_ms();
+    for _ in 0..3 {
+        s.record_failure("share-link:1", now, 60_000).await.unwrap();
+    }
+    s.forgive_failure("share-link:1", now).await.unwrap();
+    assert_eq!(
+        s.failures("share-link:1", now).await.unwrap(),
+        Some((2, now + 60_000))
+    );
+    // Never below zero, and nothing for an unknown key or a closed window.
+    for _ in 0..3 {
+        s.forgive_failure("share-link:1", now).await.unwrap();
+    }
+    assert_eq!(s.failures("share-link:1", now).await.unwrap().unwrap().0, 0);
+    s.forgive_failure("share-link:2", now).await.unwrap();
+    assert!(s.failures("share-link:2", now).await.unwrap().is_none());
+    s.record_failure("share-link:3", now, 10).await.unwrap();
+    s.forgive_failure("share-link:3", now + 20).await.unwrap();
+    assert_eq!(
+        s.failures("share-link:3", now).await.unwrap(),
+        Some((1, now + 10))
+    );
 }

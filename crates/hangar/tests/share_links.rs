@@ -425,6 +425,32 @@ async fn wrong_passwords_are_throttled_per_link() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_guesses_gets_five_checked() {
+    let app = TestApp::start().await;
+    let kay = app.member("kay").await;
+    let id = kay.upload("k.txt", "text/plain", b"burst").await;
+    let u = url(&share(&kay, json!({"attachmentId": id, "password": "right one"})).await);
+    let http = anonymous();
+    // Twenty wrong guesses at once: each is counted before it is checked, so five are checked (403)
+    // and the others refused unchecked (429), however they interleave across nodes.
+    let guesses = (0..20).map(|i| {
+        http.get(&u)
+            .header("x-share-password", format!("guess {i}"))
+            .send()
+    });
+    let mut statuses: Vec<u16> = futures_util::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [[403; 5].as_slice(), [429; 15].as_slice()].concat()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_expires() {
     let app = TestApp::start().await;
     let fred = app.member("fred").await;

@@ -202,17 +202,30 @@ async fn check_password(
         &link.id.to_string(),
         SHARE_LINK_PASSWORD,
     )];
-    if let Err(throttled) = state.throttle.check(&keys, now_ms()).await? {
+    // Counted before the password is checked: a burst of guesses sent at once gets 5 checked, not
+    // as many as arrive before the first is counted.
+    if let Err(throttled) = state.throttle.begin(&keys, now_ms()).await? {
         tracing::warn!(link = link.id, client = %peer.text(), "share-link password refused: too many wrong ones");
         return Err(throttled.into());
     }
     // A password longer than any link can have is wrong without hashing it.
-    let fits = password.len() <= super::request::MAX_PASSWORD_BYTES;
-    if fits && verify_password(password, hash.clone()).await? {
+    let right = if password.len() <= super::request::MAX_PASSWORD_BYTES {
+        match verify_password(password, hash.clone()).await {
+            Ok(right) => right,
+            Err(e) => {
+                // Not checked (the server is busy): not a guess either.
+                state.throttle.succeeded(&keys, now_ms()).await?;
+                return Err(e);
+            }
+        }
+    } else {
+        false
+    };
+    if right {
+        state.throttle.succeeded(&keys, now_ms()).await?;
         return Ok(());
     }
     tracing::warn!(link = link.id, client = %peer.text(), "wrong share-link password");
-    state.throttle.failed(&keys, now_ms()).await?;
     Err(ApiError::new(
         StatusCode::FORBIDDEN,
         "wrong-password",
