@@ -745,5 +745,11 @@ async fn bad_requests_are_400_naming_the_problem() {
         .unwrap();
     expect_error(r, 404, "not-found").await;
     let r = lee.delete("/api/v1/share-links/abc").send().await.unwrap();
+    expect_error(r, 400, "bad-path").await;
+    let r = lee
+        .delete("/api/v1/share-links/12345")
+        .send()
+        .await
+        .unwrap();
     expect_error(r, 404, "not-found").await;
 }

@@ -124,10 +124,9 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
     let not_found = || ApiError::not_found("share link");
-    let id = id.parse::<i64>().map_err(|_| not_found())?;
     let link = state
         .share_links
         .share_link(id)
