@@ -289,6 +289,11 @@ pub struct ShareLink {
     pub id: i64,
     /// The member (or application's bot member) who made it.
     pub creator_id: i64,
+    /// Whether the creator is an administrator (read with the link; ignored when writing).
+    pub creator_is_admin: bool,
+    /// Whether the creator is an application's bot member (read with the link; ignored when
+    /// writing).
+    pub creator_is_app: bool,
     pub target: ShareTarget,
     /// Argon2id hash of the password, if the link has one.
     pub password_hash: Option<String>,

@@ -171,9 +171,10 @@ where
     })
 }
 
-/// The columns `share_link` reads.
+/// The columns `share_link` reads, from `share_links l JOIN members m ON m.id = l.creator_id`.
 pub(crate) const SHARE_LINK_COLUMNS: &str = "l.id, l.creator_id, l.attachment_id, l.space_id, \
-     l.path, l.password_hash, l.expires_utc, l.max_downloads, l.downloads, l.created_utc";
+     l.path, l.password_hash, l.expires_utc, l.max_downloads, l.downloads, l.created_utc, \
+     m.role AS creator_role, m.is_app AS creator_is_app";
 
 pub(crate) fn share_link<R: StoreRow>(row: &R) -> StoreResult<ShareLink>
 where
@@ -190,6 +191,8 @@ where
     Ok(ShareLink {
         id: row.int("id"),
         creator_id: row.int("creator_id"),
+        creator_is_admin: row.text("creator_role") == "admin",
+        creator_is_app: row.flag("creator_is_app"),
         target,
         password_hash: row.opt_text("password_hash"),
         expires_utc: row.opt_int("expires_utc"),

@@ -24,6 +24,8 @@ fn link(creator: i64, target: ShareTarget) -> ShareLink {
     ShareLink {
         id: hangar_core::ids::random_id(),
         creator_id: creator,
+        creator_is_admin: false,
+        creator_is_app: false,
         target,
         password_hash: None,
         expires_utc: None,

@@ -681,11 +681,37 @@ async fn only_someone_who_may_read_a_file_can_share_it() {
     assert!(r.status().is_success(), "{}", r.status());
     share(&kim, json!({"attachmentId": private})).await;
     // An administrator may share anything.
-    share(
+    let admins = share(
         &admin,
         json!({"spaceId": "jos-space", "pathId": path_id("f.txt")}),
     )
     .await;
+    // A link speaks for its creator: removed from the space, jo's link stops (the admin's does not).
+    let jos = share(
+        &jo,
+        json!({"spaceId": "jos-space", "pathId": path_id("f.txt")}),
+    )
+    .await;
+    assert_eq!(
+        anonymous().get(url(&jos)).send().await.unwrap().status(),
+        200
+    );
+    let r = admin
+        .delete("/api/v1/spaces/jos-space/members/jo")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    expect_error(
+        anonymous().get(url(&jos)).send().await.unwrap(),
+        404,
+        "not-found",
+    )
+    .await;
+    assert_eq!(
+        anonymous().get(url(&admins)).send().await.unwrap().status(),
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

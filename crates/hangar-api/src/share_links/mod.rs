@@ -92,6 +92,8 @@ pub async fn create(
     let link = ShareLink {
         id: random_id(),
         creator_id: caller.id(),
+        creator_is_admin: caller.is_admin(),
+        creator_is_app: caller.acting_app().is_some(),
         target: request.target,
         password_hash,
         expires_utc: request.expires_at,

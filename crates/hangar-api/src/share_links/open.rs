@@ -1,6 +1,7 @@
 //! `GET`/`HEAD /s/{token}` and the password form's `POST /s/{token}`: the link's checks in order
-//! (unknown 404, expired or used up 410, password 401/403/429), then the file through the one
-//! download path of every route, counting a download that starts at byte 0.
+//! (unknown 404, expired or used up 410, a creator who cannot read the file any more 404, password
+//! 401/403/429), then the file through the one download path of every route, counting a download
+//! that starts at byte 0.
 
 use super::page::{error_page, password_form, prefers_html};
 use crate::attachments::refuse_unready;
@@ -132,8 +133,8 @@ async fn open(
     if link.used_up() {
         return Err(used_up());
     }
-    check_password(state, &link, password, peer).await?;
     let file = resolve(state, &link).await?;
+    check_password(state, &link, password, peer).await?;
     if starts_at_first_byte(method, headers, &file.sha256, file.size)
         && !state
             .share_links
@@ -241,7 +242,12 @@ struct SharedFile {
     name: String,
 }
 
+/// The file, while the link's creator may still read it: a link speaks for its creator, so a member
+/// removed from the space (or from every channel and project an attachment it did not upload is in)
+/// takes its links' access along. Administrators read everything; an application's links last
+/// until revoked (its rights belong to its tokens, which a link does not carry).
 async fn resolve(state: &AppState, link: &ShareLink) -> ApiResult<SharedFile> {
+    let privileged = link.creator_is_admin || link.creator_is_app;
     match &link.target {
         ShareTarget::Attachment(id) => {
             let a = state
@@ -249,6 +255,15 @@ async fn resolve(state: &AppState, link: &ShareLink) -> ApiResult<SharedFile> {
                 .attachment(*id)
                 .await?
                 .ok_or_else(unknown)?;
+            let reads = privileged
+                || a.uploader_id == link.creator_id
+                || state
+                    .attachments
+                    .readable_through_links(a.id, link.creator_id)
+                    .await?;
+            if !reads {
+                return Err(unknown());
+            }
             refuse_unready(&a)?;
             Ok(SharedFile {
                 sha256: a
@@ -261,6 +276,14 @@ async fn resolve(state: &AppState, link: &ShareLink) -> ApiResult<SharedFile> {
             })
         }
         ShareTarget::StorageFile { space_id, path } => {
+            if !privileged
+                && !state
+                    .spaces
+                    .is_space_member(space_id, link.creator_id)
+                    .await?
+            {
+                return Err(unknown());
+            }
             finish_direct_at(state, space_id, path).await;
             let entry = file_entry(state, space_id, path)
                 .await

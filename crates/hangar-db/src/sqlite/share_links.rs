@@ -52,7 +52,7 @@ impl ShareLinkStore for SqliteStore {
 
     async fn share_link(&self, id: i64) -> StoreResult<Option<ShareLink>> {
         let row = sqlx::query(&format!(
-            "SELECT {SHARE_LINK_COLUMNS} FROM share_links l WHERE l.id = ?"
+            "SELECT {SHARE_LINK_COLUMNS} FROM share_links l JOIN members m ON m.id = l.creator_id WHERE l.id = ?"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -63,7 +63,7 @@ impl ShareLinkStore for SqliteStore {
 
     async fn list_share_links(&self, creator_id: Option<i64>) -> StoreResult<Vec<ShareLink>> {
         let rows = sqlx::query(&format!(
-            "SELECT {SHARE_LINK_COLUMNS} FROM share_links l \
+            "SELECT {SHARE_LINK_COLUMNS} FROM share_links l JOIN members m ON m.id = l.creator_id \
              WHERE ?1 IS NULL OR l.creator_id = ?1 ORDER BY l.created_utc DESC, l.id"
         ))
         .bind(creator_id)
