@@ -255,6 +255,9 @@ pub trait ShareLinkStore: Send + Sync {
     /// Counts one download in a single conditional update: false (and nothing counted) when the
     /// link is gone, expired at `now`, or has reached its `max_downloads`, whichever node asks.
     async fn count_share_download(&self, id: i64, now: i64) -> StoreResult<bool>;
+    /// Takes back a download counted for a request that then failed before sending anything (the
+    /// storage could not be read); never below zero.
+    async fn uncount_share_download(&self, id: i64) -> StoreResult<()>;
 }
 
 /// What the database knows of a blob.

@@ -162,6 +162,10 @@ async fn the_download_cap_holds_across_nodes<S: TestStore>() {
     let after = b.share_link(capped.id).await.unwrap().unwrap();
     assert_eq!(after.downloads, 7);
     assert!(after.used_up());
+    // A download that failed before sending anything is taken back, and can be made again.
+    b.uncount_share_download(capped.id).await.unwrap();
+    assert!(a.count_share_download(capped.id, now_ms()).await.unwrap());
+    assert!(!a.count_share_download(capped.id, now_ms()).await.unwrap());
 
     // An expired link counts nothing.
     let mut expiring = link(me.id, ShareTarget::Attachment(id));

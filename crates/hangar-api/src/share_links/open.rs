@@ -135,7 +135,8 @@ async fn open(
     }
     let file = resolve(state, &link).await?;
     check_password(state, &link, password, peer).await?;
-    if starts_at_first_byte(method, headers, &file.sha256, file.size)
+    let counts = starts_at_first_byte(method, headers, &file.sha256, file.size);
+    if counts
         && !state
             .share_links
             .count_share_download(link.id, now_ms())
@@ -148,7 +149,7 @@ async fn open(
             used_up()
         });
     }
-    serve(
+    let served = serve(
         state,
         method,
         headers,
@@ -161,7 +162,12 @@ async fn open(
             as_attachment: false,
         },
     )
-    .await
+    .await;
+    if counts && served.is_err() {
+        // Nothing was sent (the storage could not be read): the download is not used up by it.
+        state.share_links.uncount_share_download(link.id).await?;
+    }
+    served
 }
 
 fn expired() -> ApiError {

@@ -95,6 +95,17 @@ impl ShareLinkStore for PgStore {
         .map_err(backend)?;
         Ok(done.rows_affected() == 1)
     }
+
+    async fn uncount_share_download(&self, id: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE share_links SET downloads = downloads - 1 WHERE id = $1 AND downloads > 0",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
 }
 
 /// The file went away between the check and the insert (its foreign key failed).
