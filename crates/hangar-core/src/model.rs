@@ -315,3 +315,32 @@ impl ShareLink {
         self.max_downloads.is_some_and(|m| self.downloads >= m)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_link_ends_at_its_expiry_and_its_cap() {
+        let mut link = ShareLink {
+            id: 1,
+            creator_id: 2,
+            creator_is_admin: false,
+            creator_is_app: false,
+            target: ShareTarget::Attachment(3),
+            password_hash: None,
+            expires_utc: None,
+            max_downloads: None,
+            downloads: 10,
+            created_utc: 0,
+        };
+        assert!(!link.expired(i64::MAX) && !link.used_up());
+        link.expires_utc = Some(100);
+        assert!(!link.expired(99));
+        assert!(link.expired(100));
+        link.max_downloads = Some(11);
+        assert!(!link.used_up());
+        link.downloads = 11;
+        assert!(link.used_up());
+    }
+}
