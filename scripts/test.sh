@@ -50,7 +50,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || {
   rm -f /usr/sbin/policy-rc.d
 }
 HANGAR_TEST_BACKEND=two-nodes cargo test --locked -p hangar --test applications --test attachments \
-  --test containment --test management --test storage --test retention "$@"
+  --test containment --test management --test share_links --test storage --test retention "$@"
 
 bash scripts/walkthrough.sh
 bash scripts/deploy-check.sh

@@ -20,7 +20,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 /// The attachment if the caller may read it; otherwise it does not exist for them.
-async fn readable(state: &AppState, caller: &Caller, id: i64) -> ApiResult<Attachment> {
+pub(crate) async fn readable(state: &AppState, caller: &Caller, id: i64) -> ApiResult<Attachment> {
     let a = state
         .attachments
         .attachment(id)
@@ -45,7 +45,7 @@ async fn owned(state: &AppState, caller: &Caller, id: i64) -> ApiResult<Attachme
     }
 }
 
-fn refuse_unready(a: &Attachment) -> ApiResult<()> {
+pub(crate) fn refuse_unready(a: &Attachment) -> ApiResult<()> {
     match a.state {
         AttachmentState::ReadyForDownloadFromServerToClient => Ok(()),
         AttachmentState::ChecksumVerificationOnServerSideMismatch => Err(ApiError::conflict(

@@ -48,6 +48,28 @@ fn header_value(s: &str) -> ApiResult<HeaderValue> {
     HeaderValue::from_str(s).map_err(ApiError::internal)
 }
 
+/// Whether `serve` would send the file's bytes from the first one on: a `GET` (or a form's `POST`)
+/// that is not answered 304 and asks for the whole file or a range starting at byte 0. Share links
+/// count such a request as one download.
+pub fn starts_at_first_byte(method: &Method, headers: &HeaderMap, sha256: &str, size: u64) -> bool {
+    if *method == Method::HEAD {
+        return false;
+    }
+    let etag = format!("\"{sha256}\"");
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|inm| etag_matches(inm, &etag));
+    if not_modified {
+        return false;
+    }
+    match choose_range(headers, &etag, size) {
+        RangeChoice::Whole => true,
+        RangeChoice::Part { first, .. } => first == 0,
+        RangeChoice::Unsatisfiable => false,
+    }
+}
+
 pub async fn serve(
     state: &AppState,
     method: &Method,
@@ -179,6 +201,50 @@ mod tests {
             choose_range(&h, e, 10),
             RangeChoice::Part { first: 0, last: 1 }
         ));
+    }
+
+    #[test]
+    fn a_download_starts_at_the_first_byte_only_when_bytes_from_0_are_sent() {
+        let (get, head, sha) = (Method::GET, Method::HEAD, "abc");
+        assert!(starts_at_first_byte(&get, &HeaderMap::new(), sha, 10));
+        assert!(starts_at_first_byte(
+            &Method::POST,
+            &HeaderMap::new(),
+            sha,
+            10
+        ));
+        assert!(!starts_at_first_byte(&head, &HeaderMap::new(), sha, 10));
+        assert!(starts_at_first_byte(
+            &get,
+            &with_range("bytes=0-4"),
+            sha,
+            10
+        ));
+        assert!(!starts_at_first_byte(
+            &get,
+            &with_range("bytes=5-"),
+            sha,
+            10
+        ));
+        assert!(!starts_at_first_byte(
+            &get,
+            &with_range("bytes=-3"),
+            sha,
+            10
+        ));
+        assert!(!starts_at_first_byte(
+            &get,
+            &with_range("bytes=20-"),
+            sha,
+            10
+        ));
+        let mut cached = HeaderMap::new();
+        cached.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"abc\""));
+        assert!(!starts_at_first_byte(&get, &cached, sha, 10));
+        // A stale If-Range turns a range into the whole file: that is a download.
+        let mut stale = with_range("bytes=5-");
+        stale.insert(header::IF_RANGE, HeaderValue::from_static("\"old\""));
+        assert!(starts_at_first_byte(&get, &stale, sha, 10));
     }
 
     #[test]

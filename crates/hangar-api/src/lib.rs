@@ -15,6 +15,7 @@ pub mod observe;
 mod projects;
 mod quota;
 mod shapes;
+mod share_links;
 mod spaces;
 mod storage;
 pub use storage::DirectFinisher;
@@ -135,6 +136,8 @@ pub struct AppState {
     pub storage: Arc<dyn StorageStore>,
     /// Resumable uploads' offsets, owners and expiry.
     pub tus: Arc<dyn TusStore>,
+    /// Share links: their tokens' hashes, limits and download counts.
+    pub share_links: Arc<dyn ShareLinkStore>,
     pub blobs: Arc<dyn BlobStore>,
     /// Every upload route's way in: receive, commit under a pin, record, release.
     pub ingest: Ingest,
@@ -162,6 +165,7 @@ impl AppState {
             + AttachmentStore
             + StorageStore
             + TusStore
+            + ShareLinkStore
             + Applications
             + BlobLifecycleStore
             + JobStore
@@ -181,6 +185,7 @@ impl AppState {
             apps: Arc::new(store.clone()),
             throttle: throttle::Throttle::new(Arc::new(store.clone()), settings.login_limits),
             tus: Arc::new(store.clone()),
+            share_links: Arc::new(store.clone()),
             storage: Arc::new(store),
             secrets: Arc::new(Secrets::new(&settings.link_key)),
             readiness: observe::Readiness::default(),
@@ -357,6 +362,7 @@ pub fn router(state: AppState) -> Router {
         .merge(applications::subscriptions::router())
         .merge(storage::router())
         .merge(tus::router())
+        .merge(share_links::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(close_after_refused_body))
@@ -364,14 +370,18 @@ pub fn router(state: AppState) -> Router {
             ApiError::internal("a handler panicked").into_response()
         }))
         .layer(
-            // Spans name the path only: query strings carry public-link tokens and upload signatures.
+            // Spans name the path only: query strings carry public-link tokens and upload signatures (and
+            // share-link paths are replaced by their template).
             tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
                 let id = request
                     .headers()
                     .get(observe::REQUEST_ID)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
-                tracing::debug_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                // A share link's path is its token.
+                let path = request.uri().path();
+                let path = if path.starts_with("/s/") { "/s/{token}" } else { path };
+                tracing::debug_span!("request", method = %request.method(), path = %path, request_id = %id)
             }),
         )
         // Outermost, so that its line and metrics cover every answer (panics and fallbacks too).

@@ -42,6 +42,12 @@ impl Default for Limits {
     }
 }
 
+/// Wrong passwords of one share link (SPEC §9.4): 5 in 15 minutes.
+pub const SHARE_LINK_PASSWORD: Limit = Limit {
+    failures: 5,
+    window_ms: 15 * 60 * 1000,
+};
+
 /// One counted thing: what kind of attempt, whose, and the limit that applies.
 #[derive(Debug, Clone)]
 pub struct Key {
@@ -120,6 +126,33 @@ impl Throttle {
             }
         }
         Ok(worst.map_or(Ok(()), Err))
+    }
+
+    /// Counts an attempt against every key *before* it is made, so that many guesses sent at once
+    /// cannot all pass a check that none of them was counted in yet: refused once any key has more
+    /// attempts than its limit in its window. After a right guess, `succeeded` takes the count back;
+    /// a wrong one stays counted.
+    pub async fn begin(&self, keys: &[Key], now: i64) -> ApiResult<Result<(), Throttled>> {
+        let mut worst: Option<Throttled> = None;
+        for key in keys {
+            let (attempts, end) = self
+                .store
+                .record_failure(&key.name, now, key.limit.window_ms)
+                .await?;
+            if attempts > key.limit.failures {
+                let t = retry_after(end, now);
+                worst = Some(worst.map_or(t, |w| w.max_by_secs(t)));
+            }
+        }
+        Ok(worst.map_or(Ok(()), Err))
+    }
+
+    /// The attempt counted by `begin` was right: it is not a failure.
+    pub async fn succeeded(&self, keys: &[Key], now: i64) -> ApiResult<()> {
+        for key in keys {
+            self.store.forgive_failure(&key.name, now).await?;
+        }
+        Ok(())
     }
 
     /// Counts one failed attempt against every key.

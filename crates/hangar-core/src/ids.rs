@@ -34,6 +34,13 @@ pub fn new_token() -> String {
     format!("{TOKEN_PREFIX}{}", hex::encode(bytes))
 }
 
+/// A new share-link token (SPEC §9.4): `hgr_` followed by 128 random bits in hex, short enough for
+/// a URL one reads out.
+pub fn new_share_token() -> String {
+    let bytes: [u8; 16] = rand::thread_rng().gen();
+    format!("{TOKEN_PREFIX}{}", hex::encode(bytes))
+}
+
 /// The only form in which a token is stored: its SHA-256 in hex.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))

@@ -274,3 +274,75 @@ pub struct Event {
     pub payload: serde_json::Value,
     pub created_utc: i64,
 }
+
+/// What a share link serves: an attachment, or the file at a path of a space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShareTarget {
+    Attachment(i64),
+    StorageFile {
+        space_id: String,
+        path: crate::storage_path::StoragePath,
+    },
+}
+
+/// A share link (SPEC §9.4). Its token is never kept: the store holds only its SHA-256.
+#[derive(Debug, Clone)]
+pub struct ShareLink {
+    pub id: i64,
+    /// The member (or application's bot member) who made it.
+    pub creator_id: i64,
+    /// Whether the creator is an administrator (read with the link; ignored when writing).
+    pub creator_is_admin: bool,
+    /// Whether the creator is an application's bot member (read with the link; ignored when
+    /// writing).
+    pub creator_is_app: bool,
+    pub target: ShareTarget,
+    /// Argon2id hash of the password, if the link has one.
+    pub password_hash: Option<String>,
+    pub expires_utc: Option<i64>,
+    pub max_downloads: Option<i64>,
+    /// Downloads counted so far (each GET from byte 0 once).
+    pub downloads: i64,
+    pub created_utc: i64,
+}
+
+impl ShareLink {
+    /// Whether the link has expired at `now`.
+    pub fn expired(&self, now: i64) -> bool {
+        self.expires_utc.is_some_and(|e| e <= now)
+    }
+
+    /// Whether every allowed download has been counted.
+    pub fn used_up(&self) -> bool {
+        self.max_downloads.is_some_and(|m| self.downloads >= m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_link_ends_at_its_expiry_and_its_cap() {
+        let mut link = ShareLink {
+            id: 1,
+            creator_id: 2,
+            creator_is_admin: false,
+            creator_is_app: false,
+            target: ShareTarget::Attachment(3),
+            password_hash: None,
+            expires_utc: None,
+            max_downloads: None,
+            downloads: 10,
+            created_utc: 0,
+        };
+        assert!(!link.expired(i64::MAX) && !link.used_up());
+        link.expires_utc = Some(100);
+        assert!(!link.expired(99));
+        assert!(link.expired(100));
+        link.max_downloads = Some(11);
+        assert!(!link.used_up());
+        link.downloads = 11;
+        assert!(link.used_up());
+    }
+}

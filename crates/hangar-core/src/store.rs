@@ -122,6 +122,9 @@ pub trait AttemptStore: Send + Sync {
     /// Counts one failure, atomically: a window that ended before `now` starts again at `now` and
     /// lasts `window_ms`. Answers the count and the end of the window.
     async fn record_failure(&self, key: &str, now: i64, window_ms: i64) -> StoreResult<(i64, i64)>;
+    /// Takes back one failure counted for `key` in its window still open at `now` (an attempt
+    /// counted before it was made turned out right); never below zero.
+    async fn forgive_failure(&self, key: &str, now: i64) -> StoreResult<()>;
     /// Forgets windows that ended before `now`.
     async fn prune_attempts(&self, now: i64) -> StoreResult<u64>;
 }
@@ -250,6 +253,30 @@ pub trait AttachmentStore: Send + Sync {
     /// Deletes the attachment and its links (its blob reference goes with them).
     async fn delete_attachment(&self, id: i64) -> StoreResult<()>;
     async fn ping(&self) -> StoreResult<()>;
+}
+
+/// Share links (SPEC §9.4). A link goes with its file: the store deletes it when the attachment or
+/// the storage file is deleted (a moved file takes its links along). Download counts are kept here,
+/// so that every node counts against the same cap.
+#[async_trait]
+pub trait ShareLinkStore: Send + Sync {
+    /// Records a link under the SHA-256 of its token; `NotFound("file")` when the target is gone.
+    async fn create_share_link(&self, link: &ShareLink, token_hash: &str) -> StoreResult<()>;
+    /// The link with this token hash, if its creator is still an active member (a disabled or
+    /// deleted member's links stop working). Expired and used-up links are answered too: the caller
+    /// tells them apart (410, not 404).
+    async fn share_link_by_token(&self, token_hash: &str) -> StoreResult<Option<ShareLink>>;
+    async fn share_link(&self, id: i64) -> StoreResult<Option<ShareLink>>;
+    /// The links of one creator, or every link when None; newest first.
+    async fn list_share_links(&self, creator_id: Option<i64>) -> StoreResult<Vec<ShareLink>>;
+    /// False when there is no such link.
+    async fn delete_share_link(&self, id: i64) -> StoreResult<bool>;
+    /// Counts one download in a single conditional update: false (and nothing counted) when the
+    /// link is gone, expired at `now`, or has reached its `max_downloads`, whichever node asks.
+    async fn count_share_download(&self, id: i64, now: i64) -> StoreResult<bool>;
+    /// Takes back a download counted for a request that then failed before sending anything (the
+    /// storage could not be read); never below zero.
+    async fn uncount_share_download(&self, id: i64) -> StoreResult<()>;
 }
 
 /// What the database knows of a blob.

@@ -171,6 +171,37 @@ where
     })
 }
 
+/// The columns `share_link` reads, from `share_links l JOIN members m ON m.id = l.creator_id`.
+pub(crate) const SHARE_LINK_COLUMNS: &str = "l.id, l.creator_id, l.attachment_id, l.space_id, \
+     l.path, l.password_hash, l.expires_utc, l.max_downloads, l.downloads, l.created_utc, \
+     m.role AS creator_role, m.is_app AS creator_is_app";
+
+pub(crate) fn share_link<R: StoreRow>(row: &R) -> StoreResult<ShareLink>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    let target = match (row.opt_int("attachment_id"), row.opt_text("space_id")) {
+        (Some(id), _) => ShareTarget::Attachment(id),
+        (None, Some(space_id)) => ShareTarget::StorageFile {
+            space_id,
+            path: stored_path(&row.opt_text("path").unwrap_or_default())?,
+        },
+        (None, None) => return Err(StoreError::Backend("a share link without a target".into())),
+    };
+    Ok(ShareLink {
+        id: row.int("id"),
+        creator_id: row.int("creator_id"),
+        creator_is_admin: row.text("creator_role") == "admin",
+        creator_is_app: row.flag("creator_is_app"),
+        target,
+        password_hash: row.opt_text("password_hash"),
+        expires_utc: row.opt_int("expires_utc"),
+        max_downloads: row.opt_int("max_downloads"),
+        downloads: row.int("downloads"),
+        created_utc: row.int("created_utc"),
+    })
+}
+
 pub(crate) fn pending_upload<R: StoreRow>(row: &R) -> StoreResult<PendingUpload>
 where
     for<'a> &'a str: ColumnIndex<R>,

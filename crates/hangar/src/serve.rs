@@ -97,6 +97,7 @@ trait Backend:
     + hangar_core::store::AttachmentStore
     + hangar_core::store::StorageStore
     + hangar_core::store::TusStore
+    + hangar_core::store::ShareLinkStore
     + hangar_core::store::Applications
     + hangar_core::store::BlobLifecycleStore
     + hangar_core::jobs::JobStore

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// The file at a path, or 404; a directory where a file is needed is 409.
-pub(super) async fn file_entry(
+pub(crate) async fn file_entry(
     state: &AppState,
     space_id: &str,
     path: &StoragePath,

@@ -10,6 +10,8 @@ pub use two_stage::DirectFinisher;
 mod upload;
 
 pub(crate) use access::{member_space, parse_path_id, precheck};
+pub(crate) use manage::file_entry;
+pub(crate) use two_stage::finish_direct_at;
 
 use crate::AppState;
 use axum::routing::{get, post, put};

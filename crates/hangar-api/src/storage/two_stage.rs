@@ -214,7 +214,7 @@ impl DirectUploads for DirectFinisher {
 
 /// Before a path is read: the direct uploads to it whose object has arrived are recorded at once,
 /// without waiting for their job (SPEC §13). Nothing to do where bytes come through Hangar.
-pub(super) async fn finish_direct_at(state: &AppState, space_id: &str, path: &StoragePath) {
+pub(crate) async fn finish_direct_at(state: &AppState, space_id: &str, path: &StoragePath) {
     if !state.blobs.takes_direct_uploads() {
         return;
     }

@@ -463,6 +463,19 @@ impl AttemptStore for PgStore {
         .map_err(backend)
     }
 
+    async fn forgive_failure(&self, key: &str, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE auth_attempts SET failures = failures - 1 \
+             WHERE key = $1 AND window_end > $2 AND failures > 0",
+        )
+        .bind(key)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
     async fn prune_attempts(&self, now: i64) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM auth_attempts WHERE window_end <= $1")
             .bind(now)

@@ -13,6 +13,7 @@ mod identity;
 mod jobs;
 mod outbox;
 mod projects;
+mod share_links;
 mod spaces;
 mod storage;
 mod tus;

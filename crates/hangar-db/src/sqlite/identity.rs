@@ -460,6 +460,19 @@ impl AttemptStore for SqliteStore {
         .map_err(backend)
     }
 
+    async fn forgive_failure(&self, key: &str, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE auth_attempts SET failures = failures - 1 \
+             WHERE key = ? AND window_end > ? AND failures > 0",
+        )
+        .bind(key)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
     async fn prune_attempts(&self, now: i64) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM auth_attempts WHERE window_end <= ?")
             .bind(now)

@@ -9,6 +9,7 @@ mod chat;
 mod identity;
 mod jobs;
 mod projects;
+mod share_links;
 mod spaces;
 mod storage;
 mod tus;
