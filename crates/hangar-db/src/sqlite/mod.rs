@@ -8,6 +8,7 @@ mod blobs;
 mod chat;
 mod identity;
 mod jobs;
+mod previews;
 mod projects;
 mod spaces;
 mod storage;
