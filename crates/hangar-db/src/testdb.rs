@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use hangar_core::jobs::JobStore;
 use hangar_core::store::{
     Applications, AttachmentStore, AttemptStore, BlobLifecycleStore, ChatStore, IdentityStore,
-    MemberControlStore, ProjectStore, SpaceStore, StorageStore, TusStore,
+    MemberControlStore, PreviewStore, ProjectStore, SpaceStore, StorageStore, TusStore,
 };
 use sqlx::{Connection, Executor, PgConnection};
 use std::sync::OnceLock;
@@ -139,6 +139,7 @@ pub trait TestStore:
     + MemberControlStore
     + AttemptStore
     + TusStore
+    + PreviewStore
     + Sized
 {
     async fn fresh() -> TestDb;
