@@ -639,3 +639,53 @@ async fn a_decompression_bomb_gets_no_preview_and_breaks_nothing() {
         peak - before
     );
 }
+
+/// A one-second 160×90 red MP4 made by ffmpeg itself (MPEG-4 part 2, built into every ffmpeg).
+fn red_video(dir: &std::path::Path) -> Vec<u8> {
+    let path = dir.join("red.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg("color=c=0xdc1414:s=160x90:d=1:r=10")
+        .args(["-c:v", "mpeg4", "-q:v", "2", "-pix_fmt", "yuv420p", "-y"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success());
+    std::fs::read(path).unwrap()
+}
+
+#[tokio::test]
+async fn videos_get_a_poster_where_ffmpeg_is_installed() {
+    let on_path = std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !on_path {
+        // scripts/test.sh installs it (scripts/ffmpeg.sh); a machine without it skips this test.
+        println!("SKIPPED: ffmpeg is not installed, so videos have no poster to test");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let video = red_video(dir.path());
+    let app = TestApp::start().await;
+    let alice = app.member("alice").await;
+    let id = alice.upload("clip.mp4", "video/mp4", &video).await;
+    assert!(app.run_jobs().await >= 1);
+    let m = metadata(&alice, id).await;
+    assert_eq!(
+        (
+            m["hasThumbnail"].clone(),
+            m["width"].clone(),
+            m["height"].clone()
+        ),
+        (true.into(), 160.into(), 90.into()),
+        "{m}"
+    );
+    let p = decoded(preview(&alice, id, Some("64")).await, "image/jpeg").await;
+    assert_eq!(dims(&p), (64, 36));
+    assert!(near(&p, 32, 18, RED), "the poster is the first (red) frame");
+    // Bytes that only claim to be a video: no poster, no failure.
+    let fake = alice.upload("fake.mp4", "video/mp4", b"not a video").await;
+    app.run_jobs().await;
+    expect_error(preview(&alice, fake, None).await, 404, "no-preview").await;
+}
