@@ -5,7 +5,6 @@ use crate::testdb::{on_every_backend, TestStore};
 use hangar_core::model::*;
 use hangar_core::now_ms;
 use hangar_core::preview::{NewPreview, PreviewRecord, PreviewRecorded, PreviewSource};
-use hangar_core::store::*;
 use hangar_core::AttachmentState;
 
 on_every_backend!(

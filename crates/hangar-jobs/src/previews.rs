@@ -12,7 +12,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use hangar_blob::{BlobError, BlobStore, Committed, Ingest, IngestError};
 use hangar_core::jobs::MakePreviews;
-use hangar_core::preview::{is_video, NewPreview, PreviewRecord, PreviewRecorded, PreviewSource};
+use hangar_core::preview::{
+    is_video, wants_preview, NewPreview, PreviewRecord, PreviewRecorded, PreviewSource,
+};
 use hangar_core::store::PreviewStore;
 use hangar_media::{DecodeLimits, MediaError, Previews};
 use std::sync::Arc;
@@ -58,6 +60,10 @@ impl Previewer {
         content_type: &str,
         size: i64,
     ) -> Result<Option<PreviewRecord>, IngestError> {
+        // Other files are not worth reading (a text file's type was told from its bytes too).
+        if !wants_preview(content_type) {
+            return Ok(None);
+        }
         match self.ensure(sha256, content_type).await? {
             Some(PreviewSource::Ready { .. }) => Ok(self.store.preview(sha256, size).await?),
             _ => Ok(None),
