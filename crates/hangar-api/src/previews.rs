@@ -10,6 +10,7 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
+use hangar_blob::{BlobError, IngestError};
 use hangar_core::preview::{DEFAULT_SIZE, SIZES};
 use serde::Deserialize;
 
@@ -57,7 +58,12 @@ pub async fn preview(
     let record = state
         .previews
         .preview(sha, &a.content_type, size)
-        .await?
+        .await
+        .map_err(|e| match e {
+            // Deleted between the lookup and now: it is gone for this caller too.
+            IngestError::Blob(BlobError::NotFound) => ApiError::not_found("attachment"),
+            other => other.into(),
+        })?
         .ok_or_else(no_preview)?;
     let extension = if record.content_type == "image/png" {
         "png"
