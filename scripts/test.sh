@@ -39,6 +39,9 @@ fi
 tus_env=$(bash scripts/tus-clients.sh)
 eval "$tus_env"
 
+# ffmpeg, for the test of video posters (tests/previews.rs), installed once when missing.
+bash scripts/ffmpeg.sh
+
 cargo test --workspace --all-targets --locked "$@"
 
 # The in-process HTTP suite again, on two nodes sharing one PostgreSQL database and one S3 prefix

@@ -175,30 +175,30 @@ pub struct LinkQuery {
     k: Option<String>,
 }
 
-/// `GET /d/{id}[?k=TOKEN]`: with a valid public-link token, anyone; otherwise a caller who may read it.
-pub async fn download_link(
-    State(state): State<AppState>,
+/// The attachment a request names, as `/d/{id}` decides: with a public-link token (`k`), anyone
+/// holding the attachment's valid token; otherwise a caller who may read it (no credentials at all
+/// is a 401). Answers whether it is served privately (not through the public link).
+pub(crate) async fn by_link_or_caller(
+    state: &AppState,
     caller: Result<Caller, ApiError>,
-    Path(id): Path<String>,
-    Query(query): Query<LinkQuery>,
-    method: Method,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
+    id: &str,
+    k: Option<&str>,
+) -> ApiResult<(Attachment, bool)> {
     let id = id
         .parse::<i64>()
         .map_err(|_| ApiError::not_found("attachment"))?;
-    if let Some(k) = query.k {
+    if let Some(k) = k {
         let a = state
             .attachments
             .attachment(id)
             .await?
             .ok_or_else(|| ApiError::not_found("attachment"))?;
-        let expected = link_token(&state, a.id, a.link_version);
+        let expected = link_token(state, a.id, a.link_version);
         let valid: bool = expected.as_bytes().ct_eq(k.as_bytes()).into();
         if !(a.public && valid) {
             return Err(ApiError::not_found("attachment"));
         }
-        return serve_attachment(&state, &method, &headers, &a, false, false).await;
+        return Ok((a, false));
     }
     // Without a token the caller's own rights decide (and no credentials at all is a 401).
     let caller = caller.map_err(|e| {
@@ -210,6 +210,18 @@ pub async fn download_link(
             e
         }
     })?;
-    let a = readable(&state, &caller, id).await?;
-    serve_attachment(&state, &method, &headers, &a, true, false).await
+    Ok((readable(state, &caller, id).await?, true))
+}
+
+/// `GET /d/{id}[?k=TOKEN]`: with a valid public-link token, anyone; otherwise a caller who may read it.
+pub async fn download_link(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    Path(id): Path<String>,
+    Query(query): Query<LinkQuery>,
+    method: Method,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let (a, private) = by_link_or_caller(&state, caller, &id, query.k.as_deref()).await?;
+    serve_attachment(&state, &method, &headers, &a, private, false).await
 }

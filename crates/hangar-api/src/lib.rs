@@ -12,6 +12,7 @@ mod identity;
 mod links;
 mod oauth;
 pub mod observe;
+mod previews;
 mod projects;
 mod quota;
 mod shapes;
@@ -151,6 +152,8 @@ pub struct AppState {
     pub readiness: observe::Readiness,
     /// Failed-attempt counters in the database, shared by every node.
     pub throttle: throttle::Throttle,
+    /// Makes and finds previews (SPEC §9.3); the node's job runner shares it.
+    pub previews: Arc<hangar_jobs::Previewer>,
 }
 
 impl AppState {
@@ -170,12 +173,18 @@ impl AppState {
             + BlobLifecycleStore
             + JobStore
             + AttemptStore
+            + PreviewStore
             + Clone
             + 'static,
     {
         Self {
             jobs: Arc::new(store.clone()),
             ingest: Ingest::new(blobs.clone(), Arc::new(store.clone())),
+            previews: Arc::new(hangar_jobs::Previewer::new(
+                blobs.clone(),
+                Ingest::new(blobs.clone(), Arc::new(store.clone())),
+                Arc::new(store.clone()),
+            )),
             identity: Arc::new(store.clone()),
             members: Arc::new(store.clone()),
             spaces: Arc::new(store.clone()),
@@ -334,6 +343,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/attachments/{id}",
             get(attachments::metadata).delete(attachments::remove),
+        )
+        .route(
+            "/api/v1/attachments/{id}/preview",
+            get(previews::preview),
         )
         .route(
             "/api/v1/attachments/{id}/public-link",

@@ -167,6 +167,28 @@ fn mismatch_error(attachments: &[Attachment]) -> Option<ApiError> {
     )
 }
 
+/// With an image context (`*-image-attachment`), the preview is made before the upload answers
+/// (SPEC §9.3), so that the client's next request can show it. A failure is only logged: the
+/// upload succeeded, and the background job tries again.
+async fn prepare_preview(state: &AppState, a: &Attachment) {
+    let image_context = a
+        .media_context
+        .as_deref()
+        .is_some_and(|c| c.ends_with("-image-attachment"));
+    if !image_context || !hangar_core::preview::wants_preview(&a.content_type) {
+        return;
+    }
+    let Some(sha) = a.sha256.as_deref() else {
+        return;
+    };
+    if let Err(e) = state.previews.ensure(sha, &a.content_type).await {
+        tracing::warn!(
+            attachment = a.id,
+            "cannot make the preview of a new image: {e}"
+        );
+    }
+}
+
 #[derive(Deserialize)]
 pub struct UploadQuery {
     name: Option<String>,
@@ -215,10 +237,11 @@ pub async fn upload_raw(
     if let Some(err) = mismatch_error(&attachments) {
         return Err(err);
     }
-    let id = attachments
+    let attachment = attachments
         .first()
-        .map(|a| a.id)
         .ok_or_else(|| ApiError::internal("no attachment recorded"))?;
+    prepare_preview(&state, attachment).await;
+    let id = attachment.id;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         id.to_string(),

@@ -176,6 +176,38 @@ impl ExpireTusUpload {
     }
 }
 
+/// Make the previews of an image (or the poster of a video) whose bytes were just recorded as an
+/// attachment (queued in the transaction that makes the attachment ready, once per source).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MakePreviews {
+    pub sha256: String,
+    pub content_type: String,
+}
+
+impl JobKind for MakePreviews {
+    const KIND: &'static str = "make-previews";
+}
+
+impl MakePreviews {
+    /// One queued job per source.
+    pub fn unique_key(sha256: &str) -> String {
+        format!("make-previews:{sha256}")
+    }
+
+    /// The job for a new attachment, if its type is worth one.
+    pub fn for_attachment(sha256: &str, content_type: &str, now: i64) -> Option<NewJob> {
+        crate::preview::wants_preview(content_type).then(|| {
+            let job = MakePreviews {
+                sha256: sha256.to_string(),
+                content_type: content_type.to_string(),
+            };
+            NewJob::of(&job, now)
+                .unique(MakePreviews::unique_key(sha256))
+                .if_absent()
+        })
+    }
+}
+
 impl CollectBlob {
     /// One queued collection per blob.
     pub fn unique_key(sha256: &str) -> String {

@@ -16,6 +16,7 @@ pub mod ids;
 pub mod jobs;
 pub mod model;
 pub mod net;
+pub mod preview;
 pub mod range;
 pub mod secrets;
 pub mod storage_path;

@@ -142,6 +142,9 @@ pub struct Attachment {
     /// The `spaceMediaType` context given at upload, if any.
     pub media_context: Option<String>,
     pub has_thumbnail: bool,
+    /// The original's size as displayed (after EXIF orientation), known once its preview exists.
+    pub width: Option<i64>,
+    pub height: Option<i64>,
     pub public: bool,
     /// Bumped on every revocation: public-link tokens are derived from it, so old links die.
     pub link_version: i64,

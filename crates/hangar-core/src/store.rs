@@ -279,6 +279,36 @@ pub trait ShareLinkStore: Send + Sync {
     async fn uncount_share_download(&self, id: i64) -> StoreResult<()>;
 }
 
+/// Previews of attachments' bytes (SPEC §9.3), keyed by the source's SHA-256. Each preview is a blob
+/// referenced like any other; the source's previews go, with their references, in the transaction
+/// that drops the source's last reference.
+#[async_trait]
+pub trait PreviewStore: Send + Sync {
+    /// What is known of a source's previews; None when nobody looked yet.
+    async fn preview_source(
+        &self,
+        sha256: &str,
+    ) -> StoreResult<Option<crate::preview::PreviewSource>>;
+    /// One preview of a source.
+    async fn preview(
+        &self,
+        source: &str,
+        size: i64,
+    ) -> StoreResult<Option<crate::preview::PreviewRecord>>;
+    /// Records a source's previews and the original's size, taking a reference on each preview's
+    /// blob and dropping its pin, in one transaction, if something still references the source and
+    /// nobody recorded them first.
+    async fn record_previews(
+        &self,
+        source: &str,
+        width: i64,
+        height: i64,
+        previews: &[crate::preview::NewPreview],
+    ) -> StoreResult<crate::preview::PreviewRecorded>;
+    /// Records that a source gets no preview (while something references it).
+    async fn record_no_preview(&self, source: &str) -> StoreResult<()>;
+}
+
 /// What the database knows of a blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlobRecord {

@@ -61,6 +61,8 @@ fn sqlite_cause(e: &sqlx::Error) -> String {
 #[cfg(test)]
 mod conformance;
 #[cfg(test)]
+mod preview_tests;
+#[cfg(test)]
 mod share_link_tests;
 #[cfg(test)]
 mod store_tests;

@@ -62,9 +62,18 @@ where
     }
 }
 
-pub(crate) const ATTACHMENT_COLUMNS: &str = "a.id, a.uploader_id, a.file_name, a.content_type, a.size, a.sha256, \
-    a.state, a.media_context, a.has_thumbnail, a.public, a.link_version, a.created_utc, a.modified_utc, \
-    a.message_id, a.room_id";
+/// An attachment's columns, with what its bytes' previews tell (SPEC §9.3): a preview exists for
+/// the bytes of a ready attachment, and the original's size as displayed.
+pub(crate) const ATTACHMENT_COLUMNS: &str =
+    "a.id, a.uploader_id, a.file_name, a.content_type, a.size, a.sha256, \
+    a.state, a.media_context, \
+    EXISTS (SELECT 1 FROM preview_sources ps WHERE ps.sha256 = a.sha256 AND ps.state = 'ready' \
+        AND a.state = 'ReadyForDownloadFromServerToClient') AS has_thumbnail, \
+    (SELECT ps.width FROM preview_sources ps WHERE ps.sha256 = a.sha256 AND ps.state = 'ready' \
+        AND a.state = 'ReadyForDownloadFromServerToClient') AS width, \
+    (SELECT ps.height FROM preview_sources ps WHERE ps.sha256 = a.sha256 AND ps.state = 'ready' \
+        AND a.state = 'ReadyForDownloadFromServerToClient') AS height, \
+    a.public, a.link_version, a.created_utc, a.modified_utc, a.message_id, a.room_id";
 
 pub(crate) fn attachment<R: StoreRow>(row: &R) -> Attachment
 where
@@ -81,6 +90,8 @@ where
             .unwrap_or(AttachmentState::ChecksumVerificationOnServerSideFailed),
         media_context: row.opt_text("media_context"),
         has_thumbnail: row.flag("has_thumbnail"),
+        width: row.opt_int("width"),
+        height: row.opt_int("height"),
         public: row.flag("public"),
         link_version: row.int("link_version"),
         created_utc: row.int("created_utc"),

@@ -194,11 +194,12 @@ pub(crate) fn contains_pattern(name: &str) -> String {
     )
 }
 
-/// What refers to a blob, in words, for `hangar admin check`: its attachments (id and name) and
-/// its workspace files (space and path).
+/// What refers to a blob, in words, for `hangar admin check`: its attachments (id and name), its
+/// workspace files (space and path) and the sources it is a preview of (hash and size).
 pub(crate) fn blob_users(
     attachments: Vec<(i64, String)>,
     files: Vec<(String, String)>,
+    previews: Vec<(String, i64)>,
 ) -> Vec<String> {
     let mut users: Vec<String> = attachments
         .into_iter()
@@ -209,7 +210,41 @@ pub(crate) fn blob_users(
             .into_iter()
             .map(|(space, path)| format!("space {space} file {path:?}")),
     );
+    users.extend(
+        previews
+            .into_iter()
+            .map(|(source, size)| format!("preview {size} of blob {source}")),
+    );
     users
+}
+
+/// A preview source's row as the store reads it.
+pub(crate) fn preview_source(
+    state: &str,
+    width: Option<i64>,
+    height: Option<i64>,
+) -> hangar_core::preview::PreviewSource {
+    match (state, width, height) {
+        ("ready", Some(width), Some(height)) => {
+            hangar_core::preview::PreviewSource::Ready { width, height }
+        }
+        _ => hangar_core::preview::PreviewSource::Unavailable,
+    }
+}
+
+/// A preview's row `(size, sha256, bytes, content_type, width, height)`.
+pub(crate) fn preview_record(
+    row: (i64, String, i64, String, i64, i64),
+) -> hangar_core::preview::PreviewRecord {
+    let (size, sha256, bytes, content_type, width, height) = row;
+    hangar_core::preview::PreviewRecord {
+        size,
+        sha256,
+        bytes,
+        content_type,
+        width,
+        height,
+    }
 }
 
 #[cfg(test)]

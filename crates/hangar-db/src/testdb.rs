@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use hangar_core::jobs::JobStore;
 use hangar_core::store::{
     Applications, AttachmentStore, AttemptStore, BlobLifecycleStore, ChatStore, IdentityStore,
-    MemberControlStore, ProjectStore, ShareLinkStore, SpaceStore, StorageStore, TusStore,
+    MemberControlStore, PreviewStore, ProjectStore, ShareLinkStore, SpaceStore, StorageStore,
+    TusStore,
 };
 use sqlx::{Connection, Executor, PgConnection};
 use std::sync::OnceLock;
@@ -140,6 +141,7 @@ pub trait TestStore:
     + AttemptStore
     + TusStore
     + ShareLinkStore
+    + PreviewStore
     + Sized
 {
     async fn fresh() -> TestDb;

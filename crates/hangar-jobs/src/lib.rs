@@ -12,6 +12,8 @@ mod direct;
 pub mod fetch;
 pub use direct::LOOK_EVERY_MS;
 pub mod maintenance;
+mod previews;
+pub use previews::Previewer;
 mod tus;
 pub mod webhooks;
 
@@ -59,6 +61,9 @@ pub struct JobContext {
     /// Records the files of two-stage uploads sent straight to the object store; None where the
     /// node has no HTTP layer to record them with.
     pub direct_uploads: Option<Arc<dyn DirectUploads>>,
+    /// Makes previews of new images and videos (SPEC §9.3); shared with the HTTP handlers, which
+    /// make them on demand. None where the node makes none.
+    pub previews: Option<Arc<Previewer>>,
 }
 
 /// How the files of two-stage uploads that clients PUT straight to the object store get recorded:
@@ -179,6 +184,7 @@ impl Runner {
         runner.register::<hangar_core::jobs::Deliver>();
         runner.register::<hangar_core::jobs::FinishDirectUpload>();
         runner.register::<hangar_core::jobs::ExpireTusUpload>();
+        runner.register::<hangar_core::jobs::MakePreviews>();
         chores::register_all(&mut runner);
         runner
     }

@@ -70,6 +70,7 @@ impl Installation {
             public_url: "http://127.0.0.1:1".into(),
             blob_grace: grace,
             direct_uploads: None,
+            previews: None,
         };
         let settings = RunnerSettings {
             lease: Duration::from_secs(1),

@@ -100,6 +100,7 @@ trait Backend:
     + hangar_core::store::ShareLinkStore
     + hangar_core::store::Applications
     + hangar_core::store::BlobLifecycleStore
+    + hangar_core::store::PreviewStore
     + hangar_core::jobs::JobStore
     + Clone
     + 'static
@@ -293,6 +294,7 @@ fn runners<S: Backend>(
         public_url: state.settings.public_url.clone(),
         blob_grace: config.blob_grace,
         direct_uploads: Some(Arc::new(hangar_api::DirectFinisher::new(state.clone()))),
+        previews: Some(state.previews.clone()),
     };
     let lanes = [
         (Lane::Except(DELIVERY_KINDS), 8),

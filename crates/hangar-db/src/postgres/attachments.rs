@@ -218,6 +218,11 @@ impl PgStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
+            if a.stores_blob
+                && a.state == hangar_core::AttachmentState::ReadyForDownloadFromServerToClient
+            {
+                super::previews::queue_previews(&mut tx, &a.sha256, &a.content_type).await?;
+            }
         }
         if let Some(message_id) = message_id {
             // The message's row lock orders link positions between uploads to one message.

@@ -2,6 +2,7 @@
 //! other concerns' transactions.
 
 use super::jobs::enqueue_in;
+use super::previews::release_previews;
 use super::{backend, PgStore, Tx};
 use crate::rules::{collect_decision, BlobRow};
 use async_trait::async_trait;
@@ -49,21 +50,26 @@ pub(crate) async fn add_ref(
 }
 
 /// One reference less. At the last, the row stays (released now) and a collection is queued for
-/// the end of the grace period, in the same transaction.
+/// the end of the grace period, in the same transaction; the blob's previews go too, dropping
+/// their own references.
 pub(crate) async fn drop_ref(tx: &mut Tx, sha256: &str, grace_ms: i64) -> StoreResult<()> {
     let now = now_ms();
-    let left: Option<i64> = sqlx::query_scalar(
-        "UPDATE blobs SET refcount = refcount - 1, \
-           released_utc = CASE WHEN refcount = 1 THEN $1 ELSE released_utc END \
-         WHERE sha256 = $2 RETURNING refcount",
-    )
-    .bind(now)
-    .bind(sha256)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(backend)?;
-    if left == Some(0) {
-        queue_collection(tx, sha256, now + grace_ms).await?;
+    let mut pending = vec![sha256.to_string()];
+    while let Some(sha256) = pending.pop() {
+        let left: Option<i64> = sqlx::query_scalar(
+            "UPDATE blobs SET refcount = refcount - 1, \
+               released_utc = CASE WHEN refcount = 1 THEN $1 ELSE released_utc END \
+             WHERE sha256 = $2 RETURNING refcount",
+        )
+        .bind(now)
+        .bind(&sha256)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(backend)?;
+        if left == Some(0) {
+            queue_collection(tx, &sha256, now + grace_ms).await?;
+            pending.extend(release_previews(tx, &sha256).await?);
+        }
     }
     Ok(())
 }
@@ -165,7 +171,15 @@ impl BlobLifecycleStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(crate::rules::blob_users(attachments, files))
+        let previews: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT source_sha256, size FROM previews WHERE sha256 = $1 AND counted \
+             ORDER BY source_sha256, size",
+        )
+        .bind(sha256)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(crate::rules::blob_users(attachments, files, previews))
     }
 
     async fn collectable_blobs(&self, now: i64) -> StoreResult<Vec<String>> {

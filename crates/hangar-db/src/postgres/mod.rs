@@ -12,6 +12,7 @@ mod chat;
 mod identity;
 mod jobs;
 mod outbox;
+mod previews;
 mod projects;
 mod share_links;
 mod spaces;

@@ -312,6 +312,9 @@ impl TusStore for PgStore {
             stores_blob,
             pin: None,
         };
+        if stores_blob && done.state == AttachmentState::ReadyForDownloadFromServerToClient {
+            super::previews::queue_previews(&mut tx, &done.sha256, &upload.content_type).await?;
+        }
         let payload = crate::rules::attachment_created(&created, None);
         record_event(
             &mut tx,

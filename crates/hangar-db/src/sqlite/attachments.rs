@@ -1,6 +1,7 @@
 //! Attachments, their links to messages and issues, and blob reference counts.
 
 use super::blobs::{add_ref, drop_ref, record_event};
+use super::previews::queue_previews;
 use super::{backend, SqliteStore};
 use crate::rows::{self, ATTACHMENT_COLUMNS};
 use crate::rules::{self, LinkTable};
@@ -217,6 +218,11 @@ impl AttachmentStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
+            if a.stores_blob
+                && a.state == hangar_core::AttachmentState::ReadyForDownloadFromServerToClient
+            {
+                queue_previews(&mut tx, &a.sha256, &a.content_type).await?;
+            }
         }
         if let Some(message_id) = message_id {
             let room: i64 = sqlx::query_scalar("SELECT channel_id FROM messages WHERE id = ?")

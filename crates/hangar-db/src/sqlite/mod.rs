@@ -8,6 +8,7 @@ mod blobs;
 mod chat;
 mod identity;
 mod jobs;
+mod previews;
 mod projects;
 mod share_links;
 mod spaces;

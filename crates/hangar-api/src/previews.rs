@@ -1,0 +1,102 @@
+//! `GET /api/v1/attachments/{id}/preview?size=N` (SPEC §9.3): a smaller image of an image or video
+//! attachment, made by the background job or, when asked first, on the spot. Access is the
+//! attachment's own (a public link's `?k=` token works too); the bytes are served as every download.
+
+use crate::attachments::{by_link_or_caller, refuse_unready};
+use crate::auth::Caller;
+use crate::download::{serve, Download};
+use crate::error::{ApiError, ApiResult, Path, Query};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use hangar_blob::{BlobError, IngestError};
+use hangar_core::preview::{DEFAULT_SIZE, SIZES};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+pub struct PreviewQuery {
+    size: Option<String>,
+    k: Option<String>,
+}
+
+/// The size asked for: one of `SIZES`, `DEFAULT_SIZE` when absent.
+fn size_of(asked: Option<&str>) -> ApiResult<i64> {
+    let Some(asked) = asked else {
+        return Ok(DEFAULT_SIZE);
+    };
+    asked
+        .parse::<i64>()
+        .ok()
+        .filter(|n| SIZES.contains(n))
+        .ok_or_else(|| ApiError::bad_request("bad-size", "size is one of 64, 256 or 1024"))
+}
+
+fn no_preview() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no-preview",
+        "this file has no preview: it is not an image (or video) that can be decoded within the limits",
+    )
+}
+
+pub async fn preview(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    Path(id): Path<String>,
+    Query(query): Query<PreviewQuery>,
+    method: Method,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let size = size_of(query.size.as_deref())?;
+    let (a, private) = by_link_or_caller(&state, caller, &id, query.k.as_deref()).await?;
+    refuse_unready(&a)?;
+    let sha = a
+        .sha256
+        .as_deref()
+        .ok_or_else(|| ApiError::internal("ready attachment without checksum"))?;
+    let record = state
+        .previews
+        .preview(sha, &a.content_type, size)
+        .await
+        .map_err(|e| match e {
+            // Deleted between the lookup and now: it is gone for this caller too.
+            IngestError::Blob(BlobError::NotFound) => ApiError::not_found("attachment"),
+            other => other.into(),
+        })?
+        .ok_or_else(no_preview)?;
+    let extension = if record.content_type == "image/png" {
+        "png"
+    } else {
+        "jpg"
+    };
+    serve(
+        &state,
+        &method,
+        &headers,
+        Download {
+            sha256: &record.sha256,
+            size: record.bytes as u64,
+            content_type: &record.content_type,
+            file_name: &format!("preview-{size}.{extension}"),
+            private,
+            as_attachment: false,
+        },
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_the_three_of_the_spec() {
+        assert_eq!(size_of(None).unwrap(), 256);
+        assert_eq!(size_of(Some("64")).unwrap(), 64);
+        assert_eq!(size_of(Some("1024")).unwrap(), 1024);
+        for bad in ["0", "128", "-64", "abc", "", "256.0"] {
+            assert_eq!(size_of(Some(bad)).unwrap_err().code, "bad-size");
+        }
+    }
+}
