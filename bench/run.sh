@@ -200,10 +200,11 @@ if [[ $BACKEND == postgres-s3 ]]; then
   HANGAR_ENV=(HANGAR_S3_ENDPOINT="$HANGAR_TEST_S3_ENDPOINT")
   log "PostgreSQL at ${HANGAR_TEST_PG_URL%%/postgres}, s3s-fs at $HANGAR_TEST_S3_ENDPOINT"
 fi
-start_hangar() { # name -> sets STARTED_PID and STARTED_ADDR
+start_hangar() { # name [flags…] -> sets STARTED_PID and STARTED_ADDR
   local name=$1 i addr=""
+  shift
   mkdir -p "$WORK/$name"
-  env "${HANGAR_ENV[@]}" "$BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/$name" --admin-password "$PW" \
+  env "${HANGAR_ENV[@]}" "$BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/$name" "$@" \
     "${HANGAR_ARGS[@]}" >"$WORK/$name.log" 2>&1 &
   STARTED_PID=$!
   for ((i = 0; i < 300; i++)); do
@@ -215,7 +216,7 @@ start_hangar() { # name -> sets STARTED_PID and STARTED_ADDR
   [[ -n $addr ]] || die "hangar did not log 'listening on' within 30 s"
   STARTED_ADDR=$addr
 }
-start_hangar hangar
+start_hangar hangar --admin-password "$PW"
 HANGAR_PID=$STARTED_PID
 HADDR=$STARTED_ADDR
 H="http://$HADDR"
@@ -533,6 +534,7 @@ if [[ $BACKEND == postgres-s3 ]]; then
   log "== $BIG_LABEL straight against s3s-fs (presigned PUT and GET with curl) and two-stage presigned PUTs"
   curl -sSf -H "$AUTH" -H 'Content-Type: application/json' -d '{"id":"bench","name":"Bench"}' \
     "$H/api/v1/spaces" >/dev/null || die "could not create the bench space"
+  path_id() { printf %s "$1" | base64 -w0 | tr '+/' '-_' | tr -d '='; } # a storage path's pathId
   s3_up=()
   s3_down=()
   ts_up=()
@@ -548,7 +550,7 @@ if [[ $BACKEND == postgres-s3 ]]; then
     local answer url code secs sent
     answer=$(curl -sSf -H "$AUTH" -H 'Content-Type: application/json' \
       -d "{\"file\":{\"type\":\"application/octet-stream\",\"size\":$BIG_BYTES}}" \
-      "$H/api/v1/space/bench/storage/two/big-$r.bin/upload") || die "two-stage declaration failed"
+      "$H/api/v1/space/bench/storage/$(path_id "two/big-$r.bin")/upload") || die "two-stage declaration failed"
     url=$(jq -r .uploadRequest.url <<<"$answer")
     [[ $url == "$HANGAR_TEST_S3_ENDPOINT"* ]] || die "the two-stage URL does not point at S3: $url"
     mapfile -t headers < <(jq -r '.uploadRequest.headers | to_entries[] | "-H\n\(.key): \(.value)"' <<<"$answer")
@@ -572,7 +574,7 @@ if [[ $BACKEND == postgres-s3 ]]; then
   done
   # The file appears once a node has found, hashed and moved the object: reading its metadata looks
   # at once (waiting for the hash), and it must carry the bytes' SHA-256.
-  meta=$(curl -sS --max-time 300 -H "$AUTH" "$H/api/v1/space/bench/storage/two/big-$ROUNDS.bin/meta")
+  meta=$(curl -sS --max-time 300 -H "$AUTH" "$H/api/v1/space/bench/storage/$(path_id "two/big-$ROUNDS.bin")/meta")
   [[ $(jq -r '.sha256 // .checksum // .fileChecksum // empty' <<<"$meta") == "$(sha256sum "$BIG" | awk '{print $1}')" ]] ||
     die "the last two-stage upload is not recorded with its SHA-256: $meta"
   S3_UP=$(median "${s3_up[@]}")
@@ -584,6 +586,7 @@ if [[ $BACKEND == postgres-s3 ]]; then
   log "  median: direct PUT $(fmt "$S3_UP") MB/s, GET $(fmt "$S3_DOWN") MB/s; two-stage PUT $(fmt "$TS_UP") MB/s (checksum verified)"
 
   log "== 4 KiB authenticated download on two nodes (one PostgreSQL, one S3): wrk on each node at once"
+  # Without --admin-password: giving it again would reset the admin and revoke the bench's token.
   start_hangar hangar2
   HANGAR2_PID=$STARTED_PID
   H2="http://$STARTED_ADDR"
