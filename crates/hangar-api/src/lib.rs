@@ -6,6 +6,7 @@ pub mod attachments;
 pub mod auth;
 mod chat;
 pub mod client;
+pub mod cors;
 mod download;
 pub mod error;
 mod identity;
@@ -57,6 +58,8 @@ pub struct Settings {
     pub fetch_limits: fetch::FetchLimits,
     /// Proxies whose `X-Forwarded-For` / `Forwarded` headers name the client (`--trusted-proxies`).
     pub trusted_proxies: client::TrustedProxies,
+    /// Cross-origin rules for `--cors-origins`; None: no CORS headers at all.
+    pub cors: Option<tower_http::cors::CorsLayer>,
     /// Whether this process records metrics (`--metrics-listen`): request bodies are then counted
     /// as they arrive.
     pub metrics: bool,
@@ -102,6 +105,7 @@ impl Settings {
                 total: std::time::Duration::from_secs(3600),
             },
             trusted_proxies: client::TrustedProxies::default(),
+            cors: None,
             metrics: false,
             login_limits: throttle::Limits::default(),
             session_idle_ms: DEFAULT_SESSION_IDLE_MS,
@@ -379,6 +383,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(close_after_refused_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cors::cors,
+        ))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::internal("a handler panicked").into_response()
         }))

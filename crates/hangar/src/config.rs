@@ -138,6 +138,10 @@ pub struct ServeArgs {
     /// [default: 60s].
     #[arg(long, env = "HANGAR_SEND_TIMEOUT", value_name = "DURATION")]
     pub send_timeout: Option<String>,
+    /// Comma-separated origins (`https://app.example.com`, or `*`) whose pages may call the API
+    /// with bearer tokens (CORS; cookies are never accepted cross-origin) [default: none].
+    #[arg(long, env = "HANGAR_CORS_ORIGINS", value_name = "ORIGINS")]
+    pub cors_origins: Option<String>,
 }
 
 impl ServeArgs {
@@ -200,6 +204,7 @@ struct FileConfig {
     tus_expiry: Option<String>,
     max_connections: Option<u32>,
     send_timeout: Option<String>,
+    cors_origins: Option<String>,
 }
 
 /// A secret setting: it never prints (`Debug` and the configuration summary show `<redacted>`).
@@ -256,6 +261,8 @@ pub struct Config {
     pub max_connections: u32,
     /// How long a response may wait for its client to take bytes (SPEC §11: 60 s).
     pub send_timeout: Duration,
+    /// Origins allowed to call the API cross-origin (`*` for any); empty: no CORS.
+    pub cors_origins: Vec<String>,
 }
 
 /// How log lines are written.
@@ -445,6 +452,10 @@ impl Config {
             },
             None => Duration::from_secs(60),
         };
+        let cors_origins = match args.cors_origins.or(file.cors_origins) {
+            Some(s) => parse_origins(&s).map_err(|e| anyhow!("--cors-origins: {e}"))?,
+            None => Vec::new(),
+        };
         let fetch_allow: Vec<String> = args
             .fetch_allow
             .or(file.fetch_allow)
@@ -528,6 +539,7 @@ impl Config {
             tus_expiry,
             max_connections,
             send_timeout,
+            cors_origins,
         };
         config.blob_dir()?;
         Ok(config)
@@ -578,7 +590,7 @@ impl Config {
              admin_password={} fetch_allow={} fetch_timeout={}s max_file_size={} space_quota={} \
              user_quota={} unattached_ttl={} blob_grace={}s trusted_proxies={} metrics_listen={} log_format={} \
              session_idle_timeout={}s token_lifetime={} login_failures_per_user={} \
-             login_failures_per_address={} tus_expiry={}s max_connections={} send_timeout={}s",
+             login_failures_per_address={} tus_expiry={}s max_connections={} send_timeout={}s cors_origins={}",
             self.listen,
             self.public_url.as_deref().unwrap_or("<the bound address>"),
             self.data_dir.display(),
@@ -613,8 +625,37 @@ impl Config {
             self.tus_expiry.as_secs(),
             self.max_connections,
             self.send_timeout.as_secs(),
+            or_dash(&self.cors_origins),
         )
     }
+}
+
+/// A comma-separated list of origins: each `*`, or `http(s)://host[:port]` with nothing after it.
+fn parse_origins(text: &str) -> anyhow::Result<Vec<String>> {
+    let mut origins = Vec::new();
+    for origin in text.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        if origin == "*" {
+            origins.push(origin.to_string());
+            continue;
+        }
+        let url = url::Url::parse(origin)
+            .map_err(|e| anyhow!("{origin:?} is not an origin (scheme://host[:port]): {e}"))?;
+        let bare = matches!(url.scheme(), "http" | "https")
+            && url.host_str().is_some()
+            && url.path() == "/"
+            && !origin.ends_with('/')
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty();
+        if !bare {
+            bail!("{origin:?} is not an origin: give http(s)://host[:port], with no path");
+        }
+        origins.push(url.origin().ascii_serialization());
+    }
+    if origins.is_empty() {
+        bail!("give at least one origin, or leave the setting out");
+    }
+    Ok(origins)
 }
 
 /// An address to bind: `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT` (resolved when binding).
@@ -817,5 +858,23 @@ mod tests {
             ..Default::default()
         })
         .is_err());
+    }
+
+    #[test]
+    fn cors_origins_are_bare_origins() {
+        assert_eq!(
+            parse_origins("https://app.example, http://localhost:3000").unwrap(),
+            ["https://app.example", "http://localhost:3000"]
+        );
+        assert_eq!(parse_origins("*").unwrap(), ["*"]);
+        for bad in [
+            "https://app.example/",
+            "https://app.example/ui",
+            "ftp://x",
+            "app.example",
+            " , ",
+        ] {
+            assert!(parse_origins(bad).is_err(), "{bad}");
+        }
     }
 }

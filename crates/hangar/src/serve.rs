@@ -197,6 +197,16 @@ async fn start_on<S: Backend>(
         .token_lifetime
         .map(|d| d.as_millis().min(i64::MAX as u128 / 2) as i64);
     settings.tus_expiry = config.tus_expiry;
+    if !config.cors_origins.is_empty() {
+        let origins = config
+            .cors_origins
+            .iter()
+            .map(|o| {
+                axum::http::HeaderValue::from_str(o).map_err(|_| anyhow!("--cors-origins: {o:?}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        settings.cors = Some(hangar_api::cors::layer(&origins));
+    }
     let state = AppState::new(store.clone(), blobs.clone(), settings);
     let runners = runners(store, &state, blobs, config);
     Ok((state, runners))
