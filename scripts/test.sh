@@ -23,15 +23,24 @@ fi
 pg_env="$(bash scripts/postgres.sh start)"
 eval "$pg_env"
 s3_state=""
+clamd_dir=""
 cleanup() {
   bash scripts/postgres.sh stop "$HANGAR_TEST_PG_DIR" || true
   if [ -n "$s3_state" ]; then bash scripts/s3.sh stop "$s3_state" || true; fi
+  if [ -n "$clamd_dir" ]; then bash scripts/clamd.sh stop "$clamd_dir" || true; fi
 }
 trap cleanup EXIT
 if [ -z "${HANGAR_TEST_S3_ENDPOINT:-}" ]; then
   s3_state=$(mktemp -d)
   s3_env=$(bash scripts/s3.sh start "$s3_state" --watch $$)
   eval "$s3_env"
+fi
+# A real clamd for tests/scanning.rs (scripts/clamd.sh installs Debian's clamav-daemon if needed),
+# with a database of one test signature (EICAR) instead of the internet's.
+if [ -z "${HANGAR_TEST_CLAMD:-}" ]; then
+  clamd_env=$(bash scripts/clamd.sh start --watch $$)
+  eval "$clamd_env"
+  clamd_dir=$HANGAR_TEST_CLAMD_DIR
 fi
 
 # The standard tus clients that tests/tus.rs drives (tuspy, tus-js-client), installed once under
@@ -53,7 +62,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || {
   rm -f /usr/sbin/policy-rc.d
 }
 HANGAR_TEST_BACKEND=two-nodes cargo test --locked -p hangar --test applications --test attachments \
-  --test containment --test management --test share_links --test storage --test retention "$@"
+  --test containment --test management --test scanning --test share_links --test storage --test retention "$@"
 
 bash scripts/walkthrough.sh
 bash scripts/deploy-check.sh

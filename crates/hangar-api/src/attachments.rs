@@ -80,6 +80,7 @@ async fn serve_attachment(
             file_name: &a.file_name,
             private,
             as_attachment,
+            made_from: None,
         },
     )
     .await
@@ -90,7 +91,10 @@ pub async fn metadata(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(attachment_json(&readable(&state, &caller, id).await?)))
+    let a = readable(&state, &caller, id).await?;
+    let mut body = attachment_json(&a);
+    crate::scan::annotate(&state, &mut body, a.sha256.as_deref()).await?;
+    Ok(Json(body))
 }
 
 /// `GET /api/v1/attachments/{id}/{fileName}`: the name must be the attachment's.

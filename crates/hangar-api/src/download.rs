@@ -21,6 +21,9 @@ pub struct Download<'a> {
     pub private: bool,
     /// Always offer as a download, whatever the type.
     pub as_attachment: bool,
+    /// The stored file these bytes were made from, when they are not its own (a preview): its
+    /// malware scan decides whether they are served (SPEC §9.6).
+    pub made_from: Option<&'a str>,
 }
 
 const CSP: &str = "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; sandbox";
@@ -76,6 +79,8 @@ pub async fn serve(
     headers: &HeaderMap,
     d: Download<'_>,
 ) -> ApiResult<Response> {
+    // Before anything else, validators included: unscanned or infected bytes are not served at all.
+    crate::scan::require_clean(state, d.made_from.unwrap_or(d.sha256)).await?;
     let etag = format!("\"{}\"", d.sha256);
     let mut builder = Response::builder()
         .header(header::ETAG, header_value(&etag)?)

@@ -16,6 +16,7 @@ pub mod observe;
 mod previews;
 mod projects;
 mod quota;
+mod scan;
 mod shapes;
 mod share_links;
 mod spaces;
@@ -72,6 +73,9 @@ pub struct Settings {
     pub token_lifetime_ms: Option<i64>,
     /// How long a resumable upload waits for its next byte (`Upload-Expires`), SPEC §9.1.
     pub tus_expiry: std::time::Duration,
+    /// Whether new files are scanned for malware (`--clamd`, SPEC §9.6): metadata then carries
+    /// `scanState`, and only clean bytes are served.
+    pub scanning: bool,
 }
 
 impl Settings {
@@ -111,6 +115,7 @@ impl Settings {
             session_idle_ms: DEFAULT_SESSION_IDLE_MS,
             token_lifetime_ms: None,
             tus_expiry: std::time::Duration::from_secs(24 * 3600),
+            scanning: false,
         }
     }
 }
@@ -150,6 +155,8 @@ pub struct AppState {
     pub fetcher: Arc<fetch::Fetcher>,
     pub apps: Arc<dyn Applications>,
     pub secrets: Arc<Secrets>,
+    /// Scan states of stored bytes (SPEC §9.6).
+    pub scans: Arc<dyn hangar_core::scan::ScanStore>,
     /// Background work the API queues for later (finishing direct uploads).
     pub jobs: Arc<dyn JobStore>,
     /// Set once start-up is done, cleared when stopping (`/readyz`).
@@ -178,11 +185,13 @@ impl AppState {
             + JobStore
             + AttemptStore
             + PreviewStore
+            + hangar_core::scan::ScanStore
             + Clone
             + 'static,
     {
         Self {
             jobs: Arc::new(store.clone()),
+            scans: Arc::new(store.clone()),
             ingest: Ingest::new(blobs.clone(), Arc::new(store.clone())),
             previews: Arc::new(hangar_jobs::Previewer::new(
                 blobs.clone(),

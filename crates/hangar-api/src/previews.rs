@@ -55,6 +55,8 @@ pub async fn preview(
         .sha256
         .as_deref()
         .ok_or_else(|| ApiError::internal("ready attachment without checksum"))?;
+    // With `--clamd`, an image is neither decoded here nor shown in small before it is known clean.
+    crate::scan::require_clean(&state, sha).await?;
     let record = state
         .previews
         .preview(sha, &a.content_type, size)
@@ -81,6 +83,7 @@ pub async fn preview(
             file_name: &format!("preview-{size}.{extension}"),
             private,
             as_attachment: false,
+            made_from: Some(sha),
         },
     )
     .await

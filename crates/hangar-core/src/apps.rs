@@ -222,10 +222,12 @@ impl Context {
 pub const EVENT_TYPES: &[&str] = &[
     "Attachment.Created",
     "Attachment.Deleted",
+    "Attachment.Quarantined",
     "StorageFile.Created",
     "StorageFile.Updated",
     "StorageFile.Deleted",
     "StorageFile.Moved",
+    "StorageFile.Quarantined",
     "ChatMessage.Created",
     "ChatMessage.Deleted",
     "Issue.Created",

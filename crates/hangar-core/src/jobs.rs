@@ -208,6 +208,34 @@ impl MakePreviews {
     }
 }
 
+/// Stream a blob to clamd and record what it found (SPEC §9.6): queued, with scanning on, in the
+/// transaction that records the first file holding the bytes. While clamd cannot be reached it fails
+/// and runs again with backoff; the bytes stay unserved meanwhile.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScanBlob {
+    pub sha256: String,
+}
+
+impl JobKind for ScanBlob {
+    const KIND: &'static str = "scan-blob";
+}
+
+impl ScanBlob {
+    /// One queued scan per blob.
+    pub fn unique_key(sha256: &str) -> String {
+        format!("scan-blob:{sha256}")
+    }
+}
+
+/// Queue scans for the blobs stored while scanning was off, a batch at a time (queued at start when
+/// scanning is on; it runs again until none is left).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScanBacklog {}
+
+impl JobKind for ScanBacklog {
+    const KIND: &'static str = "scan-backlog";
+}
+
 impl CollectBlob {
     /// One queued collection per blob.
     pub fn unique_key(sha256: &str) -> String {

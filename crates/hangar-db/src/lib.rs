@@ -63,6 +63,8 @@ mod conformance;
 #[cfg(test)]
 mod preview_tests;
 #[cfg(test)]
+mod scan_tests;
+#[cfg(test)]
 mod share_link_tests;
 #[cfg(test)]
 mod store_tests;

@@ -304,3 +304,55 @@ mod tests {
         assert_eq!(contains_pattern(r"a_b%c\"), r"%a\_b\%c\\%");
     }
 }
+
+/// A file about to hold a blob, as its quarantine event names it (SPEC §9.6).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FileRef<'a> {
+    Attachment {
+        id: i64,
+        file_name: &'a str,
+        size: i64,
+    },
+    StorageFile {
+        space_id: &'a str,
+        path: &'a str,
+    },
+}
+
+/// The quarantine event of a file whose bytes are infected: its type, space and payload.
+pub(crate) fn quarantined_event(
+    file: FileRef<'_>,
+    sha256: &str,
+    signature: Option<&str>,
+) -> (&'static str, Option<String>, serde_json::Value) {
+    match file {
+        FileRef::Attachment {
+            id,
+            file_name,
+            size,
+        } => (
+            "Attachment.Quarantined",
+            None,
+            serde_json::json!({
+                "attachmentId": id, "fileName": file_name, "fileSize": size,
+                "fileChecksum": sha256, "scanState": "infected", "signature": signature,
+            }),
+        ),
+        FileRef::StorageFile { space_id, path } => {
+            let id = StoragePath::parse(path).map(|p| p.id()).ok();
+            (
+                "StorageFile.Quarantined",
+                Some(space_id.to_string()),
+                serde_json::json!({
+                    "spaceId": space_id, "path": path, "id": id, "checksum": sha256,
+                    "scanState": "infected", "signature": signature,
+                }),
+            )
+        }
+    }
+}
+
+/// A blob's scan state as the database holds it (NULL, or one of `ScanState`'s names).
+pub(crate) fn scan_state(text: Option<&str>) -> Option<hangar_core::scan::ScanState> {
+    text.and_then(hangar_core::scan::ScanState::parse)
+}

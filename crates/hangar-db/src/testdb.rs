@@ -142,11 +142,14 @@ pub trait TestStore:
     + TusStore
     + ShareLinkStore
     + PreviewStore
+    + hangar_core::scan::ScanStore
     + Sized
 {
     async fn fresh() -> TestDb;
     async fn open(db: &TestDb) -> Self;
     fn with_grace(self, grace: Duration) -> Self;
+    /// With malware scanning of new files on.
+    fn scanning(self) -> Self;
 }
 
 #[async_trait]
@@ -160,6 +163,9 @@ impl TestStore for SqliteStore {
     fn with_grace(self, grace: Duration) -> Self {
         self.with_blob_grace(grace)
     }
+    fn scanning(self) -> Self {
+        self.with_scanning(true)
+    }
 }
 
 #[async_trait]
@@ -172,6 +178,9 @@ impl TestStore for PgStore {
     }
     fn with_grace(self, grace: Duration) -> Self {
         self.with_blob_grace(grace)
+    }
+    fn scanning(self) -> Self {
+        self.with_scanning(true)
     }
 }
 

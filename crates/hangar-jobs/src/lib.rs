@@ -8,12 +8,14 @@
 
 mod blobs;
 mod chores;
+pub mod clamd;
 mod direct;
 pub mod fetch;
 pub use direct::LOOK_EVERY_MS;
 pub mod maintenance;
 mod previews;
 pub use previews::Previewer;
+mod scan;
 mod tus;
 pub mod webhooks;
 
@@ -58,6 +60,10 @@ pub struct JobContext {
     pub public_url: String,
     /// How long unreferenced bytes are kept (SPEC §10); the orphan sweep spares younger blobs.
     pub blob_grace: Duration,
+    /// Scan states of blobs (SPEC §9.6).
+    pub scans: Arc<dyn hangar_core::scan::ScanStore>,
+    /// The clamd that scans new files (`--clamd`); None: scanning is off on this node.
+    pub clamd: Option<Arc<clamd::Clamd>>,
     /// Records the files of two-stage uploads sent straight to the object store; None where the
     /// node has no HTTP layer to record them with.
     pub direct_uploads: Option<Arc<dyn DirectUploads>>,
@@ -106,6 +112,9 @@ pub enum JobError {
 pub trait Job: JobKind + Sync {
     /// Attempts before the job is kept as failed; None: it is retried for as long as it takes.
     const MAX_ATTEMPTS: Option<i64> = None;
+    /// The longest wait between two attempts, below the runner's own cap: for work that must resume
+    /// soon after what it waits for comes back.
+    const MAX_BACKOFF: Option<Duration> = None;
     async fn run(&self, ctx: &JobContext) -> Result<(), JobError>;
 }
 
@@ -116,6 +125,7 @@ type Handler =
 struct Outcome {
     result: Result<(), JobError>,
     max_attempts: Option<i64>,
+    max_backoff: Option<Duration>,
 }
 
 /// Claims and runs jobs. One per node; cheap to clone.
@@ -141,6 +151,16 @@ pub enum Lane {
 
 /// The kinds of the deliveries lane.
 pub const DELIVERY_KINDS: &[&str] = &[<hangar_core::jobs::Deliver as JobKind>::KIND];
+
+/// The kinds of the scanning lane: a scan holds its slot while a file streams to clamd and clamd
+/// scans it, which for large files takes a while; other work must not wait behind a backlog of them.
+pub const SCAN_KINDS: &[&str] = &[<hangar_core::jobs::ScanBlob as JobKind>::KIND];
+
+/// What the general lane leaves to the other two.
+pub const NOT_GENERAL_KINDS: &[&str] = &[
+    <hangar_core::jobs::Deliver as JobKind>::KIND,
+    <hangar_core::jobs::ScanBlob as JobKind>::KIND,
+];
 
 #[derive(Debug, Clone, Copy)]
 pub struct RunnerSettings {
@@ -185,6 +205,8 @@ impl Runner {
         runner.register::<hangar_core::jobs::FinishDirectUpload>();
         runner.register::<hangar_core::jobs::ExpireTusUpload>();
         runner.register::<hangar_core::jobs::MakePreviews>();
+        runner.register::<hangar_core::jobs::ScanBlob>();
+        runner.register::<hangar_core::jobs::ScanBacklog>();
         chores::register_all(&mut runner);
         runner
     }
@@ -200,6 +222,7 @@ impl Runner {
                 Outcome {
                     result,
                     max_attempts: J::MAX_ATTEMPTS,
+                    max_backoff: J::MAX_BACKOFF,
                 }
             })
         });
@@ -304,7 +327,7 @@ impl Runner {
         let Some(handler) = self.handlers.get(job.kind.as_str()).cloned() else {
             let error = JobError::UnknownKind(job.kind.clone());
             // Another node (a newer version) may know it: try again later rather than give up.
-            self.record_failure(&job, &error, None).await;
+            self.record_failure(&job, &error, None, None).await;
             return;
         };
         let work = handler(job.payload.clone(), self.ctx.clone());
@@ -332,13 +355,19 @@ impl Runner {
                 }
             }
             Err(error) => {
-                self.record_failure(&job, &error, outcome.max_attempts)
+                self.record_failure(&job, &error, outcome.max_attempts, outcome.max_backoff)
                     .await
             }
         }
     }
 
-    async fn record_failure(&self, job: &ClaimedJob, error: &JobError, max: Option<i64>) {
+    async fn record_failure(
+        &self,
+        job: &ClaimedJob,
+        error: &JobError,
+        max: Option<i64>,
+        max_backoff: Option<Duration>,
+    ) {
         let give_up = max.is_some_and(|m| job.attempts >= m);
         let run_after = match error {
             // The job keeps its own schedule (a webhook delivery's next attempt): nothing to warn
@@ -348,11 +377,10 @@ impl Runner {
                 *at
             }
             _ => {
-                let delay = backoff(
-                    job.attempts,
-                    self.settings.backoff_base,
-                    self.settings.backoff_max,
-                );
+                let cap = max_backoff.map_or(self.settings.backoff_max, |m| {
+                    m.min(self.settings.backoff_max)
+                });
+                let delay = backoff(job.attempts, self.settings.backoff_base, cap);
                 if give_up {
                     tracing::error!(job = job.id, kind = %job.kind, attempts = job.attempts, "background job gave up: {error}");
                 } else {

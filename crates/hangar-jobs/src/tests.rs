@@ -69,6 +69,8 @@ impl Installation {
             )),
             public_url: "http://127.0.0.1:1".into(),
             blob_grace: grace,
+            scans: Arc::new(store.clone()),
+            clamd: None,
             direct_uploads: None,
             previews: None,
         };

@@ -10,6 +10,7 @@ use hangar_blob::{BlobStore, LocalBlobStore};
 use hangar_core::ids::valid_username;
 use hangar_core::jobs::JobStore;
 use hangar_core::model::Role;
+use hangar_core::scan::ScanStore;
 use hangar_core::store::{
     BlobLifecycleStore, Delivery, IdentityStore, MemberControlStore, OutboxStore, StoreError,
 };
@@ -58,6 +59,10 @@ pub enum AdminCommand {
     /// List webhook and application deliveries, and send failed ones again.
     #[command(subcommand)]
     Deliveries(DeliveriesCommand),
+    /// Scan again every file whose malware scan failed (for example after raising clamd's
+    /// StreamMaxLength); a running `hangar serve --clamd` does the scans. Prints one SHA-256 per
+    /// line.
+    Rescan,
 }
 
 #[derive(Subcommand, Debug)]
@@ -113,7 +118,14 @@ pub enum StatusFilter {
 
 /// What the commands need of a metadata store; both backends have it.
 pub trait AdminStore:
-    IdentityStore + MemberControlStore + OutboxStore + BlobLifecycleStore + JobStore + Clone + 'static
+    IdentityStore
+    + MemberControlStore
+    + OutboxStore
+    + BlobLifecycleStore
+    + JobStore
+    + ScanStore
+    + Clone
+    + 'static
 {
 }
 
@@ -123,6 +135,7 @@ impl<S> AdminStore for S where
         + OutboxStore
         + BlobLifecycleStore
         + JobStore
+        + ScanStore
         + Clone
         + 'static
 {
@@ -175,6 +188,17 @@ async fn run_on<S: AdminStore>(
         AdminCommand::Check { scrub } => check(config, store, scrub).await,
         AdminCommand::Gc { dry_run } => gc(config, store, dry_run).await,
         AdminCommand::Deliveries(command) => deliveries(store, command).await,
+        AdminCommand::Rescan => {
+            let queued = store.retry_failed_scans().await?;
+            for sha256 in &queued {
+                println!("{sha256}");
+            }
+            eprintln!(
+                "queued {} failed scan(s) again: a server with --clamd scans them now",
+                queued.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         AdminCommand::Backup { .. } => bail!(
             "--database-url: `hangar admin backup` copies a SQLite installation; on PostgreSQL, back \
              up the database with pg_dump, the bucket with its provider's versioning or replication, \

@@ -142,6 +142,10 @@ pub struct ServeArgs {
     /// with bearer tokens (CORS; cookies are never accepted cross-origin) [default: none].
     #[arg(long, env = "HANGAR_CORS_ORIGINS", value_name = "ORIGINS")]
     pub cors_origins: Option<String>,
+    /// clamd that scans every new file for malware (`host:port`, `tcp://host:port` or
+    /// `unix:/path/to/clamd.sock`); files are served only once clean [default: off].
+    #[arg(long, env = "HANGAR_CLAMD", value_name = "ADDR")]
+    pub clamd: Option<String>,
 }
 
 impl ServeArgs {
@@ -205,6 +209,7 @@ struct FileConfig {
     max_connections: Option<u32>,
     send_timeout: Option<String>,
     cors_origins: Option<String>,
+    clamd: Option<String>,
 }
 
 /// A secret setting: it never prints (`Debug` and the configuration summary show `<redacted>`).
@@ -263,6 +268,8 @@ pub struct Config {
     pub send_timeout: Duration,
     /// Origins allowed to call the API cross-origin (`*` for any); empty: no CORS.
     pub cors_origins: Vec<String>,
+    /// The clamd that scans new files (SPEC §9.6); None: no scanning.
+    pub clamd: Option<hangar_jobs::clamd::ClamdAddr>,
 }
 
 /// How log lines are written.
@@ -456,6 +463,12 @@ impl Config {
             Some(s) => parse_origins(&s).map_err(|e| anyhow!("--cors-origins: {e}"))?,
             None => Vec::new(),
         };
+        let clamd = match args.clamd.or(file.clamd).filter(|a| !a.trim().is_empty()) {
+            Some(addr) => Some(
+                hangar_jobs::clamd::ClamdAddr::parse(&addr).map_err(|e| anyhow!("--clamd: {e}"))?,
+            ),
+            None => None,
+        };
         let fetch_allow: Vec<String> = args
             .fetch_allow
             .or(file.fetch_allow)
@@ -540,6 +553,7 @@ impl Config {
             max_connections,
             send_timeout,
             cors_origins,
+            clamd,
         };
         config.blob_dir()?;
         Ok(config)
@@ -590,7 +604,7 @@ impl Config {
              admin_password={} fetch_allow={} fetch_timeout={}s max_file_size={} space_quota={} \
              user_quota={} unattached_ttl={} blob_grace={}s trusted_proxies={} metrics_listen={} log_format={} \
              session_idle_timeout={}s token_lifetime={} login_failures_per_user={} \
-             login_failures_per_address={} tus_expiry={}s max_connections={} send_timeout={}s cors_origins={}",
+             login_failures_per_address={} tus_expiry={}s max_connections={} send_timeout={}s cors_origins={} clamd={}",
             self.listen,
             self.public_url.as_deref().unwrap_or("<the bound address>"),
             self.data_dir.display(),
@@ -626,6 +640,9 @@ impl Config {
             self.max_connections,
             self.send_timeout.as_secs(),
             or_dash(&self.cors_origins),
+            self.clamd
+                .as_ref()
+                .map_or("off".to_string(), |a| a.to_string()),
         )
     }
 }
@@ -828,6 +845,44 @@ mod tests {
             let e = Config::resolve(args(&path)).unwrap_err().to_string();
             assert!(e.starts_with(flag), "{e}");
         }
+    }
+
+    #[test]
+    fn clamd_is_off_by_default_and_checked_from_flag_or_file() {
+        use hangar_jobs::clamd::ClamdAddr;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hangar.toml");
+        let from_file = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::resolve(ServeArgs {
+                store: StoreArgs {
+                    config: Some(path.clone()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            })
+        };
+        assert_eq!(from_file("").unwrap().clamd, None);
+        assert!(from_file("").unwrap().summary().contains("clamd=off"));
+        let c = from_file("clamd = \"unix:/run/clamav/clamd.ctl\"").unwrap();
+        assert_eq!(
+            c.clamd,
+            Some(ClamdAddr::Unix("/run/clamav/clamd.ctl".into()))
+        );
+        assert!(c.summary().contains("clamd=unix:/run/clamav/clamd.ctl"));
+        // The flag wins over the file.
+        let flagged = Config::resolve(ServeArgs {
+            store: StoreArgs {
+                config: Some(path.clone()),
+                ..Default::default()
+            },
+            clamd: Some("tcp://127.0.0.1:3310".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(flagged.clamd, Some(ClamdAddr::Tcp("127.0.0.1:3310".into())));
+        let e = from_file("clamd = \"clamd\"").unwrap_err().to_string();
+        assert!(e.starts_with("--clamd"), "{e}");
     }
 
     #[test]

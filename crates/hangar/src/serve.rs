@@ -7,11 +7,14 @@ use axum::extract::ConnectInfo;
 use axum::Extension;
 use hangar_api::{observe, AppState, Settings};
 use hangar_blob::BlobStore;
-use hangar_core::jobs::JobStore;
+use hangar_core::jobs::{JobKind, JobStore, NewJob, ScanBacklog};
 use hangar_core::net::AllowList;
 use hangar_core::store::BlobLifecycleStore;
 use hangar_db::{DatabaseKind, PgStore, SqliteStore};
-use hangar_jobs::{JobContext, Lane, Runner, RunnerSettings, DELIVERY_KINDS};
+use hangar_jobs::clamd::Clamd;
+use hangar_jobs::{
+    JobContext, Lane, Runner, RunnerSettings, DELIVERY_KINDS, NOT_GENERAL_KINDS, SCAN_KINDS,
+};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -58,13 +61,15 @@ impl Store {
                 SqliteStore::open(url)
                     .await
                     .map_err(failed)?
-                    .with_blob_grace(config.blob_grace),
+                    .with_blob_grace(config.blob_grace)
+                    .with_scanning(config.clamd.is_some()),
             ),
             DatabaseKind::Postgres => Store::Postgres(
                 PgStore::open(url)
                     .await
                     .map_err(failed)?
-                    .with_blob_grace(config.blob_grace),
+                    .with_blob_grace(config.blob_grace)
+                    .with_scanning(config.clamd.is_some()),
             ),
         })
     }
@@ -102,6 +107,7 @@ trait Backend:
     + hangar_core::store::BlobLifecycleStore
     + hangar_core::store::PreviewStore
     + hangar_core::jobs::JobStore
+    + hangar_core::scan::ScanStore
     + Clone
     + 'static
 {
@@ -207,9 +213,31 @@ async fn start_on<S: Backend>(
             .collect::<anyhow::Result<Vec<_>>>()?;
         settings.cors = Some(hangar_api::cors::layer(&origins));
     }
+    settings.scanning = config.clamd.is_some();
+    let clamd = config.clamd.clone().map(|addr| Arc::new(Clamd::new(addr)));
+    if let Some(clamd) = &clamd {
+        start_scanning(store, clamd.clone()).await?;
+    }
     let state = AppState::new(store.clone(), blobs.clone(), settings);
-    let runners = runners(store, &state, blobs, config);
+    let runners = runners(store, &state, blobs, config, clamd);
     Ok((state, runners))
+}
+
+/// With `--clamd`: queues the scans of files stored while scanning was off, and says in the log
+/// whether clamd answers, without waiting for it (an unreachable clamd never stops a start: scans
+/// wait and retry, and unscanned files are not served meanwhile).
+async fn start_scanning<S: Backend>(store: &S, clamd: Arc<Clamd>) -> anyhow::Result<()> {
+    let backlog = NewJob::of(&ScanBacklog {}, hangar_core::now_ms()).unique(ScanBacklog::KIND);
+    store.enqueue(&backlog).await?;
+    tokio::spawn(async move {
+        match clamd.ping().await {
+            Ok(()) => tracing::info!("clamd at {} answers: new files are scanned", clamd.addr()),
+            Err(e) => tracing::warn!(
+                "--clamd: {e}; new files stay unserved (scan-pending) until it answers"
+            ),
+        }
+    });
+    Ok(())
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -280,12 +308,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// This node's job runners: one for webhook deliveries (which may wait on slow endpoints), one for
-/// everything else.
+/// malware scans (which may stream large files), one for everything else.
 fn runners<S: Backend>(
     store: &S,
     state: &AppState,
     blobs: Arc<dyn BlobStore>,
     config: &Config,
+    clamd: Option<Arc<Clamd>>,
 ) -> Vec<Runner> {
     let context = || JobContext {
         jobs: Arc::new(store.clone()),
@@ -303,12 +332,16 @@ fn runners<S: Backend>(
         fetcher: state.fetcher.clone(),
         public_url: state.settings.public_url.clone(),
         blob_grace: config.blob_grace,
+        scans: Arc::new(store.clone()),
+        clamd: clamd.clone(),
         direct_uploads: Some(Arc::new(hangar_api::DirectFinisher::new(state.clone()))),
         previews: Some(state.previews.clone()),
     };
     let lanes = [
-        (Lane::Except(DELIVERY_KINDS), 8),
+        (Lane::Except(NOT_GENERAL_KINDS), 8),
         (Lane::Only(DELIVERY_KINDS), 16),
+        // Malware scans (`--clamd`): each holds a clamd connection while the file streams.
+        (Lane::Only(SCAN_KINDS), 4),
     ];
     lanes
         .into_iter()

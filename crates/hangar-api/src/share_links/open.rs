@@ -160,6 +160,7 @@ async fn open(
             file_name: &file.name,
             private: true,
             as_attachment: false,
+            made_from: None,
         },
     )
     .await;

@@ -67,6 +67,7 @@ pub async fn download(
             file_name: path.name(),
             private: true,
             as_attachment: false,
+            made_from: None,
         },
     )
     .await
@@ -85,7 +86,11 @@ pub async fn meta(
         .entry(&space_id, &path)
         .await?
         .ok_or_else(|| ApiError::not_found("file"))?;
-    Ok(Json(entry_json(&entry)))
+    let mut body = entry_json(&entry);
+    if entry.kind == EntryKind::File {
+        crate::scan::annotate(&state, &mut body, entry.sha256.as_deref()).await?;
+    }
+    Ok(Json(body))
 }
 
 #[derive(Deserialize)]

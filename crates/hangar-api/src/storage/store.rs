@@ -154,13 +154,19 @@ pub(super) async fn record(
     Ok(outcome)
 }
 
-pub(super) fn stored_response(outcome: &PutOutcome) -> Response {
+/// The answer of an upload: the stored file, with its scan state when scanning is on.
+pub(super) async fn stored_response(state: &AppState, outcome: &PutOutcome) -> Response {
     let status = if outcome.created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    (status, Json(entry_json(&outcome.entry))).into_response()
+    let mut body = entry_json(&outcome.entry);
+    // The file is stored: a database hiccup reading its scan state does not turn that into an error.
+    if let Err(e) = crate::scan::annotate(state, &mut body, outcome.entry.sha256.as_deref()).await {
+        tracing::warn!("cannot read the scan state of a stored file: {}", e.text);
+    }
+    (status, Json(body)).into_response()
 }
 
 pub(super) fn essence(content_type: Option<&str>) -> String {

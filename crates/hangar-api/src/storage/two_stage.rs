@@ -483,7 +483,7 @@ pub async fn receive_two_stage(
     match result {
         Ok(outcome) => {
             claim.keep();
-            Ok(stored_response(&outcome))
+            Ok(stored_response(&state, &outcome).await)
         }
         Err(e) => {
             // Reopen before answering, so that a client retrying at once finds the URL usable.

@@ -58,7 +58,7 @@ pub async fn upload(
             let reservation =
                 Reservation::take(&state, &space_id, length.unwrap_or(0), replaced).await?;
             let outcome = store(&state, target, incoming, reservation, None).await?;
-            Ok(stored_response(&outcome))
+            Ok(stored_response(&state, &outcome).await)
         }
     }
 }
@@ -113,7 +113,7 @@ pub(super) async fn upload_multipart(
                 ),
                 _ => e,
             })?;
-        return Ok(stored_response(&outcome));
+        return Ok(stored_response(state, &outcome).await);
     }
 }
 
@@ -176,7 +176,7 @@ pub(super) async fn upload_json(
             };
             let reservation = Reservation::take(state, target.space_id, length, replaced).await?;
             let outcome = store(state, target, incoming, reservation, None).await?;
-            Ok(stored_response(&outcome))
+            Ok(stored_response(state, &outcome).await)
         }
         Some(Value::String(s)) if s.starts_with("http://") || s.starts_with("https://") => {
             let limits = state.settings.fetch_limits;
@@ -212,7 +212,7 @@ pub(super) async fn upload_json(
             let outcome = tokio::time::timeout(limits.total, fetch_and_store)
                 .await
                 .map_err(|_| ApiError::from(FetchError::Timeout))??;
-            Ok(stored_response(&outcome))
+            Ok(stored_response(state, &outcome).await)
         }
         Some(Value::String(_)) => Err(ApiError::bad_request(
             "bad-file",

@@ -3,7 +3,7 @@
 use super::blobs::{add_ref, drop_ref, record_event};
 use super::{backend, retrying, PgStore};
 use crate::rows::{self, ATTACHMENT_COLUMNS};
-use crate::rules::{self, LinkTable};
+use crate::rules::{self, FileRef, LinkTable};
 use async_trait::async_trait;
 use hangar_core::model::*;
 use hangar_core::now_ms;
@@ -197,7 +197,19 @@ impl PgStore {
         let mut refs: Vec<&NewAttachment> = new.iter().filter(|a| a.stores_blob).collect();
         refs.sort_by(|x, y| x.sha256.cmp(&y.sha256));
         for a in refs {
-            add_ref(&mut tx, &a.sha256, a.size, a.pin.as_deref()).await?;
+            let file = FileRef::Attachment {
+                id: a.id,
+                file_name: &a.file_name,
+                size: a.size,
+            };
+            add_ref(
+                &mut tx,
+                &a.sha256,
+                a.size,
+                a.pin.as_deref(),
+                self.scanned(file),
+            )
+            .await?;
         }
         for a in new {
             sqlx::query(

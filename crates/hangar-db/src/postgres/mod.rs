@@ -14,6 +14,7 @@ mod jobs;
 mod outbox;
 mod previews;
 mod projects;
+mod scans;
 mod share_links;
 mod spaces;
 mod storage;
@@ -43,6 +44,9 @@ pub struct PgStore {
     /// which every such job allows (the same reasoning as SQLite's `synchronous=NORMAL` pool).
     queue_pool: PgPool,
     blob_grace_ms: i64,
+    /// Whether new files are scanned for malware (`--clamd`, SPEC §9.6): their blobs start
+    /// `pending` and their scans are queued with them.
+    scanning: bool,
     /// Counts commits that queued jobs, so that this process's job runners start at once; other
     /// nodes find the jobs at their next poll.
     jobs_enqueued: Arc<watch::Sender<u64>>,
@@ -64,8 +68,23 @@ impl PgStore {
             pool,
             queue_pool,
             blob_grace_ms: crate::DEFAULT_BLOB_GRACE.as_millis() as i64,
+            scanning: false,
             jobs_enqueued: Arc::new(watch::Sender::new(0)),
         })
+    }
+
+    /// Turns malware scanning of new files on (`--clamd`).
+    pub fn with_scanning(mut self, scanning: bool) -> Self {
+        self.scanning = scanning;
+        self
+    }
+
+    /// The file to name in `add_ref` when scanning is on.
+    pub(crate) fn scanned<'a>(
+        &self,
+        file: crate::rules::FileRef<'a>,
+    ) -> Option<crate::rules::FileRef<'a>> {
+        self.scanning.then_some(file)
     }
 
     /// Sets how long unreferenced bytes are kept before they may be collected.

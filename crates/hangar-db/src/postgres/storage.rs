@@ -3,7 +3,7 @@
 use super::blobs::{add_ref, drop_ref, record_event};
 use super::{backend, map_err, retrying, PgStore, Tx};
 use crate::rows::{self, EVENT_COLUMNS};
-use crate::rules::{fits_quota, inside_bounds, parent_of, refused, RESERVATION_LEASE_MS};
+use crate::rules::{fits_quota, inside_bounds, parent_of, refused, FileRef, RESERVATION_LEASE_MS};
 use async_trait::async_trait;
 use hangar_core::model::*;
 use hangar_core::now_ms;
@@ -163,7 +163,18 @@ impl PgStore {
                 format!("{} is a directory", path.as_str()),
             ));
         }
-        add_ref(&mut tx, &file.sha256, file.size, file.pin.as_deref()).await?;
+        let scanned = self.scanned(FileRef::StorageFile {
+            space_id,
+            path: path.as_str(),
+        });
+        add_ref(
+            &mut tx,
+            &file.sha256,
+            file.size,
+            file.pin.as_deref(),
+            scanned,
+        )
+        .await?;
         let meta = file.meta.as_ref().map(|m| m.to_string());
         let created_utc = match &existing {
             Some(old) => {

@@ -4,7 +4,7 @@ use super::blobs::{add_ref, drop_ref, record_event};
 use super::previews::queue_previews;
 use super::{backend, SqliteStore};
 use crate::rows::{self, ATTACHMENT_COLUMNS};
-use crate::rules::{self, LinkTable};
+use crate::rules::{self, FileRef, LinkTable};
 use async_trait::async_trait;
 use hangar_core::model::*;
 use hangar_core::now_ms;
@@ -198,7 +198,19 @@ impl AttachmentStore for SqliteStore {
         }
         for a in new {
             if a.stores_blob {
-                add_ref(&mut tx, &a.sha256, a.size, a.pin.as_deref()).await?;
+                let file = FileRef::Attachment {
+                    id: a.id,
+                    file_name: &a.file_name,
+                    size: a.size,
+                };
+                add_ref(
+                    &mut tx,
+                    &a.sha256,
+                    a.size,
+                    a.pin.as_deref(),
+                    self.scanned(file),
+                )
+                .await?;
             }
             sqlx::query(
                 "INSERT INTO attachments (id, uploader_id, file_name, content_type, size, sha256, stores_blob, \

@@ -5,9 +5,11 @@ use super::jobs::enqueue_in;
 use super::previews::release_previews;
 use super::{backend, SqliteStore, Tx};
 use crate::rules::{collect_decision, BlobRow};
+use crate::rules::{quarantined_event, FileRef};
 use async_trait::async_trait;
-use hangar_core::jobs::{CollectBlob, DispatchEvent, NewJob};
+use hangar_core::jobs::{CollectBlob, DispatchEvent, NewJob, ScanBlob};
 use hangar_core::now_ms;
+use hangar_core::scan::ScanState;
 use hangar_core::store::{
     BlobLifecycleStore, BlobRecord, Collect, StoreError, StoreResult, StoredTotals,
 };
@@ -20,23 +22,30 @@ pub(crate) async fn add_ref(
     sha256: &str,
     size: i64,
     pin: Option<&str>,
+    scan: Option<FileRef<'_>>,
 ) -> StoreResult<()> {
-    let done = sqlx::query(
-        "INSERT INTO blobs (sha256, size, refcount) VALUES (?, ?, 1) \
-         ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, released_utc = NULL \
-         WHERE blobs.deleting = 0",
+    // With scanning on (`scan` names the file), new bytes, bytes stored while scanning was off and
+    // bytes whose scan failed are (again) pending, and their scan is queued in this transaction.
+    let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+        "INSERT INTO blobs (sha256, size, refcount, scan_state) VALUES (?, ?, 1, ?) \
+         ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, released_utc = NULL, \
+           scan_state = CASE WHEN ? AND (blobs.scan_state IS NULL OR blobs.scan_state = 'failed') \
+             THEN 'pending' ELSE blobs.scan_state END \
+         WHERE blobs.deleting = 0 RETURNING scan_state, scan_detail",
     )
     .bind(sha256)
     .bind(size)
-    .execute(&mut **tx)
+    .bind(scan.map(|_| "pending"))
+    .bind(scan.is_some())
+    .fetch_optional(&mut **tx)
     .await
     .map_err(backend)?;
-    if done.rows_affected() == 0 {
+    let Some((state, detail)) = row else {
         return Err(StoreError::Refused {
             code: "blob-busy",
             reason: "the stored bytes are being deleted; upload again".into(),
         });
-    }
+    };
     if let Some(pin) = pin {
         sqlx::query("DELETE FROM blob_pins WHERE id = ?")
             .bind(pin)
@@ -44,7 +53,27 @@ pub(crate) async fn add_ref(
             .await
             .map_err(backend)?;
     }
-    Ok(())
+    let Some(file) = scan else {
+        return Ok(());
+    };
+    match crate::rules::scan_state(state.as_deref()) {
+        Some(ScanState::Pending) => {
+            let job = NewJob::of(
+                &ScanBlob {
+                    sha256: sha256.to_string(),
+                },
+                now_ms(),
+            )
+            .unique(ScanBlob::unique_key(sha256));
+            enqueue_in(tx, &job).await
+        }
+        // Bytes known to be infected: this file is quarantined from its first moment.
+        Some(ScanState::Infected) => {
+            let (kind, space, payload) = quarantined_event(file, sha256, detail.as_deref());
+            record_event(tx, kind, space.as_deref(), None, payload).await
+        }
+        _ => Ok(()),
+    }
 }
 
 /// One reference less. At the last, the row stays (released now) and a collection is queued for

@@ -10,6 +10,7 @@ mod identity;
 mod jobs;
 mod previews;
 mod projects;
+mod scans;
 mod share_links;
 mod spaces;
 mod storage;
@@ -58,6 +59,9 @@ pub struct SqliteStore {
     /// are committed with `synchronous=FULL`.
     queue_pool: SqlitePool,
     blob_grace_ms: i64,
+    /// Whether new files are scanned for malware (`--clamd`, SPEC §9.6): their blobs start
+    /// `pending` and their scans are queued with them.
+    scanning: bool,
     /// Counts commits that queued jobs, so that this process's job runners start at once instead of
     /// at their next poll (each runner watches it; none misses a change). Other processes find the
     /// jobs by polling.
@@ -118,6 +122,7 @@ impl SqliteStore {
             pool,
             queue_pool,
             blob_grace_ms: DEFAULT_BLOB_GRACE.as_millis() as i64,
+            scanning: false,
             jobs_enqueued: Arc::new(watch::Sender::new(0)),
         })
     }
@@ -159,6 +164,20 @@ impl SqliteStore {
         }
         conn.close().await.map_err(open_error)?;
         Ok(Probe::Found { holds_data })
+    }
+
+    /// Turns malware scanning of new files on (`--clamd`).
+    pub fn with_scanning(mut self, scanning: bool) -> Self {
+        self.scanning = scanning;
+        self
+    }
+
+    /// The file to name in `add_ref` when scanning is on.
+    pub(crate) fn scanned<'a>(
+        &self,
+        file: crate::rules::FileRef<'a>,
+    ) -> Option<crate::rules::FileRef<'a>> {
+        self.scanning.then_some(file)
     }
 
     /// Sets how long unreferenced bytes are kept before they may be collected.

@@ -110,7 +110,8 @@ impl PreviewStore for SqliteStore {
             // alive through itself.
             let counted = r.sha256 != source;
             if counted {
-                add_ref(&mut tx, &r.sha256, r.bytes, p.pin.as_deref()).await?;
+                // Previews are Hangar's own re-encoding of scanned bytes: not scanned themselves.
+                add_ref(&mut tx, &r.sha256, r.bytes, p.pin.as_deref(), None).await?;
             } else if let Some(pin) = &p.pin {
                 sqlx::query("DELETE FROM blob_pins WHERE id = ?")
                     .bind(pin)

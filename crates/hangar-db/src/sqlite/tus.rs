@@ -5,6 +5,7 @@ use super::blobs::{add_ref, record_event};
 use super::jobs::enqueue_in;
 use super::{backend, SqliteStore, Tx};
 use crate::rows::{self, TUS_COLUMNS};
+use crate::rules::FileRef;
 use async_trait::async_trait;
 use hangar_core::jobs::{ExpireTusUpload, NewJob};
 use hangar_core::model::{Attachment, NewAttachment};
@@ -274,7 +275,19 @@ impl TusStore for SqliteStore {
         };
         let stores_blob = done.pin.is_some();
         if stores_blob {
-            add_ref(&mut tx, &done.sha256, done.size, done.pin.as_deref()).await?;
+            let scanned = self.scanned(FileRef::Attachment {
+                id: attachment_id,
+                file_name: &upload.file_name,
+                size: done.size,
+            });
+            add_ref(
+                &mut tx,
+                &done.sha256,
+                done.size,
+                done.pin.as_deref(),
+                scanned,
+            )
+            .await?;
         }
         let updated = sqlx::query(
             "UPDATE attachments SET size = ?, sha256 = ?, stores_blob = ?, state = ?, modified_utc = ? \

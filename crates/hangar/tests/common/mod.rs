@@ -7,7 +7,7 @@ mod app;
 mod apps;
 mod cluster;
 #[allow(unused_imports)] // the tests of the binary itself use only `Server`
-pub use app::TestApp;
+pub use app::{Backend, TestApp};
 #[allow(unused_imports)] // only the tests of applications act as one
 pub use apps::*;
 #[allow(unused_imports)] // only the tests of several nodes
