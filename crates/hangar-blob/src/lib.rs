@@ -247,22 +247,122 @@ pub fn valid_sha256(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// Fails a byte stream that pauses longer than `idle`.
+/// The fewest bytes a stream read through `idle_limited` must bring in each window of `idle`: about
+/// 1 KiB/s, far below any real link, but enough that a client trickling a byte now and then cannot hold
+/// an upload (its connection, temporary file and quota reservation) open for ever.
+pub const MIN_BYTES_PER_WINDOW: u64 = 64 * 1024;
+
+/// Fails a byte stream that pauses longer than `idle`, or that brings fewer than
+/// `MIN_BYTES_PER_WINDOW` bytes in a window of `idle` (a slow-drip client).
 pub fn idle_limited(stream: ByteStream, idle: std::time::Duration) -> ByteStream {
-    futures_util::stream::unfold(Some(stream), move |state| async move {
-        let mut inner = state?;
-        match tokio::time::timeout(idle, inner.next()).await {
-            Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(inner))),
+    paced(stream, idle, MIN_BYTES_PER_WINDOW)
+}
+
+/// `idle_limited` with the minimum per window given. A window counts only the time spent waiting for
+/// the stream's next bytes, not the time its reader spent elsewhere (writing to a slow disk or object
+/// store), so a pause of the server's own is never taken for a slow client.
+pub fn paced(stream: ByteStream, idle: std::time::Duration, min_per_window: u64) -> ByteStream {
+    struct Pace {
+        inner: ByteStream,
+        waited: std::time::Duration,
+        window_bytes: u64,
+    }
+    let start = Pace {
+        inner: stream,
+        waited: std::time::Duration::ZERO,
+        window_bytes: 0,
+    };
+    let timed_out = |text: String| std::io::Error::new(std::io::ErrorKind::TimedOut, text);
+    futures_util::stream::unfold(Some(start), move |state| async move {
+        let mut pace = state?;
+        let asked = tokio::time::Instant::now();
+        match tokio::time::timeout(idle, pace.inner.next()).await {
+            Ok(Some(Ok(bytes))) => {
+                pace.waited += asked.elapsed();
+                pace.window_bytes += bytes.len() as u64;
+                if pace.waited >= idle {
+                    if pace.window_bytes < min_per_window {
+                        let text = format!(
+                            "only {} bytes arrived in {} s (at least {min_per_window} are needed)",
+                            pace.window_bytes,
+                            pace.waited.as_secs()
+                        );
+                        return Some((Err(timed_out(text)), None));
+                    }
+                    pace.waited = std::time::Duration::ZERO;
+                    pace.window_bytes = 0;
+                }
+                Some((Ok(bytes), Some(pace)))
+            }
             Ok(Some(Err(e))) => Some((Err(e), None)),
             Ok(None) => None,
             Err(_) => Some((
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no data arrived for {} s", idle.as_secs()),
-                )),
+                Err(timed_out(format!(
+                    "no data arrived for {} s",
+                    idle.as_secs()
+                ))),
                 None,
             )),
         }
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod pace_tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A stream that yields `chunk` bytes every `every` of virtual time, `count` times.
+    fn drip(chunk: usize, every: Duration, count: usize) -> ByteStream {
+        futures_util::stream::unfold(0, move |n| async move {
+            if n == count {
+                return None;
+            }
+            tokio::time::sleep(every).await;
+            Some((Ok(Bytes::from(vec![0u8; chunk])), n + 1))
+        })
+        .boxed()
+    }
+
+    async fn drain(mut stream: ByteStream) -> Result<u64, std::io::Error> {
+        let mut total = 0;
+        while let Some(chunk) = stream.next().await {
+            total += chunk?.len() as u64;
+        }
+        Ok(total)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_drip_fails_and_a_steady_stream_passes() {
+        let idle = Duration::from_secs(60);
+        // A byte every 10 s never pauses 60 s, but brings 6 bytes a minute.
+        let err = drain(paced(drip(1, Duration::from_secs(10), 100), idle, 1024))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        // 512 bytes every 10 s: 3 KiB a minute, for five minutes.
+        let total = drain(paced(drip(512, Duration::from_secs(10), 30), idle, 1024))
+            .await
+            .unwrap();
+        assert_eq!(total, 512 * 30);
+        // Silence longer than `idle` fails whatever came before.
+        let err = drain(paced(drip(4096, Duration::from_secs(61), 2), idle, 1024))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_the_reader_spends_elsewhere_does_not_count() {
+        let idle = Duration::from_secs(60);
+        let mut stream = paced(drip(100, Duration::from_millis(10), 50), idle, 1024);
+        let mut total = 0;
+        while let Some(chunk) = stream.next().await {
+            total += chunk.unwrap().len();
+            // The reader is slow (a stalled disk), not the client.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        assert_eq!(total, 5000);
+    }
 }
