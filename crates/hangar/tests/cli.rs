@@ -530,3 +530,38 @@ async fn errors_are_one_line_and_exit_1() {
     );
     assert_fails(&out);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_to_a_message() {
+    let server = Server::start();
+    let cli = Cli::new(&server);
+    cli.login_admin();
+    let admin = cli.user();
+    let channel = admin.channel("general", &[]).await;
+    let message = admin.message(channel, "files below").await;
+    let big = pseudo_random_bytes(2 * 1024 * 1024, 9);
+    cli.write("a.bin", &big);
+    cli.write("b.txt", b"bee");
+    let stdout = cli.ok(&["upload", "a.bin", "b.txt", "--message", &message.to_string()]);
+    let ids: Vec<i64> = stdout.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(ids.len(), 2, "{stdout}");
+    let page: Value = admin
+        .get(&format!("/api/v1/channels/{channel}/messages"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let linked: Vec<i64> = page["data"][0]["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["attachmentId"].as_i64().unwrap())
+        .collect();
+    assert_eq!(linked, ids);
+    cli.ok(&["download", &ids[0].to_string(), "-o", "a2.bin"]);
+    assert!(cli.read("a2.bin") == big);
+    let err = assert_fails(&cli.run(&["upload", "b.txt", "--message", "999"]));
+    assert!(err.contains("404"), "{err}");
+}

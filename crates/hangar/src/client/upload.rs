@@ -387,7 +387,6 @@ async fn to_message(session: &Session, files: &[PathBuf], message: &str) -> anyh
             )?;
         form = form.part("files", part);
     }
-    eprintln!("sending {} file(s) to message {id}", files.len());
     let r = session
         .post(&format!("/api/v1/messages/{id}/attachments"))
         .multipart(form)
@@ -401,5 +400,6 @@ async fn to_message(session: &Session, files: &[PathBuf], message: &str) -> anyh
     for a in attachments {
         println!("{}", a["attachmentId"]);
     }
+    eprintln!("{} file(s) added to message {id}", attachments.len());
     Ok(())
 }
