@@ -542,7 +542,13 @@ async fn upload_to_a_message() {
     let big = pseudo_random_bytes(2 * 1024 * 1024, 9);
     cli.write("a.bin", &big);
     cli.write("b.txt", b"bee");
-    let stdout = cli.ok(&["upload", "a.bin", "b.txt", "--message", &message.to_string()]);
+    let stdout = cli.ok(&[
+        "upload",
+        "a.bin",
+        "b.txt",
+        "--message",
+        &message.to_string(),
+    ]);
     let ids: Vec<i64> = stdout.lines().map(|l| l.parse().unwrap()).collect();
     assert_eq!(ids.len(), 2, "{stdout}");
     let page: Value = admin
@@ -564,4 +570,103 @@ async fn upload_to_a_message() {
     assert!(cli.read("a2.bin") == big);
     let err = assert_fails(&cli.run(&["upload", "b.txt", "--message", "999"]));
     assert!(err.contains("404"), "{err}");
+}
+
+/// Runs `hangar ARGS` on a pseudo-terminal (stdin, stdout and stderr); answers all it wrote.
+fn run_on_pty(cli: &Cli, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+    let pair = native_pty_system()
+        .openpty(PtySize {
+            rows: 24,
+            cols: 120,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_hangar"));
+    cmd.args(args);
+    cmd.cwd(cli.work());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HANGAR_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("HOME", cli.home());
+    cmd.env("XDG_CONFIG_HOME", cli.config());
+    cmd.env("XDG_STATE_HOME", cli.state());
+    cmd.env("TERM", "xterm-256color");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = pair.slave.spawn_command(cmd).unwrap();
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().unwrap();
+    // Read while it runs (a full pty would block it); EIO once the child is gone ends the read.
+    let reading = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match std::io::Read::read(&mut reader, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+            }
+        }
+        all
+    });
+    let status = child.wait().unwrap();
+    drop(pair.master);
+    let all = reading.join().unwrap();
+    (status.success(), String::from_utf8_lossy(&all).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_bar_on_a_terminal_plain_lines_otherwise() {
+    let server = Server::start();
+    let cli = Cli::new(&server);
+    cli.login_admin();
+    let bytes = pseudo_random_bytes(8 * 1024 * 1024, 11);
+    cli.write("bar.bin", &bytes);
+
+    let (ok, shown) = run_on_pty(
+        &cli,
+        &["upload", "bar.bin"],
+        &[("HANGAR_CHUNK_SIZE", "262144")],
+    );
+    assert!(ok, "upload on a terminal failed: {shown:?}");
+    assert!(
+        shown.contains("\u{1b}["),
+        "no escape sequence on a terminal: {shown:?}"
+    );
+    assert!(shown.contains("uploading bar.bin ["), "no bar: {shown:?}");
+    assert!(
+        shown.contains("MiB/s") || shown.contains("KiB/s"),
+        "no rate: {shown:?}"
+    );
+    assert!(shown.contains("ETA"), "no time left: {shown:?}");
+    let id = shown
+        .lines()
+        .map(|l| l.trim_matches(|c: char| c.is_control()))
+        .find(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()))
+        .expect("the attachment id on its own line")
+        .to_string();
+
+    let (ok, shown) = run_on_pty(&cli, &["download", &id, "-o", "bar2.bin"], &[]);
+    assert!(ok, "download on a terminal failed: {shown:?}");
+    assert!(
+        shown.contains("\u{1b}["),
+        "no escape sequence on a terminal: {shown:?}"
+    );
+    assert!(cli.read("bar2.bin") == bytes);
+
+    // The same commands piped: plain lines only.
+    let out = cli.run_env(
+        &["upload", "bar.bin"],
+        b"",
+        &[("HANGAR_CHUNK_SIZE", "262144")],
+    );
+    assert_ok(&out, &["upload piped"]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("bar.bin: 50% (4.00 MiB of 8.00 MiB)"), "{err}");
+    let out = cli.run(&["download", &id, "-o", "bar3.bin"]);
+    assert_ok(&out, &["download piped"]);
 }
