@@ -498,6 +498,13 @@ async fn errors_are_one_line_and_exit_1() {
     assert_fails(&out);
 
     cli.login_admin();
+    // An empty file is a file too.
+    cli.write("empty.txt", b"");
+    let id = cli.ok(&["upload", "empty.txt"]);
+    let out = cli.run(&["download", id.trim(), "-o", "-"]);
+    assert_ok(&out, &["download empty"]);
+    assert!(out.stdout.is_empty());
+
     let err = assert_fails(&cli.run(&["download", "999"]));
     assert!(err.contains("404"), "{err}");
     let err = assert_fails(&cli.run(&["download", "not-a-target"]));

@@ -145,12 +145,13 @@ impl Session {
 }
 
 /// The HTTP client every command uses: no overall time limit (files may be large), but connections
-/// and silences are bounded.
+/// and silences are bounded. The silence allowed is long because the last chunk of a tus upload is
+/// answered only once the server has hashed and stored the whole file.
 pub(crate) fn http_client() -> anyhow::Result<Client> {
     Client::builder()
         .user_agent(concat!("hangar-cli/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(std::time::Duration::from_secs(30))
-        .read_timeout(std::time::Duration::from_secs(120))
+        .read_timeout(std::time::Duration::from_secs(600))
         .build()
         .context("cannot set up the HTTP client")
 }

@@ -278,6 +278,7 @@ async fn send(
     let chunk = chunk_size();
     let mut reader = std::fs::File::open(file)?;
     let mut failures = 0u32;
+    let mut busy = 0u32;
     while status.offset < size {
         let len = chunk.min(size - status.offset);
         reader.seek(SeekFrom::Start(status.offset))?;
@@ -303,7 +304,18 @@ async fn send(
                 failures = 0;
                 continue;
             }
-            // Another offset on the server, busy, or a chunk damaged on the way: ask and go on.
+            // Another request still holds the upload (a killed run's, until the server notices,
+            // or a last chunk still being stored): wait for it, up to ten minutes.
+            Ok(r) if r.status().as_u16() == 423 && busy < 300 => {
+                busy += 1;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                if let Some(now) = head(session, &state.location).await? {
+                    progress.inc(now.offset.saturating_sub(status.offset));
+                    status.offset = now.offset;
+                }
+                continue;
+            }
+            // Another offset on the server, or a chunk damaged on the way: ask and go on.
             Ok(r) if matches!(r.status().as_u16(), 409 | 423 | 460 | 502 | 503 | 504) => {
                 error_of(r).await
             }
@@ -320,12 +332,7 @@ async fn send(
         let now = head(session, &state.location)
             .await?
             .ok_or_else(|| anyhow!("the upload is gone from the server"))?;
-        if now.offset != status.offset {
-            let (from, to) = (status.offset, now.offset);
-            if to > from {
-                progress.inc(to - from);
-            }
-        }
+        progress.inc(now.offset.saturating_sub(status.offset));
         status.offset = now.offset;
     }
     Ok(())
