@@ -255,10 +255,21 @@ async fn create(
         .get("location")
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| anyhow!("the server's answer has no Location"))?;
-    // `Location` is absolute; a relative one is taken against the server's URL.
-    let location = url::Url::parse(&session.url("/"))?
-        .join(location)?
-        .to_string();
+    // `Location` is under the server's public URL, which may not be the address this client uses
+    // (an internal name, a tunnel): the upload's id is taken from it, and the token only ever goes
+    // to the server the login names.
+    let id = location
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .filter(|id| {
+            !id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+        .ok_or_else(|| anyhow!("the server's Location `{location}` names no upload"))?;
+    let location = session.url(&format!("/api/v1/tus/{id}"));
     Ok(State {
         location,
         sha256: sha256.to_string(),
