@@ -134,7 +134,7 @@ async fn fetch(
             remote.size = len;
         }
     }
-    let mut progress = Progress::new("downloading", &remote.name, remote.size, from);
+    let progress = Progress::new("downloading", &remote.name, remote.size, from);
     let result = async {
         while let Some(chunk) = r.chunk().await.map_err(transport)? {
             out.write_all(&chunk).context("cannot write the file")?;

@@ -3,16 +3,21 @@
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
 
+/// Cheap to clone: every clone moves the same bar (a request body reports its bytes as they go).
+#[derive(Clone)]
 pub(crate) enum Progress {
     Bar(ProgressBar),
-    Lines {
-        name: String,
-        total: u64,
-        done: u64,
-        /// The last tenth reported.
-        tenth: u64,
-    },
+    Lines(Arc<Mutex<Lines>>),
+}
+
+pub(crate) struct Lines {
+    name: String,
+    total: u64,
+    done: u64,
+    /// The last tenth reported.
+    tenth: u64,
 }
 
 impl Progress {
@@ -42,35 +47,34 @@ impl Progress {
             } else {
                 eprintln!("{verb} {name}: {}", human(total));
             }
-            Progress::Lines {
+            Progress::Lines(Arc::new(Mutex::new(Lines {
                 name: name.to_string(),
                 total,
                 done: start,
                 tenth: tenths(start, total),
+            })))
+        }
+    }
+
+    pub fn inc(&self, n: u64) {
+        match self {
+            Progress::Bar(bar) => bar.inc(n),
+            Progress::Lines(lines) => {
+                let Ok(mut l) = lines.lock() else { return };
+                let done = l.done + n;
+                l.report(done);
             }
         }
     }
 
-    pub fn inc(&mut self, n: u64) {
+    /// Back (or forward) to where the server says the transfer stands.
+    pub fn set(&self, position: u64) {
         match self {
-            Progress::Bar(bar) => bar.inc(n),
-            Progress::Lines {
-                name,
-                total,
-                done,
-                tenth,
-            } => {
-                *done += n;
-                let now = tenths(*done, *total);
-                if now > *tenth && now < 10 {
-                    eprintln!(
-                        "{name}: {}% ({} of {})",
-                        now * 10,
-                        human(*done),
-                        human(*total)
-                    );
+            Progress::Bar(bar) => bar.set_position(position),
+            Progress::Lines(lines) => {
+                if let Ok(mut l) = lines.lock() {
+                    l.report(position);
                 }
-                *tenth = now;
             }
         }
     }
@@ -79,8 +83,26 @@ impl Progress {
     pub fn finish(self) {
         match self {
             Progress::Bar(bar) => bar.finish_and_clear(),
-            Progress::Lines { .. } => {}
+            Progress::Lines(_) => {}
         }
+    }
+}
+
+impl Lines {
+    /// A line each time a new tenth is reached (never for the whole: the caller says when done).
+    fn report(&mut self, done: u64) {
+        let now = tenths(done, self.total);
+        if now > self.tenth && now < 10 {
+            eprintln!(
+                "{}: {}% ({} of {})",
+                self.name,
+                now * 10,
+                human(done),
+                human(self.total)
+            );
+        }
+        self.done = done;
+        self.tenth = self.tenth.max(now);
     }
 }
 

@@ -152,8 +152,8 @@ async fn upload_one(session: &Session, file: &Path, dest: &Dest) -> anyhow::Resu
         }
     };
 
-    let mut progress = Progress::new("uploading", &name, size, status.offset);
-    let sent = send(session, &absolute, size, &state, &mut status, &mut progress).await;
+    let progress = Progress::new("uploading", &name, size, status.offset);
+    let sent = send(session, &absolute, size, &state, &mut status, &progress).await;
     progress.finish();
     sent?;
 
@@ -284,7 +284,7 @@ async fn send(
     size: u64,
     state: &State,
     status: &mut Status,
-    progress: &mut Progress,
+    progress: &Progress,
 ) -> anyhow::Result<()> {
     let chunk = chunk_size();
     let mut reader = std::fs::File::open(file)?;
@@ -303,14 +303,15 @@ async fn send(
             .header("tus-resumable", "1.0.0")
             .header("upload-offset", status.offset)
             .header("content-type", "application/offset+octet-stream")
+            .header("content-length", len)
             .header("upload-checksum", format!("sha256 {digest}"))
-            .body(buf)
+            .body(counted(buf, progress.clone()))
             .send()
             .await;
         let retry = match result {
             Ok(r) if r.status() == StatusCode::NO_CONTENT => {
                 let offset = header_u64(&r, "upload-offset").unwrap_or(status.offset + len);
-                progress.inc(offset.saturating_sub(status.offset));
+                progress.set(offset);
                 status.offset = offset;
                 failures = 0;
                 continue;
@@ -321,9 +322,9 @@ async fn send(
                 busy += 1;
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 if let Some(now) = head(session, &state.location).await? {
-                    progress.inc(now.offset.saturating_sub(status.offset));
                     status.offset = now.offset;
                 }
+                progress.set(status.offset);
                 continue;
             }
             // Another offset on the server, or a chunk damaged on the way: ask and go on.
@@ -343,10 +344,27 @@ async fn send(
         let now = head(session, &state.location)
             .await?
             .ok_or_else(|| anyhow!("the upload is gone from the server"))?;
-        progress.inc(now.offset.saturating_sub(status.offset));
+        progress.set(now.offset);
         status.offset = now.offset;
     }
     Ok(())
+}
+
+/// A chunk as a request body that moves the progress as its pieces are handed to the connection
+/// (the server's `Upload-Offset` corrects it afterwards).
+fn counted(buf: Vec<u8>, progress: Progress) -> reqwest::Body {
+    const PIECE: usize = 256 * 1024;
+    let buf = bytes::Bytes::from(buf);
+    let pieces: Vec<bytes::Bytes> = (0..buf.len())
+        .step_by(PIECE)
+        .map(|at| buf.slice(at..(at + PIECE).min(buf.len())))
+        .collect();
+    reqwest::Body::wrap_stream(futures_util::stream::iter(pieces.into_iter().map(
+        move |piece| {
+            progress.inc(piece.len() as u64);
+            Ok::<_, std::io::Error>(piece)
+        },
+    )))
 }
 
 /// Waits until the attachment is ready; fails on a checksum mismatch or a failed upload.
