@@ -137,6 +137,9 @@ async fn upload_one(session: &Session, file: &Path, dest: &Dest) -> anyhow::Resu
     let (state, mut status) = match resumed {
         Some(found) => found,
         None => {
+            if size >= 64 * 1024 * 1024 {
+                eprintln!("{name}: computing its SHA-256 ({})", human(size));
+            }
             let sha256 = hash_file(&absolute)?;
             let state = create(session, &name, size, &sha256, target.as_deref()).await?;
             // Saved before the first byte goes out, so that a rerun continues this upload.
