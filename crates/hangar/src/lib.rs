@@ -2,6 +2,7 @@
 //! tests build a node exactly as `hangar serve` does and serve it in their own process.
 
 pub mod admin;
+pub mod client;
 pub mod config;
 pub mod probe;
 pub mod serve;

@@ -1,9 +1,10 @@
-//! `hangar`: the server (`hangar serve`), the operator's commands (`hangar admin`) and the
-//! readiness probe (`hangar probe`). Parses the command line and hands over to the library half.
+//! `hangar`: the server (`hangar serve`), the operator's commands (`hangar admin`), the
+//! readiness probe (`hangar probe`) and the command-line client (`hangar login`, `upload`,
+//! `download`, `ls`, `share`). Parses the command line and hands over to the library half.
 
 use clap::{Parser, Subcommand};
 use hangar::config::LogFormat;
-use hangar::{admin, config, probe, serve};
+use hangar::{admin, client, config, probe, serve};
 use std::io::IsTerminal;
 
 #[derive(Parser)]
@@ -29,6 +30,8 @@ enum Command {
     /// Ask a node on this machine whether it is ready (GET /readyz on its --listen address), for
     /// container health checks. Exit codes: 0 ready, 1 not ready or not answering.
     Probe(probe::ProbeArgs),
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 /// A command with its settings resolved.
@@ -36,6 +39,7 @@ enum Resolved {
     Serve(Box<config::Config>),
     Admin(Box<admin::AdminArgs>),
     Probe(probe::ProbeArgs),
+    Client(client::ClientCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -54,12 +58,13 @@ fn main() -> std::process::ExitCode {
         },
         Command::Admin(args) => (Resolved::Admin(Box::new(args)), LogFormat::Text),
         Command::Probe(args) => (Resolved::Probe(args), LogFormat::Text),
+        Command::Client(command) => (Resolved::Client(command), LogFormat::Text),
     };
     // The server logs to stdout at `info`; the operator's commands print their results on stdout
     // and log only warnings, on stderr.
     let (default_filter, to_stderr) = match command {
         Resolved::Serve(_) => ("info,sqlx=warn,tower_http=warn", false),
-        Resolved::Admin(_) | Resolved::Probe(_) => ("warn", true),
+        Resolved::Admin(_) | Resolved::Probe(_) | Resolved::Client(_) => ("warn", true),
     };
     init_logs(default_filter, to_stderr, format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -75,6 +80,7 @@ fn main() -> std::process::ExitCode {
     let result = match command {
         Resolved::Serve(config) => runtime.block_on(serve::run(*config)),
         Resolved::Probe(args) => runtime.block_on(probe::run(args)),
+        Resolved::Client(command) => runtime.block_on(client::run(command)),
         Resolved::Admin(args) => match runtime.block_on(admin::run(*args)) {
             Ok(code) => return code,
             Err(e) => Err(e),
