@@ -6,6 +6,7 @@ pub mod attachments;
 pub mod auth;
 mod chat;
 pub mod client;
+pub mod content_origin;
 mod download;
 pub mod error;
 mod identity;
@@ -69,6 +70,8 @@ pub struct Settings {
     pub token_lifetime_ms: Option<i64>,
     /// How long a resumable upload waits for its next byte (`Upload-Expires`), SPEC §9.1.
     pub tus_expiry: std::time::Duration,
+    /// The separate origin user content is served from (`--content-url`, SPEC §11); None: the API's.
+    pub content: Option<content_origin::ContentOrigin>,
 }
 
 impl Settings {
@@ -107,7 +110,16 @@ impl Settings {
             session_idle_ms: DEFAULT_SESSION_IDLE_MS,
             token_lifetime_ms: None,
             tus_expiry: std::time::Duration::from_secs(24 * 3600),
+            content: None,
         }
+    }
+
+    /// Where links to user content point (public links, share links): the content origin when there
+    /// is one, else the server's URL.
+    pub fn content_url(&self) -> &str {
+        self.content
+            .as_ref()
+            .map_or(self.public_url.as_str(), |c| c.url.as_str())
     }
 }
 
@@ -378,6 +390,10 @@ pub fn router(state: AppState) -> Router {
         .merge(share_links::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            content_origin::guard,
+        ))
         .layer(axum::middleware::from_fn(close_after_refused_body))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::internal("a handler panicked").into_response()
