@@ -166,6 +166,9 @@ pub struct AppState {
     pub throttle: throttle::Throttle,
     /// Makes and finds previews (SPEC §9.3); the node's job runner shares it.
     pub previews: Arc<hangar_jobs::Previewer>,
+    /// Turns for reading and decoding large JSON upload bodies (data URLs), so that their memory
+    /// is bounded per node whatever the number of clients.
+    pub large_json: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -216,6 +219,7 @@ impl AppState {
                 settings.fetch_limits,
             )),
             settings: Arc::new(settings),
+            large_json: Arc::new(tokio::sync::Semaphore::new(storage::LARGE_JSON_AT_ONCE)),
         }
     }
 }
