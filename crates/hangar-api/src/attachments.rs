@@ -159,7 +159,8 @@ pub async fn public_url(
     let token = link_token(&state, a.id, version);
     Ok(Json(json!(format!(
         "{}/d/{}?k={token}",
-        state.settings.public_url, a.id
+        state.settings.content_url(),
+        a.id
     ))))
 }
 

@@ -6,6 +6,7 @@ pub mod attachments;
 pub mod auth;
 mod chat;
 pub mod client;
+pub mod content_origin;
 pub mod cors;
 mod download;
 pub mod error;
@@ -76,6 +77,8 @@ pub struct Settings {
     /// Whether new files are scanned for malware (`--clamd`, SPEC §9.6): metadata then carries
     /// `scanState`, and only clean bytes are served.
     pub scanning: bool,
+    /// The separate origin user content is served from (`--content-url`, SPEC §11); None: the API's.
+    pub content: Option<content_origin::ContentOrigin>,
 }
 
 impl Settings {
@@ -116,7 +119,16 @@ impl Settings {
             token_lifetime_ms: None,
             tus_expiry: std::time::Duration::from_secs(24 * 3600),
             scanning: false,
+            content: None,
         }
+    }
+
+    /// Where links to user content point (public links, share links): the content origin when there
+    /// is one, else the server's URL.
+    pub fn content_url(&self) -> &str {
+        self.content
+            .as_ref()
+            .map_or(self.public_url.as_str(), |c| c.url.as_str())
     }
 }
 
@@ -165,6 +177,9 @@ pub struct AppState {
     pub throttle: throttle::Throttle,
     /// Makes and finds previews (SPEC §9.3); the node's job runner shares it.
     pub previews: Arc<hangar_jobs::Previewer>,
+    /// Turns for reading and decoding large JSON upload bodies (data URLs), so that their memory
+    /// is bounded per node whatever the number of clients.
+    pub large_json: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -217,6 +232,7 @@ impl AppState {
                 settings.fetch_limits,
             )),
             settings: Arc::new(settings),
+            large_json: Arc::new(tokio::sync::Semaphore::new(storage::LARGE_JSON_AT_ONCE)),
         }
     }
 }
@@ -391,6 +407,10 @@ pub fn router(state: AppState) -> Router {
         .merge(share_links::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            content_origin::guard,
+        ))
         .layer(axum::middleware::from_fn(close_after_refused_body))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

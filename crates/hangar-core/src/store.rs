@@ -694,6 +694,18 @@ pub struct AppPage {
     pub total: i64,
 }
 
+/// Which applications a listing shows.
+#[derive(Debug, Clone, Default)]
+pub struct AppFilter {
+    /// Those whose name contains this (case-insensitive).
+    pub name: Option<String>,
+    pub with_archived: bool,
+    /// Include the applications that manage themselves (connected, multi-org).
+    pub with_managed: bool,
+    /// Only those created by one of these members (None: anyone's).
+    pub owners: Option<Vec<i64>>,
+}
+
 /// Applications: registration, lookup, paging and versioned changes.
 #[async_trait]
 pub trait AppStore: Send + Sync {
@@ -709,11 +721,10 @@ pub trait AppStore: Send + Sync {
     async fn app(&self, id: i64) -> StoreResult<Option<AppRecord>>;
     async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<AppRecord>>;
     async fn app_by_member(&self, member_id: i64) -> StoreResult<Option<AppRecord>>;
-    /// A page of applications whose name contains `name`, ordered by name or creation time.
+    /// A page of the applications `filter` lets through, ordered by name or creation time.
     async fn list_apps(
         &self,
-        name: Option<&str>,
-        with_archived: bool,
+        filter: &AppFilter,
         by_created: bool,
         skip: i64,
         top: i64,

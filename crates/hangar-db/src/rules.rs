@@ -184,6 +184,14 @@ pub(crate) fn item_write_allowed(
     }
 }
 
+/// The owners an application listing is limited to, as the JSON array of member ids (strings, as
+/// the application document keeps them) that both backends' queries expand; None: anyone's.
+pub(crate) fn owners_json(filter: &hangar_core::store::AppFilter) -> Option<String> {
+    let owners = filter.owners.as_ref()?;
+    let ids: Vec<String> = owners.iter().map(i64::to_string).collect();
+    Some(serde_json::Value::from(ids).to_string())
+}
+
 /// A LIKE pattern (escape character `\`) matching names that contain `name`.
 pub(crate) fn contains_pattern(name: &str) -> String {
     format!(

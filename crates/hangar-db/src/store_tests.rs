@@ -179,18 +179,41 @@ async fn application_tokens_are_looked_up_used_once_and_revoked_by_grant<S: Test
         Err(StoreError::Conflict(_))
     ));
     // Names ordered without regard to case; a name filter matches parts, `_` literally.
-    let page = s.list_apps(None, false, false, 0, 10).await.unwrap();
+    let page = s.list_apps(&listing(None), false, 0, 10).await.unwrap();
     let listed: Vec<&str> = page.apps.iter().map(|a| a.name.as_str()).collect();
     assert_eq!((listed, page.total), (vec!["alpha", "Beta"], 2));
-    let found = s.list_apps(Some("ET"), false, false, 0, 10).await.unwrap();
+    let found = s
+        .list_apps(&listing(Some("ET")), false, 0, 10)
+        .await
+        .unwrap();
     assert_eq!(found.total, 1);
     assert_eq!(
-        s.list_apps(Some("_"), false, false, 0, 10)
+        s.list_apps(&listing(Some("_")), false, 0, 10)
             .await
             .unwrap()
             .total,
         0
     );
+    // Owners and self-managed (connected) applications.
+    s.create_app("client-c", "Gamma", &AppDoc::new(41, true), None)
+        .await
+        .unwrap();
+    s.create_app("client-d", "Delta", &AppDoc::new(42, false), None)
+        .await
+        .unwrap();
+    let names = |p: AppPage| p.apps.into_iter().map(|a| a.name).collect::<Vec<_>>();
+    let mut f = listing(None);
+    f.owners = Some(vec![41, 42]);
+    assert_eq!(
+        names(s.list_apps(&f, false, 0, 10).await.unwrap()),
+        ["Delta", "Gamma"]
+    );
+    f.with_managed = false;
+    let page = s.list_apps(&f, false, 0, 10).await.unwrap();
+    assert_eq!(page.total, 1);
+    assert_eq!(names(page), ["Delta"]);
+    f.owners = Some(vec![]);
+    assert_eq!(s.list_apps(&f, false, 0, 10).await.unwrap().total, 0);
 
     let access = token(app.id, "access", Some(7));
     s.create_app_token(&access, "hash-access").await.unwrap();
@@ -450,4 +473,13 @@ async fn a_member_holds_a_bounded_number_of_open_uploads<S: TestStore>() {
         })
     ));
     s.create_upload(&upload(0, other.id)).await.unwrap();
+}
+
+/// A listing of applications by name, unarchived, managed ones included, anyone's.
+fn listing(name: Option<&str>) -> AppFilter {
+    AppFilter {
+        name: name.map(str::to_string),
+        with_managed: true,
+        ..AppFilter::default()
+    }
 }

@@ -70,6 +70,9 @@ pub struct ServeArgs {
     /// The server's URL as clients see it [default: http://<bound address>].
     #[arg(long, env = "HANGAR_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+    /// A second origin that serves user content (downloads, public and share links) [default: none].
+    #[arg(long, env = "HANGAR_CONTENT_URL", value_name = "URL")]
+    pub content_url: Option<String>,
     /// Password of the `admin` account, set at every start [default: generated once, printed].
     /// Visible to other users in `ps`: prefer --admin-password-file.
     #[arg(
@@ -189,6 +192,7 @@ struct FileConfig {
     storage_url: Option<String>,
     secret_key_file: Option<PathBuf>,
     public_url: Option<String>,
+    content_url: Option<String>,
     admin_password: Option<String>,
     admin_password_file: Option<PathBuf>,
     fetch_allow: Option<String>,
@@ -239,6 +243,8 @@ pub struct Config {
     pub secret_key_file: PathBuf,
     /// Without a trailing `/`.
     pub public_url: Option<String>,
+    /// The separate content origin, without a trailing `/`.
+    pub content_url: Option<String>,
     pub admin_password: Option<Secret>,
     pub fetch_allow: Vec<String>,
     pub fetch_timeout_secs: u64,
@@ -504,8 +510,21 @@ impl Config {
             Some(other) => bail!("--log-format: {other:?} is not a log format: give text or json"),
         };
         let public_url = match args.public_url.or(file.public_url) {
-            Some(url) => Some(check_public_url(&url)?),
+            Some(url) => Some(check_public_url("--public-url", &url)?),
             None => None,
+        };
+        let content_url = match args.content_url.or(file.content_url) {
+            Some(url) if !url.trim().is_empty() => {
+                let url = check_public_url("--content-url", &url)?;
+                if url::Url::parse(&url)?.path() != "/" {
+                    bail!("--content-url: {url:?} must be an origin (no path): downloads keep their paths");
+                }
+                if public_url.as_deref().is_some_and(|p| same_origin(p, &url)) {
+                    bail!("--content-url: {url:?} must be another origin than --public-url");
+                }
+                Some(url)
+            }
+            _ => None,
         };
         let admin_password = match secret_from(
             "admin-password",
@@ -530,6 +549,7 @@ impl Config {
             storage_url,
             secret_key_file,
             public_url,
+            content_url,
             admin_password: admin_password.map(Secret),
             fetch_allow,
             fetch_timeout_secs: args
@@ -600,13 +620,14 @@ impl Config {
             }
         };
         format!(
-            "listen={} public_url={} data_dir={} database_url={} storage_url={} secret_key_file={} \
+            "listen={} public_url={} content_url={} data_dir={} database_url={} storage_url={} secret_key_file={} \
              admin_password={} fetch_allow={} fetch_timeout={}s max_file_size={} space_quota={} \
              user_quota={} unattached_ttl={} blob_grace={}s trusted_proxies={} metrics_listen={} log_format={} \
              session_idle_timeout={}s token_lifetime={} login_failures_per_user={} \
              login_failures_per_address={} tus_expiry={}s max_connections={} send_timeout={}s cors_origins={} clamd={}",
             self.listen,
             self.public_url.as_deref().unwrap_or("<the bound address>"),
+            self.content_url.as_deref().unwrap_or("-"),
             self.data_dir.display(),
             redact_url(&self.database_url),
             redact_url(&self.storage_url),
@@ -698,8 +719,8 @@ fn check_listen(flag: &str, listen: &str) -> anyhow::Result<()> {
 }
 
 /// An absolute `http` or `https` URL with a host; answered without a trailing `/`.
-fn check_public_url(value: &str) -> anyhow::Result<String> {
-    let bad = |why: &str| anyhow!("--public-url: {value:?} {why}");
+fn check_public_url(flag: &str, value: &str) -> anyhow::Result<String> {
+    let bad = |why: &str| anyhow!("{flag}: {value:?} {why}");
     let url = url::Url::parse(value).map_err(|_| bad("is not an absolute http(s) URL"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad("is not an http or https URL"));
@@ -711,6 +732,14 @@ fn check_public_url(value: &str) -> anyhow::Result<String> {
         return Err(bad("must not have a query or fragment"));
     }
     Ok(value.trim_end_matches('/').to_string())
+}
+
+/// Whether two URLs have the same scheme, host and port.
+fn same_origin(a: &str, b: &str) -> bool {
+    match (url::Url::parse(a), url::Url::parse(b)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
+    }
 }
 
 /// A URL with its password (if any) replaced, for logs.

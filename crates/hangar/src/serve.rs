@@ -218,6 +218,15 @@ async fn start_on<S: Backend>(
     if let Some(clamd) = &clamd {
         start_scanning(store, clamd.clone()).await?;
     }
+    if let Some(url) = &config.content_url {
+        settings.content = Some(
+            hangar_api::content_origin::ContentOrigin::parse(url)
+                .ok_or_else(|| anyhow!("--content-url: {url:?} has no host"))?,
+        );
+        if config.public_url.is_none() && url.trim_end_matches('/') == public_url {
+            anyhow::bail!("--content-url: {url:?} must be another origin than the server's URL");
+        }
+    }
     let state = AppState::new(store.clone(), blobs.clone(), settings);
     let runners = runners(store, &state, blobs, config, clamd);
     Ok((state, runners))

@@ -1461,3 +1461,58 @@ async fn every_event_type_is_delivered_and_signed() {
         assert_eq!(verify(&h, &body, &key, &jwks, true), 1, "{body}");
     }
 }
+
+#[tokio::test]
+async fn app_level_auth_verification_token_puts_the_token_in_the_envelope() {
+    let server = start_server();
+    let admin = server.admin().await;
+    let (rx, url) = Receiver::start().await;
+    let channel = admin.channel("c", &[]).await;
+    // One application asks for the token by appLevelAuth only, one asks for nothing.
+    let mut tokens = Vec::new();
+    for (name, auth) in [("Token", "verificationToken"), ("Plain", "none")] {
+        let app = create_app(
+            &server,
+            &admin,
+            json!({"name": name, "appLevelAuth": auth, "hasVerificationToken": false}),
+        )
+        .await;
+        grant(
+            &admin,
+            &app,
+            &format!("channel:id:{channel}"),
+            &["Channel.ViewMessages"],
+        )
+        .await;
+        webhook(
+            &admin,
+            &app,
+            json!({
+                "name": "chat",
+                "endpoint": {"url": url},
+                "subscriptions": [{"name": "m", "eventTypes": ["ChatMessage.Created"]}],
+            }),
+        )
+        .await;
+        let token = get_string(
+            &admin,
+            &format!("/api/http/applications/id:{}/verification-token", app.id),
+        )
+        .await;
+        tokens.push((app.client_id.clone(), token));
+    }
+    admin.message(channel, "hello").await;
+    let hits = rx.wait_for(2).await;
+    for (client_id, token) in &tokens {
+        let payload: Value = hits
+            .iter()
+            .map(|(_, body)| serde_json::from_str::<Value>(body).unwrap())
+            .find(|p| p["clientId"] == client_id.as_str())
+            .expect("a delivery for each application");
+        if client_id == &tokens[0].0 {
+            assert_eq!(payload["verificationToken"], token.as_str(), "{payload}");
+        } else {
+            assert_eq!(payload["verificationToken"], Value::Null, "{payload}");
+        }
+    }
+}

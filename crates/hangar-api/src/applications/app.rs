@@ -7,7 +7,7 @@ use super::{
 use crate::auth::Caller;
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
 use crate::AppState;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 // `routing::get` by its path: `get` here is the handler that answers an application.
 use axum::routing::{self, post};
@@ -16,7 +16,7 @@ use hangar_core::app_model::{AppDoc, AppLevelAuth, AppStatus, SecretName};
 use hangar_core::app_ops;
 use hangar_core::now_ms;
 use hangar_core::secrets::{new_secret, new_signing_key};
-use hangar_core::store::{AppRecord, Delivery};
+use hangar_core::store::{AppFilter, AppRecord, Delivery};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -157,7 +157,18 @@ fn apply_settings(
                 app.name = name;
             }
             "description" => s.description = field_str(v, key, 1000, true)?,
-            "sslKeystoreAuth" => s.ssl_keystore_auth = field_str(v, key, 1000, true)?,
+            // Hangar has no SSL keystores (client certificates for outgoing calls): naming one
+            // is refused rather than stored and ignored; none (null or empty) is what it does.
+            "sslKeystoreAuth" => {
+                if field_str(v, key, 1000, true)?.is_some_and(|k| !k.is_empty()) {
+                    return Err(ApiError::bad_request(
+                        "unsupported",
+                        "sslKeystoreAuth is not supported: Hangar has no SSL keystores and \
+                         calls application endpoints without a client certificate; send null",
+                    ));
+                }
+                s.ssl_keystore_auth = None;
+            }
             "pictureAttachmentId" => s.picture_attachment_id = field_str(v, key, 1000, true)?,
             "defaultExternalPicture" => s.default_external_picture = field_url(v, key)?,
             "endpointUri" => s.endpoint_uri = field_url(v, key)?,
@@ -371,6 +382,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<PageQuery>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let (skip, top) = page_bounds(q.skip.as_deref(), q.top)?;
     let by_created = match q
@@ -388,11 +400,25 @@ pub async fn list(
             ))
         }
     };
+    let filter = AppFilter {
+        name: q.name.clone().filter(|n| !n.is_empty()),
+        with_archived: q.with_archived.unwrap_or(false),
+        with_managed: q.with_managed.unwrap_or(true),
+        owners: owners(&state, &caller, raw.as_deref().unwrap_or("")).await?,
+    };
     if let Some(me) = caller.acting_app() {
         // An application sees itself only.
         let app = state.apps.app(me.app_id).await?;
         let data: Vec<Value> = app
             .iter()
+            .filter(|a| filter.with_managed || !a.doc.multi_org)
+            .filter(|a| filter.with_archived || !a.archived)
+            .filter(|a| {
+                filter.owners.as_ref().is_none_or(|o| {
+                    o.iter()
+                        .any(|id| a.doc.owner_id.as_deref() == Some(id.to_string().as_str()))
+                })
+            })
             .skip(skip as usize)
             .map(|a| app_json_for(&caller, a))
             .collect();
@@ -400,22 +426,47 @@ pub async fn list(
             json!({"next": data.len().to_string(), "totalCount": data.len(), "data": data}),
         ));
     }
-    let page = state
-        .apps
-        .list_apps(
-            q.name.as_deref().filter(|n| !n.is_empty()),
-            q.with_archived.unwrap_or(false),
-            by_created,
-            skip,
-            top,
-        )
-        .await?;
+    let page = state.apps.list_apps(&filter, by_created, skip, top).await?;
     let next = (skip + page.apps.len() as i64).to_string();
     Ok(Json(json!({
         "next": next,
         "totalCount": page.total,
         "data": page.apps.iter().map(|a| app_json_for(&caller, a)).collect::<Vec<_>>(),
     })))
+}
+
+/// The `owner` filter: profile identifiers (`me`, `id:N`, `username:NAME`), the parameter repeated
+/// or its values comma-separated, as member ids. A username nobody has matches nothing, so the
+/// answer does not tell whether it exists.
+async fn owners(state: &AppState, caller: &Caller, raw: &str) -> ApiResult<Option<Vec<i64>>> {
+    let bad = |v: &str| {
+        ApiError::bad_request(
+            "bad-owner",
+            format!("owner {v:?} is not a profile: me, id:N or username:NAME"),
+        )
+    };
+    let mut ids = Vec::new();
+    let mut given = false;
+    for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
+        if key != "owner" {
+            continue;
+        }
+        given = true;
+        for v in value.split(',').map(str::trim) {
+            if v == "me" {
+                ids.push(caller.id());
+            } else if let Some(n) = v.strip_prefix("id:") {
+                ids.push(n.parse::<i64>().map_err(|_| bad(v))?);
+            } else if let Some(name) = v.strip_prefix("username:").filter(|n| !n.is_empty()) {
+                if let Some(m) = state.identity.member_by_username(name).await? {
+                    ids.push(m.id);
+                }
+            } else {
+                return Err(bad(v));
+            }
+        }
+    }
+    Ok(given.then_some(ids))
 }
 
 pub async fn get(

@@ -243,6 +243,9 @@ pub struct PageQuery {
     name: Option<String>,
     #[serde(rename = "withArchived")]
     with_archived: Option<bool>,
+    /// Whether applications that manage themselves (connected, multi-org) are listed (default true).
+    #[serde(rename = "withManaged")]
+    with_managed: Option<bool>,
     ordering: Option<String>,
 }
 

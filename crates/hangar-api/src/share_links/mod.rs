@@ -54,7 +54,7 @@ fn link_json(state: &AppState, link: &ShareLink, token: Option<&str>) -> Value {
         }
     }
     if let Some(token) = token {
-        out["url"] = json!(format!("{}/s/{token}", state.settings.public_url));
+        out["url"] = json!(format!("{}/s/{token}", state.settings.content_url()));
     }
     out
 }

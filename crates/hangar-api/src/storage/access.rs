@@ -11,7 +11,18 @@ use hangar_core::storage_path::StoragePath;
 use serde_json::{json, Value};
 
 /// Largest JSON body of an upload call (a data URL travels inside it).
-pub(super) const JSON_UPLOAD_LIMIT: usize = 32 << 20;
+pub(crate) const JSON_UPLOAD_LIMIT: usize = 32 << 20;
+/// What the large JSON upload bodies of one node may hold in memory at once: the body, then its
+/// parsed string and the decoded bytes of its data URL (about 1.75× the body at the worst moment).
+const LARGE_JSON_MEMORY: usize = 256 << 20;
+/// How many large JSON upload bodies one node reads and decodes at once (others wait their turn):
+/// 4 with the 32 MiB body limit.
+pub(crate) const LARGE_JSON_AT_ONCE: usize = LARGE_JSON_MEMORY / (2 * JSON_UPLOAD_LIMIT);
+// No turn at all would make every large data URL wait for ever.
+const _: () = assert!(LARGE_JSON_AT_ONCE >= 1);
+/// A JSON upload body past this size needs one of the `LARGE_JSON_AT_ONCE` turns to grow further;
+/// smaller ones (remote URLs, two-stage declarations, small data URLs) never wait.
+pub(super) const SMALL_JSON_BODY: usize = 1 << 20;
 /// Largest `meta` object, serialized.
 pub(super) const MAX_META_BYTES: usize = 16 * 1024;
 /// How long a two-stage upload URL stays valid.

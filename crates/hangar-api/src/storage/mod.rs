@@ -9,7 +9,7 @@ mod two_stage;
 pub use two_stage::DirectFinisher;
 mod upload;
 
-pub(crate) use access::{member_space, parse_path_id, precheck};
+pub(crate) use access::{member_space, parse_path_id, precheck, LARGE_JSON_AT_ONCE};
 pub(crate) use manage::file_entry;
 pub(crate) use two_stage::finish_direct_at;
 

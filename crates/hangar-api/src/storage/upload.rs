@@ -1,7 +1,7 @@
 //! `POST …/storage/{pathId}/upload` in its five modes: raw body, multipart `file` part, remote URL,
 //! data URL, and the first stage of a two-stage upload.
 
-use super::access::{member_space, parse_path_id, precheck, JSON_UPLOAD_LIMIT};
+use super::access::{member_space, parse_path_id, precheck, JSON_UPLOAD_LIMIT, SMALL_JSON_BODY};
 use super::store::{essence, store, stored_response, Incoming, Target};
 use super::two_stage::begin_two_stage;
 use crate::auth::Caller;
@@ -18,6 +18,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use hangar_core::disposition::normalize_content_type;
 use hangar_jobs::fetch::FetchError;
 use serde_json::{Map, Value};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// `POST /api/v1/space/{spaceId}/storage/{pathId}/upload`, in any of the five modes.
 pub async fn upload(
@@ -117,10 +118,16 @@ pub(super) async fn upload_multipart(
     }
 }
 
-/// Reads a JSON upload body: bounded in size and in idle time, like every body.
-pub(super) async fn read_json_body(body: Body) -> ApiResult<Map<String, Value>> {
+/// Reads a JSON upload body: bounded in size and in idle time, like every body. Past
+/// `SMALL_JSON_BODY` bytes the body waits for one of the node's turns for large bodies and keeps it
+/// (the answer's permit) until the caller has no copy of it left.
+pub(super) async fn read_json_body(
+    state: &AppState,
+    body: Body,
+) -> ApiResult<(Map<String, Value>, Option<OwnedSemaphorePermit>)> {
     let mut stream = body_stream(body);
     let mut bytes = Vec::new();
+    let mut permit = None;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             ApiError::bad_request(
@@ -135,11 +142,16 @@ pub(super) async fn read_json_body(body: Body) -> ApiResult<Map<String, Value>> 
                 format!("a JSON upload body has at most {JSON_UPLOAD_LIMIT} bytes; send large files as raw bytes"),
             ));
         }
+        if permit.is_none() && bytes.len() + chunk.len() > SMALL_JSON_BODY {
+            // The semaphore is never closed, so acquiring only waits.
+            permit = state.large_json.clone().acquire_owned().await.ok();
+        }
         bytes.extend_from_slice(&chunk);
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
+    let map = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request("bad-json", format!("the body is not a JSON object: {e}"))
-    })
+    })?;
+    Ok((map, permit))
 }
 
 pub(super) async fn upload_json(
@@ -149,7 +161,7 @@ pub(super) async fn upload_json(
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let request = read_json_body(body).await?;
+    let (mut request, permit) = read_json_body(state, body).await?;
     if let Some(unknown) = request.keys().find(|k| *k != "file") {
         return Err(ApiError::bad_request(
             "bad-file",
@@ -158,9 +170,16 @@ pub(super) async fn upload_json(
     }
     let declared_sha256 = declared_in(headers)?;
     let max = state.settings.max_file_size;
-    match request.get("file") {
+    let file = request.remove("file");
+    if !matches!(&file, Some(Value::String(s)) if s.starts_with("data:")) {
+        // Only a data URL keeps a large copy in memory past this point.
+        drop(permit);
+    }
+    match file.as_ref() {
         Some(Value::String(s)) if s.starts_with("data:") => {
             let (bytes, content_type) = decode_data_url(s)?;
+            // The decoded bytes are all that is kept: the text goes before the bytes are stored.
+            drop(file);
             if bytes.len() as u64 > max {
                 return Err(ApiError::too_large(max));
             }

@@ -182,35 +182,43 @@ impl AppStore for PgStore {
     }
     async fn list_apps(
         &self,
-        name: Option<&str>,
-        with_archived: bool,
+        filter: &AppFilter,
         by_created: bool,
         skip: i64,
         top: i64,
     ) -> StoreResult<AppPage> {
         // ILIKE: SQLite's LIKE ignores case too.
-        let pattern = name.map(rules::contains_pattern);
-        let filter = "($1::TEXT IS NULL OR a.name ILIKE $1 ESCAPE '\\') AND ($2 OR NOT a.archived)";
+        let pattern = filter.name.as_deref().map(rules::contains_pattern);
+        let owners = rules::owners_json(filter);
+        let clause =
+            "($1::TEXT IS NULL OR a.name ILIKE $1 ESCAPE '\\') AND ($2 OR NOT a.archived) \
+             AND ($3 OR NOT coalesce((a.doc::jsonb ->> 'multiOrg')::boolean, false)) \
+             AND ($4::TEXT IS NULL OR (a.doc::jsonb ->> 'ownerId') IN \
+                  (SELECT jsonb_array_elements_text($4::jsonb)))";
         let order = if by_created {
             "a.created_utc, a.id"
         } else {
             "lower(a.name COLLATE \"C\"), a.id"
         };
         let rows = sqlx::query(&format!(
-            "SELECT {APP_COLUMNS} FROM applications a WHERE {filter} ORDER BY {order} LIMIT $3 OFFSET $4"
+            "SELECT {APP_COLUMNS} FROM applications a WHERE {clause} ORDER BY {order} LIMIT $5 OFFSET $6"
         ))
         .bind(&pattern)
-        .bind(with_archived)
+        .bind(filter.with_archived)
+        .bind(filter.with_managed)
+        .bind(&owners)
         .bind(top)
         .bind(skip)
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
         let total: i64 = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM applications a WHERE {filter}"
+            "SELECT COUNT(*) FROM applications a WHERE {clause}"
         ))
         .bind(&pattern)
-        .bind(with_archived)
+        .bind(filter.with_archived)
+        .bind(filter.with_managed)
+        .bind(&owners)
         .fetch_one(&self.pool)
         .await
         .map_err(backend)?;

@@ -180,36 +180,44 @@ impl AppStore for SqliteStore {
     }
     async fn list_apps(
         &self,
-        name: Option<&str>,
-        with_archived: bool,
+        filter: &AppFilter,
         by_created: bool,
         skip: i64,
         top: i64,
     ) -> StoreResult<AppPage> {
-        let pattern = name.map(rules::contains_pattern);
-        let filter = "(? IS NULL OR a.name LIKE ? ESCAPE '\\') AND (? OR a.archived = 0)";
+        let pattern = filter.name.as_deref().map(rules::contains_pattern);
+        let owners = rules::owners_json(filter);
+        let clause = "(? IS NULL OR a.name LIKE ? ESCAPE '\\') AND (? OR a.archived = 0) \
+             AND (? OR coalesce(json_extract(a.doc, '$.multiOrg'), 0) = 0) \
+             AND (? IS NULL OR json_extract(a.doc, '$.ownerId') IN (SELECT value FROM json_each(?)))";
         let order = if by_created {
             "a.created_utc, a.id"
         } else {
             "a.name COLLATE NOCASE, a.id"
         };
         let rows = sqlx::query(&format!(
-            "SELECT {APP_COLUMNS} FROM applications a WHERE {filter} ORDER BY {order} LIMIT ? OFFSET ?"
+            "SELECT {APP_COLUMNS} FROM applications a WHERE {clause} ORDER BY {order} LIMIT ? OFFSET ?"
         ))
         .bind(&pattern)
         .bind(&pattern)
-        .bind(with_archived)
+        .bind(filter.with_archived)
+        .bind(filter.with_managed)
+        .bind(&owners)
+        .bind(&owners)
         .bind(top)
         .bind(skip)
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
         let total: i64 = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM applications a WHERE {filter}"
+            "SELECT COUNT(*) FROM applications a WHERE {clause}"
         ))
         .bind(&pattern)
         .bind(&pattern)
-        .bind(with_archived)
+        .bind(filter.with_archived)
+        .bind(filter.with_managed)
+        .bind(&owners)
+        .bind(&owners)
         .fetch_one(&self.pool)
         .await
         .map_err(backend)?;

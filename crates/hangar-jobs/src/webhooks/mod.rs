@@ -14,7 +14,8 @@ pub use deliver::signature_headers;
 
 use crate::{Job, JobContext, JobError};
 use hangar_core::app_model::{
-    Declaration, ItemKind, SecretName, Subscription, UnfurlQueueItem, Verdict, Webhook,
+    AppLevelAuth, Declaration, ItemKind, SecretName, Subscription, UnfurlQueueItem, Verdict,
+    Webhook,
 };
 use hangar_core::app_ops::{app_granted, queue_key};
 use hangar_core::apps::{self as rules, Context, RightCode};
@@ -165,7 +166,11 @@ fn event_delivery(
             p.retain(|k, _| k == "className" || keep.contains(&k.as_str()));
         }
     }
-    let verification = if app.doc.settings.has_verification_token {
+    // The token is sent when the application asked for it, either way the seed offers.
+    let settings = &app.doc.settings;
+    let verification = if settings.has_verification_token
+        || settings.app_level_auth == AppLevelAuth::VerificationToken
+    {
         app.doc
             .secrets
             .open(&ctx.secrets, SecretName::VerificationToken)
