@@ -149,6 +149,10 @@ pub struct ServeArgs {
     /// `unix:/path/to/clamd.sock`); files are served only once clean [default: off].
     #[arg(long, env = "HANGAR_CLAMD", value_name = "ADDR")]
     pub clamd: Option<String>,
+    /// A connection (HTTP/1 keep-alive or HTTP/2) on which no request starts for this long is
+    /// closed gracefully [default: 5m].
+    #[arg(long, env = "HANGAR_IDLE_TIMEOUT", value_name = "DURATION")]
+    pub idle_timeout: Option<String>,
 }
 
 impl ServeArgs {
@@ -214,6 +218,7 @@ struct FileConfig {
     send_timeout: Option<String>,
     cors_origins: Option<String>,
     clamd: Option<String>,
+    idle_timeout: Option<String>,
 }
 
 /// A secret setting: it never prints (`Debug` and the configuration summary show `<redacted>`).
@@ -274,6 +279,8 @@ pub struct Config {
     pub send_timeout: Duration,
     /// Origins allowed to call the API cross-origin (`*` for any); empty: no CORS.
     pub cors_origins: Vec<String>,
+    /// A connection that starts no request for this long is closed.
+    pub idle_timeout: Duration,
     /// The clamd that scans new files (SPEC §9.6); None: no scanning.
     pub clamd: Option<hangar_jobs::clamd::ClamdAddr>,
 }
@@ -465,6 +472,14 @@ impl Config {
             },
             None => Duration::from_secs(60),
         };
+        let idle_timeout = match args.idle_timeout.or(file.idle_timeout) {
+            Some(s) => match parse_duration(&s) {
+                Ok(d) if !d.is_zero() => d,
+                Ok(_) => bail!("--idle-timeout: {s:?} must be longer than 0s"),
+                Err(e) => bail!("--idle-timeout: {s:?} is not a duration: {e}"),
+            },
+            None => Duration::from_secs(300),
+        };
         let cors_origins = match args.cors_origins.or(file.cors_origins) {
             Some(s) => parse_origins(&s).map_err(|e| anyhow!("--cors-origins: {e}"))?,
             None => Vec::new(),
@@ -573,6 +588,7 @@ impl Config {
             max_connections,
             send_timeout,
             cors_origins,
+            idle_timeout,
             clamd,
         };
         config.blob_dir()?;
@@ -624,7 +640,7 @@ impl Config {
              admin_password={} fetch_allow={} fetch_timeout={}s max_file_size={} space_quota={} \
              user_quota={} unattached_ttl={} blob_grace={}s trusted_proxies={} metrics_listen={} log_format={} \
              session_idle_timeout={}s token_lifetime={} login_failures_per_user={} \
-             login_failures_per_address={} tus_expiry={}s max_connections={} send_timeout={}s cors_origins={} clamd={}",
+             login_failures_per_address={} tus_expiry={}s max_connections={} send_timeout={}s idle_timeout={}s cors_origins={} clamd={}",
             self.listen,
             self.public_url.as_deref().unwrap_or("<the bound address>"),
             self.content_url.as_deref().unwrap_or("-"),
@@ -660,6 +676,7 @@ impl Config {
             self.tus_expiry.as_secs(),
             self.max_connections,
             self.send_timeout.as_secs(),
+            self.idle_timeout.as_secs(),
             or_dash(&self.cors_origins),
             self.clamd
                 .as_ref()

@@ -17,7 +17,6 @@ use hangar_jobs::{
 };
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::sync::Arc;
 use std::time::Duration;
@@ -372,6 +371,8 @@ struct ConnectionLimits {
     max_connections: usize,
     /// A write that the client does not take for this long ends the connection.
     send_timeout: Duration,
+    /// A connection that starts no request for this long is closed gracefully (HTTP/2 too).
+    idle_timeout: Duration,
 }
 
 impl ConnectionLimits {
@@ -379,6 +380,7 @@ impl ConnectionLimits {
         Self {
             max_connections: config.max_connections as usize,
             send_timeout: config.send_timeout,
+            idle_timeout: config.idle_timeout,
         }
     }
 }
@@ -390,7 +392,10 @@ impl ConnectionLimits {
 /// accepting (the kernel queues new connections, and refuses them once its queue is full) instead of
 /// spending a descriptor on each. Its socket fails a write that waits longer than `send_timeout`, so
 /// a client that stops reading a response lets go of the connection and of whatever the response
-/// holds (a file, a database connection).
+/// holds (a file, a database connection). A connection on which no request starts for `idle_timeout`
+/// is shut down gracefully: an HTTP/2 client gets a GOAWAY (streams under way finish), an HTTP/1
+/// keep-alive connection is closed. hyper has no idle time-out for HTTP/2 connections (its pings
+/// only find dead peers), so each connection's task watches the time of its last request.
 async fn serve_connections(
     listener: tokio::net::TcpListener,
     app: axum::Router,
@@ -407,7 +412,8 @@ async fn serve_connections(
         .timer(TokioTimer::new())
         .max_header_list_size(MAX_HEADER_BYTES as u32)
         .keep_alive_interval(Some(Duration::from_secs(30)));
-    let graceful = GracefulShutdown::new();
+    // Told once the listener stops: every connection then finishes what it has under way and ends.
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
     let places = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     tokio::pin!(stop);
     loop {
@@ -430,16 +436,51 @@ async fn serve_connections(
                 let _ = socket.set_nodelay(true);
                 let mut socket = tokio_io_timeout::TimeoutStream::new(socket);
                 socket.set_write_timeout(Some(limits.send_timeout));
+                let opened = std::time::Instant::now();
+                // Milliseconds from `opened` to the connection's latest request.
+                let last_request = Arc::new(std::sync::atomic::AtomicU64::new(0));
+                let seen = last_request.clone();
                 // The peer address, for `hangar_api::client::ClientAddr`.
-                let service =
-                    TowerToHyperService::new(Extension(ConnectInfo(peer)).layer(app.clone()));
+                let service = tower::ServiceBuilder::new()
+                    .map_request(move |request: axum::http::Request<_>| {
+                        let at = opened.elapsed().as_millis() as u64;
+                        seen.store(at, std::sync::atomic::Ordering::Relaxed);
+                        request
+                    })
+                    .service(Extension(ConnectInfo(peer)).layer(app.clone()));
                 let connection = http
-                    .serve_connection_with_upgrades(TokioIo::new(Box::pin(socket)), service)
+                    .serve_connection_with_upgrades(
+                        TokioIo::new(Box::pin(socket)),
+                        TowerToHyperService::new(service),
+                    )
                     .into_owned();
-                let connection = graceful.watch(connection);
+                let mut stopped = stopped.clone();
+                let idle = limits.idle_timeout;
                 tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!("connection ended: {e}");
+                    let mut connection = std::pin::pin!(connection);
+                    let mut tick = tokio::time::interval((idle / 4).max(Duration::from_millis(250)));
+                    let mut closing = false;
+                    loop {
+                        tokio::select! {
+                            ended = connection.as_mut() => {
+                                if let Err(e) = ended {
+                                    tracing::debug!("connection ended: {e}");
+                                }
+                                break;
+                            }
+                            _ = stopped.changed(), if !closing => {
+                                connection.as_mut().graceful_shutdown();
+                                closing = true;
+                            }
+                            _ = tick.tick(), if !closing => {
+                                let last = last_request.load(std::sync::atomic::Ordering::Relaxed);
+                                let quiet = opened.elapsed().saturating_sub(Duration::from_millis(last));
+                                if quiet >= idle {
+                                    connection.as_mut().graceful_shutdown();
+                                    closing = true;
+                                }
+                            }
+                        }
                     }
                     drop(place);
                 });
@@ -451,8 +492,11 @@ async fn serve_connections(
     if announce {
         tracing::info!("shutting down: finishing requests in flight");
     }
+    let _ = stopping.send(true);
+    // Every connection holds a place until it ends: all places back means all connections done.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     tokio::select! {
-        _ = graceful.shutdown() => {}
+        _ = places.acquire_many(all) => {}
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => {
             tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}: aborting them");
         }

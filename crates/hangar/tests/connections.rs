@@ -101,3 +101,40 @@ async fn past_max_connections_new_connections_wait_in_the_listen_queue() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn an_idle_http1_connection_is_closed_after_the_idle_timeout() {
+    let server = Server::start_with(&["--idle-timeout", "1s"]);
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n",
+        server.addr
+    )
+    .unwrap();
+    // The answer arrives, then the keep-alive connection ends once idle (well before the 30 s
+    // allowed for a request head).
+    let received = read_until_closed(&mut stream, Duration::from_secs(15));
+    assert!(received > 0, "no answer before the connection ended");
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
+    let server = Server::start_with(&["--idle-timeout", "1s"]);
+    let tcp = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let connection = tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = axum::http::Request::get(format!("http://{}/healthz", server.addr))
+        .body(())
+        .unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    assert_eq!(response.await.unwrap().status(), 200);
+    // The client keeps its side open (and answers pings); the server ends the idle connection.
+    let ended = tokio::time::timeout(Duration::from_secs(15), connection).await;
+    assert!(
+        ended.is_ok(),
+        "the server kept an idle HTTP/2 connection open past the idle time-out"
+    );
+    drop(client);
+}
