@@ -223,11 +223,33 @@ pub(crate) async fn finish_direct_at(state: &AppState, space_id: &str, path: &St
         Err(e) => return tracing::warn!("cannot look for uploads to {}: {e}", path.as_str()),
     };
     for id in ids {
-        if let Err(e) = finish_direct(state, &id).await {
-            tracing::warn!(upload = %id, "cannot finish a direct upload: {}: {}", e.code, e.text);
+        // Another node (or this node's job) may be recording this very upload right now: the read
+        // waits for it rather than answer as if the bytes had not come.
+        let deadline = std::time::Instant::now() + RECORDING_WAIT;
+        loop {
+            match finish_direct(state, &id).await {
+                Ok(DirectUpload::Waiting { .. }) if std::time::Instant::now() < deadline => {
+                    let recording = matches!(
+                        state.storage.pending_upload(&id).await,
+                        Ok(Some(u)) if u.state == UploadState::Receiving
+                    );
+                    if !recording {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(upload = %id, "cannot finish a direct upload: {}: {}", e.code, e.text);
+                    break;
+                }
+            }
         }
     }
 }
+
+/// How long a read waits for a direct upload to its path that is being recorded elsewhere.
+const RECORDING_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Looks once for a direct upload's object: records it as the file when it is there with the
 /// declared size (hashed on the way, under the upload's reservation, with the conflict and quota
