@@ -26,6 +26,7 @@ pub use storage::DirectFinisher;
 pub mod throttle;
 mod tus;
 mod uploads;
+mod web;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -378,6 +379,10 @@ pub fn router(state: AppState) -> Router {
             get(previews::preview),
         )
         .route(
+            "/api/v1/space/{space}/storage/{path}/preview",
+            get(previews::storage_preview),
+        )
+        .route(
             "/api/v1/attachments/{id}/public-link",
             delete(attachments::revoke_public_link),
         )
@@ -405,6 +410,7 @@ pub fn router(state: AppState) -> Router {
         .merge(storage::router())
         .merge(tus::router())
         .merge(share_links::router())
+        .merge(web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
