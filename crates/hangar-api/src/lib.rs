@@ -352,7 +352,10 @@ pub fn router(state: AppState) -> Router {
             "/api/http/chats/messages/send-message",
             post(chat::send_message),
         )
-        .route("/api/http/projects", post(projects::create_project))
+        .route(
+            "/api/http/projects",
+            post(projects::create_project).get(projects::list_projects),
+        )
         .route(
             "/api/http/projects/{project}/planning/issues",
             post(projects::create_issue).get(projects::list_issues),

@@ -158,6 +158,31 @@ async fn the_web_ui_works_in_a_real_browser() {
         "Morning! The banner drafts are in the Design space.",
     )
     .await;
+    // A project with an issue that carries a picture.
+    let r = bob
+        .post("/api/http/projects")
+        .json(&json!({"key": "LAUNCH", "name": "Spring launch", "members": ["alice"]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let mockup = bob
+        .upload(
+            "mockup.png",
+            "image/png",
+            &picture(900, 600, [30, 30, 60], [90, 200, 250]),
+        )
+        .await;
+    let r = bob
+        .post("/api/http/projects/key:LAUNCH/planning/issues")
+        .json(
+            &json!({"title": "Landing page mock-up", "status": "In review",
+                      "attachments": [{"className": "FileAttachment", "id": mockup.to_string()}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
     // An application using the code flow, its redirect URI on the second origin.
     let redirect = format!("{other}/callback");
     let app = create_app(
@@ -179,6 +204,7 @@ async fn the_web_ui_works_in_a_real_browser() {
         "chromium": chromium,
         "username": "alice",
         "password": "alice-password",
+        "adminPassword": ADMIN_PASSWORD,
         "space": "design",
         "channel": channel,
         "token": alice.token,
@@ -234,6 +260,20 @@ async fn the_web_ui_works_in_a_real_browser() {
         .find(|m| m["text"] == "Here is the report")
         .expect("the message posted in the browser");
     assert_eq!(report["attachments"][0]["fileName"], "report.txt");
+    let r = alice
+        .get("/api/http/projects/key:LAUNCH/planning/issues")
+        .send()
+        .await
+        .unwrap();
+    let issues: Value = r.json().await.unwrap();
+    let filed = issues["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["title"] == "Upload button is hidden on phones")
+        .expect("the issue filed in the browser");
+    assert_eq!(filed["status"], "Open");
+    assert_eq!(filed["attachments"][0]["fileName"], "phone.txt");
 }
 
 /// The pages and their files: embedded, with their types, a strict policy and validators; the API's
@@ -384,5 +424,42 @@ async fn storage_files_have_previews_for_their_space_members() {
     let r = eve.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 404);
     let r = reqwest::get(server.url(&url)).await.unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+/// `GET /api/http/projects` (the web UI's list of projects): members see their projects, an
+/// administrator every project, anyone else none.
+#[tokio::test]
+async fn projects_are_listed_to_those_who_see_them() {
+    let server = Server::start();
+    let admin = server.admin().await;
+    let alice = server.member("alice").await;
+    let eve = server.member("eve").await;
+    for (key, members) in [("ONE", vec!["alice"]), ("TWO", vec![])] {
+        let r = admin
+            .post("/api/http/projects")
+            .json(&json!({"key": key, "name": format!("Project {key}"), "members": members}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+    let keys = |user: User| async move {
+        let r = user.get("/api/http/projects").send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["key"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(alice).await, ["ONE"]);
+    assert!(keys(eve).await.is_empty());
+    assert_eq!(keys(admin).await, ["ONE", "TWO"]);
+    let r = reqwest::get(server.url("/api/http/projects"))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 }

@@ -41,6 +41,7 @@ static ASSETS: &[Asset] = &[
     asset!("dom.js", JS),
     asset!("files.js", JS),
     asset!("chat.js", JS),
+    asset!("issues.js", JS),
     asset!("tokens.js", JS),
     asset!("admin.js", JS),
     asset!("login.js", JS),

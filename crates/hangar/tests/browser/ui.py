@@ -200,6 +200,24 @@ def main():
         page.screenshot(path=f"{SHOTS}/channel.png")
         step("post a message with an attachment, download it back")
 
+        # Issues of a project: read one with its picture, file one with an attachment.
+        page.goto(f"{BASE}/#/issues/LAUNCH")
+        expect(page.get_by_text("Landing page mock-up")).to_be_visible()
+        expect(page.locator('.issue-list li[data-key="LAUNCH-T-1"] img')).to_be_visible()
+        page.get_by_label("Title").fill("Upload button is hidden on phones")
+        page.get_by_label("Attachments").set_input_files(
+            files=[{"name": "phone.txt", "mimeType": "text/plain", "buffer": b"seen on a 390 px screen"}]
+        )
+        page.get_by_role("button", name="File issue").click()
+        filed = page.locator('.issue-list li[data-key="LAUNCH-T-2"]')
+        expect(filed).to_contain_text("Upload button is hidden on phones")
+        expect(filed.locator(".att-file")).to_contain_text("phone.txt")
+        page.evaluate("document.getElementById('toasts').replaceChildren()")
+        wait_images(page)
+        assert unlabelled(page) == [], unlabelled(page)
+        page.screenshot(path=f"{SHOTS}/issues.png")
+        step("issues: read with attachments, file one with a file")
+
         # Tokens: create (shown once), list, revoke.
         page.goto(f"{BASE}/#/tokens")
         page.get_by_label("Name").fill("laptop CLI")
@@ -274,6 +292,25 @@ def main():
             tab.wait_for_url(BASE + "/")
             fresh.close()
         step("login: no open redirect through next")
+
+        # An administrator's page: members and spaces; a new space made there.
+        admin_context = browser.new_context(viewport={"width": 1280, "height": 800})
+        tab = admin_context.new_page()
+        tab.goto(BASE + "/login")
+        login(tab, "admin", cfg["adminPassword"])
+        tab.wait_for_url(BASE + "/")
+        tab.goto(BASE + "/#/admin")
+        expect(tab.locator("#members-title")).to_be_visible()
+        expect(tab.get_by_role("row", name=re.compile("Design team"))).to_be_visible()
+        tab.get_by_role("button", name="New space").click()
+        tab.get_by_label("Name").fill("Marketing")
+        tab.get_by_label("Name").press("Enter")
+        expect(tab.get_by_role("row", name=re.compile("Marketing"))).to_be_visible()
+        assert unlabelled(tab) == [], unlabelled(tab)
+        tab.evaluate("document.getElementById('toasts').replaceChildren()")
+        tab.screenshot(path=f"{SHOTS}/admin.png")
+        admin_context.close()
+        step("admin: members and spaces listed, a space created")
 
         # CORS from a page of another origin (SPEC §9.9).
         elsewhere = browser.new_context()

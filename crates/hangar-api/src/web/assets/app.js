@@ -1,10 +1,11 @@
 // The web UI's shell: who is logged in, the sections, and a router over `location.hash`
-// (`#/files/{space}/{dir…}`, `#/channels/{id}`, `#/tokens`, `#/admin`).
+// (`#/files/{space}/{dir…}`, `#/channels/{id}`, `#/issues/{project}`, `#/tokens`, `#/admin`).
 import { api } from "./api.js";
 import { h, mount, toast } from "./dom.js";
 import { showFiles } from "./files.js";
 import { showChannels } from "./chat.js";
 import { showTokens } from "./tokens.js";
+import { showIssues } from "./issues.js";
 import { showAdmin } from "./admin.js";
 import { loginUrl } from "./next.js";
 
@@ -16,21 +17,32 @@ function route() {
   return { section: parts[0] || "files", rest: parts.slice(1) };
 }
 
+let rendering = 0;
+
+/** Shows the view the hash names. Each view renders into fresh elements that replace the shown ones
+ * only if no later navigation started meanwhile, so a slow view never overwrites a newer one. */
 async function render(focus) {
+  const seq = ++rendering;
   const { section, rest } = route();
   for (const link of document.querySelectorAll(".tabs a")) {
     if (link.dataset.section === section) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  const views = { files: showFiles, channels: showChannels, tokens: showTokens, admin: showAdmin };
+  const views = { files: showFiles, channels: showChannels, issues: showIssues, tokens: showTokens, admin: showAdmin };
   const view = views[section] || showFiles;
-  document.body.dataset.section = section;
+  const target = { me: ctx.me, main: ctx.main.cloneNode(false), sidebar: ctx.sidebar.cloneNode(false) };
   try {
-    await view(ctx, rest);
+    await view(target, rest);
   } catch (e) {
     if (e.status === 401) return;
-    mount(ctx.main, h("div", { class: "empty" }, h("h1", {}, "Something went wrong"), h("p", {}, e.message)));
+    mount(target.main, h("div", { class: "empty" }, h("h1", {}, "Something went wrong"), h("p", {}, e.message)));
   }
+  if (seq !== rendering) return;
+  document.body.dataset.section = section;
+  ctx.main.replaceWith(target.main);
+  ctx.sidebar.replaceWith(target.sidebar);
+  ctx.main = target.main;
+  ctx.sidebar = target.sidebar;
   if (focus) {
     const heading = ctx.main.querySelector("h1");
     (heading || ctx.main).setAttribute("tabindex", "-1");

@@ -164,6 +164,7 @@ class ChannelView {
             h("time", { datetime: new Date(m.createdUtc).toISOString(), class: "muted small" }, formatTime(m.createdUtc))),
           m.text ? h("p", { class: "text" }, m.text) : null,
           m.attachments.length ? h("div", { class: "attachments" }, m.attachments.map(attachmentView)) : null))));
-    this.list.lastElementChild.scrollIntoView({ block: "end" });
+    // After the view is attached (it may render detached first).
+    requestAnimationFrame(() => { this.list.scrollTop = this.list.scrollHeight; });
   }
 }
