@@ -23,7 +23,7 @@ cfg = json.loads(sys.argv[1])
 BASE = cfg["base"]
 SHOTS = cfg["screenshots"]
 WORK = cfg["work"]
-expect.set_options(timeout=20_000)
+expect.set_options(timeout=30_000)
 
 
 def step(text):
