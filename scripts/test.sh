@@ -51,6 +51,11 @@ eval "$tus_env"
 # ffmpeg, for the test of video posters (tests/previews.rs), installed once when missing.
 bash scripts/ffmpeg.sh
 
+# Debian's Chromium and Playwright for Python (under target/browser), for the web UI's test in a real
+# browser (tests/web_ui.rs); its screenshots land in target/screenshots.
+browser_env=$(bash scripts/browser.sh)
+eval "$browser_env"
+
 cargo test --workspace --all-targets --locked "$@"
 
 # The in-process HTTP suite again, on two nodes sharing one PostgreSQL database and one S3 prefix

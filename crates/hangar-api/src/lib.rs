@@ -26,6 +26,7 @@ pub use storage::DirectFinisher;
 pub mod throttle;
 mod tus;
 mod uploads;
+mod web;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -351,7 +352,10 @@ pub fn router(state: AppState) -> Router {
             "/api/http/chats/messages/send-message",
             post(chat::send_message),
         )
-        .route("/api/http/projects", post(projects::create_project))
+        .route(
+            "/api/http/projects",
+            post(projects::create_project).get(projects::list_projects),
+        )
         .route(
             "/api/http/projects/{project}/planning/issues",
             post(projects::create_issue).get(projects::list_issues),
@@ -376,6 +380,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/attachments/{id}/preview",
             get(previews::preview),
+        )
+        .route(
+            "/api/v1/space/{space}/storage/{path}/preview",
+            get(previews::storage_preview),
         )
         .route(
             "/api/v1/attachments/{id}/public-link",
@@ -405,6 +413,7 @@ pub fn router(state: AppState) -> Router {
         .merge(storage::router())
         .merge(tus::router())
         .merge(share_links::router())
+        .merge(web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -8,7 +8,7 @@ use crate::auth::Caller;
 use crate::throttle::{Key, Peer};
 use crate::AppState;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use base64::Engine;
@@ -531,8 +531,12 @@ fn escape(s: &str) -> String {
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
-        "<!doctype html><html><head><meta charset=utf-8><title>{t}</title></head>\
-         <body><h1>{t}</h1>{body}</body></html>",
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>{t}</title>\
+         <meta name=viewport content=\"width=device-width, initial-scale=1\">\
+         <link rel=stylesheet href=\"/ui/app.css\"></head>\
+         <body class=centered><main class=card><div class=\"brand big\"><img src=\"/ui/icon.svg\" alt=\"\" width=40 height=40>\
+         <span>Hangar</span></div>\
+         <h1>{t}</h1>{body}</main></body></html>",
         t = escape(title)
     );
     let mut r = (status, Html(html)).into_response();
@@ -542,9 +546,25 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         header::CONTENT_SECURITY_POLICY,
         // No form-action: browsers apply it to the redirect that follows the form, which goes to the
         // application's origin.
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'",
+        ),
     );
     no_store(h);
+    r
+}
+
+/// Sends a browser without a session to the web UI's login page, with this very request as the
+/// place to come back to (a path on this server, so the login page accepts it).
+fn login_first(query: Option<&str>) -> Response {
+    let back = match query {
+        Some(q) if !q.is_empty() => format!("/oauth/auth?{q}"),
+        _ => "/oauth/auth".to_string(),
+    };
+    let back = crate::web::safe_next(&back).unwrap_or("/oauth/auth");
+    let next: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
+    let mut r = Redirect::to(&format!("/login?next={next}")).into_response();
+    no_store(r.headers_mut());
     r
 }
 
@@ -672,19 +692,25 @@ async fn check_auth_request(
 
 pub async fn authorize_page(
     State(state): State<AppState>,
-    caller: Option<Caller>,
+    caller: Result<Option<Caller>, crate::ApiError>,
     Query(params): Query<HashMap<String, String>>,
+    RawQuery(query): RawQuery,
 ) -> Response {
     let request = match check_auth_request(&state, params).await {
         Ok(r) => r,
         Err(r) => return r,
     };
-    let Some(caller) = caller.filter(|c| c.app.is_none()) else {
-        return page(
-            StatusCode::UNAUTHORIZED,
-            "Log in first",
-            "<p>Log in to Hangar in this browser, then open this link again.</p>",
-        );
+    let caller = match caller {
+        Ok(Some(c)) if c.app.is_none() => c,
+        Ok(Some(_)) => {
+            return page(
+                StatusCode::UNAUTHORIZED,
+                "Log in first",
+                "<p>Only a member logged in to Hangar in this browser can authorize an application.</p>",
+            )
+        }
+        // No session, or an expired one: the login page, which comes back here afterwards.
+        Ok(None) | Err(_) => return login_first(query.as_deref()),
     };
     let mut hidden = String::new();
     for (k, v) in &request.params {
@@ -701,8 +727,8 @@ pub async fn authorize_page(
         &format!(
             "<p><b>{app}</b> asks to act as <b>{who}</b> with scope <code>{scope}</code>.</p>\
              <form method=post action=\"/oauth/auth\">{hidden}\
-             <button name=decision value=approve>Approve</button> \
-             <button name=decision value=deny>Deny</button></form>",
+             <div class=actions><button class=primary name=decision value=approve>Approve</button> \
+             <button name=decision value=deny>Deny</button></div></form>",
             app = escape(&request.app.name),
             who = escape(&caller.member.username),
             scope = escape(scope),

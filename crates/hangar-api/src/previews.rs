@@ -55,15 +55,62 @@ pub async fn preview(
         .sha256
         .as_deref()
         .ok_or_else(|| ApiError::internal("ready attachment without checksum"))?;
+    serve_preview(
+        &state,
+        &method,
+        &headers,
+        sha,
+        &a.content_type,
+        size,
+        private,
+    )
+    .await
+}
+
+/// `GET /api/v1/space/{space}/storage/{pathId}/preview?size=N`: the same for a file of a space's
+/// storage (the web UI's file browser shows these), readable by whoever may read the file.
+pub async fn storage_preview(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((space_id, path_id)): Path<(String, String)>,
+    Query(query): Query<PreviewQuery>,
+    method: Method,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let size = size_of(query.size.as_deref())?;
+    crate::storage::member_space(&state, &caller, &space_id, false).await?;
+    let path = crate::storage::parse_path_id(&path_id)?;
+    let entry = crate::storage::file_entry(&state, &space_id, &path).await?;
+    let sha = entry
+        .sha256
+        .as_deref()
+        .ok_or_else(|| ApiError::internal("a file without checksum"))?;
+    let content_type = entry
+        .content_type
+        .as_deref()
+        .unwrap_or("application/octet-stream");
+    serve_preview(&state, &method, &headers, sha, content_type, size, true).await
+}
+
+/// Finds or makes the preview of the bytes `sha` and serves it.
+async fn serve_preview(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    sha: &str,
+    content_type: &str,
+    size: i64,
+    private: bool,
+) -> ApiResult<Response> {
     // With `--clamd`, an image is neither decoded here nor shown in small before it is known clean.
-    crate::scan::require_clean(&state, sha).await?;
+    crate::scan::require_clean(state, sha).await?;
     let record = state
         .previews
-        .preview(sha, &a.content_type, size)
+        .preview(sha, content_type, size)
         .await
         .map_err(|e| match e {
             // Deleted between the lookup and now: it is gone for this caller too.
-            IngestError::Blob(BlobError::NotFound) => ApiError::not_found("attachment"),
+            IngestError::Blob(BlobError::NotFound) => ApiError::not_found("file"),
             other => other.into(),
         })?
         .ok_or_else(no_preview)?;
@@ -73,9 +120,9 @@ pub async fn preview(
         "jpg"
     };
     serve(
-        &state,
-        &method,
-        &headers,
+        state,
+        method,
+        headers,
         Download {
             sha256: &record.sha256,
             size: record.bytes as u64,

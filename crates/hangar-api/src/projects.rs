@@ -184,6 +184,26 @@ pub async fn create_issue(
     Ok((StatusCode::CREATED, Json(issue_json(&issue))))
 }
 
+/// `GET /api/http/projects`: the projects the caller can see (SPEC §3): its own, every project for an
+/// administrator, and for an application acting as itself those where it may view or create issues.
+pub async fn list_projects(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Value>> {
+    let candidates = if caller.is_admin() || caller.acting_app().is_some() {
+        None
+    } else {
+        Some(caller.id())
+    };
+    let mut visible = Vec::new();
+    for project in state.projects.list_projects(candidates).await? {
+        if sees_project(&state, &caller, project.id, &project.key).await? {
+            visible.push(project_json(&project));
+        }
+    }
+    Ok(Json(json!({ "data": visible })))
+}
+
 #[derive(Deserialize)]
 pub struct IssuePage {
     #[serde(rename = "$skip")]

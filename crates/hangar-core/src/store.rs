@@ -196,6 +196,8 @@ pub trait ProjectStore: Send + Sync {
     ) -> StoreResult<Project>;
     async fn project_by_key(&self, key: &str) -> StoreResult<Option<Project>>;
     async fn project_by_id(&self, id: i64) -> StoreResult<Option<Project>>;
+    /// The projects a member belongs to (every project when `member_id` is None), oldest first.
+    async fn list_projects(&self, member_id: Option<i64>) -> StoreResult<Vec<Project>>;
     async fn is_project_member(&self, project_id: i64, member_id: i64) -> StoreResult<bool>;
     /// Creates an issue with the next number of its project and its attachment links, atomically.
     async fn create_issue(

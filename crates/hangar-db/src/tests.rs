@@ -331,6 +331,11 @@ async fn links_grant_reading_to_channel_and_project_members<S: TestStore>() {
         .await
         .unwrap();
     assert_eq!(second.number, 2);
+    // Projects are listed to their members; without a member, all of them.
+    let keys = |projects: Vec<Project>| projects.into_iter().map(|p| p.key).collect::<Vec<_>>();
+    assert_eq!(keys(s.list_projects(Some(carol.id)).await.unwrap()), ["P"]);
+    assert!(s.list_projects(Some(alice.id)).await.unwrap().is_empty());
+    assert_eq!(keys(s.list_projects(None).await.unwrap()), ["P"]);
 }
 
 async fn changes_record_their_events_in_the_same_transaction<S: TestStore>() {

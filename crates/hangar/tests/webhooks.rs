@@ -869,7 +869,7 @@ async fn authorization_code_flow_with_pkce_issues_member_tokens() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    // Not logged in: a page saying so, no code.
+    // Not logged in: to the web UI's login page, which comes back to this very request; no code.
     let verifier = "a-long-verifier-with-enough-entropy-0123456789abcdefghijklmnop";
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(<Sha256 as sha2::Digest>::digest(verifier.as_bytes()));
@@ -887,7 +887,18 @@ async fn authorization_code_flow_with_pkce_issues_member_tokens() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 401);
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let next = location
+        .strip_prefix("/login?next=")
+        .unwrap_or_else(|| panic!("{location}"));
+    let next: String = url::form_urlencoded::parse(format!("n={next}").as_bytes())
+        .next()
+        .unwrap()
+        .1
+        .into_owned();
+    assert!(next.starts_with("/oauth/auth?"), "{next}");
+    assert!(!location.contains("code="), "{location}");
     let r = browser
         .post(server.url("/api/v1/auth/login"))
         .json(&json!({"username": "carol", "password": "carol-password"}))

@@ -109,6 +109,32 @@ impl ProjectStore for SqliteStore {
         self.project_where("id = ?", None, id).await
     }
 
+    async fn list_projects(&self, member_id: Option<i64>) -> StoreResult<Vec<Project>> {
+        let ids: Vec<i64> =
+            match member_id {
+                None => {
+                    sqlx::query_scalar("SELECT id FROM projects ORDER BY created_utc, id")
+                        .fetch_all(&self.pool)
+                        .await
+                }
+                Some(m) => sqlx::query_scalar(
+                    "SELECT p.id FROM projects p JOIN project_members pm ON pm.project_id = p.id \
+                     WHERE pm.member_id = ? ORDER BY p.created_utc, p.id",
+                )
+                .bind(m)
+                .fetch_all(&self.pool)
+                .await,
+            }
+            .map_err(backend)?;
+        let mut projects = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(p) = self.project_by_id(id).await? {
+                projects.push(p);
+            }
+        }
+        Ok(projects)
+    }
+
     async fn is_project_member(&self, project_id: i64, member_id: i64) -> StoreResult<bool> {
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM project_members WHERE project_id = ? AND member_id = ?",
