@@ -7,16 +7,17 @@
 # schemathesis is installed once into a virtualenv under target/api-check (ignored by git). The
 # server is a fresh debug build on 127.0.0.1 with a temporary data directory; the tool logs in as
 # the administrator and uses a personal token (bearer), so every operation is reached as an admin.
-# Bounded: a fixed seed, few examples per operation and a time budget, so that the run takes about a
-# minute on two cores. Prints `api-check: 1 passed, 0 failed` (or `0 passed, 1 failed`).
+# Bounded: a fixed seed, the coverage and fuzzing phases with few examples per operation, one worker:
+# about half a minute on two cores (8 examples; 30 take about 90 s). Prints
+# `api-check: 1 passed, 0 failed` (or `0 passed, 1 failed`).
 #
-# Both run in a network namespace of their own holding only loopback (when `unshare -n` is allowed,
-# as for root in CI), so that the generated URLs of uploads from a URL, webhooks and application
-# endpoints cannot reach any other host. Without it, the operations that may connect elsewhere are
-# left out (listed below).
+# Both run in a network namespace of their own holding only loopback (when `unshare -n` is allowed
+# and `ip` is there, as for root in CI), so that the generated URLs of uploads from a URL, webhooks
+# and application endpoints cannot reach any other host. Without it, the operations that may
+# connect elsewhere are left out (listed below).
 #
 # Environment: HANGAR_API_CHECK_EXAMPLES (default 8), HANGAR_API_CHECK_SEED (default 20261202),
-# HANGAR_API_CHECK_MAX_TIME (seconds, default 150).
+# HANGAR_API_CHECK_VERBOSE (print the whole report); arguments go to `schemathesis run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -38,7 +39,8 @@ if [ -z "${HANGAR_API_CHECK_INSIDE:-}" ]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'schemathesis>=4.3,<5' >&2
   fi
   cargo build --quiet --locked -p hangar
-  if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null 2>&1 && unshare -n true 2>/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null 2>&1 && command -v ip >/dev/null 2>&1 \
+    && unshare -n true 2>/dev/null; then
     exec unshare -n env HANGAR_API_CHECK_INSIDE=netns bash "$0" "$@"
   fi
   export HANGAR_API_CHECK_INSIDE=host
@@ -101,22 +103,52 @@ curl -sf -X POST -H "Authorization: Bearer $token" -H 'Content-Type: text/plain'
 attachment=$(curl -sf -X POST -H "Authorization: Bearer $token" -H 'Content-Type: text/plain' \
   --data-binary 'an attachment' "$base/uploads?name=notes.txt")
 channel=$(call POST /api/v1/channels '{"name":"general","members":["alice"]}' | json_field id)
-call POST "/api/v1/channels/$channel/messages" \
-  "{\"text\":\"here it is\",\"attachments\":[{\"id\":\"$attachment\"}]}" >/dev/null
+message=$(call POST "/api/v1/channels/$channel/messages" \
+  "{\"text\":\"here it is\",\"attachments\":[{\"id\":\"$attachment\"}]}" | json_field messageId)
 call POST /api/http/projects '{"key":"OPS","name":"Operations","members":["alice"]}' >/dev/null
 call POST /api/http/projects/key:OPS/planning/issues "{\"title\":\"Broken\",\"attachments\":[{\"id\":$attachment}]}" >/dev/null
-call POST /api/v1/share-links "{\"attachmentId\":$attachment,\"maxDownloads\":1000}" >/dev/null
+share=$(call POST /api/v1/share-links "{\"attachmentId\":$attachment,\"maxDownloads\":1000}" | json_field url)
+share_token=${share##*/}
+share=$(call GET /api/v1/share-links | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["id"])')
 call POST /api/v1/share-links '{"spaceId":"team","pathId":"ZG9jcy9oZWxsby50eHQ"}' >/dev/null
 app=$(call POST /api/http/applications '{"name":"CI bot"}' | json_field id)
 call POST "/api/http/applications/id:$app/webhooks" \
   '{"name":"files","endpoint":{"url":"https://hooks.invalid/x"},"subscriptions":[{"name":"s","eventTypes":["StorageFile.Created"]}]}' >/dev/null
-call POST "/api/http/applications/id:$app/permanent-tokens" '{"name":"deploy","scope":"**"}' >/dev/null
+permanent=$(call POST "/api/http/applications/id:$app/permanent-tokens" '{"name":"deploy","scope":"**"}' | json_field id)
+webhook=$(call GET "/api/http/applications/id:$app/webhooks" | "$venv/bin/python" -c \
+  'import json,sys; w=json.load(sys.stdin)["data"][0]; print(w["id"], w["subscriptions"][0]["id"])')
+subscription=${webhook#* }
+webhook=${webhook% *}
+
+# Path parameters take one of these real values half of the time (a schemathesis dictionary), so that
+# operations on one thing reach it rather than answering 404 to every made-up id.
+cat >"$work/schemathesis.toml" <<TOML
+[dictionaries]
+app = { values = ["id:$app"] }
+space = { values = ["team"] }
+path = { values = ["ZG9jcy9oZWxsby50eHQ", "ZG9jcw"] }
+channel = { values = ["$channel"] }
+message = { values = ["$message"] }
+project = { values = ["key:OPS"] }
+issue = { values = ["key:OPS-T-1"] }
+id = { values = ["$attachment", "$share"] }
+name = { values = ["notes.txt"] }
+username = { values = ["alice"] }
+webhook = { values = ["$webhook"] }
+sub = { values = ["$subscription"] }
+token = { values = ["$share_token", "$permanent"] }
+
+[parameters]
+TOML
+for p in app space path channel message project issue id name username webhook sub token; do
+  echo "\"path.$p\" = { dictionary = \"$p\", probability = 0.5 }" >>"$work/schemathesis.toml"
+done
 
 status=0
 # The hooks teach schemathesis to send tus chunks (application/offset+octet-stream).
 # Run from the temporary directory: schemathesis keeps a cache of past failures (.schemathesis/),
 # which must neither land in the source tree nor make one run depend on another.
-(cd "$work" && PYTHONPATH="$root/scripts" SCHEMATHESIS_HOOKS=api_check_hooks "$venv/bin/schemathesis" --no-color run "$base/api/openapi.json" \
+(cd "$work" && PYTHONPATH="$root/scripts" SCHEMATHESIS_HOOKS=api_check_hooks "$venv/bin/schemathesis" --no-color --config-file "$work/schemathesis.toml" run "$base/api/openapi.json" \
   --header "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --phases coverage,fuzzing \

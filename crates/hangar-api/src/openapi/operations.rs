@@ -73,7 +73,7 @@ GET /api/v1/attachments/{id:int}/{name} | Attachments | member | Download an att
 GET /api/http/uploads/chat/public-url/{channel}/{message}/{id} | Attachments | member | Make an attachment of a message public; answers its link | - | - | 200:str 409
 GET /d/{id} | Attachments | optional | Download an attachment: a reader's, or anyone's with its public-link token k | q:k:str h:Range:str h:If-None-Match:str h:If-Range:str | - | 200:bytes 206:bytes 304:- 403 409 416
 
-POST /api/v1/share-links | Share links | member | Share an attachment or a storage file by link | - | json:ShareLinkCreate | 201:ShareLink 409
+POST /api/v1/share-links | Share links | member | Share an attachment or a storage file by link | - | json:ShareLinkCreate | 201:ShareLink 404 409
 GET /api/v1/share-links | Share links | member | List the caller's share links (every one for an admin) | - | - | 200:ShareLinkList
 DELETE /api/v1/share-links/{id:int} | Share links | member | Revoke a share link | - | - | 200:ok
 GET /s/{token} | Share links | none | Download the file of a share link | h:X-Share-Password:str h:Range:str h:If-None-Match:str h:If-Range:str | - | 200:bytes 206:bytes 304:- 401 403 409 410 416 429
@@ -89,7 +89,7 @@ POST /api/v1/space/{space}/storage/{path}/move | Workspace storage | member | Mo
 PUT /api/v1/storage-uploads/{id} | Workspace storage | signed | Send the bytes of a two-stage upload to its signed URL | q:expires!:int q:signature!:str | raw | 200:Entry 201:Entry 403 409 410 413 422 507
 
 OPTIONS /api/v1/tus | Resumable uploads | none | tus capabilities | - | - | 204:-
-POST /api/v1/tus | Resumable uploads | member | Create a resumable upload, optionally with its first bytes | h:Tus-Resumable!:str h:Upload-Length:int h:Upload-Metadata:str h:Upload-Defer-Length:str | ?raw=application/offset+octet-stream | 201:- 409 412 413 415 507
+POST /api/v1/tus | Resumable uploads | member | Create a resumable upload, optionally with its first bytes | h:Tus-Resumable!:str h:Upload-Length:int h:Upload-Metadata:str h:Upload-Defer-Length:str | ?raw=application/offset+octet-stream | 201:- 404 409 412 413 415 507
 OPTIONS /api/v1/tus/{id} | Resumable uploads | none | tus capabilities | - | - | 204:-
 HEAD /api/v1/tus/{id} | Resumable uploads | member | The offset of a resumable upload | h:Tus-Resumable!:str | - | 200:- 412
 PATCH /api/v1/tus/{id} | Resumable uploads | member | Send the next chunk of a resumable upload | h:Tus-Resumable!:str h:Upload-Offset!:int h:Upload-Checksum:str | raw=application/offset+octet-stream | 204:- 409 412 413 415 422 423 460 507
