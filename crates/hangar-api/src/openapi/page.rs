@@ -94,7 +94,7 @@ fn authentication(out: &mut String, doc: &Value) {
                 "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
                 escape(name),
                 escape(&kind),
-                escape(s["description"].as_str().unwrap_or(""))
+                inline_code(&escape(s["description"].as_str().unwrap_or("")))
             );
         }
     }
