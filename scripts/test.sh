@@ -70,4 +70,7 @@ HANGAR_TEST_BACKEND=two-nodes cargo test --locked -p hangar --test applications 
   --test containment --test management --test scanning --test share_links --test storage --test retention "$@"
 
 bash scripts/walkthrough.sh
+# The OpenAPI document against the running server: schemathesis (installed once under
+# target/api-check) with a fixed seed, about half a minute.
+bash scripts/api-check.sh
 bash scripts/deploy-check.sh

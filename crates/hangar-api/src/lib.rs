@@ -14,6 +14,7 @@ mod identity;
 mod links;
 mod oauth;
 pub mod observe;
+mod openapi;
 mod previews;
 mod projects;
 mod quota;
@@ -414,6 +415,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tus::router())
         .merge(share_links::router())
         .merge(web::router())
+        .merge(openapi::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
