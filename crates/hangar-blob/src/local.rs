@@ -1,4 +1,8 @@
-//! Blobs on the local disk, sharded as `ab/cd/abcd…` under a root, with temporaries in `tmp/`.
+//! Blobs on the local disk, sharded as `ab/abcd…` under a root (see `placing`), with temporaries
+//! in `tmp/`.
+
+mod placing;
+mod stream;
 
 use crate::partial::{bad_id, missing_bytes, ChunkMeter};
 use crate::{
@@ -13,18 +17,18 @@ use sha2::{Digest, Sha256};
 use std::fs::{self, File};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::io::AsyncReadExt;
-use tokio_util::io::ReaderStream;
 
 /// Bytes gathered before they are hashed and written in one blocking call; with one batch being
 /// written while the next arrives, an upload holds at most about twice this in memory.
 const WRITE_BATCH: usize = 1 << 20;
-/// Read chunk for downloads.
+/// Read chunk for hashing a finished partial upload.
 const READ_CHUNK: usize = 256 * 1024;
 
 pub struct LocalBlobStore {
     root: PathBuf,
+    placer: Arc<placing::Placer>,
 }
 
 /// Free space uploads must leave on the volume, so that the metadata database (often on the same
@@ -62,7 +66,11 @@ impl LocalBlobStore {
         let root = root.into();
         private_dir_all(&root.join("tmp"))?;
         private_dir_all(&root.join("partial"))?;
-        Ok(Self { root })
+        placing::create_shards(&root)?;
+        Ok(Self {
+            root,
+            placer: Arc::default(),
+        })
     }
 
     fn tmp_dir(&self) -> PathBuf {
@@ -78,11 +86,20 @@ impl LocalBlobStore {
         Ok(self.root.join("partial").join(id))
     }
 
-    fn blob_path(&self, sha256: &str) -> PathBuf {
-        self.root
-            .join(&sha256[0..2])
-            .join(&sha256[2..4])
-            .join(sha256)
+    /// Where a blob is written (`ab/abcd…`), then where an earlier version may have put it.
+    fn blob_paths(&self, sha256: &str) -> [PathBuf; 2] {
+        [
+            placing::blob_path(&self.root, sha256),
+            placing::legacy_path(&self.root, sha256),
+        ]
+    }
+}
+
+/// Opens the first of `paths` that exists.
+fn open_first(paths: [PathBuf; 2]) -> std::io::Result<File> {
+    match File::open(&paths[0]) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::open(&paths[1]),
+        found => found,
     }
 }
 
@@ -110,23 +127,71 @@ struct Writer {
 }
 
 impl Writer {
-    /// Hashes and writes one batch of chunks (on a blocking thread).
-    fn write_batch(mut self, batch: Vec<Bytes>) -> std::io::Result<Writer> {
+    /// Creates the temporary file, locked (on a blocking thread).
+    fn create(temp: &Path) -> std::io::Result<Writer> {
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        // Only the server reads the bytes: no group or other bits, whatever the umask.
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(temp)?;
+        // Held until the blob is committed or dropped: sweeps skip locked temporaries.
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
+        Ok(Writer {
+            file,
+            hasher: Sha256::new(),
+            size: 0,
+        })
+    }
+
+    /// Hashes and writes one batch of chunks (on a blocking thread). With `last`, makes the file
+    /// durable; otherwise starts writing the batch back to the disk at once, so that the disk works
+    /// while the next batches arrive and the final sync finds little left to do.
+    fn write_batch(mut self, batch: Vec<Bytes>, last: bool) -> std::io::Result<Writer> {
+        let start = self.size;
         for chunk in &batch {
             self.hasher.update(chunk);
             self.file.write_all(chunk)?;
             self.size += chunk.len() as u64;
         }
+        if last {
+            // The data and the size; the rename that follows is made durable with its directory.
+            self.file.sync_data()?;
+        } else if let Some(len) = std::num::NonZeroU64::new(self.size - start) {
+            // `POSIX_FADV_DONTNEED` on pages just written starts their write-back without waiting
+            // (it only drops pages already clean). A hint: a failure changes nothing.
+            let _ = rustix::fs::fadvise(&self.file, start, Some(len), rustix::fs::Advice::DontNeed);
+        }
         Ok(self)
     }
 }
 
-fn join_error(e: tokio::task::JoinError) -> BlobError {
-    BlobError::Io(std::io::Error::other(e.to_string()))
+/// The next batch of a body: up to about `WRITE_BATCH` bytes, and whether the body ended.
+async fn next_batch(
+    body: &mut ByteStream,
+    received: &mut u64,
+    max_bytes: u64,
+) -> Result<(Vec<Bytes>, usize, bool), BlobError> {
+    let mut batch = Vec::new();
+    let mut batch_len = 0;
+    while batch_len < WRITE_BATCH {
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                *received += chunk.len() as u64;
+                if *received > max_bytes {
+                    return Err(BlobError::TooLarge { limit: max_bytes });
+                }
+                batch_len += chunk.len();
+                batch.push(chunk);
+            }
+            Some(Err(e)) => return Err(BlobError::Interrupted(e)),
+            None => return Ok((batch, batch_len, true)),
+        }
+    }
+    Ok((batch, batch_len, false))
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
+fn join_error(e: tokio::task::JoinError) -> BlobError {
+    BlobError::Io(std::io::Error::other(e.to_string()))
 }
 
 #[async_trait]
@@ -139,140 +204,84 @@ impl BlobStore for LocalBlobStore {
             temp: Some(temp.clone()),
             _lock: None,
         };
-        let file = tokio::task::spawn_blocking(move || -> std::io::Result<File> {
-            let mut options = fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            // Only the server reads the bytes: no group or other bits, whatever the umask.
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let file = options.open(temp)?;
-            // Held until the blob is committed or dropped: sweeps skip locked temporaries.
-            rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
-            Ok(file)
-        })
-        .await
-        .map_err(join_error)??;
         // Chunks are gathered into batches on this task and each batch is hashed and written on a
         // blocking thread while the next one arrives. A client that stalls holds no blocking thread.
-        let mut writing = tokio::task::spawn_blocking(move || {
-            Ok(Writer {
-                file,
-                hasher: Sha256::new(),
-                size: 0,
-            })
-        });
+        // The file is created with the first batch, and a body that fits in one batch is created,
+        // written and synced in one blocking call.
         let mut received = 0u64;
-        loop {
-            let mut batch = Vec::new();
-            let mut batch_len = 0;
-            let mut ended = false;
-            while batch_len < WRITE_BATCH {
-                match body.next().await {
-                    Some(Ok(chunk)) => {
-                        received += chunk.len() as u64;
-                        if received > max_bytes {
-                            return Err(BlobError::TooLarge { limit: max_bytes });
-                        }
-                        batch_len += chunk.len();
-                        batch.push(chunk);
-                    }
-                    Some(Err(e)) => return Err(BlobError::Interrupted(e)),
-                    None => {
-                        ended = true;
-                        break;
-                    }
-                }
-            }
+        let (batch, batch_len, mut ended) = next_batch(&mut body, &mut received, max_bytes).await?;
+        check_room(&self.root, batch_len as u64)?;
+        let last = ended;
+        let mut writing =
+            tokio::task::spawn_blocking(move || Writer::create(&temp)?.write_batch(batch, last));
+        while !ended {
+            let next = next_batch(&mut body, &mut received, max_bytes).await;
+            // The writer must be done before the guard removes the file on an early return.
             let writer = writing.await.map_err(join_error)??;
+            let (batch, batch_len, end) = next?;
             check_room(&self.root, batch_len as u64)?;
-            writing = tokio::task::spawn_blocking(move || writer.write_batch(batch));
-            if ended {
-                break;
-            }
+            ended = end;
+            writing = tokio::task::spawn_blocking(move || writer.write_batch(batch, end));
         }
         let writer = writing.await.map_err(join_error)??;
-        let (sha256, size, file) =
-            tokio::task::spawn_blocking(move || -> std::io::Result<(String, u64, File)> {
-                writer.file.sync_all()?;
-                Ok((
-                    hex::encode(writer.hasher.finalize()),
-                    writer.size,
-                    writer.file,
-                ))
-            })
-            .await
-            .map_err(join_error)??;
-        staging._lock = Some(file);
-        Ok(StagedBlob::new(sha256, size, staging))
+        let sha256 = hex::encode(writer.hasher.finalize());
+        staging._lock = Some(writer.file);
+        Ok(StagedBlob::new(sha256, writer.size, staging))
     }
 
     async fn commit(&self, staged: StagedBlob) -> Result<(), BlobError> {
-        let target = self.blob_path(&staged.sha256);
+        let sha256 = staged.sha256.clone();
         let mut staging = staged.into_staging::<LocalStaging>()?;
         let Some(temp) = staging.temp.take() else {
             return Ok(());
         };
-        tokio::task::spawn_blocking(move || -> Result<(), BlobError> {
-            let result = (|| {
-                if target.exists() {
-                    // Same hash, same bytes: the stored copy serves. Its rename may not be durable
-                    // yet (a concurrent upload may be between rename and fsync): make sure it is.
-                    fs::remove_file(&temp)?;
-                    return sync_dir(target.parent().expect("blob paths have a shard directory"));
-                }
-                let shard = target.parent().expect("blob paths have a shard directory");
-                if !shard.exists() {
-                    private_dir_all(shard)?;
-                    let top = shard.parent().expect("shards have a parent");
-                    sync_dir(top)?;
-                    sync_dir(
-                        top.parent()
-                            .expect("the root is the parent of the top shard"),
-                    )?;
-                }
-                fs::rename(&temp, &target)?;
-                sync_dir(shard)
-            })();
-            if result.is_err() {
-                let _ = fs::remove_file(&temp);
-            }
-            result.map_err(BlobError::from)
-        })
-        .await
-        .map_err(|e| BlobError::Io(std::io::Error::other(e.to_string())))?
+        let (root, placer) = (self.root.clone(), self.placer.clone());
+        tokio::task::spawn_blocking(move || placer.place(&root, temp, &sha256))
+            .await
+            .map_err(join_error)?
+            .map_err(BlobError::from)
     }
 
     async fn read(&self, sha256: &str, start: u64, len: u64) -> Result<ByteStream, BlobError> {
         if !valid_sha256(sha256) {
             return Err(BlobError::NotFound);
         }
-        let path = self.blob_path(sha256);
+        let paths = self.blob_paths(sha256);
         let file = tokio::task::spawn_blocking(move || -> std::io::Result<File> {
-            let mut f = File::open(path)?;
+            let mut f = open_first(paths)?;
             f.seek(SeekFrom::Start(start))?;
             Ok(f)
         })
         .await
         .map_err(|e| BlobError::Io(std::io::Error::other(e.to_string())))??;
-        let reader = tokio::fs::File::from_std(file).take(len);
-        Ok(ReaderStream::with_capacity(reader, READ_CHUNK).boxed())
+        Ok(stream::stream_file(file, len))
     }
 
     async fn delete(&self, sha256: &str) -> Result<(), BlobError> {
         if !valid_sha256(sha256) {
             return Ok(());
         }
-        match tokio::fs::remove_file(self.blob_path(sha256)).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e.into()),
+        // In either layout (a blob is in one of them, never both).
+        for path in self.blob_paths(sha256) {
+            match tokio::fs::remove_file(path).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
         }
+        Ok(())
     }
 
     async fn exists(&self, sha256: &str) -> Result<bool, BlobError> {
         if !valid_sha256(sha256) {
             return Ok(false);
         }
-        Ok(tokio::fs::try_exists(self.blob_path(sha256)).await?)
+        for path in self.blob_paths(sha256) {
+            if tokio::fs::try_exists(path).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     async fn count_temporaries(&self) -> Result<usize, BlobError> {
@@ -465,7 +474,8 @@ impl BlobStore for LocalBlobStore {
     }
 }
 
-/// Calls `found` for every stored blob under `root` until it answers false.
+/// Calls `found` for every stored blob under `root` until it answers false: `ab/abcd…`, and
+/// `ab/cd/abcd…` as earlier versions stored them.
 fn walk(root: &Path, found: &mut dyn FnMut(StoredBlob) -> bool) -> std::io::Result<()> {
     let is_shard = |name: &std::ffi::OsStr| {
         name.to_str()
@@ -478,36 +488,49 @@ fn walk(root: &Path, found: &mut dyn FnMut(StoredBlob) -> bool) -> std::io::Resu
         if !is_shard(&top.file_name()) || !top.file_type()?.is_dir() {
             continue;
         }
-        for shard in fs::read_dir(top.path())? {
-            let shard = shard?;
-            if !shard.file_type()?.is_dir() {
-                continue;
-            }
-            for blob in fs::read_dir(shard.path())? {
-                let blob = blob?;
-                let name = blob.file_name();
-                let Some(name) = name.to_str().filter(|n| valid_sha256(n)) else {
-                    continue;
-                };
-                // A blob can vanish mid-scan (collected): skip it.
-                let Ok(modified) = blob.metadata().and_then(|m| m.modified()) else {
-                    continue;
-                };
-                let modified_utc = modified
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as i64)
-                    .unwrap_or(0);
-                let more = found(StoredBlob {
-                    sha256: name.to_string(),
-                    modified_utc,
-                });
-                if !more {
-                    return Ok(());
-                }
+        for entry in fs::read_dir(top.path())? {
+            let entry = entry?;
+            let more = if is_shard(&entry.file_name()) && entry.file_type()?.is_dir() {
+                walk_shard(&entry.path(), found)?
+            } else {
+                report(&entry, found)
+            };
+            if !more {
+                return Ok(());
             }
         }
     }
     Ok(())
+}
+
+/// Reports the blobs of one directory; false when `found` wants no more.
+fn walk_shard(dir: &Path, found: &mut dyn FnMut(StoredBlob) -> bool) -> std::io::Result<bool> {
+    for blob in fs::read_dir(dir)? {
+        if !report(&blob?, found) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Reports one entry if it is a blob; false when `found` wants no more.
+fn report(blob: &fs::DirEntry, found: &mut dyn FnMut(StoredBlob) -> bool) -> bool {
+    let name = blob.file_name();
+    let Some(name) = name.to_str().filter(|n| valid_sha256(n)) else {
+        return true;
+    };
+    // A blob can vanish mid-scan (collected): skip it.
+    let Ok(modified) = blob.metadata().and_then(|m| m.modified()) else {
+        return true;
+    };
+    let modified_utc = modified
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    found(StoredBlob {
+        sha256: name.to_string(),
+        modified_utc,
+    })
 }
 
 #[cfg(test)]
@@ -536,12 +559,7 @@ mod tests {
         let sha = staged.sha256.clone();
         store.commit(staged).await.unwrap();
         assert!(store.exists(&sha).await.unwrap());
-        assert!(dir
-            .path()
-            .join(&sha[0..2])
-            .join(&sha[2..4])
-            .join(&sha)
-            .is_file());
+        assert!(dir.path().join(&sha[0..2]).join(&sha).is_file());
         let mut out = Vec::new();
         let mut s = store.read(&sha, 1, 3).await.unwrap();
         while let Some(c) = s.next().await {
@@ -555,6 +573,42 @@ mod tests {
         assert_eq!(temporaries(dir.path()), 0);
         store.delete(&sha).await.unwrap();
         assert!(!store.exists(&sha).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn blobs_in_the_old_two_level_layout_are_read_listed_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let sha = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        let old = dir.path().join("2c/f2").join(sha);
+        fs::create_dir_all(old.parent().unwrap()).unwrap();
+        fs::write(&old, b"hello").unwrap();
+        let store = LocalBlobStore::open(dir.path()).unwrap();
+        assert!(store.exists(sha).await.unwrap());
+        let mut out = Vec::new();
+        let mut s = store.read(sha, 1, 3).await.unwrap();
+        while let Some(c) = s.next().await {
+            out.extend_from_slice(&c.unwrap());
+        }
+        assert_eq!(out, b"ell");
+        // Listed once beside a blob in the new layout; the same bytes staged again stay where
+        // they are.
+        let other = store.stage(body(vec![b"world"]), 10).await.unwrap();
+        let other_sha = other.sha256.clone();
+        store.commit(other).await.unwrap();
+        let again = store.stage(body(vec![b"hello"]), 10).await.unwrap();
+        store.commit(again).await.unwrap();
+        assert!(!dir.path().join("2c").join(sha).exists());
+        let mut listed: Vec<String> = store
+            .list()
+            .map(|b| b.unwrap().sha256)
+            .collect::<Vec<_>>()
+            .await;
+        listed.sort();
+        let mut expected = vec![sha.to_string(), other_sha];
+        expected.sort();
+        assert_eq!(listed, expected);
+        store.delete(sha).await.unwrap();
+        assert!(!old.exists() && !store.exists(sha).await.unwrap());
     }
 
     #[tokio::test]

@@ -23,6 +23,7 @@ on_every_backend!(
     changes_record_their_events_in_the_same_transaction,
     reservations_never_exceed_the_quota,
     a_members_attachments_never_exceed_the_owner_quota,
+    concurrent_records_are_kept_beside_a_refused_one,
     deleting_a_message_or_issue_releases_its_attachments,
     concurrent_item_changes_from_two_stores_are_both_applied,
     an_item_is_replaced_only_at_the_version_it_was_read,
@@ -435,6 +436,53 @@ async fn a_members_attachments_never_exceed_the_owner_quota<S: TestStore>() {
         .await
         .unwrap();
     assert_eq!(b.member_usage(alice.id).await.unwrap(), 90);
+}
+
+/// Many uploads recorded at once (on SQLite, in one group commit) while some are refused (their
+/// message does not exist): every other one is recorded with its pin dropped, no refused one is.
+async fn concurrent_records_are_kept_beside_a_refused_one<S: TestStore>() {
+    let (_d, s) = store::<S>().await;
+    let alice = s
+        .create_member("alice", "h", "A", Role::Member)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = s.clone();
+        let mut new = new_attachment(alice.id, &format!("{:064x}", i % 7));
+        let pin = format!("pin-{i}");
+        assert!(store
+            .pin_blob(&pin, &new.sha256, now_ms() + 60_000)
+            .await
+            .unwrap());
+        new.pin = Some(pin);
+        let message = (i % 10 == 3).then_some(-1);
+        tasks.push(tokio::spawn(async move {
+            let id = new.id;
+            (
+                id,
+                message,
+                store.create_attachments(&[new], message, None).await,
+            )
+        }));
+    }
+    for t in tasks {
+        let (id, message, recorded) = t.await.unwrap();
+        match (message, recorded) {
+            (None, Ok(a)) => assert_eq!(a[0].id, id),
+            (Some(_), Err(StoreError::NotFound(what))) => assert_eq!(what, "message"),
+            (m, r) => panic!("message {m:?}: unexpected {r:?}"),
+        }
+        let kept = s.attachment(id).await.unwrap().is_some();
+        assert_eq!(kept, message.is_none());
+    }
+    // 36 references over 7 blobs; the refused uploads' pins are theirs to release.
+    let mut refs = 0;
+    for i in 0..7 {
+        let record = s.blob_record(&format!("{i:064x}")).await.unwrap();
+        refs += record.refcount.unwrap_or(0);
+    }
+    assert_eq!(refs, 36);
 }
 
 async fn deleting_a_message_or_issue_releases_its_attachments<S: TestStore>() {

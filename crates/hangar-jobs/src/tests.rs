@@ -428,7 +428,7 @@ mod maintenance {
         assert!(m.check(true, |_| {}).await.unwrap().problems.is_empty());
 
         let root = install.dir.path().join("blobs");
-        let path = |sha: &str| root.join(&sha[..2]).join(&sha[2..4]).join(sha);
+        let path = |sha: &str| root.join(&sha[..2]).join(sha);
         let lost = hex_sha256(b"these bytes will be lost");
         std::fs::remove_file(path(&lost)).unwrap();
         let rot = hex_sha256(b"these bytes will rot");

@@ -194,11 +194,7 @@ async fn users_are_created_reset_and_disabled_beside_a_running_server() {
 
 /// Where the local blob store keeps a blob.
 fn blob_path(data_dir: &Path, sha: &str) -> std::path::PathBuf {
-    data_dir
-        .join("blobs")
-        .join(&sha[..2])
-        .join(&sha[2..4])
-        .join(sha)
+    data_dir.join("blobs").join(&sha[..2]).join(sha)
 }
 
 #[tokio::test]

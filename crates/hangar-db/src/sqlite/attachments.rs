@@ -2,7 +2,7 @@
 
 use super::blobs::{add_ref, drop_ref, record_event};
 use super::previews::queue_previews;
-use super::{backend, SqliteStore};
+use super::{backend, SqliteStore, Tx};
 use crate::rows::{self, ATTACHMENT_COLUMNS};
 use crate::rules::{self, FileRef, LinkTable};
 use async_trait::async_trait;
@@ -170,6 +170,78 @@ pub(crate) async fn linked_attachments(
     Ok(out)
 }
 
+/// The writes of `create_attachments`, inside a (group) transaction.
+async fn insert_attachments(
+    tx: &mut Tx,
+    new: &[NewAttachment],
+    message_id: Option<i64>,
+    owner_quota: Option<i64>,
+    scanning: bool,
+) -> StoreResult<()> {
+    let now = now_ms();
+    for uploader in new
+        .iter()
+        .map(|a| a.uploader_id)
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let adding = new
+            .iter()
+            .filter(|a| a.uploader_id == uploader && a.stores_blob)
+            .map(|a| a.size)
+            .sum();
+        check_owner_quota(tx, uploader, adding, owner_quota).await?;
+    }
+    for a in new {
+        if a.stores_blob {
+            let file = FileRef::Attachment {
+                id: a.id,
+                file_name: &a.file_name,
+                size: a.size,
+            };
+            let scan = scanning.then_some(file);
+            add_ref(tx, &a.sha256, a.size, a.pin.as_deref(), scan).await?;
+        }
+        sqlx::query(
+            "INSERT INTO attachments (id, uploader_id, file_name, content_type, size, sha256, stores_blob, \
+             state, media_context, created_utc, modified_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(a.id)
+        .bind(a.uploader_id)
+        .bind(&a.file_name)
+        .bind(&a.content_type)
+        .bind(a.size)
+        .bind(&a.sha256)
+        .bind(a.stores_blob as i64)
+        .bind(a.state.as_str())
+        .bind(&a.media_context)
+        .bind(now)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+        if a.stores_blob
+            && a.state == hangar_core::AttachmentState::ReadyForDownloadFromServerToClient
+        {
+            queue_previews(tx, &a.sha256, &a.content_type).await?;
+        }
+    }
+    if let Some(message_id) = message_id {
+        let room: i64 = sqlx::query_scalar("SELECT channel_id FROM messages WHERE id = ?")
+            .bind(message_id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(backend)?
+            .ok_or(StoreError::NotFound("message"))?;
+        let links = rules::file_links(new);
+        insert_links(tx, LinkTable::Message, message_id, Some(room), &links).await?;
+    }
+    for a in new {
+        let payload = rules::attachment_created(a, message_id);
+        record_event(tx, "Attachment.Created", None, Some(a.uploader_id), payload).await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl AttachmentStore for SqliteStore {
     async fn create_attachments(
@@ -178,86 +250,18 @@ impl AttachmentStore for SqliteStore {
         message_id: Option<i64>,
         owner_quota: Option<i64>,
     ) -> StoreResult<Vec<Attachment>> {
-        let now = now_ms();
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
-        for uploader in new
-            .iter()
-            .map(|a| a.uploader_id)
-            .collect::<std::collections::BTreeSet<_>>()
-        {
-            let adding = new
-                .iter()
-                .filter(|a| a.uploader_id == uploader && a.stores_blob)
-                .map(|a| a.size)
-                .sum();
-            check_owner_quota(&mut tx, uploader, adding, owner_quota).await?;
-        }
-        for a in new {
-            if a.stores_blob {
-                let file = FileRef::Attachment {
-                    id: a.id,
-                    file_name: &a.file_name,
-                    size: a.size,
-                };
-                add_ref(
-                    &mut tx,
-                    &a.sha256,
-                    a.size,
-                    a.pin.as_deref(),
-                    self.scanned(file),
-                )
-                .await?;
-            }
-            sqlx::query(
-                "INSERT INTO attachments (id, uploader_id, file_name, content_type, size, sha256, stores_blob, \
-                 state, media_context, created_utc, modified_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(a.id)
-            .bind(a.uploader_id)
-            .bind(&a.file_name)
-            .bind(&a.content_type)
-            .bind(a.size)
-            .bind(&a.sha256)
-            .bind(a.stores_blob as i64)
-            .bind(a.state.as_str())
-            .bind(&a.media_context)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-            if a.stores_blob
-                && a.state == hangar_core::AttachmentState::ReadyForDownloadFromServerToClient
-            {
-                queue_previews(&mut tx, &a.sha256, &a.content_type).await?;
-            }
-        }
-        if let Some(message_id) = message_id {
-            let room: i64 = sqlx::query_scalar("SELECT channel_id FROM messages WHERE id = ?")
-                .bind(message_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend)?
-                .ok_or(StoreError::NotFound("message"))?;
-            let links = rules::file_links(new);
-            insert_links(&mut tx, LinkTable::Message, message_id, Some(room), &links).await?;
-        }
-        for a in new {
-            let payload = rules::attachment_created(a, message_id);
-            record_event(
-                &mut tx,
-                "Attachment.Created",
-                None,
-                Some(a.uploader_id),
-                payload,
-            )
+        // Committed in a group with other uploads' records (one WAL sync for all of them), and
+        // answered only once that commit is on the disk.
+        let shared = std::sync::Arc::new(new.to_vec());
+        let scanning = self.scanning;
+        self.writer
+            .write(true, move |tx| {
+                let new = shared.clone();
+                Box::pin(async move {
+                    insert_attachments(tx, &new, message_id, owner_quota, scanning).await
+                })
+            })
             .await?;
-        }
-        self.commit_queued(tx).await?;
         let mut out = Vec::with_capacity(new.len());
         for a in new {
             out.push(

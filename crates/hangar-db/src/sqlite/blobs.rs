@@ -156,30 +156,31 @@ async fn unreferenced(tx: &mut Tx, sha256: &str) -> StoreResult<bool> {
 #[async_trait]
 impl BlobLifecycleStore for SqliteStore {
     async fn pin_blob(&self, pin_id: &str, sha256: &str, expires_utc: i64) -> StoreResult<bool> {
-        // BEGIN IMMEDIATE takes SQLite's write lock first, so the check and the insert are one step
-        // against `begin_blob_deletion` in any process. The pin needs no disk flush of its own (the
-        // bookkeeping pool): WAL keeps commits in order, so it is durable before the upload's record
-        // is; a pin lost to a power cut belonged to an upload that was never acknowledged, whose
-        // bytes the orphan sweep takes after the grace period.
-        let mut tx = self.queue_write().await?;
-        let deleting: Option<i64> =
-            sqlx::query_scalar("SELECT deleting FROM blobs WHERE sha256 = ?")
-                .bind(sha256)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend)?;
-        if deleting == Some(1) {
-            return Ok(false);
-        }
-        sqlx::query("INSERT INTO blob_pins (id, sha256, expires_utc) VALUES (?, ?, ?)")
-            .bind(pin_id)
-            .bind(sha256)
-            .bind(expires_utc)
-            .execute(&mut *tx)
+        // In the group writer's transaction, which holds SQLite's write lock, so the check and the
+        // insert are one step against `begin_blob_deletion` in any process. The pin needs no disk
+        // flush of its own: WAL keeps commits in order, so it is durable before the upload's
+        // record is; a pin lost to a power cut belonged to an upload that was never acknowledged,
+        // whose bytes the orphan sweep takes after the grace period.
+        let (pin_id, sha256) = (pin_id.to_string(), sha256.to_string());
+        self.writer
+            .write(false, move |tx| {
+                let (pin_id, sha256) = (pin_id.clone(), sha256.clone());
+                Box::pin(async move {
+                    let pinned = sqlx::query(
+                        "INSERT INTO blob_pins (id, sha256, expires_utc) SELECT ?, ?, ? \
+                         WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE sha256 = ? AND deleting = 1)",
+                    )
+                    .bind(&pin_id)
+                    .bind(&sha256)
+                    .bind(expires_utc)
+                    .bind(&sha256)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(backend)?;
+                    Ok(pinned.rows_affected() == 1)
+                })
+            })
             .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
-        Ok(true)
     }
 
     async fn release_pin(&self, pin_id: &str) -> StoreResult<()> {

@@ -6,6 +6,7 @@ mod apps;
 mod attachments;
 mod blobs;
 mod chat;
+mod group;
 mod identity;
 mod jobs;
 mod previews;
@@ -58,6 +59,8 @@ pub struct SqliteStore {
     /// is idempotent, and deliveries are at-least-once. Changes people make, and the jobs they cause,
     /// are committed with `synchronous=FULL`.
     queue_pool: SqlitePool,
+    /// Commits uploads' records (and their pins) in groups: see `group`.
+    writer: group::GroupWriter,
     blob_grace_ms: i64,
     /// Whether new files are scanned for malware (`--clamd`, SPEC §9.6): their blobs start
     /// `pending` and their scans are queued with them.
@@ -115,15 +118,23 @@ impl SqliteStore {
                     other => other.to_string(),
                 },
             })?;
+        let jobs_enqueued = Arc::new(watch::Sender::new(0u64));
+        let signal = jobs_enqueued.clone();
+        let writer = group::GroupWriter::start(options.clone(), move || {
+            signal.send_modify(|n| *n = n.wrapping_add(1))
+        })
+        .await
+        .map_err(open_error)?;
         let queue_pool = open_pool(2, options.synchronous(SqliteSynchronous::Normal))
             .await
             .map_err(open_error)?;
         Ok(Self {
             pool,
             queue_pool,
+            writer,
             blob_grace_ms: DEFAULT_BLOB_GRACE.as_millis() as i64,
             scanning: false,
-            jobs_enqueued: Arc::new(watch::Sender::new(0)),
+            jobs_enqueued,
         })
     }
 
@@ -213,6 +224,7 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.pool.close().await;
         self.queue_pool.close().await;
+        self.writer.close().await;
     }
 
     /// Changes when this store queued jobs (see the field).
