@@ -257,6 +257,13 @@ impl BlobStore for LocalBlobStore {
         Ok(ReaderStream::with_capacity(reader, READ_CHUNK).boxed())
     }
 
+    async fn read_small(&self, sha256: &str, start: u64, len: u64) -> Result<Bytes, BlobError> {
+        if !valid_sha256(sha256) {
+            return Err(BlobError::NotFound);
+        }
+        crate::small::read_file_range(self.blob_path(sha256), start, len).await
+    }
+
     async fn delete(&self, sha256: &str) -> Result<(), BlobError> {
         if !valid_sha256(sha256) {
             return Ok(());
