@@ -147,6 +147,8 @@ mod tests {
         store.delete(&shas[2]).await.unwrap();
         let whole = cache.read(&store, &shas[2], 10, 0, 10).await.unwrap();
         assert_eq!(&whole[..], &[2; 10]);
+        // The evicted one is read from the store again: gone there, gone here.
+        store.delete(&shas[0]).await.unwrap();
         assert!(matches!(
             cache.read(&store, &shas[0], 10, 0, 10).await,
             Err(BlobError::NotFound)

@@ -59,6 +59,8 @@ pub struct PgStore {
     options: PgConnectOptions,
     /// The change listener, stopped by `close`.
     listener: Arc<std::sync::Mutex<Option<tokio::task::AbortHandle>>>,
+    /// This process's announcements that its listener has not heard back yet.
+    echoes: Arc<cache_listener::Echoes>,
 }
 
 impl PgStore {
@@ -83,6 +85,7 @@ impl PgStore {
             cache: Arc::new(ReadCache::disabled(CacheLimits::default())),
             options,
             listener: Arc::default(),
+            echoes: Arc::new(cache_listener::Echoes::new()),
         })
     }
 
@@ -97,6 +100,7 @@ impl PgStore {
         let task = tokio::spawn(cache_listener::run(
             self.options.clone(),
             self.cache.clone(),
+            self.echoes.clone(),
         ));
         let previous = self
             .listener
@@ -123,10 +127,30 @@ impl PgStore {
         mut tx: Tx,
         changes: &[Invalidation],
     ) -> Result<(), StoreError> {
-        announce(&mut tx, changes).await?;
+        let echo = self.announce(&mut tx, changes).await?;
         tx.commit().await.map_err(backend)?;
         self.invalidate(changes);
+        self.echoes.wait(echo, &self.cache).await;
         Ok(())
+    }
+
+    /// Tells every node listening what `changes` make stale, when (and only if) `tx` commits
+    /// (PostgreSQL delivers notifications at commit, in commit order). Answers what to wait for:
+    /// this node's listener hearing it back, which is when the other nodes' listeners have been sent
+    /// it too, so that a client's next request to another node rarely finds an entry still there.
+    async fn announce(
+        &self,
+        tx: &mut Tx,
+        changes: &[Invalidation],
+    ) -> Result<cache_listener::Echo, StoreError> {
+        let echo = self.echoes.expect();
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(cache_listener::CHANNEL)
+            .bind(cache_listener::payload(changes, &echo))
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+        Ok(echo)
     }
 
     /// Turns malware scanning of new files on (`--clamd`).
@@ -211,25 +235,12 @@ impl PgStore {
         mut tx: Tx,
         changes: &[Invalidation],
     ) -> Result<(), StoreError> {
-        announce(&mut tx, changes).await?;
+        let echo = self.announce(&mut tx, changes).await?;
         self.commit_queued(tx).await?;
         self.invalidate(changes);
+        self.echoes.wait(echo, &self.cache).await;
         Ok(())
     }
-}
-
-/// Tells every node listening what `changes` make stale, when (and only if) `tx` commits:
-/// PostgreSQL delivers notifications at commit, in commit order.
-pub(crate) async fn announce(tx: &mut Tx, changes: &[Invalidation]) -> Result<(), StoreError> {
-    for change in changes {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(cache_listener::CHANNEL)
-            .bind(change.encode())
-            .execute(&mut **tx)
-            .await
-            .map_err(backend)?;
-    }
-    Ok(())
 }
 
 fn connect_options(url: &str) -> Result<PgConnectOptions, OpenError> {
