@@ -56,7 +56,7 @@ pub struct PgStore {
     /// `listen_for_changes` hears other nodes' changes (see `cache_listener`).
     cache: Arc<ReadCache>,
     /// How to connect again (the change listener's own connection).
-    options: PgConnectOptions,
+    options: Arc<PgConnectOptions>,
     /// The change listener, stopped by `close`.
     listener: Arc<std::sync::Mutex<Option<tokio::task::AbortHandle>>>,
     /// This process's announcements that its listener has not heard back yet.
@@ -83,7 +83,7 @@ impl PgStore {
             scanning: false,
             jobs_enqueued: Arc::new(watch::Sender::new(0)),
             cache: Arc::new(ReadCache::disabled(CacheLimits::default())),
-            options,
+            options: Arc::new(options),
             listener: Arc::default(),
             echoes: Arc::new(cache_listener::Echoes::new()),
         })
@@ -98,7 +98,7 @@ impl PgStore {
     /// listener is connected (a node serving requests calls this; commands that run once do not).
     pub fn listen_for_changes(&self) {
         let task = tokio::spawn(cache_listener::run(
-            self.options.clone(),
+            (*self.options).clone(),
             self.cache.clone(),
             self.echoes.clone(),
         ));
