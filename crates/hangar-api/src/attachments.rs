@@ -21,11 +21,27 @@ use subtle::ConstantTimeEq;
 
 /// The attachment if the caller may read it; otherwise it does not exist for them.
 pub(crate) async fn readable(state: &AppState, caller: &Caller, id: i64) -> ApiResult<Attachment> {
-    let a = state
-        .attachments
-        .attachment(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("attachment"))?;
+    let a = state.attachments.attachment(id).await?;
+    visible(state, caller, a).await
+}
+
+/// `readable` for a download, which may be answered from the read cache
+/// (`AttachmentStore::attachment_for_download`).
+async fn readable_for_download(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> ApiResult<Attachment> {
+    let a = state.attachments.attachment_for_download(id).await?;
+    visible(state, caller, a).await
+}
+
+async fn visible(
+    state: &AppState,
+    caller: &Caller,
+    a: Option<Attachment>,
+) -> ApiResult<Attachment> {
+    let a = a.ok_or_else(|| ApiError::not_found("attachment"))?;
     if may_read_attachment(state, caller, &a).await? {
         Ok(a)
     } else {
@@ -105,7 +121,7 @@ pub async fn download_named(
     method: Method,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let a = readable(&state, &caller, id).await?;
+    let a = readable_for_download(&state, &caller, id).await?;
     if a.file_name != name {
         return Err(ApiError::not_found("attachment"));
     }
@@ -195,7 +211,7 @@ pub(crate) async fn by_link_or_caller(
     if let Some(k) = k {
         let a = state
             .attachments
-            .attachment(id)
+            .attachment_for_download(id)
             .await?
             .ok_or_else(|| ApiError::not_found("attachment"))?;
         let expected = link_token(state, a.id, a.link_version);
@@ -215,7 +231,7 @@ pub(crate) async fn by_link_or_caller(
             e
         }
     })?;
-    Ok((readable(state, &caller, id).await?, true))
+    Ok((readable_for_download(state, &caller, id).await?, true))
 }
 
 /// `GET /d/{id}[?k=TOKEN]`: with a valid public-link token, anyone; otherwise a caller who may read it.

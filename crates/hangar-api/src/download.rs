@@ -144,19 +144,23 @@ pub async fn serve(
         }
     };
     builder = builder.status(status).header(header::CONTENT_LENGTH, len);
+    // Deleted between the lookup and now: it is gone for this caller too.
+    let gone = |e| match e {
+        hangar_blob::BlobError::NotFound => ApiError::not_found("file"),
+        other => other.into(),
+    };
     let body = if *method == Method::HEAD || len == 0 {
         Body::empty()
-    } else {
-        // Deleted between the lookup and now: it is gone for this caller too.
+    } else if d.size <= hangar_blob::small::SMALL_BLOB {
+        // The caller's right to these bytes was decided before `serve` was called.
         let bytes = state
-            .blobs
-            .read(d.sha256, start, len)
+            .small_blobs
+            .read(&*state.blobs, d.sha256, d.size, start, len)
             .await
-            .map_err(|e| match e {
-                hangar_blob::BlobError::NotFound => ApiError::not_found("file"),
-                other => other.into(),
-            })?;
-        Body::from_stream(bytes)
+            .map_err(gone)?;
+        Body::from(bytes)
+    } else {
+        Body::from_stream(state.blobs.read(d.sha256, start, len).await.map_err(gone)?)
     };
     builder.body(body).map_err(ApiError::internal)
 }

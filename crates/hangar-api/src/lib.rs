@@ -147,6 +147,9 @@ fn dummy_hash() -> String {
         .unwrap_or_default()
 }
 
+/// Memory for small blobs kept between downloads (each at most `hangar_blob::small::SMALL_BLOB`).
+pub const SMALL_BLOB_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 /// Everything a handler may need. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -182,6 +185,8 @@ pub struct AppState {
     /// Turns for reading and decoding large JSON upload bodies (data URLs), so that their memory
     /// is bounded per node whatever the number of clients.
     pub large_json: Arc<tokio::sync::Semaphore>,
+    /// Small blobs kept in memory (`hangar_blob::small`), served only after the access check.
+    pub small_blobs: Arc<hangar_blob::small::SmallBlobCache>,
 }
 
 impl AppState {
@@ -235,6 +240,9 @@ impl AppState {
             )),
             settings: Arc::new(settings),
             large_json: Arc::new(tokio::sync::Semaphore::new(storage::LARGE_JSON_AT_ONCE)),
+            small_blobs: Arc::new(hangar_blob::small::SmallBlobCache::new(
+                SMALL_BLOB_CACHE_BYTES,
+            )),
         }
     }
 }

@@ -10,6 +10,7 @@ mod local;
 mod memory;
 pub mod partial;
 mod s3;
+pub mod small;
 
 pub use ingest::{Committed, Ingest, IngestError};
 pub use local::LocalBlobStore;
@@ -149,6 +150,17 @@ pub trait BlobStore: Send + Sync {
     async fn commit(&self, staged: StagedBlob) -> Result<(), BlobError>;
     /// `len` bytes of a blob from `start`.
     async fn read(&self, sha256: &str, start: u64, len: u64) -> Result<ByteStream, BlobError>;
+    /// `len` bytes of a blob from `start` in one piece, for small reads (`small::SMALL_BLOB`):
+    /// whatever `read` streams, gathered.
+    async fn read_small(&self, sha256: &str, start: u64, len: u64) -> Result<Bytes, BlobError> {
+        use futures_util::TryStreamExt;
+        let mut stream = self.read(sha256, start, len).await?;
+        let mut whole = bytes::BytesMut::with_capacity(len as usize);
+        while let Some(chunk) = stream.try_next().await? {
+            whole.extend_from_slice(&chunk);
+        }
+        Ok(whole.freeze())
+    }
     /// Removes a blob; removing a missing blob is not an error.
     async fn delete(&self, sha256: &str) -> Result<(), BlobError>;
     async fn exists(&self, sha256: &str) -> Result<bool, BlobError>;

@@ -257,6 +257,14 @@ impl BlobStore for LocalBlobStore {
         Ok(stream::stream_file(file, len))
     }
 
+    async fn read_small(&self, sha256: &str, start: u64, len: u64) -> Result<Bytes, BlobError> {
+        if !valid_sha256(sha256) {
+            return Err(BlobError::NotFound);
+        }
+        let paths = self.blob_paths(sha256);
+        crate::small::read_file_range(move || open_first(paths), start, len).await
+    }
+
     async fn delete(&self, sha256: &str) -> Result<(), BlobError> {
         if !valid_sha256(sha256) {
             return Ok(());

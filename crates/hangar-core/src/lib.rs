@@ -18,6 +18,7 @@ pub mod model;
 pub mod net;
 pub mod preview;
 pub mod range;
+pub mod read_cache;
 pub mod scan;
 pub mod secrets;
 pub mod storage_path;

@@ -244,7 +244,15 @@ pub trait AttachmentStore: Send + Sync {
     /// (epoch ms: since their upload, or since their last message or issue was deleted).
     async fn unattached_before(&self, cutoff: i64, limit: i64) -> StoreResult<Vec<i64>>;
     async fn attachment(&self, id: i64) -> StoreResult<Option<Attachment>>;
+    /// The attachment as a download needs it: what `attachment` answers, possibly from the read
+    /// cache (`read_cache`), so its preview fields (`has_thumbnail`, dimensions) may be older.
+    /// Everything a download decides by (state, name, type, size, checksum, uploader, public link)
+    /// is exact: each change of those invalidates the entry.
+    async fn attachment_for_download(&self, id: i64) -> StoreResult<Option<Attachment>> {
+        self.attachment(id).await
+    }
     /// Whether the member may read the attachment through a message or issue it is attached to.
+    /// A store may answer "yes" from its read cache (links and memberships that end invalidate it).
     async fn readable_through_links(&self, attachment_id: i64, member_id: i64)
         -> StoreResult<bool>;
     async fn is_linked_to_message(&self, attachment_id: i64, message_id: i64) -> StoreResult<bool>;

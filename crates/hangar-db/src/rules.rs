@@ -119,6 +119,13 @@ impl LinkTable {
     }
 }
 
+/// Whether a download may keep this attachment in the read cache: only ready ones, whose download
+/// fields change only by the changes that invalidate them (publishing, revoking, deleting).
+pub(crate) fn cacheable(a: &hangar_core::model::Attachment) -> bool {
+    a.state == hangar_core::AttachmentState::ReadyForDownloadFromServerToClient
+        && a.sha256.is_some()
+}
+
 /// The states in which an attachment's declared size counts against its uploader's quota although
 /// it has no stored bytes yet: a resumable upload under way.
 pub(crate) const UPLOADING_STATES: &str =

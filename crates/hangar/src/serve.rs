@@ -63,13 +63,16 @@ impl Store {
                     .with_blob_grace(config.blob_grace)
                     .with_scanning(config.clamd.is_some()),
             ),
-            DatabaseKind::Postgres => Store::Postgres(
-                PgStore::open(url)
+            DatabaseKind::Postgres => {
+                let store = PgStore::open(url)
                     .await
                     .map_err(failed)?
                     .with_blob_grace(config.blob_grace)
-                    .with_scanning(config.clamd.is_some()),
-            ),
+                    .with_scanning(config.clamd.is_some());
+                // The read caches are used while this node hears the other nodes' changes.
+                store.listen_for_changes();
+                Store::Postgres(store)
+            }
         })
     }
 
@@ -78,6 +81,14 @@ impl Store {
         match self {
             Store::Sqlite(s) => (Arc::new(s.clone()), Arc::new(s.clone())),
             Store::Postgres(s) => (Arc::new(s.clone()), Arc::new(s.clone())),
+        }
+    }
+
+    /// The store's read caches (who tokens belong to, what attachments are).
+    pub fn read_cache(&self) -> Arc<hangar_core::read_cache::ReadCache> {
+        match self {
+            Store::Sqlite(s) => s.read_cache(),
+            Store::Postgres(s) => s.read_cache(),
         }
     }
 

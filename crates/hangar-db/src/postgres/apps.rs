@@ -10,6 +10,7 @@ use hangar_core::ids::random_id;
 use hangar_core::jobs::{Deliver, NewJob};
 use hangar_core::model::Member;
 use hangar_core::now_ms;
+use hangar_core::read_cache::Invalidation;
 use hangar_core::store::*;
 
 /// Records a delivery (once: ids are derived from what is delivered) and, for a new pending one, the
@@ -260,7 +261,7 @@ impl AppStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+        self.commit_announced(tx, &[Invalidation::Callers]).await?;
         Ok(record)
     }
 }
@@ -294,6 +295,10 @@ impl AppTokenStore for PgStore {
         token_hash: &str,
         now: i64,
     ) -> StoreResult<Option<(AppToken, AppRecord, Member)>> {
+        let ticket = match self.cache.app(token_hash, now) {
+            Ok(found) => return Ok(Some(found)),
+            Err(ticket) => ticket,
+        };
         let row = sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS}, {APP_COLUMNS}, {MEMBER_COLUMNS} FROM app_tokens t \
              JOIN applications a ON a.id = t.app_id \
@@ -307,14 +312,19 @@ impl AppTokenStore for PgStore {
         .await
         .map_err(backend)?;
         // The three tables share column names: each is read from its position.
-        row.map(|r| {
-            Ok((
-                rows::app_token(&r, 0),
-                rows::app(&r, 10)?,
-                rows::member_at(&r, 18),
-            ))
-        })
-        .transpose()
+        let found = row
+            .map(|r| -> StoreResult<_> {
+                Ok((
+                    rows::app_token(&r, 0),
+                    rows::app(&r, 10)?,
+                    rows::member_at(&r, 18),
+                ))
+            })
+            .transpose()?;
+        if let Some(found) = &found {
+            self.cache.store_app(ticket, token_hash, found, now);
+        }
+        Ok(found)
     }
     async fn take_app_token(
         &self,
@@ -348,14 +358,16 @@ impl AppTokenStore for PgStore {
             .await
     }
     async fn revoke_grant(&self, app_id: i64, grant_id: i64) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
         let done = sqlx::query(
             "DELETE FROM app_tokens WHERE app_id = $1 AND data::jsonb -> 'grant' = to_jsonb($2::BIGINT)",
         )
         .bind(app_id)
         .bind(grant_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
+        self.commit_announced(tx, &[Invalidation::Callers]).await?;
         Ok(done.rows_affected())
     }
     async fn list_app_tokens(&self, app_id: i64, kind: &str) -> StoreResult<Vec<AppToken>> {
@@ -371,6 +383,7 @@ impl AppTokenStore for PgStore {
         Ok(rows.iter().map(|r| rows::app_token(r, 0)).collect())
     }
     async fn update_app_token(&self, t: &AppToken) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
         let done = sqlx::query(
             "UPDATE app_tokens SET name = $1, scope = $2, expires_utc = $3 WHERE id = $4 AND app_id = $5",
         )
@@ -379,26 +392,31 @@ impl AppTokenStore for PgStore {
         .bind(t.expires_utc)
         .bind(t.id)
         .bind(t.app_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
+        self.commit_announced(tx, &[Invalidation::Callers]).await?;
         Ok(done.rows_affected() == 1)
     }
     async fn delete_app_token(&self, app_id: i64, token_id: i64) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
         let done = sqlx::query("DELETE FROM app_tokens WHERE id = $1 AND app_id = $2")
             .bind(token_id)
             .bind(app_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(backend)?;
+        self.commit_announced(tx, &[Invalidation::Callers]).await?;
         Ok(done.rows_affected() == 1)
     }
     async fn delete_app_tokens(&self, app_id: i64) -> StoreResult<()> {
+        let mut tx = self.write().await?;
         sqlx::query("DELETE FROM app_tokens WHERE app_id = $1")
             .bind(app_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(backend)?;
+        self.commit_announced(tx, &[Invalidation::Callers]).await?;
         Ok(())
     }
     async fn touch_app_token(&self, token_id: i64, now: i64) -> StoreResult<()> {
@@ -408,6 +426,7 @@ impl AppTokenStore for PgStore {
             .execute(&self.pool)
             .await
             .map_err(backend)?;
+        self.cache.app_used(token_id, now);
         Ok(())
     }
 }

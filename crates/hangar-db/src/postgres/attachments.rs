@@ -7,6 +7,7 @@ use crate::rules::{self, FileRef, LinkTable};
 use async_trait::async_trait;
 use hangar_core::model::*;
 use hangar_core::now_ms;
+use hangar_core::read_cache::Invalidation;
 use hangar_core::store::{AttachmentStore, StoreError, StoreResult};
 use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::HashMap;
@@ -295,11 +296,29 @@ impl AttachmentStore for PgStore {
         Ok(row.as_ref().map(rows::attachment))
     }
 
+    async fn attachment_for_download(&self, id: i64) -> StoreResult<Option<Attachment>> {
+        let now = now_ms();
+        let ticket = match self.cache.attachment(id, now) {
+            Ok(found) => return Ok(Some(found)),
+            Err(ticket) => ticket,
+        };
+        let found = self.attachment(id).await?;
+        if let Some(a) = found.as_ref().filter(|a| rules::cacheable(a)) {
+            self.cache.store_attachment(ticket, a, now);
+        }
+        Ok(found)
+    }
+
     async fn readable_through_links(
         &self,
         attachment_id: i64,
         member_id: i64,
     ) -> StoreResult<bool> {
+        let now = now_ms();
+        let ticket = match self.cache.reader(attachment_id, member_id, now) {
+            Ok(()) => return Ok(true),
+            Err(ticket) => ticket,
+        };
         let readable: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM message_attachments ma \
                  JOIN messages msg ON msg.id = ma.message_id \
@@ -317,6 +336,10 @@ impl AttachmentStore for PgStore {
         .fetch_one(&self.pool)
         .await
         .map_err(backend)?;
+        if readable {
+            self.cache
+                .store_reader(ticket, attachment_id, member_id, now);
+        }
         Ok(readable)
     }
 
@@ -333,27 +356,33 @@ impl AttachmentStore for PgStore {
     }
 
     async fn publish(&self, id: i64) -> StoreResult<i64> {
-        sqlx::query_scalar(
+        let mut tx = self.write().await?;
+        let version = sqlx::query_scalar(
             "UPDATE attachments SET public = TRUE, modified_utc = $1 WHERE id = $2 RETURNING link_version",
         )
         .bind(now_ms())
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(backend)?
-        .ok_or(StoreError::NotFound("attachment"))
+        .ok_or(StoreError::NotFound("attachment"))?;
+        self.commit_announced(tx, &[Invalidation::Attachment(id)])
+            .await?;
+        Ok(version)
     }
 
     async fn revoke_public_link(&self, id: i64) -> StoreResult<()> {
+        let mut tx = self.write().await?;
         sqlx::query(
             "UPDATE attachments SET public = FALSE, link_version = link_version + 1, modified_utc = $1 WHERE id = $2",
         )
         .bind(now_ms())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        Ok(())
+        self.commit_announced(tx, &[Invalidation::Attachment(id)])
+            .await
     }
 
     async fn delete_attachment(&self, id: i64) -> StoreResult<()> {
@@ -373,7 +402,8 @@ impl AttachmentStore for PgStore {
             Some((Some(sha), true)) => drop_ref(&mut tx, &sha, self.blob_grace_ms).await?,
             Some(_) => {}
         }
-        self.commit_queued(tx).await
+        self.commit_queued_announced(tx, &[Invalidation::Attachment(id)])
+            .await
     }
 
     async fn member_usage(&self, member_id: i64) -> StoreResult<i64> {

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use hangar_core::ids::random_id;
 use hangar_core::model::*;
 use hangar_core::now_ms;
+use hangar_core::read_cache::Invalidation;
 use hangar_core::store::{ChatStore, StoreError, StoreResult};
 
 impl PgStore {
@@ -202,7 +203,8 @@ impl ChatStore for PgStore {
         delete_owner(&mut tx, LinkTable::Message, id).await?;
         let payload = serde_json::json!({ "messageId": id, "channelId": channel_id });
         record_event(&mut tx, "ChatMessage.Deleted", None, None, payload).await?;
-        self.commit_queued(tx).await
+        self.commit_queued_announced(tx, &[Invalidation::Readers])
+            .await
     }
 
     async fn list_messages(

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use hangar_core::ids::random_id;
 use hangar_core::model::*;
 use hangar_core::now_ms;
+use hangar_core::read_cache::Invalidation;
 use hangar_core::store::{
     AttemptStore, IdentityStore, MemberControlStore, MemberUpdate, StoreError, StoreResult,
 };
@@ -75,13 +76,14 @@ impl IdentityStore for PgStore {
     }
 
     async fn set_password(&self, member_id: i64, password_hash: &str) -> StoreResult<()> {
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE members SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
             .bind(member_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        Ok(())
+        self.commit_announced(tx, &[Invalidation::Callers]).await
     }
 
     async fn list_members(&self) -> StoreResult<Vec<Member>> {
@@ -198,6 +200,10 @@ impl IdentityStore for PgStore {
         token_hash: &str,
         now: i64,
     ) -> StoreResult<Option<(Member, PersonalToken)>> {
+        let ticket = match self.cache.personal(token_hash, now) {
+            Ok(found) => return Ok(Some(found)),
+            Err(ticket) => ticket,
+        };
         let row = sqlx::query(&format!(
             "SELECT {MEMBER_COLUMNS}, {PERSONAL_TOKEN_COLUMNS} \
              FROM personal_tokens t JOIN members m ON m.id = t.member_id \
@@ -209,7 +215,11 @@ impl IdentityStore for PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(row.map(|r| (rows::member_at(&r, 0), rows::personal_token_at(&r, 5))))
+        let found = row.map(|r| (rows::member_at(&r, 0), rows::personal_token_at(&r, 5)));
+        if let Some(found) = &found {
+            self.cache.store_personal(ticket, token_hash, found, now);
+        }
+        Ok(found)
     }
 
     async fn list_tokens(&self, member_id: i64) -> StoreResult<Vec<PersonalToken>> {
@@ -231,16 +241,20 @@ impl IdentityStore for PgStore {
             .execute(&self.pool)
             .await
             .map_err(backend)?;
+        self.cache.personal_used(token_id, now);
         Ok(())
     }
 
     async fn delete_token(&self, member_id: i64, token_id: i64) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
         let done = sqlx::query("DELETE FROM personal_tokens WHERE id = $1 AND member_id = $2")
             .bind(token_id)
             .bind(member_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(backend)?;
+        // Tokens made with it went with it (ON DELETE CASCADE): every caller entry goes.
+        self.commit_announced(tx, &[Invalidation::Callers]).await?;
         Ok(done.rows_affected() > 0)
     }
 }
@@ -284,7 +298,8 @@ impl MemberControlStore for PgStore {
             .await
             .map_err(backend)?;
         revoke_all(&mut tx, member_id, None).await?;
-        tx.commit().await.map_err(backend)
+        self.commit_announced(tx, &[Invalidation::Callers, Invalidation::Readers])
+            .await
     }
 
     async fn disable_member(&self, member_id: i64) -> StoreResult<()> {
@@ -295,7 +310,8 @@ impl MemberControlStore for PgStore {
             .await
             .map_err(backend)?;
         revoke_all(&mut tx, member_id, None).await?;
-        tx.commit().await.map_err(backend)
+        self.commit_announced(tx, &[Invalidation::Callers, Invalidation::Readers])
+            .await
     }
 
     async fn is_disabled(&self, member_id: i64) -> StoreResult<bool> {
@@ -347,7 +363,8 @@ impl MemberControlStore for PgStore {
         if change.disabled == Some(true) || change.password_hash.is_some() {
             revoke_all(&mut tx, member_id, None).await?;
         }
-        tx.commit().await.map_err(backend)
+        self.commit_announced(tx, &[Invalidation::Callers, Invalidation::Readers])
+            .await
     }
 
     async fn delete_member(&self, member_id: i64) -> StoreResult<()> {
@@ -375,7 +392,8 @@ impl MemberControlStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        tx.commit().await.map_err(backend)
+        self.commit_announced(tx, &[Invalidation::Callers, Invalidation::Readers])
+            .await
     }
 
     async fn change_own_password(
@@ -392,7 +410,8 @@ impl MemberControlStore for PgStore {
             .await
             .map_err(backend)?;
         revoke_all(&mut tx, member_id, keep_session).await?;
-        tx.commit().await.map_err(backend)
+        self.commit_announced(tx, &[Invalidation::Callers, Invalidation::Readers])
+            .await
     }
 }
 

@@ -8,6 +8,7 @@
 mod apps;
 mod attachments;
 mod blobs;
+mod cache_listener;
 mod chat;
 mod identity;
 mod jobs;
@@ -21,6 +22,7 @@ mod storage;
 mod tus;
 
 use crate::{DatabaseKind, OpenError};
+use hangar_core::read_cache::{CacheLimits, Invalidation, ReadCache};
 use hangar_core::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
@@ -50,6 +52,15 @@ pub struct PgStore {
     /// Counts commits that queued jobs, so that this process's job runners start at once; other
     /// nodes find the jobs at their next poll.
     jobs_enqueued: Arc<watch::Sender<u64>>,
+    /// Who tokens belong to and what attachments are, kept between requests. Unused until
+    /// `listen_for_changes` hears other nodes' changes (see `cache_listener`).
+    cache: Arc<ReadCache>,
+    /// How to connect again (the change listener's own connection).
+    options: Arc<PgConnectOptions>,
+    /// The change listener, stopped by `close`.
+    listener: Arc<std::sync::Mutex<Option<tokio::task::AbortHandle>>>,
+    /// This process's announcements that its listener has not heard back yet.
+    echoes: Arc<cache_listener::Echoes>,
 }
 
 impl PgStore {
@@ -63,14 +74,83 @@ impl PgStore {
         // several nodes starting together migrate once: the others wait, then find nothing to do.
         // (`opening_together_migrates_once` in the tests.)
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        let queue_pool = open_pool(4, options.options([("synchronous_commit", "off")])).await?;
+        let queue_pool =
+            open_pool(4, options.clone().options([("synchronous_commit", "off")])).await?;
         Ok(Self {
             pool,
             queue_pool,
             blob_grace_ms: crate::DEFAULT_BLOB_GRACE.as_millis() as i64,
             scanning: false,
             jobs_enqueued: Arc::new(watch::Sender::new(0)),
+            cache: Arc::new(ReadCache::disabled(CacheLimits::default())),
+            options: Arc::new(options),
+            listener: Arc::default(),
+            echoes: Arc::new(cache_listener::Echoes::new()),
         })
+    }
+
+    /// This store's read caches (tests look at them).
+    pub fn read_cache(&self) -> Arc<ReadCache> {
+        self.cache.clone()
+    }
+
+    /// Starts listening for the changes every node announces, and uses the read caches while the
+    /// listener is connected (a node serving requests calls this; commands that run once do not).
+    pub fn listen_for_changes(&self) {
+        let task = tokio::spawn(cache_listener::run(
+            (*self.options).clone(),
+            self.cache.clone(),
+            self.echoes.clone(),
+        ));
+        let previous = self
+            .listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(task.abort_handle());
+        if let Some(previous) = previous {
+            previous.abort();
+        }
+    }
+
+    /// Forgets here, at once, what committed changes made stale (other nodes hear of them through
+    /// `announce`).
+    pub(crate) fn invalidate(&self, changes: &[Invalidation]) {
+        for change in changes {
+            self.cache.invalidate(*change);
+        }
+    }
+
+    /// Commits a transaction whose changes `changes` describes: the other nodes are told in the
+    /// same transaction, this one after its commit.
+    pub(crate) async fn commit_announced(
+        &self,
+        mut tx: Tx,
+        changes: &[Invalidation],
+    ) -> Result<(), StoreError> {
+        let echo = self.announce(&mut tx, changes).await?;
+        tx.commit().await.map_err(backend)?;
+        self.invalidate(changes);
+        self.echoes.wait(echo, &self.cache).await;
+        Ok(())
+    }
+
+    /// Tells every node listening what `changes` make stale, when (and only if) `tx` commits
+    /// (PostgreSQL delivers notifications at commit, in commit order). Answers what to wait for:
+    /// this node's listener hearing it back, which is when the other nodes' listeners have been sent
+    /// it too, so that a client's next request to another node rarely finds an entry still there.
+    async fn announce(
+        &self,
+        tx: &mut Tx,
+        changes: &[Invalidation],
+    ) -> Result<cache_listener::Echo, StoreError> {
+        let echo = self.echoes.expect();
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(cache_listener::CHANNEL)
+            .bind(cache_listener::payload(changes, &echo))
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+        Ok(echo)
     }
 
     /// Turns malware scanning of new files on (`--clamd`).
@@ -111,6 +191,15 @@ impl PgStore {
 
     /// Closes both pools: connections end at once instead of at the server's time-out.
     pub async fn close(&self) {
+        let listener = self
+            .listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(listener) = listener {
+            listener.abort();
+            self.cache.disable();
+        }
         self.pool.close().await;
         self.queue_pool.close().await;
     }
@@ -137,6 +226,19 @@ impl PgStore {
     async fn commit_queued(&self, tx: Tx) -> Result<(), StoreError> {
         tx.commit().await.map_err(backend)?;
         self.signal_jobs();
+        Ok(())
+    }
+
+    /// `commit_queued` of a transaction whose changes `changes` describes (see `commit_announced`).
+    async fn commit_queued_announced(
+        &self,
+        mut tx: Tx,
+        changes: &[Invalidation],
+    ) -> Result<(), StoreError> {
+        let echo = self.announce(&mut tx, changes).await?;
+        self.commit_queued(tx).await?;
+        self.invalidate(changes);
+        self.echoes.wait(echo, &self.cache).await;
         Ok(())
     }
 }

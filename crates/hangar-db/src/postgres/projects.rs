@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use hangar_core::ids::random_id;
 use hangar_core::model::*;
 use hangar_core::now_ms;
+use hangar_core::read_cache::Invalidation;
 use hangar_core::store::{ProjectStore, StoreError, StoreResult};
 
 impl PgStore {
@@ -253,6 +254,7 @@ impl ProjectStore for PgStore {
         let payload =
             serde_json::json!({ "issueId": id, "projectId": project_id, "number": number });
         record_event(&mut tx, "Issue.Deleted", None, None, payload).await?;
-        self.commit_queued(tx).await
+        self.commit_queued_announced(tx, &[Invalidation::Readers])
+            .await
     }
 }

@@ -134,3 +134,65 @@ async fn writes_that_deadlock_are_run_again() {
         assert_eq!(record.refcount, Some(1), "{sha}: one file each");
     }
 }
+
+/// The read caches are used only while the change listener is connected: when its connection is
+/// killed they are emptied and unused at once, and used again (empty) once it listens again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_listener_turns_the_read_caches_off_until_it_is_back() {
+    let db = TestDb::postgres().await;
+    let store = PgStore::open(&db.url).await.unwrap();
+    let cache = store.read_cache();
+    assert!(!cache.is_enabled(), "unused before anyone listens");
+    store.listen_for_changes();
+    let until = |want: bool| {
+        let cache = cache.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while cache.is_enabled() != want {
+                assert!(std::time::Instant::now() < deadline, "caches never {want}");
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+    };
+    until(true).await;
+    let member = store
+        .create_member("alice", "h", "Alice", hangar_core::model::Role::Member)
+        .await
+        .unwrap();
+    let token = hangar_core::model::PersonalToken {
+        id: 1,
+        member_id: member.id,
+        name: "t".into(),
+        scope: hangar_core::access::Scope::parse("**"),
+        expires_utc: None,
+        created_utc: 0,
+        last_used_utc: None,
+        made_with: None,
+    };
+    store.create_token(&token, "hash-1").await.unwrap();
+    assert!(store.token_member("hash-1", 1).await.unwrap().is_some());
+    assert_eq!(cache.sizes().0, 1, "cached");
+    let name = db
+        .url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap();
+    let mut admin = db.admin().await;
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND query LIKE 'LISTEN %hangar_read_cache%'",
+    )
+    .bind(name)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(killed, [true], "one listener, killed");
+    until(false).await;
+    assert_eq!(cache.sizes(), (0, 0, 0), "emptied");
+    until(true).await;
+    assert_eq!(cache.sizes(), (0, 0, 0), "empty when back");
+    store.close().await;
+}

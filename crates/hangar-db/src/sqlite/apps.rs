@@ -12,6 +12,7 @@ use hangar_core::ids::random_id;
 use hangar_core::jobs::{Deliver, NewJob};
 use hangar_core::model::Member;
 use hangar_core::now_ms;
+use hangar_core::read_cache::Invalidation;
 use hangar_core::store::*;
 
 /// Records a delivery (once: ids are derived from what is delivered) and, for a new pending one, the
@@ -264,6 +265,7 @@ impl AppStore for SqliteStore {
             .await
             .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
+        self.invalidate(&[Invalidation::Callers]);
         Ok(record)
     }
 }
@@ -297,6 +299,10 @@ impl AppTokenStore for SqliteStore {
         token_hash: &str,
         now: i64,
     ) -> StoreResult<Option<(AppToken, AppRecord, Member)>> {
+        let ticket = match self.cache.app(token_hash, now) {
+            Ok(found) => return Ok(Some(found)),
+            Err(ticket) => ticket,
+        };
         let row = sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS}, {APP_COLUMNS}, {MEMBER_COLUMNS} FROM app_tokens t \
              JOIN applications a ON a.id = t.app_id \
@@ -310,14 +316,19 @@ impl AppTokenStore for SqliteStore {
         .await
         .map_err(backend)?;
         // The three tables share column names: each is read from its position.
-        row.map(|r| {
-            Ok((
-                rows::app_token(&r, 0),
-                rows::app(&r, 10)?,
-                rows::member_at(&r, 18),
-            ))
-        })
-        .transpose()
+        let found = row
+            .map(|r| -> StoreResult<_> {
+                Ok((
+                    rows::app_token(&r, 0),
+                    rows::app(&r, 10)?,
+                    rows::member_at(&r, 18),
+                ))
+            })
+            .transpose()?;
+        if let Some(found) = &found {
+            self.cache.store_app(ticket, token_hash, found, now);
+        }
+        Ok(found)
     }
     async fn take_app_token(
         &self,
@@ -334,6 +345,7 @@ impl AppTokenStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
+        self.invalidate(&[Invalidation::Callers]);
         Ok(row
             .as_ref()
             .map(|r| rows::app_token(r, 0))
@@ -359,6 +371,7 @@ impl AppTokenStore for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(backend)?;
+        self.invalidate(&[Invalidation::Callers]);
         Ok(done.rows_affected())
     }
     async fn list_app_tokens(&self, app_id: i64, kind: &str) -> StoreResult<Vec<AppToken>> {
@@ -385,6 +398,7 @@ impl AppTokenStore for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(backend)?;
+        self.invalidate(&[Invalidation::Callers]);
         Ok(done.rows_affected() == 1)
     }
     async fn delete_app_token(&self, app_id: i64, token_id: i64) -> StoreResult<bool> {
@@ -394,6 +408,7 @@ impl AppTokenStore for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(backend)?;
+        self.invalidate(&[Invalidation::Callers]);
         Ok(done.rows_affected() == 1)
     }
     async fn delete_app_tokens(&self, app_id: i64) -> StoreResult<()> {
@@ -402,6 +417,7 @@ impl AppTokenStore for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(backend)?;
+        self.invalidate(&[Invalidation::Callers]);
         Ok(())
     }
     async fn touch_app_token(&self, token_id: i64, now: i64) -> StoreResult<()> {
@@ -411,6 +427,7 @@ impl AppTokenStore for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(backend)?;
+        self.cache.app_used(token_id, now);
         Ok(())
     }
 }

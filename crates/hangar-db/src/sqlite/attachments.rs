@@ -8,6 +8,7 @@ use crate::rules::{self, FileRef, LinkTable};
 use async_trait::async_trait;
 use hangar_core::model::*;
 use hangar_core::now_ms;
+use hangar_core::read_cache::Invalidation;
 use hangar_core::store::{AttachmentStore, StoreError, StoreResult};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use std::collections::HashMap;
@@ -284,11 +285,29 @@ impl AttachmentStore for SqliteStore {
         Ok(row.as_ref().map(rows::attachment))
     }
 
+    async fn attachment_for_download(&self, id: i64) -> StoreResult<Option<Attachment>> {
+        let now = now_ms();
+        let ticket = match self.cache.attachment(id, now) {
+            Ok(found) => return Ok(Some(found)),
+            Err(ticket) => ticket,
+        };
+        let found = self.attachment(id).await?;
+        if let Some(a) = found.as_ref().filter(|a| rules::cacheable(a)) {
+            self.cache.store_attachment(ticket, a, now);
+        }
+        Ok(found)
+    }
+
     async fn readable_through_links(
         &self,
         attachment_id: i64,
         member_id: i64,
     ) -> StoreResult<bool> {
+        let now = now_ms();
+        let ticket = match self.cache.reader(attachment_id, member_id, now) {
+            Ok(()) => return Ok(true),
+            Err(ticket) => ticket,
+        };
         let readable: i64 = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM message_attachments ma \
                  JOIN messages msg ON msg.id = ma.message_id \
@@ -306,6 +325,10 @@ impl AttachmentStore for SqliteStore {
         .fetch_one(&self.pool)
         .await
         .map_err(backend)?;
+        if readable != 0 {
+            self.cache
+                .store_reader(ticket, attachment_id, member_id, now);
+        }
         Ok(readable != 0)
     }
 
@@ -322,7 +345,7 @@ impl AttachmentStore for SqliteStore {
     }
 
     async fn publish(&self, id: i64) -> StoreResult<i64> {
-        sqlx::query_scalar(
+        let version = sqlx::query_scalar(
             "UPDATE attachments SET public = 1, modified_utc = ? WHERE id = ? RETURNING link_version",
         )
         .bind(now_ms())
@@ -330,7 +353,9 @@ impl AttachmentStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?
-        .ok_or(StoreError::NotFound("attachment"))
+        .ok_or(StoreError::NotFound("attachment"));
+        self.invalidate(&[Invalidation::Attachment(id)]);
+        version
     }
 
     async fn revoke_public_link(&self, id: i64) -> StoreResult<()> {
@@ -342,6 +367,7 @@ impl AttachmentStore for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(backend)?;
+        self.invalidate(&[Invalidation::Attachment(id)]);
         Ok(())
     }
 
@@ -366,7 +392,9 @@ impl AttachmentStore for SqliteStore {
             Some((Some(sha), 1)) => drop_ref(&mut tx, &sha, self.blob_grace_ms).await?,
             Some(_) => {}
         }
-        self.commit_queued(tx).await
+        self.commit_queued(tx).await?;
+        self.invalidate(&[Invalidation::Attachment(id)]);
+        Ok(())
     }
 
     async fn member_usage(&self, member_id: i64) -> StoreResult<i64> {

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use hangar_core::ids::random_id;
 use hangar_core::model::*;
 use hangar_core::now_ms;
+use hangar_core::read_cache::Invalidation;
 use hangar_core::store::{
     AttemptStore, IdentityStore, MemberControlStore, MemberUpdate, StoreError, StoreResult,
 };
@@ -81,6 +82,7 @@ impl IdentityStore for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(backend)?;
+        self.invalidate(&[Invalidation::Callers]);
         Ok(())
     }
 
@@ -197,6 +199,10 @@ impl IdentityStore for SqliteStore {
         token_hash: &str,
         now: i64,
     ) -> StoreResult<Option<(Member, PersonalToken)>> {
+        let ticket = match self.cache.personal(token_hash, now) {
+            Ok(found) => return Ok(Some(found)),
+            Err(ticket) => ticket,
+        };
         let row = sqlx::query(&format!(
             "SELECT {MEMBER_COLUMNS}, {PERSONAL_TOKEN_COLUMNS} \
              FROM personal_tokens t JOIN members m ON m.id = t.member_id \
@@ -208,7 +214,11 @@ impl IdentityStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        Ok(row.map(|r| (rows::member_at(&r, 0), rows::personal_token_at(&r, 5))))
+        let found = row.map(|r| (rows::member_at(&r, 0), rows::personal_token_at(&r, 5)));
+        if let Some(found) = &found {
+            self.cache.store_personal(ticket, token_hash, found, now);
+        }
+        Ok(found)
     }
 
     async fn list_tokens(&self, member_id: i64) -> StoreResult<Vec<PersonalToken>> {
@@ -230,6 +240,7 @@ impl IdentityStore for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(backend)?;
+        self.cache.personal_used(token_id, now);
         Ok(())
     }
 
@@ -240,6 +251,8 @@ impl IdentityStore for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(backend)?;
+        // Tokens made with it went with it (ON DELETE CASCADE): every caller entry goes.
+        self.invalidate(&[Invalidation::Callers]);
         Ok(done.rows_affected() > 0)
     }
 }
@@ -284,7 +297,9 @@ impl MemberControlStore for SqliteStore {
             .await
             .map_err(backend)?;
         revoke_all(&mut tx, member_id, None).await?;
-        tx.commit().await.map_err(backend)
+        tx.commit().await.map_err(backend)?;
+        self.invalidate(&[Invalidation::Callers, Invalidation::Readers]);
+        Ok(())
     }
 
     async fn disable_member(&self, member_id: i64) -> StoreResult<()> {
@@ -295,7 +310,9 @@ impl MemberControlStore for SqliteStore {
             .await
             .map_err(backend)?;
         revoke_all(&mut tx, member_id, None).await?;
-        tx.commit().await.map_err(backend)
+        tx.commit().await.map_err(backend)?;
+        self.invalidate(&[Invalidation::Callers, Invalidation::Readers]);
+        Ok(())
     }
 
     async fn is_disabled(&self, member_id: i64) -> StoreResult<bool> {
@@ -346,7 +363,9 @@ impl MemberControlStore for SqliteStore {
         if change.disabled == Some(true) || change.password_hash.is_some() {
             revoke_all(&mut tx, member_id, None).await?;
         }
-        tx.commit().await.map_err(backend)
+        tx.commit().await.map_err(backend)?;
+        self.invalidate(&[Invalidation::Callers, Invalidation::Readers]);
+        Ok(())
     }
 
     async fn delete_member(&self, member_id: i64) -> StoreResult<()> {
@@ -374,7 +393,9 @@ impl MemberControlStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        tx.commit().await.map_err(backend)
+        tx.commit().await.map_err(backend)?;
+        self.invalidate(&[Invalidation::Callers, Invalidation::Readers]);
+        Ok(())
     }
 
     async fn change_own_password(
@@ -391,7 +412,9 @@ impl MemberControlStore for SqliteStore {
             .await
             .map_err(backend)?;
         revoke_all(&mut tx, member_id, keep_session).await?;
-        tx.commit().await.map_err(backend)
+        tx.commit().await.map_err(backend)?;
+        self.invalidate(&[Invalidation::Callers, Invalidation::Readers]);
+        Ok(())
     }
 }
 

@@ -18,6 +18,7 @@ mod storage;
 mod tus;
 
 use crate::{OpenError, DEFAULT_BLOB_GRACE};
+use hangar_core::read_cache::{CacheLimits, Invalidation, ReadCache};
 use hangar_core::StoreError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -69,6 +70,10 @@ pub struct SqliteStore {
     /// at their next poll (each runner watches it; none misses a change). Other processes find the
     /// jobs by polling.
     jobs_enqueued: Arc<watch::Sender<u64>>,
+    /// Who tokens belong to and what attachments are, kept between requests. SQLite has one
+    /// process serving it (several nodes need PostgreSQL), so every change that makes an entry
+    /// stale is made here and invalidates it here, after its commit.
+    cache: Arc<ReadCache>,
 }
 
 impl SqliteStore {
@@ -135,7 +140,20 @@ impl SqliteStore {
             blob_grace_ms: DEFAULT_BLOB_GRACE.as_millis() as i64,
             scanning: false,
             jobs_enqueued,
+            cache: Arc::new(ReadCache::new(CacheLimits::default())),
         })
+    }
+
+    /// This store's read caches (tests look at them).
+    pub fn read_cache(&self) -> Arc<ReadCache> {
+        self.cache.clone()
+    }
+
+    /// Forgets what committed changes made stale.
+    pub(crate) fn invalidate(&self, changes: &[Invalidation]) {
+        for change in changes {
+            self.cache.invalidate(*change);
+        }
     }
 
     /// What is at `url`: no database yet, or one that opens and holds data or not. Creates nothing

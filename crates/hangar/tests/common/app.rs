@@ -154,6 +154,14 @@ impl TestApp {
         self.nodes.iter().map(|(n, _)| n.addr.to_string()).collect()
     }
 
+    /// Every node's read caches (token and attachment entries), in the order of `node_addrs`.
+    pub fn read_caches(&self) -> Vec<std::sync::Arc<hangar_core::read_cache::ReadCache>> {
+        self.nodes
+            .iter()
+            .map(|(n, _)| n.store.read_cache())
+            .collect()
+    }
+
     /// The (first) node's state: its stores, as its handlers see them.
     pub fn state(&self) -> &hangar_api::AppState {
         &self.nodes[0].0.state
