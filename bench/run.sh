@@ -694,7 +694,8 @@ log_errors=$(grep -c -E '\b(ERROR|WARN)\b' "$WORK/hangar.log" || true)
 if ((log_errors > 0)); then
   PROBLEMS+=("Hangar logged $log_errors ERROR/WARN lines")
   log "Hangar logged $log_errors ERROR/WARN lines; the first ones:"
-  grep -E '\b(ERROR|WARN)\b' "$WORK/hangar.log" | head -n 5
+  # -m, not `| head`: with pipefail, grep killed by SIGPIPE would end the whole run.
+  grep -m 5 -E '\b(ERROR|WARN)\b' "$WORK/hangar.log" || true
 fi
 
 # ---------------------------------------------------------------------------------------------

@@ -156,6 +156,11 @@ impl ReadCache {
         s.enabled = false;
     }
 
+    /// Empties the caches (another process changed the database).
+    pub fn clear(&self) {
+        self.lock().clear_all();
+    }
+
     pub fn is_enabled(&self) -> bool {
         self.lock().enabled
     }

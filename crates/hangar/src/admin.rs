@@ -150,7 +150,8 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             let store = SqliteStore::open_existing(&url)
                 .await
                 .map_err(|e| anyhow!("--database-url: {e}"))?
-                .with_blob_grace(config.blob_grace);
+                .with_blob_grace(config.blob_grace)
+                .announcing_changes();
             let result = match args.command {
                 AdminCommand::Backup { dir } => backup(&config, &store, &dir).await,
                 command => run_on(&config, &store, command).await,

@@ -299,7 +299,7 @@ impl AppTokenStore for SqliteStore {
         token_hash: &str,
         now: i64,
     ) -> StoreResult<Option<(AppToken, AppRecord, Member)>> {
-        let ticket = match self.cache.app(token_hash, now) {
+        let ticket = match self.fresh_cache().app(token_hash, now) {
             Ok(found) => return Ok(Some(found)),
             Err(ticket) => ticket,
         };

@@ -287,7 +287,7 @@ impl AttachmentStore for SqliteStore {
 
     async fn attachment_for_download(&self, id: i64) -> StoreResult<Option<Attachment>> {
         let now = now_ms();
-        let ticket = match self.cache.attachment(id, now) {
+        let ticket = match self.fresh_cache().attachment(id, now) {
             Ok(found) => return Ok(Some(found)),
             Err(ticket) => ticket,
         };
@@ -304,7 +304,7 @@ impl AttachmentStore for SqliteStore {
         member_id: i64,
     ) -> StoreResult<bool> {
         let now = now_ms();
-        let ticket = match self.cache.reader(attachment_id, member_id, now) {
+        let ticket = match self.fresh_cache().reader(attachment_id, member_id, now) {
             Ok(()) => return Ok(true),
             Err(ticket) => ticket,
         };

@@ -199,7 +199,7 @@ impl IdentityStore for SqliteStore {
         token_hash: &str,
         now: i64,
     ) -> StoreResult<Option<(Member, PersonalToken)>> {
-        let ticket = match self.cache.personal(token_hash, now) {
+        let ticket = match self.fresh_cache().personal(token_hash, now) {
             Ok(found) => return Ok(Some(found)),
             Err(ticket) => ticket,
         };

@@ -6,6 +6,7 @@ mod apps;
 mod attachments;
 mod blobs;
 mod chat;
+mod epoch;
 mod group;
 mod identity;
 mod jobs;
@@ -74,6 +75,12 @@ pub struct SqliteStore {
     /// process serving it (several nodes need PostgreSQL), so every change that makes an entry
     /// stale is made here and invalidates it here, after its commit.
     cache: Arc<ReadCache>,
+    /// The file through which another process's changes reach this one's caches: see `epoch`.
+    /// None for an in-memory database (no other process can open it).
+    epoch: Option<Arc<epoch::Epoch>>,
+    /// Whether this store announces its changes through `epoch` (administration commands beside a
+    /// serving process).
+    announce: bool,
 }
 
 impl SqliteStore {
@@ -123,6 +130,25 @@ impl SqliteStore {
                     other => other.to_string(),
                 },
             })?;
+        // Without the epoch file this process could not hear another's changes: no caches then.
+        let (epoch, cache) = if is_memory {
+            (None, ReadCache::new(CacheLimits::default()))
+        } else {
+            match epoch::Epoch::open(options.get_filename()) {
+                Ok(epoch) => (
+                    Some(Arc::new(epoch)),
+                    ReadCache::new(CacheLimits::default()),
+                ),
+                Err(e) => {
+                    tracing::warn!(
+                        "read caches off: cannot open {}: {e}",
+                        epoch::path_beside(options.get_filename()).display()
+                    );
+                    (None, ReadCache::disabled(CacheLimits::default()))
+                }
+            }
+        };
+        let cache = Arc::new(cache);
         let jobs_enqueued = Arc::new(watch::Sender::new(0u64));
         let signal = jobs_enqueued.clone();
         let writer = group::GroupWriter::start(options.clone(), move || {
@@ -140,7 +166,9 @@ impl SqliteStore {
             blob_grace_ms: DEFAULT_BLOB_GRACE.as_millis() as i64,
             scanning: false,
             jobs_enqueued,
-            cache: Arc::new(ReadCache::new(CacheLimits::default())),
+            cache,
+            epoch,
+            announce: false,
         })
     }
 
@@ -149,11 +177,35 @@ impl SqliteStore {
         self.cache.clone()
     }
 
-    /// Forgets what committed changes made stale.
+    /// Makes this store announce each committed change to a process serving the same file, whose
+    /// caches then forget everything before their next answer (administration commands).
+    pub fn announcing_changes(mut self) -> Self {
+        self.announce = true;
+        self
+    }
+
+    /// Forgets what committed changes made stale, here and, when announcing, in the serving process.
     pub(crate) fn invalidate(&self, changes: &[Invalidation]) {
         for change in changes {
             self.cache.invalidate(*change);
         }
+        if self.announce && !changes.is_empty() {
+            if let Some(epoch) = &self.epoch {
+                if let Err(e) = epoch.announce() {
+                    tracing::warn!("cannot tell a running server of this change: {e}");
+                }
+            }
+        }
+    }
+
+    /// The read caches, emptied first when another process announced a change.
+    pub(crate) fn fresh_cache(&self) -> &ReadCache {
+        if let Some(epoch) = &self.epoch {
+            if epoch.changed() {
+                self.cache.clear();
+            }
+        }
+        &self.cache
     }
 
     /// What is at `url`: no database yet, or one that opens and holds data or not. Creates nothing
