@@ -136,14 +136,23 @@ impl PgStore {
 
     /// Tells every node listening what `changes` make stale, when (and only if) `tx` commits
     /// (PostgreSQL delivers notifications at commit, in commit order). Answers what to wait for:
-    /// this node's listener hearing it back, which is when the other nodes' listeners have been sent
-    /// it too, so that a client's next request to another node rarely finds an entry still there.
+    /// every listener connected now (this node's included) having applied it, so that a client's
+    /// next request, to whichever node, finds no entry it made stale.
     async fn announce(
         &self,
         tx: &mut Tx,
         changes: &[Invalidation],
     ) -> Result<cache_listener::Echo, StoreError> {
-        let echo = self.echoes.expect();
+        // A listener that connects later starts with empty caches: it need not be waited for.
+        let listeners: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = $1",
+        )
+        .bind(cache_listener::LISTENER_NAME)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(backend)?;
+        let echo = self.echoes.expect(usize::try_from(listeners).unwrap_or(1));
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(cache_listener::CHANNEL)
             .bind(cache_listener::payload(changes, &echo))
