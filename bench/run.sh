@@ -20,6 +20,7 @@ WRK_THREADS=${WRK_THREADS:-2}
 DOWN_CONNECTIONS=${DOWN_CONNECTIONS:-64}
 UP_CONNECTIONS=${UP_CONNECTIONS:-32}
 BACKEND=${BACKEND:-sqlite}         # sqlite (SQLite + local disk) or postgres-s3
+PROFILE=${PROFILE:-release}        # cargo profile of the binary (release-symbols: for perf)
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$BENCH_DIR")
@@ -61,9 +62,9 @@ NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
 # ---------------------------------------------------------------------------------------------
 # 2. Build
 # ---------------------------------------------------------------------------------------------
-log "building Hangar (release)"
-(cd "$REPO" && cargo build --release --locked -p hangar)
-BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/hangar"
+log "building Hangar ($PROFILE)"
+(cd "$REPO" && cargo build --profile "$PROFILE" --locked -p hangar)
+BIN="${CARGO_TARGET_DIR:-$REPO/target}/$PROFILE/hangar"
 [[ -x $BIN ]] || die "no binary at $BIN"
 
 # ---------------------------------------------------------------------------------------------

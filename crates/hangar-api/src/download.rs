@@ -51,6 +51,20 @@ fn header_value(s: &str) -> ApiResult<HeaderValue> {
     HeaderValue::from_str(s).map_err(ApiError::internal)
 }
 
+/// A header value made of a string built for it, without copying it again.
+fn owned_header_value(s: String) -> ApiResult<HeaderValue> {
+    HeaderValue::from_maybe_shared(axum::body::Bytes::from(s)).map_err(ApiError::internal)
+}
+
+/// The strong ETag of bytes with this SHA-256.
+fn etag_of(sha256: &str) -> String {
+    let mut etag = String::with_capacity(sha256.len() + 2);
+    etag.push('"');
+    etag.push_str(sha256);
+    etag.push('"');
+    etag
+}
+
 /// Whether `serve` would send the file's bytes from the first one on: a `GET` (or a form's `POST`)
 /// that is not answered 304 and asks for the whole file or a range starting at byte 0. Share links
 /// count such a request as one download.
@@ -58,7 +72,7 @@ pub fn starts_at_first_byte(method: &Method, headers: &HeaderMap, sha256: &str, 
     if *method == Method::HEAD {
         return false;
     }
-    let etag = format!("\"{sha256}\"");
+    let etag = etag_of(sha256);
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -81,47 +95,59 @@ pub async fn serve(
 ) -> ApiResult<Response> {
     // Before anything else, validators included: unscanned or infected bytes are not served at all.
     crate::scan::require_clean(state, d.made_from.unwrap_or(d.sha256)).await?;
-    let etag = format!("\"{}\"", d.sha256);
-    let mut builder = Response::builder()
-        .header(header::ETAG, header_value(&etag)?)
-        .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
-        .header(header::CONTENT_SECURITY_POLICY, CSP)
-        .header("cross-origin-resource-policy", "same-origin")
-        .header(
-            header::CACHE_CONTROL,
-            if d.private {
-                "private, no-cache"
-            } else {
-                "public, no-cache"
-            },
-        );
+    let etag = etag_of(d.sha256);
+    // Built in place, with static values where they are constant: a download's response has about
+    // ten headers, and `Response::builder().header(name, "…")` would copy each string anew.
+    let mut response = Response::new(Body::empty());
+    let h = response.headers_mut();
+    h.reserve(12);
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(if d.private {
+            "private, no-cache"
+        } else {
+            "public, no-cache"
+        }),
+    );
     if let Some(inm) = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
     {
         if etag_matches(inm, &etag) {
-            return builder
-                .status(StatusCode::NOT_MODIFIED)
-                .body(Body::empty())
-                .map_err(ApiError::internal);
+            h.insert(header::ETAG, owned_header_value(etag)?);
+            *response.status_mut() = StatusCode::NOT_MODIFIED;
+            return Ok(response);
         }
     }
     let inline = !d.as_attachment && is_inline_safe(d.content_type);
-    builder = builder
-        .header(header::CONTENT_TYPE, header_value(d.content_type)?)
-        .header(
-            header::CONTENT_DISPOSITION,
-            // Every name goes through the attachment names' sanitizing, whatever its source (a
-            // storage path may hold bidi overrides a stored attachment name cannot).
-            header_value(&content_disposition(inline, &sanitize(d.file_name)))?,
-        );
-    let (status, start, len) = match choose_range(headers, &etag, d.size) {
+    h.insert(header::CONTENT_TYPE, header_value(d.content_type)?);
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        // Every name goes through the attachment names' sanitizing, whatever its source (a
+        // storage path may hold bidi overrides a stored attachment name cannot).
+        owned_header_value(content_disposition(inline, &sanitize(d.file_name)))?,
+    );
+    let range = choose_range(headers, &etag, d.size);
+    h.insert(header::ETAG, owned_header_value(etag)?);
+    let (status, start, len) = match range {
         RangeChoice::Whole => (StatusCode::OK, 0, d.size),
         RangeChoice::Part { first, last } => {
-            builder = builder.header(
+            h.insert(
                 header::CONTENT_RANGE,
-                format!("bytes {first}-{last}/{}", d.size),
+                owned_header_value(format!("bytes {first}-{last}/{}", d.size))?,
             );
             (StatusCode::PARTIAL_CONTENT, first, last - first + 1)
         }
@@ -143,7 +169,8 @@ pub async fn serve(
             return Ok(response);
         }
     };
-    builder = builder.status(status).header(header::CONTENT_LENGTH, len);
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    *response.status_mut() = status;
     // Deleted between the lookup and now: it is gone for this caller too.
     let gone = |e| match e {
         hangar_blob::BlobError::NotFound => ApiError::not_found("file"),
@@ -162,7 +189,8 @@ pub async fn serve(
     } else {
         Body::from_stream(state.blobs.read(d.sha256, start, len).await.map_err(gone)?)
     };
-    builder.body(body).map_err(ApiError::internal)
+    *response.body_mut() = body;
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -139,9 +139,7 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     let request_id = match request.headers().get(REQUEST_ID) {
         Some(given) if valid_request_id(given.as_bytes()) => given.clone(),
         _ => {
-            let id = HeaderValue::from_str(&hex::encode(rand::random::<[u8; 16]>()))
-                // Hex digits are always a valid header value.
-                .unwrap_or(HeaderValue::from_static("-"));
+            let id = new_request_id();
             request.headers_mut().insert(REQUEST_ID, id.clone());
             id
         }
@@ -157,10 +155,8 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     request.extensions_mut().insert(client);
     let caller = CallerSlot::default();
     request.extensions_mut().insert(caller.clone());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string());
+    // A shared string: cloning it allocates nothing.
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let metrics = state.settings.metrics;
     if metrics {
         let received = metrics::counter!(BYTES_IN);
@@ -173,7 +169,7 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
         bytes: 0,
         caller,
         client,
-        request_id: request_id.to_str().unwrap_or("-").to_string(),
+        request_id: request_id.clone(),
         start,
         metrics,
         written: false,
@@ -188,16 +184,42 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     Response::from_parts(parts, Body::new(body))
 }
 
+/// A fresh request id: 32 hex digits, formatted without allocating more than the header value.
+fn new_request_id() -> HeaderValue {
+    let mut hex = [0u8; 32];
+    for (pair, byte) in hex.chunks_exact_mut(2).zip(rand::random::<[u8; 16]>()) {
+        pair[0] = HEX_DIGITS[usize::from(byte >> 4)];
+        pair[1] = HEX_DIGITS[usize::from(byte & 0xf)];
+    }
+    // Hex digits are always a valid header value.
+    HeaderValue::from_bytes(&hex).unwrap_or(HeaderValue::from_static("-"))
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// The caller of an access-log line as it is written: the id, or `-`.
+struct CallerField(Option<i64>);
+
+impl std::fmt::Display for CallerField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(id) => write!(f, "{id}"),
+            None => f.write_str("-"),
+        }
+    }
+}
+
 /// One request's access-log line, written once: when the response body is done (or dropped, which
 /// is how a client that went away shows), or, if no response was made, when the request is dropped.
 struct AccessLine {
     method: Method,
-    route: Option<String>,
+    route: Option<MatchedPath>,
     status: u16,
     bytes: u64,
     caller: CallerSlot,
     client: ClientAddr,
-    request_id: String,
+    /// Checked (`valid_request_id`) or made here: printable ASCII.
+    request_id: HeaderValue,
     start: Instant,
     metrics: bool,
     written: bool,
@@ -210,11 +232,11 @@ impl AccessLine {
         }
         let elapsed = self.start.elapsed();
         let duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
-        let route = self.route.as_deref().unwrap_or(UNMATCHED_ROUTE);
-        let caller = match self.caller.0.get() {
-            Some(id) => id.to_string(),
-            None => "-".to_string(),
-        };
+        let route = self
+            .route
+            .as_ref()
+            .map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
+        let caller = CallerField(self.caller.0.get().copied());
         tracing::info!(
             target: "hangar::access",
             method = %self.method,
@@ -224,7 +246,7 @@ impl AccessLine {
             duration_ms = duration_ms,
             caller = %caller,
             client = %self.client,
-            request_id = %self.request_id,
+            request_id = %self.request_id.to_str().unwrap_or("-"),
         );
         if self.metrics {
             let method = method_label(&self.method);

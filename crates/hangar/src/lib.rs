@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod client;
 pub mod config;
+pub mod log_output;
 pub mod probe;
 pub mod serve;
 pub mod startup;

@@ -4,7 +4,7 @@
 
 use clap::{Parser, Subcommand};
 use hangar::config::LogFormat;
-use hangar::{admin, client, config, probe, serve};
+use hangar::{admin, client, config, log_output, probe, serve};
 use std::io::IsTerminal;
 
 #[derive(Parser)]
@@ -66,7 +66,8 @@ fn main() -> std::process::ExitCode {
         Resolved::Serve(_) => ("info,sqlx=warn,tower_http=warn", false),
         Resolved::Admin(_) | Resolved::Probe(_) | Resolved::Client(_) => ("warn", true),
     };
-    init_logs(default_filter, to_stderr, format);
+    // Held to the end of `main`: dropping it writes out the log lines still buffered.
+    let _logs = init_logs(default_filter, to_stderr, format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -98,27 +99,60 @@ fn main() -> std::process::ExitCode {
 
 /// Logs at `HANGAR_LOG` (else `default_filter`), as `key=value` text or one JSON object per line
 /// whose keys are the event's fields (`flatten_event`), with `timestamp`, `level` and `target`.
-fn init_logs(default_filter: &str, to_stderr: bool, format: LogFormat) {
+/// Logs on stdout (the server's) go through `log_output`'s buffer; the returned guard writes it out.
+fn init_logs(
+    default_filter: &str,
+    to_stderr: bool,
+    format: LogFormat,
+) -> Option<log_output::FlushGuard> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HANGAR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let logs = tracing_subscriber::fmt().with_env_filter(filter);
-    match (format, to_stderr) {
-        (LogFormat::Json, _) => {
-            let json = logs
+    if to_stderr {
+        match format {
+            LogFormat::Json => logs
                 .json()
                 .flatten_event(true)
                 .with_current_span(false)
-                .with_span_list(false);
-            if to_stderr {
-                json.with_writer(std::io::stderr).init();
-            } else {
-                json.init();
-            }
+                .with_span_list(false)
+                .with_writer(std::io::stderr)
+                .init(),
+            LogFormat::Text => logs
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .init(),
         }
-        (LogFormat::Text, true) => logs
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::stderr().is_terminal())
-            .init(),
-        (LogFormat::Text, false) => logs.with_ansi(std::io::stdout().is_terminal()).init(),
+        return None;
     }
+    let (stdout, guard) = match log_output::init() {
+        Ok(batched) => batched,
+        Err(e) => {
+            // No thread for the buffer: every line is written at once, as before.
+            eprintln!("hangar: logging unbuffered ({e})");
+            match format {
+                LogFormat::Json => logs
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(false)
+                    .init(),
+                LogFormat::Text => logs.with_ansi(std::io::stdout().is_terminal()).init(),
+            }
+            return None;
+        }
+    };
+    match format {
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(stdout)
+            .init(),
+        LogFormat::Text => logs
+            .with_writer(stdout)
+            .with_ansi(std::io::stdout().is_terminal())
+            .init(),
+    }
+    Some(guard)
 }
