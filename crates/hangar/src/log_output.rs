@@ -5,6 +5,11 @@
 //! once, with everything before them, so the order of the lines is kept and what matters most is not
 //! left waiting. The buffer is written out when the guard from `init` is dropped, at the end of
 //! `main`.
+//!
+//! Written here rather than taken from `tracing-appender`: its non-blocking writer hands each line to
+//! the writer on its own (one `write(2)` per line again, or with a `BufWriter` a flush whenever its
+//! queue runs dry, which under steady load is still about once per line), and it has no notion of
+//! writing warnings at once while holding access lines back.
 
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
