@@ -29,6 +29,7 @@ const READ_CHUNK: usize = 256 * 1024;
 pub struct LocalBlobStore {
     root: PathBuf,
     placer: Arc<placing::Placer>,
+    room: Arc<Room>,
 }
 
 /// Free space uploads must leave on the volume, so that the metadata database (often on the same
@@ -38,17 +39,69 @@ fn free_space_reserve(total: u64) -> u64 {
     (total / 20).clamp(256 << 10, 1 << 30)
 }
 
-/// Refuses `incoming` more bytes when they would eat into the volume's reserve.
-fn check_room(dir: &Path, incoming: u64) -> Result<(), BlobError> {
-    let Ok(stats) = rustix::fs::statvfs(dir) else {
-        return Ok(()); // no statistics (an unusual filesystem): rely on ENOSPC
-    };
-    let available = stats.f_bavail.saturating_mul(stats.f_frsize);
-    let total = stats.f_blocks.saturating_mul(stats.f_frsize);
-    if available < incoming.saturating_add(free_space_reserve(total)) {
-        return Err(BlobError::NoSpace);
+/// How long one reading of the volume's free space serves the next uploads' checks.
+const ROOM_FRESH: Duration = Duration::from_millis(100);
+
+/// The volume's free space as last read, and the bytes let in since: a burst of small uploads
+/// reads it (a `statvfs`) once per `ROOM_FRESH` instead of once per upload.
+struct Room {
+    fresh: Duration,
+    last: std::sync::Mutex<Option<RoomReading>>,
+}
+
+impl Default for Room {
+    fn default() -> Room {
+        Room {
+            fresh: ROOM_FRESH,
+            last: std::sync::Mutex::default(),
+        }
     }
-    Ok(())
+}
+
+struct RoomReading {
+    at: std::time::Instant,
+    available: u64,
+    total: u64,
+    admitted: u64,
+}
+
+impl Room {
+    /// Refuses `incoming` more bytes when they would eat into the volume's reserve. Only a fresh
+    /// reading refuses: a recent one lets the bytes in when what it saw, less what it let in since,
+    /// still leaves the reserve (files deleted meanwhile only make it cautious; a disk filled by
+    /// others within `ROOM_FRESH` still ends in ENOSPC, answered as `NoSpace`).
+    fn check(&self, dir: &Path, incoming: u64) -> Result<(), BlobError> {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(r) = last.as_mut().filter(|r| r.at.elapsed() < self.fresh) {
+            let left = r.available.saturating_sub(r.admitted);
+            if left >= incoming.saturating_add(free_space_reserve(r.total)) {
+                r.admitted = r.admitted.saturating_add(incoming);
+                return Ok(());
+            }
+        }
+        let Ok(stats) = rustix::fs::statvfs(dir) else {
+            *last = None;
+            return Ok(()); // no statistics (an unusual filesystem): rely on ENOSPC
+        };
+        let available = stats.f_bavail.saturating_mul(stats.f_frsize);
+        let total = stats.f_blocks.saturating_mul(stats.f_frsize);
+        *last = Some(RoomReading {
+            at: std::time::Instant::now(),
+            available,
+            total,
+            admitted: 0,
+        });
+        if available < incoming.saturating_add(free_space_reserve(total)) {
+            return Err(BlobError::NoSpace);
+        }
+        if let Some(r) = last.as_mut() {
+            r.admitted = incoming;
+        }
+        Ok(())
+    }
 }
 
 /// Creates a directory and its missing parents with mode 0700 (SPEC §1: nothing the server creates
@@ -70,6 +123,7 @@ impl LocalBlobStore {
         Ok(Self {
             root,
             placer: Arc::default(),
+            room: Arc::default(),
         })
     }
 
@@ -210,7 +264,7 @@ impl BlobStore for LocalBlobStore {
         // written and synced in one blocking call.
         let mut received = 0u64;
         let (batch, batch_len, mut ended) = next_batch(&mut body, &mut received, max_bytes).await?;
-        check_room(&self.root, batch_len as u64)?;
+        self.room.check(&self.root, batch_len as u64)?;
         let last = ended;
         let mut writing =
             tokio::task::spawn_blocking(move || Writer::create(&temp)?.write_batch(batch, last));
@@ -219,7 +273,7 @@ impl BlobStore for LocalBlobStore {
             // The writer must be done before the guard removes the file on an early return.
             let writer = writing.await.map_err(join_error)??;
             let (batch, batch_len, end) = next?;
-            check_room(&self.root, batch_len as u64)?;
+            self.room.check(&self.root, batch_len as u64)?;
             ended = end;
             writing = tokio::task::spawn_blocking(move || writer.write_batch(batch, end));
         }
@@ -397,7 +451,7 @@ impl BlobStore for LocalBlobStore {
                     }
                 }
             }
-            check_room(&self.root, batch_len as u64)?;
+            self.room.check(&self.root, batch_len as u64)?;
             file = tokio::task::spawn_blocking(move || -> std::io::Result<File> {
                 file.seek(SeekFrom::End(0))?;
                 for chunk in &batch {
@@ -640,6 +694,32 @@ mod tests {
         let dropped = store.stage(body(vec![b"abc"]), 100).await.unwrap();
         drop(dropped);
         assert_eq!(temporaries(dir.path()), 0);
+    }
+
+    #[test]
+    fn a_recent_reading_of_the_free_space_lets_bytes_in_but_never_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        // A window no test run outlasts, so that the second check uses the first reading.
+        let room = Room {
+            fresh: Duration::from_secs(3600),
+            last: std::sync::Mutex::default(),
+        };
+        let free = rustix::fs::statvfs(dir.path()).unwrap();
+        let available = free.f_bavail * free.f_frsize;
+        room.check(dir.path(), 4096).unwrap();
+        // Within the fresh window, what was let in counts against what was seen...
+        let seen = room.last.lock().unwrap().as_ref().map(|r| r.admitted);
+        assert_eq!(seen, Some(4096));
+        room.check(dir.path(), 4096).unwrap();
+        let seen = room.last.lock().unwrap().as_ref().map(|r| r.admitted);
+        assert_eq!(seen, Some(8192));
+        // ...and more than the volume holds is refused, on a fresh reading.
+        assert!(matches!(
+            room.check(dir.path(), available.saturating_mul(2)),
+            Err(BlobError::NoSpace)
+        ));
+        let seen = room.last.lock().unwrap().as_ref().map(|r| r.admitted);
+        assert_eq!(seen, Some(0));
     }
 
     #[test]

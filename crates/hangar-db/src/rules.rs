@@ -82,6 +82,14 @@ pub(crate) fn file_links(new: &[NewAttachment]) -> Vec<AttachmentLink> {
         .collect()
 }
 
+/// Whether an event may be recorded as already dispatched when no subscription exists as it is
+/// committed: every event but a new chat message, whose dispatch also unfurls its links for the
+/// applications that registered unfurl domains (`hangar_jobs::webhooks`). A subscription created
+/// later receives the events committed after it, as it would if the dispatch had run at once.
+pub(crate) fn may_skip_dispatch(event_type: &str) -> bool {
+    event_type != "ChatMessage.Created"
+}
+
 /// The `Attachment.Created` event's payload.
 pub(crate) fn attachment_created(a: &NewAttachment, message_id: Option<i64>) -> serde_json::Value {
     serde_json::json!({

@@ -21,6 +21,7 @@ on_every_backend!(
     a_unique_job_is_queued_once,
     links_grant_reading_to_channel_and_project_members,
     changes_record_their_events_in_the_same_transaction,
+    events_that_nobody_subscribes_to_queue_no_dispatch,
     reservations_never_exceed_the_quota,
     a_members_attachments_never_exceed_the_owner_quota,
     concurrent_records_are_kept_beside_a_refused_one,
@@ -375,6 +376,55 @@ async fn changes_record_their_events_in_the_same_transaction<S: TestStore>() {
             "Issue.Created",
             "Issue.Updated",
             "Attachment.Deleted"
+        ]
+    );
+}
+
+/// An event is dispatched by a job only when an application could receive it: while no
+/// subscription exists, uploads queue no `dispatch-event` job (and their events count as
+/// dispatched); a new chat message always does (its links may be unfurled).
+async fn events_that_nobody_subscribes_to_queue_no_dispatch<S: TestStore>() {
+    let (_d, s) = store::<S>().await;
+    let alice = s
+        .create_member("alice", "h", "A", Role::Member)
+        .await
+        .unwrap();
+    let later = now_ms() + 60_000;
+    let a = new_attachment(alice.id, &"d".repeat(64));
+    s.create_attachments(std::slice::from_ref(&a), None, None)
+        .await
+        .unwrap();
+    assert_eq!(s.due_jobs("dispatch-event", later).await.unwrap(), 0);
+    let channel = s.create_channel("c", &[alice.id]).await.unwrap();
+    s.create_message(channel.id, alice.id, "hi", &[])
+        .await
+        .unwrap();
+    assert_eq!(s.due_jobs("dispatch-event", later).await.unwrap(), 1);
+    let app = s
+        .create_app("c1", "App", &AppDoc::default(), None)
+        .await
+        .unwrap();
+    let subscription = AppItem::new(app.id, ItemKind::Subscription, "w", "s", &json!({}));
+    s.put_item(&subscription, None).await.unwrap();
+    let b = new_attachment(alice.id, &"e".repeat(64));
+    s.create_attachments(std::slice::from_ref(&b), None, None)
+        .await
+        .unwrap();
+    assert_eq!(s.due_jobs("dispatch-event", later).await.unwrap(), 2);
+    // Every event is still in the outbox, in order.
+    let kinds: Vec<String> = s
+        .recent_events(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Attachment.Created",
+            "ChatMessage.Created",
+            "Attachment.Created"
         ]
     );
 }

@@ -7,6 +7,7 @@ use super::{backend, SqliteStore, Tx};
 use crate::rules::{collect_decision, BlobRow};
 use crate::rules::{quarantined_event, FileRef};
 use async_trait::async_trait;
+use hangar_core::app_model::ItemKind;
 use hangar_core::jobs::{CollectBlob, DispatchEvent, NewJob, ScanBlob};
 use hangar_core::now_ms;
 use hangar_core::scan::ScanState;
@@ -121,25 +122,31 @@ pub(crate) async fn record_event(
     actor_id: Option<i64>,
     payload: serde_json::Value,
 ) -> StoreResult<()> {
-    let id: [u8; 16] = rand::random();
-    sqlx::query(
-        "INSERT INTO events (id, event_type, space_id, actor_id, payload, created_utc) VALUES (?, ?, ?, ?, ?, ?)",
+    let id = hex::encode(rand::random::<[u8; 16]>());
+    // An event that no application can receive (no subscription exists when it is committed) is
+    // recorded as dispatched: no job to claim, run and complete for it, which on a busy upload
+    // path was several write transactions per upload beside the upload's own
+    // (`rules::may_skip_dispatch`).
+    let dispatched: bool = sqlx::query_scalar(
+        "INSERT INTO events (id, event_type, space_id, actor_id, payload, created_utc, dispatched) \
+         VALUES (?, ?, ?, ?, ?, ?, ? AND NOT EXISTS (SELECT 1 FROM app_items WHERE kind = ?)) \
+         RETURNING dispatched",
     )
-    .bind(hex::encode(id))
+    .bind(&id)
     .bind(event_type)
     .bind(space_id)
     .bind(actor_id)
     .bind(payload.to_string())
     .bind(now_ms())
-    .execute(&mut **tx)
+    .bind(crate::rules::may_skip_dispatch(event_type))
+    .bind(ItemKind::Subscription.as_str())
+    .fetch_one(&mut **tx)
     .await
     .map_err(backend)?;
-    let job = NewJob::of(
-        &DispatchEvent {
-            event_id: hex::encode(id),
-        },
-        now_ms(),
-    );
+    if dispatched {
+        return Ok(());
+    }
+    let job = NewJob::of(&DispatchEvent { event_id: id }, now_ms());
     enqueue_in(tx, &job).await
 }
 

@@ -234,13 +234,17 @@ impl IdentityStore for SqliteStore {
     }
 
     async fn touch_token(&self, token_id: i64, now: i64) -> StoreResult<()> {
+        // The cache first: requests that authenticate while this update waits for the write lock
+        // then see the token as used and queue no update of their own (under many concurrent
+        // uploads dozens did, each holding a pooled connection while it waited). A failed update
+        // only leaves `last_used_utc` a minute staler in the database, as the caller accepts.
+        self.cache.personal_used(token_id, now);
         sqlx::query("UPDATE personal_tokens SET last_used_utc = ? WHERE id = ?")
             .bind(now)
             .bind(token_id)
             .execute(&self.pool)
             .await
             .map_err(backend)?;
-        self.cache.personal_used(token_id, now);
         Ok(())
     }
 

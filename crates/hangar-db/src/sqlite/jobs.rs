@@ -62,14 +62,26 @@ impl JobStore for SqliteStore {
                 vec!["?"; kinds.len()].join(", ")
             ),
         };
-        let mut tx = self.queue_write().await?;
         let now = now_ms();
+        let due = format!(
+            "((state = 'queued' AND run_after <= ?) OR (state = 'running' AND lease_until <= ?)) {lane}"
+        );
+        // A read first, and the write lock only when there is something to claim: the runner
+        // wakes after every durable commit of the uploads' group writer, which would otherwise
+        // wait for this transaction's lock each time, mostly for nothing.
+        let probe_sql = format!("SELECT EXISTS (SELECT 1 FROM jobs WHERE {due})");
+        let mut probe = sqlx::query_scalar::<_, i64>(&probe_sql).bind(now).bind(now);
+        for kind in kinds {
+            probe = probe.bind(*kind);
+        }
+        if probe.fetch_one(&self.queue_pool).await.map_err(backend)? == 0 {
+            return Ok(vec![]);
+        }
+        let mut tx = self.queue_write().await?;
         let lease_until = now + lease_ms;
         let sql = format!(
             "UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?, attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM jobs \
-                WHERE ((state = 'queued' AND run_after <= ?) OR (state = 'running' AND lease_until <= ?)) {lane} \
-                ORDER BY run_after LIMIT ?) \
+             WHERE id IN (SELECT id FROM jobs WHERE {due} ORDER BY run_after LIMIT ?) \
              RETURNING id, kind, payload, attempts"
         );
         let mut query = sqlx::query(&sql)
