@@ -536,11 +536,12 @@ async fn an_upload_stays_where_it_was_written_and_a_duplicate_goes() {
     let rows = Arc::new(KeyRows::default());
     store.use_object_keys(rows.clone());
     let ingest = Ingest::new(store.clone(), rows.clone());
-    let len = 3 * MIB + 12_345; // a multipart upload
+    let _heavy = HEAVY.lock().await;
+    let len = 9 * MIB; // a multipart upload (parts of 8 MiB)
     let sha = generated_sha256(7, len);
 
     // Written once, to the key the database records: nothing under blobs/ or tmp/, no copy.
-    let staged = ingest.receive(generated(7, len), 4 * MIB).await.unwrap();
+    let staged = ingest.receive(generated(7, len), 10 * MIB).await.unwrap();
     let committed = ingest.commit(staged).await.unwrap();
     assert_eq!(committed.sha256, sha);
     let key = rows.rows()[&sha].clone().expect("a key recorded");
@@ -560,7 +561,7 @@ async fn an_upload_stays_where_it_was_written_and_a_duplicate_goes() {
     assert_eq!(listed.iter().map(|b| &b.sha256).collect::<Vec<_>>(), [&sha]);
 
     // The same content again: the first object stays, the new one is deleted at once.
-    let staged = ingest.receive(generated(7, len), 4 * MIB).await.unwrap();
+    let staged = ingest.receive(generated(7, len), 10 * MIB).await.unwrap();
     ingest.commit(staged).await.unwrap();
     assert_eq!(objects(&store, "objects").await, written);
     assert_eq!(rows.rows()[&sha].as_deref(), Some(key.as_str()));
