@@ -21,6 +21,7 @@ DOWN_CONNECTIONS=${DOWN_CONNECTIONS:-64}
 UP_CONNECTIONS=${UP_CONNECTIONS:-32}
 BACKEND=${BACKEND:-sqlite}         # sqlite (SQLite + local disk) or postgres-s3
 PROFILE=${PROFILE:-release}        # cargo profile of the binary (release-symbols: for perf)
+FLAME_DIR=${FLAME_DIR:-}           # when set: flame graphs of the 4 KiB paths are written there
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$BENCH_DIR")
@@ -62,9 +63,15 @@ NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
 # ---------------------------------------------------------------------------------------------
 # 2. Build
 # ---------------------------------------------------------------------------------------------
-log "building Hangar ($PROFILE)"
-(cd "$REPO" && cargo build --profile "$PROFILE" --locked -p hangar)
-BIN="${CARGO_TARGET_DIR:-$REPO/target}/$PROFILE/hangar"
+if [[ -n ${HANGAR_BIN:-} ]]; then
+  # A binary built elsewhere (to set two builds side by side, one run each).
+  log "using $HANGAR_BIN (HANGAR_BIN), not building"
+  BIN=$HANGAR_BIN
+else
+  log "building Hangar ($PROFILE)"
+  (cd "$REPO" && cargo build --profile "$PROFILE" --locked -p hangar)
+  BIN="${CARGO_TARGET_DIR:-$REPO/target}/$PROFILE/hangar"
+fi
 [[ -x $BIN ]] || die "no binary at $BIN"
 
 # ---------------------------------------------------------------------------------------------
@@ -684,6 +691,39 @@ else
     RSS_VALUE=$(mib "$(status_kib VmHWM)")
     log "  peak RSS during this test: $(fmt "$RSS_VALUE") MiB"
   fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 4g. Flame graphs of the 4 KiB paths (FLAME_DIR set), after every measurement so that perf's
+#     sampling slows none of them
+# ---------------------------------------------------------------------------------------------
+if [[ -n $FLAME_DIR ]]; then
+  for tool in perf inferno-collapse-perf inferno-flamegraph; do
+    have "$tool" || die "FLAME_DIR needs $tool (perf: Debian's linux-perf; inferno: cargo install inferno)"
+  done
+  [[ $PROFILE == release ]] && log "  note: the release profile strips symbols; PROFILE=release-symbols keeps them"
+  mkdir -p "$FLAME_DIR"
+  # DWARF stacks: the release build keeps no frame pointers, so `-g` alone would stop at the
+  # first frame of most stacks.
+  flame() { # name command...
+    local name=$1 out="$FLAME_DIR/$1-$BACKEND.svg"
+    shift
+    perf record -q -F 499 --call-graph dwarf,32768 -p "$HANGAR_PID" -o "$WORK/perf.data" \
+      -- sleep "${WRK_DURATION%s}" >/dev/null 2>&1 &
+    local perf_pid=$!
+    "$@" >"$WORK/wrk.out" 2>&1 || die "wrk failed: $(cat "$WORK/wrk.out")"
+    wait "$perf_pid" || die "perf record failed"
+    # --no-inline: resolving inlined frames runs addr2line over the whole binary, for minutes.
+    perf script --no-inline -i "$WORK/perf.data" 2>/dev/null | inferno-collapse-perf >"${out%.svg}.folded"
+    inferno-flamegraph --title "Hangar ($BACKEND), $name, $(date -u +%Y-%m-%d)" \
+      <"${out%.svg}.folded" >"$out"
+    rm -f "$WORK/perf.data"
+    log "  flame graph: $out"
+  }
+  log "== flame graphs (perf record -F 499 --call-graph dwarf during one more wrk run each)"
+  flame download-4k wrk -t"$WRK_THREADS" -c"$DOWN_CONNECTIONS" -d"$WRK_DURATION" -H "$AUTH" "$SMALL_H_URL"
+  flame upload-4k env BENCH_TARGET=hangar BENCH_TOKEN="$TOKEN" BENCH_RUN=flame BENCH_BODY_BYTES=4096 \
+    wrk -t"$WRK_THREADS" -c"$UP_CONNECTIONS" -d"$WRK_DURATION" -s "$BENCH_DIR/upload.lua" "$H"
 fi
 
 # ---------------------------------------------------------------------------------------------
