@@ -163,6 +163,9 @@ fn open_first(paths: [PathBuf; 2]) -> std::io::Result<File> {
 struct LocalStaging {
     temp: Option<PathBuf>,
     _lock: Option<File>,
+    /// Whether the file's data was synced when it was written; otherwise the placer makes it
+    /// durable with the rest of its batch (small files: see `Writer::write_batch`), through `_lock`.
+    synced: bool,
 }
 
 impl Drop for LocalStaging {
@@ -178,6 +181,7 @@ struct Writer {
     file: File,
     hasher: Sha256,
     size: u64,
+    synced: bool,
 }
 
 impl Writer {
@@ -194,12 +198,15 @@ impl Writer {
             file,
             hasher: Sha256::new(),
             size: 0,
+            synced: false,
         })
     }
 
-    /// Hashes and writes one batch of chunks (on a blocking thread). With `last`, makes the file
-    /// durable; otherwise starts writing the batch back to the disk at once, so that the disk works
-    /// while the next batches arrive and the final sync finds little left to do.
+    /// Hashes and writes one batch of chunks (on a blocking thread). With `last`, makes a file of
+    /// several batches durable; a file that is all in its first batch is left to the placer, which
+    /// makes the data of a whole batch of small files durable at once (`placing::place_batch`).
+    /// Before the last batch, starts writing the batch back to the disk at once, so that the disk
+    /// works while the next batches arrive and the final sync finds little left to do.
     fn write_batch(mut self, batch: Vec<Bytes>, last: bool) -> std::io::Result<Writer> {
         let start = self.size;
         for chunk in &batch {
@@ -207,9 +214,12 @@ impl Writer {
             self.file.write_all(chunk)?;
             self.size += chunk.len() as u64;
         }
-        if last {
+        if last && start > 0 {
             // The data and the size; the rename that follows is made durable with its directory.
             self.file.sync_data()?;
+            self.synced = true;
+        } else if last {
+            // Synced by the placer, with its batch.
         } else if let Some(len) = std::num::NonZeroU64::new(self.size - start) {
             // `POSIX_FADV_DONTNEED` on pages just written starts their write-back without waiting
             // (it only drops pages already clean). A hint: a failure changes nothing.
@@ -257,6 +267,7 @@ impl BlobStore for LocalBlobStore {
         let mut staging = LocalStaging {
             temp: Some(temp.clone()),
             _lock: None,
+            synced: false,
         };
         // Chunks are gathered into batches on this task and each batch is hashed and written on a
         // blocking thread while the next one arrives. A client that stalls holds no blocking thread.
@@ -280,17 +291,28 @@ impl BlobStore for LocalBlobStore {
         let writer = writing.await.map_err(join_error)??;
         let sha256 = hex::encode(writer.hasher.finalize());
         staging._lock = Some(writer.file);
+        staging.synced = writer.synced;
         Ok(StagedBlob::new(sha256, writer.size, staging))
     }
 
     async fn commit(&self, staged: StagedBlob) -> Result<(), BlobError> {
         let sha256 = staged.sha256.clone();
         let mut staging = staged.into_staging::<LocalStaging>()?;
+        let Some(path) = staging.temp.as_ref() else {
+            return Ok(());
+        };
+        // The descriptor that wrote the file (a duplicate shares its write-back error state).
+        // Taken before the temporary leaves the guard, which removes it on an early return.
+        let unsynced = match (&staging._lock, staging.synced) {
+            (_, true) => None,
+            (Some(file), false) => Some(file.try_clone()?),
+            (None, false) => Some(File::open(path)?),
+        };
         let Some(temp) = staging.temp.take() else {
             return Ok(());
         };
         let (root, placer) = (self.root.clone(), self.placer.clone());
-        tokio::task::spawn_blocking(move || placer.place(&root, temp, &sha256))
+        tokio::task::spawn_blocking(move || placer.place(&root, temp, &sha256, unsynced))
             .await
             .map_err(join_error)?
             .map_err(BlobError::from)
@@ -488,6 +510,7 @@ impl BlobStore for LocalBlobStore {
         let mut staging = LocalStaging {
             temp: Some(temp.clone()),
             _lock: None,
+            synced: false,
         };
         let (sha256, file) =
             tokio::task::spawn_blocking(move || -> Result<(String, File), BlobError> {
