@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use hangar_core::content_type::SNIFF_LEN;
 use hangar_core::now_ms;
-use hangar_core::store::{BlobLifecycleStore, StoreError};
+use hangar_core::store::{BlobLifecycleStore, PinnedObject, StoreError};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,9 +69,28 @@ impl Ingest {
     pub async fn commit(&self, staged: StagedBlob) -> Result<Committed, IngestError> {
         let pin = hex::encode(rand::random::<[u8; 16]>());
         let deadline = tokio::time::Instant::now() + PIN_PATIENCE;
+        let mut staged = staged;
         loop {
             let expires = now_ms() + PIN_TTL.as_millis() as i64;
-            if self.life.pin_blob(&pin, &staged.sha256, expires).await? {
+            let pinned = match &staged.object_key {
+                None => self.life.pin_blob(&pin, &staged.sha256, expires).await?,
+                Some(key) => {
+                    let size = i64::try_from(staged.size).unwrap_or(i64::MAX);
+                    let sha256 = &staged.sha256;
+                    match self
+                        .life
+                        .pin_blob_object(&pin, sha256, size, expires, key)
+                        .await?
+                    {
+                        PinnedObject::Busy => false,
+                        recorded => {
+                            staged.recorded = Some(recorded);
+                            true
+                        }
+                    }
+                }
+            };
+            if pinned {
                 break;
             }
             if tokio::time::Instant::now() >= deadline {

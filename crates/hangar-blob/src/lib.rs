@@ -22,7 +22,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
+use hangar_core::store::{BlobLifecycleStore, PinnedObject};
 use std::any::Any;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A stream of body bytes, from a request or from a multipart field.
@@ -75,6 +77,13 @@ pub struct StagedBlob {
     /// The first bytes (up to `hangar_core::content_type::SNIFF_LEN`), kept by the ingest pipeline
     /// to tell what the file is; empty when staged some other way.
     head: Bytes,
+    /// The object the bytes were written to, when the backend keeps them where they were staged
+    /// (object stores: see `BlobStore::use_object_keys`); the ingest pipeline records it.
+    object_key: Option<String>,
+    /// What the database holds for the blob, once the ingest pipeline pinned it with
+    /// `object_key`: that object, an earlier one (this one is then a duplicate), or the
+    /// content-addressed layout.
+    recorded: Option<PinnedObject>,
     staging: Box<dyn Any + Send + Sync>,
 }
 
@@ -84,6 +93,8 @@ impl StagedBlob {
             sha256,
             size,
             head: Bytes::new(),
+            object_key: None,
+            recorded: None,
             staging: Box::new(staging),
         }
     }
@@ -148,6 +159,13 @@ pub trait BlobStore: Send + Sync {
     async fn stage(&self, body: ByteStream, max_bytes: u64) -> Result<StagedBlob, BlobError>;
     /// Makes a staged blob durable under its hash (idempotent: identical content is stored once).
     async fn commit(&self, staged: StagedBlob) -> Result<(), BlobError>;
+    /// Lets the store keep each blob's bytes under an object key of its own, recorded in the
+    /// database by the ingest pipeline and looked up there by every read and delete (object stores,
+    /// where a copy to the content-addressed key would write the bytes twice). Stores that can
+    /// rename ignore it.
+    fn use_object_keys(&self, life: Arc<dyn BlobLifecycleStore>) {
+        let _ = life;
+    }
     /// `len` bytes of a blob from `start`.
     async fn read(&self, sha256: &str, start: u64, len: u64) -> Result<ByteStream, BlobError>;
     /// `len` bytes of a blob from `start` in one piece, for small reads (`small::SMALL_BLOB`):

@@ -1,5 +1,10 @@
-//! Blobs in S3-compatible object storage, through object_store: `PREFIX/blobs/<sha256>`, staged under
-//! `PREFIX/tmp/<random>`; the clients of two-stage uploads PUT to keys of their own by presigned URL.
+//! Blobs in S3-compatible object storage, through object_store. With a database that records object
+//! keys (`BlobStore::use_object_keys`, as every server and command has), an upload streams straight
+//! to `PREFIX/objects/<random>`, the key the database then records on the blob's row; the first
+//! object of a content is kept and later duplicates are deleted at once. Without one (and for rows
+//! from before object keys, whose key is NULL), blobs live under `PREFIX/blobs/<sha256>`, staged under
+//! `PREFIX/tmp/<random>` and copied there once hashed. The clients of two-stage uploads PUT to keys of
+//! their own by presigned URL.
 
 mod config;
 mod partial;
@@ -20,6 +25,7 @@ use crate::{
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
+use hangar_core::store::{BlobLifecycleStore, PinnedObject, StoreError};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::client::HttpErrorKind;
 use object_store::path::Path;
@@ -29,8 +35,9 @@ use object_store::{
     RetryConfig,
 };
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::io::ErrorKind;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Blobs in one bucket under one prefix. Cheap to share: every operation is a request.
@@ -46,7 +53,16 @@ struct Inner {
     place: String,
     temp_min_age: Duration,
     copy_limit: u64,
+    /// The database that records each blob's object key; unset, blobs are content-addressed.
+    keys: OnceLock<Arc<dyn BlobLifecycleStore>>,
+    /// Object keys looked up lately, by hash (None: content-addressed). A blob's key never changes
+    /// while its row lives and is never reused: an entry gone stale (the blob was deleted, perhaps
+    /// by another node, and stored again) reads as missing, and is looked up again then.
+    key_cache: Mutex<HashMap<String, Option<String>>>,
 }
+
+/// Entries of `Inner::key_cache` before it is emptied (about 10 MiB at most).
+const KEY_CACHE_ENTRIES: usize = 65_536;
 
 impl S3BlobStore {
     /// A store as `config` says. Sends no request: [`BlobStore::check`] tells whether it works.
@@ -96,6 +112,8 @@ impl S3BlobStore {
                 place: format!("{} at {endpoint}", config.location()),
                 temp_min_age: config.temp_min_age,
                 copy_limit: config.copy_limit,
+                keys: OnceLock::new(),
+                key_cache: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -116,12 +134,103 @@ impl Inner {
         self.path(&format!("blobs/{sha256}"))
     }
 
+    /// A new object key (relative to the prefix) for an upload's bytes.
+    fn new_object_key(&self) -> String {
+        format!("objects/{}", hex::encode(rand::random::<[u8; 16]>()))
+    }
+
+    /// Where a blob's bytes are: `(path, from the cache)`. The database is asked unless `fresh` is
+    /// false and the cache knows.
+    async fn locate(&self, sha256: &str, fresh: bool) -> Result<(Path, bool), BlobError> {
+        let Some(life) = self.keys.get() else {
+            return Ok((self.blob_path(sha256), false));
+        };
+        if !fresh {
+            // The lock is never held across an await, so a poisoned one only lost an insert.
+            let cache = self.key_cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(key) = cache.get(sha256) {
+                return Ok((self.keyed_path(sha256, key.as_deref()), true));
+            }
+        }
+        let key = life
+            .blob_object_key(sha256)
+            .await
+            .map_err(|e| self.store_error(e))?;
+        let path = self.keyed_path(sha256, key.as_deref());
+        self.remember(sha256, key);
+        Ok((path, false))
+    }
+
+    fn keyed_path(&self, sha256: &str, key: Option<&str>) -> Path {
+        match key {
+            Some(key) => self.path(key),
+            None => self.blob_path(sha256),
+        }
+    }
+
+    fn remember(&self, sha256: &str, key: Option<String>) {
+        let mut cache = self.key_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= KEY_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(sha256.to_string(), key);
+    }
+
+    fn forget(&self, sha256: &str) {
+        let mut cache = self.key_cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.remove(sha256);
+    }
+
+    fn store_error(&self, e: StoreError) -> BlobError {
+        BlobError::Io(std::io::Error::other(format!(
+            "cannot look up an object key of {} in the database: {e}",
+            self.place
+        )))
+    }
+
+    /// The object key of an object listed under `objects/`, relative to the prefix.
+    fn relative_key<'p>(&self, location: &'p Path) -> &'p str {
+        let full: &str = location.as_ref();
+        full.strip_prefix(self.prefix.as_str()).unwrap_or(full)
+    }
+
+    /// Objects under `objects/` that no blob row records (uploads in progress, or left by a crash
+    /// between their upload and their pin), with their age.
+    fn unrecorded_objects(self: &Arc<Self>) -> BoxStream<'static, Result<(Path, i64), BlobError>> {
+        let Some(life) = self.keys.get().cloned() else {
+            return futures_util::stream::empty().boxed();
+        };
+        let inner = self.clone();
+        self.s3
+            .list(Some(&self.path("objects")))
+            .then(move |meta| {
+                let (inner, life) = (inner.clone(), life.clone());
+                async move {
+                    let meta = match meta {
+                        Ok(meta) => meta,
+                        Err(e) => return Some(Err(inner.error(e))),
+                    };
+                    let key = inner.relative_key(&meta.location);
+                    match life.blob_of_object(key).await {
+                        Ok(Some(_)) => None,
+                        Ok(None) => Some(Ok((
+                            meta.location.clone(),
+                            meta.last_modified.timestamp_millis(),
+                        ))),
+                        Err(e) => Some(Err(inner.store_error(e))),
+                    }
+                }
+            })
+            .filter_map(std::future::ready)
+            .boxed()
+    }
+
     fn new_temp_path(&self) -> Path {
         self.path(&format!("tmp/{}", hex::encode(rand::random::<[u8; 16]>())))
     }
 
     /// Where a client's presigned upload to `key` lands: a key of its own, never under `blobs/`
-    /// (content-addressed, ours alone) or `tmp/`.
+    /// (content-addressed, ours alone), `objects/` (ours too) or `tmp/`.
     fn upload_path(&self, key: &str) -> Result<Path, BlobError> {
         let segment_ok = |s: &str| {
             !s.is_empty()
@@ -131,7 +240,10 @@ impl Inner {
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
         };
         let first = key.split('/').next().unwrap_or_default();
-        if key.len() > 512 || !key.split('/').all(segment_ok) || matches!(first, "blobs" | "tmp") {
+        if key.len() > 512
+            || !key.split('/').all(segment_ok)
+            || matches!(first, "blobs" | "objects" | "tmp")
+        {
             return Err(BlobError::Io(std::io::Error::new(
                 ErrorKind::InvalidInput,
                 format!("{key:?} is no key for an upload"),
@@ -240,11 +352,42 @@ impl Drop for S3Staging {
     }
 }
 
+impl S3BlobStore {
+    /// `len` bytes from `start` of the object at `path`.
+    async fn read_at(&self, path: &Path, start: u64, len: u64) -> Result<ByteStream, BlobError> {
+        let inner = &*self.inner;
+        if len == 0 {
+            // S3 has no empty range: only say whether the blob is there.
+            inner.s3.head(path).await.map_err(|e| inner.error(e))?;
+            return Ok(futures_util::stream::empty().boxed());
+        }
+        // "To the end" (a `len` past any size, as callers reading a whole blob give) is an open
+        // range: a closed one ending near u64::MAX is refused by some S3 servers.
+        let range = match start.checked_add(len) {
+            Some(end) if end < u64::MAX => Some(GetRange::Bounded(start..end)),
+            _ if start == 0 => None,
+            _ => Some(GetRange::Offset(start)),
+        };
+        let options = GetOptions::new().with_range(range);
+        let got = inner
+            .s3
+            .get_opts(path, options)
+            .await
+            .map_err(|e| inner.error(e))?;
+        Ok(got.into_stream().map_err(std::io::Error::from).boxed())
+    }
+}
+
 #[async_trait]
 impl BlobStore for S3BlobStore {
     async fn stage(&self, mut body: ByteStream, max_bytes: u64) -> Result<StagedBlob, BlobError> {
         let inner = &*self.inner;
-        let temp = inner.new_temp_path();
+        // With keys recorded, the bytes go where they stay: no copy once they are hashed.
+        let object_key = inner.keys.get().map(|_| inner.new_object_key());
+        let temp = match &object_key {
+            Some(key) => inner.path(key),
+            None => inner.new_temp_path(),
+        };
         let mut upload = Upload::new(inner, temp.clone());
         let mut hasher = Sha256::new();
         let mut size = 0u64;
@@ -271,15 +414,15 @@ impl BlobStore for S3BlobStore {
             temp: Some(temp),
             upload: None,
         };
-        Ok(StagedBlob::new(
-            hex::encode(hasher.finalize()),
-            size,
-            staging,
-        ))
+        let mut staged = StagedBlob::new(hex::encode(hasher.finalize()), size, staging);
+        staged.object_key = object_key;
+        Ok(staged)
     }
 
-    async fn commit(&self, staged: StagedBlob) -> Result<(), BlobError> {
+    async fn commit(&self, mut staged: StagedBlob) -> Result<(), BlobError> {
         let (sha256, size) = (staged.sha256.clone(), staged.size);
+        let object_key = staged.object_key.take();
+        let recorded = staged.recorded.take();
         let mut staging = staged.into_staging::<S3Staging>()?;
         if !Arc::ptr_eq(&staging.inner, &self.inner) {
             return Err(BlobError::Io(std::io::Error::other(
@@ -290,6 +433,22 @@ impl BlobStore for S3BlobStore {
         let Some(temp) = staging.temp.clone() else {
             return Ok(());
         };
+        if let (Some(ours), Some(PinnedObject::Keyed(kept))) = (&object_key, &recorded) {
+            // The database recorded this object as the blob's bytes (kept where it was written),
+            // or an earlier object of the same content, whose bytes the pin keeps: this one is
+            // then a duplicate.
+            staging.temp = None;
+            if kept != ours {
+                inner.delete_quietly(&temp).await;
+            }
+            inner.remember(&sha256, Some(kept.clone()));
+            if let Some(upload) = staging.upload.take() {
+                inner.delete_quietly(&upload).await;
+            }
+            return Ok(());
+        }
+        // The content-addressed layout: no keys recorded, a row from before them, or a commit
+        // outside the ingest pipeline.
         let target = inner.blob_path(&sha256);
         // Identical content is stored once, by a head check rather than copy_if_not_exists: that
         // needs a server-specific header (R2) or AWS's conditional multipart copy (one request
@@ -325,26 +484,18 @@ impl BlobStore for S3BlobStore {
         if !valid_sha256(sha256) {
             return Err(BlobError::NotFound);
         }
-        let path = inner.blob_path(sha256);
-        if len == 0 {
-            // S3 has no empty range: only say whether the blob is there.
-            inner.s3.head(&path).await.map_err(|e| inner.error(e))?;
-            return Ok(futures_util::stream::empty().boxed());
+        let (path, cached) = inner.locate(sha256, false).await?;
+        match self.read_at(&path, start, len).await {
+            // A stale cache entry: the blob was stored again under another key.
+            Err(BlobError::NotFound) if cached => {
+                let (fresh, _) = inner.locate(sha256, true).await?;
+                if fresh == path {
+                    return Err(BlobError::NotFound);
+                }
+                self.read_at(&fresh, start, len).await
+            }
+            read => read,
         }
-        // "To the end" (a `len` past any size, as callers reading a whole blob give) is an open
-        // range: a closed one ending near u64::MAX is refused by some S3 servers.
-        let range = match start.checked_add(len) {
-            Some(end) if end < u64::MAX => Some(GetRange::Bounded(start..end)),
-            _ if start == 0 => None,
-            _ => Some(GetRange::Offset(start)),
-        };
-        let options = GetOptions::new().with_range(range);
-        let got = inner
-            .s3
-            .get_opts(&path, options)
-            .await
-            .map_err(|e| inner.error(e))?;
-        Ok(got.into_stream().map_err(std::io::Error::from).boxed())
     }
 
     async fn delete(&self, sha256: &str) -> Result<(), BlobError> {
@@ -352,10 +503,21 @@ impl BlobStore for S3BlobStore {
             return Ok(());
         }
         let inner = &*self.inner;
-        match inner.s3.delete(&inner.blob_path(sha256)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(inner.error(e)),
+        let (path, _) = inner.locate(sha256, true).await?;
+        inner.forget(sha256);
+        // The content-addressed object goes too when the blob has a key: one left by a commit
+        // outside the ingest pipeline is no one's once the blob's row goes.
+        let mut paths = vec![inner.blob_path(sha256)];
+        if path != paths[0] {
+            paths.push(path);
         }
+        for path in paths {
+            match inner.s3.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(inner.error(e)),
+            }
+        }
+        Ok(())
     }
 
     async fn exists(&self, sha256: &str) -> Result<bool, BlobError> {
@@ -363,23 +525,49 @@ impl BlobStore for S3BlobStore {
             return Ok(false);
         }
         let inner = &*self.inner;
-        match inner.s3.head(&inner.blob_path(sha256)).await {
+        let (path, _) = inner.locate(sha256, true).await?;
+        match inner.s3.head(&path).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(inner.error(e)),
         }
     }
 
+    fn use_object_keys(&self, life: Arc<dyn BlobLifecycleStore>) {
+        // Set once, at start, before any upload: a second call (the same database) changes nothing.
+        let _ = self.inner.keys.set(life);
+    }
+
+    /// Whether any blob object is stored, in either layout (recorded or not: a database that knows
+    /// none of them is refused at start).
+    async fn holds_blobs(&self) -> Result<bool, BlobError> {
+        let inner = &*self.inner;
+        for dir in ["blobs", "objects"] {
+            let mut listed = inner.s3.list(Some(&inner.path(dir)));
+            if let Some(first) = listed.next().await {
+                first.map_err(|e| inner.error(e))?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// S3 cannot tell whether an upload is still working on a temporary object, so only age
     /// decides: never younger than `S3Config::temp_min_age` (a day by default), whatever the
     /// caller asks, and so also with `None`. Dropped stagings delete their own at once; this is for
-    /// those of crashed processes.
+    /// those of crashed processes. Objects under `objects/` that no blob row records count as
+    /// temporaries too.
     async fn count_temporaries(&self) -> Result<usize, BlobError> {
         let inner = &*self.inner;
         let mut temporaries = inner.s3.list(Some(&inner.path("tmp")));
         let mut count = 0;
         while let Some(meta) = temporaries.next().await {
             meta.map_err(|e| inner.error(e))?;
+            count += 1;
+        }
+        let mut unrecorded = self.inner.unrecorded_objects();
+        while let Some(object) = unrecorded.next().await {
+            object?;
             count += 1;
         }
         Ok(count)
@@ -389,14 +577,26 @@ impl BlobStore for S3BlobStore {
         let inner = &*self.inner;
         let age = older_than.unwrap_or_default().max(inner.temp_min_age);
         let cutoff = hangar_core::now_ms().saturating_sub(age.as_millis() as i64);
+        let mut old = Vec::new();
         let mut temporaries = inner.s3.list(Some(&inner.path("tmp")));
-        let mut removed = 0;
         while let Some(meta) = temporaries.next().await {
             let meta = meta.map_err(|e| inner.error(e))?;
-            if meta.last_modified.timestamp_millis() > cutoff {
-                continue;
+            if meta.last_modified.timestamp_millis() <= cutoff {
+                old.push(meta.location);
             }
-            match inner.s3.delete(&meta.location).await {
+        }
+        drop(temporaries);
+        let mut unrecorded = self.inner.unrecorded_objects();
+        while let Some(object) = unrecorded.next().await {
+            let (path, modified) = object?;
+            if modified <= cutoff {
+                old.push(path);
+            }
+        }
+        drop(unrecorded);
+        let mut removed = 0;
+        for path in old {
+            match inner.s3.delete(&path).await {
                 Ok(()) => removed += 1,
                 Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(inner.error(e)),
@@ -442,8 +642,39 @@ impl BlobStore for S3BlobStore {
         inner.s3.delete(&probe).await.map_err(|e| inner.error(e))
     }
 
+    /// Blobs in both layouts: `blobs/<sha256>`, and the objects under `objects/` that a blob row
+    /// records (named by that row's hash; unrecorded ones are temporaries).
     fn list(&self) -> BoxStream<'static, Result<StoredBlob, BlobError>> {
         let inner = self.inner.clone();
+        let keyed = match inner.keys.get().cloned() {
+            None => futures_util::stream::empty().boxed(),
+            Some(life) => {
+                let inner = inner.clone();
+                inner
+                    .s3
+                    .list(Some(&inner.path("objects")))
+                    .then(move |meta| {
+                        let (inner, life) = (inner.clone(), life.clone());
+                        async move {
+                            let meta = match meta {
+                                Ok(meta) => meta,
+                                Err(e) => return Some(Err(inner.error(e))),
+                            };
+                            let key = inner.relative_key(&meta.location);
+                            match life.blob_of_object(key).await {
+                                Ok(Some(sha256)) => Some(Ok(StoredBlob {
+                                    sha256,
+                                    modified_utc: meta.last_modified.timestamp_millis(),
+                                })),
+                                Ok(None) => None,
+                                Err(e) => Some(Err(inner.store_error(e))),
+                            }
+                        }
+                    })
+                    .filter_map(std::future::ready)
+                    .boxed()
+            }
+        };
         let listed = inner.s3.list(Some(&inner.path("blobs")));
         listed
             .filter_map(move |meta| {
@@ -462,6 +693,7 @@ impl BlobStore for S3BlobStore {
                 };
                 std::future::ready(item)
             })
+            .chain(keyed)
             .boxed()
     }
 
@@ -522,7 +754,12 @@ impl BlobStore for S3BlobStore {
         ]);
         let url = inner
             .s3
-            .signed_url_opts(Method::GET, &inner.blob_path(sha256), expires, &options)
+            .signed_url_opts(
+                Method::GET,
+                &inner.locate(sha256, true).await?.0,
+                expires,
+                &options,
+            )
             .await
             .map_err(|e| inner.error(e))?;
         Ok(Some(url.to_string()))
@@ -550,7 +787,12 @@ impl BlobStore for S3BlobStore {
         if found != size {
             return Ok(TakenUpload::WrongSize(found));
         }
-        let temp = inner.new_temp_path();
+        // The copy goes where the blob's bytes will stay when keys are recorded (see `stage`).
+        let object_key = inner.keys.get().map(|_| inner.new_object_key());
+        let temp = match &object_key {
+            Some(key) => inner.path(key),
+            None => inner.new_temp_path(),
+        };
         match inner.copy(&upload, &temp, size).await {
             Ok(()) => {}
             Err(BlobError::NotFound) => return Ok(TakenUpload::Missing),
@@ -575,7 +817,9 @@ impl BlobStore for S3BlobStore {
             return Ok(TakenUpload::WrongSize(copied)); // replaced between the head and the copy
         }
         let sha256 = hex::encode(hasher.finalize());
-        Ok(TakenUpload::Staged(StagedBlob::new(sha256, size, staging)))
+        let mut staged = StagedBlob::new(sha256, size, staging);
+        staged.object_key = object_key;
+        Ok(TakenUpload::Staged(staged))
     }
 
     async fn delete_upload(&self, key: &str) -> Result<(), BlobError> {

@@ -328,6 +328,17 @@ pub struct BlobRecord {
     pub pinned: bool,
 }
 
+/// What `pin_blob_object` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PinnedObject {
+    /// The blob is being deleted right now: wait a moment and pin again.
+    Busy,
+    /// Pinned; the blob's bytes are the object under this key (the caller's, or an earlier one).
+    Keyed(String),
+    /// Pinned; the blob's row predates object keys: its bytes are under the content-addressed key.
+    Addressed,
+}
+
 /// What a collector may do with a blob's bytes now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Collect {
@@ -350,6 +361,35 @@ pub trait BlobLifecycleStore: Send + Sync {
     /// Pins a blob for an upload that is about to commit and reference it, until `expires_utc`.
     /// False when the blob is being deleted right now: wait a moment and pin again.
     async fn pin_blob(&self, pin_id: &str, sha256: &str, expires_utc: i64) -> StoreResult<bool>;
+    /// `pin_blob` for bytes already written to an object of their own (`object_key`: object
+    /// stores, which cannot rename), in the same transaction recording that key on the blob's row
+    /// unless the row has one: the first object of a content is the one kept, and the others are
+    /// duplicates to delete. A store that records no keys pins only (the content-addressed layout).
+    async fn pin_blob_object(
+        &self,
+        pin_id: &str,
+        sha256: &str,
+        size: i64,
+        expires_utc: i64,
+        object_key: &str,
+    ) -> StoreResult<PinnedObject> {
+        let _ = (size, object_key);
+        Ok(match self.pin_blob(pin_id, sha256, expires_utc).await? {
+            true => PinnedObject::Addressed,
+            false => PinnedObject::Busy,
+        })
+    }
+    /// The object key recorded for a blob; None for the content-addressed layout (rows from before
+    /// object keys) or no row.
+    async fn blob_object_key(&self, sha256: &str) -> StoreResult<Option<String>> {
+        let _ = sha256;
+        Ok(None)
+    }
+    /// The blob whose bytes are recorded under `object_key`, if any (for listings of the store).
+    async fn blob_of_object(&self, object_key: &str) -> StoreResult<Option<String>> {
+        let _ = object_key;
+        Ok(None)
+    }
     /// Drops a pin that will not be used (the upload failed), queueing a collection if nothing else
     /// holds the blob.
     async fn release_pin(&self, pin_id: &str) -> StoreResult<()>;

@@ -222,10 +222,13 @@ fn blob_store(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
 }
 
 fn maintenance<S: AdminStore>(config: &Config, store: &S) -> anyhow::Result<Maintenance> {
+    let blobs = blob_store(config)?;
+    // Objects are found by the keys the database records, as the server does.
+    blobs.use_object_keys(Arc::new(store.clone()));
     Ok(Maintenance {
         jobs: Arc::new(store.clone()),
         blob_life: Arc::new(store.clone()),
-        blobs: blob_store(config)?,
+        blobs,
         blob_grace: config.blob_grace,
     })
 }

@@ -155,6 +155,11 @@ pub async fn assemble(config: &Config) -> anyhow::Result<Node> {
     let lock = startup::lock_data_dir(&config.data_dir)?;
     let store = Store::open(config).await?;
     let blobs: Arc<dyn BlobStore> = config.open_blobs()?;
+    // Object stores keep each blob under a key recorded in the database (no copy after upload).
+    match &store {
+        Store::Sqlite(s) => blobs.use_object_keys(Arc::new(s.clone())),
+        Store::Postgres(s) => blobs.use_object_keys(Arc::new(s.clone())),
+    }
     let link_key = startup::load_or_create_key(&config.secret_key_file, checked.key)?;
     // Only temporaries that no upload holds (of this process or another) are removed.
     let swept = blobs.remove_temporaries(None).await?;

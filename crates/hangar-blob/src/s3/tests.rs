@@ -2,11 +2,15 @@
 
 use super::test_server::{self, config, store};
 use super::{S3BlobStore, S3Config};
-use crate::{BlobError, BlobStore, ByteStream, MemoryBlobStore, TakenUpload};
+use crate::{BlobError, BlobStore, ByteStream, Ingest, MemoryBlobStore, TakenUpload};
 use bytes::Bytes;
 use futures_util::{stream, StreamExt, TryStreamExt};
+use hangar_core::store::{
+    BlobLifecycleStore, BlobRecord, Collect, PinnedObject, StoreResult, StoredTotals,
+};
 use object_store::{ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
@@ -439,4 +443,167 @@ fn parts_grow_so_that_memory_does_not_follow_the_cap() {
     let total: u64 = (0..10_000).map(|n| part_size(n) as u64).sum();
     assert!(total >= 5 << 40, "{total}"); // S3's largest object
     assert!((0..10_000).all(|n| part_size(n) <= 5 << 30)); // S3's largest part
+}
+
+/// The blob rows of a database, as far as object keys go (`BlobStore::use_object_keys`): the hash
+/// of each row and its key (None: a row from before keys, content-addressed).
+#[derive(Default)]
+struct KeyRows(std::sync::Mutex<std::collections::HashMap<String, Option<String>>>);
+
+impl KeyRows {
+    fn rows(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Option<String>>> {
+        self.0.lock().unwrap() // no test panics while holding it
+    }
+}
+
+#[async_trait::async_trait]
+impl BlobLifecycleStore for KeyRows {
+    async fn pin_blob(&self, _: &str, _: &str, _: i64) -> StoreResult<bool> {
+        Ok(true)
+    }
+    async fn pin_blob_object(
+        &self,
+        _pin: &str,
+        sha256: &str,
+        _size: i64,
+        _expires: i64,
+        object_key: &str,
+    ) -> StoreResult<PinnedObject> {
+        let mut rows = self.rows();
+        let key = rows
+            .entry(sha256.to_string())
+            .or_insert_with(|| Some(object_key.to_string()));
+        Ok(match key {
+            Some(key) => PinnedObject::Keyed(key.clone()),
+            None => PinnedObject::Addressed,
+        })
+    }
+    async fn blob_object_key(&self, sha256: &str) -> StoreResult<Option<String>> {
+        Ok(self.rows().get(sha256).cloned().flatten())
+    }
+    async fn blob_of_object(&self, object_key: &str) -> StoreResult<Option<String>> {
+        let rows = self.rows();
+        let found = rows.iter().find(|(_, k)| k.as_deref() == Some(object_key));
+        Ok(found.map(|(sha, _)| sha.clone()))
+    }
+    async fn release_pin(&self, _: &str) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn expire_pins(&self, _: i64) -> StoreResult<u64> {
+        Ok(0)
+    }
+    async fn begin_blob_deletion(&self, _: &str, _: i64) -> StoreResult<Collect> {
+        Ok(Collect::Delete)
+    }
+    async fn finish_blob_deletion(&self, sha256: &str) -> StoreResult<()> {
+        self.rows().remove(sha256);
+        Ok(())
+    }
+    async fn blob_record(&self, sha256: &str) -> StoreResult<BlobRecord> {
+        Ok(BlobRecord {
+            refcount: self.rows().contains_key(sha256).then_some(1),
+            pinned: false,
+        })
+    }
+    async fn holds_data(&self) -> StoreResult<bool> {
+        Ok(!self.rows().is_empty())
+    }
+    async fn referenced_blobs(&self, _: Option<&str>, _: i64) -> StoreResult<Vec<(String, i64)>> {
+        Ok(Vec::new())
+    }
+    async fn blob_users(&self, _: &str) -> StoreResult<Vec<String>> {
+        Ok(Vec::new())
+    }
+    async fn collectable_blobs(&self, _: i64) -> StoreResult<Vec<String>> {
+        Ok(Vec::new())
+    }
+    async fn stored_totals(&self) -> StoreResult<StoredTotals> {
+        Ok(StoredTotals::default())
+    }
+}
+
+#[tokio::test]
+async fn with_recorded_keys_the_contract_holds_too() {
+    let store = store();
+    store.use_object_keys(Arc::new(KeyRows::default()));
+    crate::conformance::keeps_the_contract(&store, &MemoryBlobStore::new()).await;
+    crate::conformance::keeps_the_partial_contract(&store).await;
+}
+
+#[tokio::test]
+async fn an_upload_stays_where_it_was_written_and_a_duplicate_goes() {
+    let store = Arc::new(store());
+    let rows = Arc::new(KeyRows::default());
+    store.use_object_keys(rows.clone());
+    let ingest = Ingest::new(store.clone(), rows.clone());
+    let _heavy = HEAVY.lock().await;
+    let len = 9 * MIB; // a multipart upload (parts of 8 MiB)
+    let sha = generated_sha256(7, len);
+
+    // Written once, to the key the database records: nothing under blobs/ or tmp/, no copy.
+    let staged = ingest.receive(generated(7, len), 10 * MIB).await.unwrap();
+    let committed = ingest.commit(staged).await.unwrap();
+    assert_eq!(committed.sha256, sha);
+    let key = rows.rows()[&sha].clone().expect("a key recorded");
+    let written = objects(&store, "objects").await;
+    assert_eq!(written, vec![format!("{}{key}", store.inner.prefix)]);
+    assert_eq!(objects(&store, "blobs").await, Vec::<String>::new());
+    assert_eq!(objects(&store, "tmp").await, Vec::<String>::new());
+    assert_eq!(
+        read_all(&*store, &sha, 0, u64::MAX).await,
+        generated_range(7, 0, len)
+    );
+    assert_eq!(
+        read_all(&*store, &sha, MIB, 10).await,
+        generated_range(7, MIB, 10)
+    );
+    let listed: Vec<_> = store.list().try_collect().await.unwrap();
+    assert_eq!(listed.iter().map(|b| &b.sha256).collect::<Vec<_>>(), [&sha]);
+
+    // The same content again: the first object stays, the new one is deleted at once.
+    let staged = ingest.receive(generated(7, len), 10 * MIB).await.unwrap();
+    ingest.commit(staged).await.unwrap();
+    assert_eq!(objects(&store, "objects").await, written);
+    assert_eq!(rows.rows()[&sha].as_deref(), Some(key.as_str()));
+    assert_eq!(store.count_temporaries().await.unwrap(), 0);
+
+    // Deleting the blob deletes its object.
+    store.delete(&sha).await.unwrap();
+    assert_eq!(objects(&store, "objects").await, Vec::<String>::new());
+    assert!(matches!(
+        store.read(&sha, 0, 1).await,
+        Err(BlobError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn blobs_of_the_content_addressed_layout_are_still_served() {
+    let store = Arc::new(store());
+    let rows = Arc::new(KeyRows::default());
+    // Stored by an earlier version: under blobs/<sha256>, its row without a key.
+    let body = b"written before object keys".to_vec();
+    let sha = hex::encode(Sha256::digest(&body));
+    let inner = &store.inner;
+    inner
+        .s3
+        .put(&inner.blob_path(&sha), body.clone().into())
+        .await
+        .unwrap();
+    rows.rows().insert(sha.clone(), None);
+    store.use_object_keys(rows.clone());
+    assert_eq!(read_all(&*store, &sha, 0, u64::MAX).await, body);
+    assert_eq!(read_all(&*store, &sha, 8, 6).await, body[8..14]);
+    assert!(store.exists(&sha).await.unwrap());
+
+    // Uploaded again, it keeps the old object and leaves no new one.
+    let ingest = Ingest::new(store.clone(), rows.clone());
+    let one = stream::iter([Ok(Bytes::from(body.clone()))]).boxed();
+    let staged = ingest.receive(one, MIB).await.unwrap();
+    ingest.commit(staged).await.unwrap();
+    assert_eq!(objects(&store, "objects").await, Vec::<String>::new());
+    assert_eq!(rows.rows()[&sha], None);
+    assert_eq!(read_all(&*store, &sha, 0, u64::MAX).await, body);
+
+    store.delete(&sha).await.unwrap();
+    assert_eq!(objects(&store, "blobs").await, Vec::<String>::new());
 }

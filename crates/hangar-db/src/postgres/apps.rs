@@ -1,7 +1,7 @@
 //! Applications, their tokens and keyed items.
 
 use super::jobs::enqueue_in;
-use super::{backend, map_err, PgStore};
+use super::{backend, commit, map_err, PgStore};
 use crate::rows::{self, APP_COLUMNS, MEMBER_COLUMNS, TOKEN_COLUMNS};
 use crate::rules;
 use async_trait::async_trait;
@@ -91,7 +91,7 @@ impl PgStore {
         .map_err(backend)?;
         rules::item_write_allowed(count, exists > 0, new_only, limit)?;
         upsert_item(&mut tx, i).await?;
-        tx.commit().await.map_err(backend)?;
+        commit(tx).await?;
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 
 use super::jobs::enqueue_in;
 use super::previews::release_previews;
-use super::{backend, PgStore, Tx};
+use super::{backend, commit, PgStore, Tx};
 use crate::rules::{collect_decision, BlobRow};
 use crate::rules::{quarantined_event, FileRef};
 use async_trait::async_trait;
@@ -12,7 +12,7 @@ use hangar_core::jobs::{CollectBlob, DispatchEvent, NewJob, ScanBlob};
 use hangar_core::now_ms;
 use hangar_core::scan::ScanState;
 use hangar_core::store::{
-    BlobLifecycleStore, BlobRecord, Collect, StoreError, StoreResult, StoredTotals,
+    BlobLifecycleStore, BlobRecord, Collect, PinnedObject, StoreError, StoreResult, StoredTotals,
 };
 
 /// One more reference to a blob (creating its row at the first), dropping the upload's pin that
@@ -258,8 +258,73 @@ impl BlobLifecycleStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+        commit(tx).await?;
         Ok(true)
+    }
+
+    async fn pin_blob_object(
+        &self,
+        pin_id: &str,
+        sha256: &str,
+        size: i64,
+        expires_utc: i64,
+        object_key: &str,
+    ) -> StoreResult<PinnedObject> {
+        // As `pin_blob`, and the blob's row is made here (at refcount 0, which the pin protects)
+        // so that the key is recorded before any reference: the row's first key wins, and a later
+        // upload of the same content learns that its own object is a duplicate.
+        let mut tx = self.queue_write().await?;
+        lock_blob(&mut tx, sha256).await?;
+        let row: Option<(bool, Option<String>)> =
+            sqlx::query_as("SELECT deleting, object_key FROM blobs WHERE sha256 = $1")
+                .bind(sha256)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        let pinned = match row {
+            Some((true, _)) => return Ok(PinnedObject::Busy),
+            Some((false, Some(key))) => PinnedObject::Keyed(key),
+            Some((false, None)) => PinnedObject::Addressed,
+            None => {
+                sqlx::query(
+                    "INSERT INTO blobs (sha256, size, refcount, object_key) VALUES ($1, $2, 0, $3)",
+                )
+                .bind(sha256)
+                .bind(size)
+                .bind(object_key)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                PinnedObject::Keyed(object_key.to_string())
+            }
+        };
+        sqlx::query("INSERT INTO blob_pins (id, sha256, expires_utc) VALUES ($1, $2, $3)")
+            .bind(pin_id)
+            .bind(sha256)
+            .bind(expires_utc)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        commit(tx).await?;
+        Ok(pinned)
+    }
+
+    async fn blob_object_key(&self, sha256: &str) -> StoreResult<Option<String>> {
+        let key: Option<Option<String>> =
+            sqlx::query_scalar("SELECT object_key FROM blobs WHERE sha256 = $1")
+                .bind(sha256)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(key.flatten())
+    }
+
+    async fn blob_of_object(&self, object_key: &str) -> StoreResult<Option<String>> {
+        sqlx::query_scalar("SELECT sha256 FROM blobs WHERE object_key = $1")
+            .bind(object_key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)
     }
 
     async fn release_pin(&self, pin_id: &str) -> StoreResult<()> {
@@ -275,7 +340,7 @@ impl BlobLifecycleStore for PgStore {
                 queue_collection(&mut tx, &sha, now_ms()).await?;
             }
         }
-        tx.commit().await.map_err(backend)
+        commit(tx).await
     }
 
     async fn expire_pins(&self, now: i64) -> StoreResult<u64> {
@@ -291,7 +356,7 @@ impl BlobLifecycleStore for PgStore {
                 queue_collection(&mut tx, sha, now).await?;
             }
         }
-        tx.commit().await.map_err(backend)?;
+        commit(tx).await?;
         Ok(shas.len() as u64)
     }
 
@@ -345,7 +410,7 @@ impl BlobLifecycleStore for PgStore {
                 decision = Collect::Keep;
             }
         }
-        tx.commit().await.map_err(backend)?;
+        commit(tx).await?;
         Ok(decision)
     }
 

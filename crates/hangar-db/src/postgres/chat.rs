@@ -2,7 +2,7 @@
 
 use super::attachments::{delete_owner, insert_links, linked_attachments};
 use super::blobs::record_event;
-use super::{backend, PgStore};
+use super::{backend, commit, PgStore};
 use crate::rows::{self, StoreRow, MESSAGE_COLUMNS};
 use crate::rules::LinkTable;
 use async_trait::async_trait;
@@ -66,7 +66,7 @@ impl ChatStore for PgStore {
             .await
             .map_err(backend)?;
         }
-        tx.commit().await.map_err(backend)?;
+        commit(tx).await?;
         Ok(Channel {
             id,
             name: name.to_string(),

@@ -1,7 +1,7 @@
 //! The job queue on PostgreSQL. Claims take due rows with `FOR UPDATE SKIP LOCKED`, so workers on
 //! any number of nodes never take the same job; a lease that runs out makes a job claimable again.
 
-use super::{backend, PgStore};
+use super::{backend, commit, PgStore};
 use crate::rows::StoreRow;
 use crate::rules::MAX_ERROR_LEN;
 use async_trait::async_trait;
@@ -40,7 +40,7 @@ impl JobStore for PgStore {
     async fn enqueue(&self, job: &NewJob) -> StoreResult<()> {
         let mut tx = self.write().await?;
         enqueue_in(&mut tx, job).await?;
-        tx.commit().await.map_err(backend)?;
+        commit(tx).await?;
         self.signal_jobs();
         Ok(())
     }

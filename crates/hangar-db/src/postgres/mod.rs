@@ -128,7 +128,7 @@ impl PgStore {
         changes: &[Invalidation],
     ) -> Result<(), StoreError> {
         let echo = self.announce(&mut tx, changes).await?;
-        tx.commit().await.map_err(backend)?;
+        commit(tx).await?;
         self.invalidate(changes);
         self.echoes.wait(echo, &self.cache).await;
         Ok(())
@@ -223,17 +223,17 @@ impl PgStore {
     }
 
     async fn write(&self) -> Result<Tx, StoreError> {
-        self.pool.begin().await.map_err(backend)
+        begin(&self.pool).await
     }
 
     /// A write transaction for background bookkeeping (see `queue_pool`).
     async fn queue_write(&self) -> Result<Tx, StoreError> {
-        self.queue_pool.begin().await.map_err(backend)
+        begin(&self.queue_pool).await
     }
 
     /// Commits a transaction that may have queued jobs, and wakes this process's job runner.
     async fn commit_queued(&self, tx: Tx) -> Result<(), StoreError> {
-        tx.commit().await.map_err(backend)?;
+        commit(tx).await?;
         self.signal_jobs();
         Ok(())
     }
@@ -250,6 +250,31 @@ impl PgStore {
         self.echoes.wait(echo, &self.cache).await;
         Ok(())
     }
+}
+
+/// Begins a transaction on `pool` in a task of its own. sqlx 0.8's `begin` is not cancel-safe on
+/// PostgreSQL (transact-rs/sqlx#4393): a caller dropped while `BEGIN` is on its way (a request
+/// whose client hung up, as the benchmark's do when it stops) leaves the pooled connection inside a
+/// transaction that nothing ends; the next borrower's `BEGIN` then draws "there is already a
+/// transaction in progress" and its statements run in that stale transaction. In a task the
+/// `BEGIN` always completes, and a transaction that no one takes is dropped there, which rolls it
+/// back.
+async fn begin(pool: &PgPool) -> Result<Tx, StoreError> {
+    let pool = pool.clone();
+    tokio::spawn(async move { pool.begin().await })
+        .await
+        .map_err(|e| StoreError::Backend(format!("beginning a transaction: {e}")))?
+        .map_err(backend)
+}
+
+/// Commits `tx` in a task of its own, for the same reason as `begin`: a caller dropped while
+/// `COMMIT` is on its way would leave sqlx believing the transaction open, and its drop would send
+/// a `ROLLBACK` after the `COMMIT` ("there is no transaction in progress").
+pub(crate) async fn commit(tx: Tx) -> Result<(), StoreError> {
+    tokio::spawn(tx.commit())
+        .await
+        .map_err(|e| StoreError::Backend(format!("committing a transaction: {e}")))?
+        .map_err(backend)
 }
 
 fn connect_options(url: &str) -> Result<PgConnectOptions, OpenError> {

@@ -3,7 +3,7 @@
 
 use super::blobs::add_ref;
 use super::jobs::enqueue_in;
-use super::{backend, retrying, PgStore, Tx};
+use super::{backend, commit, retrying, PgStore, Tx};
 use async_trait::async_trait;
 use hangar_core::jobs::MakePreviews;
 use hangar_core::now_ms;
@@ -104,7 +104,7 @@ impl PreviewStore for PgStore {
             .await
             .map_err(backend)?;
         }
-        tx.commit().await.map_err(backend)
+        commit(tx).await
     }
 }
 
@@ -169,7 +169,7 @@ impl PgStore {
             .await
             .map_err(backend)?;
         }
-        tx.commit().await.map_err(backend)?;
+        commit(tx).await?;
         Ok(PreviewRecorded::Recorded)
     }
 }

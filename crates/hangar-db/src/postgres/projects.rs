@@ -2,7 +2,7 @@
 
 use super::attachments::{delete_owner, insert_links, linked_attachments};
 use super::blobs::record_event;
-use super::{backend, map_err, PgStore};
+use super::{backend, commit, map_err, PgStore};
 use crate::rows::{self, StoreRow, ISSUE_COLUMNS};
 use crate::rules::LinkTable;
 use async_trait::async_trait;
@@ -92,7 +92,7 @@ impl ProjectStore for PgStore {
             .await
             .map_err(backend)?;
         }
-        tx.commit().await.map_err(backend)?;
+        commit(tx).await?;
         self.project_by_id(id)
             .await?
             .ok_or(StoreError::NotFound("project"))

@@ -1,7 +1,7 @@
 //! Workspace storage: entries, quota reservations, two-stage uploads.
 
 use super::blobs::{add_ref, drop_ref, record_event};
-use super::{backend, map_err, retrying, PgStore, Tx};
+use super::{backend, commit, map_err, retrying, PgStore, Tx};
 use crate::rows::{self, EVENT_COLUMNS};
 use crate::rules::{fits_quota, inside_bounds, parent_of, refused, FileRef, RESERVATION_LEASE_MS};
 use async_trait::async_trait;
@@ -539,7 +539,7 @@ impl StorageStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+        commit(tx).await?;
         Ok(Some(id))
     }
 
@@ -568,7 +568,7 @@ impl StorageStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+        commit(tx).await?;
         Ok(true)
     }
 
@@ -601,7 +601,7 @@ impl StorageStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        tx.commit().await.map_err(backend)
+        commit(tx).await
     }
 
     async fn put_file(
@@ -677,7 +677,7 @@ impl StorageStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err("upload"))?;
-        tx.commit().await.map_err(backend)
+        commit(tx).await
     }
 
     async fn pending_upload(&self, id: &str) -> StoreResult<Option<PendingUpload>> {
@@ -732,7 +732,7 @@ impl StorageStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+        commit(tx).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -767,7 +767,7 @@ impl StorageStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+        commit(tx).await?;
         Ok(())
     }
 
@@ -790,7 +790,7 @@ impl StorageStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+        commit(tx).await?;
         Ok(done.rows_affected())
     }
 

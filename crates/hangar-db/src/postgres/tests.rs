@@ -4,7 +4,7 @@
 use crate::testdb::TestDb;
 use crate::PgStore;
 use hangar_core::store::{AttachmentStore, IdentityStore, StoreError};
-use sqlx::Executor;
+use sqlx::{Connection, Executor};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opening_together_migrates_once() {
@@ -195,4 +195,63 @@ async fn a_lost_listener_turns_the_read_caches_off_until_it_is_back() {
     until(true).await;
     assert_eq!(cache.sizes(), (0, 0, 0), "empty when back");
     store.close().await;
+}
+
+/// Transactions whose callers are dropped while they begin or commit (a request whose client hung
+/// up) leave no pooled connection inside a transaction: sqlx's own `begin` would, and the next
+/// `BEGIN` on that connection drew "there is already a transaction in progress" (and a dropped
+/// `COMMIT`, "there is no transaction in progress").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_dropped_mid_begin_or_commit_leave_no_transaction_open() {
+    use std::future::Future;
+    use std::pin::Pin;
+    /// Polls `work` `times` times (fewer if it is done first), yielding in between, then drops it.
+    async fn cut_short<T>(mut work: Pin<Box<dyn Future<Output = T> + Send + '_>>, times: usize) {
+        for _ in 0..times {
+            let done = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(work.as_mut().poll(cx).is_ready())
+            })
+            .await;
+            if done {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+    let db = TestDb::postgres().await;
+    let store = PgStore::open(&db.url).await.unwrap();
+    for round in 0..80 {
+        cut_short(Box::pin(store.write()), round % 16).await;
+        cut_short(Box::pin(store.queue_write()), round % 16).await;
+        let tx = store.write().await.unwrap();
+        cut_short(Box::pin(super::commit(tx)), round / 16).await;
+    }
+    // Every transaction ends (the dropped ones roll back as their connections go back to the pool):
+    // none stays open on any connection.
+    let mut watcher = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let open_transactions = "SELECT COUNT(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() \
+         AND state LIKE 'idle in transaction%'";
+    let mut open: i64 = -1;
+    for _ in 0..200 {
+        open = sqlx::query_scalar(open_transactions)
+            .fetch_one(&mut watcher)
+            .await
+            .unwrap();
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(open, 0, "connections left inside a transaction");
+    // And the pool still works, in transactions of its own.
+    for _ in 0..16 {
+        let mut tx = store.write().await.unwrap();
+        let depth: i64 = sqlx::query_scalar("SELECT 1::BIGINT")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(depth, 1);
+        super::commit(tx).await.unwrap();
+    }
 }

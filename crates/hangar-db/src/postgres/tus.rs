@@ -3,7 +3,7 @@
 use super::attachments::check_owner_quota;
 use super::blobs::{add_ref, record_event};
 use super::jobs::enqueue_in;
-use super::{backend, PgStore, Tx};
+use super::{backend, commit, PgStore, Tx};
 use crate::rows::{self, TUS_COLUMNS};
 use crate::rules::FileRef;
 use async_trait::async_trait;
@@ -176,7 +176,7 @@ impl TusStore for PgStore {
                 Some(u) => TusClaim::WrongOffset(u.offset),
             }
         };
-        tx.commit().await.map_err(backend)?;
+        commit(tx).await?;
         Ok(outcome)
     }
 
@@ -236,7 +236,7 @@ impl TusStore for PgStore {
             AttachmentState::ChecksumVerificationOnServerSideInProgress,
         )
         .await?;
-        tx.commit().await.map_err(backend)
+        commit(tx).await
     }
 
     async fn release_tus_upload(&self, id: &str) -> StoreResult<()> {
@@ -258,7 +258,7 @@ impl TusStore for PgStore {
             )
             .await?;
         }
-        tx.commit().await.map_err(backend)
+        commit(tx).await
     }
 
     async fn complete_tus_attachment(
@@ -384,7 +384,7 @@ impl TusStore for PgStore {
                 }
             }
         }
-        tx.commit().await.map_err(backend)?;
+        commit(tx).await?;
         Ok(TusEnded::Ended(Box::new(upload)))
     }
 }

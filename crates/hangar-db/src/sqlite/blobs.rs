@@ -12,7 +12,7 @@ use hangar_core::jobs::{CollectBlob, DispatchEvent, NewJob, ScanBlob};
 use hangar_core::now_ms;
 use hangar_core::scan::ScanState;
 use hangar_core::store::{
-    BlobLifecycleStore, BlobRecord, Collect, StoreError, StoreResult, StoredTotals,
+    BlobLifecycleStore, BlobRecord, Collect, PinnedObject, StoreError, StoreResult, StoredTotals,
 };
 
 /// One more reference to a blob (creating its row at the first), dropping the upload's pin that
@@ -188,6 +188,81 @@ impl BlobLifecycleStore for SqliteStore {
                 })
             })
             .await
+    }
+
+    async fn pin_blob_object(
+        &self,
+        pin_id: &str,
+        sha256: &str,
+        size: i64,
+        expires_utc: i64,
+        object_key: &str,
+    ) -> StoreResult<PinnedObject> {
+        // As `pin_blob`, and the blob's row is made here (at refcount 0, which the pin protects)
+        // so that the key is recorded before any reference: the row's first key wins, and a later
+        // upload of the same content learns that its own object is a duplicate.
+        let (pin_id, sha256, key) = (
+            pin_id.to_string(),
+            sha256.to_string(),
+            object_key.to_string(),
+        );
+        self.writer
+            .write(false, move |tx| {
+                let (pin_id, sha256, key) = (pin_id.clone(), sha256.clone(), key.clone());
+                Box::pin(async move {
+                    let row: Option<(bool, Option<String>)> =
+                        sqlx::query_as("SELECT deleting, object_key FROM blobs WHERE sha256 = ?")
+                            .bind(&sha256)
+                            .fetch_optional(&mut **tx)
+                            .await
+                            .map_err(backend)?;
+                    let pinned = match row {
+                        Some((true, _)) => return Ok(PinnedObject::Busy),
+                        Some((false, Some(key))) => PinnedObject::Keyed(key),
+                        Some((false, None)) => PinnedObject::Addressed,
+                        None => {
+                            sqlx::query(
+                                "INSERT INTO blobs (sha256, size, refcount, object_key) \
+                                 VALUES (?, ?, 0, ?)",
+                            )
+                            .bind(&sha256)
+                            .bind(size)
+                            .bind(&key)
+                            .execute(&mut **tx)
+                            .await
+                            .map_err(backend)?;
+                            PinnedObject::Keyed(key)
+                        }
+                    };
+                    sqlx::query("INSERT INTO blob_pins (id, sha256, expires_utc) VALUES (?, ?, ?)")
+                        .bind(&pin_id)
+                        .bind(&sha256)
+                        .bind(expires_utc)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(backend)?;
+                    Ok(pinned)
+                })
+            })
+            .await
+    }
+
+    async fn blob_object_key(&self, sha256: &str) -> StoreResult<Option<String>> {
+        let key: Option<Option<String>> =
+            sqlx::query_scalar("SELECT object_key FROM blobs WHERE sha256 = ?")
+                .bind(sha256)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(key.flatten())
+    }
+
+    async fn blob_of_object(&self, object_key: &str) -> StoreResult<Option<String>> {
+        sqlx::query_scalar("SELECT sha256 FROM blobs WHERE object_key = ?")
+            .bind(object_key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)
     }
 
     async fn release_pin(&self, pin_id: &str) -> StoreResult<()> {
