@@ -1,6 +1,7 @@
 //! Hangar's HTTP API: the shared state, the router, and one module per API family.
 
 mod access;
+pub mod access_log;
 mod applications;
 pub mod attachments;
 pub mod auth;
@@ -321,7 +322,7 @@ async fn method_not_allowed() -> ApiError {
 
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(observe::readyz))
         .route("/api/v1/auth/login", post(auth::login))
@@ -399,10 +400,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/attachments/{id}",
             get(attachments::metadata).delete(attachments::remove),
         )
-        .route(
-            "/api/v1/attachments/{id}/preview",
-            get(previews::preview),
-        )
+        .route("/api/v1/attachments/{id}/preview", get(previews::preview))
         .route(
             "/api/v1/space/{space}/storage/{path}/preview",
             get(previews::storage_preview),
@@ -421,7 +419,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/d/{id}", get(attachments::download_link))
         .route("/oauth/token", post(oauth::token))
-        .route("/oauth/auth", get(oauth::authorize_page).post(oauth::authorize_decision))
+        .route(
+            "/oauth/auth",
+            get(oauth::authorize_page).post(oauth::authorize_decision),
+        )
         .merge(applications::app::router())
         .merge(applications::secrets::router())
         .merge(applications::tokens::router())
@@ -439,18 +440,17 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(tower::layer::layer_fn(observe::NoteRoute))
+        .with_state(state.clone());
+    // The middleware wraps the router as a whole, outermost first, rather than each of its routes
+    // (`Router::layer`): a stack per route is cloned for every request, and each `from_fn` layer
+    // clones its own inner stack once more, one allocation per boxed level.
+    let stack = tower::ServiceBuilder::new()
+        // Outermost, so that its line and metrics cover every answer (panics and fallbacks too).
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            content_origin::guard,
+            observe::observe,
         ))
-        .layer(axum::middleware::from_fn(close_after_refused_body))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            cors::cors,
-        ))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            ApiError::internal("a handler panicked").into_response()
-        }))
         .layer(
             // Spans name the path only: query strings carry public-link tokens and upload signatures (and
             // share-link paths are replaced by their template).
@@ -466,10 +466,18 @@ pub fn router(state: AppState) -> Router {
                 tracing::debug_span!("request", method = %request.method(), path = %path, request_id = %id)
             }),
         )
-        // Outermost, so that its line and metrics cover every answer (panics and fallbacks too).
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            ApiError::internal("a handler panicked").into_response()
+        }))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            observe::observe,
+            cors::cors,
         ))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(close_after_refused_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            content_origin::guard,
+        ))
+        .service(routes);
+    Router::new().fallback_service(stack)
 }

@@ -47,16 +47,62 @@ pub fn valid_request_id(id: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// Who the request turned out to be from, filled in by authentication (`auth::Caller`) and read
-/// when the access-log line is written: the member id, or the application id of an application
-/// acting as itself.
+/// What a request turns out to be, noted by the parts that learn it and read when its access-log
+/// line is written: who it is from, filled in by authentication (`auth::Caller`: the member id, or
+/// the application id of an application acting as itself), and its route template, filled in by
+/// `NoteRoute` once the router has matched it (the access log's layer runs before routing).
 #[derive(Clone, Default)]
-pub(crate) struct CallerSlot(Arc<OnceLock<i64>>);
+pub(crate) struct CallerSlot(Arc<Noted>);
+
+#[derive(Default)]
+pub(crate) struct Noted {
+    caller: OnceLock<i64>,
+    route: OnceLock<MatchedPath>,
+}
 
 impl CallerSlot {
     pub(crate) fn set(&self, id: i64) {
         // The first caller resolved wins: a request authenticates once.
-        let _ = self.0.set(id);
+        let _ = self.0.caller.set(id);
+    }
+
+    fn caller(&self) -> Option<i64> {
+        self.0.caller.get().copied()
+    }
+
+    fn matched(&self) -> Option<&MatchedPath> {
+        self.0.route.get()
+    }
+}
+
+/// The layer, applied to every route of the router, that notes the matched route template for the
+/// access log (`CallerSlot`). Written out rather than with `axum::middleware::map_request`, which
+/// boxes a future per request: this one passes the inner service's future through as it is.
+#[derive(Clone)]
+pub(crate) struct NoteRoute<S>(pub(crate) S);
+
+impl<S, B> tower::Service<axum::http::Request<B>> for NoteRoute<S>
+where
+    S: tower::Service<axum::http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> S::Future {
+        let extensions = request.extensions();
+        if let (Some(slot), Some(route)) = (
+            extensions.get::<CallerSlot>(),
+            extensions.get::<MatchedPath>(),
+        ) {
+            // Routers are not nested here: the first match is the route.
+            let _ = slot.0.route.set(route.clone());
+        }
+        self.0.call(request)
     }
 }
 
@@ -155,8 +201,6 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     request.extensions_mut().insert(client);
     let caller = CallerSlot::default();
     request.extensions_mut().insert(caller.clone());
-    // A shared string: cloning it allocates nothing.
-    let route = request.extensions().get::<MatchedPath>().cloned();
     let metrics = state.settings.metrics;
     if metrics {
         let received = metrics::counter!(BYTES_IN);
@@ -164,7 +208,6 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     }
     let mut line = AccessLine {
         method: request.method().clone(),
-        route,
         status: CLIENT_CLOSED,
         bytes: 0,
         caller,
@@ -197,23 +240,10 @@ fn new_request_id() -> HeaderValue {
 
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
-/// The caller of an access-log line as it is written: the id, or `-`.
-struct CallerField(Option<i64>);
-
-impl std::fmt::Display for CallerField {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(id) => write!(f, "{id}"),
-            None => f.write_str("-"),
-        }
-    }
-}
-
 /// One request's access-log line, written once: when the response body is done (or dropped, which
 /// is how a client that went away shows), or, if no response was made, when the request is dropped.
 struct AccessLine {
     method: Method,
-    route: Option<MatchedPath>,
     status: u16,
     bytes: u64,
     caller: CallerSlot,
@@ -231,23 +261,20 @@ impl AccessLine {
             return;
         }
         let elapsed = self.start.elapsed();
-        let duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
         let route = self
-            .route
-            .as_ref()
+            .caller
+            .matched()
             .map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
-        let caller = CallerField(self.caller.0.get().copied());
-        tracing::info!(
-            target: "hangar::access",
-            method = %self.method,
-            route = %route,
-            status = self.status,
-            bytes = self.bytes,
-            duration_ms = duration_ms,
-            caller = %caller,
-            client = %self.client,
-            request_id = %self.request_id.to_str().unwrap_or("-"),
-        );
+        crate::access_log::write(&crate::access_log::Fields {
+            method: self.method.as_str(),
+            route,
+            status: self.status,
+            bytes: self.bytes,
+            duration_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            caller: self.caller.caller(),
+            client: self.client.0,
+            request_id: self.request_id.to_str().unwrap_or("-"),
+        });
         if self.metrics {
             let method = method_label(&self.method);
             let route = route.to_string();

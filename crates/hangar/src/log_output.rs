@@ -62,6 +62,18 @@ pub struct BatchedStdout {
     shared: Arc<Shared>,
 }
 
+impl BatchedStdout {
+    /// Appends whole lines that are in no hurry (access-log lines, which are formatted elsewhere).
+    pub fn append(&self, lines: &[u8]) {
+        let mut w = LineWriter {
+            shared: &self.shared,
+            urgent: false,
+        };
+        // Appending to the buffer cannot fail.
+        let _ = w.write_all(lines);
+    }
+}
+
 /// Writes what is still buffered when dropped, and stops the writer thread.
 pub struct FlushGuard {
     shared: Arc<Shared>,

@@ -141,6 +141,17 @@ fn init_logs(
             return None;
         }
     };
+    // Access-log lines are formatted by `hangar_api::access_log` into the same buffer (in the same
+    // format, and only where `HANGAR_LOG` lets them through), unless colours are wanted.
+    let ansi = std::io::stdout().is_terminal();
+    if !ansi {
+        let direct = match format {
+            LogFormat::Json => hangar_api::access_log::Format::Json,
+            LogFormat::Text => hangar_api::access_log::Format::Text,
+        };
+        let lines = stdout.clone();
+        hangar_api::access_log::write_directly(direct, move |line| lines.append(line));
+    }
     match format {
         LogFormat::Json => logs
             .json()
@@ -149,10 +160,7 @@ fn init_logs(
             .with_span_list(false)
             .with_writer(stdout)
             .init(),
-        LogFormat::Text => logs
-            .with_writer(stdout)
-            .with_ansi(std::io::stdout().is_terminal())
-            .init(),
+        LogFormat::Text => logs.with_writer(stdout).with_ansi(ansi).init(),
     }
     Some(guard)
 }

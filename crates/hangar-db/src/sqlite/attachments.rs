@@ -171,6 +171,21 @@ pub(crate) async fn linked_attachments(
     Ok(out)
 }
 
+/// One attachment, read with `db` (the pool, or a transaction).
+async fn attachment_in<'e>(
+    db: impl sqlx::Executor<'e, Database = Sqlite>,
+    id: i64,
+) -> StoreResult<Option<Attachment>> {
+    let row = sqlx::query(&format!(
+        "SELECT {ATTACHMENT_COLUMNS} FROM attachments a WHERE a.id = ?"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+    .map_err(backend)?;
+    Ok(row.as_ref().map(rows::attachment))
+}
+
 /// The writes of `create_attachments`, inside a (group) transaction.
 async fn insert_attachments(
     tx: &mut Tx,
@@ -255,34 +270,28 @@ impl AttachmentStore for SqliteStore {
         // answered only once that commit is on the disk.
         let shared = std::sync::Arc::new(new.to_vec());
         let scanning = self.scanning;
+        // The rows are read back in the same transaction: no second trip to the database.
         self.writer
             .write(true, move |tx| {
                 let new = shared.clone();
                 Box::pin(async move {
-                    insert_attachments(tx, &new, message_id, owner_quota, scanning).await
+                    insert_attachments(tx, &new, message_id, owner_quota, scanning).await?;
+                    let mut out = Vec::with_capacity(new.len());
+                    for a in new.iter() {
+                        out.push(
+                            attachment_in(&mut **tx, a.id)
+                                .await?
+                                .ok_or(StoreError::NotFound("attachment"))?,
+                        );
+                    }
+                    Ok(out)
                 })
             })
-            .await?;
-        let mut out = Vec::with_capacity(new.len());
-        for a in new {
-            out.push(
-                self.attachment(a.id)
-                    .await?
-                    .ok_or(StoreError::NotFound("attachment"))?,
-            );
-        }
-        Ok(out)
+            .await
     }
 
     async fn attachment(&self, id: i64) -> StoreResult<Option<Attachment>> {
-        let row = sqlx::query(&format!(
-            "SELECT {ATTACHMENT_COLUMNS} FROM attachments a WHERE a.id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend)?;
-        Ok(row.as_ref().map(rows::attachment))
+        attachment_in(&self.pool, id).await
     }
 
     async fn attachment_for_download(&self, id: i64) -> StoreResult<Option<Attachment>> {
