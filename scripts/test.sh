@@ -66,7 +66,9 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || {
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx) >/dev/null
   rm -f /usr/sbin/policy-rc.d
 }
-HANGAR_TEST_BACKEND=two-nodes cargo test --locked -p hangar --test applications --test attachments \
+# `--workspace` (not `-p hangar`) so that cargo reuses the build above: with one package selected,
+# features unify differently and half the workspace would compile again.
+HANGAR_TEST_BACKEND=two-nodes cargo test --workspace --locked --test applications --test attachments \
   --test containment --test management --test scanning --test share_links --test storage --test retention "$@"
 
 bash scripts/walkthrough.sh

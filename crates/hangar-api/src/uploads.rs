@@ -56,14 +56,14 @@ pub(crate) fn declared_in(headers: &HeaderMap) -> ApiResult<Option<String>> {
 }
 
 /// Refuses early a body whose declared length is already over `limit`.
-pub(crate) fn check_declared_length(limit: u64, headers: &HeaderMap) -> ApiResult<()> {
+pub(crate) fn check_declared_length(limit: u64, headers: &HeaderMap) -> ApiResult<Option<u64>> {
     let length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match length {
         Some(n) if n > limit => Err(ApiError::too_large(limit)),
-        _ => Ok(()),
+        _ => Ok(length),
     }
 }
 
@@ -231,8 +231,11 @@ pub async fn upload_raw(
         media_context: query.space_media_type,
     };
     let room = quota::attachment_room(&state, &caller).await?;
-    check_declared_length(room, &headers)?;
-    let staged = state.ingest.receive(body_stream(body), room).await?;
+    let length = check_declared_length(room, &headers)?;
+    let staged = state
+        .ingest
+        .receive_sized(body_stream(body), length, room)
+        .await?;
     let attachments = record(&state, &caller, vec![(file, staged)], None, UploadMode::Raw).await?;
     if let Some(err) = mismatch_error(&attachments) {
         return Err(err);

@@ -59,8 +59,22 @@ impl Ingest {
     /// `max_bytes` arrive. Memory stays flat whatever the size. The first bytes are kept on the
     /// staged blob (`StagedBlob::head`) so that the file's type can be told from them.
     pub async fn receive(&self, body: ByteStream, max_bytes: u64) -> Result<StagedBlob, BlobError> {
+        self.receive_sized(body, None, max_bytes).await
+    }
+
+    /// `receive` for a body whose exact length is known before it arrives (`len`): the store may
+    /// then write it in one piece (`BlobStore::stage_exact`).
+    pub async fn receive_sized(
+        &self,
+        body: ByteStream,
+        len: Option<u64>,
+        max_bytes: u64,
+    ) -> Result<StagedBlob, BlobError> {
         let (head, replay) = read_head(body).await;
-        let mut staged = self.blobs.stage(replay, max_bytes).await?;
+        let mut staged = match len {
+            Some(len) => self.blobs.stage_exact(replay, len, max_bytes).await?,
+            None => self.blobs.stage(replay, max_bytes).await?,
+        };
         staged.head = head;
         Ok(staged)
     }

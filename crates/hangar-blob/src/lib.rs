@@ -157,6 +157,19 @@ pub trait BlobStore: Send + Sync {
     /// Streams `body` to a temporary place, hashing and counting; fails with `TooLarge` as soon as more
     /// than `max_bytes` arrive. Memory use does not depend on the size of the body.
     async fn stage(&self, body: ByteStream, max_bytes: u64) -> Result<StagedBlob, BlobError>;
+    /// `stage` for a body that announced its length (a request's `Content-Length`, which the HTTP
+    /// server holds it to): a store that must know an object's size before writing it can then
+    /// send the body in one request (S3's PUT) instead of in parts. A body that ends short of `len`
+    /// or runs past it fails as `Interrupted`; stores that have no use for the length ignore it.
+    async fn stage_exact(
+        &self,
+        body: ByteStream,
+        len: u64,
+        max_bytes: u64,
+    ) -> Result<StagedBlob, BlobError> {
+        let _ = len;
+        self.stage(body, max_bytes).await
+    }
     /// Makes a staged blob durable under its hash (idempotent: identical content is stored once).
     async fn commit(&self, staged: StagedBlob) -> Result<(), BlobError>;
     /// Lets the store keep each blob's bytes under an object key of its own, recorded in the

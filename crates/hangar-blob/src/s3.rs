@@ -47,6 +47,8 @@ pub struct S3BlobStore {
 
 struct Inner {
     s3: AmazonS3,
+    /// For the requests object_store cannot stream: a PUT whose body arrives as it is sent.
+    http: reqwest::Client,
     /// `PREFIX/` or empty.
     prefix: String,
     /// `s3://BUCKET/PREFIX at ENDPOINT`, for messages.
@@ -67,14 +69,14 @@ const KEY_CACHE_ENTRIES: usize = 65_536;
 impl S3BlobStore {
     /// A store as `config` says. Sends no request: [`BlobStore::check`] tells whether it works.
     pub fn new(config: &S3Config) -> Result<S3BlobStore, S3ConfigError> {
-        let http = config
+        let plain_http = config
             .endpoint
             .as_deref()
             .is_some_and(|e| e.starts_with("http://"));
         // No overall time-out: a download streams for as long as its client reads. A stalled
         // connection still fails, by the connect and read time-outs.
         let client = ClientOptions::new()
-            .with_allow_http(http)
+            .with_allow_http(plain_http)
             .with_timeout_disabled()
             .with_connect_timeout(Duration::from_secs(5))
             .with_read_timeout(Duration::from_secs(60));
@@ -101,10 +103,16 @@ impl S3BlobStore {
         let s3 = builder
             .build()
             .map_err(|e| S3ConfigError(format!("{}: {e}", config.location())))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .read_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| S3ConfigError(format!("{}: {e}", config.location())))?;
         let endpoint = config.endpoint.as_deref().unwrap_or("AWS");
         Ok(S3BlobStore {
             inner: Arc::new(Inner {
                 s3,
+                http,
                 prefix: match config.prefix.is_empty() {
                     true => String::new(),
                     false => format!("{}/", config.prefix),
@@ -123,9 +131,39 @@ impl S3BlobStore {
     pub fn from_env(storage_url: &str) -> Result<S3BlobStore, S3ConfigError> {
         S3BlobStore::new(&S3Config::from_env(storage_url)?)
     }
+
+    /// The staged blob of an object written to `temp` (under `object_key` when keys are recorded).
+    fn staged(
+        &self,
+        temp: Path,
+        object_key: Option<String>,
+        sha256: String,
+        size: u64,
+    ) -> StagedBlob {
+        let staging = S3Staging {
+            inner: self.inner.clone(),
+            temp: Some(temp),
+            upload: None,
+        };
+        let mut staged = StagedBlob::new(sha256, size, staging);
+        staged.object_key = object_key;
+        staged
+    }
 }
 
 impl Inner {
+    /// Where a new upload is written: with keys recorded, where its bytes stay (no copy once they
+    /// are hashed), under the object key returned; else a temporary object.
+    fn staging_place(&self) -> (Path, Option<String>) {
+        match self.keys.get() {
+            Some(_) => {
+                let key = self.new_object_key();
+                (self.path(&key), Some(key))
+            }
+            None => (self.new_temp_path(), None),
+        }
+    }
+
     fn path(&self, relative: &str) -> Path {
         Path::from(format!("{}{relative}", self.prefix))
     }
@@ -382,12 +420,7 @@ impl S3BlobStore {
 impl BlobStore for S3BlobStore {
     async fn stage(&self, mut body: ByteStream, max_bytes: u64) -> Result<StagedBlob, BlobError> {
         let inner = &*self.inner;
-        // With keys recorded, the bytes go where they stay: no copy once they are hashed.
-        let object_key = inner.keys.get().map(|_| inner.new_object_key());
-        let temp = match &object_key {
-            Some(key) => inner.path(key),
-            None => inner.new_temp_path(),
-        };
+        let (temp, object_key) = inner.staging_place();
         let mut upload = Upload::new(inner, temp.clone());
         let mut hasher = Sha256::new();
         let mut size = 0u64;
@@ -409,14 +442,31 @@ impl BlobStore for S3BlobStore {
             }
         }
         upload.finish().await?;
-        let staging = S3Staging {
-            inner: self.inner.clone(),
-            temp: Some(temp),
-            upload: None,
-        };
-        let mut staged = StagedBlob::new(hex::encode(hasher.finalize()), size, staging);
-        staged.object_key = object_key;
-        Ok(staged)
+        Ok(self.staged(temp, object_key, hex::encode(hasher.finalize()), size))
+    }
+
+    /// A body of known length between one part and S3's largest PUT goes in one streamed PUT (by a
+    /// presigned URL, so that its bytes are not hashed a second time to sign them): a multipart
+    /// upload would send it in signed parts that the server then joins, and on an S3-compatible
+    /// server that stores parts as files, joining writes every byte once more. The cost: a PUT that
+    /// fails cannot be retried (its body is gone), so the upload fails and its client sends again;
+    /// parts are retried one by one.
+    async fn stage_exact(
+        &self,
+        body: ByteStream,
+        len: u64,
+        max_bytes: u64,
+    ) -> Result<StagedBlob, BlobError> {
+        if len > max_bytes {
+            return Err(BlobError::TooLarge { limit: max_bytes });
+        }
+        if len <= upload::PART_SIZE as u64 || len > upload::SINGLE_PUT_MAX {
+            return self.stage(body, max_bytes).await;
+        }
+        let inner = &*self.inner;
+        let (temp, object_key) = inner.staging_place();
+        let sha256 = upload::put_streamed(inner, &temp, body, len).await?;
+        Ok(self.staged(temp, object_key, sha256, len))
     }
 
     async fn commit(&self, mut staged: StagedBlob) -> Result<(), BlobError> {

@@ -76,9 +76,15 @@ pub(super) async fn store(
     let upload_id = second_stage.as_ref().map(|s| s.id);
     let max = exact.unwrap_or(state.settings.max_file_size);
     let stream = reservation.meter(incoming.stream, max);
+    // A request body's length is held to its Content-Length by the HTTP server; a fetched body's
+    // may not be (a decoded one differs), and a second stage's mismatch has its own answer.
+    let length = match (&incoming.mode, exact) {
+        (UploadMode::Raw, None) => incoming.length,
+        _ => None,
+    };
     let staged = state
         .ingest
-        .receive(stream, max)
+        .receive_sized(stream, length, max)
         .await
         .map_err(|e| stage_error(e, exact))?;
     if let Some(size) = exact {

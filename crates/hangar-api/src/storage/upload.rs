@@ -43,11 +43,8 @@ pub async fn upload(
         "multipart/form-data" => upload_multipart(&state, target, replaced, &headers, body).await,
         "application/json" => upload_json(&state, target, replaced, &headers, body).await,
         _ => {
-            crate::uploads::check_declared_length(state.settings.max_file_size, &headers)?;
-            let length = headers
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
+            let length =
+                crate::uploads::check_declared_length(state.settings.max_file_size, &headers)?;
             let incoming = Incoming {
                 stream: body_stream(body),
                 length,

@@ -206,6 +206,97 @@ async fn a_cap_exceeded_or_a_body_broken_mid_stream_leaves_nothing() {
 }
 
 #[tokio::test]
+async fn a_body_of_known_length_goes_in_one_put_and_reads_back_byte_exact() {
+    let _heavy = HEAVY.lock().await;
+    let store = store();
+    let len = 24 * MIB;
+    let before = peak_rss();
+    let staged = store
+        .stage_exact(generated(41, len), len, 64 * MIB)
+        .await
+        .unwrap();
+    let peak = peak_rss().saturating_sub(before);
+    assert_eq!(
+        (staged.size, staged.sha256.clone()),
+        (len, generated_sha256(41, len))
+    );
+    // One PUT: the ETag of a multipart upload would end with its number of parts.
+    let temp = objects(&store, "tmp").await;
+    assert_eq!(temp.len(), 1, "{temp:?}");
+    let meta = store.inner.s3.head(&temp[0].as_str().into()).await.unwrap();
+    assert_eq!(meta.size, len);
+    assert!(
+        !meta.e_tag.as_deref().unwrap_or_default().contains('-'),
+        "{meta:?}"
+    );
+    // Streamed, not gathered: far less than the body.
+    assert!(peak < 16 * MIB, "peak memory grew by {peak} bytes");
+    let sha = staged.sha256.clone();
+    store.commit(staged).await.unwrap();
+    assert_eq!(objects(&store, "tmp").await, Vec::<String>::new());
+    let mut hasher = Sha256::new();
+    let mut whole = store.read(&sha, 0, len).await.unwrap();
+    let mut read = 0;
+    while let Some(chunk) = whole.next().await {
+        let chunk = chunk.unwrap();
+        read += chunk.len() as u64;
+        hasher.update(&chunk);
+    }
+    assert_eq!((read, hex::encode(hasher.finalize())), (len, sha.clone()));
+    assert_eq!(
+        read_all(&store, &sha, 9 * MIB - 3, 6).await,
+        generated_range(41, 9 * MIB - 3, 6)
+    );
+    store.delete(&sha).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_known_length_body_that_ends_short_runs_long_or_breaks_leaves_nothing() {
+    let _heavy = HEAVY.lock().await;
+    let store = store();
+    let short = store
+        .stage_exact(generated(5, 16 * MIB), 20 * MIB, 64 * MIB)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&short, BlobError::Interrupted(e) if e.to_string().contains("after 16777216 of its 20971520 bytes")),
+        "{short}"
+    );
+    let long = store
+        .stage_exact(generated(6, 20 * MIB), 16 * MIB, 64 * MIB)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&long, BlobError::Interrupted(e) if e.to_string().contains("runs past")),
+        "{long}"
+    );
+    let broken = generated(7, 10 * MIB)
+        .chain(stream::iter([Err(std::io::Error::other(
+            "client went away",
+        ))]))
+        .boxed();
+    let err = store
+        .stage_exact(broken, 20 * MIB, 64 * MIB)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, BlobError::Interrupted(e) if e.to_string() == "client went away"),
+        "{err}"
+    );
+    // A length past the cap is refused before a byte is read.
+    let err = store
+        .stage_exact(generated(8, 20 * MIB), 20 * MIB, 12 * MIB)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BlobError::TooLarge { limit } if limit == 12 * MIB),
+        "{err}"
+    );
+    assert_eq!(objects(&store, "tmp").await, Vec::<String>::new());
+    assert_eq!(objects(&store, "blobs").await, Vec::<String>::new());
+}
+
+#[tokio::test]
 async fn blobs_over_the_copy_limit_are_streamed_to_their_place() {
     let _heavy = HEAVY.lock().await;
     let mut config = config();
