@@ -392,6 +392,9 @@ down_nginx() {
   down_n+=("$(mbps "$BIG_BYTES" "$secs")")
   nsecs=$secs
 }
+# The uploads before leave gigabytes for the kernel to write back (s3s-fs and nginx do not fsync):
+# written out first, so that the write-back does not land inside whichever download comes next.
+sync
 for ((r = 1; r <= ROUNDS; r++)); do
   both down_hangar down_nginx
   log "  round $r: Hangar $(fmt "${down_h[-1]}") MB/s (${hsecs} s)   nginx $(fmt "${down_n[-1]}") MB/s (${nsecs} s)"
@@ -577,6 +580,7 @@ if [[ $BACKEND == postgres-s3 ]]; then
   for ((r = 1; r <= ROUNDS; r++)); do
     sync
     both s3_put two_stage_put
+    sync
     s3_get
     log "  round $r: direct PUT $(fmt "${s3_up[-1]}") MB/s   two-stage PUT $(fmt "${ts_up[-1]}") MB/s   direct GET $(fmt "${s3_down[-1]}") MB/s"
   done
