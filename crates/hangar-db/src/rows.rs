@@ -47,6 +47,58 @@ macro_rules! store_row {
 store_row!(sqlx::sqlite::SqliteRow, |r, at| r.get::<i64, _>(at) != 0);
 store_row!(sqlx::postgres::PgRow, |r, at| r.get::<bool, _>(at));
 
+/// The typed reads of a row by column name, for records read through sqlx and through the SQLite
+/// group writer's rusqlite connection alike.
+pub(crate) trait NamedRow {
+    fn int_at(&self, name: &str) -> i64;
+    fn opt_int_at(&self, name: &str) -> Option<i64>;
+    fn text_at(&self, name: &str) -> String;
+    fn opt_text_at(&self, name: &str) -> Option<String>;
+    fn flag_at(&self, name: &str) -> bool;
+}
+
+impl<R: StoreRow> NamedRow for R
+where
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    fn int_at(&self, name: &str) -> i64 {
+        self.int(name)
+    }
+    fn opt_int_at(&self, name: &str) -> Option<i64> {
+        self.opt_int(name)
+    }
+    fn text_at(&self, name: &str) -> String {
+        self.text(name)
+    }
+    fn opt_text_at(&self, name: &str) -> Option<String> {
+        self.opt_text(name)
+    }
+    fn flag_at(&self, name: &str) -> bool {
+        self.flag(name)
+    }
+}
+
+/// The columns are those of this crate's own `SELECT`s, of the types its schema gives them: a
+/// failing read would be a bug here, and reads as the type's default rather than a panic (sqlx's
+/// `Row::get` panics instead).
+impl NamedRow for rusqlite::Row<'_> {
+    fn int_at(&self, name: &str) -> i64 {
+        self.get(name).unwrap_or_default()
+    }
+    fn opt_int_at(&self, name: &str) -> Option<i64> {
+        self.get(name).unwrap_or_default()
+    }
+    fn text_at(&self, name: &str) -> String {
+        self.get(name).unwrap_or_default()
+    }
+    fn opt_text_at(&self, name: &str) -> Option<String> {
+        self.get(name).unwrap_or_default()
+    }
+    fn flag_at(&self, name: &str) -> bool {
+        self.get::<_, i64>(name).is_ok_and(|v| v != 0)
+    }
+}
+
 pub(crate) const MEMBER_COLUMNS: &str = "m.id, m.username, m.display_name, m.role, m.created_utc";
 
 pub(crate) fn member<R: StoreRow>(row: &R) -> Member
@@ -75,29 +127,26 @@ pub(crate) const ATTACHMENT_COLUMNS: &str =
         AND a.state = 'ReadyForDownloadFromServerToClient') AS height, \
     a.public, a.link_version, a.created_utc, a.modified_utc, a.message_id, a.room_id";
 
-pub(crate) fn attachment<R: StoreRow>(row: &R) -> Attachment
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+pub(crate) fn attachment(row: &impl NamedRow) -> Attachment {
     Attachment {
-        id: row.int("id"),
-        uploader_id: row.int("uploader_id"),
-        file_name: row.text("file_name"),
-        content_type: row.text("content_type"),
-        size: row.int("size"),
-        sha256: row.opt_text("sha256"),
-        state: AttachmentState::parse(&row.text("state"))
+        id: row.int_at("id"),
+        uploader_id: row.int_at("uploader_id"),
+        file_name: row.text_at("file_name"),
+        content_type: row.text_at("content_type"),
+        size: row.int_at("size"),
+        sha256: row.opt_text_at("sha256"),
+        state: AttachmentState::parse(&row.text_at("state"))
             .unwrap_or(AttachmentState::ChecksumVerificationOnServerSideFailed),
-        media_context: row.opt_text("media_context"),
-        has_thumbnail: row.flag("has_thumbnail"),
-        width: row.opt_int("width"),
-        height: row.opt_int("height"),
-        public: row.flag("public"),
-        link_version: row.int("link_version"),
-        created_utc: row.int("created_utc"),
-        modified_utc: row.int("modified_utc"),
-        message_id: row.opt_int("message_id"),
-        room_id: row.opt_int("room_id"),
+        media_context: row.opt_text_at("media_context"),
+        has_thumbnail: row.flag_at("has_thumbnail"),
+        width: row.opt_int_at("width"),
+        height: row.opt_int_at("height"),
+        public: row.flag_at("public"),
+        link_version: row.int_at("link_version"),
+        created_utc: row.int_at("created_utc"),
+        modified_utc: row.int_at("modified_utc"),
+        message_id: row.opt_int_at("message_id"),
+        room_id: row.opt_int_at("room_id"),
     }
 }
 

@@ -379,3 +379,46 @@ pub(crate) fn quarantined_event(
 pub(crate) fn scan_state(text: Option<&str>) -> Option<hangar_core::scan::ScanState> {
     text.and_then(hangar_core::scan::ScanState::parse)
 }
+
+/// What a new reference to bytes also writes when scanning is on (`file` names the referring
+/// file), given the blob's scan state and detail after the reference.
+pub(crate) enum AfterRef {
+    /// The bytes' scan is pending: queue it.
+    Scan(hangar_core::jobs::NewJob),
+    /// The bytes are known to be infected: the file is quarantined from its first moment.
+    Quarantine {
+        kind: &'static str,
+        space: Option<String>,
+        payload: serde_json::Value,
+    },
+}
+
+pub(crate) fn after_ref(
+    file: Option<FileRef<'_>>,
+    sha256: &str,
+    state: Option<&str>,
+    detail: Option<&str>,
+) -> Option<AfterRef> {
+    use hangar_core::jobs::{NewJob, ScanBlob};
+    use hangar_core::scan::ScanState;
+    let file = file?;
+    match scan_state(state)? {
+        ScanState::Pending => {
+            let scan = ScanBlob {
+                sha256: sha256.to_string(),
+            };
+            Some(AfterRef::Scan(
+                NewJob::of(&scan, hangar_core::now_ms()).unique(ScanBlob::unique_key(sha256)),
+            ))
+        }
+        ScanState::Infected => {
+            let (kind, space, payload) = quarantined_event(file, sha256, detail);
+            Some(AfterRef::Quarantine {
+                kind,
+                space,
+                payload,
+            })
+        }
+        _ => None,
+    }
+}

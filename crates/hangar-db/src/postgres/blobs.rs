@@ -5,12 +5,11 @@ use super::jobs::enqueue_in;
 use super::previews::release_previews;
 use super::{backend, commit, PgStore, Tx};
 use crate::rules::{collect_decision, BlobRow};
-use crate::rules::{quarantined_event, FileRef};
+use crate::rules::{AfterRef, FileRef};
 use async_trait::async_trait;
 use hangar_core::app_model::ItemKind;
-use hangar_core::jobs::{CollectBlob, DispatchEvent, NewJob, ScanBlob};
+use hangar_core::jobs::{CollectBlob, DispatchEvent, NewJob};
 use hangar_core::now_ms;
-use hangar_core::scan::ScanState;
 use hangar_core::store::{
     BlobLifecycleStore, BlobRecord, Collect, PinnedObject, StoreError, StoreResult, StoredTotals,
 };
@@ -56,26 +55,14 @@ pub(crate) async fn add_ref(
             .await
             .map_err(backend)?;
     }
-    let Some(file) = scan else {
-        return Ok(());
-    };
-    match crate::rules::scan_state(state.as_deref()) {
-        Some(ScanState::Pending) => {
-            let job = NewJob::of(
-                &ScanBlob {
-                    sha256: sha256.to_string(),
-                },
-                now_ms(),
-            )
-            .unique(ScanBlob::unique_key(sha256));
-            enqueue_in(tx, &job).await
-        }
-        // Bytes known to be infected: this file is quarantined from its first moment.
-        Some(ScanState::Infected) => {
-            let (kind, space, payload) = quarantined_event(file, sha256, detail.as_deref());
-            record_event(tx, kind, space.as_deref(), None, payload).await
-        }
-        _ => Ok(()),
+    match crate::rules::after_ref(scan, sha256, state.as_deref(), detail.as_deref()) {
+        Some(AfterRef::Scan(job)) => enqueue_in(tx, &job).await,
+        Some(AfterRef::Quarantine {
+            kind,
+            space,
+            payload,
+        }) => record_event(tx, kind, space.as_deref(), None, payload).await,
+        None => Ok(()),
     }
 }
 

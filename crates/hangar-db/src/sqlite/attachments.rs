@@ -1,10 +1,9 @@
 //! Attachments, their links to messages and issues, and blob reference counts.
 
-use super::blobs::{add_ref, drop_ref, record_event};
-use super::previews::queue_previews;
-use super::{backend, SqliteStore, Tx};
+use super::blobs::{drop_ref, record_event};
+use super::{backend, grouped, Conn, SqliteStore};
 use crate::rows::{self, ATTACHMENT_COLUMNS};
-use crate::rules::{self, FileRef, LinkTable};
+use crate::rules::{self, LinkTable};
 use async_trait::async_trait;
 use hangar_core::model::*;
 use hangar_core::now_ms;
@@ -12,6 +11,47 @@ use hangar_core::read_cache::Invalidation;
 use hangar_core::store::{AttachmentStore, StoreError, StoreResult};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use std::collections::HashMap;
+
+/// The statements of `insert_links` for `table`: the next free position (binds the owner), and the
+/// link's insert (binds the owner, attachment, position, class name and details).
+pub(crate) fn link_sql(table: LinkTable) -> [String; 2] {
+    let (t, o) = (table.table(), table.owner());
+    [
+        format!("SELECT COALESCE(MAX(position), -1) + 1 FROM {t} WHERE {o} = ?"),
+        format!(
+            "INSERT OR IGNORE INTO {t} ({o}, attachment_id, position, class_name, details) \
+             VALUES (?, ?, ?, ?, ?)"
+        ),
+    ]
+}
+
+/// Records an attachment's first message and room (binds them, the time and the attachment).
+pub(crate) const FIRST_MESSAGE: &str =
+    "UPDATE attachments SET message_id = ?, room_id = ?, modified_utc = ? \
+     WHERE id = ? AND message_id IS NULL";
+
+/// The room of a message (binds the message).
+pub(crate) const MESSAGE_ROOM: &str = "SELECT channel_id FROM messages WHERE id = ?";
+
+/// Inserts a new attachment: binds id, uploader, file name, content type, size, hash, whether it
+/// stores a blob, state, media context, and the time twice.
+pub(crate) const INSERT_ATTACHMENT: &str =
+    "INSERT INTO attachments (id, uploader_id, file_name, content_type, size, sha256, stores_blob, \
+     state, media_context, created_utc, modified_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// The bytes a member's attachments hold against their quota (binds the member).
+pub(crate) fn member_usage_sql() -> String {
+    format!(
+        "SELECT COALESCE(SUM(size), 0) FROM attachments WHERE uploader_id = ? \
+         AND (stores_blob = 1 OR state IN ({}))",
+        rules::UPLOADING_STATES
+    )
+}
+
+/// One attachment by id.
+pub(crate) fn attachment_sql() -> String {
+    format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments a WHERE a.id = ?")
+}
 
 /// Links attachments to a message or issue inside the caller's transaction. Linking twice is a no-op.
 /// A message link also records the attachment's first message and room when it has none yet.
@@ -22,39 +62,32 @@ pub(crate) async fn insert_links(
     room_id: Option<i64>,
     links: &[AttachmentLink],
 ) -> StoreResult<()> {
-    let (t, o) = (table.table(), table.owner());
-    let start: i64 = sqlx::query_scalar(&format!(
-        "SELECT COALESCE(MAX(position), -1) + 1 FROM {t} WHERE {o} = ?"
-    ))
-    .bind(owner_id)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(backend)?;
-    for (i, link) in links.iter().enumerate() {
-        let details = serde_json::Value::Object(link.details.clone()).to_string();
-        sqlx::query(&format!(
-            "INSERT OR IGNORE INTO {t} ({o}, attachment_id, position, class_name, details) VALUES (?, ?, ?, ?, ?)"
-        ))
+    let [next_position, insert_link] = link_sql(table);
+    let start: i64 = sqlx::query_scalar(&next_position)
         .bind(owner_id)
-        .bind(link.attachment_id)
-        .bind(start + i as i64)
-        .bind(&link.class_name)
-        .bind(details)
-        .execute(&mut **tx)
+        .fetch_one(&mut **tx)
         .await
         .map_err(backend)?;
-        if let (LinkTable::Message, Some(room)) = (table, room_id) {
-            sqlx::query(
-                "UPDATE attachments SET message_id = ?, room_id = ?, modified_utc = ? \
-                 WHERE id = ? AND message_id IS NULL",
-            )
+    for (i, link) in links.iter().enumerate() {
+        let details = serde_json::Value::Object(link.details.clone()).to_string();
+        sqlx::query(&insert_link)
             .bind(owner_id)
-            .bind(room)
-            .bind(now_ms())
             .bind(link.attachment_id)
+            .bind(start + i as i64)
+            .bind(&link.class_name)
+            .bind(details)
             .execute(&mut **tx)
             .await
             .map_err(backend)?;
+        if let (LinkTable::Message, Some(room)) = (table, room_id) {
+            sqlx::query(FIRST_MESSAGE)
+                .bind(owner_id)
+                .bind(room)
+                .bind(now_ms())
+                .bind(link.attachment_id)
+                .execute(&mut **tx)
+                .await
+                .map_err(backend)?;
         }
     }
     Ok(())
@@ -133,15 +166,11 @@ async fn member_usage<'e>(
     db: impl sqlx::Executor<'e, Database = Sqlite>,
     member_id: i64,
 ) -> StoreResult<i64> {
-    sqlx::query_scalar(&format!(
-        "SELECT COALESCE(SUM(size), 0) FROM attachments WHERE uploader_id = ? \
-         AND (stores_blob = 1 OR state IN ({}))",
-        rules::UPLOADING_STATES
-    ))
-    .bind(member_id)
-    .fetch_one(db)
-    .await
-    .map_err(backend)
+    sqlx::query_scalar(&member_usage_sql())
+        .bind(member_id)
+        .fetch_one(db)
+        .await
+        .map_err(backend)
 }
 
 pub(crate) async fn linked_attachments(
@@ -176,86 +205,12 @@ async fn attachment_in<'e>(
     db: impl sqlx::Executor<'e, Database = Sqlite>,
     id: i64,
 ) -> StoreResult<Option<Attachment>> {
-    let row = sqlx::query(&format!(
-        "SELECT {ATTACHMENT_COLUMNS} FROM attachments a WHERE a.id = ?"
-    ))
-    .bind(id)
-    .fetch_optional(db)
-    .await
-    .map_err(backend)?;
-    Ok(row.as_ref().map(rows::attachment))
-}
-
-/// The writes of `create_attachments`, inside a (group) transaction.
-async fn insert_attachments(
-    tx: &mut Tx,
-    new: &[NewAttachment],
-    message_id: Option<i64>,
-    owner_quota: Option<i64>,
-    scanning: bool,
-) -> StoreResult<()> {
-    let now = now_ms();
-    for uploader in new
-        .iter()
-        .map(|a| a.uploader_id)
-        .collect::<std::collections::BTreeSet<_>>()
-    {
-        let adding = new
-            .iter()
-            .filter(|a| a.uploader_id == uploader && a.stores_blob)
-            .map(|a| a.size)
-            .sum();
-        check_owner_quota(tx, uploader, adding, owner_quota).await?;
-    }
-    for a in new {
-        if a.stores_blob {
-            let file = FileRef::Attachment {
-                id: a.id,
-                file_name: &a.file_name,
-                size: a.size,
-            };
-            let scan = scanning.then_some(file);
-            add_ref(tx, &a.sha256, a.size, a.pin.as_deref(), scan).await?;
-        }
-        sqlx::query(
-            "INSERT INTO attachments (id, uploader_id, file_name, content_type, size, sha256, stores_blob, \
-             state, media_context, created_utc, modified_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(a.id)
-        .bind(a.uploader_id)
-        .bind(&a.file_name)
-        .bind(&a.content_type)
-        .bind(a.size)
-        .bind(&a.sha256)
-        .bind(a.stores_blob as i64)
-        .bind(a.state.as_str())
-        .bind(&a.media_context)
-        .bind(now)
-        .bind(now)
-        .execute(&mut **tx)
+    let row = sqlx::query(&attachment_sql())
+        .bind(id)
+        .fetch_optional(db)
         .await
         .map_err(backend)?;
-        if a.stores_blob
-            && a.state == hangar_core::AttachmentState::ReadyForDownloadFromServerToClient
-        {
-            queue_previews(tx, &a.sha256, &a.content_type).await?;
-        }
-    }
-    if let Some(message_id) = message_id {
-        let room: i64 = sqlx::query_scalar("SELECT channel_id FROM messages WHERE id = ?")
-            .bind(message_id)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(backend)?
-            .ok_or(StoreError::NotFound("message"))?;
-        let links = rules::file_links(new);
-        insert_links(tx, LinkTable::Message, message_id, Some(room), &links).await?;
-    }
-    for a in new {
-        let payload = rules::attachment_created(a, message_id);
-        record_event(tx, "Attachment.Created", None, Some(a.uploader_id), payload).await?;
-    }
-    Ok(())
+    Ok(row.as_ref().map(rows::attachment))
 }
 
 #[async_trait]
@@ -268,24 +223,12 @@ impl AttachmentStore for SqliteStore {
     ) -> StoreResult<Vec<Attachment>> {
         // Committed in a group with other uploads' records (one WAL sync for all of them), and
         // answered only once that commit is on the disk.
-        let shared = std::sync::Arc::new(new.to_vec());
+        let new = new.to_vec();
         let scanning = self.scanning;
         // The rows are read back in the same transaction: no second trip to the database.
         self.writer
-            .write(true, move |tx| {
-                let new = shared.clone();
-                Box::pin(async move {
-                    insert_attachments(tx, &new, message_id, owner_quota, scanning).await?;
-                    let mut out = Vec::with_capacity(new.len());
-                    for a in new.iter() {
-                        out.push(
-                            attachment_in(&mut **tx, a.id)
-                                .await?
-                                .ok_or(StoreError::NotFound("attachment"))?,
-                        );
-                    }
-                    Ok(out)
-                })
+            .write(true, move |conn: &Conn| {
+                grouped::create_attachments(conn, &new, message_id, owner_quota, scanning)
             })
             .await
     }

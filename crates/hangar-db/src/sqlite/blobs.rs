@@ -3,17 +3,54 @@
 
 use super::jobs::enqueue_in;
 use super::previews::release_previews;
-use super::{backend, SqliteStore, Tx};
+use super::{backend, driver_error, Conn, SqliteStore, Tx};
 use crate::rules::{collect_decision, BlobRow};
-use crate::rules::{quarantined_event, FileRef};
+use crate::rules::{AfterRef, FileRef};
 use async_trait::async_trait;
 use hangar_core::app_model::ItemKind;
-use hangar_core::jobs::{CollectBlob, DispatchEvent, NewJob, ScanBlob};
+use hangar_core::jobs::{CollectBlob, DispatchEvent, NewJob};
 use hangar_core::now_ms;
-use hangar_core::scan::ScanState;
 use hangar_core::store::{
     BlobLifecycleStore, BlobRecord, Collect, PinnedObject, StoreError, StoreResult, StoredTotals,
 };
+use rusqlite::OptionalExtension;
+
+/// `add_ref`'s statement: binds the blob's hash, size, `'pending'` or NULL (its scan state when
+/// new) and whether scanning is on; answers the scan state and detail, or no row while the blob is
+/// being deleted.
+pub(crate) const ADD_REF: &str =
+    "INSERT INTO blobs (sha256, size, refcount, scan_state) VALUES (?, ?, 1, ?) \
+     ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, released_utc = NULL, \
+       scan_state = CASE WHEN ? AND (blobs.scan_state IS NULL OR blobs.scan_state = 'failed') \
+         THEN 'pending' ELSE blobs.scan_state END \
+     WHERE blobs.deleting = 0 RETURNING scan_state, scan_detail";
+
+/// Drops an upload's pin by its id.
+pub(crate) const DROP_PIN: &str = "DELETE FROM blob_pins WHERE id = ?";
+
+/// Pins a blob unless it is being deleted: binds the pin's id, the hash, the expiry and the hash.
+pub(crate) const PIN: &str = "INSERT INTO blob_pins (id, sha256, expires_utc) SELECT ?, ?, ? \
+     WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE sha256 = ? AND deleting = 1)";
+
+/// Records an event (`record_event`): binds its id, type, space, actor, payload, time, whether
+/// it may skip its dispatch, and the subscription kind; answers whether it counts as dispatched.
+pub(crate) const RECORD_EVENT: &str =
+    "INSERT INTO events (id, event_type, space_id, actor_id, payload, created_utc, dispatched) \
+     VALUES (?, ?, ?, ?, ?, ?, ? AND NOT EXISTS (SELECT 1 FROM app_items WHERE kind = ?)) \
+     RETURNING dispatched";
+
+/// The refusal of a reference to bytes that are being deleted.
+pub(crate) fn blob_busy() -> StoreError {
+    StoreError::Refused {
+        code: "blob-busy",
+        reason: "the stored bytes are being deleted; upload again".into(),
+    }
+}
+
+/// A new event's id.
+pub(crate) fn event_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
 
 /// One more reference to a blob (creating its row at the first), dropping the upload's pin that
 /// protected the bytes until now. Refused while the blob is being deleted: an upload pins first, so
@@ -27,53 +64,32 @@ pub(crate) async fn add_ref(
 ) -> StoreResult<()> {
     // With scanning on (`scan` names the file), new bytes, bytes stored while scanning was off and
     // bytes whose scan failed are (again) pending, and their scan is queued in this transaction.
-    let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
-        "INSERT INTO blobs (sha256, size, refcount, scan_state) VALUES (?, ?, 1, ?) \
-         ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, released_utc = NULL, \
-           scan_state = CASE WHEN ? AND (blobs.scan_state IS NULL OR blobs.scan_state = 'failed') \
-             THEN 'pending' ELSE blobs.scan_state END \
-         WHERE blobs.deleting = 0 RETURNING scan_state, scan_detail",
-    )
-    .bind(sha256)
-    .bind(size)
-    .bind(scan.map(|_| "pending"))
-    .bind(scan.is_some())
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(backend)?;
+    let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(ADD_REF)
+        .bind(sha256)
+        .bind(size)
+        .bind(scan.map(|_| "pending"))
+        .bind(scan.is_some())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(backend)?;
     let Some((state, detail)) = row else {
-        return Err(StoreError::Refused {
-            code: "blob-busy",
-            reason: "the stored bytes are being deleted; upload again".into(),
-        });
+        return Err(blob_busy());
     };
     if let Some(pin) = pin {
-        sqlx::query("DELETE FROM blob_pins WHERE id = ?")
+        sqlx::query(DROP_PIN)
             .bind(pin)
             .execute(&mut **tx)
             .await
             .map_err(backend)?;
     }
-    let Some(file) = scan else {
-        return Ok(());
-    };
-    match crate::rules::scan_state(state.as_deref()) {
-        Some(ScanState::Pending) => {
-            let job = NewJob::of(
-                &ScanBlob {
-                    sha256: sha256.to_string(),
-                },
-                now_ms(),
-            )
-            .unique(ScanBlob::unique_key(sha256));
-            enqueue_in(tx, &job).await
-        }
-        // Bytes known to be infected: this file is quarantined from its first moment.
-        Some(ScanState::Infected) => {
-            let (kind, space, payload) = quarantined_event(file, sha256, detail.as_deref());
-            record_event(tx, kind, space.as_deref(), None, payload).await
-        }
-        _ => Ok(()),
+    match crate::rules::after_ref(scan, sha256, state.as_deref(), detail.as_deref()) {
+        Some(AfterRef::Scan(job)) => enqueue_in(tx, &job).await,
+        Some(AfterRef::Quarantine {
+            kind,
+            space,
+            payload,
+        }) => record_event(tx, kind, space.as_deref(), None, payload).await,
+        None => Ok(()),
     }
 }
 
@@ -122,27 +138,23 @@ pub(crate) async fn record_event(
     actor_id: Option<i64>,
     payload: serde_json::Value,
 ) -> StoreResult<()> {
-    let id = hex::encode(rand::random::<[u8; 16]>());
+    let id = event_id();
     // An event that no application can receive (no subscription exists when it is committed) is
     // recorded as dispatched: no job to claim, run and complete for it, which on a busy upload
     // path was several write transactions per upload beside the upload's own
     // (`rules::may_skip_dispatch`).
-    let dispatched: bool = sqlx::query_scalar(
-        "INSERT INTO events (id, event_type, space_id, actor_id, payload, created_utc, dispatched) \
-         VALUES (?, ?, ?, ?, ?, ?, ? AND NOT EXISTS (SELECT 1 FROM app_items WHERE kind = ?)) \
-         RETURNING dispatched",
-    )
-    .bind(&id)
-    .bind(event_type)
-    .bind(space_id)
-    .bind(actor_id)
-    .bind(payload.to_string())
-    .bind(now_ms())
-    .bind(crate::rules::may_skip_dispatch(event_type))
-    .bind(ItemKind::Subscription.as_str())
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(backend)?;
+    let dispatched: bool = sqlx::query_scalar(RECORD_EVENT)
+        .bind(&id)
+        .bind(event_type)
+        .bind(space_id)
+        .bind(actor_id)
+        .bind(payload.to_string())
+        .bind(now_ms())
+        .bind(crate::rules::may_skip_dispatch(event_type))
+        .bind(ItemKind::Subscription.as_str())
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(backend)?;
     if dispatched {
         return Ok(());
     }
@@ -170,22 +182,12 @@ impl BlobLifecycleStore for SqliteStore {
         // whose bytes the orphan sweep takes after the grace period.
         let (pin_id, sha256) = (pin_id.to_string(), sha256.to_string());
         self.writer
-            .write(false, move |tx| {
-                let (pin_id, sha256) = (pin_id.clone(), sha256.clone());
-                Box::pin(async move {
-                    let pinned = sqlx::query(
-                        "INSERT INTO blob_pins (id, sha256, expires_utc) SELECT ?, ?, ? \
-                         WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE sha256 = ? AND deleting = 1)",
-                    )
-                    .bind(&pin_id)
-                    .bind(&sha256)
-                    .bind(expires_utc)
-                    .bind(&sha256)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(backend)?;
-                    Ok(pinned.rows_affected() == 1)
-                })
+            .write(false, move |conn: &Conn| {
+                let pinned = conn
+                    .prepare_cached(PIN)
+                    .and_then(|mut pin| pin.execute((&pin_id, &sha256, expires_utc, &sha256)))
+                    .map_err(driver_error)?;
+                Ok(pinned == 1)
             })
             .await
     }
@@ -207,42 +209,34 @@ impl BlobLifecycleStore for SqliteStore {
             object_key.to_string(),
         );
         self.writer
-            .write(false, move |tx| {
-                let (pin_id, sha256, key) = (pin_id.clone(), sha256.clone(), key.clone());
-                Box::pin(async move {
-                    let row: Option<(bool, Option<String>)> =
-                        sqlx::query_as("SELECT deleting, object_key FROM blobs WHERE sha256 = ?")
-                            .bind(&sha256)
-                            .fetch_optional(&mut **tx)
-                            .await
-                            .map_err(backend)?;
-                    let pinned = match row {
-                        Some((true, _)) => return Ok(PinnedObject::Busy),
-                        Some((false, Some(key))) => PinnedObject::Keyed(key),
-                        Some((false, None)) => PinnedObject::Addressed,
-                        None => {
-                            sqlx::query(
-                                "INSERT INTO blobs (sha256, size, refcount, object_key) \
-                                 VALUES (?, ?, 0, ?)",
-                            )
-                            .bind(&sha256)
-                            .bind(size)
-                            .bind(&key)
-                            .execute(&mut **tx)
-                            .await
-                            .map_err(backend)?;
-                            PinnedObject::Keyed(key)
-                        }
-                    };
-                    sqlx::query("INSERT INTO blob_pins (id, sha256, expires_utc) VALUES (?, ?, ?)")
-                        .bind(&pin_id)
-                        .bind(&sha256)
-                        .bind(expires_utc)
-                        .execute(&mut **tx)
-                        .await
-                        .map_err(backend)?;
-                    Ok(pinned)
-                })
+            .write(false, move |conn: &Conn| {
+                let row: Option<(bool, Option<String>)> = conn
+                    .prepare_cached("SELECT deleting, object_key FROM blobs WHERE sha256 = ?")
+                    .and_then(|mut find| {
+                        find.query_row([&sha256], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .optional()
+                    })
+                    .map_err(driver_error)?;
+                let pinned = match row {
+                    Some((true, _)) => return Ok(PinnedObject::Busy),
+                    Some((false, Some(key))) => PinnedObject::Keyed(key),
+                    Some((false, None)) => PinnedObject::Addressed,
+                    None => {
+                        conn.prepare_cached(
+                            "INSERT INTO blobs (sha256, size, refcount, object_key) \
+                             VALUES (?, ?, 0, ?)",
+                        )
+                        .and_then(|mut insert| insert.execute((&sha256, size, &key)))
+                        .map_err(driver_error)?;
+                        PinnedObject::Keyed(key.clone())
+                    }
+                };
+                conn.prepare_cached(
+                    "INSERT INTO blob_pins (id, sha256, expires_utc) VALUES (?, ?, ?)",
+                )
+                .and_then(|mut pin| pin.execute((&pin_id, &sha256, expires_utc)))
+                .map_err(driver_error)?;
+                Ok(pinned)
             })
             .await
     }

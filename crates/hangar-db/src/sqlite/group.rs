@@ -1,36 +1,63 @@
-//! Group commit on SQLite: one task runs the writes of many requests (uploads' records and pins) in
-//! one transaction and answers each once that transaction is committed, so that one WAL `fsync`
+//! Group commit on SQLite: one thread runs the writes of many requests (uploads' records and pins)
+//! in one transaction and answers each once that transaction is committed, so that one WAL `fsync`
 //! serves all of them instead of one each. An answer is never given before the commit it depends
 //! on, so the durability of each request is what it was alone.
+//!
+//! The writer owns a connection of its own, opened with rusqlite rather than sqlx, and runs every
+//! statement of a batch on its own thread from cached prepared statements. Through sqlx each
+//! statement is a round trip to the connection's worker thread with a wake-up on each side; for the
+//! statements of a small upload's record that cost about five times the CPU of SQLite's own work
+//! (`bench/sqlite-drivers`, docs/performance.md). Both drivers link the same SQLite library.
 
-use super::{backend, Tx};
+use super::driver_error;
 use hangar_core::store::{StoreError, StoreResult};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
-use std::future::Future;
-use std::pin::Pin;
+use rusqlite::{Connection, OpenFlags};
+use std::cell::Cell;
+use std::ops::Deref;
+use std::path::Path;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most requests in one transaction (the rest wait for the next one, which starts at once).
 const MAX_BATCH: usize = 256;
 /// Requests waiting for the writer before senders wait too.
 const QUEUE: usize = 4096;
+/// Prepared statements kept by the writer's connection (a few per kind of request).
+const STATEMENTS: usize = 64;
 
-pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A request's writes, run inside the batch's transaction. It may run more than once: when
-/// another request of its batch fails, the transaction is rolled back and the others run again
-/// (so each must do the same again: it only writes to the database).
-pub(crate) trait Work<T>:
-    for<'t> Fn(&'t mut Tx) -> BoxFuture<'t, StoreResult<T>> + Send
-{
+/// The writer's connection, as the requests' writes see it inside their batch's transaction.
+pub(crate) struct Conn {
+    conn: Connection,
+    /// Whether a write of the current batch queued a job (the job runners are woken after its
+    /// commit, and only then).
+    queued_jobs: Cell<bool>,
 }
-impl<T, F> Work<T> for F where F: for<'t> Fn(&'t mut Tx) -> BoxFuture<'t, StoreResult<T>> + Send {}
+
+impl Conn {
+    /// Notes that this batch queued a job.
+    pub(crate) fn queued_job(&self) {
+        self.queued_jobs.set(true);
+    }
+}
+
+impl Deref for Conn {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// A request's writes, run inside the batch's transaction on the writer's thread. It may run more
+/// than once: when another request of its batch fails, the transaction is rolled back and the
+/// others run again (so each must do the same again: it only writes to the database).
+pub(crate) trait Work<T>: FnMut(&Conn) -> StoreResult<T> + Send {}
+impl<T, F> Work<T> for F where F: FnMut(&Conn) -> StoreResult<T> + Send {}
 
 trait Request: Send {
     fn durable(&self) -> bool;
     /// Runs the writes and keeps their outcome; false when they failed.
-    fn run<'a>(&'a mut self, tx: &'a mut Tx) -> BoxFuture<'a, bool>;
+    fn run(&mut self, conn: &Conn) -> bool;
     /// Answers the caller: its own failure, else the batch's commit.
     fn answer(self: Box<Self>, committed: Result<(), &StoreError>);
 }
@@ -42,18 +69,16 @@ struct Pending<T, F> {
     reply: oneshot::Sender<StoreResult<T>>,
 }
 
-impl<T: Send + 'static, F: Work<T> + 'static> Request for Pending<T, F> {
+impl<T: Send, F: Work<T>> Request for Pending<T, F> {
     fn durable(&self) -> bool {
         self.durable
     }
 
-    fn run<'a>(&'a mut self, tx: &'a mut Tx) -> BoxFuture<'a, bool> {
-        Box::pin(async move {
-            let outcome = (self.work)(tx).await;
-            let ok = outcome.is_ok();
-            self.outcome = Some(outcome);
-            ok
-        })
+    fn run(&mut self, conn: &Conn) -> bool {
+        let outcome = (self.work)(conn);
+        let ok = outcome.is_ok();
+        self.outcome = Some(outcome);
+        ok
     }
 
     fn answer(self: Box<Self>, committed: Result<(), &StoreError>) {
@@ -66,6 +91,12 @@ impl<T: Send + 'static, F: Work<T> + 'static> Request for Pending<T, F> {
         // A caller that went away (its client hung up) needs no answer.
         let _ = self.reply.send(answer);
     }
+}
+
+enum Message {
+    Write(Box<dyn Request>),
+    /// Finish what was received before, close the connection, then answer.
+    Close(oneshot::Sender<()>),
 }
 
 /// The same failure for every request of a batch.
@@ -87,30 +118,31 @@ fn stopped() -> StoreError {
     StoreError::Unavailable("the database writer has stopped".into())
 }
 
-/// The handle to the writer task. Cheap to clone; the task ends when the last handle goes.
+/// The handle to the writer thread. Cheap to clone; the thread ends at `close`, or when the last
+/// handle goes.
 #[derive(Clone)]
 pub(crate) struct GroupWriter {
-    requests: mpsc::Sender<Box<dyn Request>>,
-    pool: SqlitePool,
+    requests: mpsc::Sender<Message>,
 }
 
 impl GroupWriter {
-    /// Opens the writer's own connection and starts its task (on the current runtime).
-    /// `on_durable_commit` runs after each commit of durable requests (they may have queued jobs).
-    pub(crate) async fn start(
-        options: SqliteConnectOptions,
-        on_durable_commit: impl Fn() + Send + 'static,
-    ) -> Result<GroupWriter, sqlx::Error> {
-        // One connection that stays: its `synchronous` setting is switched per batch.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options.synchronous(SqliteSynchronous::Full))
-            .await?;
+    /// Opens the writer's own connection to the database sqlx opens as `filename` (which exists:
+    /// the pool created it and ran the migrations) and starts its thread. `on_jobs_queued` runs
+    /// after each commit of a batch that queued jobs.
+    pub(crate) fn start(
+        filename: &Path,
+        on_jobs_queued: impl Fn() + Send + 'static,
+    ) -> Result<GroupWriter, String> {
+        let conn = Conn {
+            conn: open(filename).map_err(|e| e.to_string())?,
+            queued_jobs: Cell::new(false),
+        };
         let (requests, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool.clone(), queue, on_durable_commit));
-        Ok(GroupWriter { requests, pool })
+        std::thread::Builder::new()
+            .name("hangar-db-writer".into())
+            .spawn(move || run(conn, queue, on_jobs_queued))
+            .map_err(|e| format!("cannot start the database writer: {e}"))?;
+        Ok(GroupWriter { requests })
     }
 
     /// Runs `work` in the next batch and answers once that batch is committed: on the disk
@@ -120,7 +152,7 @@ impl GroupWriter {
     pub(crate) async fn write<T: Send + 'static>(
         &self,
         durable: bool,
-        work: impl for<'t> Fn(&'t mut Tx) -> BoxFuture<'t, StoreResult<T>> + Send + 'static,
+        work: impl Work<T> + 'static,
     ) -> StoreResult<T> {
         let (reply, answer) = oneshot::channel();
         let request = Box::new(Pending {
@@ -129,83 +161,114 @@ impl GroupWriter {
             outcome: None,
             reply,
         });
-        self.requests.send(request).await.map_err(|_| stopped())?;
+        self.requests
+            .send(Message::Write(request))
+            .await
+            .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 
+    /// Commits what was sent before, then closes the connection; later writes fail.
     pub(crate) async fn close(&self) {
-        self.pool.close().await;
+        let (done, closed) = oneshot::channel();
+        if self.requests.send(Message::Close(done)).await.is_ok() {
+            let _ = closed.await;
+        }
     }
 }
 
-async fn run(
-    pool: SqlitePool,
-    mut queue: mpsc::Receiver<Box<dyn Request>>,
-    on_durable_commit: impl Fn(),
-) {
+/// The connection as sqlx opens its own (`sqlx-sqlite`'s `establish`): a URI file name, and the
+/// shared cache of a `sqlite::memory:` database, which sqlx names `file:sqlx-in-memory-N`.
+fn open(filename: &Path) -> Result<Connection, rusqlite::Error> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let in_memory = filename
+        .to_str()
+        .is_some_and(|name| name.starts_with("file:sqlx-in-memory-"));
+    if in_memory {
+        flags |= OpenFlags::SQLITE_OPEN_MEMORY | OpenFlags::SQLITE_OPEN_SHARED_CACHE;
+    }
+    let conn = Connection::open_with_flags(filename, flags)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENTS);
+    Ok(conn)
+}
+
+fn run(conn: Conn, mut queue: mpsc::Receiver<Message>, on_jobs_queued: impl Fn()) {
     // What the connection's `synchronous` is known to be (None after a failure: set it again).
     let mut full = Some(true);
-    while let Some(first) = queue.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+    let mut closing = None;
+    while closing.is_none() {
+        let mut batch = Vec::new();
+        match queue.blocking_recv() {
+            Some(Message::Write(request)) => batch.push(request),
+            Some(Message::Close(done)) => closing = Some(done),
+            None => break,
+        }
+        while closing.is_none() && batch.len() < MAX_BATCH {
             match queue.try_recv() {
-                Ok(request) => batch.push(request),
+                Ok(Message::Write(request)) => batch.push(request),
+                Ok(Message::Close(done)) => closing = Some(done),
                 Err(_) => break,
             }
         }
+        if batch.is_empty() {
+            continue;
+        }
         let durable = batch.iter().any(|r| r.durable());
         if full != Some(durable) {
-            let pragma = if durable {
-                "PRAGMA synchronous = FULL"
-            } else {
-                "PRAGMA synchronous = NORMAL"
-            };
-            if let Err(e) = sqlx::query(pragma).execute(&pool).await {
-                let e = backend(e);
+            let level = if durable { "FULL" } else { "NORMAL" };
+            if let Err(e) = conn.pragma_update(None, "synchronous", level) {
+                let e = driver_error(e);
                 batch.into_iter().for_each(|r| r.answer(Err(&e)));
                 full = None;
                 continue;
             }
             full = Some(durable);
         }
-        match commit(&pool, batch).await {
-            Ok(()) if durable => on_durable_commit(),
+        match commit(&conn, batch) {
+            Ok(()) if conn.queued_jobs.get() => on_jobs_queued(),
             Ok(()) => {}
             Err(()) => full = None,
         }
     }
-    pool.close().await;
+    // Requests still queued are answered "stopped" as their replies drop with the queue.
+    drop(queue);
+    if let Err((_, e)) = conn.conn.close() {
+        tracing::warn!("closing the database writer's connection: {e}");
+    }
+    if let Some(done) = closing {
+        let _ = done.send(());
+    }
 }
 
 /// Runs the batch in one transaction and answers every request. Runs optimistically without a
 /// savepoint per request: when one fails, everything is rolled back, that one is answered with its
 /// failure, and the others run again without it.
-async fn commit(pool: &SqlitePool, mut batch: Vec<Box<dyn Request>>) -> Result<(), ()> {
+fn commit(conn: &Conn, mut batch: Vec<Box<dyn Request>>) -> Result<(), ()> {
     loop {
-        let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
-            Ok(tx) => tx,
-            Err(e) => {
-                let e = backend(e);
-                batch.into_iter().for_each(|r| r.answer(Err(&e)));
-                return Err(());
-            }
-        };
-        let mut failed = None;
-        for (i, request) in batch.iter_mut().enumerate() {
-            if !request.run(&mut tx).await {
-                failed = Some(i);
-                break;
-            }
+        conn.queued_jobs.set(false);
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let e = driver_error(e);
+            batch.into_iter().for_each(|r| r.answer(Err(&e)));
+            return Err(());
         }
-        let Some(i) = failed else {
-            let committed = tx.commit().await.map_err(backend);
+        let Some(i) = batch.iter_mut().position(|request| !request.run(conn)) else {
+            let committed = conn.execute_batch("COMMIT").map_err(driver_error);
+            if committed.is_err() {
+                // Every request is answered with the commit's failure; the rollback only makes
+                // the connection usable for the next batch (the next BEGIN reports it if not).
+                let _ = rollback(conn);
+            }
             let ok = committed.is_ok();
             let committed = committed.as_ref().map(|_| ());
             batch.into_iter().for_each(|r| r.answer(committed));
             return if ok { Ok(()) } else { Err(()) };
         };
-        if let Err(e) = tx.rollback().await {
-            let e = backend(e);
+        if let Err(e) = rollback(conn) {
             batch.into_iter().for_each(|r| r.answer(Err(&e)));
             return Err(());
         }
@@ -214,4 +277,13 @@ async fn commit(pool: &SqlitePool, mut batch: Vec<Box<dyn Request>>) -> Result<(
             return Ok(());
         }
     }
+}
+
+/// Ends the open transaction, if any: some failures (a full disk, an I/O error) roll it back
+/// themselves.
+fn rollback(conn: &Connection) -> Result<(), StoreError> {
+    if conn.is_autocommit() {
+        return Ok(());
+    }
+    conn.execute_batch("ROLLBACK").map_err(driver_error)
 }

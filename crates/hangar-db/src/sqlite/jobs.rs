@@ -10,28 +10,31 @@ use hangar_core::now_ms;
 use hangar_core::store::StoreResult;
 use sqlx::{Row, SqliteConnection};
 
+/// The statement that enqueues `job`: binds its kind, payload, unique key, time due and now.
+pub(crate) fn enqueue_sql(job: &NewJob) -> &'static str {
+    if job.keep_existing {
+        "INSERT INTO jobs (kind, payload, unique_key, run_after, created_utc) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (unique_key) DO NOTHING"
+    } else {
+        "INSERT INTO jobs (kind, payload, unique_key, run_after, created_utc) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (unique_key) DO UPDATE SET run_after = MAX(jobs.run_after, excluded.run_after), \
+         state = 'queued', attempts = 0, payload = excluded.payload"
+    }
+}
+
 /// Enqueues a job inside the caller's transaction, so the job exists exactly when the change that
 /// causes it commits. With a unique key, a queued job of that key is moved to the later time
 /// instead; a running one is put back in the queue, so the change is seen by a fresh run.
 pub(crate) async fn enqueue_in(conn: &mut SqliteConnection, job: &NewJob) -> StoreResult<()> {
-    let on_conflict = if job.keep_existing {
-        "DO NOTHING"
-    } else {
-        "DO UPDATE SET run_after = MAX(jobs.run_after, excluded.run_after), state = 'queued', \
-         attempts = 0, payload = excluded.payload"
-    };
-    sqlx::query(&format!(
-        "INSERT INTO jobs (kind, payload, unique_key, run_after, created_utc) VALUES (?, ?, ?, ?, ?) \
-         ON CONFLICT (unique_key) {on_conflict}"
-    ))
-    .bind(&job.kind)
-    .bind(job.payload.to_string())
-    .bind(&job.unique_key)
-    .bind(job.run_after)
-    .bind(now_ms())
-    .execute(conn)
-    .await
-    .map_err(backend)?;
+    sqlx::query(enqueue_sql(job))
+        .bind(&job.kind)
+        .bind(job.payload.to_string())
+        .bind(&job.unique_key)
+        .bind(job.run_after)
+        .bind(now_ms())
+        .execute(conn)
+        .await
+        .map_err(backend)?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ mod blobs;
 mod chat;
 mod epoch;
 mod group;
+mod grouped;
 mod identity;
 mod jobs;
 mod previews;
@@ -49,6 +50,8 @@ fn cause(e: &sqlx::Error) -> String {
 
 /// A write transaction of this store.
 pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+pub(crate) use group::Conn;
 
 /// The metadata store. Cheap to clone (a pool handle).
 #[derive(Clone)]
@@ -151,11 +154,13 @@ impl SqliteStore {
         let cache = Arc::new(cache);
         let jobs_enqueued = Arc::new(watch::Sender::new(0u64));
         let signal = jobs_enqueued.clone();
-        let writer = group::GroupWriter::start(options.clone(), move || {
+        let writer = group::GroupWriter::start(options.get_filename(), move || {
             signal.send_modify(|n| *n = n.wrapping_add(1))
         })
-        .await
-        .map_err(open_error)?;
+        .map_err(|cause| OpenError::Open {
+            path: path.clone(),
+            cause,
+        })?;
         let queue_pool = open_pool(2, options.synchronous(SqliteSynchronous::Normal))
             .await
             .map_err(open_error)?;
@@ -399,6 +404,20 @@ fn map_err(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |e| match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
         _ => backend(e),
+    }
+}
+
+/// `backend` for the group writer's driver.
+fn driver_error(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error() {
+        Some(f) if f.code == rusqlite::ErrorCode::DiskFull => StoreError::Full,
+        Some(f) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+            StoreError::Refused {
+                code: "gone",
+                reason: "something this change refers to was deleted meanwhile".into(),
+            }
+        }
+        _ => StoreError::Backend(e.to_string()),
     }
 }
 

@@ -1,0 +1,301 @@
+//! The writes that run in the group writer's transactions (see `group`), on its rusqlite
+//! connection from cached prepared statements. The SQL is the pool's own (the constants beside each
+//! concern's sqlx code), and so are the decisions (`rules`): only the driver differs.
+
+use super::attachments::{
+    attachment_sql, link_sql, member_usage_sql, FIRST_MESSAGE, INSERT_ATTACHMENT, MESSAGE_ROOM,
+};
+use super::blobs::{blob_busy, event_id, ADD_REF, DROP_PIN, RECORD_EVENT};
+use super::jobs::enqueue_sql;
+use super::{driver_error, Conn};
+use crate::rows;
+use crate::rules::{self, AfterRef, FileRef, LinkTable};
+use hangar_core::app_model::ItemKind;
+use hangar_core::jobs::{DispatchEvent, MakePreviews, NewJob};
+use hangar_core::model::{Attachment, AttachmentLink, NewAttachment};
+use hangar_core::now_ms;
+use hangar_core::store::{StoreError, StoreResult};
+use hangar_core::AttachmentState;
+use rusqlite::OptionalExtension;
+use std::collections::BTreeSet;
+
+/// Records new attachments (their blobs' references, rows, previews and scans queued, their
+/// message's links, their events) and answers them as stored.
+pub(crate) fn create_attachments(
+    conn: &Conn,
+    new: &[NewAttachment],
+    message_id: Option<i64>,
+    owner_quota: Option<i64>,
+    scanning: bool,
+) -> StoreResult<Vec<Attachment>> {
+    if let Some(quota) = owner_quota {
+        for uploader in new.iter().map(|a| a.uploader_id).collect::<BTreeSet<_>>() {
+            let adding = new
+                .iter()
+                .filter(|a| a.uploader_id == uploader && a.stores_blob)
+                .map(|a| a.size)
+                .sum();
+            let used: i64 = conn
+                .prepare_cached(&member_usage_sql())
+                .and_then(|mut usage| usage.query_row([uploader], |r| r.get(0)))
+                .map_err(driver_error)?;
+            if used.saturating_add(adding) > quota {
+                return Err(rules::owner_quota_refusal(used, adding, quota));
+            }
+        }
+    }
+    let now = now_ms();
+    for a in new {
+        if a.stores_blob {
+            let file = FileRef::Attachment {
+                id: a.id,
+                file_name: &a.file_name,
+                size: a.size,
+            };
+            add_ref(
+                conn,
+                &a.sha256,
+                a.size,
+                a.pin.as_deref(),
+                scanning.then_some(file),
+            )?;
+        }
+        conn.prepare_cached(INSERT_ATTACHMENT)
+            .and_then(|mut insert| {
+                insert.execute((
+                    a.id,
+                    a.uploader_id,
+                    &a.file_name,
+                    &a.content_type,
+                    a.size,
+                    &a.sha256,
+                    a.stores_blob as i64,
+                    a.state.as_str(),
+                    &a.media_context,
+                    now,
+                    now,
+                ))
+            })
+            .map_err(driver_error)?;
+        if a.stores_blob && a.state == AttachmentState::ReadyForDownloadFromServerToClient {
+            if let Some(job) = MakePreviews::for_attachment(&a.sha256, &a.content_type, now) {
+                enqueue(conn, &job)?;
+            }
+        }
+    }
+    if let Some(message_id) = message_id {
+        let room: i64 = conn
+            .prepare_cached(MESSAGE_ROOM)
+            .and_then(|mut find| find.query_row([message_id], |r| r.get(0)).optional())
+            .map_err(driver_error)?
+            .ok_or(StoreError::NotFound("message"))?;
+        link_to_message(conn, message_id, room, &rules::file_links(new))?;
+    }
+    for a in new {
+        let payload = rules::attachment_created(a, message_id);
+        record_event(
+            conn,
+            "Attachment.Created",
+            None,
+            Some(a.uploader_id),
+            payload,
+        )?;
+    }
+    let mut read = conn
+        .prepare_cached(&attachment_sql())
+        .map_err(driver_error)?;
+    new.iter()
+        .map(|a| {
+            read.query_row([a.id], |row| Ok(rows::attachment(row)))
+                .optional()
+                .map_err(driver_error)?
+                .ok_or(StoreError::NotFound("attachment"))
+        })
+        .collect()
+}
+
+/// `blobs::add_ref` on the writer's connection.
+fn add_ref(
+    conn: &Conn,
+    sha256: &str,
+    size: i64,
+    pin: Option<&str>,
+    scan: Option<FileRef<'_>>,
+) -> StoreResult<()> {
+    let row: Option<(Option<String>, Option<String>)> = conn
+        .prepare_cached(ADD_REF)
+        .and_then(|mut add| {
+            add.query_row(
+                (sha256, size, scan.map(|_| "pending"), scan.is_some()),
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })
+        .map_err(driver_error)?;
+    let Some((state, detail)) = row else {
+        return Err(blob_busy());
+    };
+    if let Some(pin) = pin {
+        conn.prepare_cached(DROP_PIN)
+            .and_then(|mut drop| drop.execute([pin]))
+            .map_err(driver_error)?;
+    }
+    match rules::after_ref(scan, sha256, state.as_deref(), detail.as_deref()) {
+        Some(AfterRef::Scan(job)) => enqueue(conn, &job),
+        Some(AfterRef::Quarantine {
+            kind,
+            space,
+            payload,
+        }) => record_event(conn, kind, space.as_deref(), None, payload),
+        None => Ok(()),
+    }
+}
+
+/// `jobs::enqueue_in` on the writer's connection.
+fn enqueue(conn: &Conn, job: &NewJob) -> StoreResult<()> {
+    conn.prepare_cached(enqueue_sql(job))
+        .and_then(|mut insert| {
+            insert.execute((
+                &job.kind,
+                job.payload.to_string(),
+                &job.unique_key,
+                job.run_after,
+                now_ms(),
+            ))
+        })
+        .map_err(driver_error)?;
+    conn.queued_job();
+    Ok(())
+}
+
+/// `blobs::record_event` on the writer's connection.
+fn record_event(
+    conn: &Conn,
+    event_type: &str,
+    space_id: Option<&str>,
+    actor_id: Option<i64>,
+    payload: serde_json::Value,
+) -> StoreResult<()> {
+    let id = event_id();
+    let dispatched: bool = conn
+        .prepare_cached(RECORD_EVENT)
+        .and_then(|mut insert| {
+            insert.query_row(
+                (
+                    &id,
+                    event_type,
+                    space_id,
+                    actor_id,
+                    payload.to_string(),
+                    now_ms(),
+                    rules::may_skip_dispatch(event_type),
+                    ItemKind::Subscription.as_str(),
+                ),
+                |r| r.get(0),
+            )
+        })
+        .map_err(driver_error)?;
+    if dispatched {
+        return Ok(());
+    }
+    enqueue(conn, &NewJob::of(&DispatchEvent { event_id: id }, now_ms()))
+}
+
+/// `attachments::insert_links` of a message on the writer's connection.
+fn link_to_message(
+    conn: &Conn,
+    message_id: i64,
+    room_id: i64,
+    links: &[AttachmentLink],
+) -> StoreResult<()> {
+    let [next_position, insert_link] = link_sql(LinkTable::Message);
+    let start: i64 = conn
+        .prepare_cached(&next_position)
+        .and_then(|mut next| next.query_row([message_id], |r| r.get(0)))
+        .map_err(driver_error)?;
+    for (i, link) in links.iter().enumerate() {
+        let details = serde_json::Value::Object(link.details.clone()).to_string();
+        conn.prepare_cached(&insert_link)
+            .and_then(|mut insert| {
+                insert.execute((
+                    message_id,
+                    link.attachment_id,
+                    start + i as i64,
+                    &link.class_name,
+                    details,
+                ))
+            })
+            .map_err(driver_error)?;
+        conn.prepare_cached(FIRST_MESSAGE)
+            .and_then(|mut first| {
+                first.execute((message_id, room_id, now_ms(), link.attachment_id))
+            })
+            .map_err(driver_error)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::SqliteStore;
+    use hangar_core::jobs::JobStore;
+    use hangar_core::model::{NewAttachment, Role};
+    use hangar_core::store::{AttachmentStore, BlobLifecycleStore, IdentityStore};
+    use hangar_core::AttachmentState;
+
+    fn upload(uploader: i64, content_type: &str, sha: char) -> NewAttachment {
+        NewAttachment {
+            id: hangar_core::ids::random_id(),
+            uploader_id: uploader,
+            file_name: "f".into(),
+            content_type: content_type.into(),
+            size: 4,
+            sha256: sha.to_string().repeat(64),
+            state: AttachmentState::ReadyForDownloadFromServerToClient,
+            media_context: None,
+            stores_blob: true,
+            pin: Some(format!("pin-{sha}")),
+        }
+    }
+
+    /// The group writer wakes this process's job runners after a batch that queued a job (an
+    /// image's previews), and not after one that queued none, which before woke them to look for
+    /// due jobs after every upload. The record itself is what the pool reads back.
+    #[tokio::test]
+    async fn only_records_that_queue_jobs_wake_the_job_runners() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("hangar.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let alice = store
+            .create_member("alice", "h", "Alice", Role::Member)
+            .await
+            .unwrap();
+        let mut signal = store.job_signal();
+        signal.mark_unchanged();
+        let later = hangar_core::now_ms() + 60_000;
+
+        let plain = upload(alice.id, "application/octet-stream", 'a');
+        assert!(store.pin_blob("pin-a", &plain.sha256, later).await.unwrap());
+        let stored = store
+            .create_attachments(std::slice::from_ref(&plain), None, None)
+            .await
+            .unwrap();
+        assert!(!signal.has_changed().unwrap());
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].id, plain.id);
+        assert_eq!(stored[0].sha256.as_deref(), Some(&*plain.sha256));
+        // The row read back in the writer's transaction is the row the pool reads.
+        let read = store.attachment(plain.id).await.unwrap().unwrap();
+        assert_eq!(format!("{read:?}"), format!("{:?}", stored[0]));
+        assert_eq!(store.due_jobs("make-previews", later).await.unwrap(), 0);
+
+        let image = upload(alice.id, "image/png", 'b');
+        store
+            .create_attachments(std::slice::from_ref(&image), None, None)
+            .await
+            .unwrap();
+        assert!(signal.has_changed().unwrap());
+        assert_eq!(store.due_jobs("make-previews", later).await.unwrap(), 1);
+        store.close().await;
+    }
+}
