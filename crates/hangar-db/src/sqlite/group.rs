@@ -183,10 +183,7 @@ fn open(filename: &Path) -> Result<Connection, rusqlite::Error> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let in_memory = filename
-        .to_str()
-        .is_some_and(|name| name.starts_with("file:sqlx-in-memory-"));
-    if in_memory {
+    if super::in_memory(filename) {
         flags |= OpenFlags::SQLITE_OPEN_MEMORY | OpenFlags::SQLITE_OPEN_SHARED_CACHE;
     }
     let conn = Connection::open_with_flags(filename, flags)?;

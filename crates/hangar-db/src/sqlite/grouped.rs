@@ -298,4 +298,44 @@ mod tests {
         assert_eq!(store.due_jobs("make-previews", later).await.unwrap(), 1);
         store.close().await;
     }
+
+    /// `sqlite::memory:` is one in-memory database, shared by the pool and the writer's own
+    /// connection, and no file: sqlx names it `file:sqlx-in-memory-N`, which the store once took
+    /// for a path and created (with its cache-epoch file) in the working directory.
+    #[tokio::test]
+    async fn an_in_memory_database_is_shared_with_the_writer_and_leaves_no_file() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let alice = store
+            .create_member("alice", "h", "Alice", Role::Member)
+            .await
+            .unwrap();
+        let a = upload(alice.id, "application/octet-stream", 'c');
+        store
+            .create_attachments(std::slice::from_ref(&a), None, None)
+            .await
+            .unwrap();
+        let read = store.attachment(a.id).await.unwrap().unwrap();
+        assert_eq!((read.id, read.size), (a.id, 4));
+        let strays: Vec<_> = std::fs::read_dir(".")
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("file:sqlx-in-memory")
+            })
+            .map(|e| e.file_name())
+            .collect();
+        assert!(
+            strays.is_empty(),
+            "files made for an in-memory database: {strays:?}"
+        );
+        assert_eq!(
+            SqliteStore::probe("sqlite::memory:").await.unwrap(),
+            super::super::Probe::Missing {
+                path: ":memory:".into()
+            }
+        );
+        store.close().await;
+    }
 }

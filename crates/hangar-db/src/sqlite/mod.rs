@@ -102,7 +102,7 @@ impl SqliteStore {
     async fn open_with(url: &str, create: bool) -> Result<Self, OpenError> {
         let options = connect_options(url)?;
         let path = options.get_filename().display().to_string();
-        let is_memory = path == ":memory:";
+        let is_memory = in_memory(options.get_filename());
         if !create && !is_memory && !options.get_filename().exists() {
             return Err(OpenError::Missing { path });
         }
@@ -220,7 +220,12 @@ impl SqliteStore {
         use sqlx::{ConnectOptions, Connection};
         let options = connect_options(url)?;
         let path = options.get_filename().to_path_buf();
-        if path.as_os_str() == ":memory:" || !path.exists() {
+        if in_memory(&path) {
+            return Ok(Probe::Missing {
+                path: ":memory:".into(),
+            });
+        }
+        if !path.exists() {
             return Ok(Probe::Missing { path });
         }
         let open_error = |e: sqlx::Error| OpenError::Open {
@@ -277,7 +282,7 @@ impl SqliteStore {
     pub fn database_exists(url: &str) -> Result<bool, OpenError> {
         let options = connect_options(url)?;
         let path = options.get_filename();
-        Ok(path.as_os_str() == ":memory:" || path.exists())
+        Ok(in_memory(path) || path.exists())
     }
 
     /// Writes a consistent copy of the whole database to `path` (a new file), while other
@@ -334,6 +339,16 @@ impl SqliteStore {
         self.signal_jobs();
         Ok(())
     }
+}
+
+/// Whether sqlx opens `path` (its options' file name) as an in-memory database: its URL parser names
+/// the database of `sqlite::memory:` `file:sqlx-in-memory-N`, which is no file to create, protect
+/// or watch.
+pub(crate) fn in_memory(path: &std::path::Path) -> bool {
+    path.as_os_str() == ":memory:"
+        || path
+            .to_str()
+            .is_some_and(|name| name.starts_with("file:sqlx-in-memory-"))
 }
 
 /// The database file, and its `-wal` and `-shm` files when present, readable by the server only
