@@ -81,7 +81,7 @@ impl Ingest {
 
     /// Pins the staged bytes' blob and makes them durable under their hash.
     pub async fn commit(&self, staged: StagedBlob) -> Result<Committed, IngestError> {
-        let pin = hex::encode(rand::random::<[u8; 16]>());
+        let pin = hangar_core::ids::time_ordered_key();
         let deadline = tokio::time::Instant::now() + PIN_PATIENCE;
         let mut staged = staged;
         loop {

@@ -11,6 +11,17 @@ pub fn random_id() -> i64 {
     rand::thread_rng().gen_range(1..ID_LIMIT) as i64
 }
 
+/// A unique key of 32 hex digits that sorts by creation time: the milliseconds since 1970 (12
+/// digits), then 80 random bits. For rows written on every upload (events, blob pins) whose key is
+/// only looked up, never guessed: a new row then lands at the end of its index, where the last
+/// rows' page already is, instead of on a random page of its own that each commit writes to the
+/// WAL (and each checkpoint again to the database file).
+pub fn time_ordered_key() -> String {
+    let ms = crate::now_ms().clamp(0, (1 << 48) - 1) as u64;
+    let random: [u8; 10] = rand::thread_rng().gen();
+    format!("{ms:012x}{}", hex::encode(random))
+}
+
 /// A space id such as `space_k3v9x2m1q8`.
 pub fn random_space_id() -> String {
     format!("space_{}", random_alnum(12))
@@ -76,6 +87,22 @@ pub fn valid_project_key(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_ordered_keys_are_hex_unique_and_sort_by_time() {
+        let first = time_ordered_key();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let keys: Vec<String> = (0..1000).map(|_| time_ordered_key()).collect();
+        for key in &keys {
+            assert_eq!(key.len(), 32);
+            assert!(key
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            assert!(*key > first, "{key} sorts before {first}");
+        }
+        let unique: std::collections::BTreeSet<&String> = keys.iter().collect();
+        assert_eq!(unique.len(), keys.len());
+    }
 
     #[test]
     fn ids_are_positive_and_json_safe() {

@@ -111,7 +111,7 @@ pub(crate) async fn record_event(
     actor_id: Option<i64>,
     payload: serde_json::Value,
 ) -> StoreResult<()> {
-    let id = hex::encode(rand::random::<[u8; 16]>());
+    let id = hangar_core::ids::time_ordered_key();
     // An event that no application can receive (no subscription exists when it is committed) is
     // recorded as dispatched: no job to claim, run and complete for it, which on a busy upload
     // path was several write transactions per upload beside the upload's own

@@ -49,7 +49,7 @@ pub(crate) fn blob_busy() -> StoreError {
 
 /// A new event's id.
 pub(crate) fn event_id() -> String {
-    hex::encode(rand::random::<[u8; 16]>())
+    hangar_core::ids::time_ordered_key()
 }
 
 /// One more reference to a blob (creating its row at the first), dropping the upload's pin that
