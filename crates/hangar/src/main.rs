@@ -7,13 +7,6 @@ use hangar::config::LogFormat;
 use hangar::{admin, client, config, log_output, probe, serve};
 use std::io::IsTerminal;
 
-/// mimalloc rather than glibc's allocator: a request allocates and frees many small buffers across
-/// both worker threads (hyper's read buffer, header maps, the response), and glibc's arenas spend
-/// about a tenth of a 4 KiB download's CPU in `malloc`, `free` and the consolidation of freed
-/// chunks (docs/performance.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "hangar",
