@@ -6,5 +6,6 @@ pub mod client;
 pub mod config;
 pub mod log_output;
 pub mod probe;
+pub mod send_watch;
 pub mod serve;
 pub mod startup;

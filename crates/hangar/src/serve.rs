@@ -406,9 +406,9 @@ impl ConnectionLimits {
 /// header-read time-out, which lets slow clients hold connections open forever. A connection holds
 /// one of `max_connections` places from its accept to its end: with none free, the loop stops
 /// accepting (the kernel queues new connections, and refuses them once its queue is full) instead of
-/// spending a descriptor on each. Its socket fails a write that waits longer than `send_timeout`, so
-/// a client that stops reading a response lets go of the connection and of whatever the response
-/// holds (a file, a database connection). A connection on which no request starts for `idle_timeout`
+/// spending a descriptor on each. A connection whose writes wait longer than `send_timeout` is
+/// ended (checked every quarter of it, see `send_watch`), so a client that stops reading a response
+/// lets go of the connection and of whatever the response holds (a file, a database connection). A connection on which no request starts for `idle_timeout`
 /// is shut down gracefully: an HTTP/2 client gets a GOAWAY (streams under way finish), an HTTP/1
 /// keep-alive connection is closed. hyper has no idle time-out for HTTP/2 connections (its pings
 /// only find dead peers), so each connection's task watches the time of its last request.
@@ -450,9 +450,9 @@ async fn serve_connections(
                     }
                 };
                 let _ = socket.set_nodelay(true);
-                let mut socket = tokio_io_timeout::TimeoutStream::new(socket);
-                socket.set_write_timeout(Some(limits.send_timeout));
                 let opened = std::time::Instant::now();
+                let stall = crate::send_watch::Stall::new(opened);
+                let socket = crate::send_watch::Watched::new(socket, stall.clone());
                 // Milliseconds from `opened` to the connection's latest request.
                 let last_request = Arc::new(std::sync::atomic::AtomicU64::new(0));
                 let seen = last_request.clone();
@@ -471,10 +471,11 @@ async fn serve_connections(
                     )
                     .into_owned();
                 let mut stopped = stopped.clone();
-                let idle = limits.idle_timeout;
+                let (idle, send_timeout) = (limits.idle_timeout, limits.send_timeout);
                 tokio::spawn(async move {
                     let mut connection = std::pin::pin!(connection);
-                    let mut tick = tokio::time::interval((idle / 4).max(Duration::from_millis(250)));
+                    let period = (idle.min(send_timeout) / 4).max(Duration::from_millis(250));
+                    let mut tick = tokio::time::interval(period);
                     let mut closing = false;
                     loop {
                         tokio::select! {
@@ -488,7 +489,17 @@ async fn serve_connections(
                                 connection.as_mut().graceful_shutdown();
                                 closing = true;
                             }
-                            _ = tick.tick(), if !closing => {
+                            _ = tick.tick() => {
+                                let waited = stall.waiting();
+                                if !waited.is_zero() && waited >= send_timeout {
+                                    // Dropping the connection closes the socket, and lets go of
+                                    // whatever its responses hold.
+                                    tracing::debug!("connection ended: the client took no data for {send_timeout:?}");
+                                    break;
+                                }
+                                if closing {
+                                    continue;
+                                }
                                 let last = last_request.load(std::sync::atomic::Ordering::Relaxed);
                                 let quiet = opened.elapsed().saturating_sub(Duration::from_millis(last));
                                 if quiet >= idle {
