@@ -6,11 +6,12 @@
 //! so that no upload creates a directory. Stores written by earlier versions keep their blobs at
 //! `ab/cd/abcd…`: those are read, listed, deduplicated against and deleted where they are.
 
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{mpsc, oneshot};
 
 /// The names of the shard directories: `00` to `ff`.
 pub(super) fn shard_names() -> impl Iterator<Item = String> {
@@ -49,25 +50,42 @@ pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// One staged file to put in place, and what became of it.
-struct Placement {
-    temp: PathBuf,
-    target: PathBuf,
-    legacy: PathBuf,
-    /// The file as it was written, when its data is not durable yet (the batch makes it so before
-    /// the rename). The descriptor that wrote it: an `fdatasync` through it reports any write-back
-    /// error since, where a descriptor opened later might not.
-    unsynced: Option<File>,
-    outcome: Mutex<Option<io::Result<()>>>,
+/// What a placement puts in place.
+pub(super) enum Content {
+    /// A staged temporary file. `unsynced`: the file as it was written, when its data is not
+    /// durable yet (the batch makes it so before the rename): the descriptor that wrote it, so that
+    /// an `fdatasync` through it reports any write-back error since, where a descriptor opened
+    /// later might not.
+    Staged {
+        temp: PathBuf,
+        unsynced: Option<File>,
+    },
+    /// A small body still in memory (`local::IN_MEMORY`): the batch writes it into a temporary of
+    /// its own, unless the blob is stored already.
+    Bytes(Vec<Bytes>),
 }
 
-/// Puts staged files in place for many uploads at once. Each caller (on a blocking thread) queues
-/// its file, then waits for the leader's lock; whoever holds it takes every file queued meanwhile
-/// and, in order: makes the data of the files not synced yet durable, renames them all, makes the
-/// renames durable, and answers them all. So while one batch waits for the disk the next one
-/// gathers.
+/// One blob to put in place, and where its answer goes.
+struct Placement {
+    content: Content,
+    target: PathBuf,
+    legacy: PathBuf,
+    reply: oneshot::Sender<io::Result<()>>,
+}
+
+/// Placements waiting for the placer before senders wait too.
+const QUEUE: usize = 4096;
+
+/// Puts blobs in place for many uploads at once, on a thread of its own: it takes every placement
+/// queued while it worked and, in order: writes the small bodies sent in memory (each into a
+/// temporary of its own), makes the data of the files not synced yet durable, renames them all,
+/// makes the renames durable, and answers them all. So while one batch waits for the disk the next
+/// one gathers, and an upload's task waits for its answer without holding a thread (it held a
+/// blocking thread for the write of its temporary and another for its place in the batch before:
+/// with 32 clients, those threads' sleeps and wake-ups were a fifth of the CPU time of a 4 KiB
+/// upload, see docs/performance.md).
 ///
-/// On Linux each of the two steps is one `syncfs(2)` of the store's file system when it serves
+/// On Linux each of the two flushes is one `syncfs(2)` of the store's file system when it serves
 /// more than one file or directory, instead of an `fdatasync` per file and an `fsync` per shard
 /// directory: on the 4 KiB upload path those were most of the system time (each a device flush).
 /// `syncfs` reports a write-back error of any file of the file system once, to the first call
@@ -75,26 +93,21 @@ struct Placement {
 /// failure the placer refuses every later placement until the server restarts (as PostgreSQL
 /// does after a failed `fsync`): an error reported to one batch may have been another file's,
 /// and no later success could be trusted.
-#[derive(Default)]
 pub(super) struct Placer {
-    queue: Mutex<Vec<Arc<Placement>>>,
-    leader: Mutex<Leader>,
+    root: PathBuf,
+    queue: mpsc::Sender<Placement>,
 }
 
-/// What the batch leader keeps between batches.
-#[derive(Default)]
+/// What the placer's thread keeps between batches.
 struct Leader {
+    root: PathBuf,
     /// The store's root, opened once (see `Placer` on why it stays open).
-    root: Option<File>,
+    opened: Option<File>,
     /// The first flush failure: every placement after it fails.
     failed: Option<String>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// The same error for every upload that shared a failed directory sync.
+/// The same error for every upload that shared a failed flush.
 fn copy_error(e: &io::Error) -> io::Error {
     match e.raw_os_error() {
         Some(code) => io::Error::from_raw_os_error(code),
@@ -102,94 +115,203 @@ fn copy_error(e: &io::Error) -> io::Error {
     }
 }
 
+fn stopped() -> io::Error {
+    io::Error::other("the blob store's placer stopped")
+}
+
 impl Placer {
-    /// Renames `temp` to the blob's place under `root` (or removes it when the blob is there
-    /// already) and returns once that is durable. Blocking.
-    /// `unsynced`: the file as written, when its data is not durable yet.
-    pub(super) fn place(
-        &self,
-        root: &Path,
-        temp: PathBuf,
-        sha256: &str,
-        unsynced: Option<File>,
-    ) -> io::Result<()> {
-        let placement = Arc::new(Placement {
-            temp,
-            target: blob_path(root, sha256),
-            legacy: legacy_path(root, sha256),
-            unsynced,
-            outcome: Mutex::new(None),
-        });
-        lock(&self.queue).push(placement.clone());
-        let mut leader = lock(&self.leader);
-        // A leader takes only queued files and answers all it took before it lets go: either
-        // ours was answered, or it is still queued and this thread leads the next batch.
-        if let Some(outcome) = lock(&placement.outcome).take() {
-            return outcome;
+    /// Starts the placer of the store at `root`; its thread ends once the placer is dropped and
+    /// what was queued is placed.
+    pub(super) fn start(root: &Path) -> io::Result<Placer> {
+        let (queue, placements) = mpsc::channel(QUEUE);
+        let leader = Leader {
+            root: root.to_path_buf(),
+            opened: None,
+            failed: None,
+        };
+        std::thread::Builder::new()
+            .name("hangar-placer".into())
+            .spawn(move || run(leader, placements))?;
+        Ok(Placer {
+            root: root.to_path_buf(),
+            queue,
+        })
+    }
+
+    /// Puts `content` in place as the blob `sha256` (or drops it when the blob is there already)
+    /// and returns once that is durable.
+    pub(super) async fn place(&self, content: Content, sha256: &str) -> io::Result<()> {
+        let (reply, answer) = oneshot::channel();
+        let placement = Placement {
+            content,
+            target: blob_path(&self.root, sha256),
+            legacy: legacy_path(&self.root, sha256),
+            reply,
+        };
+        if let Err(refused) = self.queue.send(placement).await {
+            discard(refused.0.content);
+            return Err(stopped());
         }
-        let batch = std::mem::take(&mut *lock(&self.queue));
-        place_batch(&mut leader, root, &batch);
-        let outcome = lock(&placement.outcome).take();
-        outcome.unwrap_or_else(|| Err(io::Error::other("the blob was not placed")))
+        answer.await.unwrap_or_else(|_| Err(stopped()))
     }
 }
 
-/// Answers every placement of `placed` with `result` (the same error for each).
-fn answer<'a>(placed: impl IntoIterator<Item = &'a Placement>, result: &io::Result<()>) {
-    for p in placed {
-        *lock(&p.outcome) = Some(match result {
-            Ok(()) => Ok(()),
-            Err(e) => Err(copy_error(e)),
-        });
+/// Removes the temporary of a placement that will not be placed.
+fn discard(content: Content) {
+    if let Content::Staged { temp, .. } = content {
+        let _ = fs::remove_file(temp);
     }
 }
 
-fn place_batch(leader: &mut Leader, root: &Path, batch: &[Arc<Placement>]) {
-    let fail = |batch: &[Arc<Placement>], e: &io::Error| {
-        for p in batch {
-            let _ = fs::remove_file(&p.temp);
+fn run(mut leader: Leader, mut placements: mpsc::Receiver<Placement>) {
+    while let Some(first) = placements.blocking_recv() {
+        let mut batch = vec![first];
+        while let Ok(next) = placements.try_recv() {
+            batch.push(next);
         }
-        answer(batch.iter().map(|p| &**p), &Err(copy_error(e)));
-    };
+        place_batch(&mut leader, batch);
+    }
+}
+
+/// A placement on its way through a batch.
+struct Placing {
+    temp: Option<PathBuf>,
+    unsynced: Option<File>,
+    target: PathBuf,
+    legacy: PathBuf,
+    reply: oneshot::Sender<io::Result<()>>,
+    /// The directory whose sync makes the placement durable, once it is in place.
+    dir: Option<PathBuf>,
+}
+
+fn place_batch(leader: &mut Leader, batch: Vec<Placement>) {
     if let Some(why) = &leader.failed {
         let e = io::Error::other(format!(
             "an earlier flush of the blob store failed ({why}); restart the server once the disk is checked"
         ));
-        return fail(batch, &e);
+        for p in batch {
+            discard(p.content);
+            let _ = p.reply.send(Err(copy_error(&e)));
+        }
+        return;
     }
-    // 1. The data of the files written without a sync of their own.
-    let unsynced: Vec<&File> = batch.iter().filter_map(|p| p.unsynced.as_ref()).collect();
-    if let Err(e) = flush_files(leader, root, &unsynced) {
-        return fail(batch, &e);
-    }
-    // 2. The renames.
-    let mut dirs: HashMap<PathBuf, Vec<&Placement>> = HashMap::new();
+    // 1. The bodies sent in memory, written into temporaries (none for a blob stored already).
+    let mut placing = Vec::with_capacity(batch.len());
     for p in batch {
-        match put_in_place(p) {
-            Ok(dir) => dirs.entry(dir).or_default().push(p),
-            Err(e) => {
-                let _ = fs::remove_file(&p.temp);
-                *lock(&p.outcome) = Some(Err(e));
+        let (temp, unsynced, dir) = match p.content {
+            Content::Staged { temp, unsynced } => (Some(temp), unsynced, None),
+            Content::Bytes(chunks) => match stored(&p.target, &p.legacy) {
+                Some(dir) => (None, None, Some(dir)),
+                None => match write_temporary(&leader.root, &chunks) {
+                    Ok((temp, file)) => (Some(temp), Some(file), None),
+                    Err(e) => {
+                        let _ = p.reply.send(Err(e));
+                        continue;
+                    }
+                },
+            },
+        };
+        placing.push(Placing {
+            temp,
+            unsynced,
+            target: p.target,
+            legacy: p.legacy,
+            reply: p.reply,
+            dir,
+        });
+    }
+    // 2. The data of the files written without a sync of their own.
+    let unsynced: Vec<&File> = placing.iter().filter_map(|p| p.unsynced.as_ref()).collect();
+    if let Err(e) = flush_files(leader, &unsynced) {
+        for p in placing {
+            if let Some(temp) = &p.temp {
+                let _ = fs::remove_file(temp);
+            }
+            let _ = p.reply.send(Err(copy_error(&e)));
+        }
+        return;
+    }
+    // 3. The renames.
+    let mut placed = Vec::with_capacity(placing.len());
+    for mut p in placing {
+        if let Some(temp) = p.temp.take() {
+            match put_in_place(&temp, &p.target, &p.legacy) {
+                Ok(dir) => p.dir = Some(dir),
+                Err(e) => {
+                    let _ = fs::remove_file(&temp);
+                    let _ = p.reply.send(Err(e));
+                    continue;
+                }
+            }
+        }
+        placed.push(p);
+    }
+    // 4. The renames made durable: one flush of the file system, or each directory's sync.
+    let mut dirs: HashMap<PathBuf, Vec<Placing>> = HashMap::new();
+    for p in placed {
+        let dir = p.dir.clone().unwrap_or_else(|| leader.root.clone());
+        dirs.entry(dir).or_default().push(p);
+    }
+    if dirs.len() > 1 && cfg!(target_os = "linux") {
+        let flushed = flush_all(leader);
+        for p in dirs.into_values().flatten() {
+            let _ = p
+                .reply
+                .send(flushed.as_ref().map(|_| ()).map_err(copy_error));
+        }
+    } else {
+        for (dir, placed) in dirs {
+            let synced = sync_dir(&dir);
+            for p in placed {
+                let _ = p
+                    .reply
+                    .send(synced.as_ref().map(|_| ()).map_err(copy_error));
             }
         }
     }
-    // 3. The renames made durable: one flush of the file system, or each directory's sync.
-    if dirs.len() > 1 && cfg!(target_os = "linux") {
-        let flushed = flush_all(leader, root);
-        answer(dirs.into_values().flatten(), &flushed);
-    } else {
-        for (dir, placed) in dirs {
-            answer(placed, &sync_dir(&dir));
+}
+
+/// The directory of the stored copy of a blob, when it is stored already (in either layout).
+fn stored(target: &Path, legacy: &Path) -> Option<PathBuf> {
+    [target, legacy]
+        .into_iter()
+        .find(|path| path.exists())
+        .map(parent)
+}
+
+fn parent(path: &Path) -> PathBuf {
+    path.parent()
+        .expect("blob paths have a shard directory")
+        .to_path_buf()
+}
+
+/// A body sent in memory, written into a new temporary (not synced: its batch syncs it). The
+/// temporary lives only while its batch runs, too short for a sweep (which takes temporaries an
+/// hour old, or all of them before the server serves), so it is not locked as staged files are.
+fn write_temporary(root: &Path, chunks: &[Bytes]) -> io::Result<(PathBuf, File)> {
+    let name: [u8; 16] = rand::random();
+    let temp = root.join("tmp").join(format!("{}.part", hex::encode(name)));
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    // Only the server reads the bytes: no group or other bits, whatever the umask.
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&temp)?;
+    let written = chunks.iter().try_for_each(|chunk| file.write_all(chunk));
+    match written {
+        Ok(()) => Ok((temp, file)),
+        Err(e) => {
+            let _ = fs::remove_file(&temp);
+            Err(e)
         }
     }
 }
 
 /// Makes the data of `files` durable: one flush of the file system for several, else each file's
 /// own `fdatasync`.
-fn flush_files(leader: &mut Leader, root: &Path, files: &[&File]) -> io::Result<()> {
+fn flush_files(leader: &mut Leader, files: &[&File]) -> io::Result<()> {
     match files {
         [] => Ok(()),
-        _ if files.len() > 1 && cfg!(target_os = "linux") => flush_all(leader, root),
+        _ if files.len() > 1 && cfg!(target_os = "linux") => flush_all(leader),
         each => each.iter().try_for_each(|file| file.sync_data()),
     }
 }
@@ -197,11 +319,11 @@ fn flush_files(leader: &mut Leader, root: &Path, files: &[&File]) -> io::Result<
 /// Everything written to the store's file system made durable (`syncfs`; Linux only, the callers
 /// sync each file and directory elsewhere). A failure is kept: every later placement fails (see
 /// `Placer`).
-fn flush_all(leader: &mut Leader, root: &Path) -> io::Result<()> {
+fn flush_all(leader: &mut Leader) -> io::Result<()> {
     let flushed = (|| {
-        let dir = match &leader.root {
+        let dir = match &leader.opened {
             Some(dir) => dir,
-            None => leader.root.insert(File::open(root)?),
+            None => leader.opened.insert(File::open(&leader.root)?),
         };
         sync_fs(dir)
     })();
@@ -225,89 +347,140 @@ fn sync_fs(dir: &File) -> io::Result<()> {
 }
 
 /// Renames one staged file to its place; returns the directory whose sync makes that durable.
-fn put_in_place(p: &Placement) -> io::Result<PathBuf> {
-    let parent = |path: &Path| {
-        path.parent()
-            .expect("blob paths have a shard directory")
-            .to_path_buf()
-    };
+fn put_in_place(temp: &Path, target: &Path, legacy: &Path) -> io::Result<PathBuf> {
     // Same hash, same bytes: the stored copy serves. Its rename may not be durable yet (another
     // upload's batch may be between rename and sync): the sync of its directory makes sure.
-    for stored in [&p.target, &p.legacy] {
-        if stored.exists() {
-            fs::remove_file(&p.temp)?;
-            return Ok(parent(stored));
-        }
+    if let Some(dir) = stored(target, legacy) {
+        fs::remove_file(temp)?;
+        return Ok(dir);
     }
-    fs::rename(&p.temp, &p.target)?;
-    Ok(parent(&p.target))
+    fs::rename(temp, target)?;
+    Ok(parent(target))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn concurrent_placements_are_all_answered_and_all_in_place() {
+    fn store() -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        create_shards(root).unwrap();
+        let root = dir.path().to_path_buf();
+        create_shards(&root).unwrap();
         fs::create_dir(root.join("tmp")).unwrap();
-        let placer = Arc::new(Placer::default());
-        let threads: Vec<_> = (0..32u32)
+        (dir, root)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_placements_are_all_answered_and_all_in_place() {
+        let (_dir, root) = store();
+        let placer = std::sync::Arc::new(Placer::start(&root).unwrap());
+        let tasks: Vec<_> = (0..48u32)
             .map(|n| {
-                let (placer, root) = (placer.clone(), root.to_path_buf());
-                std::thread::spawn(move || {
-                    // Four distinct contents, eight uploads of each.
+                let (placer, root) = (placer.clone(), root.clone());
+                tokio::spawn(async move {
+                    // Four distinct contents, twelve uploads of each.
+                    let body = format!("content {}", n % 4);
                     let sha = format!("{:02x}", n % 4).repeat(32);
-                    let temp = root.join("tmp").join(format!("{n}.part"));
-                    fs::write(&temp, format!("content {}", n % 4)).unwrap();
-                    // Half of them written without a sync: their batch flushes them.
-                    let unsynced = (n % 2 == 0).then(|| File::open(&temp).unwrap());
-                    placer.place(&root, temp, &sha, unsynced).unwrap();
-                    sha
+                    let content = match n % 3 {
+                        // Sent in memory.
+                        0 => Content::Bytes(vec![Bytes::from(body.clone())]),
+                        // Staged, written without a sync: the batch flushes it.
+                        1 | 2 => {
+                            let temp = root.join("tmp").join(format!("{n}.part"));
+                            fs::write(&temp, &body).unwrap();
+                            let unsynced = (n % 3 == 1).then(|| File::open(&temp).unwrap());
+                            Content::Staged { temp, unsynced }
+                        }
+                        _ => unreachable!(),
+                    };
+                    placer.place(content, &sha).await.unwrap();
+                    (sha, body)
                 })
             })
             .collect();
-        for t in threads {
-            let sha = t.join().unwrap();
-            assert!(blob_path(root, &sha).is_file());
+        for t in tasks {
+            let (sha, body) = t.await.unwrap();
+            assert_eq!(fs::read_to_string(blob_path(&root, &sha)).unwrap(), body);
         }
         assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 0);
     }
 
-    #[test]
-    fn after_a_failed_flush_every_placement_fails_and_leaves_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        create_shards(root).unwrap();
-        let placer = Placer::default();
-        lock(&placer.leader).failed = Some("EIO".into());
+    #[tokio::test]
+    async fn after_a_failed_flush_every_placement_fails_and_leaves_nothing() {
+        let (_dir, root) = store();
         let temp = root.join("a.part");
         fs::write(&temp, b"a").unwrap();
         let sha = "cd".repeat(32);
-        let unsynced = Some(File::open(&temp).unwrap());
-        let e = placer
-            .place(root, temp.clone(), &sha, unsynced)
-            .unwrap_err();
-        assert!(e.to_string().contains("EIO"), "{e}");
-        assert!(!temp.exists() && !blob_path(root, &sha).exists());
+        let (reply, answer) = oneshot::channel();
+        let mut leader = Leader {
+            root: root.clone(),
+            opened: None,
+            failed: Some("EIO".into()),
+        };
+        let staged = Placement {
+            content: Content::Staged {
+                temp: temp.clone(),
+                unsynced: Some(File::open(&temp).unwrap()),
+            },
+            target: blob_path(&root, &sha),
+            legacy: legacy_path(&root, &sha),
+            reply,
+        };
+        let (reply, in_memory) = oneshot::channel();
+        let other = "ef".repeat(32);
+        let sent = Placement {
+            content: Content::Bytes(vec![Bytes::from_static(b"b")]),
+            target: blob_path(&root, &other),
+            legacy: legacy_path(&root, &other),
+            reply,
+        };
+        place_batch(&mut leader, vec![staged, sent]);
+        for answer in [answer, in_memory] {
+            let e = answer.await.unwrap().unwrap_err();
+            assert!(e.to_string().contains("EIO"), "{e}");
+        }
+        assert!(!temp.exists() && !blob_path(&root, &sha).exists());
+        assert!(!blob_path(&root, &other).exists());
+        assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 0);
     }
 
-    #[test]
-    fn a_blob_in_the_old_layout_is_not_written_again() {
+    #[tokio::test]
+    async fn a_blob_in_the_old_layout_is_not_written_again() {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
+        let root = dir.path().to_path_buf();
         let sha = "ab".repeat(32);
-        fs::create_dir_all(legacy_path(root, &sha).parent().unwrap()).unwrap();
-        fs::write(legacy_path(root, &sha), b"old").unwrap();
-        create_shards(root).unwrap();
+        fs::create_dir_all(legacy_path(&root, &sha).parent().unwrap()).unwrap();
+        fs::write(legacy_path(&root, &sha), b"old").unwrap();
+        create_shards(&root).unwrap();
+        fs::create_dir(root.join("tmp")).unwrap();
+        let placer = Placer::start(&root).unwrap();
         let temp = root.join("new.part");
         fs::write(&temp, b"old").unwrap();
-        Placer::default()
-            .place(root, temp.clone(), &sha, None)
-            .unwrap();
-        assert!(!temp.exists() && !blob_path(root, &sha).exists());
-        assert_eq!(fs::read(legacy_path(root, &sha)).unwrap(), b"old");
+        let staged = Content::Staged {
+            temp: temp.clone(),
+            unsynced: None,
+        };
+        placer.place(staged, &sha).await.unwrap();
+        let sent = Content::Bytes(vec![Bytes::from_static(b"old")]);
+        placer.place(sent, &sha).await.unwrap();
+        assert!(!temp.exists() && !blob_path(&root, &sha).exists());
+        assert_eq!(fs::read(legacy_path(&root, &sha)).unwrap(), b"old");
+        assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_body_sent_in_memory_lands_whole_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_dir, root) = store();
+        let placer = Placer::start(&root).unwrap();
+        let sha = "12".repeat(32);
+        let chunks = vec![Bytes::from_static(b"first "), Bytes::from_static(b"second")];
+        placer.place(Content::Bytes(chunks), &sha).await.unwrap();
+        let path = blob_path(&root, &sha);
+        assert_eq!(fs::read(&path).unwrap(), b"first second");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }
