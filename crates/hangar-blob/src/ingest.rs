@@ -82,46 +82,84 @@ impl Ingest {
     /// Pins the staged bytes' blob and makes them durable under their hash.
     pub async fn commit(&self, staged: StagedBlob) -> Result<Committed, IngestError> {
         let pin = hangar_core::ids::time_ordered_key();
-        let deadline = tokio::time::Instant::now() + PIN_PATIENCE;
-        let mut staged = staged;
-        loop {
-            let expires = now_ms() + PIN_TTL.as_millis() as i64;
-            let pinned = match &staged.object_key {
-                None => self.life.pin_blob(&pin, &staged.sha256, expires).await?,
-                Some(key) => {
-                    let size = i64::try_from(staged.size).unwrap_or(i64::MAX);
-                    let sha256 = &staged.sha256;
-                    match self
-                        .life
-                        .pin_blob_object(&pin, sha256, size, expires, key)
-                        .await?
-                    {
-                        PinnedObject::Busy => false,
-                        recorded => {
-                            staged.recorded = Some(recorded);
-                            true
-                        }
-                    }
-                }
-            };
-            if pinned {
-                break;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(IngestError::Busy);
-            }
-            tokio::time::sleep(PIN_RETRY).await;
-        }
         let committed = Committed {
             sha256: staged.sha256.clone(),
             size: staged.size,
             pin,
         };
+        if staged.object_key.is_none() {
+            if let Some(copy) = self.blobs.stand_in(&staged) {
+                return self.commit_while_pinning(staged, copy, committed).await;
+            }
+        }
+        let mut staged = staged;
+        self.pin(&mut staged, &committed.pin).await?;
         if let Err(e) = self.blobs.commit(staged).await {
             self.release(std::slice::from_ref(&committed)).await;
             return Err(e.into());
         }
         Ok(committed)
+    }
+
+    /// `commit` of bytes held in memory, which the store writes while the pin is being taken so
+    /// that the upload waits for the longer of the two, not for both. Until the pin holds, the
+    /// collector may remove the bytes (same content, released earlier, past its grace period): the
+    /// pin fails while it is at work, and once the pin holds, bytes found missing are written again
+    /// from `copy`, safe from then on.
+    async fn commit_while_pinning(
+        &self,
+        staged: StagedBlob,
+        copy: StagedBlob,
+        committed: Committed,
+    ) -> Result<Committed, IngestError> {
+        let sha256 = staged.sha256.clone();
+        let (pinned, placed) = tokio::join!(
+            self.pin_hash(&sha256, &committed.pin),
+            self.blobs.commit(staged)
+        );
+        pinned?;
+        let placed = match placed {
+            Ok(()) => self.blobs.exists(&sha256).await,
+            Err(e) => Err(e),
+        };
+        let kept = match placed {
+            Ok(true) => Ok(()),
+            Ok(false) => self.blobs.commit(copy).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = kept {
+            self.release(std::slice::from_ref(&committed)).await;
+            return Err(e.into());
+        }
+        Ok(committed)
+    }
+
+    /// Pins `staged`'s blob under `pin` (recording its object, if it has one of its own).
+    async fn pin(&self, staged: &mut StagedBlob, pin: &str) -> Result<(), IngestError> {
+        let Some(key) = staged.object_key.clone() else {
+            return self.pin_hash(&staged.sha256, pin).await;
+        };
+        let size = i64::try_from(staged.size).unwrap_or(i64::MAX);
+        let (sha256, key) = (&staged.sha256, &key);
+        let recorded = until_pinned(|expires| async move {
+            let found = self
+                .life
+                .pin_blob_object(pin, sha256, size, expires, key)
+                .await?;
+            Ok((found != PinnedObject::Busy).then_some(found))
+        })
+        .await?;
+        staged.recorded = Some(recorded);
+        Ok(())
+    }
+
+    /// Pins the blob of `sha256` under `pin`.
+    async fn pin_hash(&self, sha256: &str, pin: &str) -> Result<(), IngestError> {
+        until_pinned(|expires| async move {
+            let pinned = self.life.pin_blob(pin, sha256, expires).await?;
+            Ok(pinned.then_some(()))
+        })
+        .await
     }
 
     /// Gives up committed bytes that will not be recorded. Best effort: a pin that cannot be
@@ -149,6 +187,26 @@ impl Ingest {
                 Err(e.into())
             }
         }
+    }
+}
+
+/// Runs `attempt` (given the pin's expiry) until it pins (answers Some), waiting while the
+/// collector deletes the same bytes, for at most `PIN_PATIENCE`.
+async fn until_pinned<T, F, Fut>(mut attempt: F) -> Result<T, IngestError>
+where
+    F: FnMut(i64) -> Fut,
+    Fut: Future<Output = Result<Option<T>, StoreError>>,
+{
+    let deadline = tokio::time::Instant::now() + PIN_PATIENCE;
+    loop {
+        let expires = now_ms() + PIN_TTL.as_millis() as i64;
+        if let Some(pinned) = attempt(expires).await? {
+            return Ok(pinned);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(IngestError::Busy);
+        }
+        tokio::time::sleep(PIN_RETRY).await;
     }
 }
 

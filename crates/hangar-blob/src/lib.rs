@@ -172,6 +172,14 @@ pub trait BlobStore: Send + Sync {
     }
     /// Makes a staged blob durable under its hash (idempotent: identical content is stored once).
     async fn commit(&self, staged: StagedBlob) -> Result<(), BlobError>;
+    /// A second staged blob with the same bytes, when making one costs nothing (bytes held in
+    /// memory, shared): the ingest pipeline then commits the bytes while their pin is being
+    /// taken, and commits the copy should the collector have removed them before the pin held.
+    /// None (the default): the bytes are committed once pinned.
+    fn stand_in(&self, staged: &StagedBlob) -> Option<StagedBlob> {
+        let _ = staged;
+        None
+    }
     /// Lets the store keep each blob's bytes under an object key of its own, recorded in the
     /// database by the ingest pipeline and looked up there by every read and delete (object stores,
     /// where a copy to the content-addressed key would write the bytes twice). Stores that can

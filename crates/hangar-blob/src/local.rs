@@ -407,6 +407,19 @@ impl BlobStore for LocalBlobStore {
             .map_err(BlobError::from)
     }
 
+    fn stand_in(&self, staged: &StagedBlob) -> Option<StagedBlob> {
+        let staging = staged.staging.downcast_ref::<LocalStaging>()?;
+        // `Bytes` are shared: the copy holds the same buffers.
+        let chunks = staging.in_memory.clone()?;
+        let copy = LocalStaging {
+            temp: None,
+            in_memory: Some(chunks),
+            _lock: None,
+            synced: false,
+        };
+        Some(StagedBlob::new(staged.sha256.clone(), staged.size, copy))
+    }
+
     async fn read(&self, sha256: &str, start: u64, len: u64) -> Result<ByteStream, BlobError> {
         if !valid_sha256(sha256) {
             return Err(BlobError::NotFound);
