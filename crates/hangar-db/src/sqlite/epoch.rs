@@ -4,14 +4,22 @@
 //! processes. So a process that changes the database beside the server (the administration
 //! commands, see `SqliteStore::announcing_changes`) writes a new value into a small file beside the
 //! database after its commit, and the serving process reads that value (one `pread` of 16 bytes from
-//! a file it keeps open, in the page cache) before every cache lookup: when it changed, every cache
-//! is emptied. The server's own changes do not need it: they invalidate its caches directly.
+//! a file it keeps open, in the page cache) before a cache lookup: when it changed, every cache is
+//! emptied. The server's own changes do not need it: they invalidate its caches directly.
+//!
+//! A busy server looks at most once per `GATE` (every request would otherwise make one or two more
+//! system calls), and the announcing process waits twice that long after writing: by the time it
+//! goes on (and the command returns), any lookup has either read the new value or is due to.
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a value read stays current for the serving process.
+const GATE: Duration = Duration::from_millis(1);
 
 /// The file beside the database `db`.
 pub(crate) fn path_beside(db: &Path) -> PathBuf {
@@ -27,6 +35,9 @@ pub(crate) struct Epoch {
     seen: Mutex<[u8; 16]>,
     /// Makes each value this process writes differ from its previous one.
     writes: AtomicU64,
+    /// When the file was read last, in nanoseconds since `opened` (taken before the read).
+    read_at: AtomicU64,
+    opened: Instant,
 }
 
 impl Epoch {
@@ -39,16 +50,26 @@ impl Epoch {
             .truncate(false)
             .mode(0o600)
             .open(path_beside(db))?;
+        let opened = Instant::now();
         let seen = read(&file);
         Ok(Epoch {
             file,
             seen: Mutex::new(seen),
             writes: AtomicU64::new(0),
+            read_at: AtomicU64::new(0),
+            opened,
         })
     }
 
-    /// Whether another process announced a change since the last call (or since opening).
+    /// Whether another process announced a change since the last call (or since opening), looking
+    /// at the file at most once per `GATE`.
     pub(crate) fn changed(&self) -> bool {
+        let since_open = u64::try_from(self.opened.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let last = self.read_at.load(Ordering::Relaxed);
+        if since_open.saturating_sub(last) < GATE.as_nanos() as u64 {
+            return false;
+        }
+        self.read_at.store(since_open, Ordering::Relaxed);
         let now = read(&self.file);
         // A poisoned lock only means another thread panicked between two plain assignments.
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
@@ -60,8 +81,15 @@ impl Epoch {
     }
 
     /// Announces a committed change to the serving process: a value no earlier write had (time,
-    /// process id and a counter).
+    /// process id and a counter). Returns once the serving process cannot miss it (see `GATE`):
+    /// a short blocking sleep, acceptable in the administration commands that announce.
     pub(crate) fn announce(&self) -> std::io::Result<()> {
+        self.write_value()?;
+        std::thread::sleep(2 * GATE);
+        Ok(())
+    }
+
+    fn write_value(&self) -> std::io::Result<()> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -97,13 +125,35 @@ mod tests {
         let db = dir.path().join("hangar.db");
         let server = Epoch::open(&db).unwrap();
         let admin = Epoch::open(&db).unwrap();
+        std::thread::sleep(2 * GATE);
         assert!(!server.changed());
         admin.announce().unwrap();
         assert!(server.changed());
+        std::thread::sleep(2 * GATE);
         assert!(!server.changed());
         admin.announce().unwrap();
         admin.announce().unwrap();
         assert!(server.changed());
+        std::thread::sleep(2 * GATE);
         assert!(!server.changed());
+    }
+
+    #[test]
+    fn an_announcement_that_returned_is_never_missed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("hangar.db");
+        let server = Epoch::open(&db).unwrap();
+        let admin = Epoch::open(&db).unwrap();
+        std::thread::sleep(2 * GATE);
+        assert!(!server.changed());
+        // A value written without the wait is seen once the gate has passed.
+        admin.write_value().unwrap();
+        std::thread::sleep(2 * GATE);
+        assert!(server.changed());
+        // An announcement that returned is seen by the very next lookup, however busy the server.
+        for _ in 0..20 {
+            admin.announce().unwrap();
+            assert!(server.changed());
+        }
     }
 }
