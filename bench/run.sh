@@ -48,7 +48,7 @@ fi
 have() { command -v "$1" >/dev/null 2>&1 || [[ -x /usr/sbin/$1 ]]; }
 missing=()
 have nginx || missing+=(nginx)
-for tool in wrk curl jq bc; do
+for tool in wrk curl jq bc python3; do
   have "$tool" || missing+=("$tool")
 done
 if ((${#missing[@]})); then
@@ -155,6 +155,15 @@ cpu_ticks() { # pid... -> user + system clock ticks of those processes so far
 }
 nginx_pids() { echo "$NGINX_PID" $(pgrep -P "$NGINX_PID" || true); }
 us_per_req() { calc "$1 * 1000000 / $CLK_TCK / $2"; } # ticks requests -> µs of CPU per request
+machine_ticks() { # -> "busy total" clock ticks of every CPU so far (/proc/stat; iowait counts as idle)
+  awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit }' /proc/stat
+}
+busy_share() { # "busy total" before, after -> percent of the machine's CPU time that was busy
+  local b0 t0 b1 t1
+  read -r b0 t0 <<<"$1"
+  read -r b1 t1 <<<"$2"
+  calc "100 * ($b1 - $b0) / ($t1 - $t0)"
+}
 
 # ---------------------------------------------------------------------------------------------
 # The machine
@@ -321,6 +330,15 @@ dd_rate() { # extra dd flags... -> MB/s
 DD_CACHE=$(dd_rate)
 DD_SYNC=$(dd_rate conv=fsync)
 log "disk now: dd of the $BIG_LABEL input: $DD_CACHE MB/s into the page cache, $DD_SYNC MB/s with fsync"
+# ext4 without a journal will not reuse an inode deleted in the last 60 s (300 s while its inode
+# table block is not written back) and checks every such inode on each file creation: for minutes
+# after many files were deleted (the cleanup of a previous run: hundreds of thousands), creating
+# files costs several times its usual CPU, for nginx's PUTs as for Hangar's uploads and s3s-fs.
+WORK_DEV=$(basename "$(df --output=source "$WORK" | tail -n 1)")
+if [[ $(cat "/sys/fs/ext4/$WORK_DEV/journal_task" 2>/dev/null) == "<none>" ]]; then
+  log "note: $WORK is on ext4 without a journal; file creation is slow for up to 5 minutes after" \
+    "many deletions (such as a previous run's cleanup): leave 5 minutes between runs"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # 4a. Large upload
@@ -505,11 +523,14 @@ run_upload_wrk() { # target url run-tag -> sets U_TOTAL U_OK U_BAD U_RPS
   fi
   U_TOTAL=$total U_OK=$ok U_BAD=$bad U_RPS=${rps:-0}
 }
+su_busy=()
 su_hangar() {
-  local t0
+  local t0 m0
   sync
   t0=$(cpu_ticks "$HANGAR_PID")
+  m0=$(machine_ticks)
   run_upload_wrk hangar "$H" "r$r"
+  su_busy+=("$(busy_share "$m0" "$(machine_ticks)")")
   check_errors "Hangar 4 KiB upload round $r" "$U_TOTAL" "$U_BAD"
   su_h+=("$U_RPS")
   su_hc+=("$(us_per_req $(($(cpu_ticks "$HANGAR_PID") - t0)) "$U_TOTAL")")
@@ -536,6 +557,12 @@ SU_R=$(calc "$SU_H / $SU_N")
 SU_HC=$(median "${su_hc[@]}")
 SU_NC=$(median "${su_nc[@]}")
 log "  median: Hangar $(fmt "$SU_H" 0) req/s, nginx $(fmt "$SU_N" 0) req/s, ratio $(fmt "$SU_R" 2)"
+log "  the machine's CPUs were $(fmt "$(median "${su_busy[@]}")" 0)% busy during Hangar's rounds (median;" \
+  "server, wrk and the kernel's write-back together)"
+# What the disk allows for small durable files with neither HTTP nor a database, one thread (the
+# floor under the figure above; see bench/floor.py).
+FLOOR=$(python3 "$BENCH_DIR/floor.py" files "$WORK/floor" 32 3 2>&1 | tail -n 1)
+log "  durable floor of this disk: $FLOOR"
 
 # ---------------------------------------------------------------------------------------------
 # 4e. PostgreSQL + S3 only: the same transfers straight against the S3 server, two-stage presigned
