@@ -119,14 +119,22 @@ fn read(file: &File) -> [u8; 16] {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_announcement_of_another_process_is_seen_once() {
+    /// A serving process's epoch and an administration command's on one new database, the first
+    /// one's look at the file done (and past its gate). The directory lives as long as the caller
+    /// keeps it.
+    fn server_and_admin() -> (tempfile::TempDir, Epoch, Epoch) {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("hangar.db");
         let server = Epoch::open(&db).unwrap();
         let admin = Epoch::open(&db).unwrap();
         std::thread::sleep(2 * GATE);
         assert!(!server.changed());
+        (dir, server, admin)
+    }
+
+    #[test]
+    fn an_announcement_of_another_process_is_seen_once() {
+        let (_dir, server, admin) = server_and_admin();
         admin.announce().unwrap();
         assert!(server.changed());
         std::thread::sleep(2 * GATE);
@@ -140,12 +148,7 @@ mod tests {
 
     #[test]
     fn an_announcement_that_returned_is_never_missed() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("hangar.db");
-        let server = Epoch::open(&db).unwrap();
-        let admin = Epoch::open(&db).unwrap();
-        std::thread::sleep(2 * GATE);
-        assert!(!server.changed());
+        let (_dir, server, admin) = server_and_admin();
         // A value written without the wait is seen once the gate has passed.
         admin.write_value().unwrap();
         std::thread::sleep(2 * GATE);
