@@ -150,6 +150,8 @@ pub trait TestStore:
     fn with_grace(self, grace: Duration) -> Self;
     /// With malware scanning of new files on.
     fn scanning(self) -> Self;
+    /// Changes each time this process's job runners are woken.
+    fn job_signal(&self) -> tokio::sync::watch::Receiver<u64>;
 }
 
 #[async_trait]
@@ -166,6 +168,9 @@ impl TestStore for SqliteStore {
     fn scanning(self) -> Self {
         self.with_scanning(true)
     }
+    fn job_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        SqliteStore::job_signal(self)
+    }
 }
 
 #[async_trait]
@@ -181,6 +186,9 @@ impl TestStore for PgStore {
     }
     fn scanning(self) -> Self {
         self.with_scanning(true)
+    }
+    fn job_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        PgStore::job_signal(self)
     }
 }
 

@@ -17,6 +17,9 @@ on_every_backend!(
     usernames_are_unique,
     blob_references_are_counted_and_the_last_one_queues_a_collection,
     pins_keep_bytes_and_a_blob_being_deleted_cannot_be_pinned,
+    a_pin_with_an_object_key_records_the_first_key,
+    uploads_to_a_message_answer_their_linked_rows,
+    only_uploads_that_queue_jobs_wake_the_job_runners,
     jobs_are_claimed_once_and_taken_over_after_their_lease,
     a_unique_job_is_queued_once,
     links_grant_reading_to_channel_and_project_members,
@@ -110,6 +113,139 @@ async fn blob_references_are_counted_and_the_last_one_queues_a_collection<S: Tes
 /// Blob collections queued (due whenever).
 async fn collections<S: TestStore>(s: &S) -> i64 {
     s.due_jobs("collect-blob", i64::MAX).await.unwrap()
+}
+
+async fn a_pin_with_an_object_key_records_the_first_key<S: TestStore>() {
+    let (_d, s) = store::<S>().await;
+    let s = s.with_grace(std::time::Duration::ZERO);
+    let alice = s
+        .create_member("alice", "h", "Alice", Role::Member)
+        .await
+        .unwrap();
+    let later = now_ms() + 60_000;
+    // New bytes: their row is made with the key, and a second upload of them learns that key.
+    let sha = "d".repeat(64);
+    assert_eq!(
+        s.pin_blob_object("pin-1", &sha, 3, later, "objects/one")
+            .await
+            .unwrap(),
+        PinnedObject::Keyed("objects/one".into())
+    );
+    assert_eq!(
+        s.pin_blob_object("pin-2", &sha, 3, later, "objects/two")
+            .await
+            .unwrap(),
+        PinnedObject::Keyed("objects/one".into())
+    );
+    assert_eq!(
+        s.blob_object_key(&sha).await.unwrap().as_deref(),
+        Some("objects/one")
+    );
+    assert_eq!(
+        s.blob_of_object("objects/one").await.unwrap().as_deref(),
+        Some(sha.as_str())
+    );
+    assert_eq!(s.blob_of_object("objects/two").await.unwrap(), None);
+    assert_eq!(
+        s.begin_blob_deletion(&sha, now_ms()).await.unwrap(),
+        Collect::Keep
+    );
+    // Bytes recorded without a key (the content-addressed layout) stay addressed by their hash.
+    let other = "e".repeat(64);
+    let a = new_attachment(alice.id, &other);
+    s.create_attachments(std::slice::from_ref(&a), None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.pin_blob_object("pin-3", &other, 3, later, "objects/three")
+            .await
+            .unwrap(),
+        PinnedObject::Addressed
+    );
+    assert_eq!(s.blob_object_key(&other).await.unwrap(), None);
+    s.release_pin("pin-3").await.unwrap();
+    // Bytes being deleted cannot be pinned, with or without a key.
+    s.delete_attachment(a.id).await.unwrap();
+    assert_eq!(
+        s.begin_blob_deletion(&other, now_ms()).await.unwrap(),
+        Collect::Delete
+    );
+    assert_eq!(
+        s.pin_blob_object("pin-4", &other, 3, later, "objects/four")
+            .await
+            .unwrap(),
+        PinnedObject::Busy
+    );
+    assert_eq!(s.blob_object_key(&other).await.unwrap(), None);
+}
+
+async fn uploads_to_a_message_answer_their_linked_rows<S: TestStore>() {
+    let (_d, s) = store::<S>().await;
+    let alice = s
+        .create_member("alice", "h", "Alice", Role::Member)
+        .await
+        .unwrap();
+    let channel = s.create_channel("c", &[alice.id]).await.unwrap();
+    let msg = s
+        .create_message(channel.id, alice.id, "hi", &[])
+        .await
+        .unwrap();
+    let new = [
+        new_attachment(alice.id, &"f".repeat(64)),
+        new_attachment(alice.id, &"0".repeat(64)),
+    ];
+    let made = s
+        .create_attachments(&new, Some(msg.id), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        made.iter().map(|a| a.id).collect::<Vec<_>>(),
+        new.iter().map(|a| a.id).collect::<Vec<_>>()
+    );
+    for a in &made {
+        assert_eq!((a.message_id, a.room_id), (Some(msg.id), Some(channel.id)));
+        // (No `PartialEq` on `Attachment`: its debug form shows every field.)
+        let stored = s.attachment(a.id).await.unwrap().unwrap();
+        assert_eq!(format!("{stored:?}"), format!("{a:?}"));
+    }
+    // Without a message, the rows answered are the ones stored too.
+    let alone = new_attachment(alice.id, &"1".repeat(64));
+    let made = s
+        .create_attachments(std::slice::from_ref(&alone), None, None)
+        .await
+        .unwrap();
+    assert_eq!(made.len(), 1);
+    assert_eq!((made[0].id, made[0].message_id), (alone.id, None));
+    assert_eq!(made[0].sha256.as_deref(), Some("1".repeat(64).as_str()));
+    let stored = s.attachment(alone.id).await.unwrap().unwrap();
+    assert_eq!(format!("{stored:?}"), format!("{:?}", made[0]));
+}
+
+/// A record that queued no job (no previews for its type, no application subscribed to its event)
+/// does not wake the job runners, which would look for due jobs after every upload; one that
+/// queued a job does.
+async fn only_uploads_that_queue_jobs_wake_the_job_runners<S: TestStore>() {
+    let (_d, s) = store::<S>().await;
+    let alice = s
+        .create_member("alice", "h", "Alice", Role::Member)
+        .await
+        .unwrap();
+    let mut signal = s.job_signal();
+    signal.mark_unchanged();
+    let mut plain = new_attachment(alice.id, &"2".repeat(64));
+    plain.content_type = "application/octet-stream".into();
+    s.create_attachments(std::slice::from_ref(&plain), None, None)
+        .await
+        .unwrap();
+    assert!(!signal.has_changed().unwrap());
+    assert_eq!(s.due_jobs("make-previews", i64::MAX).await.unwrap(), 0);
+    let mut image = new_attachment(alice.id, &"3".repeat(64));
+    image.content_type = "image/png".into();
+    s.create_attachments(std::slice::from_ref(&image), None, None)
+        .await
+        .unwrap();
+    assert!(signal.has_changed().unwrap());
+    assert_eq!(s.due_jobs("make-previews", i64::MAX).await.unwrap(), 1);
 }
 
 async fn pins_keep_bytes_and_a_blob_being_deleted_cannot_be_pinned<S: TestStore>() {

@@ -1,7 +1,7 @@
 //! Attachments, their links to messages and issues, and blob reference counts.
 
 use super::blobs::{add_ref, drop_ref, record_event};
-use super::{backend, retrying, PgStore};
+use super::{backend, commit, retrying, PgStore};
 use crate::rows::{self, ATTACHMENT_COLUMNS};
 use crate::rules::{self, FileRef, LinkTable};
 use async_trait::async_trait;
@@ -172,14 +172,19 @@ pub(crate) async fn linked_attachments(
 }
 
 impl PgStore {
+    /// Records `new` in one transaction and answers their rows as committed, read inside it (no
+    /// second trip to the pool after the commit).
     async fn record_attachments(
         &self,
         new: &[NewAttachment],
         message_id: Option<i64>,
         owner_quota: Option<i64>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Vec<Attachment>> {
         let now = now_ms();
         let mut tx = self.write().await?;
+        // Whether a job was queued: only then are this process's job runners woken after the
+        // commit (each wake-up costs every runner two queries; most uploads queue nothing).
+        let mut queued = false;
         // Members first, in id order, then blobs: one lock order for every upload.
         for uploader in new
             .iter()
@@ -203,7 +208,7 @@ impl PgStore {
                 file_name: &a.file_name,
                 size: a.size,
             };
-            add_ref(
+            queued |= add_ref(
                 &mut tx,
                 &a.sha256,
                 a.size,
@@ -212,29 +217,36 @@ impl PgStore {
             )
             .await?;
         }
+        // Without a message, nothing later in the transaction changes the rows: each insert answers
+        // its own row. With one, the links update them, so they are read at the end.
+        let insert = format!(
+            "INSERT INTO attachments AS a (id, uploader_id, file_name, content_type, size, sha256, stores_blob, \
+             state, media_context, created_utc, modified_utc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             RETURNING {ATTACHMENT_COLUMNS}"
+        );
+        let mut out = Vec::with_capacity(new.len());
         for a in new {
-            sqlx::query(
-                "INSERT INTO attachments (id, uploader_id, file_name, content_type, size, sha256, stores_blob, \
-                 state, media_context, created_utc, modified_utc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(a.id)
-            .bind(a.uploader_id)
-            .bind(&a.file_name)
-            .bind(&a.content_type)
-            .bind(a.size)
-            .bind(&a.sha256)
-            .bind(a.stores_blob)
-            .bind(a.state.as_str())
-            .bind(&a.media_context)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+            let row = sqlx::query(&insert)
+                .bind(a.id)
+                .bind(a.uploader_id)
+                .bind(&a.file_name)
+                .bind(&a.content_type)
+                .bind(a.size)
+                .bind(&a.sha256)
+                .bind(a.stores_blob)
+                .bind(a.state.as_str())
+                .bind(&a.media_context)
+                .bind(now)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+            out.push(rows::attachment(&row));
             if a.stores_blob
                 && a.state == hangar_core::AttachmentState::ReadyForDownloadFromServerToClient
             {
-                super::previews::queue_previews(&mut tx, &a.sha256, &a.content_type).await?;
+                queued |=
+                    super::previews::queue_previews(&mut tx, &a.sha256, &a.content_type).await?;
             }
         }
         if let Some(message_id) = message_id {
@@ -249,10 +261,29 @@ impl PgStore {
             .ok_or(StoreError::NotFound("message"))?;
             let links = rules::file_links(new);
             insert_links(&mut tx, LinkTable::Message, message_id, Some(room), &links).await?;
+            let ids: Vec<i64> = new.iter().map(|a| a.id).collect();
+            let linked = sqlx::query(&format!(
+                "SELECT {ATTACHMENT_COLUMNS} FROM attachments a WHERE a.id = ANY($1)"
+            ))
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+            let mut by_id: HashMap<i64, Attachment> = linked
+                .iter()
+                .map(|row| {
+                    let a = rows::attachment(row);
+                    (a.id, a)
+                })
+                .collect();
+            out = ids
+                .iter()
+                .map(|id| by_id.remove(id).ok_or(StoreError::NotFound("attachment")))
+                .collect::<StoreResult<_>>()?;
         }
         for a in new {
             let payload = rules::attachment_created(a, message_id);
-            record_event(
+            queued |= record_event(
                 &mut tx,
                 "Attachment.Created",
                 None,
@@ -261,7 +292,12 @@ impl PgStore {
             )
             .await?;
         }
-        self.commit_queued(tx).await
+        if queued {
+            self.commit_queued(tx).await?;
+        } else {
+            commit(tx).await?;
+        }
+        Ok(out)
     }
 }
 
@@ -273,16 +309,7 @@ impl AttachmentStore for PgStore {
         message_id: Option<i64>,
         owner_quota: Option<i64>,
     ) -> StoreResult<Vec<Attachment>> {
-        retrying(|| self.record_attachments(new, message_id, owner_quota)).await?;
-        let mut out = Vec::with_capacity(new.len());
-        for a in new {
-            out.push(
-                self.attachment(a.id)
-                    .await?
-                    .ok_or(StoreError::NotFound("attachment"))?,
-            );
-        }
-        Ok(out)
+        retrying(|| self.record_attachments(new, message_id, owner_quota)).await
     }
 
     async fn attachment(&self, id: i64) -> StoreResult<Option<Attachment>> {

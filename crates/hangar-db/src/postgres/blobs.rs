@@ -19,17 +19,22 @@ use hangar_core::store::{
 /// that cannot happen to a well-behaved caller. The upsert takes the blob's row lock: a collector
 /// deciding about the row (`begin_blob_deletion`, which locks it first) either sees this reference,
 /// or has marked the row, and then the `WHERE` refuses on the row as the collector left it.
+/// Answers whether it queued a job (a scan, or a quarantined file's event to dispatch).
 pub(crate) async fn add_ref(
     tx: &mut Tx,
     sha256: &str,
     size: i64,
     pin: Option<&str>,
     scan: Option<FileRef<'_>>,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     // With scanning on (`scan` names the file), new bytes, bytes stored while scanning was off and
     // bytes whose scan failed are (again) pending, and their scan is queued in this transaction.
+    // The pin that protected the bytes until now goes in the same statement (a data-modifying
+    // `WITH` runs whether or not the rest reads it; without a pin it matches no row): one round
+    // trip less per upload.
     let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
-        "INSERT INTO blobs (sha256, size, refcount, scan_state) VALUES ($1, $2, 1, $3) \
+        "WITH unpinned AS (DELETE FROM blob_pins WHERE id = $5) \
+         INSERT INTO blobs (sha256, size, refcount, scan_state) VALUES ($1, $2, 1, $3) \
          ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, released_utc = NULL, \
            scan_state = CASE WHEN $4 AND (blobs.scan_state IS NULL OR blobs.scan_state = 'failed') \
              THEN 'pending' ELSE blobs.scan_state END \
@@ -39,6 +44,7 @@ pub(crate) async fn add_ref(
     .bind(size)
     .bind(scan.map(|_| "pending"))
     .bind(scan.is_some())
+    .bind(pin)
     .fetch_optional(&mut **tx)
     .await
     .map_err(backend)?;
@@ -48,21 +54,14 @@ pub(crate) async fn add_ref(
             reason: "the stored bytes are being deleted; upload again".into(),
         });
     };
-    if let Some(pin) = pin {
-        sqlx::query("DELETE FROM blob_pins WHERE id = $1")
-            .bind(pin)
-            .execute(&mut **tx)
-            .await
-            .map_err(backend)?;
-    }
     match crate::rules::after_ref(scan, sha256, state.as_deref(), detail.as_deref()) {
-        Some(AfterRef::Scan(job)) => enqueue_in(tx, &job).await,
+        Some(AfterRef::Scan(job)) => enqueue_in(tx, &job).await.map(|()| true),
         Some(AfterRef::Quarantine {
             kind,
             space,
             payload,
         }) => record_event(tx, kind, space.as_deref(), None, payload).await,
-        None => Ok(()),
+        None => Ok(false),
     }
 }
 
@@ -104,13 +103,15 @@ async fn queue_collection(tx: &mut Tx, sha256: &str, at: i64) -> StoreResult<()>
 
 /// Records a domain event in the outbox, in the transaction of the change it describes, with the job
 /// that dispatches it to webhooks (commit with `commit_queued` so that the runner starts at once).
+/// Answers whether it queued that job: no application subscribes to an event recorded as
+/// dispatched, and no runner needs waking for it.
 pub(crate) async fn record_event(
     tx: &mut Tx,
     event_type: &str,
     space_id: Option<&str>,
     actor_id: Option<i64>,
     payload: serde_json::Value,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     let id = hangar_core::ids::time_ordered_key();
     // An event that no application can receive (no subscription exists when it is committed) is
     // recorded as dispatched: no job to claim, run and complete for it, which on a busy upload
@@ -133,10 +134,10 @@ pub(crate) async fn record_event(
     .await
     .map_err(backend)?;
     if dispatched {
-        return Ok(());
+        return Ok(false);
     }
     let job = NewJob::of(&DispatchEvent { event_id: id }, now_ms());
-    enqueue_in(tx, &job).await
+    enqueue_in(tx, &job).await.map(|()| true)
 }
 
 /// Takes the blob's transaction-scoped advisory lock (keyed by a 64-bit hash of its SHA-256; two
@@ -158,6 +159,36 @@ async fn unreferenced(tx: &mut Tx, sha256: &str) -> StoreResult<bool> {
         .await
         .map_err(backend)?;
     Ok(refcount.unwrap_or(0) == 0)
+}
+
+impl PgStore {
+    /// Pins a blob through `hangar_pin_blob` (migration 0011): the blob's advisory lock (held by
+    /// `begin_blob_deletion` too), the check and the inserts in one statement, so one round trip.
+    /// The lock makes the check and the insert one step against a collector on any node: either the
+    /// collector decided first and the pin is refused (answered busy), or the collector counts this
+    /// pin. (A lock rather than the blob's row: a blob about to be stored for the first time has no
+    /// row yet.) The pin needs no WAL flush of its own (the bookkeeping pool): the upload's record
+    /// commits later and flushes it too; a pin lost to a crash belonged to an upload that was never
+    /// acknowledged, whose bytes the orphan sweep takes after the grace period. Answers whether the
+    /// blob is being deleted, and the object key its row records.
+    async fn pin_in_one_statement(
+        &self,
+        pin_id: &str,
+        sha256: &str,
+        size: i64,
+        expires_utc: i64,
+        object_key: Option<&str>,
+    ) -> StoreResult<(bool, Option<String>)> {
+        sqlx::query_as("SELECT busy, object_key FROM hangar_pin_blob($1, $2, $3, $4, $5)")
+            .bind(pin_id)
+            .bind(sha256)
+            .bind(size)
+            .bind(expires_utc)
+            .bind(object_key)
+            .fetch_one(&self.queue_pool)
+            .await
+            .map_err(backend)
+    }
 }
 
 #[async_trait]
@@ -220,33 +251,10 @@ impl BlobLifecycleStore for PgStore {
     }
 
     async fn pin_blob(&self, pin_id: &str, sha256: &str, expires_utc: i64) -> StoreResult<bool> {
-        // The blob's advisory lock (held by `begin_blob_deletion` too) makes the check and the insert
-        // one step against a collector on any node: either the collector decided first and the pin
-        // is refused, or the collector counts this pin. (A lock rather than the blob's row: a blob
-        // about to be stored for the first time has no row yet.) The pin needs no WAL flush of its
-        // own (the bookkeeping pool): the upload's record commits later and flushes it too; a pin
-        // lost to a crash belonged to an upload that was never acknowledged, whose bytes the orphan
-        // sweep takes after the grace period.
-        let mut tx = self.queue_write().await?;
-        lock_blob(&mut tx, sha256).await?;
-        let deleting: Option<bool> =
-            sqlx::query_scalar("SELECT deleting FROM blobs WHERE sha256 = $1")
-                .bind(sha256)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend)?;
-        if deleting == Some(true) {
-            return Ok(false);
-        }
-        sqlx::query("INSERT INTO blob_pins (id, sha256, expires_utc) VALUES ($1, $2, $3)")
-            .bind(pin_id)
-            .bind(sha256)
-            .bind(expires_utc)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        commit(tx).await?;
-        Ok(true)
+        let (busy, _) = self
+            .pin_in_one_statement(pin_id, sha256, 0, expires_utc, None)
+            .await?;
+        Ok(!busy)
     }
 
     async fn pin_blob_object(
@@ -257,42 +265,17 @@ impl BlobLifecycleStore for PgStore {
         expires_utc: i64,
         object_key: &str,
     ) -> StoreResult<PinnedObject> {
-        // As `pin_blob`, and the blob's row is made here (at refcount 0, which the pin protects)
-        // so that the key is recorded before any reference: the row's first key wins, and a later
+        // As `pin_blob`, and the blob's row is made too (at refcount 0, which the pin protects) so
+        // that the key is recorded before any reference: the row's first key wins, and a later
         // upload of the same content learns that its own object is a duplicate.
-        let mut tx = self.queue_write().await?;
-        lock_blob(&mut tx, sha256).await?;
-        let row: Option<(bool, Option<String>)> =
-            sqlx::query_as("SELECT deleting, object_key FROM blobs WHERE sha256 = $1")
-                .bind(sha256)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend)?;
-        let pinned = match row {
-            Some((true, _)) => return Ok(PinnedObject::Busy),
-            Some((false, Some(key))) => PinnedObject::Keyed(key),
-            Some((false, None)) => PinnedObject::Addressed,
-            None => {
-                sqlx::query(
-                    "INSERT INTO blobs (sha256, size, refcount, object_key) VALUES ($1, $2, 0, $3)",
-                )
-                .bind(sha256)
-                .bind(size)
-                .bind(object_key)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-                PinnedObject::Keyed(object_key.to_string())
-            }
+        let pinned = match self
+            .pin_in_one_statement(pin_id, sha256, size, expires_utc, Some(object_key))
+            .await?
+        {
+            (true, _) => PinnedObject::Busy,
+            (false, Some(key)) => PinnedObject::Keyed(key),
+            (false, None) => PinnedObject::Addressed,
         };
-        sqlx::query("INSERT INTO blob_pins (id, sha256, expires_utc) VALUES ($1, $2, $3)")
-            .bind(pin_id)
-            .bind(sha256)
-            .bind(expires_utc)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        commit(tx).await?;
         Ok(pinned)
     }
 

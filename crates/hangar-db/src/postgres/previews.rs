@@ -10,15 +10,16 @@ use hangar_core::now_ms;
 use hangar_core::preview::{NewPreview, PreviewRecord, PreviewRecorded, PreviewSource};
 use hangar_core::store::{PreviewStore, StoreResult};
 
-/// Queues the preview job of a new ready attachment, in the transaction that records it.
+/// Queues the preview job of a new ready attachment, in the transaction that records it. Answers
+/// whether its type has previews (and a job was queued).
 pub(crate) async fn queue_previews(
     tx: &mut Tx,
     sha256: &str,
     content_type: &str,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     match MakePreviews::for_attachment(sha256, content_type, now_ms()) {
-        Some(job) => enqueue_in(tx, &job).await,
-        None => Ok(()),
+        Some(job) => enqueue_in(tx, &job).await.map(|()| true),
+        None => Ok(false),
     }
 }
 
