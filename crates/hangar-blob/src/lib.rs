@@ -206,6 +206,12 @@ pub trait BlobStore: Send + Sync {
     /// Removes temporaries left by interrupted work, never one that an upload (of any process) is
     /// still writing; with `older_than`, only those at least that old.
     async fn remove_temporaries(&self, older_than: Option<Duration>) -> Result<usize, BlobError>;
+    /// Whether `remove_temporaries` is quick whatever the store holds (a read of a directory of
+    /// temporaries), so that a starting server may wait for it before it serves; an object store's
+    /// looks at every object, which grows with the store, and is swept beside serving.
+    fn sweeps_quickly(&self) -> bool {
+        true
+    }
     /// How many temporaries there are now (uploads in progress and leftovers), for checks and
     /// metrics.
     async fn count_temporaries(&self) -> Result<usize, BlobError>;

@@ -911,6 +911,8 @@ mod tests {
         let writing = store.stage(body(vec![&LARGE]), 1 << 20).await.unwrap();
         assert_eq!(store.remove_temporaries(None).await.unwrap(), 1);
         assert_eq!(temporaries(dir.path()), 1);
+        // A read of the temporaries' directory: a starting server waits for it.
+        assert!(store.sweeps_quickly());
         drop(writing);
         assert_eq!(temporaries(dir.path()), 0);
         assert!(matches!(

@@ -623,6 +623,11 @@ impl BlobStore for S3BlobStore {
         Ok(count)
     }
 
+    /// Lists every object under `objects/` and looks each up in the database.
+    fn sweeps_quickly(&self) -> bool {
+        false
+    }
+
     async fn remove_temporaries(&self, older_than: Option<Duration>) -> Result<usize, BlobError> {
         let inner = &*self.inner;
         let age = older_than.unwrap_or_default().max(inner.temp_min_age);
