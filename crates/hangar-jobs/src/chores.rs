@@ -164,8 +164,14 @@ async fn schedule<C: Chore>(jobs: &dyn JobStore) -> Result<(), StoreError> {
 
 /// Queues every chore that is not queued yet (a new database, or a chore of a newer version), due
 /// now. Every node calls it at start; a chore already queued is left where it is. The orphan sweep
-/// also runs once after a start (one run however many nodes start together).
-pub async fn schedule_chores(jobs: &dyn JobStore) -> Result<(), StoreError> {
+/// also runs once after a start (one run however many nodes start together), and so does the sweep
+/// of temporaries with `sweep_temporaries`: a blob store whose sweep looks at everything it holds
+/// (S3) is swept by one node's job runner after a start, beside serving, instead of by every
+/// starting node before it serves.
+pub async fn schedule_chores(
+    jobs: &dyn JobStore,
+    sweep_temporaries: bool,
+) -> Result<(), StoreError> {
     schedule::<ExpireUploads>(jobs).await?;
     schedule::<PurgeSessions>(jobs).await?;
     schedule::<ExpirePins>(jobs).await?;
@@ -173,8 +179,16 @@ pub async fn schedule_chores(jobs: &dyn JobStore) -> Result<(), StoreError> {
     schedule::<PruneHistory>(jobs).await?;
     schedule::<SweepOrphanBlobs>(jobs).await?;
     schedule::<ExpireUnattached>(jobs).await?;
-    let after_start = NewJob::of(&SweepOrphanBlobs::default(), now_ms())
-        .unique(format!("{}:after-start", SweepOrphanBlobs::KIND))
+    if sweep_temporaries {
+        after_start::<SweepTemporaries>(jobs).await?;
+    }
+    after_start::<SweepOrphanBlobs>(jobs).await
+}
+
+/// Queues one run of a chore now, beside its schedule, unless one is queued already.
+async fn after_start<C: Chore>(jobs: &dyn JobStore) -> Result<(), StoreError> {
+    let run = NewJob::of(&C::default(), now_ms())
+        .unique(format!("{}:after-start", C::KIND))
         .if_absent();
-    jobs.enqueue(&after_start).await
+    jobs.enqueue(&run).await
 }

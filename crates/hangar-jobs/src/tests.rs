@@ -489,3 +489,24 @@ mod maintenance {
         assert_eq!(m.gc(false).await.unwrap(), Default::default());
     }
 }
+
+/// Every starting node queues the chores; with an object store, one sweep of temporaries is also
+/// queued due now (beside its hourly run), once however many nodes start, for one node's runner to
+/// do beside serving.
+#[tokio::test]
+async fn a_start_queues_one_sweep_of_an_object_stores_temporaries() {
+    let installation = Installation::new();
+    let (store, _runner) = installation.node(Duration::from_secs(60)).await;
+    let now = || hangar_core::now_ms() + 1;
+    schedule_chores(&store, false).await.unwrap();
+    assert_eq!(store.due_jobs("sweep-temporaries", now()).await.unwrap(), 1);
+    for _node in 0..2 {
+        schedule_chores(&store, true).await.unwrap();
+    }
+    assert_eq!(store.due_jobs("sweep-temporaries", now()).await.unwrap(), 2);
+    assert_eq!(
+        store.due_jobs("sweep-orphan-blobs", now()).await.unwrap(),
+        2
+    );
+    store.close().await;
+}

@@ -163,23 +163,13 @@ pub async fn assemble(config: &Config) -> anyhow::Result<Node> {
     let link_key = startup::load_or_create_key(&config.secret_key_file, checked.key)?;
     // Only temporaries that no upload holds (of this process or another) are removed. An object
     // store's sweep looks at every object it holds (tens of thousands took a second node more than
-    // 30 s to start in the bench): it runs beside serving, as the hourly chore does.
+    // 30 s to start in the bench): it is queued as a job instead (`start_on`), which one node runs
+    // beside serving however many start together.
     if blobs.sweeps_quickly() {
         let swept = blobs.remove_temporaries(None).await?;
         if swept > 0 {
             tracing::info!("removed {swept} temporary files left by an earlier run");
         }
-    } else {
-        let sweeping = blobs.clone();
-        tokio::spawn(async move {
-            match sweeping.remove_temporaries(None).await {
-                Ok(0) => {}
-                Ok(swept) => {
-                    tracing::info!("removed {swept} temporary objects left by an earlier run")
-                }
-                Err(e) => tracing::warn!("the start-up sweep of temporaries failed: {e}"),
-            }
-        });
     }
     let addr = checked.listener.local_addr()?;
     let (state, runners) = match &store {
@@ -209,7 +199,7 @@ async fn start_on<S: Backend>(
     startup::bootstrap_admin(store, config.admin_password.as_ref()).await?;
     // Background work is queued in the database: chores once per installation, blobs nobody
     // refers to by the collector (never at start, never younger than the grace period).
-    hangar_jobs::schedule_chores(store).await?;
+    hangar_jobs::schedule_chores(store, !blobs.sweeps_quickly()).await?;
 
     let public_url = config
         .public_url
