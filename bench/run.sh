@@ -630,6 +630,17 @@ if [[ $BACKEND == postgres-s3 ]]; then
   HANGAR2_PID=$STARTED_PID
   H2="http://$STARTED_ADDR"
   log "  second node (pid $HANGAR2_PID) listening on $STARTED_ADDR"
+  # A start queues one-off jobs (the sweeps of temporaries and of orphan blobs) that look at every
+  # object the earlier rounds stored; one node runs them beside serving. Measured once they are done:
+  # both nodes idle (under 5 ticks of CPU in a second) for two seconds in a row, at most 120 s.
+  settle_start=$SECONDS
+  quiet=0
+  while ((quiet < 2 && SECONDS - settle_start < 120)); do
+    t0=$(cpu_ticks "$HANGAR_PID" "$HANGAR2_PID")
+    sleep 1
+    if (($(cpu_ticks "$HANGAR_PID" "$HANGAR2_PID") - t0 < 5)); then quiet=$((quiet + 1)); else quiet=0; fi
+  done
+  log "  both nodes idle after $((SECONDS - settle_start)) s (the new node's start-up jobs done)"
   SMALL_H2_URL="$H2/api/v1/attachments/$SMALL_ID/small.bin"
   curl -sS -o "$WORK/small.out" -H "$AUTH" "$SMALL_H2_URL" && cmp -s "$WORK/small.out" "$SMALL" ||
     die "the second node does not serve the same 4 KiB"
