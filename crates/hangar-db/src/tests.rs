@@ -20,6 +20,7 @@ on_every_backend!(
     a_pin_with_an_object_key_records_the_first_key,
     uploads_to_a_message_answer_their_linked_rows,
     only_uploads_that_queue_jobs_wake_the_job_runners,
+    only_storage_writes_that_queue_jobs_wake_the_job_runners,
     jobs_are_claimed_once_and_taken_over_after_their_lease,
     a_unique_job_is_queued_once,
     links_grant_reading_to_channel_and_project_members,
@@ -246,6 +247,38 @@ async fn only_uploads_that_queue_jobs_wake_the_job_runners<S: TestStore>() {
         .unwrap();
     assert!(signal.has_changed().unwrap());
     assert_eq!(s.due_jobs("make-previews", i64::MAX).await.unwrap(), 1);
+}
+
+/// A new file in a space queues nothing when no application subscribes to its event; replacing it
+/// queues the collection of the old bytes, and that wakes the job runners.
+async fn only_storage_writes_that_queue_jobs_wake_the_job_runners<S: TestStore>() {
+    let (_d, s) = store::<S>().await;
+    let s = s.with_grace(std::time::Duration::ZERO);
+    let alice = s
+        .create_member("alice", "h", "Alice", Role::Member)
+        .await
+        .unwrap();
+    s.create_space("sp", "Space", None).await.unwrap();
+    let path = hangar_core::storage_path::StoragePath::parse("a.txt").unwrap();
+    let file = |c: char| NewStorageFile {
+        size: 4,
+        content_type: "text/plain".into(),
+        sha256: c.to_string().repeat(64),
+        meta: None,
+        pin: None,
+    };
+    let mut signal = s.job_signal();
+    signal.mark_unchanged();
+    s.put_file("sp", &path, &file('4'), None, None, alice.id)
+        .await
+        .unwrap();
+    assert!(!signal.has_changed().unwrap());
+    assert_eq!(collections(&s).await, 0);
+    s.put_file("sp", &path, &file('5'), None, None, alice.id)
+        .await
+        .unwrap();
+    assert!(signal.has_changed().unwrap());
+    assert_eq!(collections(&s).await, 1);
 }
 
 async fn pins_keep_bytes_and_a_blob_being_deleted_cannot_be_pinned<S: TestStore>() {

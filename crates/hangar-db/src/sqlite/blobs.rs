@@ -54,14 +54,15 @@ pub(crate) fn event_id() -> String {
 
 /// One more reference to a blob (creating its row at the first), dropping the upload's pin that
 /// protected the bytes until now. Refused while the blob is being deleted: an upload pins first, so
-/// that cannot happen to a well-behaved caller.
+/// that cannot happen to a well-behaved caller. Answers whether it queued a job (a scan, or a
+/// quarantined file's event to dispatch).
 pub(crate) async fn add_ref(
     tx: &mut Tx,
     sha256: &str,
     size: i64,
     pin: Option<&str>,
     scan: Option<FileRef<'_>>,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     // With scanning on (`scan` names the file), new bytes, bytes stored while scanning was off and
     // bytes whose scan failed are (again) pending, and their scan is queued in this transaction.
     let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(ADD_REF)
@@ -83,13 +84,13 @@ pub(crate) async fn add_ref(
             .map_err(backend)?;
     }
     match crate::rules::after_ref(scan, sha256, state.as_deref(), detail.as_deref()) {
-        Some(AfterRef::Scan(job)) => enqueue_in(tx, &job).await,
+        Some(AfterRef::Scan(job)) => enqueue_in(tx, &job).await.map(|()| true),
         Some(AfterRef::Quarantine {
             kind,
             space,
             payload,
         }) => record_event(tx, kind, space.as_deref(), None, payload).await,
-        None => Ok(()),
+        None => Ok(false),
     }
 }
 
@@ -131,13 +132,15 @@ async fn queue_collection(tx: &mut Tx, sha256: &str, at: i64) -> StoreResult<()>
 
 /// Records a domain event in the outbox, in the transaction of the change it describes, with the job
 /// that dispatches it to webhooks (commit with `commit_queued` so that the runner starts at once).
+/// Answers whether it queued that job: no application subscribes to an event recorded as
+/// dispatched, and no runner needs waking for it.
 pub(crate) async fn record_event(
     tx: &mut Tx,
     event_type: &str,
     space_id: Option<&str>,
     actor_id: Option<i64>,
     payload: serde_json::Value,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     let id = event_id();
     // An event that no application can receive (no subscription exists when it is committed) is
     // recorded as dispatched: no job to claim, run and complete for it, which on a busy upload
@@ -156,10 +159,10 @@ pub(crate) async fn record_event(
         .await
         .map_err(backend)?;
     if dispatched {
-        return Ok(());
+        return Ok(false);
     }
     let job = NewJob::of(&DispatchEvent { event_id: id }, now_ms());
-    enqueue_in(tx, &job).await
+    enqueue_in(tx, &job).await.map(|()| true)
 }
 
 /// Whether nothing references the blob: no row, or a row at refcount 0.

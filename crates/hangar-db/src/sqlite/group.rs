@@ -226,10 +226,8 @@ fn run(conn: Conn, mut queue: mpsc::Receiver<Message>, on_jobs_queued: impl Fn()
             }
             full = Some(durable);
         }
-        match commit(&conn, batch) {
-            Ok(()) if conn.queued_jobs.get() => on_jobs_queued(),
-            Ok(()) => {}
-            Err(()) => full = None,
+        if commit(&conn, batch, &on_jobs_queued).is_err() {
+            full = None;
         }
     }
     // Requests still queued are answered "stopped" as their replies drop with the queue.
@@ -244,8 +242,14 @@ fn run(conn: Conn, mut queue: mpsc::Receiver<Message>, on_jobs_queued: impl Fn()
 
 /// Runs the batch in one transaction and answers every request. Runs optimistically without a
 /// savepoint per request: when one fails, everything is rolled back, that one is answered with its
-/// failure, and the others run again without it.
-fn commit(conn: &Conn, mut batch: Vec<Box<dyn Request>>) -> Result<(), ()> {
+/// failure, and the others run again without it. After a commit that queued jobs,
+/// `on_jobs_queued` runs before the answers, so that a caller finds the job runners woken when its
+/// answer arrives.
+fn commit(
+    conn: &Conn,
+    mut batch: Vec<Box<dyn Request>>,
+    on_jobs_queued: &impl Fn(),
+) -> Result<(), ()> {
     loop {
         conn.queued_jobs.set(false);
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
@@ -261,6 +265,9 @@ fn commit(conn: &Conn, mut batch: Vec<Box<dyn Request>>) -> Result<(), ()> {
                 let _ = rollback(conn);
             }
             let ok = committed.is_ok();
+            if ok && conn.queued_jobs.get() {
+                on_jobs_queued();
+            }
             let committed = committed.as_ref().map(|_| ());
             batch.into_iter().for_each(|r| r.answer(committed));
             return if ok { Ok(()) } else { Err(()) };

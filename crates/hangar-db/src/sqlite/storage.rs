@@ -300,7 +300,9 @@ impl StorageStore for SqliteStore {
             space_id,
             path: path.as_str(),
         });
-        add_ref(
+        // Whether a job was queued (a scan, a collection of replaced bytes, an event's dispatch):
+        // only then are this process's job runners woken after the commit.
+        let mut queued = add_ref(
             &mut tx,
             &file.sha256,
             file.size,
@@ -326,7 +328,9 @@ impl StorageStore for SqliteStore {
                 .await
                 .map_err(backend)?;
                 if let Some(sha) = &old.sha256 {
+                    // May queue the old bytes' collection.
                     drop_ref(&mut tx, sha, self.blob_grace_ms).await?;
+                    queued = true;
                 }
                 old.created_utc
             }
@@ -396,8 +400,12 @@ impl StorageStore for SqliteStore {
             "spaceId": space_id, "path": path.as_str(), "id": path.id(),
             "size": file.size, "type": file.content_type, "checksum": file.sha256,
         });
-        record_event(&mut tx, event, Some(space_id), Some(actor_id), payload).await?;
-        self.commit_queued(tx).await?;
+        queued |= record_event(&mut tx, event, Some(space_id), Some(actor_id), payload).await?;
+        if queued {
+            self.commit_queued(tx).await?;
+        } else {
+            tx.commit().await.map_err(backend)?;
+        }
         Ok(PutOutcome {
             entry: StorageEntry {
                 space_id: space_id.to_string(),
