@@ -551,7 +551,8 @@ async fn changes_record_their_events_in_the_same_transaction<S: TestStore>() {
 
 /// An event is dispatched by a job only when an application could receive it: while no
 /// subscription exists, uploads queue no `dispatch-event` job (and their events count as
-/// dispatched); a new chat message always does (its links may be unfurled).
+/// dispatched); a new chat message always does (its links may be unfurled). An upload that queued
+/// its event's dispatch wakes the job runners.
 async fn events_that_nobody_subscribes_to_queue_no_dispatch<S: TestStore>() {
     let (_d, s) = store::<S>().await;
     let alice = s
@@ -575,11 +576,19 @@ async fn events_that_nobody_subscribes_to_queue_no_dispatch<S: TestStore>() {
         .unwrap();
     let subscription = AppItem::new(app.id, ItemKind::Subscription, "w", "s", &json!({}));
     s.put_item(&subscription, None).await.unwrap();
+    let mut signal = s.job_signal();
+    signal.mark_unchanged();
     let b = new_attachment(alice.id, &"e".repeat(64));
-    s.create_attachments(std::slice::from_ref(&b), None, None)
+    let answered = s
+        .create_attachments(std::slice::from_ref(&b), None, None)
         .await
         .unwrap();
     assert_eq!(s.due_jobs("dispatch-event", later).await.unwrap(), 2);
+    // The job runners were told, and the answer is the row as stored.
+    assert!(signal.has_changed().unwrap());
+    let stored = s.attachment(b.id).await.unwrap().unwrap();
+    assert_eq!(format!("{answered:?}"), format!("{:?}", [stored]));
+    assert_eq!(answered[0].file_name, "a.txt");
     // Every event is still in the outbox, in order.
     let kinds: Vec<String> = s
         .recent_events(10)

@@ -1,10 +1,13 @@
 //! Attachments, their links to messages and issues, and blob reference counts.
 
-use super::blobs::{add_ref, drop_ref, record_event};
+use super::blobs::{add_ref, blob_busy, drop_ref, record_event, REF_BLOB, UNPIN};
+use super::jobs::on_conflict;
 use super::{backend, commit, retrying, PgStore};
-use crate::rows::{self, ATTACHMENT_COLUMNS};
+use crate::rows::{self, NamedRow, ATTACHMENT_COLUMNS};
 use crate::rules::{self, FileRef, LinkTable};
 use async_trait::async_trait;
+use hangar_core::app_model::ItemKind;
+use hangar_core::jobs::{DispatchEvent, MakePreviews, NewJob};
 use hangar_core::model::*;
 use hangar_core::now_ms;
 use hangar_core::read_cache::Invalidation;
@@ -172,6 +175,83 @@ pub(crate) async fn linked_attachments(
 }
 
 impl PgStore {
+    /// The upload most requests make (one attachment storing a blob: no message, no quota, no
+    /// scan, no preview), or None when `record_attachments` must take the long way.
+    fn one_plain_upload<'a>(
+        &self,
+        new: &'a [NewAttachment],
+        message_id: Option<i64>,
+        owner_quota: Option<i64>,
+    ) -> Option<&'a NewAttachment> {
+        let [a] = new else { return None };
+        let plain = a.stores_blob
+            && message_id.is_none()
+            && owner_quota.is_none()
+            && !self.scanning
+            && MakePreviews::for_attachment(&a.sha256, &a.content_type, 0).is_none();
+        plain.then_some(a)
+    }
+
+    /// `record_attachments` of `one_plain_upload` in one statement, committed on its own: the
+    /// blob's reference (the pin dropped), the row, its event, and the event's dispatch when an
+    /// application may receive it. The long way makes the same changes in five round trips (the
+    /// transaction's begin and commit, and three statements). Refused as the long way is while the
+    /// blob is being deleted: then no reference is taken and nothing is inserted.
+    async fn record_plain_upload(&self, a: &NewAttachment) -> StoreResult<Attachment> {
+        let now = now_ms();
+        let event_id = hangar_core::ids::time_ordered_key();
+        let dispatch = NewJob::of(
+            &DispatchEvent {
+                event_id: event_id.clone(),
+            },
+            now,
+        );
+        let sql = format!(
+            "WITH {UNPIN}, ref AS ({REF_BLOB}), \
+             a AS (INSERT INTO attachments (id, uploader_id, file_name, content_type, size, sha256, \
+                 stores_blob, state, media_context, created_utc, modified_utc) \
+               SELECT $6, $7, $8, $9, $2, $1, TRUE, $10, $11, $12, $12 FROM ref RETURNING *), \
+             ev AS (INSERT INTO events (id, event_type, space_id, actor_id, payload, created_utc, dispatched) \
+               SELECT $13, 'Attachment.Created', NULL, $7, $14, $12, \
+                 $15 AND NOT EXISTS (SELECT 1 FROM app_items WHERE kind = $16) FROM a \
+               RETURNING dispatched), \
+             job AS (INSERT INTO jobs (kind, payload, unique_key, run_after, created_utc) \
+               SELECT $17, $18, $19, $20, $12 FROM ev WHERE NOT ev.dispatched \
+               ON CONFLICT (unique_key) {} RETURNING 1) \
+             SELECT {ATTACHMENT_COLUMNS}, EXISTS (SELECT 1 FROM job) AS queued FROM a",
+            on_conflict(&dispatch)
+        );
+        let row = sqlx::query(&sql)
+            .bind(&a.sha256)
+            .bind(a.size)
+            .bind(None::<&str>)
+            .bind(false)
+            .bind(a.pin.as_deref())
+            .bind(a.id)
+            .bind(a.uploader_id)
+            .bind(&a.file_name)
+            .bind(&a.content_type)
+            .bind(a.state.as_str())
+            .bind(&a.media_context)
+            .bind(now)
+            .bind(&event_id)
+            .bind(rules::attachment_created(a, None).to_string())
+            .bind(rules::may_skip_dispatch("Attachment.Created"))
+            .bind(ItemKind::Subscription.as_str())
+            .bind(&dispatch.kind)
+            .bind(dispatch.payload.to_string())
+            .bind(&dispatch.unique_key)
+            .bind(dispatch.run_after)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        let row = row.ok_or_else(blob_busy)?;
+        if row.flag_at("queued") {
+            self.signal_jobs();
+        }
+        Ok(rows::attachment(&row))
+    }
+
     /// Records `new` in one transaction and answers their rows as committed, read inside it (no
     /// second trip to the pool after the commit).
     async fn record_attachments(
@@ -309,6 +389,11 @@ impl AttachmentStore for PgStore {
         message_id: Option<i64>,
         owner_quota: Option<i64>,
     ) -> StoreResult<Vec<Attachment>> {
+        if let Some(a) = self.one_plain_upload(new, message_id, owner_quota) {
+            return retrying(|| self.record_plain_upload(a))
+                .await
+                .map(|a| vec![a]);
+        }
         retrying(|| self.record_attachments(new, message_id, owner_quota)).await
     }
 

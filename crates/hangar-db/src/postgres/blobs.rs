@@ -13,6 +13,20 @@ use hangar_core::now_ms;
 use hangar_core::store::{
     BlobLifecycleStore, BlobRecord, Collect, PinnedObject, StoreError, StoreResult, StoredTotals,
 };
+use std::sync::LazyLock;
+
+/// The pin's removal, as a `WITH` item of `add_ref`'s statements (binds the pin as `$5`).
+pub(crate) const UNPIN: &str = "unpinned AS (DELETE FROM blob_pins WHERE id = $5)";
+/// One more reference to a blob, refused (no row) while it is being deleted; answers the blob's
+/// scan state and detail. Binds the hash, the size, the scan state of a new row (`'pending'` or
+/// NULL) and whether the file is to be scanned, as `$1` to `$4`.
+pub(crate) const REF_BLOB: &str =
+    "INSERT INTO blobs (sha256, size, refcount, scan_state) VALUES ($1, $2, 1, $3) \
+     ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, released_utc = NULL, \
+       scan_state = CASE WHEN $4 AND (blobs.scan_state IS NULL OR blobs.scan_state = 'failed') \
+         THEN 'pending' ELSE blobs.scan_state END \
+     WHERE NOT blobs.deleting RETURNING scan_state, scan_detail";
+static ADD_REF: LazyLock<String> = LazyLock::new(|| format!("WITH {UNPIN} {REF_BLOB}"));
 
 /// One more reference to a blob (creating its row at the first), dropping the upload's pin that
 /// protected the bytes until now. Refused while the blob is being deleted: an upload pins first, so
@@ -32,27 +46,17 @@ pub(crate) async fn add_ref(
     // The pin that protected the bytes until now goes in the same statement (a data-modifying
     // `WITH` runs whether or not the rest reads it; without a pin it matches no row): one round
     // trip less per upload.
-    let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
-        "WITH unpinned AS (DELETE FROM blob_pins WHERE id = $5) \
-         INSERT INTO blobs (sha256, size, refcount, scan_state) VALUES ($1, $2, 1, $3) \
-         ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, released_utc = NULL, \
-           scan_state = CASE WHEN $4 AND (blobs.scan_state IS NULL OR blobs.scan_state = 'failed') \
-             THEN 'pending' ELSE blobs.scan_state END \
-         WHERE NOT blobs.deleting RETURNING scan_state, scan_detail",
-    )
-    .bind(sha256)
-    .bind(size)
-    .bind(scan.map(|_| "pending"))
-    .bind(scan.is_some())
-    .bind(pin)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(backend)?;
+    let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(ADD_REF.as_str())
+        .bind(sha256)
+        .bind(size)
+        .bind(scan.map(|_| "pending"))
+        .bind(scan.is_some())
+        .bind(pin)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(backend)?;
     let Some((state, detail)) = row else {
-        return Err(StoreError::Refused {
-            code: "blob-busy",
-            reason: "the stored bytes are being deleted; upload again".into(),
-        });
+        return Err(blob_busy());
     };
     match crate::rules::after_ref(scan, sha256, state.as_deref(), detail.as_deref()) {
         Some(AfterRef::Scan(job)) => enqueue_in(tx, &job).await.map(|()| true),
@@ -62,6 +66,14 @@ pub(crate) async fn add_ref(
             payload,
         }) => record_event(tx, kind, space.as_deref(), None, payload).await,
         None => Ok(false),
+    }
+}
+
+/// The refusal of a reference to a blob that is being deleted.
+pub(crate) fn blob_busy() -> StoreError {
+    StoreError::Refused {
+        code: "blob-busy",
+        reason: "the stored bytes are being deleted; upload again".into(),
     }
 }
 

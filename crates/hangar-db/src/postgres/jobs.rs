@@ -14,15 +14,10 @@ use sqlx::PgConnection;
 /// causes it commits. With a unique key, a queued job of that key is moved to the later time
 /// instead; a running one is put back in the queue, so the change is seen by a fresh run.
 pub(crate) async fn enqueue_in(conn: &mut PgConnection, job: &NewJob) -> StoreResult<()> {
-    let on_conflict = if job.keep_existing {
-        "DO NOTHING"
-    } else {
-        "DO UPDATE SET run_after = GREATEST(jobs.run_after, excluded.run_after), state = 'queued', \
-         attempts = 0, payload = excluded.payload"
-    };
     sqlx::query(&format!(
         "INSERT INTO jobs (kind, payload, unique_key, run_after, created_utc) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (unique_key) {on_conflict}"
+         ON CONFLICT (unique_key) {}",
+        on_conflict(job)
     ))
     .bind(&job.kind)
     .bind(job.payload.to_string())
@@ -33,6 +28,16 @@ pub(crate) async fn enqueue_in(conn: &mut PgConnection, job: &NewJob) -> StoreRe
     .await
     .map_err(backend)?;
     Ok(())
+}
+
+/// What an enqueue does when a job of the same unique key exists (see `enqueue_in`).
+pub(crate) fn on_conflict(job: &NewJob) -> &'static str {
+    if job.keep_existing {
+        "DO NOTHING"
+    } else {
+        "DO UPDATE SET run_after = GREATEST(jobs.run_after, excluded.run_after), state = 'queued', \
+         attempts = 0, payload = excluded.payload"
+    }
 }
 
 #[async_trait]
