@@ -3,6 +3,7 @@
 #
 #   bash bench/run.sh                                  # the full run (ROUNDS=3, 1 GiB, 10 GiB)
 #   ROUNDS=1 SIZE_MIB=64 RSS_GIB=1 WRK_DURATION=3s bash bench/run.sh   # a quick check
+#   BACKEND=postgres bash bench/run.sh                 # Hangar on PostgreSQL + the local disk
 #   BACKEND=postgres-s3 bash bench/run.sh              # Hangar on PostgreSQL + S3 (s3s-fs), plus
 #                                                      # the S3-direct and two-node figures
 #
@@ -19,7 +20,7 @@ WRK_DURATION=${WRK_DURATION:-10s}  # each wrk run
 WRK_THREADS=${WRK_THREADS:-2}
 DOWN_CONNECTIONS=${DOWN_CONNECTIONS:-64}
 UP_CONNECTIONS=${UP_CONNECTIONS:-32}
-BACKEND=${BACKEND:-sqlite}         # sqlite (SQLite + local disk) or postgres-s3
+BACKEND=${BACKEND:-sqlite}         # sqlite (SQLite + local disk), postgres (+ local disk) or postgres-s3
 PROFILE=${PROFILE:-release}        # cargo profile of the binary (release-symbols: for perf)
 FLAME_DIR=${FLAME_DIR:-}           # when set: flame graphs of the 4 KiB paths are written there
 
@@ -36,7 +37,8 @@ die() {
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 [[ $SIZE_MIB =~ ^[1-9][0-9]*$ ]] || die "SIZE_MIB must be a positive integer"
 [[ $RSS_GIB =~ ^[0-9]+$ ]] || die "RSS_GIB must be a non-negative integer"
-[[ $BACKEND == sqlite || $BACKEND == postgres-s3 ]] || die "BACKEND is sqlite or postgres-s3"
+[[ $BACKEND == sqlite || $BACKEND == postgres || $BACKEND == postgres-s3 ]] ||
+  die "BACKEND is sqlite, postgres or postgres-s3"
 
 # ---------------------------------------------------------------------------------------------
 # 1. Tools
@@ -154,6 +156,16 @@ cpu_ticks() { # pid... -> user + system clock ticks of those processes so far
   echo "$total"
 }
 nginx_pids() { echo "$NGINX_PID" $(pgrep -P "$NGINX_PID" || true); }
+# PostgreSQL's CPU so far: the postmaster's own and that of its children, living (their stat) or
+# ended (the postmaster's cutime and cstime), so that a difference counts the time in between of
+# backends that came or went meanwhile.
+pg_ticks() {
+  local pm
+  pm=$(head -n 1 "$PG_DIR/data/postmaster.pid" 2>/dev/null) || { echo 0; return; }
+  echo $(($(awk '{ sub(/^.*\) /, ""); print $14 + $15 }' "/proc/$pm/stat") + \
+    $(cpu_ticks "$pm" $(pgrep -P "$pm" || true))))
+}
+s3_ticks() { cpu_ticks "$(cat "$S3_STATE/pid")"; }
 us_per_req() { calc "$1 * 1000000 / $CLK_TCK / $2"; } # ticks requests -> µs of CPU per request
 machine_ticks() { # -> "busy total" clock ticks of every CPU so far (/proc/stat; iowait counts as idle)
   awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit }' /proc/stat
@@ -197,6 +209,16 @@ head -c 4096 /dev/urandom >"$SMALL"
 PW="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 HANGAR_ARGS=()
 HANGAR_ENV=()
+if [[ $BACKEND == postgres ]]; then
+  # A throwaway PostgreSQL, as the tests use (installed once per machine by the same script); the
+  # blobs stay on the local disk, as on SQLite: this run shows PostgreSQL's share alone.
+  log "starting PostgreSQL (scripts/postgres.sh)"
+  pg_env=$(bash "$REPO/scripts/postgres.sh" start) || die "PostgreSQL did not start"
+  eval "$pg_env"
+  PG_DIR=$HANGAR_TEST_PG_DIR
+  HANGAR_ARGS=(--database-url "$HANGAR_TEST_PG_URL")
+  log "PostgreSQL at ${HANGAR_TEST_PG_URL%%/postgres}"
+fi
 if [[ $BACKEND == postgres-s3 ]]; then
   # A throwaway PostgreSQL and s3s-fs, as the tests use (installed once per machine by the same
   # scripts); the object store keeps its files under $WORK, on the same disk as nginx's.
@@ -524,9 +546,13 @@ run_upload_wrk() { # target url run-tag -> sets U_TOTAL U_OK U_BAD U_RPS
   U_TOTAL=$total U_OK=$ok U_BAD=$bad U_RPS=${rps:-0}
 }
 su_busy=()
+su_pgc=()
+su_s3c=()
 su_hangar() {
-  local t0 m0
+  local t0 m0 p0=0 s0=0
   sync
+  [[ $BACKEND == postgres* ]] && p0=$(pg_ticks)
+  [[ $BACKEND == postgres-s3 ]] && s0=$(s3_ticks)
   t0=$(cpu_ticks "$HANGAR_PID")
   m0=$(machine_ticks)
   run_upload_wrk hangar "$H" "r$r"
@@ -534,6 +560,9 @@ su_hangar() {
   check_errors "Hangar 4 KiB upload round $r" "$U_TOTAL" "$U_BAD"
   su_h+=("$U_RPS")
   su_hc+=("$(us_per_req $(($(cpu_ticks "$HANGAR_PID") - t0)) "$U_TOTAL")")
+  # What each upload costs the servers behind Hangar too (they share the same CPUs).
+  [[ $BACKEND == postgres* ]] && su_pgc+=("$(us_per_req $(($(pg_ticks) - p0)) "$U_TOTAL")")
+  [[ $BACKEND == postgres-s3 ]] && su_s3c+=("$(us_per_req $(($(s3_ticks) - s0)) "$U_TOTAL")")
   h_ok=$U_OK
 }
 su_nginx() {
@@ -556,6 +585,14 @@ SU_N=$(median "${su_n[@]}")
 SU_R=$(calc "$SU_H / $SU_N")
 SU_HC=$(median "${su_hc[@]}")
 SU_NC=$(median "${su_nc[@]}")
+if [[ $BACKEND == postgres ]]; then
+  SU_PGC=$(median "${su_pgc[@]}")
+  log "  CPU per upload: Hangar $(fmt "$SU_HC" 0) µs, PostgreSQL $(fmt "$SU_PGC" 0) µs (medians)"
+elif [[ $BACKEND == postgres-s3 ]]; then
+  SU_PGC=$(median "${su_pgc[@]}")
+  SU_S3C=$(median "${su_s3c[@]}")
+  log "  CPU per upload: Hangar $(fmt "$SU_HC" 0) µs, PostgreSQL $(fmt "$SU_PGC" 0) µs, s3s-fs $(fmt "$SU_S3C" 0) µs (medians)"
+fi
 log "  median: Hangar $(fmt "$SU_H" 0) req/s, nginx $(fmt "$SU_N" 0) req/s, ratio $(fmt "$SU_R" 2)"
 log "  the machine's CPUs were $(fmt "$(median "${su_busy[@]}")" 0)% busy during Hangar's rounds (median;" \
   "server, wrk and the kernel's write-back together)"
@@ -633,6 +670,35 @@ if [[ $BACKEND == postgres-s3 ]]; then
   S3_DOWN_R=$(calc "$DOWN_H / $S3_DOWN")
   TS_R=$(calc "$TS_UP / $S3_UP")
   log "  median: direct PUT $(fmt "$S3_UP") MB/s, GET $(fmt "$S3_DOWN") MB/s; two-stage PUT $(fmt "$TS_UP") MB/s (checksum verified)"
+
+  # What the S3 server alone accepts of the 4 KiB upload's load: the same wrk script and clients,
+  # each PUT to a presigned URL of a key of its own. Each of Hangar's uploads there is one such
+  # PUT (and a PostgreSQL record), so this rate bounds Hangar's on this backend.
+  log "== 4 KiB PUTs straight against s3s-fs: wrk -t$WRK_THREADS -c$UP_CONNECTIONS -d$WRK_DURATION, presigned URLs"
+  s3_small=()
+  s3_small_c=()
+  per_round=$((${WRK_DURATION%s} * 15000))
+  for ((r = 1; r <= ROUNDS; r++)); do
+    python3 "$BENCH_DIR/s3presign.py" PUT "$S3_BASE/small/r$r" "$per_round" >"$WORK/urls" ||
+      die "could not presign the 4 KiB PUTs"
+    sync
+    t0=$(s3_ticks)
+    BENCH_TARGET=urls BENCH_URLS="$WORK/urls" BENCH_THREADS=$WRK_THREADS BENCH_RUN="s$r" BENCH_BODY_BYTES=4096 \
+      wrk -t"$WRK_THREADS" -c"$UP_CONNECTIONS" -d"$WRK_DURATION" -s "$BENCH_DIR/upload.lua" "$HANGAR_TEST_S3_ENDPOINT" \
+      >"$WORK/wrk.out" 2>&1 || die "wrk failed: $(cat "$WORK/wrk.out")"
+    line=$(grep '^BENCH_RESULT' "$WORK/wrk.out" || true)
+    [[ -n $line ]] || die "upload.lua printed no result: $(cat "$WORK/wrk.out")"
+    total=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")
+    bad=$(sed -E 's/.* bad=([0-9]+).*/\1/' <<<"$line")
+    check_errors "S3 4 KiB PUT round $r" "$total" "$bad"
+    s3_small+=("$(awk '/^Requests\/sec:/ { print $2 }' "$WORK/wrk.out")")
+    s3_small_c+=("$(us_per_req $(($(s3_ticks) - t0)) "$total")")
+    log "  round $r: $(fmt "${s3_small[-1]}" 0) PUTs/s ($(fmt "${s3_small_c[-1]}" 0) µs of s3s-fs's CPU per PUT)"
+  done
+  S3_SMALL=$(median "${s3_small[@]}")
+  S3_SMALL_C=$(median "${s3_small_c[@]}")
+  S3_SMALL_R=$(calc "$SU_H / $S3_SMALL")
+  log "  median: $(fmt "$S3_SMALL" 0) PUTs/s; Hangar's 4 KiB uploads are $(fmt "$S3_SMALL_R" 2) of that"
 
   log "== 4 KiB authenticated download on two nodes (one PostgreSQL, one S3): wrk on each node at once"
   # Without --admin-password: giving it again would reset the admin and revoke the bench's token.
@@ -815,6 +881,7 @@ rule() {
 }
 echo
 BACKEND_LABEL="SQLite + local disk"
+[[ $BACKEND == postgres ]] && BACKEND_LABEL="PostgreSQL + local disk"
 [[ $BACKEND == postgres-s3 ]] && BACKEND_LABEL="PostgreSQL + S3 (s3s-fs)"
 echo "Hangar ($BACKEND_LABEL) vs nginx, medians of $ROUNDS round(s), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo
@@ -838,6 +905,7 @@ if [[ $BACKEND == postgres-s3 ]]; then
   row "$BIG_LABEL upload (MB/s)" "$(fmt "$UP_H")" "$(fmt "$S3_UP")" "$(fmt "$S3_UP_R" 2)" "≥ 0.8" "$(met_ge "$S3_UP_R" 0.8)"
   row "$BIG_LABEL download (MB/s)" "$(fmt "$DOWN_H")" "$(fmt "$S3_DOWN")" "$(fmt "$S3_DOWN_R" 2)" "≥ 0.8" "$(met_ge "$S3_DOWN_R" 0.8)"
   row "$BIG_LABEL two-stage presigned PUT (MB/s)" "$(fmt "$TS_UP")" "$(fmt "$S3_UP")" "$(fmt "$TS_R" 2)" "S3's own speed" "$(met_ge "$TS_R" 0.9)"
+  row "4 KiB upload, $UP_CONNECTIONS clients (req/s)" "$(fmt "$SU_H" 0)" "$(fmt "$S3_SMALL" 0)" "$(fmt "$S3_SMALL_R" 2)" "- (bounds it)" "-"
   if (($(nproc) >= 4)); then two_met=$(met_ge "$TWO_R" 1.6); else two_met="-"; fi
   row "4 KiB download, 2 nodes vs 1 (req/s)" "$(fmt "$TWO" 0)" "$(fmt "$SD_H" 0)" "$(fmt "$TWO_R" 2)" "≥ 1.6 (4+ CPUs)" "$two_met"
 fi
@@ -845,6 +913,8 @@ echo
 echo "CPU per request (user + system time of the server processes / requests, medians):"
 echo "  4 KiB download: Hangar $(fmt "$SD_HC" 0) µs, nginx $(fmt "$SD_NC" 0) µs"
 echo "  4 KiB upload:   Hangar $(fmt "$SU_HC" 0) µs, nginx $(fmt "$SU_NC" 0) µs"
+[[ $BACKEND == postgres ]] && echo "  4 KiB upload behind Hangar: PostgreSQL $(fmt "$SU_PGC" 0) µs per upload"
+[[ $BACKEND == postgres-s3 ]] && echo "  4 KiB upload behind Hangar: PostgreSQL $(fmt "$SU_PGC" 0) µs, s3s-fs $(fmt "$SU_S3C" 0) µs per upload; s3s-fs $(fmt "$S3_SMALL_C" 0) µs per direct 4 KiB PUT"
 [[ $BACKEND == postgres-s3 ]] && echo "  4 KiB download on two nodes: $(fmt "$TWO_C" 0) µs (both nodes; PostgreSQL's and s3s-fs's own CPU not counted)"
 [[ -z $RSS_NOTE ]] || echo "peak RSS: $RSS_NOTE"
 if ((${#PROBLEMS[@]})); then

@@ -3,6 +3,8 @@
 transfers straight against the S3 server Hangar uses (the reference for the S3 ratios of SPEC §12).
 
     s3presign.py METHOD URL        (path-style: http://HOST:PORT/BUCKET/KEY)
+    s3presign.py METHOD URL COUNT  COUNT URLs, one per line, for the keys KEY-0 to KEY-(COUNT-1)
+                                   (the many small PUTs that bench/upload.lua sends, BENCH_TARGET=urls)
 
 Credentials and region come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION (default
 us-east-1). Written with the standard library only (the query-string form of AWS Signature Version 4,
@@ -53,6 +55,12 @@ def presign(method: str, url: str, expires: int = 900) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) == 3:
+        print(presign(sys.argv[1].upper(), sys.argv[2]))
+    elif len(sys.argv) == 4 and sys.argv[3].isdigit():
+        method = sys.argv[1].upper()
+        sys.stdout.writelines(
+            presign(method, f"{sys.argv[2]}-{i}") + "\n" for i in range(int(sys.argv[3]))
+        )
+    else:
         sys.exit(__doc__)
-    print(presign(sys.argv[1].upper(), sys.argv[2]))

@@ -1,7 +1,11 @@
 -- wrk script for the "many small durable uploads" figure (SPEC §12).
 --
 -- Environment:
---   BENCH_TARGET      "hangar" (POST /uploads?name=s.bin, bearer token) or "nginx" (PUT /dav/...)
+--   BENCH_TARGET      "hangar" (POST /uploads?name=s.bin, bearer token), "nginx" (PUT /dav/...)
+--                     or "urls" (PUT to the presigned URLs of BENCH_URLS: the S3 server directly)
+--   BENCH_URLS        a file of URLs, one per line (urls only): wrk thread i of BENCH_THREADS
+--                     takes lines i, i + BENCH_THREADS, ... and starts again at its first when done
+--   BENCH_THREADS     wrk's -t (urls only), default 2
 --   BENCH_TOKEN       the Hangar bearer token (hangar only)
 --   BENCH_RUN         a tag for this run, so that nginx file names never repeat across rounds
 --   BENCH_BODY_BYTES  body size, default 4096
@@ -16,6 +20,8 @@ local target = os.getenv("BENCH_TARGET") or "nginx"
 local token = os.getenv("BENCH_TOKEN") or ""
 local run = os.getenv("BENCH_RUN") or "0"
 local size = tonumber(os.getenv("BENCH_BODY_BYTES") or "4096")
+local urls_file = os.getenv("BENCH_URLS")
+local nthreads = tonumber(os.getenv("BENCH_THREADS") or "2")
 
 local threads = {}
 local next_thread = 0
@@ -35,6 +41,8 @@ local filler
 local headers = {}
 local method
 local hangar_path = "/uploads?name=s.bin"
+-- urls: this thread's paths (with their query strings), the host part taken off
+local paths = {}
 
 function init(args)
   filler = string.rep("x", size)
@@ -45,6 +53,16 @@ function init(args)
   else
     method = "PUT"
   end
+  if target == "urls" then
+    local line_no = 0
+    for line in io.lines(urls_file) do
+      if line_no % nthreads == thread_id - 1 then
+        table.insert(paths, (string.gsub(line, "^https?://[^/]+", "")))
+      end
+      line_no = line_no + 1
+    end
+    assert(#paths > 0, "no URLs for this thread in " .. tostring(urls_file))
+  end
 end
 
 function request()
@@ -54,6 +72,8 @@ function request()
   local path
   if target == "hangar" then
     path = hangar_path
+  elseif target == "urls" then
+    path = paths[(counter - 1) % #paths + 1]
   else
     path = string.format("/dav/%s/u-%d-%d.bin", run, thread_id, counter)
   end

@@ -487,4 +487,36 @@ mod tests {
         let expected = i64::from(WAL_AUTOCHECKPOINT);
         assert_eq!((pooled, writer), (expected, expected));
     }
+
+    /// Attachments by uploader are indexed in creation order within each uploader (so that an
+    /// uploader's new rows share the index's last page instead of each landing on a random one,
+    /// attachment ids being random), and the owner quota's sum still finds them through it.
+    #[tokio::test]
+    async fn the_uploader_index_is_in_creation_order_and_serves_the_quota_sum() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let columns: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM pragma_index_info('attachments_uploader') ORDER BY seqno",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!(columns, ["uploader_id", "created_utc"]);
+        let plan: Vec<String> = sqlx::query(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            attachments::member_usage_sql()
+        ))
+        .bind(1_i64)
+        .fetch_all(&store.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| sqlx::Row::get::<String, _>(row, "detail"))
+        .collect();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING INDEX attachments_uploader (uploader_id=?)")),
+            "the quota sum does not use the uploader index: {plan:?}"
+        );
+        store.close().await;
+    }
 }
