@@ -519,4 +519,42 @@ mod tests {
         );
         store.close().await;
     }
+
+    /// The pins are one B-tree keyed by their (time-ordered) id, plus one index by hash that holds
+    /// the expiry, so that a small upload's pin and its removal each write two pages, not four, and
+    /// the collector's "pinned now?" reads the index alone.
+    #[tokio::test]
+    async fn pins_are_one_tree_and_one_index_that_answers_the_collector() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let table: String =
+            sqlx::query_scalar("SELECT sql FROM sqlite_schema WHERE name = 'blob_pins'")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+        assert!(table.ends_with("WITHOUT ROWID"), "{table}");
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'blob_pins' ORDER BY name",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!(indexes, ["blob_pins_sha256"]);
+        let plan: Vec<String> = sqlx::query(
+            "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM blob_pins WHERE sha256 = ? AND expires_utc > ?",
+        )
+        .bind("a")
+        .bind(0_i64)
+        .fetch_all(&store.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| sqlx::Row::get::<String, _>(row, "detail"))
+        .collect();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("COVERING INDEX blob_pins_sha256")),
+            "the pinned check reads the table: {plan:?}"
+        );
+        store.close().await;
+    }
 }
