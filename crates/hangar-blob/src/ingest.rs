@@ -119,7 +119,7 @@ impl Ingest {
         );
         pinned?;
         let placed = match placed {
-            Ok(()) => self.blobs.exists(&sha256).await,
+            Ok(()) => self.blobs.exists_after_placing(&sha256).await,
             Err(e) => Err(e),
         };
         let kept = match placed {

@@ -203,6 +203,11 @@ pub trait BlobStore: Send + Sync {
     /// Removes a blob; removing a missing blob is not an error.
     async fn delete(&self, sha256: &str) -> Result<(), BlobError>;
     async fn exists(&self, sha256: &str) -> Result<bool, BlobError>;
+    /// `exists`, asked right after this store put the blob in place (or found it there): where
+    /// that look is cheap enough to make without handing it to another thread, a store does so.
+    async fn exists_after_placing(&self, sha256: &str) -> Result<bool, BlobError> {
+        self.exists(sha256).await
+    }
     /// Removes temporaries left by interrupted work, never one that an upload (of any process) is
     /// still writing; with `older_than`, only those at least that old.
     async fn remove_temporaries(&self, older_than: Option<Duration>) -> Result<usize, BlobError>;
