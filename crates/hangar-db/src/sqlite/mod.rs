@@ -488,6 +488,55 @@ mod tests {
         assert_eq!((pooled, writer), (expected, expected));
     }
 
+    /// The group writer commits without syncing the WAL and answers a durable write only once a
+    /// sync of the WAL has followed its commit; a write that need not be durable is answered
+    /// without one. Both are visible to the pool when answered.
+    #[tokio::test]
+    async fn durable_writes_are_answered_after_a_sync_of_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let insert = |x: i64| {
+            move |conn: &Conn| {
+                conn.execute("INSERT INTO scratch (x) VALUES (?)", [x])
+                    .map(|_| ())
+                    .map_err(driver_error)
+            }
+        };
+        store
+            .writer
+            .write(true, |conn: &Conn| {
+                conn.execute_batch("CREATE TABLE scratch (x INTEGER)")
+                    .map_err(driver_error)
+            })
+            .await
+            .unwrap();
+        let before = store.writer.syncs();
+        store.writer.write(false, insert(1)).await.unwrap();
+        assert_eq!(
+            store.writer.syncs(),
+            before,
+            "a write that need not be durable waited for a sync"
+        );
+        store.writer.write(true, insert(2)).await.unwrap();
+        assert_eq!(store.writer.syncs(), before + 1);
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT x FROM scratch ORDER BY x")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, [1, 2]);
+        let level: i64 = store
+            .writer
+            .write(false, |conn: &Conn| {
+                conn.query_row("PRAGMA synchronous", [], |r| r.get(0))
+                    .map_err(driver_error)
+            })
+            .await
+            .unwrap();
+        assert_eq!(level, 1, "the writer's commits should not sync (NORMAL)");
+        store.close().await;
+    }
+
     /// Attachments by uploader are indexed in creation order within each uploader (so that an
     /// uploader's new rows share the index's last page instead of each landing on a random one,
     /// attachment ids being random), and the owner quota's sum still finds them through it.
