@@ -29,6 +29,7 @@ on_every_backend!(
     reservations_never_exceed_the_quota,
     a_members_attachments_never_exceed_the_owner_quota,
     concurrent_records_are_kept_beside_a_refused_one,
+    uploads_made_at_once_are_each_answered_as_if_alone,
     deleting_a_message_or_issue_releases_its_attachments,
     concurrent_item_changes_from_two_stores_are_both_applied,
     an_item_is_replaced_only_at_the_version_it_was_read,
@@ -711,6 +712,102 @@ async fn concurrent_records_are_kept_beside_a_refused_one<S: TestStore>() {
         refs += record.refcount.unwrap_or(0);
     }
     assert_eq!(refs, 36);
+}
+
+/// Many pins and plain uploads at once (which PostgreSQL gathers into batches of one statement):
+/// each is answered with its own row, the same bytes uploaded several times count once per upload,
+/// and an upload the database refuses (its blob being deleted, its uploader unknown) fails alone.
+async fn uploads_made_at_once_are_each_answered_as_if_alone<S: TestStore>() {
+    let (_d, s) = store::<S>().await;
+    let s = s.with_grace(std::time::Duration::ZERO);
+    let alice = s
+        .create_member("alice", "h", "A", Role::Member)
+        .await
+        .unwrap();
+    // A blob the collector has decided to delete: it can be neither pinned nor referenced.
+    let doomed = "d".repeat(64);
+    assert!(s
+        .pin_blob("doomed", &doomed, now_ms() + 60_000)
+        .await
+        .unwrap());
+    s.release_pin("doomed").await.unwrap();
+    assert_eq!(
+        s.begin_blob_deletion(&doomed, now_ms()).await.unwrap(),
+        Collect::Delete
+    );
+    let later = now_ms() + 60_000;
+    let sha = |i: usize| match i {
+        7 | 19 => doomed.clone(),
+        i => format!("{:064x}", i % 11),
+    };
+    let pins: Vec<_> = (0..48)
+        .map(|i| {
+            let (store, sha) = (s.clone(), sha(i));
+            tokio::spawn(async move { store.pin_blob(&format!("pin-{i}"), &sha, later).await })
+        })
+        .collect();
+    let mut pinned = Vec::new();
+    for pin in pins {
+        pinned.push(pin.await.unwrap().unwrap());
+    }
+    for (i, pinned) in pinned.iter().enumerate() {
+        assert_eq!(*pinned, sha(i) != doomed, "pin {i}");
+    }
+    let uploads: Vec<_> = (0..48)
+        .map(|i| {
+            let store = s.clone();
+            let mut new = new_attachment(alice.id, &sha(i));
+            new.file_name = format!("file-{i}.txt");
+            new.pin = pinned[i].then(|| format!("pin-{i}"));
+            if i == 30 {
+                new.uploader_id = alice.id + 1000;
+            }
+            tokio::spawn(
+                async move { (new.id, store.create_attachments(&[new], None, None).await) },
+            )
+        })
+        .collect();
+    let mut refs = std::collections::HashMap::<String, i64>::new();
+    for (i, upload) in uploads.into_iter().enumerate() {
+        let (id, recorded) = upload.await.unwrap();
+        match i {
+            7 | 19 => assert!(
+                matches!(
+                    &recorded,
+                    Err(StoreError::Refused {
+                        code: "blob-busy",
+                        ..
+                    })
+                ),
+                "upload {i}: {recorded:?}"
+            ),
+            30 => assert!(recorded.is_err(), "upload {i}: {recorded:?}"),
+            _ => {
+                let rows = recorded.unwrap_or_else(|e| panic!("upload {i}: {e:?}"));
+                assert_eq!(rows.len(), 1);
+                assert_eq!(rows[0].id, id);
+                assert_eq!(rows[0].file_name, format!("file-{i}.txt"));
+                assert_eq!(rows[0].sha256.as_deref(), Some(sha(i).as_str()));
+                *refs.entry(sha(i)).or_default() += 1;
+            }
+        }
+        assert_eq!(
+            s.attachment(id).await.unwrap().is_some(),
+            !matches!(i, 7 | 19 | 30)
+        );
+    }
+    for (sha, count) in &refs {
+        assert_eq!(
+            s.blob_record(sha).await.unwrap(),
+            BlobRecord {
+                refcount: Some(*count),
+                // Upload 30's pin stays (its upload was refused: releasing it is its caller's).
+                pinned: *sha == format!("{:064x}", 30 % 11),
+            },
+            "blob {sha}"
+        );
+    }
+    assert_eq!(refs.values().sum::<i64>(), 45);
 }
 
 async fn deleting_a_message_or_issue_releases_its_attachments<S: TestStore>() {

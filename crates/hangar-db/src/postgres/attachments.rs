@@ -1,6 +1,6 @@
 //! Attachments, their links to messages and issues, and blob reference counts.
 
-use super::blobs::{add_ref, blob_busy, drop_ref, record_event, REF_BLOB, UNPIN};
+use super::blobs::{add_ref, blob_busy, drop_ref, record_event, REF_EXISTING_BLOB};
 use super::jobs::on_conflict;
 use super::{backend, commit, retrying, PgStore};
 use crate::rows::{self, NamedRow, ATTACHMENT_COLUMNS};
@@ -174,6 +174,147 @@ pub(crate) async fn linked_attachments(
     Ok(out)
 }
 
+/// A plain upload's record (see `PgStore::one_plain_upload`) as the batcher takes it.
+#[derive(Clone)]
+pub(crate) struct PlainUpload {
+    new: NewAttachment,
+    created_utc: i64,
+    event_id: String,
+    event: String,
+    dispatch: NewJob,
+}
+
+impl PlainUpload {
+    pub(crate) fn sha256(&self) -> &str {
+        &self.new.sha256
+    }
+
+    fn of(new: &NewAttachment) -> Self {
+        let event_id = hangar_core::ids::time_ordered_key();
+        let created_utc = now_ms();
+        let dispatch = NewJob::of(
+            &DispatchEvent {
+                event_id: event_id.clone(),
+            },
+            created_utc,
+        );
+        PlainUpload {
+            event: rules::attachment_created(new, None).to_string(),
+            new: new.clone(),
+            created_utc,
+            event_id,
+            dispatch,
+        }
+    }
+}
+
+/// The statement of `record_plain_uploads`. Each upload's blob reference (the pin dropped), row,
+/// event, and the event's dispatch when an application may receive it, as data-modifying `WITH`
+/// items over the batch's columns (`$1` to `$3`, `$5` to `$16`); answers the rows with the columns
+/// every read uses and whether a job was queued. The blobs' rows are locked in hash order, as the
+/// long way locks them.
+static RECORD_PLAIN_UPLOADS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    // Every dispatch job is queued alike: the first's conflict rule is every one's.
+    let dispatch = NewJob::of(
+        &DispatchEvent {
+            event_id: String::new(),
+        },
+        0,
+    );
+    format!(
+        "WITH u AS (SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::TEXT[], $5::BIGINT[], \
+             $6::BIGINT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::BIGINT[], \
+             $12::TEXT[], $13::TEXT[], $14::TEXT[], $15::BIGINT[]) \
+           AS u(sha256, size, pin, id, uploader_id, file_name, content_type, state, media_context, \
+             created_utc, event_id, event, job, run_after)), \
+         unpinned AS (DELETE FROM blob_pins WHERE id IN (SELECT pin FROM u)), \
+         ref AS (INSERT INTO blobs (sha256, size, refcount, scan_state) \
+           SELECT sha256, size, 1, NULL FROM u ORDER BY sha256 {REF_EXISTING_BLOB} RETURNING sha256), \
+         a AS (INSERT INTO attachments (id, uploader_id, file_name, content_type, size, sha256, \
+             stores_blob, state, media_context, created_utc, modified_utc) \
+           SELECT u.id, u.uploader_id, u.file_name, u.content_type, u.size, u.sha256, TRUE, u.state, \
+             u.media_context, u.created_utc, u.created_utc FROM u JOIN ref USING (sha256) RETURNING *), \
+         ev AS (INSERT INTO events (id, event_type, space_id, actor_id, payload, created_utc, dispatched) \
+           SELECT u.event_id, 'Attachment.Created', NULL, u.uploader_id, u.event, u.created_utc, \
+             $16 AND NOT EXISTS (SELECT 1 FROM app_items WHERE kind = $17) FROM a JOIN u USING (id) \
+           RETURNING id, dispatched), \
+         job AS (INSERT INTO jobs (kind, payload, unique_key, run_after, created_utc) \
+           SELECT $18, u.job, NULL, u.run_after, u.created_utc FROM ev JOIN u ON u.event_id = ev.id \
+           WHERE NOT ev.dispatched ON CONFLICT (unique_key) {} RETURNING 1) \
+         SELECT {ATTACHMENT_COLUMNS}, EXISTS (SELECT 1 FROM job) AS queued FROM a",
+        on_conflict(&dispatch)
+    )
+});
+
+/// Records the plain uploads of `batch` in one statement, committed on its own (the long way,
+/// `record_attachments`, makes the same changes in five round trips per upload: the transaction's
+/// begin and commit, and three statements). An upload whose blob is being deleted is refused as the
+/// long way refuses it, and nothing of it is recorded. No two uploads of `batch` may store the same
+/// blob (one statement cannot update a row twice). Answers each upload's row, and whether its
+/// statement queued a job.
+pub(crate) async fn record_plain_uploads(
+    pool: &PgPool,
+    batch: Vec<PlainUpload>,
+) -> StoreResult<Vec<StoreResult<(Attachment, bool)>>> {
+    let mut sha256 = Vec::with_capacity(batch.len());
+    let (mut size, mut pin, mut id, mut uploader) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut name, mut content_type, mut state, mut context) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut created, mut event_id, mut event, mut job, mut run_after) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for u in &batch {
+        let a = &u.new;
+        sha256.push(a.sha256.as_str());
+        size.push(a.size);
+        pin.push(a.pin.as_deref());
+        id.push(a.id);
+        uploader.push(a.uploader_id);
+        name.push(a.file_name.as_str());
+        content_type.push(a.content_type.as_str());
+        state.push(a.state.as_str());
+        context.push(a.media_context.as_deref());
+        created.push(u.created_utc);
+        event_id.push(u.event_id.as_str());
+        event.push(u.event.as_str());
+        job.push(u.dispatch.payload.to_string());
+        run_after.push(u.dispatch.run_after);
+    }
+    let rows = sqlx::query(RECORD_PLAIN_UPLOADS.as_str())
+        .bind(&sha256)
+        .bind(&size)
+        .bind(&pin)
+        .bind(false)
+        .bind(&id)
+        .bind(&uploader)
+        .bind(&name)
+        .bind(&content_type)
+        .bind(&state)
+        .bind(&context)
+        .bind(&created)
+        .bind(&event_id)
+        .bind(&event)
+        .bind(&job)
+        .bind(&run_after)
+        .bind(rules::may_skip_dispatch("Attachment.Created"))
+        .bind(ItemKind::Subscription.as_str())
+        .bind(<DispatchEvent as hangar_core::jobs::JobKind>::KIND)
+        .fetch_all(pool)
+        .await
+        .map_err(backend)?;
+    let mut recorded: HashMap<i64, (Attachment, bool)> = rows
+        .iter()
+        .map(|row| {
+            let a = rows::attachment(row);
+            (a.id, (a, row.flag_at("queued")))
+        })
+        .collect();
+    Ok(batch
+        .iter()
+        .map(|u| recorded.remove(&u.new.id).ok_or_else(blob_busy))
+        .collect())
+}
+
 impl PgStore {
     /// The upload most requests make (one attachment storing a blob: no message, no quota, no
     /// scan, no preview), or None when `record_attachments` must take the long way.
@@ -190,66 +331,6 @@ impl PgStore {
             && !self.scanning
             && MakePreviews::for_attachment(&a.sha256, &a.content_type, 0).is_none();
         plain.then_some(a)
-    }
-
-    /// `record_attachments` of `one_plain_upload` in one statement, committed on its own: the
-    /// blob's reference (the pin dropped), the row, its event, and the event's dispatch when an
-    /// application may receive it. The long way makes the same changes in five round trips (the
-    /// transaction's begin and commit, and three statements). Refused as the long way is while the
-    /// blob is being deleted: then no reference is taken and nothing is inserted.
-    async fn record_plain_upload(&self, a: &NewAttachment) -> StoreResult<Attachment> {
-        let now = now_ms();
-        let event_id = hangar_core::ids::time_ordered_key();
-        let dispatch = NewJob::of(
-            &DispatchEvent {
-                event_id: event_id.clone(),
-            },
-            now,
-        );
-        let sql = format!(
-            "WITH {UNPIN}, ref AS ({REF_BLOB}), \
-             a AS (INSERT INTO attachments (id, uploader_id, file_name, content_type, size, sha256, \
-                 stores_blob, state, media_context, created_utc, modified_utc) \
-               SELECT $6, $7, $8, $9, $2, $1, TRUE, $10, $11, $12, $12 FROM ref RETURNING *), \
-             ev AS (INSERT INTO events (id, event_type, space_id, actor_id, payload, created_utc, dispatched) \
-               SELECT $13, 'Attachment.Created', NULL, $7, $14, $12, \
-                 $15 AND NOT EXISTS (SELECT 1 FROM app_items WHERE kind = $16) FROM a \
-               RETURNING dispatched), \
-             job AS (INSERT INTO jobs (kind, payload, unique_key, run_after, created_utc) \
-               SELECT $17, $18, $19, $20, $12 FROM ev WHERE NOT ev.dispatched \
-               ON CONFLICT (unique_key) {} RETURNING 1) \
-             SELECT {ATTACHMENT_COLUMNS}, EXISTS (SELECT 1 FROM job) AS queued FROM a",
-            on_conflict(&dispatch)
-        );
-        let row = sqlx::query(&sql)
-            .bind(&a.sha256)
-            .bind(a.size)
-            .bind(None::<&str>)
-            .bind(false)
-            .bind(a.pin.as_deref())
-            .bind(a.id)
-            .bind(a.uploader_id)
-            .bind(&a.file_name)
-            .bind(&a.content_type)
-            .bind(a.state.as_str())
-            .bind(&a.media_context)
-            .bind(now)
-            .bind(&event_id)
-            .bind(rules::attachment_created(a, None).to_string())
-            .bind(rules::may_skip_dispatch("Attachment.Created"))
-            .bind(ItemKind::Subscription.as_str())
-            .bind(&dispatch.kind)
-            .bind(dispatch.payload.to_string())
-            .bind(&dispatch.unique_key)
-            .bind(dispatch.run_after)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
-        let row = row.ok_or_else(blob_busy)?;
-        if row.flag_at("queued") {
-            self.signal_jobs();
-        }
-        Ok(rows::attachment(&row))
     }
 
     /// Records `new` in one transaction and answers their rows as committed, read inside it (no
@@ -390,9 +471,8 @@ impl AttachmentStore for PgStore {
         owner_quota: Option<i64>,
     ) -> StoreResult<Vec<Attachment>> {
         if let Some(a) = self.one_plain_upload(new, message_id, owner_quota) {
-            return retrying(|| self.record_plain_upload(a))
-                .await
-                .map(|a| vec![a]);
+            let (row, _) = self.plain_uploads.submit(PlainUpload::of(a)).await?;
+            return Ok(vec![row]);
         }
         retrying(|| self.record_attachments(new, message_id, owner_quota)).await
     }

@@ -13,20 +13,28 @@ use hangar_core::now_ms;
 use hangar_core::store::{
     BlobLifecycleStore, BlobRecord, Collect, PinnedObject, StoreError, StoreResult, StoredTotals,
 };
+use sqlx::PgPool;
 use std::sync::LazyLock;
 
-/// The pin's removal, as a `WITH` item of `add_ref`'s statements (binds the pin as `$5`).
-pub(crate) const UNPIN: &str = "unpinned AS (DELETE FROM blob_pins WHERE id = $5)";
-/// One more reference to a blob, refused (no row) while it is being deleted; answers the blob's
-/// scan state and detail. Binds the hash, the size, the scan state of a new row (`'pending'` or
-/// NULL) and whether the file is to be scanned, as `$1` to `$4`.
-pub(crate) const REF_BLOB: &str =
-    "INSERT INTO blobs (sha256, size, refcount, scan_state) VALUES ($1, $2, 1, $3) \
-     ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, released_utc = NULL, \
+/// What taking one more reference does to a blob's row that exists already (the `ON CONFLICT` of
+/// the row's insert): counts it, and with scanning on (`$4`, whether the file is to be scanned)
+/// makes bytes never scanned or whose scan failed pending again. Refused (no row answered) while
+/// the blob is being deleted.
+pub(crate) const REF_EXISTING_BLOB: &str =
+    "ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, released_utc = NULL, \
        scan_state = CASE WHEN $4 AND (blobs.scan_state IS NULL OR blobs.scan_state = 'failed') \
          THEN 'pending' ELSE blobs.scan_state END \
-     WHERE NOT blobs.deleting RETURNING scan_state, scan_detail";
-static ADD_REF: LazyLock<String> = LazyLock::new(|| format!("WITH {UNPIN} {REF_BLOB}"));
+     WHERE NOT blobs.deleting";
+/// The pin's removal and one more reference to a blob; answers the blob's scan state and detail.
+/// Binds the hash, the size, the scan state of a new row (`'pending'` or NULL), whether the file is
+/// to be scanned, and the pin, as `$1` to `$5`.
+static ADD_REF: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH unpinned AS (DELETE FROM blob_pins WHERE id = $5) \
+         INSERT INTO blobs (sha256, size, refcount, scan_state) VALUES ($1, $2, 1, $3) \
+         {REF_EXISTING_BLOB} RETURNING scan_state, scan_detail"
+    )
+});
 
 /// One more reference to a blob (creating its row at the first), dropping the upload's pin that
 /// protected the bytes until now. Refused while the blob is being deleted: an upload pins first, so
@@ -173,33 +181,84 @@ async fn unreferenced(tx: &mut Tx, sha256: &str) -> StoreResult<bool> {
     Ok(refcount.unwrap_or(0) == 0)
 }
 
+/// An upload's pin on a blob, as `PgStore::pin` hands it to the pins' batcher.
+#[derive(Clone)]
+pub(crate) struct Pin {
+    pub id: String,
+    pub sha256: String,
+    pub size: i64,
+    pub expires_utc: i64,
+    pub object_key: Option<String>,
+}
+
+/// Whether the blob is being deleted (then nothing was pinned), and the object key its row records.
+pub(crate) type Pinned = (bool, Option<String>);
+
+/// Makes the pins of `batch` in one statement, `hangar_pin_blobs` (migration 0012): each as
+/// `hangar_pin_blob` (migration 0011) makes one, and answers as it does, in `batch`'s order.
+pub(crate) async fn pin_batch(
+    pool: &PgPool,
+    batch: Vec<Pin>,
+) -> StoreResult<Vec<StoreResult<Pinned>>> {
+    let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for pin in &batch {
+        columns.0.push(pin.id.as_str());
+        columns.1.push(pin.sha256.as_str());
+        columns.2.push(pin.size);
+        columns.3.push(pin.expires_utc);
+        columns.4.push(pin.object_key.as_deref());
+    }
+    let rows: Vec<(i32, bool, Option<String>)> =
+        sqlx::query_as("SELECT ord, busy, object_key FROM hangar_pin_blobs($1, $2, $3, $4, $5)")
+            .bind(&columns.0)
+            .bind(&columns.1)
+            .bind(&columns.2)
+            .bind(&columns.3)
+            .bind(&columns.4)
+            .fetch_all(pool)
+            .await
+            .map_err(backend)?;
+    let mut out: Vec<StoreResult<Pinned>> = (0..batch.len())
+        .map(|_| Err(StoreError::Backend("a pin was not answered".into())))
+        .collect();
+    for (ord, busy, key) in rows {
+        if let Some(slot) = usize::try_from(ord)
+            .ok()
+            .and_then(|i| out.get_mut(i.wrapping_sub(1)))
+        {
+            *slot = Ok((busy, key));
+        }
+    }
+    Ok(out)
+}
+
 impl PgStore {
-    /// Pins a blob through `hangar_pin_blob` (migration 0011): the blob's advisory lock (held by
-    /// `begin_blob_deletion` too), the check and the inserts in one statement, so one round trip.
-    /// The lock makes the check and the insert one step against a collector on any node: either the
-    /// collector decided first and the pin is refused (answered busy), or the collector counts this
-    /// pin. (A lock rather than the blob's row: a blob about to be stored for the first time has no
-    /// row yet.) The pin needs no WAL flush of its own (the bookkeeping pool): the upload's record
-    /// commits later and flushes it too; a pin lost to a crash belonged to an upload that was never
-    /// acknowledged, whose bytes the orphan sweep takes after the grace period. Answers whether the
-    /// blob is being deleted, and the object key its row records.
-    async fn pin_in_one_statement(
+    /// Pins a blob through the pins' batcher (`pin_batch`): the blob's advisory lock (held by
+    /// `begin_blob_deletion` too), the check and the inserts in one statement with the other pins
+    /// asked for meanwhile. The lock makes the check and the insert one step against a collector on
+    /// any node: either the collector decided first and the pin is refused (answered busy), or the
+    /// collector counts this pin. (A lock rather than the blob's row: a blob about to be stored for
+    /// the first time has no row yet.) The pin needs no WAL flush of its own (the bookkeeping pool):
+    /// the upload's record commits later and flushes it too; a pin lost to a crash belonged to an
+    /// upload that was never acknowledged, whose bytes the orphan sweep takes after the grace
+    /// period. Answers whether the blob is being deleted, and the object key its row records.
+    async fn pin(
         &self,
         pin_id: &str,
         sha256: &str,
         size: i64,
         expires_utc: i64,
         object_key: Option<&str>,
-    ) -> StoreResult<(bool, Option<String>)> {
-        sqlx::query_as("SELECT busy, object_key FROM hangar_pin_blob($1, $2, $3, $4, $5)")
-            .bind(pin_id)
-            .bind(sha256)
-            .bind(size)
-            .bind(expires_utc)
-            .bind(object_key)
-            .fetch_one(&self.queue_pool)
+    ) -> StoreResult<Pinned> {
+        self.pins
+            .submit(Pin {
+                id: pin_id.to_string(),
+                sha256: sha256.to_string(),
+                size,
+                expires_utc,
+                object_key: object_key.map(str::to_string),
+            })
             .await
-            .map_err(backend)
     }
 }
 
@@ -263,9 +322,7 @@ impl BlobLifecycleStore for PgStore {
     }
 
     async fn pin_blob(&self, pin_id: &str, sha256: &str, expires_utc: i64) -> StoreResult<bool> {
-        let (busy, _) = self
-            .pin_in_one_statement(pin_id, sha256, 0, expires_utc, None)
-            .await?;
+        let (busy, _) = self.pin(pin_id, sha256, 0, expires_utc, None).await?;
         Ok(!busy)
     }
 
@@ -281,7 +338,7 @@ impl BlobLifecycleStore for PgStore {
         // that the key is recorded before any reference: the row's first key wins, and a later
         // upload of the same content learns that its own object is a duplicate.
         let pinned = match self
-            .pin_in_one_statement(pin_id, sha256, size, expires_utc, Some(object_key))
+            .pin(pin_id, sha256, size, expires_utc, Some(object_key))
             .await?
         {
             (true, _) => PinnedObject::Busy,
