@@ -182,6 +182,8 @@ struct Placing {
     reply: oneshot::Sender<io::Result<()>>,
     /// The directory whose sync makes the placement durable, once it is in place.
     dir: Option<PathBuf>,
+    /// Whether the stored copies were looked for already (in both layouts).
+    looked: bool,
 }
 
 fn place_batch(leader: &mut Leader, batch: Vec<Placement>) {
@@ -198,12 +200,12 @@ fn place_batch(leader: &mut Leader, batch: Vec<Placement>) {
     // 1. The bodies sent in memory, written into temporaries (none for a blob stored already).
     let mut placing = Vec::with_capacity(batch.len());
     for p in batch {
-        let (temp, unsynced, dir) = match p.content {
-            Content::Staged { temp, unsynced } => (Some(temp), unsynced, None),
+        let (temp, unsynced, dir, looked) = match p.content {
+            Content::Staged { temp, unsynced } => (Some(temp), unsynced, None, false),
             Content::Bytes(chunks) => match stored(&p.target, &p.legacy) {
-                Some(dir) => (None, None, Some(dir)),
+                Some(dir) => (None, None, Some(dir), true),
                 None => match write_temporary(&leader.root, &chunks) {
-                    Ok((temp, file)) => (Some(temp), Some(file), None),
+                    Ok((temp, file)) => (Some(temp), Some(file), None, true),
                     Err(e) => {
                         let _ = p.reply.send(Err(e));
                         continue;
@@ -218,6 +220,7 @@ fn place_batch(leader: &mut Leader, batch: Vec<Placement>) {
             legacy: p.legacy,
             reply: p.reply,
             dir,
+            looked,
         });
     }
     // 2. The data of the files written without a sync of their own.
@@ -231,11 +234,13 @@ fn place_batch(leader: &mut Leader, batch: Vec<Placement>) {
         }
         return;
     }
-    // 3. The renames.
+    // 3. The renames. A body sent in memory was looked for in both layouts in step 1; a staged one
+    //    is looked for in the old layout here (the new one answers through the rename).
     let mut placed = Vec::with_capacity(placing.len());
     for mut p in placing {
         if let Some(temp) = p.temp.take() {
-            match put_in_place(&temp, &p.target, &p.legacy) {
+            let legacy = (!p.looked).then_some(p.legacy.as_path());
+            match put_in_place(&temp, &p.target, legacy) {
                 Ok(dir) => p.dir = Some(dir),
                 Err(e) => {
                     let _ = fs::remove_file(&temp);
@@ -346,16 +351,44 @@ fn sync_fs(dir: &File) -> io::Result<()> {
     dir.sync_all()
 }
 
-/// Renames one staged file to its place; returns the directory whose sync makes that durable.
-fn put_in_place(temp: &Path, target: &Path, legacy: &Path) -> io::Result<PathBuf> {
+/// Renames one staged file to its place, unless a copy is stored already (in `legacy`, the old
+/// layout, when given, or at `target`); returns the directory whose sync makes that durable.
+fn put_in_place(temp: &Path, target: &Path, legacy: Option<&Path>) -> io::Result<PathBuf> {
     // Same hash, same bytes: the stored copy serves. Its rename may not be durable yet (another
     // upload's batch may be between rename and sync): the sync of its directory makes sure.
-    if let Some(dir) = stored(target, legacy) {
+    if let Some(legacy) = legacy.filter(|path| path.exists()) {
         fs::remove_file(temp)?;
-        return Ok(dir);
+        return Ok(parent(legacy));
     }
-    fs::rename(temp, target)?;
+    match rename_unless_there(temp, target) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => fs::remove_file(temp)?,
+        renamed => renamed?,
+    }
     Ok(parent(target))
+}
+
+/// Renames `from` to `to` unless `to` exists (then `AlreadyExists`): one call that looks and
+/// renames (`renameat2` with `RENAME_NOREPLACE`), instead of a look-up of `to` before the rename.
+#[cfg(target_os = "linux")]
+fn rename_unless_there(from: &Path, to: &Path) -> io::Result<()> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        // A file system without the flag: look, then rename.
+        Err(rustix::io::Errno::INVAL) => rename_if_absent(from, to),
+        renamed => renamed.map_err(io::Error::from),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn rename_unless_there(from: &Path, to: &Path) -> io::Result<()> {
+    rename_if_absent(from, to)
+}
+
+fn rename_if_absent(from: &Path, to: &Path) -> io::Result<()> {
+    if to.exists() {
+        return Err(io::ErrorKind::AlreadyExists.into());
+    }
+    fs::rename(from, to)
 }
 
 #[cfg(test)]
@@ -465,6 +498,47 @@ mod tests {
         placer.place(sent, &sha).await.unwrap();
         assert!(!temp.exists() && !blob_path(&root, &sha).exists());
         assert_eq!(fs::read(legacy_path(&root, &sha)).unwrap(), b"old");
+        assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 0);
+    }
+
+    /// A copy in place is never replaced: the rename refuses to (`RENAME_NOREPLACE`), in one batch
+    /// as across batches. (Different bytes under one hash stand for a copy being replaced.)
+    #[tokio::test]
+    async fn a_stored_copy_is_kept_and_the_new_one_dropped() {
+        let (_dir, root) = store();
+        let sha = "34".repeat(32);
+        let placement = |content| {
+            let (reply, answer) = oneshot::channel();
+            let p = Placement {
+                content,
+                target: blob_path(&root, &sha),
+                legacy: legacy_path(&root, &sha),
+                reply,
+            };
+            (p, answer)
+        };
+        let mut leader = Leader {
+            root: root.clone(),
+            opened: None,
+            failed: None,
+        };
+        let (first, a) = placement(Content::Bytes(vec![Bytes::from_static(b"first")]));
+        let (second, b) = placement(Content::Bytes(vec![Bytes::from_static(b"second")]));
+        place_batch(&mut leader, vec![first, second]);
+        a.await.unwrap().unwrap();
+        b.await.unwrap().unwrap();
+        assert_eq!(fs::read(blob_path(&root, &sha)).unwrap(), b"first");
+        let temp = root.join("tmp").join("third.part");
+        fs::write(&temp, b"third").unwrap();
+        let staged = Content::Staged {
+            temp: temp.clone(),
+            unsynced: None,
+        };
+        let (third, c) = placement(staged);
+        place_batch(&mut leader, vec![third]);
+        c.await.unwrap().unwrap();
+        assert_eq!(fs::read(blob_path(&root, &sha)).unwrap(), b"first");
+        assert!(!temp.exists());
         assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 0);
     }
 
