@@ -707,10 +707,10 @@ if [[ $BACKEND == postgres-s3 ]]; then
   H2="http://$STARTED_ADDR"
   log "  second node (pid $HANGAR2_PID) listening on $STARTED_ADDR"
   # A start queues one-off jobs (the sweeps of temporaries and of orphan blobs) that look at every
-  # object the earlier rounds stored; one node runs them beside serving. And the machine may still be
-  # busy with the direct PUTs just made (s3s-fs's and the kernel's write-back of their files: the
-  # two-node figure fell to 0.59-0.66 of one node in runs that began at once, against 1.5 measured
-  # apart). Measured once both are done: both nodes idle (under 5 ticks of CPU in a second) and the
+  # object the earlier rounds stored; one node runs them beside serving. The node mostly waits while
+  # s3s-fs lists the objects, which took s3s-fs 1.2 CPUs for about 100 s after this bench's rounds
+  # (`top`): two-node rounds begun in that time went at 0.59-0.66 of one node, against 1.1-1.6 after
+  # it. Measured once that is done: both nodes idle (under 5 ticks of CPU in a second) and the
   # machine under 10% busy, for two seconds in a row, at most 120 s.
   settle_start=$SECONDS
   quiet=0
@@ -726,7 +726,7 @@ if [[ $BACKEND == postgres-s3 ]]; then
     fi
   done
   log "  both nodes idle and the machine $(fmt "$busy" 0)% busy after $((SECONDS - settle_start)) s" \
-    "(the new node's start-up jobs and the earlier rounds' write-back done)"
+    "(the new node's start-up jobs done, and s3s-fs's listing for them)"
   SMALL_H2_URL="$H2/api/v1/attachments/$SMALL_ID/small.bin"
   curl -sS -o "$WORK/small.out" -H "$AUTH" "$SMALL_H2_URL" && cmp -s "$WORK/small.out" "$SMALL" ||
     die "the second node does not serve the same 4 KiB"

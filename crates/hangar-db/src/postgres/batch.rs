@@ -18,7 +18,8 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 type Entry<T, R> = (T, oneshot::Sender<StoreResult<R>>);
 
 /// Gathers requests of type `T` into batches for `run`, which answers one result per request, in
-/// their order.
+/// their order. The queue has no bound of its own: each entry is a request waiting for its answer,
+/// and those are bounded by the server's cap on connections.
 pub(crate) struct Batcher<T, R> {
     queue: mpsc::UnboundedSender<Entry<T, R>>,
 }
