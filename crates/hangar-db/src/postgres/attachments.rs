@@ -227,7 +227,7 @@ static RECORD_PLAIN_UPLOADS: std::sync::LazyLock<String> = std::sync::LazyLock::
              $12::TEXT[], $13::TEXT[], $14::TEXT[], $15::BIGINT[]) \
            AS u(sha256, size, pin, id, uploader_id, file_name, content_type, state, media_context, \
              created_utc, event_id, event, job, run_after)), \
-         unpinned AS (DELETE FROM blob_pins WHERE id IN (SELECT pin FROM u)), \
+         unpinned AS (DELETE FROM blob_pins WHERE id = ANY($3::TEXT[])), \
          ref AS (INSERT INTO blobs (sha256, size, refcount, scan_state) \
            SELECT sha256, size, 1, NULL FROM u ORDER BY sha256 {REF_EXISTING_BLOB} RETURNING sha256), \
          a AS (INSERT INTO attachments (id, uploader_id, file_name, content_type, size, sha256, \

@@ -255,3 +255,79 @@ async fn callers_dropped_mid_begin_or_commit_leave_no_transaction_open() {
         super::commit(tx).await.unwrap();
     }
 }
+
+/// The batch pin makes each pin as `hangar_pin_blob` makes it alone: refused for bytes being
+/// deleted, the object's row made for a new key, the stored key answered for a known blob; the
+/// pins written with one index besides the key (by hash, which the collector reads).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_pins_is_answered_as_each_pin_alone() {
+    let db = TestDb::postgres().await;
+    let store = PgStore::open(&db.url).await.unwrap();
+    let pool = &store.pool;
+    for (sha, deleting, key) in [("gone", true, None), ("keyed", false, Some("k-old"))] {
+        sqlx::query(
+            "INSERT INTO blobs (sha256, size, refcount, deleting, object_key) VALUES ($1, 1, 0, $2, $3)",
+        )
+        .bind(sha)
+        .bind(deleting)
+        .bind(key)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    let pins = ["p1", "p2", "p3", "p4"];
+    let shas = ["gone", "keyed", "new-keyed", "addressed"];
+    let keys = [None, Some("k-mine"), Some("k-new"), None];
+    let answers: Vec<(i32, bool, Option<String>)> = sqlx::query_as(
+        "SELECT ord, busy, object_key FROM hangar_pin_blobs($1, $2, $3, $4, $5) ORDER BY ord",
+    )
+    .bind(&pins[..])
+    .bind(&shas[..])
+    .bind(&[1_i64, 1, 7, 1][..])
+    .bind(&[i64::MAX; 4][..])
+    .bind(&keys[..])
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        answers,
+        [
+            (1, true, None),
+            (2, false, Some("k-old".to_string())),
+            (3, false, Some("k-new".to_string())),
+            (4, false, None),
+        ]
+    );
+    let pinned: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, sha256 FROM blob_pins ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let expected = [("p2", "keyed"), ("p3", "new-keyed"), ("p4", "addressed")];
+    assert_eq!(
+        pinned,
+        expected.map(|(p, s)| (p.to_string(), s.to_string()))
+    );
+    let made: (i64, i64, Option<String>) =
+        sqlx::query_as("SELECT size, refcount, object_key FROM blobs WHERE sha256 = 'new-keyed'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(made, (7, 0, Some("k-new".to_string())));
+    let addressed: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM blobs WHERE sha256 = 'addressed'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        addressed, 0,
+        "a blob stored by its hash gets its row from its first reference"
+    );
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexname::TEXT FROM pg_indexes WHERE tablename = 'blob_pins' ORDER BY indexname",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(indexes, ["blob_pins_pkey", "blob_pins_sha256"]);
+}
