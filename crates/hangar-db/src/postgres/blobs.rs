@@ -194,8 +194,9 @@ pub(crate) struct Pin {
 /// Whether the blob is being deleted (then nothing was pinned), and the object key its row records.
 pub(crate) type Pinned = (bool, Option<String>);
 
-/// Makes the pins of `batch` in one statement, `hangar_pin_blobs` (migration 0012): each as
-/// `hangar_pin_blob` (migration 0011) makes one, and answers as it does, in `batch`'s order.
+/// Makes the pins of `batch` in one statement, `hangar_pin_blobs` (migrations 0012 and 0013): each
+/// with the steps of `hangar_pin_blob` (migration 0011), written out in its loop, and answered as
+/// that answers, in `batch`'s order.
 pub(crate) async fn pin_batch(
     pool: &PgPool,
     batch: Vec<Pin>,
