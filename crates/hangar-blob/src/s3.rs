@@ -8,6 +8,7 @@
 
 mod config;
 mod partial;
+mod read_ahead;
 #[cfg(test)]
 mod test_server;
 #[cfg(test)]
@@ -412,7 +413,13 @@ impl S3BlobStore {
             .get_opts(path, options)
             .await
             .map_err(|e| inner.error(e))?;
-        Ok(got.into_stream().map_err(std::io::Error::from).boxed())
+        let large = got.range.end.saturating_sub(got.range.start) > read_ahead::CHUNK as u64;
+        let stream = got.into_stream().map_err(std::io::Error::from).boxed();
+        Ok(if large {
+            read_ahead::read_ahead(stream)
+        } else {
+            stream
+        })
     }
 }
 

@@ -171,12 +171,21 @@ async fn a_large_upload_streams_in_parts_and_reads_back_byte_exact() {
     let mut hasher = Sha256::new();
     let mut whole = store.read(&sha, 0, len).await.unwrap();
     let mut read = 0;
+    let mut sizes = Vec::new();
     while let Some(chunk) = whole.next().await {
         let chunk = chunk.unwrap();
         read += chunk.len() as u64;
+        sizes.push(chunk.len());
         hasher.update(&chunk);
     }
     assert_eq!((read, hex::encode(hasher.finalize())), (len, sha.clone()));
+    // Read ahead in large chunks (`read_ahead`), not in the pieces the server sent: only the last
+    // may be smaller.
+    sizes.pop();
+    assert!(
+        sizes.iter().all(|&n| n >= super::read_ahead::CHUNK),
+        "{sizes:?}"
+    );
     assert_eq!(read_all(&store, &sha, 5, 0).await, b"");
 }
 
