@@ -128,8 +128,8 @@ impl LocalBlobStore {
         let root = root.into();
         private_dir_all(&root.join("tmp"))?;
         private_dir_all(&root.join("partial"))?;
-        placing::create_shards(&root)?;
-        let placer = Arc::new(placing::Placer::start(&root)?);
+        let layout = placing::create_shards(&root)?;
+        let placer = Arc::new(placing::Placer::start(&root, layout)?);
         Ok(Self {
             root,
             placer,

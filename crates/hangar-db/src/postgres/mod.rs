@@ -27,7 +27,7 @@ use batch::{in_rounds, or_one_by_one, Batcher};
 use hangar_core::read_cache::{CacheLimits, Invalidation, ReadCache};
 use hangar_core::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::{ConnectOptions, Connection as _, PgPool};
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -343,9 +343,25 @@ async fn open_pool(connections: u32, options: PgConnectOptions) -> Result<PgPool
         // A database that cannot be reached answers 503 within this time instead of holding the
         // request.
         .acquire_timeout(Duration::from_secs(10))
+        // sqlx pings every connection it lends (a round trip to PostgreSQL: a `Sync` and its
+        // `ReadyForQuery`) unless told otherwise. A connection given back less than a second ago
+        // is lent as it is; one idle for longer is pinged first, so that a restarted server's
+        // closed connections are found and replaced before a request gets one.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await
 }
+
+/// How long a pooled connection may stay idle before it is pinged again when lent (`open_pool`).
+const PING_IDLE: Duration = Duration::from_secs(1);
 
 /// Runs a transaction again when PostgreSQL aborted it for a deadlock or a serialization failure:
 /// transactions that touch several blob rows (a replaced file's old and new bytes) can lock them in

@@ -65,6 +65,56 @@ async fn a_database_that_cannot_be_reached_is_unavailable() {
         .execute(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false").as_str())
         .await
         .unwrap();
+    close_connections(&mut admin, name).await;
+    let err = store.member_count().await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    let err = store.ping().await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    admin
+        .execute(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true").as_str())
+        .await
+        .unwrap();
+    assert_eq!(store.member_count().await.unwrap(), 0);
+}
+
+/// The pool lends a connection given back less than `PING_IDLE` ago without asking PostgreSQL
+/// whether it still stands (a round trip per query saved); one idle for longer is pinged first. So
+/// connections the server closed while they sat idle (a restart, an administrator's
+/// `pg_terminate_backend`) are replaced before a query gets one: no request fails for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_closed_while_idle_are_replaced_before_they_are_lent() {
+    let db = TestDb::postgres().await;
+    let store = PgStore::open(&db.url).await.unwrap();
+    // Several connections in the pool, each used and given back.
+    let counts = futures_join_all((0..6).map(|_| {
+        let store = store.clone();
+        async move { store.member_count().await }
+    }))
+    .await;
+    assert!(counts.iter().all(|n| matches!(n, Ok(0))), "{counts:?}");
+    let open = || async {
+        let mut admin = db.admin().await;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&db.name)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        n
+    };
+    assert!(open().await >= 2, "the pool holds connections");
+    let mut admin = db.admin().await;
+    let name = &db.name;
+    close_connections(&mut admin, name).await;
+    tokio::time::sleep(super::PING_IDLE + std::time::Duration::from_millis(200)).await;
+    for _ in 0..12 {
+        assert_eq!(store.member_count().await.unwrap(), 0);
+    }
+}
+
+/// Closes every connection to the database `name` but `admin`'s, as an administrator would.
+async fn close_connections(admin: &mut sqlx::PgConnection, name: &str) {
     admin
         .execute(
             format!(
@@ -75,15 +125,6 @@ async fn a_database_that_cannot_be_reached_is_unavailable() {
         )
         .await
         .unwrap();
-    let err = store.member_count().await.unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
-    let err = store.ping().await.unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
-    admin
-        .execute(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true").as_str())
-        .await
-        .unwrap();
-    assert_eq!(store.member_count().await.unwrap(), 0);
 }
 
 /// Two nodes replacing files with each other's bytes lock the two blob rows in opposite orders;

@@ -268,7 +268,8 @@ pub async fn create_member(base: &str, admin: &User, username: &str) -> User {
     }
 }
 
-/// The blob files under a blob store's root (outside its temporary directory).
+/// The blob files under a blob store's root (outside its temporary directory, and not the mark of
+/// its layout, `layout-flat`).
 pub fn blob_files_in(root: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -277,7 +278,7 @@ pub fn blob_files_in(root: &Path) -> Vec<PathBuf> {
                 if p.file_name().unwrap() != "tmp" {
                     walk(&p, out);
                 }
-            } else {
+            } else if p.file_name().unwrap() != "layout-flat" {
                 out.push(p);
             }
         }
