@@ -154,7 +154,9 @@ impl Leader {
     }
 
     /// `path` as the placer's system calls take it, with the root's descriptor: relative to the
-    /// root when it is inside (an absolute path elsewhere is taken as it is).
+    /// root when it is inside, as every path the store gives the placer is (blobs' places and
+    /// temporaries, all built from the root). Any other path is passed unchanged: an absolute one
+    /// resolves as usual, a relative one from the root.
     fn inside<'a>(&self, path: &'a Path) -> &'a Path {
         path.strip_prefix(&self.root).unwrap_or(path)
     }
