@@ -23,6 +23,7 @@ UP_CONNECTIONS=${UP_CONNECTIONS:-32}
 BACKEND=${BACKEND:-sqlite}         # sqlite (SQLite + local disk), postgres (+ local disk) or postgres-s3
 PROFILE=${PROFILE:-release}        # cargo profile of the binary (release-symbols: for perf)
 FLAME_DIR=${FLAME_DIR:-}           # when set: flame graphs of the 4 KiB paths are written there
+SETTLE=${SETTLE:-300}              # s after the last run's cleanup before measuring (ext4 without a journal)
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$BENCH_DIR")
@@ -37,6 +38,7 @@ die() {
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 [[ $SIZE_MIB =~ ^[1-9][0-9]*$ ]] || die "SIZE_MIB must be a positive integer"
 [[ $RSS_GIB =~ ^[0-9]+$ ]] || die "RSS_GIB must be a non-negative integer"
+[[ $SETTLE =~ ^[0-9]+$ ]] || die "SETTLE must be a number of seconds"
 [[ $BACKEND == sqlite || $BACKEND == postgres || $BACKEND == postgres-s3 ]] ||
   die "BACKEND is sqlite, postgres or postgres-s3"
 
@@ -86,6 +88,8 @@ if [[ $fstype == tmpfs || $fstype == ramfs ]]; then
   log "$tmp_parent is used for temporary data ($([[ -n ${BENCH_TMPDIR:-} ]] && echo BENCH_TMPDIR || echo /tmp) is $fstype)"
 fi
 WORK=$(mktemp -d "$tmp_parent/hangar-bench.XXXXXX")
+# When the last run on this disk finished removing its files (see "ext4 without a journal" below).
+CLEANED_AT="$tmp_parent/hangar-bench.cleaned"
 
 HANGAR_PID=""
 HANGAR2_PID=""
@@ -123,7 +127,7 @@ cleanup() {
   [[ -n $PG_DIR ]] && bash "$REPO/scripts/postgres.sh" stop "$PG_DIR" >/dev/null 2>&1
   [[ -n $S3_STATE ]] && bash "$REPO/scripts/s3.sh" stop "$S3_STATE" >/dev/null 2>&1
   log "removing $WORK"
-  [[ -n ${WORK:-} && -d $WORK ]] && rm -rf "$WORK"
+  [[ -n ${WORK:-} && -d $WORK ]] && rm -rf "$WORK" && date +%s >"$CLEANED_AT"
   local elapsed=$((SECONDS - STARTED))
   log "total run time: $((elapsed / 60)) min $((elapsed % 60)) s (build, setup, measurements and cleanup)"
   exit "$rc"
@@ -360,6 +364,15 @@ WORK_DEV=$(basename "$(df --output=source "$WORK" | tail -n 1)")
 if [[ $(cat "/sys/fs/ext4/$WORK_DEV/journal_task" 2>/dev/null) == "<none>" ]]; then
   log "note: $WORK is on ext4 without a journal; file creation is slow for up to 5 minutes after" \
     "many deletions (such as a previous run's cleanup): leave 5 minutes between runs"
+  # The last run's own cleanup is known: wait out what is left of SETTLE after it, so that runs
+  # started one after another measure the disk as it is, not its recovery (nginx's 4 KiB upload
+  # rounds fell from 12,000 to 2,300 requests/s two minutes after such a cleanup).
+  cleaned=$(cat "$CLEANED_AT" 2>/dev/null || true)
+  if [[ $cleaned =~ ^[0-9]+$ ]] && (($(date +%s) - cleaned < SETTLE)); then
+    wait_s=$((SETTLE - ($(date +%s) - cleaned)))
+    log "the last run removed its files $(($(date +%s) - cleaned)) s ago: waiting $wait_s s more (SETTLE=$SETTLE)"
+    sleep "$wait_s"
+  fi
 fi
 
 # ---------------------------------------------------------------------------------------------
