@@ -213,23 +213,39 @@ head -c 4096 /dev/urandom >"$SMALL"
 PW="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 HANGAR_ARGS=()
 HANGAR_ENV=()
+# The PostgreSQL figures are for a server that waits for the disk, as a production one does: the
+# run stops if the cluster does not (the tests' cluster has fsync off).
+pg_check_durable() {
+  local settings
+  settings=$(psql -Atq "$HANGAR_TEST_PG_URL" \
+    -c "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings
+        WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes')") ||
+    die "cannot read PostgreSQL's settings"
+  [[ $settings == "fsync=on full_page_writes=on synchronous_commit=on" ]] ||
+    die "PostgreSQL is not durable ($settings)"
+  log "PostgreSQL is durable ($settings)"
+}
 if [[ $BACKEND == postgres ]]; then
-  # A throwaway PostgreSQL, as the tests use (installed once per machine by the same script); the
-  # blobs stay on the local disk, as on SQLite: this run shows PostgreSQL's share alone.
-  log "starting PostgreSQL (scripts/postgres.sh)"
-  pg_env=$(bash "$REPO/scripts/postgres.sh" start) || die "PostgreSQL did not start"
+  # A throwaway PostgreSQL, as the tests use (installed once per machine by the same script), but
+  # durable as a production server is (fsync, synchronous commits, full page writes: the tests'
+  # cluster has them off); the blobs stay on the local disk, as on SQLite: this run shows
+  # PostgreSQL's share alone.
+  log "starting a durable PostgreSQL (scripts/postgres.sh start --durable)"
+  pg_env=$(bash "$REPO/scripts/postgres.sh" start --durable) || die "PostgreSQL did not start"
   eval "$pg_env"
   PG_DIR=$HANGAR_TEST_PG_DIR
+  pg_check_durable
   HANGAR_ARGS=(--database-url "$HANGAR_TEST_PG_URL")
   log "PostgreSQL at ${HANGAR_TEST_PG_URL%%/postgres}"
 fi
 if [[ $BACKEND == postgres-s3 ]]; then
   # A throwaway PostgreSQL and s3s-fs, as the tests use (installed once per machine by the same
   # scripts); the object store keeps its files under $WORK, on the same disk as nginx's.
-  log "starting PostgreSQL and s3s-fs (scripts/postgres.sh, scripts/s3.sh)"
-  pg_env=$(bash "$REPO/scripts/postgres.sh" start) || die "PostgreSQL did not start"
+  log "starting a durable PostgreSQL and s3s-fs (scripts/postgres.sh start --durable, scripts/s3.sh)"
+  pg_env=$(bash "$REPO/scripts/postgres.sh" start --durable) || die "PostgreSQL did not start"
   eval "$pg_env"
   PG_DIR=$HANGAR_TEST_PG_DIR
+  pg_check_durable
   S3_STATE="$WORK/s3"
   mkdir -p "$S3_STATE"
   s3_env=$(bash "$REPO/scripts/s3.sh" start "$S3_STATE") || die "s3s-fs did not start"

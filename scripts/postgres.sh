@@ -3,9 +3,14 @@
 # then starts a cluster in a new temporary directory, listening on 127.0.0.1 on a free port with
 # trust authentication, as the `postgres` system user when run as root (initdb refuses root).
 #
-#   scripts/postgres.sh start [--watch PID]   prints `export HANGAR_TEST_PG_URL=…` and
+#   scripts/postgres.sh start [--durable] [--watch PID]
+#                                             prints `export HANGAR_TEST_PG_URL=…` and
 #                                             `export HANGAR_TEST_PG_DIR=…` (eval it); with --watch,
-#                                             the cluster stops by itself once process PID has ended
+#                                             the cluster stops by itself once process PID has ended.
+#                                             A test cluster does not wait for the disk (fsync off);
+#                                             --durable keeps PostgreSQL's own defaults (fsync,
+#                                             synchronous commits, full page writes), as a server
+#                                             in production runs: for the benchmarks
 #   scripts/postgres.sh stop DIR              stops the cluster in DIR and removes DIR
 #   scripts/postgres.sh pause DIR             stops the server of the cluster in DIR (a clean, fast
 #                                             shutdown), keeping its data: for fault tests
@@ -53,10 +58,14 @@ port_in_use() {
 }
 
 start() {
-  local watch=""
-  if [ "${1:-}" = "--watch" ]; then
-    watch="${2:?--watch needs a process id}"
-  fi
+  local watch="" durable=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --durable) durable=1; shift ;;
+      --watch) watch="${2:?--watch needs a process id}"; shift 2 ;;
+      *) echo "start: unknown option $1" >&2; exit 2 ;;
+    esac
+  done
   install_postgres
   local bin dir port tries=0
   bin="$(find_bin)"
@@ -68,15 +77,19 @@ start() {
     cat "$dir/initdb.log" >&2
     exit 1
   }
-  # A test cluster: nothing in it must survive a crash, so it does not wait for the disk.
   cat >>"$dir/data/postgresql.conf" <<EOF
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$dir'
 max_connections = 400
+EOF
+  if [ -z "$durable" ]; then
+    # A test cluster: nothing in it must survive a crash, so it does not wait for the disk.
+    cat >>"$dir/data/postgresql.conf" <<EOF
 fsync = off
 synchronous_commit = off
 full_page_writes = off
 EOF
+  fi
   while :; do
     port=$((20000 + RANDOM % 40000))
     tries=$((tries + 1))
@@ -127,5 +140,5 @@ case "${1:-}" in
   stop) shift; stop "$@" ;;
   pause) shift; pause "$@" ;;
   resume) shift; resume "$@" ;;
-  *) echo "usage: $0 start [--watch PID] | stop DIR | pause DIR | resume DIR PORT" >&2; exit 2 ;;
+  *) echo "usage: $0 start [--durable] [--watch PID] | stop DIR | pause DIR | resume DIR PORT" >&2; exit 2 ;;
 esac
