@@ -87,12 +87,14 @@ impl Ingest {
             size: staged.size,
             pin,
         };
-        if staged.object_key.is_none() {
+        let mut staged = staged;
+        // A store that packs small bodies places them first (the key it records must name bytes
+        // on the disk), then pins them under that key below.
+        if staged.object_key.is_none() && !self.blobs.place_keyed(&mut staged).await? {
             if let Some(copy) = self.blobs.stand_in(&staged) {
                 return self.commit_while_pinning(staged, copy, committed).await;
             }
         }
-        let mut staged = staged;
         self.pin(&mut staged, &committed.pin).await?;
         if let Err(e) = self.blobs.commit(staged).await {
             self.release(std::slice::from_ref(&committed)).await;

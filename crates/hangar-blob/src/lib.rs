@@ -13,7 +13,7 @@ mod s3;
 pub mod small;
 
 pub use ingest::{Committed, Ingest, IngestError};
-pub use local::LocalBlobStore;
+pub use local::{LocalBlobStore, PackEntry, PackSlot};
 pub use memory::MemoryBlobStore;
 pub use partial::{valid_partial_id, ChunkDigest, WrittenChunk};
 pub use s3::{S3BlobStore, S3Config, S3ConfigError};
@@ -169,6 +169,15 @@ pub trait BlobStore: Send + Sync {
     ) -> Result<StagedBlob, BlobError> {
         let _ = len;
         self.stage(body, max_bytes).await
+    }
+    /// Makes a staged blob durable under an object key of the store's own choosing before it is
+    /// pinned, and sets that key on it (a store that writes many small bodies into one file per
+    /// batch: see `local::packs`); the ingest pipeline then records the key with the pin and
+    /// `commit` settles duplicates. False (the default): nothing was done, and `commit` places
+    /// the blob after the pin.
+    async fn place_keyed(&self, staged: &mut StagedBlob) -> Result<bool, BlobError> {
+        let _ = staged;
+        Ok(false)
     }
     /// Makes a staged blob durable under its hash (idempotent: identical content is stored once).
     async fn commit(&self, staged: StagedBlob) -> Result<(), BlobError>;

@@ -1,8 +1,12 @@
 //! Blobs on the local disk, sharded as `ab/abcd…` under a root (see `placing`), with temporaries
-//! in `tmp/`.
+//! in `tmp/`; with object keys recorded (`BlobStore::use_object_keys`, as every server has), small
+//! bodies uploaded in one piece go into packs (`packs/`, see `packs`) instead.
 
+mod packs;
 mod placing;
 mod stream;
+
+pub use packs::{Entry as PackEntry, Slot as PackSlot};
 
 use crate::partial::{bad_id, missing_bytes, ChunkMeter};
 use crate::{
@@ -13,11 +17,14 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
+use hangar_core::store::{BlobLifecycleStore, PinnedObject};
+use packs::Slot;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 /// Bytes gathered before they are hashed and written in one blocking call; with one batch being
@@ -39,6 +46,36 @@ pub struct LocalBlobStore {
     root: PathBuf,
     placer: Arc<placing::Placer>,
     room: Arc<Room>,
+    /// The database that records packed bodies' slots as object keys; unset, every blob is a file.
+    keys: OnceLock<Arc<dyn BlobLifecycleStore>>,
+    /// Whether the store's file system makes holes: small bodies are packed only then, so that a
+    /// freed slot reads as missing (never as zeros).
+    holes: bool,
+    /// Slots looked up lately, by hash. A blob's slot never changes while its row lives, and a
+    /// pack's name is never reused: an entry gone stale (the blob was deleted and stored again)
+    /// finds its pack or its slot gone, and is looked up again then.
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+/// Entries of `LocalBlobStore::slots` before it is emptied (about 10 MiB at most).
+const SLOT_CACHE_ENTRIES: usize = 65_536;
+
+/// A stored blob opened for reading: its file, where its bytes start in it, and how many there
+/// are (None: to the file's end).
+struct Opened {
+    file: File,
+    base: u64,
+    len: Option<u64>,
+}
+
+impl Opened {
+    /// How many of `len` bytes from `start` there are to read.
+    fn clamp(&self, start: u64, len: u64) -> u64 {
+        match self.len {
+            Some(have) => len.min(have.saturating_sub(start)),
+            None => len,
+        }
+    }
 }
 
 /// Free space uploads must leave on the volume, so that the metadata database (often on the same
@@ -130,11 +167,218 @@ impl LocalBlobStore {
         private_dir_all(&root.join("partial"))?;
         let layout = placing::create_shards(&root)?;
         let placer = Arc::new(placing::Placer::start(&root, layout)?);
+        let holes = packs::holes_work(&root.join("tmp"));
         Ok(Self {
             root,
             placer,
             room: Arc::default(),
+            keys: OnceLock::new(),
+            holes,
+            slots: Mutex::default(),
         })
+    }
+
+    /// The bodies in the packs of the store at `root`, each with whether its slot still holds
+    /// data (for checks and tests: a slot freed by a deletion holds none).
+    pub fn packed_blobs(root: &Path) -> std::io::Result<Vec<(PathBuf, PackEntry, bool)>> {
+        let mut found = Vec::new();
+        let dir = match fs::read_dir(root.join(packs::DIR)) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+            Err(e) => return Err(e),
+        };
+        for entry in dir {
+            let path = entry?.path();
+            let Ok(file) = File::open(&path) else {
+                continue; // gone meanwhile
+            };
+            for listed in packs::entries(&file)? {
+                let holds = packs::holds_data(&file, listed.offset)?;
+                found.push((path.clone(), listed, holds));
+            }
+        }
+        Ok(found)
+    }
+
+    fn remember(&self, sha256: &str, slot: Slot) {
+        let mut cache = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= SLOT_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(sha256.to_string(), slot);
+    }
+
+    fn forget(&self, sha256: &str) {
+        let mut cache = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        cache.remove(sha256);
+    }
+
+    fn cached_slot(&self, sha256: &str) -> Option<Slot> {
+        let cache = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(sha256).cloned()
+    }
+
+    /// The slot the database records for a blob; None when it records none (a file, or no row).
+    async fn recorded_slot(&self, sha256: &str) -> Result<Option<Slot>, BlobError> {
+        let Some(life) = self.keys.get() else {
+            return Ok(None);
+        };
+        let key = life.blob_object_key(sha256).await.map_err(|e| {
+            BlobError::Io(std::io::Error::other(format!(
+                "cannot look up where blob {sha256} is packed: {e}"
+            )))
+        })?;
+        Ok(key.as_deref().and_then(Slot::parse))
+    }
+
+    /// Opens a stored blob: its file, or the pack that holds it (a slot freed, or a pack gone,
+    /// reads as missing).
+    async fn open_blob(&self, sha256: &str) -> Result<Opened, BlobError> {
+        if !valid_sha256(sha256) {
+            return Err(BlobError::NotFound);
+        }
+        let cached = self.cached_slot(sha256);
+        let (paths, root) = (self.blob_paths(sha256), self.root.clone());
+        let first = cached.clone();
+        let found = blocking(move || match first {
+            Some(slot) => open_slot(&root, &slot),
+            None => open_first(paths)
+                .map(|file| Opened {
+                    file,
+                    base: 0,
+                    len: None,
+                })
+                .map_err(BlobError::from),
+        })
+        .await;
+        match found {
+            Err(BlobError::NotFound) if self.keys.get().is_some() => {}
+            found => return found,
+        }
+        // A stale slot, or a blob that is no file: the database says where it is, if anywhere.
+        if cached.is_some() {
+            self.forget(sha256);
+            let paths = self.blob_paths(sha256);
+            let file = blocking(move || open_first(paths).map_err(BlobError::from)).await;
+            match file {
+                Err(BlobError::NotFound) => {}
+                file => {
+                    return file.map(|file| Opened {
+                        file,
+                        base: 0,
+                        len: None,
+                    })
+                }
+            }
+        }
+        let Some(slot) = self.recorded_slot(sha256).await? else {
+            return Err(BlobError::NotFound);
+        };
+        let (root, at) = (self.root.clone(), slot.clone());
+        let opened = blocking(move || open_slot(&root, &at)).await?;
+        self.remember(sha256, slot);
+        Ok(opened)
+    }
+
+    /// Frees a packed body's slot, and removes its pack once no slot in it holds data.
+    async fn free_slot(&self, slot: Slot) -> Result<(), BlobError> {
+        let root = self.root.clone();
+        blocking(move || free_slot(&root, &slot)).await
+    }
+
+    /// Frees the slots of packs that no blob row records: a duplicate's, or an upload's that
+    /// stopped between its placement and its pin. Only packs not swept before are looked at, and
+    /// with `older_than`, only those at least that old (younger ones may have pins on their way);
+    /// a pack is marked swept (read-only) once its unrecorded slots are freed, and removed when
+    /// none is left. Answers how many slots were freed.
+    pub async fn sweep_packs(&self, older_than: Option<Duration>) -> Result<usize, BlobError> {
+        let Some(life) = self.keys.get() else {
+            return Ok(0);
+        };
+        let dir = self.root.join(packs::DIR);
+        let candidates = blocking(move || unswept_packs(&dir, older_than)).await?;
+        let mut freed = 0;
+        for path in candidates {
+            let opened = {
+                let path = path.clone();
+                blocking(move || {
+                    let file = File::options().read(true).write(true).open(&path)?;
+                    let listed = packs::entries(&file)?;
+                    Ok((file, listed))
+                })
+                .await
+            };
+            let (file, listed) = match opened {
+                Ok(opened) => opened,
+                Err(BlobError::NotFound) => continue,
+                Err(e) => {
+                    tracing::warn!(pack = %path.display(), "cannot sweep a pack: {e}");
+                    continue;
+                }
+            };
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let mut dead = Vec::new();
+            let mut live = 0;
+            for e in &listed {
+                let slot = Slot {
+                    pack: name.to_string(),
+                    offset: e.offset,
+                    len: e.len,
+                };
+                let recorded = life.blob_of_object(&slot.key()).await.map_err(|e| {
+                    BlobError::Io(std::io::Error::other(format!(
+                        "cannot sweep the packs (the database): {e}"
+                    )))
+                })?;
+                match recorded {
+                    Some(_) => live += 1,
+                    None => dead.push(slot),
+                }
+            }
+            freed += blocking(move || sweep_pack(&path, &file, &dead, live)).await?;
+        }
+        Ok(freed)
+    }
+
+    /// Removes the temporaries no upload holds (see `BlobStore::remove_temporaries`).
+    async fn remove_temporary_files(
+        &self,
+        older_than: Option<Duration>,
+    ) -> Result<usize, BlobError> {
+        let dir = self.tmp_dir();
+        tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
+            let mut removed = 0;
+            let now = SystemTime::now();
+            for entry in fs::read_dir(&dir)? {
+                let entry = entry?;
+                if let Some(age) = older_than {
+                    // A temporary can vanish mid-scan (its upload finished): skip it.
+                    let Ok(modified) = entry.metadata().and_then(|m| m.modified()) else {
+                        continue;
+                    };
+                    if now.duration_since(modified).unwrap_or_default() < age {
+                        continue;
+                    }
+                }
+                // An upload in progress holds a lock on its temporary: leave it alone.
+                let Ok(file) = File::open(entry.path()) else {
+                    continue;
+                };
+                let held =
+                    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                        .is_err();
+                if !held && fs::remove_file(entry.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })
+        .await
+        .map_err(|e| BlobError::Io(std::io::Error::other(e.to_string())))?
+        .map_err(BlobError::from)
     }
 
     fn tmp_dir(&self) -> PathBuf {
@@ -165,6 +409,105 @@ fn open_first(paths: [PathBuf; 2]) -> std::io::Result<File> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::open(&paths[1]),
         found => found,
     }
+}
+
+/// Runs file work on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, BlobError> + Send + 'static,
+) -> Result<T, BlobError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(join_error)?
+}
+
+/// Opens the pack holding `slot`; a pack gone or a slot freed is `NotFound`.
+fn open_slot(root: &Path, slot: &Slot) -> Result<Opened, BlobError> {
+    let file = File::open(slot.path(root))?;
+    if !packs::holds_data(&file, slot.offset)? {
+        return Err(BlobError::NotFound);
+    }
+    Ok(Opened {
+        file,
+        base: slot.offset,
+        len: Some(slot.len),
+    })
+}
+
+/// Frees `slot` and removes its pack once no slot in it holds data. A pack gone already is fine.
+fn free_slot(root: &Path, slot: &Slot) -> Result<(), BlobError> {
+    let path = slot.path(root);
+    let file = match File::options().read(true).write(true).open(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        opened => opened?,
+    };
+    packs::free(&file, slot.offset, slot.len)?;
+    let count = packs::entries(&file)?.len();
+    if !packs::any_data_from(&file, packs::first_slot(count))? {
+        remove_pack(&path)?;
+    }
+    Ok(())
+}
+
+fn remove_pack(path: &Path) -> std::io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        removed => removed,
+    }
+}
+
+/// The mark of a swept pack: its owner's execute bit (its owner must still write it, to free
+/// slots, so the mark cannot be a read-only mode).
+const SWEPT: u32 = 0o100;
+
+/// The packs in `dir` that no sweep marked, with `older_than`, only those at least that old.
+fn unswept_packs(dir: &Path, older_than: Option<Duration>) -> Result<Vec<PathBuf>, BlobError> {
+    use std::os::unix::fs::PermissionsExt;
+    let now = SystemTime::now();
+    let mut found = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        entries => entries?,
+    };
+    for entry in entries {
+        let entry = entry?;
+        let named = entry.file_name();
+        if !named.to_str().is_some_and(packs::valid_pack_name) {
+            continue;
+        }
+        // A pack can vanish mid-scan (its last slot freed): skip it.
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.permissions().mode() & SWEPT != 0 {
+            continue;
+        }
+        if let Some(age) = older_than {
+            let modified = meta.modified().unwrap_or(now);
+            if now.duration_since(modified).unwrap_or_default() < age {
+                continue;
+            }
+        }
+        found.push(entry.path());
+    }
+    Ok(found)
+}
+
+/// Frees the `dead` slots of the pack at `path` that still hold data; removes the pack when no
+/// slot is `live`, else marks it swept. Answers how many slots were freed.
+fn sweep_pack(path: &Path, file: &File, dead: &[Slot], live: usize) -> Result<usize, BlobError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut freed = 0;
+    for slot in dead {
+        if packs::holds_data(file, slot.offset)? {
+            packs::free(file, slot.offset, slot.len)?;
+            freed += 1;
+        }
+    }
+    if live == 0 {
+        remove_pack(path)?;
+    } else {
+        let mode = file.metadata()?.permissions().mode();
+        file.set_permissions(fs::Permissions::from_mode((mode & 0o777) | SWEPT))?;
+    }
+    Ok(freed)
 }
 
 /// A staged upload on this disk: the temporary file, removed when dropped unless it was committed,
@@ -376,9 +719,53 @@ impl BlobStore for LocalBlobStore {
         Ok(StagedBlob::new(sha256, writer.size, staging))
     }
 
-    async fn commit(&self, staged: StagedBlob) -> Result<(), BlobError> {
+    async fn place_keyed(&self, staged: &mut StagedBlob) -> Result<bool, BlobError> {
+        if self.keys.get().is_none()
+            || !self.holes
+            || staged.size == 0
+            || staged.object_key.is_some()
+        {
+            return Ok(false);
+        }
+        let Some(staging) = staged.staging.downcast_ref::<LocalStaging>() else {
+            return Ok(false);
+        };
+        // `Bytes` are shared: the staged blob keeps the same buffers, for `commit`'s fallback.
+        let Some(chunks) = staging.in_memory.clone() else {
+            return Ok(false);
+        };
+        let slot = self.placer.pack(chunks, &staged.sha256).await?;
+        staged.object_key = Some(slot.key());
+        Ok(true)
+    }
+
+    async fn commit(&self, mut staged: StagedBlob) -> Result<(), BlobError> {
         let sha256 = staged.sha256.clone();
+        let ours = staged.object_key.take().as_deref().and_then(Slot::parse);
+        let recorded = staged.recorded.take();
         let mut staging = staged.into_staging::<LocalStaging>()?;
+        if let Some(ours) = ours {
+            // Packed by `place_keyed` and pinned: the database recorded this slot as the blob's
+            // place, or an earlier one, whose bytes were durable before it was recorded (this
+            // one is then a duplicate, freed).
+            let kept = match &recorded {
+                Some(PinnedObject::Keyed(kept)) => Slot::parse(kept),
+                _ => None,
+            };
+            if kept.as_ref() == Some(&ours) {
+                self.remember(&sha256, ours);
+                return Ok(());
+            }
+            if kept.is_none() {
+                // A row from before keys (its file may be on its way, by another upload that
+                // pinned it): the bytes go to their content-addressed place, as without packs.
+                let chunks = staging.in_memory.take().unwrap_or_default();
+                self.placer
+                    .place(placing::Content::Bytes(chunks), &sha256)
+                    .await?;
+            }
+            return self.free_slot(ours).await;
+        }
         if let Some(chunks) = staging.in_memory.take() {
             let sent = placing::Content::Bytes(chunks);
             return self
@@ -424,14 +811,26 @@ impl BlobStore for LocalBlobStore {
         if !valid_sha256(sha256) {
             return Err(BlobError::NotFound);
         }
-        let paths = self.blob_paths(sha256);
-        let file = tokio::task::spawn_blocking(move || -> std::io::Result<File> {
-            let mut f = open_first(paths)?;
-            f.seek(SeekFrom::Start(start))?;
-            Ok(f)
+        if self.keys.get().is_none() {
+            // Files only: the open and the seek in one blocking call.
+            let paths = self.blob_paths(sha256);
+            let file = blocking(move || {
+                let mut f = open_first(paths)?;
+                f.seek(SeekFrom::Start(start))?;
+                Ok(f)
+            })
+            .await?;
+            return Ok(stream::stream_file(file, len));
+        }
+        let opened = self.open_blob(sha256).await?;
+        let len = opened.clamp(start, len);
+        let mut file = opened.file;
+        let at = opened.base.saturating_add(start);
+        let file = blocking(move || {
+            file.seek(SeekFrom::Start(at))?;
+            Ok(file)
         })
-        .await
-        .map_err(|e| BlobError::Io(std::io::Error::other(e.to_string())))??;
+        .await?;
         Ok(stream::stream_file(file, len))
     }
 
@@ -439,21 +838,39 @@ impl BlobStore for LocalBlobStore {
         if !valid_sha256(sha256) {
             return Err(BlobError::NotFound);
         }
-        let paths = self.blob_paths(sha256);
-        crate::small::read_file_range(move || open_first(paths), start, len).await
+        if self.keys.get().is_none() {
+            let paths = self.blob_paths(sha256);
+            return crate::small::read_file_range(move || open_first(paths), start, len).await;
+        }
+        let opened = self.open_blob(sha256).await?;
+        let len = opened.clamp(start, len);
+        let at = opened.base.saturating_add(start);
+        blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let mut buf = vec![0u8; len as usize];
+            opened.file.read_exact_at(&mut buf, at)?;
+            Ok(Bytes::from(buf))
+        })
+        .await
     }
 
     async fn delete(&self, sha256: &str) -> Result<(), BlobError> {
         if !valid_sha256(sha256) {
             return Ok(());
         }
-        // In either layout (a blob is in one of them, never both).
+        // Its file, in either layout (a file is in one of them, never both)…
         for path in self.blob_paths(sha256) {
             match tokio::fs::remove_file(path).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => break,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }
+        }
+        // …and its slot, when its row records one (a blob can have both: a file stored by an
+        // upload that pinned its row before the row had a slot).
+        self.forget(sha256);
+        if let Some(slot) = self.recorded_slot(sha256).await? {
+            self.free_slot(slot).await?;
         }
         Ok(())
     }
@@ -467,7 +884,36 @@ impl BlobStore for LocalBlobStore {
                 return Ok(true);
             }
         }
-        Ok(false)
+        let Some(slot) = self.recorded_slot(sha256).await? else {
+            return Ok(false);
+        };
+        let root = self.root.clone();
+        match blocking(move || open_slot(&root, &slot)).await {
+            Ok(_) => Ok(true),
+            Err(BlobError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn use_object_keys(&self, life: Arc<dyn BlobLifecycleStore>) {
+        // Set once, at start, before any upload: a second call (the same database) changes nothing.
+        let _ = self.keys.set(life);
+    }
+
+    /// Whether any blob is stored: a file, or a pack.
+    async fn holds_blobs(&self) -> Result<bool, BlobError> {
+        let packs = self.root.join(packs::DIR);
+        let packed = blocking(move || match fs::read_dir(&packs) {
+            Ok(mut entries) => Ok(entries.next().is_some()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        })
+        .await?;
+        match self.list().next().await {
+            _ if packed => Ok(true),
+            None => Ok(false),
+            Some(first) => first.map(|_| true),
+        }
     }
 
     /// On the calling thread: the placement just looked the path up (or wrote it), so its shard
@@ -497,37 +943,12 @@ impl BlobStore for LocalBlobStore {
     }
 
     async fn remove_temporaries(&self, older_than: Option<Duration>) -> Result<usize, BlobError> {
-        let dir = self.tmp_dir();
-        tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
-            let mut removed = 0;
-            let now = SystemTime::now();
-            for entry in fs::read_dir(&dir)? {
-                let entry = entry?;
-                if let Some(age) = older_than {
-                    // A temporary can vanish mid-scan (its upload finished): skip it.
-                    let Ok(modified) = entry.metadata().and_then(|m| m.modified()) else {
-                        continue;
-                    };
-                    if now.duration_since(modified).unwrap_or_default() < age {
-                        continue;
-                    }
-                }
-                // An upload in progress holds a lock on its temporary: leave it alone.
-                let Ok(file) = File::open(entry.path()) else {
-                    continue;
-                };
-                let held =
-                    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-                        .is_err();
-                if !held && fs::remove_file(entry.path()).is_ok() {
-                    removed += 1;
-                }
-            }
-            Ok(removed)
-        })
-        .await
-        .map_err(|e| BlobError::Io(std::io::Error::other(e.to_string())))?
-        .map_err(BlobError::from)
+        let removed = self.remove_temporary_files(older_than).await?;
+        let freed = self.sweep_packs(older_than).await?;
+        if freed > 0 {
+            tracing::info!("freed {freed} slots of packed bodies that no blob row records");
+        }
+        Ok(removed)
     }
 
     fn list(&self) -> BoxStream<'static, Result<StoredBlob, BlobError>> {
@@ -747,6 +1168,224 @@ mod tests {
 
     fn temporaries(root: &Path) -> usize {
         fs::read_dir(root.join("tmp")).unwrap().count()
+    }
+
+    async fn read_all(store: &LocalBlobStore, sha: &str, start: u64, len: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut s = store.read(sha, start, len).await.unwrap();
+        while let Some(c) = s.next().await {
+            out.extend_from_slice(&c.unwrap());
+        }
+        out
+    }
+
+    fn pack_files(root: &Path) -> Vec<PathBuf> {
+        fs::read_dir(root.join(packs::DIR))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    }
+
+    /// A store that records keys in `rows`, with an ingest pipeline over both.
+    fn keyed() -> (tempfile::TempDir, Arc<LocalBlobStore>, Arc<KeyRows>, Ingest) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalBlobStore::open(dir.path()).unwrap());
+        let rows = Arc::new(KeyRows::default());
+        store.use_object_keys(rows.clone());
+        let ingest = Ingest::new(store.clone(), rows.clone());
+        (dir, store, rows, ingest)
+    }
+
+    use crate::conformance::KeyRows;
+    use crate::Ingest;
+
+    #[tokio::test]
+    async fn with_packs_the_contract_holds_too() {
+        let (_dir, store, _rows, _) = keyed();
+        crate::conformance::keeps_the_contract(&*store, &crate::MemoryBlobStore::new()).await;
+        crate::conformance::keeps_the_partial_contract(&*store).await;
+    }
+
+    /// A small body committed through the ingest pipeline lands in a pack, under the key the
+    /// database records; it reads whole and in ranges, a duplicate's slot is freed (its pack
+    /// goes with it), and deleting the blob frees its slot and removes the emptied pack.
+    #[tokio::test]
+    async fn small_bodies_are_packed_read_deduplicated_and_freed() {
+        let (dir, store, rows, ingest) = keyed();
+        let root = dir.path();
+        let staged = ingest
+            .receive(body(vec![b"packed ", b"bytes"]), 100)
+            .await
+            .unwrap();
+        let sha = staged.sha256.clone();
+        ingest.commit(staged).await.unwrap();
+        let key = rows
+            .rows()
+            .get(&sha)
+            .cloned()
+            .flatten()
+            .expect("a key recorded");
+        let slot = Slot::parse(&key).expect("a pack's slot");
+        assert_eq!(slot.len, 12);
+        assert!(!placing::blob_path(root, &sha).exists(), "no file per body");
+        assert_eq!(pack_files(root), [slot.path(root)]);
+        assert!(store.exists(&sha).await.unwrap());
+        assert_eq!(read_all(&store, &sha, 0, u64::MAX).await, b"packed bytes");
+        assert_eq!(read_all(&store, &sha, 7, 3).await, b"byt");
+        assert_eq!(read_all(&store, &sha, 7, 100).await, b"bytes");
+        assert_eq!(
+            &store.read_small(&sha, 0, 12).await.unwrap()[..],
+            b"packed bytes"
+        );
+        assert_eq!(&store.read_small(&sha, 9, 50).await.unwrap()[..], b"tes");
+        // A fresh store over the same directory finds it through the database alone.
+        let reopened = LocalBlobStore::open(root).unwrap();
+        reopened.use_object_keys(rows.clone());
+        assert_eq!(
+            &reopened.read_small(&sha, 0, 6).await.unwrap()[..],
+            b"packed"
+        );
+
+        let again = ingest
+            .receive(body(vec![b"packed bytes"]), 100)
+            .await
+            .unwrap();
+        ingest.commit(again).await.unwrap();
+        assert_eq!(rows.rows().get(&sha).cloned().flatten(), Some(key.clone()));
+        assert_eq!(
+            pack_files(root),
+            [slot.path(root)],
+            "the duplicate's pack is gone"
+        );
+        assert_eq!(temporaries(root), 0);
+
+        store.delete(&sha).await.unwrap();
+        assert!(pack_files(root).is_empty(), "the emptied pack is removed");
+        assert!(!store.exists(&sha).await.unwrap());
+        assert!(matches!(
+            store.read(&sha, 0, 1).await,
+            Err(BlobError::NotFound)
+        ));
+        assert!(matches!(
+            reopened.read_small(&sha, 0, 1).await,
+            Err(BlobError::NotFound)
+        ));
+        // Empty bodies are files, as before.
+        let empty = ingest.receive(body(vec![]), 10).await.unwrap();
+        let empty_sha = empty.sha256.clone();
+        ingest.commit(empty).await.unwrap();
+        assert!(placing::blob_path(root, &empty_sha).is_file());
+    }
+
+    /// Freeing one body's slot leaves the others of its pack readable, and the pack stays until
+    /// its last slot is freed; a freed slot reads as missing, not as zeros.
+    #[tokio::test]
+    async fn a_freed_slot_reads_as_missing_and_its_neighbours_stay() {
+        let (dir, store, rows, ingest) = keyed();
+        // Committed together, the bodies share a batch (or a few).
+        let bodies: Vec<Vec<u8>> = (0..16u8).map(|n| vec![n; 100 + n as usize * 300]).collect();
+        let commits = bodies.iter().map(|b| {
+            let ingest = ingest.clone();
+            let chunk = Bytes::from(b.clone());
+            async move {
+                let staged = ingest
+                    .receive(stream::iter([Ok(chunk)]).boxed(), 1 << 20)
+                    .await
+                    .unwrap();
+                ingest.commit(staged).await.unwrap().sha256
+            }
+        });
+        let shas = futures_util::future::join_all(commits).await;
+        let packs_before = pack_files(dir.path()).len();
+        assert!(
+            packs_before < 16,
+            "{packs_before} packs for 16 bodies committed at once"
+        );
+        for (n, sha) in shas.iter().enumerate().step_by(2) {
+            store.delete(sha).await.unwrap();
+            rows.rows().remove(sha);
+            assert!(
+                matches!(store.read(sha, 0, 1).await, Err(BlobError::NotFound)),
+                "{n}"
+            );
+        }
+        for (n, sha) in shas.iter().enumerate().skip(1).step_by(2) {
+            assert_eq!(read_all(&store, sha, 0, u64::MAX).await, bodies[n], "{n}");
+        }
+        for sha in shas.iter().skip(1).step_by(2) {
+            store.delete(sha).await.unwrap();
+        }
+        assert!(pack_files(dir.path()).is_empty());
+    }
+
+    /// A row from before keys (its file on its way, by an upload that pinned it first): a packed
+    /// upload of the same content stores the file too, and frees its slot.
+    #[tokio::test]
+    async fn a_row_without_a_key_gets_its_file_and_the_slot_is_freed() {
+        let (dir, store, rows, ingest) = keyed();
+        let staged = ingest.receive(body(vec![b"old row"]), 100).await.unwrap();
+        let sha = staged.sha256.clone();
+        rows.rows().insert(sha.clone(), None);
+        ingest.commit(staged).await.unwrap();
+        assert_eq!(
+            fs::read(placing::blob_path(dir.path(), &sha)).unwrap(),
+            b"old row"
+        );
+        assert!(pack_files(dir.path()).is_empty());
+        assert_eq!(read_all(&store, &sha, 0, 100).await, b"old row");
+    }
+
+    /// The sweep frees the slots no row records (an upload that stopped between its placement
+    /// and its pin) and removes packs left without a recorded slot; a pack with one is kept,
+    /// whole where recorded, and marked so that later sweeps skip it. Young packs wait, with an
+    /// age given.
+    #[tokio::test]
+    async fn the_sweep_frees_unrecorded_slots_and_keeps_recorded_ones() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, store, rows, ingest) = keyed();
+        let root = dir.path();
+        let mut orphan = store.stage(body(vec![b"never pinned"]), 100).await.unwrap();
+        assert!(store.place_keyed(&mut orphan).await.unwrap());
+        let orphan_slot = Slot::parse(orphan.object_key.as_deref().unwrap()).unwrap();
+        drop(orphan);
+        let kept = ingest.receive(body(vec![b"recorded"]), 100).await.unwrap();
+        let kept_sha = kept.sha256.clone();
+        ingest.commit(kept).await.unwrap();
+        assert_eq!(pack_files(root).len(), 2);
+
+        assert_eq!(
+            store
+                .sweep_packs(Some(Duration::from_secs(3600)))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(pack_files(root).len(), 2, "young packs are left alone");
+        assert_eq!(store.sweep_packs(None).await.unwrap(), 1);
+        assert!(!orphan_slot.path(root).exists());
+        let left = pack_files(root);
+        assert_eq!(left.len(), 1);
+        let mode = fs::metadata(&left[0]).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "marked swept");
+        assert_eq!(read_all(&store, &kept_sha, 0, 100).await, b"recorded");
+        assert_eq!(store.sweep_packs(None).await.unwrap(), 0);
+        // A swept pack still frees its slots and goes with its last one.
+        store.delete(&kept_sha).await.unwrap();
+        assert!(pack_files(root).is_empty());
+        assert!(rows.rows().contains_key(&kept_sha));
+    }
+
+    /// Without keys recorded (a store no server opened: a backup's), small bodies are files.
+    #[tokio::test]
+    async fn without_keys_small_bodies_are_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path()).unwrap();
+        let mut staged = store.stage(body(vec![b"a file"]), 100).await.unwrap();
+        assert!(!store.place_keyed(&mut staged).await.unwrap());
+        let sha = staged.sha256.clone();
+        store.commit(staged).await.unwrap();
+        assert!(placing::blob_path(dir.path(), &sha).is_file());
+        assert!(pack_files(dir.path()).is_empty());
     }
 
     #[tokio::test]

@@ -192,9 +192,12 @@ async fn users_are_created_reset_and_disabled_beside_a_running_server() {
     }
 }
 
-/// Where the local blob store keeps a blob.
-fn blob_path(data_dir: &Path, sha: &str) -> std::path::PathBuf {
-    data_dir.join("blobs").join(&sha[..2]).join(sha)
+/// Whether the local blob store of `data_dir` holds a blob (as a file or packed).
+fn stored(data_dir: &Path, sha: &str) -> bool {
+    let blobs = blob_files_in(&data_dir.join("blobs"));
+    blobs
+        .iter()
+        .any(|p| p.file_name().and_then(|n| n.to_str()) == Some(sha))
 }
 
 #[tokio::test]
@@ -211,11 +214,16 @@ async fn check_reports_missing_and_damaged_blobs_with_what_refers_to_them() {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.is_empty(), "{}", r.stdout);
 
+    // Each upload came alone, so a packed one is alone in its pack: removing the pack loses it.
     let lost_sha = sha256_hex(b"bytes to lose");
-    std::fs::remove_file(blob_path(dir, &lost_sha)).unwrap();
+    std::fs::remove_file(blob_location(dir, &lost_sha).await.0).unwrap();
     let rot_sha = sha256_hex(b"bytes to rot");
-    std::fs::remove_file(blob_path(dir, &rot_sha)).unwrap();
-    std::fs::write(blob_path(dir, &rot_sha), b"bytes rotted").unwrap();
+    let (rotten, at) = blob_location(dir, &rot_sha).await;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(rotten)
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, b"bytes rotted", at).unwrap();
 
     let r = admin_cmd(dir, &["check"], "");
     assert_eq!(r.code, 1);
@@ -257,12 +265,11 @@ async fn gc_deletes_unreferenced_bytes_and_a_dry_run_deletes_nothing() {
         .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
     let dir = &server.data_dir;
-    let old = blob_path(dir, &sha256_hex(b"no longer needed"));
-    let kept = blob_path(dir, &sha256_hex(b"still needed"));
+    let (old, kept) = (sha256_hex(b"no longer needed"), sha256_hex(b"still needed"));
 
     let r = admin_cmd(dir, &["gc"], "");
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(old.exists(), "still in its grace period");
+    assert!(stored(dir, &old), "still in its grace period");
 
     let r = admin_cmd(dir, &["gc", "--dry-run", "--blob-grace", "0s"], "");
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -272,13 +279,13 @@ async fn gc_deletes_unreferenced_bytes_and_a_dry_run_deletes_nothing() {
         "{}",
         r.stdout
     );
-    assert!(old.exists(), "a dry run deletes nothing");
+    assert!(stored(dir, &old), "a dry run deletes nothing");
 
     let r = admin_cmd(dir, &["gc", "--blob-grace", "0s"], "");
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("deleted"), "{}", r.stdout);
-    assert!(!old.exists());
-    assert!(kept.exists());
+    assert!(!stored(dir, &old));
+    assert!(stored(dir, &kept));
     let r = admin_cmd(dir, &["check", "--scrub"], "");
     assert_eq!(r.code, 0, "{}", r.stdout);
 }

@@ -12,6 +12,7 @@
 //! from `/`: with the look-up for a stored copy, those walks were a sixth of the placer's time on
 //! the 4 KiB upload path (docs/performance.md).
 
+use super::packs::{self, Slot};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -47,7 +48,7 @@ pub(super) enum Layout {
     WithLegacy,
 }
 
-/// Creates the missing shard directories (mode 0700) and makes their creation durable; answers the
+/// Creates the missing shard directories and `packs/` (mode 0700) and makes their creation durable; answers the
 /// store's layout. The mark is made only with the shard directories of a new store, and never
 /// taken back: no version since writes the old layout. (A crash before the root's sync may lose
 /// it, which only keeps the look-ups for the old layout.)
@@ -62,6 +63,13 @@ pub(super) fn create_shards(root: &Path) -> io::Result<Layout> {
             Err(e) => return Err(e),
         }
     }
+    let mut builder = fs::DirBuilder::new();
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    let made_packs = match builder.create(root.join(packs::DIR)) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(e),
+    };
     let mark = root.join(FLAT);
     let layout = if created == 256 {
         let mut options = fs::OpenOptions::new();
@@ -74,7 +82,7 @@ pub(super) fn create_shards(root: &Path) -> io::Result<Layout> {
     } else {
         Layout::WithLegacy
     };
-    if created > 0 {
+    if created > 0 || made_packs {
         sync_dir(root)?;
     }
     Ok(layout)
@@ -97,15 +105,22 @@ pub(super) enum Content {
     /// A small body still in memory (`local::IN_MEMORY`): the batch writes it into a temporary of
     /// its own, unless the blob is stored already.
     Bytes(Vec<Bytes>),
+    /// A small body still in memory, to be written into the batch's pack (`packs`) whether or not
+    /// the blob is stored already (the database decides that afterwards).
+    Pack(Vec<Bytes>),
 }
+
+/// A placement's answer: for a packed body, its slot.
+type Answer = io::Result<Option<Slot>>;
 
 /// One blob to put in place, and where its answer goes.
 struct Placement {
     content: Content,
+    sha256: String,
     target: PathBuf,
     /// Where an earlier version would have put it, in a store that may hold such blobs.
     legacy: Option<PathBuf>,
-    reply: oneshot::Sender<io::Result<()>>,
+    reply: oneshot::Sender<Answer>,
 }
 
 /// Placements waiting for the placer before senders wait too.
@@ -140,6 +155,8 @@ struct Leader {
     /// The store's root, opened once: the directory the placer's paths are relative to, and the
     /// descriptor its flushes go through (see `Placer` on why it stays open).
     dir: File,
+    /// The directory of the packs, opened once (its sync makes a pack's rename durable).
+    packs: File,
     /// The first flush failure: every placement after it fails.
     failed: Option<String>,
 }
@@ -149,6 +166,7 @@ impl Leader {
         Ok(Leader {
             root: root.to_path_buf(),
             dir: File::open(root)?,
+            packs: File::open(root.join(packs::DIR))?,
             failed: None,
         })
     }
@@ -193,9 +211,22 @@ impl Placer {
     /// Puts `content` in place as the blob `sha256` (or drops it when the blob is there already)
     /// and returns once that is durable.
     pub(super) async fn place(&self, content: Content, sha256: &str) -> io::Result<()> {
+        self.send(content, sha256).await.map(|_| ())
+    }
+
+    /// Writes a small body into a pack with the rest of its batch's, and returns its slot once
+    /// the pack is durable in `packs/`.
+    pub(super) async fn pack(&self, chunks: Vec<Bytes>, sha256: &str) -> io::Result<Slot> {
+        self.send(Content::Pack(chunks), sha256)
+            .await?
+            .ok_or_else(|| io::Error::other("the placer answered a packed body without its slot"))
+    }
+
+    async fn send(&self, content: Content, sha256: &str) -> Answer {
         let (reply, answer) = oneshot::channel();
         let placement = Placement {
             content,
+            sha256: sha256.to_string(),
             target: blob_path(&self.root, sha256),
             legacy: (self.layout == Layout::WithLegacy).then(|| legacy_path(&self.root, sha256)),
             reply,
@@ -231,7 +262,7 @@ struct Placing {
     unsynced: Option<File>,
     target: PathBuf,
     legacy: Option<PathBuf>,
-    reply: oneshot::Sender<io::Result<()>>,
+    reply: oneshot::Sender<Answer>,
     /// The directory whose sync makes the placement durable, once it is in place.
     dir: Option<PathBuf>,
     /// Whether the stored copies were looked for already (in both layouts).
@@ -239,10 +270,88 @@ struct Placing {
 }
 
 fn place_batch(leader: &mut Leader, batch: Vec<Placement>) {
+    let (packed, batch): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .partition(|p| matches!(p.content, Content::Pack(_)));
+    let mut packed = packed.into_iter().peekable();
+    while packed.peek().is_some() {
+        place_pack(leader, packed.by_ref().take(packs::MAX_SLOTS).collect());
+    }
+    if !batch.is_empty() {
+        place_files(leader, batch);
+    }
+}
+
+/// The refusal of every placement after a failed flush.
+fn refusal(why: &str) -> io::Error {
+    io::Error::other(format!(
+        "an earlier flush of the blob store failed ({why}); restart the server once the disk is checked"
+    ))
+}
+
+/// Writes the bodies of `placed` into a new pack (a temporary first), makes its data durable,
+/// renames it into `packs/` and makes the rename durable, then answers each with its slot.
+fn place_pack(leader: &mut Leader, placed: Vec<Placement>) {
+    let name = packs::new_name();
+    let temp = leader.root.join("tmp").join(format!("{name}.pack"));
+    let bodies: Vec<(&str, &[Bytes])> = placed
+        .iter()
+        .map(|p| match &p.content {
+            Content::Pack(chunks) => (p.sha256.as_str(), chunks.as_slice()),
+            _ => (p.sha256.as_str(), &[][..]),
+        })
+        .collect();
+    let written = match &leader.failed {
+        Some(why) => Err(refusal(why)),
+        None => write_pack(leader, &temp, &name, &bodies),
+    };
+    if written.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    let lens: Vec<u64> = bodies
+        .iter()
+        .map(|(_, chunks)| chunks.iter().map(|c| c.len() as u64).sum())
+        .collect();
+    drop(bodies);
+    for (at, p) in placed.into_iter().enumerate() {
+        let answer = match &written {
+            Ok(offsets) => Ok(Some(Slot {
+                pack: name.clone(),
+                offset: offsets[at],
+                len: lens[at],
+            })),
+            Err(e) => Err(copy_error(e)),
+        };
+        let _ = p.reply.send(answer);
+    }
+}
+
+fn write_pack(
+    leader: &mut Leader,
+    temp: &Path,
+    name: &str,
+    bodies: &[(&str, &[Bytes])],
+) -> io::Result<Vec<u64>> {
+    use rustix::fs::{openat, renameat, Mode, OFlags};
+    let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+    let inside = leader.inside(temp);
+    let file = File::from(openat(&leader.dir, inside, flags, Mode::RUSR | Mode::WUSR)?);
+    let offsets = packs::write(&file, bodies)?;
+    file.sync_data()?;
+    let target = Path::new(packs::DIR).join(name);
+    renameat(&leader.dir, inside, &leader.dir, &target)?;
+    if let Err(e) = leader.packs.sync_all() {
+        // The rename may or may not last: the pack goes, and its bodies with it.
+        let _ = fs::remove_file(leader.root.join(&target));
+        return Err(e);
+    }
+    Ok(offsets)
+}
+
+/// Places the files (and the small bodies sent in memory to be written as files) of a batch.
+fn place_files(leader: &mut Leader, batch: Vec<Placement>) {
     if let Some(why) = &leader.failed {
-        let e = io::Error::other(format!(
-            "an earlier flush of the blob store failed ({why}); restart the server once the disk is checked"
-        ));
+        let e = refusal(why);
         for p in batch {
             discard(p.content);
             let _ = p.reply.send(Err(copy_error(&e)));
@@ -254,16 +363,18 @@ fn place_batch(leader: &mut Leader, batch: Vec<Placement>) {
     for p in batch {
         let (temp, unsynced, dir, looked) = match p.content {
             Content::Staged { temp, unsynced } => (Some(temp), unsynced, None, false),
-            Content::Bytes(chunks) => match stored(leader, &p.target, p.legacy.as_deref()) {
-                Some(dir) => (None, None, Some(dir), true),
-                None => match write_temporary(leader, &chunks) {
-                    Ok((temp, file)) => (Some(temp), Some(file), None, true),
-                    Err(e) => {
-                        let _ = p.reply.send(Err(e));
-                        continue;
-                    }
-                },
-            },
+            Content::Bytes(chunks) | Content::Pack(chunks) => {
+                match stored(leader, &p.target, p.legacy.as_deref()) {
+                    Some(dir) => (None, None, Some(dir), true),
+                    None => match write_temporary(leader, &chunks) {
+                        Ok((temp, file)) => (Some(temp), Some(file), None, true),
+                        Err(e) => {
+                            let _ = p.reply.send(Err(e));
+                            continue;
+                        }
+                    },
+                }
+            }
         };
         placing.push(Placing {
             temp,
@@ -314,7 +425,7 @@ fn place_batch(leader: &mut Leader, batch: Vec<Placement>) {
         for p in dirs.into_values().flatten() {
             let _ = p
                 .reply
-                .send(flushed.as_ref().map(|_| ()).map_err(copy_error));
+                .send(flushed.as_ref().map(|_| None).map_err(copy_error));
         }
     } else {
         for (dir, placed) in dirs {
@@ -322,7 +433,7 @@ fn place_batch(leader: &mut Leader, batch: Vec<Placement>) {
             for p in placed {
                 let _ = p
                     .reply
-                    .send(synced.as_ref().map(|_| ()).map_err(copy_error));
+                    .send(synced.as_ref().map(|_| None).map_err(copy_error));
             }
         }
     }
@@ -522,6 +633,7 @@ mod tests {
         let mut leader = Leader::new(&root).unwrap();
         leader.failed = Some("EIO".into());
         let staged = Placement {
+            sha256: sha.clone(),
             content: Content::Staged {
                 temp: temp.clone(),
                 unsynced: Some(File::open(&temp).unwrap()),
@@ -533,6 +645,7 @@ mod tests {
         let (reply, in_memory) = oneshot::channel();
         let other = "ef".repeat(32);
         let sent = Placement {
+            sha256: other.clone(),
             content: Content::Bytes(vec![Bytes::from_static(b"b")]),
             target: blob_path(&root, &other),
             legacy: None,
@@ -615,6 +728,7 @@ mod tests {
             let (reply, answer) = oneshot::channel();
             let p = Placement {
                 content,
+                sha256: sha.clone(),
                 target: blob_path(&root, &sha),
                 legacy: None,
                 reply,
@@ -639,6 +753,46 @@ mod tests {
         c.await.unwrap().unwrap();
         assert_eq!(fs::read(blob_path(&root, &sha)).unwrap(), b"first");
         assert!(!temp.exists());
+        assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 0);
+    }
+
+    /// Small bodies packed at once share one pack (or a few), each in a slot of its own that
+    /// the pack's header lists; nothing is left in `tmp/`, and the shards hold no file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bodies_packed_at_once_each_get_a_slot_in_a_durable_pack() {
+        use std::os::unix::fs::{FileExt, PermissionsExt};
+        let (_dir, root) = store();
+        let placer = std::sync::Arc::new(Placer::start(&root, Layout::Flat).unwrap());
+        let tasks: Vec<_> = (0..40u32)
+            .map(|n| {
+                let placer = placer.clone();
+                tokio::spawn(async move {
+                    let body = format!("body number {n}").repeat(n as usize + 1);
+                    let sha = format!("{n:02x}").repeat(32);
+                    let chunks = vec![Bytes::from(body.clone())];
+                    (placer.pack(chunks, &sha).await.unwrap(), sha, body)
+                })
+            })
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for t in tasks {
+            let (slot, sha, body) = t.await.unwrap();
+            assert!(seen.insert(slot.key()), "two bodies in one slot");
+            assert_eq!(Slot::parse(&slot.key()), Some(slot.clone()));
+            assert_eq!(slot.len, body.len() as u64);
+            let file = File::open(slot.path(&root)).unwrap();
+            let mut read = vec![0u8; body.len()];
+            file.read_exact_at(&mut read, slot.offset).unwrap();
+            assert_eq!(read, body.as_bytes());
+            let listed = packs::entries(&file).unwrap();
+            assert!(listed
+                .iter()
+                .any(|e| e.sha256 == sha && e.offset == slot.offset));
+            let mode = file.metadata().unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            assert!(!blob_path(&root, &sha).exists());
+        }
+        assert!(fs::read_dir(root.join(packs::DIR)).unwrap().count() <= 40);
         assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 0);
     }
 

@@ -2,12 +2,10 @@
 
 use super::test_server::{self, config, store};
 use super::{S3BlobStore, S3Config};
+use crate::conformance::KeyRows;
 use crate::{BlobError, BlobStore, ByteStream, Ingest, MemoryBlobStore, TakenUpload};
 use bytes::Bytes;
 use futures_util::{stream, StreamExt, TryStreamExt};
-use hangar_core::store::{
-    BlobLifecycleStore, BlobRecord, Collect, PinnedObject, StoreResult, StoredTotals,
-};
 use object_store::{ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -545,83 +543,6 @@ fn parts_grow_so_that_memory_does_not_follow_the_cap() {
     let total: u64 = (0..10_000).map(|n| part_size(n) as u64).sum();
     assert!(total >= 5 << 40, "{total}"); // S3's largest object
     assert!((0..10_000).all(|n| part_size(n) <= 5 << 30)); // S3's largest part
-}
-
-/// The blob rows of a database, as far as object keys go (`BlobStore::use_object_keys`): the hash
-/// of each row and its key (None: a row from before keys, content-addressed).
-#[derive(Default)]
-struct KeyRows(std::sync::Mutex<std::collections::HashMap<String, Option<String>>>);
-
-impl KeyRows {
-    fn rows(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Option<String>>> {
-        self.0.lock().unwrap() // no test panics while holding it
-    }
-}
-
-#[async_trait::async_trait]
-impl BlobLifecycleStore for KeyRows {
-    async fn pin_blob(&self, _: &str, _: &str, _: i64) -> StoreResult<bool> {
-        Ok(true)
-    }
-    async fn pin_blob_object(
-        &self,
-        _pin: &str,
-        sha256: &str,
-        _size: i64,
-        _expires: i64,
-        object_key: &str,
-    ) -> StoreResult<PinnedObject> {
-        let mut rows = self.rows();
-        let key = rows
-            .entry(sha256.to_string())
-            .or_insert_with(|| Some(object_key.to_string()));
-        Ok(match key {
-            Some(key) => PinnedObject::Keyed(key.clone()),
-            None => PinnedObject::Addressed,
-        })
-    }
-    async fn blob_object_key(&self, sha256: &str) -> StoreResult<Option<String>> {
-        Ok(self.rows().get(sha256).cloned().flatten())
-    }
-    async fn blob_of_object(&self, object_key: &str) -> StoreResult<Option<String>> {
-        let rows = self.rows();
-        let found = rows.iter().find(|(_, k)| k.as_deref() == Some(object_key));
-        Ok(found.map(|(sha, _)| sha.clone()))
-    }
-    async fn release_pin(&self, _: &str) -> StoreResult<()> {
-        Ok(())
-    }
-    async fn expire_pins(&self, _: i64) -> StoreResult<u64> {
-        Ok(0)
-    }
-    async fn begin_blob_deletion(&self, _: &str, _: i64) -> StoreResult<Collect> {
-        Ok(Collect::Delete)
-    }
-    async fn finish_blob_deletion(&self, sha256: &str) -> StoreResult<()> {
-        self.rows().remove(sha256);
-        Ok(())
-    }
-    async fn blob_record(&self, sha256: &str) -> StoreResult<BlobRecord> {
-        Ok(BlobRecord {
-            refcount: self.rows().contains_key(sha256).then_some(1),
-            pinned: false,
-        })
-    }
-    async fn holds_data(&self) -> StoreResult<bool> {
-        Ok(!self.rows().is_empty())
-    }
-    async fn referenced_blobs(&self, _: Option<&str>, _: i64) -> StoreResult<Vec<(String, i64)>> {
-        Ok(Vec::new())
-    }
-    async fn blob_users(&self, _: &str) -> StoreResult<Vec<String>> {
-        Ok(Vec::new())
-    }
-    async fn collectable_blobs(&self, _: i64) -> StoreResult<Vec<String>> {
-        Ok(Vec::new())
-    }
-    async fn stored_totals(&self) -> StoreResult<StoredTotals> {
-        Ok(StoredTotals::default())
-    }
 }
 
 #[tokio::test]

@@ -25,7 +25,7 @@ mod tus;
 use crate::{DatabaseKind, OpenError};
 use batch::{in_rounds, or_one_by_one, Batcher};
 use hangar_core::read_cache::{CacheLimits, Invalidation, ReadCache};
-use hangar_core::StoreError;
+use hangar_core::{now_ms, StoreError};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection as _, PgPool};
 use std::future::Future;
@@ -346,11 +346,13 @@ async fn open_pool(connections: u32, options: PgConnectOptions) -> Result<PgPool
         // sqlx pings every connection it lends (a round trip to PostgreSQL: a `Sync` and its
         // `ReadyForQuery`) unless told otherwise. A connection given back less than a second ago
         // is lent as it is; one idle for longer is pinged first, so that a restarted server's
-        // closed connections are found and replaced before a request gets one.
+        // closed connections are found and replaced before a request gets one. So is every
+        // connection for a while after any statement found PostgreSQL unreachable: one given back
+        // by a request that failed as PostgreSQL went down may be broken, however recently.
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
             Box::pin(async move {
-                if meta.idle_for >= PING_IDLE {
+                if meta.idle_for >= PING_IDLE || troubled_lately() {
                     conn.ping().await?;
                 }
                 Ok(true)
@@ -362,6 +364,23 @@ async fn open_pool(connections: u32, options: PgConnectOptions) -> Result<PgPool
 
 /// How long a pooled connection may stay idle before it is pinged again when lent (`open_pool`).
 const PING_IDLE: Duration = Duration::from_secs(1);
+
+/// How long after PostgreSQL was last found unreachable every connection is pinged when lent.
+const PING_AFTER_TROUBLE_MS: i64 = 10_000;
+
+/// When a statement last found PostgreSQL unreachable (epoch ms; 0: never). One clock for every
+/// pool of the process: a restart breaks the connections of all of them.
+static LAST_TROUBLE_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+fn troubled_lately() -> bool {
+    let last = LAST_TROUBLE_MS.load(std::sync::atomic::Ordering::Relaxed);
+    last != 0 && now_ms().saturating_sub(last) < PING_AFTER_TROUBLE_MS
+}
+
+fn unavailable(why: String) -> StoreError {
+    LAST_TROUBLE_MS.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+    StoreError::Unavailable(why)
+}
 
 /// Runs a transaction again when PostgreSQL aborted it for a deadlock or a serialization failure:
 /// transactions that touch several blob rows (a replaced file's old and new bytes) can lock them in
@@ -410,7 +429,7 @@ fn backend(e: sqlx::Error) -> StoreError {
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+        | sqlx::Error::WorkerCrashed => unavailable(e.to_string()),
         sqlx::Error::Database(db) => match db.code().as_deref() {
             // connection_exception (class 08); admin_shutdown, crash_shutdown, cannot_connect_now;
             // object_not_in_prerequisite_state, which is what a connection to a database that
@@ -419,7 +438,7 @@ fn backend(e: sqlx::Error) -> StoreError {
                 if code.starts_with("08")
                     || ["57P01", "57P02", "57P03", "55000"].contains(&code) =>
             {
-                StoreError::Unavailable(format!("{CODE_PREFIX}{code}: {}", db.message()))
+                unavailable(format!("{CODE_PREFIX}{code}: {}", db.message()))
             }
             // disk_full, insufficient_resources: the disk, not the request, is the problem.
             Some("53100") => StoreError::Full,

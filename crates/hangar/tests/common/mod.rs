@@ -268,14 +268,15 @@ pub async fn create_member(base: &str, admin: &User, username: &str) -> User {
     }
 }
 
-/// The blob files under a blob store's root (outside its temporary directory, and not the mark of
-/// its layout, `layout-flat`).
+/// The blobs stored under a blob store's root: its blob files (outside its temporary directory,
+/// and not the mark of its layout, `layout-flat`), and each packed body whose slot holds data, as
+/// `packs/<pack>/<sha256>` (a path to no file: its name is the blob's, as a blob file's is).
 pub fn blob_files_in(root: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let p = entry.path();
             if p.is_dir() {
-                if p.file_name().unwrap() != "tmp" {
+                if p.file_name().unwrap() != "tmp" && p.file_name().unwrap() != "packs" {
                     walk(&p, out);
                 }
             } else if p.file_name().unwrap() != "layout-flat" {
@@ -285,7 +286,40 @@ pub fn blob_files_in(root: &Path) -> Vec<PathBuf> {
     }
     let mut out = Vec::new();
     walk(root, &mut out);
+    // Packs vanish while they are listed when their last slot is freed: look again then.
+    let packed = (0..10)
+        .find_map(|_| hangar_blob::LocalBlobStore::packed_blobs(root).ok())
+        .unwrap_or_default();
+    for (pack, entry, holds_data) in packed {
+        if holds_data {
+            out.push(pack.join(entry.sha256));
+        }
+    }
     out
+}
+
+/// Where the local blob store of `data_dir` keeps a blob: its file, or the pack that holds it, and
+/// where its bytes start there (a packed body's slot is the object key its SQLite row records).
+pub async fn blob_location(data_dir: &Path, sha256: &str) -> (PathBuf, u64) {
+    use sqlx::ConnectOptions;
+    let file = data_dir.join("blobs").join(&sha256[..2]).join(sha256);
+    if file.exists() {
+        return (file, 0);
+    }
+    let mut db = format!("sqlite://{}/hangar.db", data_dir.display())
+        .parse::<sqlx::sqlite::SqliteConnectOptions>()
+        .unwrap()
+        .read_only(true)
+        .connect()
+        .await
+        .unwrap();
+    let key: String = sqlx::query_scalar("SELECT object_key FROM blobs WHERE sha256 = ?")
+        .bind(sha256)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    let slot = hangar_blob::PackSlot::parse(&key).expect("a packed body's key");
+    (slot.path(&data_dir.join("blobs")), slot.offset)
 }
 
 impl Drop for Server {
