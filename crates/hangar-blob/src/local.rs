@@ -289,8 +289,8 @@ impl LocalBlobStore {
     /// Frees the slots of packs that no blob row records: a duplicate's, or an upload's that
     /// stopped between its placement and its pin. Only packs not swept before are looked at, and
     /// with `older_than`, only those at least that old (younger ones may have pins on their way);
-    /// a pack is marked swept (read-only) once its unrecorded slots are freed, and removed when
-    /// none is left. Answers how many slots were freed.
+    /// a pack is marked swept (its owner-execute bit) once its unrecorded slots are freed, and
+    /// removed when none is left. Answers how many slots were freed.
     pub async fn sweep_packs(&self, older_than: Option<Duration>) -> Result<usize, BlobError> {
         let Some(life) = self.keys.get() else {
             return Ok(0);
