@@ -2,13 +2,18 @@
 """What this machine's disk allows for small durable writes, without HTTP or Hangar's code: the
 floor under the 4 KiB upload figure.
 
-  python3 bench/floor.py files  DIR [BATCH] [SECONDS]   # as Hangar's placer stores small bodies
+  python3 bench/floor.py pack   DIR [BATCH] [SECONDS]   # as Hangar's placer stores small bodies
+  python3 bench/floor.py files  DIR [BATCH] [SECONDS]   # as it stored them before packs, a file each
   python3 bench/floor.py sqlite DIR [BATCH] [SECONDS]   # the same bodies as rows of one SQLite table
   python3 bench/floor.py append DIR [BATCH] [SECONDS]   # the same bodies appended to one file
 
-`files`: batches of BATCH 4 KiB files with random contents, each batch written to temporaries, flushed
-with one syncfs, renamed into 256 shard directories by hash, and flushed again (SPEC §10's order,
-as hangar-blob/src/local/placing.rs does it). `sqlite`: BATCH rows (SHA-256 key, 4 KiB body) per
+`pack`: batches of BATCH 4 KiB bodies with random contents, each batch written into one temporary
+(each body at a multiple of 4 KiB), flushed with fdatasync, renamed into a directory of packs, and
+that directory flushed (SPEC §10's order with the pack as the file, as
+hangar-blob/src/local/placing.rs does it for bodies of at most 64 KiB). `files`: batches of BATCH
+4 KiB files with random contents, each batch written to temporaries, flushed with one syncfs,
+renamed into 256 shard directories by hash, and flushed again (SPEC §10's order, a file per body, as
+Hangar stores larger files). `sqlite`: BATCH rows (SHA-256 key, 4 KiB body) per
 transaction in WAL mode with synchronous=FULL, one fsync per commit. `append`: each batch appended to
 one segment file with one write and one fdatasync (a log of small bodies: no file per body). One process, one thread: prints
 the rate and the CPU time per file (user + system, the kernel's share apart). DIR must be on the
@@ -54,6 +59,32 @@ def files(root, batch, seconds):
     return done, time.monotonic() - start
 
 
+def pack(root, batch, seconds):
+    os.makedirs(f"{root}/tmp", exist_ok=True)
+    os.makedirs(f"{root}/packs", exist_ok=True)
+    packs = os.open(f"{root}/packs", os.O_RDONLY)
+    done = 0
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        bodies = [os.urandom(BODY) for _ in range(batch)]
+        for body in bodies:
+            hashlib.sha256(body).digest()
+        name = os.urandom(16).hex()
+        temp = f"{root}/tmp/{name}.pack"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # A header block, then each body in a block of its own.
+        os.pwrite(fd, b"\0" * 16, 0)
+        for at, body in enumerate(bodies, start=1):
+            os.pwrite(fd, body, at * 4096)
+        os.fdatasync(fd)
+        os.close(fd)
+        os.rename(temp, f"{root}/packs/{name}")
+        os.fsync(packs)
+        done += batch
+    os.close(packs)
+    return done, time.monotonic() - start
+
+
 def rows(root, batch, seconds):
     db = sqlite3.connect(f"{root}/floor.db", isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
@@ -88,7 +119,7 @@ def append(root, batch, seconds):
 
 
 def main():
-    modes = {"files": files, "sqlite": rows, "append": append}
+    modes = {"pack": pack, "files": files, "sqlite": rows, "append": append}
     if len(sys.argv) < 3 or sys.argv[1] not in modes:
         sys.exit(__doc__)
     mode, root = sys.argv[1], sys.argv[2]

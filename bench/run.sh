@@ -635,12 +635,15 @@ if (($(calc "$SU_SPREAD > 2"))); then
   log "  WARNING: $SU_VOID"
   PROBLEMS+=("$SU_VOID")
 fi
-# What the disk allows for small durable files with neither HTTP nor a database, one thread (the
-# floor under the figure above; see bench/floor.py), and how far Hangar and the target are from it:
+# What the disk allows for small durable bodies with neither HTTP nor a database, one thread (the
+# floor under the figure above; see bench/floor.py): packed as Hangar's placer packs them, and a
+# file per body as it stored them before. And how far Hangar and the target are from the first:
 # the disk's speed moves between runs of one build more than most changes do.
-FLOOR=$(python3 "$BENCH_DIR/floor.py" files "$WORK/floor" 32 3 2>&1 | tail -n 1)
+FLOOR=$(python3 "$BENCH_DIR/floor.py" pack "$WORK/floor" 32 3 2>&1 | tail -n 1)
 log "  durable floor of this disk: $FLOOR"
-FLOOR_RATE=$(sed -nE 's/^files: ([0-9]+)\/s.*/\1/p' <<<"$FLOOR")
+FILES_FLOOR=$(python3 "$BENCH_DIR/floor.py" files "$WORK/floor-files" 32 3 2>&1 | tail -n 1)
+log "  (a file per body: $FILES_FLOOR)"
+FLOOR_RATE=$(sed -nE 's/^pack: ([0-9]+)\/s.*/\1/p' <<<"$FLOOR")
 if [[ -n $FLOOR_RATE ]] && ((FLOOR_RATE > 0)); then
   log "  Hangar's median is $(fmt "$(calc "100 * $SU_H / $FLOOR_RATE")" 0)% of that floor, and 0.5× nginx is" \
     "$(fmt "$(calc "100 * $SU_N / 2 / $FLOOR_RATE")" 0)% of it"
