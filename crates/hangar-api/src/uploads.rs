@@ -97,11 +97,11 @@ pub(crate) async fn record(
         let (sha256, size) = (staged.sha256.clone(), staged.size);
         let content_type = staged.content_type(Some(&file.content_type), Some(&file.name));
         // Unverified bytes are not kept: the attachment records the mismatch without them.
-        let pin = if verified {
+        let hold = if verified {
             match state.ingest.commit(staged).await {
                 Ok(c) => {
                     committed.push(c.clone());
-                    Some(c.pin)
+                    Some(c.hold)
                 }
                 Err(e) => {
                     state.ingest.release(&committed).await;
@@ -125,15 +125,19 @@ pub(crate) async fn record(
             },
             media_context: file.media_context,
             stores_blob: verified,
-            pin,
+            hold,
         });
     }
     let quota = state.settings.user_quota;
-    match state
-        .attachments
-        .create_attachments(&new, message_id, quota)
-        .await
-    {
+    let recorded = state
+        .ingest
+        .record(&committed, || {
+            state
+                .attachments
+                .create_attachments(&new, message_id, quota)
+        })
+        .await;
+    match recorded {
         Ok(attachments) => {
             for _ in &attachments {
                 mode.count();
@@ -142,7 +146,7 @@ pub(crate) async fn record(
         }
         Err(e) => {
             // Committed bytes that nothing will refer to: let the collector decide about them.
-            state.ingest.release(&committed).await;
+            state.ingest.release_after(&committed, &e).await;
             Err(e.into())
         }
     }

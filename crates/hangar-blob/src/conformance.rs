@@ -220,6 +220,23 @@ async fn memory_keeps_the_contract() {
 pub(crate) struct KeyRows(std::sync::Mutex<std::collections::HashMap<String, Option<String>>>);
 
 impl KeyRows {
+    /// What the databases' records do for committed bytes, as far as keys go: a placed body's key
+    /// is written on the blob's row when the record makes it; for content stored already, its copy
+    /// is discarded (the job the record queues, `DiscardObject`, run at once).
+    pub(crate) async fn record(&self, store: &dyn BlobStore, committed: &crate::Committed) {
+        let Some(key) = committed.hold.placed() else {
+            return;
+        };
+        let kept = self
+            .rows()
+            .entry(committed.sha256.clone())
+            .or_insert_with(|| Some(key.to_string()))
+            .clone();
+        if kept.as_deref() != Some(key) {
+            store.discard_object(key).await.unwrap();
+        }
+    }
+
     pub(crate) fn rows(
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Option<String>>> {

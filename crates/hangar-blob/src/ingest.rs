@@ -1,13 +1,15 @@
-//! One ingest pipeline for every upload route (attachments, workspace storage in every mode, and
-//! later tus and presigned uploads): the bytes are *received* (streamed to the backend's staging
-//! while hashed, counted and capped), checked against a declared checksum by the caller, *committed*
-//! under a pin (so that the collector keeps them), *recorded* by the caller's store transaction
-//! (which drops the pin), and on failure *released* (the pin goes and the collector decides).
+//! One ingest pipeline for every upload route (attachments, workspace storage in every mode, tus
+//! and presigned uploads, previews): the bytes are *received* (streamed to the backend's staging
+//! while hashed, counted and capped), checked against a declared checksum by the caller,
+//! *committed* under a hold that keeps the collector away (a pin, or for a body placed under a key
+//! of its own, that key: `BlobHold`), *recorded* by the caller's store transaction (which drops
+//! the pin or writes the key), and on failure *released* (the pin goes and the collector decides).
 
 use crate::{BlobError, BlobStore, ByteStream, StagedBlob};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use hangar_core::content_type::SNIFF_LEN;
+use hangar_core::model::BlobHold;
 use hangar_core::now_ms;
 use hangar_core::store::{BlobLifecycleStore, PinnedObject, StoreError};
 use std::future::Future;
@@ -34,13 +36,14 @@ pub enum IngestError {
     Busy,
 }
 
-/// Bytes made durable under their hash and pinned, waiting to be recorded.
+/// Bytes made durable and held, waiting to be recorded.
 #[derive(Debug, Clone)]
 pub struct Committed {
     pub sha256: String,
     pub size: u64,
-    /// The pin to hand to the store's record (it drops it in the same transaction).
-    pub pin: String,
+    /// The hold to hand to the store's record (it drops the pin, or records the key, in the same
+    /// transaction).
+    pub hold: BlobHold,
 }
 
 /// The pipeline's two backends. Cheap to clone.
@@ -79,23 +82,36 @@ impl Ingest {
         Ok(staged)
     }
 
-    /// Pins the staged bytes' blob and makes them durable under their hash.
-    pub async fn commit(&self, staged: StagedBlob) -> Result<Committed, IngestError> {
+    /// Makes the staged bytes durable and holds them for their record: pinned, or placed under a
+    /// key of their own.
+    pub async fn commit(&self, mut staged: StagedBlob) -> Result<Committed, IngestError> {
+        // A store that packs small bodies places them under a key no other upload gets: nothing
+        // can collect them before the record writes that key (or, for content stored already,
+        // queues the discard of this copy), so they need no pin, which saves the upload a round
+        // trip through the database's writer.
+        if staged.object_key.is_none() && self.blobs.place_keyed(&mut staged).await? {
+            if let Some(key) = staged.object_key.take() {
+                return Ok(Committed {
+                    sha256: staged.sha256.clone(),
+                    size: staged.size,
+                    hold: BlobHold::Placed(key),
+                });
+            }
+        }
         let pin = hangar_core::ids::time_ordered_key();
         let committed = Committed {
             sha256: staged.sha256.clone(),
             size: staged.size,
-            pin,
+            hold: BlobHold::Pin(pin.clone()),
         };
-        let mut staged = staged;
-        // A store that packs small bodies places them first (the key it records must name bytes
-        // on the disk), then pins them under that key below.
-        if staged.object_key.is_none() && !self.blobs.place_keyed(&mut staged).await? {
+        if staged.object_key.is_none() {
             if let Some(copy) = self.blobs.stand_in(&staged) {
-                return self.commit_while_pinning(staged, copy, committed).await;
+                return self
+                    .commit_while_pinning(staged, copy, committed, &pin)
+                    .await;
             }
         }
-        self.pin(&mut staged, &committed.pin).await?;
+        self.pin(&mut staged, &pin).await?;
         if let Err(e) = self.blobs.commit(staged).await {
             self.release(std::slice::from_ref(&committed)).await;
             return Err(e.into());
@@ -113,12 +129,10 @@ impl Ingest {
         staged: StagedBlob,
         copy: StagedBlob,
         committed: Committed,
+        pin: &str,
     ) -> Result<Committed, IngestError> {
         let sha256 = staged.sha256.clone();
-        let (pinned, placed) = tokio::join!(
-            self.pin_hash(&sha256, &committed.pin),
-            self.blobs.commit(staged)
-        );
+        let (pinned, placed) = tokio::join!(self.pin_hash(&sha256, pin), self.blobs.commit(staged));
         pinned?;
         let placed = match placed {
             Ok(()) => self.blobs.exists_after_placing(&sha256).await,
@@ -164,32 +178,93 @@ impl Ingest {
         .await
     }
 
-    /// Gives up committed bytes that will not be recorded. Best effort: a pin that cannot be
-    /// released now expires, and the collector decides then.
+    /// Gives up committed bytes whose record was not made: pins are released (the collector
+    /// decides), placed copies discarded. Best effort: a pin that cannot be released now expires,
+    /// and a copy left behind goes with the sweep of unrecorded objects.
     pub async fn release(&self, committed: &[Committed]) {
         for c in committed {
-            if let Err(e) = self.life.release_pin(&c.pin).await {
-                tracing::warn!(blob = %c.sha256, "cannot release an upload's pin (it will expire): {e}");
+            let released = match &c.hold {
+                BlobHold::Pin(pin) => self.life.release_pin(pin).await.map_err(|e| e.to_string()),
+                BlobHold::Placed(key) => self
+                    .blobs
+                    .discard_object(key)
+                    .await
+                    .map_err(|e| e.to_string()),
+            };
+            if let Err(e) = released {
+                tracing::warn!(blob = %c.sha256, "cannot give up an upload's bytes (they go later): {e}");
             }
         }
     }
 
-    /// Commits `staged` and records it with `record` (given the pin), releasing the bytes when the
+    /// `release` after a record failed with `failure`. A failure that leaves it unknown whether
+    /// the record was made (the database lost mid-commit) keeps placed copies: the sweep of
+    /// unrecorded objects decides about them once no record can still be on its way.
+    pub async fn release_after(&self, committed: &[Committed], failure: &StoreError) {
+        if not_made(failure) {
+            return self.release(committed).await;
+        }
+        let pinned: Vec<Committed> = committed
+            .iter()
+            .filter(|c| c.hold.pin().is_some())
+            .cloned()
+            .collect();
+        self.release(&pinned).await
+    }
+
+    /// Runs `attempt`, the record of `committed`, again while it is refused because a blob of
+    /// placed bytes is being deleted right now (a pin waits for that before the bytes are written;
+    /// placed bytes meet it at their record), for at most `PIN_PATIENCE`.
+    pub async fn record<T, F, Fut>(
+        &self,
+        committed: &[Committed],
+        attempt: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let mut attempt = attempt;
+        let placed = committed.iter().any(|c| c.hold.placed().is_some());
+        let deadline = tokio::time::Instant::now() + PIN_PATIENCE;
+        loop {
+            match attempt().await {
+                Err(e) if placed && e.is_blob_busy() && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(PIN_RETRY).await
+                }
+                recorded => return recorded,
+            }
+        }
+    }
+
+    /// Commits `staged` and records it with `record` (given the committed bytes; called again
+    /// while their blob is being deleted, see `Ingest::record`), releasing the bytes when the
     /// record fails.
     pub async fn store<T, F, Fut>(&self, staged: StagedBlob, record: F) -> Result<T, IngestError>
     where
-        F: FnOnce(Committed) -> Fut,
+        F: FnMut(Committed) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
+        let mut record = record;
         let committed = self.commit(staged).await?;
-        match record(committed.clone()).await {
+        let held = std::slice::from_ref(&committed);
+        match self.record(held, || record(committed.clone())).await {
             Ok(recorded) => Ok(recorded),
             Err(e) => {
-                self.release(std::slice::from_ref(&committed)).await;
+                self.release_after(held, &e).await;
                 Err(e.into())
             }
         }
     }
+}
+
+/// Whether a record that failed so was surely not made: refused by a rule of the data (the
+/// transaction rolled back by the store), as opposed to a database that failed or went away.
+fn not_made(failure: &StoreError) -> bool {
+    matches!(
+        failure,
+        StoreError::Conflict(_) | StoreError::NotFound(_) | StoreError::Refused { .. }
+    )
 }
 
 /// Runs `attempt` (given the pin's expiry) until it pins (answers Some), waiting while the

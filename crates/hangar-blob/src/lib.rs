@@ -170,14 +170,21 @@ pub trait BlobStore: Send + Sync {
         let _ = len;
         self.stage(body, max_bytes).await
     }
-    /// Makes a staged blob durable under an object key of the store's own choosing before it is
-    /// pinned, and sets that key on it (a store that writes many small bodies into one file per
-    /// batch: see `local::packs`); the ingest pipeline then records the key with the pin and
-    /// `commit` settles duplicates. False (the default): nothing was done, and `commit` places
-    /// the blob after the pin.
+    /// Makes a staged blob durable under an object key of the store's own choosing that no other
+    /// upload can get, and sets that key on it (a store that writes many small bodies into one
+    /// file per batch: see `local::packs`). The bytes are then committed: the ingest pipeline
+    /// takes no pin and does not call `commit`, and the upload's record writes the key on the
+    /// blob's row (`model::BlobHold::Placed`). False (the default): nothing was done, and `commit`
+    /// places the blob after the pin.
     async fn place_keyed(&self, staged: &mut StagedBlob) -> Result<bool, BlobError> {
         let _ = staged;
         Ok(false)
+    }
+    /// Frees the bytes under `object_key` (placed by `place_keyed`) unless a blob row records that
+    /// key: a duplicate's copy (`jobs::DiscardObject`). Nothing to do by default.
+    async fn discard_object(&self, object_key: &str) -> Result<(), BlobError> {
+        let _ = object_key;
+        Ok(())
     }
     /// Makes a staged blob durable under its hash (idempotent: identical content is stored once).
     async fn commit(&self, staged: StagedBlob) -> Result<(), BlobError>;

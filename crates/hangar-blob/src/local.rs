@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use hangar_core::store::{BlobLifecycleStore, PinnedObject};
+use hangar_core::store::BlobLifecycleStore;
 use packs::Slot;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -55,7 +55,13 @@ pub struct LocalBlobStore {
     /// pack's name is never reused: an entry gone stale (the blob was deleted and stored again)
     /// finds its pack or its slot gone, and is looked up again then.
     slots: Mutex<HashMap<String, Slot>>,
+    /// How old a pack must be before its slots that no row records are freed, whatever the sweep's
+    /// caller asks (`keeping_unrecorded`).
+    unrecorded_min_age: Duration,
 }
+
+/// `LocalBlobStore::unrecorded_min_age` unless set: the default blob grace period.
+const UNRECORDED_MIN_AGE: Duration = Duration::from_secs(3600);
 
 /// Entries of `LocalBlobStore::slots` before it is emptied (about 10 MiB at most).
 const SLOT_CACHE_ENTRIES: usize = 65_536;
@@ -175,7 +181,17 @@ impl LocalBlobStore {
             keys: OnceLock::new(),
             holes,
             slots: Mutex::default(),
+            unrecorded_min_age: UNRECORDED_MIN_AGE,
         })
+    }
+
+    /// Frees packed bodies that no blob row records only from packs at least `age` old (the blob
+    /// grace period; an hour unless set), at start too. SPEC §10: start-up deletes no blob that the
+    /// database does not know unless it is older than that, and a database restored from an older
+    /// backup does not know the bodies stored since.
+    pub fn keeping_unrecorded(mut self, age: Duration) -> Self {
+        self.unrecorded_min_age = age;
+        self
     }
 
     /// The bodies in the packs of the store at `root`, each with whether its slot still holds
@@ -287,8 +303,9 @@ impl LocalBlobStore {
     }
 
     /// Frees the slots of packs that no blob row records: a duplicate's, or an upload's that
-    /// stopped between its placement and its pin. Only packs not swept before are looked at, and
-    /// with `older_than`, only those at least that old (younger ones may have pins on their way);
+    /// stopped between its placement and its record. Only packs not swept before are looked at, and
+    /// only those at least `older_than` old (younger ones may have records on their way), and never
+    /// younger than `keeping_unrecorded` says;
     /// a pack is marked swept (its owner-execute bit) once its unrecorded slots are freed, and
     /// removed when none is left. Answers how many slots were freed.
     pub async fn sweep_packs(&self, older_than: Option<Duration>) -> Result<usize, BlobError> {
@@ -296,7 +313,8 @@ impl LocalBlobStore {
             return Ok(0);
         };
         let dir = self.root.join(packs::DIR);
-        let candidates = blocking(move || unswept_packs(&dir, older_than)).await?;
+        let age = older_than.unwrap_or_default().max(self.unrecorded_min_age);
+        let candidates = blocking(move || unswept_packs(&dir, age)).await?;
         let mut freed = 0;
         for path in candidates {
             let opened = {
@@ -459,8 +477,8 @@ fn remove_pack(path: &Path) -> std::io::Result<()> {
 /// slots, so the mark cannot be a read-only mode).
 const SWEPT: u32 = 0o100;
 
-/// The packs in `dir` that no sweep marked, with `older_than`, only those at least that old.
-fn unswept_packs(dir: &Path, older_than: Option<Duration>) -> Result<Vec<PathBuf>, BlobError> {
+/// The packs in `dir` that no sweep marked and that were last changed at least `age` ago.
+fn unswept_packs(dir: &Path, age: Duration) -> Result<Vec<PathBuf>, BlobError> {
     use std::os::unix::fs::PermissionsExt;
     let now = SystemTime::now();
     let mut found = Vec::new();
@@ -479,11 +497,9 @@ fn unswept_packs(dir: &Path, older_than: Option<Duration>) -> Result<Vec<PathBuf
         if meta.permissions().mode() & SWEPT != 0 {
             continue;
         }
-        if let Some(age) = older_than {
-            let modified = meta.modified().unwrap_or(now);
-            if now.duration_since(modified).unwrap_or_default() < age {
-                continue;
-            }
+        let modified = meta.modified().unwrap_or(now);
+        if now.duration_since(modified).unwrap_or_default() < age {
+            continue;
         }
         found.push(entry.path());
     }
@@ -739,33 +755,28 @@ impl BlobStore for LocalBlobStore {
         Ok(true)
     }
 
-    async fn commit(&self, mut staged: StagedBlob) -> Result<(), BlobError> {
-        let sha256 = staged.sha256.clone();
-        let ours = staged.object_key.take().as_deref().and_then(Slot::parse);
-        let recorded = staged.recorded.take();
-        let mut staging = staged.into_staging::<LocalStaging>()?;
-        if let Some(ours) = ours {
-            // Packed by `place_keyed` and pinned: the database recorded this slot as the blob's
-            // place, or an earlier one, whose bytes were durable before it was recorded (this
-            // one is then a duplicate, freed).
-            let kept = match &recorded {
-                Some(PinnedObject::Keyed(kept)) => Slot::parse(kept),
-                _ => None,
-            };
-            if kept.as_ref() == Some(&ours) {
-                self.remember(&sha256, ours);
-                return Ok(());
-            }
-            if kept.is_none() {
-                // A row from before keys (its file may be on its way, by another upload that
-                // pinned it): the bytes go to their content-addressed place, as without packs.
-                let chunks = staging.in_memory.take().unwrap_or_default();
-                self.placer
-                    .place(placing::Content::Bytes(chunks), &sha256)
-                    .await?;
-            }
-            return self.free_slot(ours).await;
+    async fn discard_object(&self, object_key: &str) -> Result<(), BlobError> {
+        let (Some(life), Some(slot)) = (self.keys.get(), Slot::parse(object_key)) else {
+            return Ok(());
+        };
+        let recorded = life.blob_of_object(object_key).await.map_err(|e| {
+            BlobError::Io(std::io::Error::other(format!(
+                "cannot tell whether {object_key} is recorded: {e}"
+            )))
+        })?;
+        if recorded.is_some() {
+            return Ok(());
         }
+        self.free_slot(slot).await
+    }
+
+    async fn commit(&self, staged: StagedBlob) -> Result<(), BlobError> {
+        if staged.object_key.is_some() {
+            // Packed by `place_keyed`: durable already, and settled by the upload's record.
+            return Ok(());
+        }
+        let sha256 = staged.sha256.clone();
+        let mut staging = staged.into_staging::<LocalStaging>()?;
         if let Some(chunks) = staging.in_memory.take() {
             let sent = placing::Content::Bytes(chunks);
             return self
@@ -867,7 +878,7 @@ impl BlobStore for LocalBlobStore {
             }
         }
         // …and its slot, when its row records one (a blob can have both: a file stored by an
-        // upload that pinned its row before the row had a slot).
+        // upload that pinned the blob while another recorded its slot).
         self.forget(sha256);
         if let Some(slot) = self.recorded_slot(sha256).await? {
             self.free_slot(slot).await?;
@@ -1189,7 +1200,8 @@ mod tests {
     /// A store that records keys in `rows`, with an ingest pipeline over both.
     fn keyed() -> (tempfile::TempDir, Arc<LocalBlobStore>, Arc<KeyRows>, Ingest) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(LocalBlobStore::open(dir.path()).unwrap());
+        let store = LocalBlobStore::open(dir.path()).unwrap();
+        let store = Arc::new(store.keeping_unrecorded(Duration::ZERO));
         let rows = Arc::new(KeyRows::default());
         store.use_object_keys(rows.clone());
         let ingest = Ingest::new(store.clone(), rows.clone());
@@ -1218,7 +1230,13 @@ mod tests {
             .await
             .unwrap();
         let sha = staged.sha256.clone();
-        ingest.commit(staged).await.unwrap();
+        let committed = ingest.commit(staged).await.unwrap();
+        assert!(
+            committed.hold.placed().is_some(),
+            "placed, not pinned: {committed:?}"
+        );
+        assert!(rows.rows().is_empty(), "no row before the record");
+        rows.record(&*store, &committed).await;
         let key = rows
             .rows()
             .get(&sha)
@@ -1250,7 +1268,14 @@ mod tests {
             .receive(body(vec![b"packed bytes"]), 100)
             .await
             .unwrap();
-        ingest.commit(again).await.unwrap();
+        let duplicate = ingest.commit(again).await.unwrap();
+        assert_ne!(duplicate.hold.placed(), Some(&*key), "a slot of its own");
+        assert_eq!(
+            pack_files(root).len(),
+            2,
+            "the duplicate is durable before its record"
+        );
+        rows.record(&*store, &duplicate).await;
         assert_eq!(rows.rows().get(&sha).cloned().flatten(), Some(key.clone()));
         assert_eq!(
             pack_files(root),
@@ -1292,10 +1317,14 @@ mod tests {
                     .receive(stream::iter([Ok(chunk)]).boxed(), 1 << 20)
                     .await
                     .unwrap();
-                ingest.commit(staged).await.unwrap().sha256
+                ingest.commit(staged).await.unwrap()
             }
         });
-        let shas = futures_util::future::join_all(commits).await;
+        let mut shas = Vec::new();
+        for committed in futures_util::future::join_all(commits).await {
+            rows.record(&*store, &committed).await;
+            shas.push(committed.sha256);
+        }
         let packs_before = pack_files(dir.path()).len();
         assert!(
             packs_before < 16,
@@ -1318,25 +1347,38 @@ mod tests {
         assert!(pack_files(dir.path()).is_empty());
     }
 
-    /// A row from before keys (its file on its way, by an upload that pinned it first): a packed
-    /// upload of the same content stores the file too, and frees its slot.
+    /// A row from before keys (its file stored, as every such row's is before its record): a
+    /// placed upload of the same content is a duplicate, whose slot is discarded; a slot that a
+    /// row records is never discarded.
     #[tokio::test]
-    async fn a_row_without_a_key_gets_its_file_and_the_slot_is_freed() {
+    async fn a_row_without_a_key_keeps_its_file_and_the_copy_is_discarded() {
         let (dir, store, rows, ingest) = keyed();
-        let staged = ingest.receive(body(vec![b"old row"]), 100).await.unwrap();
-        let sha = staged.sha256.clone();
+        let old = store.stage(body(vec![b"old row"]), 100).await.unwrap();
+        let sha = old.sha256.clone();
+        store.commit(old).await.unwrap();
         rows.rows().insert(sha.clone(), None);
-        ingest.commit(staged).await.unwrap();
-        assert_eq!(
-            fs::read(placing::blob_path(dir.path(), &sha)).unwrap(),
-            b"old row"
-        );
+        let staged = ingest.receive(body(vec![b"old row"]), 100).await.unwrap();
+        let committed = ingest.commit(staged).await.unwrap();
+        assert!(committed.hold.placed().is_some());
+        assert_eq!(pack_files(dir.path()).len(), 1);
+        rows.record(&*store, &committed).await;
         assert!(pack_files(dir.path()).is_empty());
         assert_eq!(read_all(&store, &sha, 0, 100).await, b"old row");
+
+        let staged = ingest.receive(body(vec![b"new row"]), 100).await.unwrap();
+        let committed = ingest.commit(staged).await.unwrap();
+        rows.record(&*store, &committed).await;
+        let key = committed.hold.placed().unwrap().to_string();
+        store.discard_object(&key).await.unwrap();
+        assert_eq!(pack_files(dir.path()).len(), 1, "a recorded slot stays");
+        assert_eq!(
+            read_all(&store, &committed.sha256, 0, 100).await,
+            b"new row"
+        );
     }
 
     /// The sweep frees the slots no row records (an upload that stopped between its placement
-    /// and its pin) and removes packs left without a recorded slot; a pack with one is kept,
+    /// and its record) and removes packs left without a recorded slot; a pack with one is kept,
     /// whole where recorded, and marked so that later sweeps skip it. Young packs wait, with an
     /// age given.
     #[tokio::test]
@@ -1344,13 +1386,17 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let (dir, store, rows, ingest) = keyed();
         let root = dir.path();
-        let mut orphan = store.stage(body(vec![b"never pinned"]), 100).await.unwrap();
+        let mut orphan = store
+            .stage(body(vec![b"never recorded"]), 100)
+            .await
+            .unwrap();
         assert!(store.place_keyed(&mut orphan).await.unwrap());
         let orphan_slot = Slot::parse(orphan.object_key.as_deref().unwrap()).unwrap();
         drop(orphan);
         let kept = ingest.receive(body(vec![b"recorded"]), 100).await.unwrap();
         let kept_sha = kept.sha256.clone();
-        ingest.commit(kept).await.unwrap();
+        let committed = ingest.commit(kept).await.unwrap();
+        rows.record(&*store, &committed).await;
         assert_eq!(pack_files(root).len(), 2);
 
         assert_eq!(
@@ -1361,6 +1407,15 @@ mod tests {
             0
         );
         assert_eq!(pack_files(root).len(), 2, "young packs are left alone");
+        // A store keeping unrecorded bodies for the grace period leaves them at start too.
+        let graceful = LocalBlobStore::open(root).unwrap();
+        graceful.use_object_keys(rows.clone());
+        assert_eq!(graceful.sweep_packs(None).await.unwrap(), 0);
+        assert_eq!(
+            pack_files(root).len(),
+            2,
+            "unknown bodies wait for the grace period"
+        );
         assert_eq!(store.sweep_packs(None).await.unwrap(), 1);
         assert!(!orphan_slot.path(root).exists());
         let left = pack_files(root);

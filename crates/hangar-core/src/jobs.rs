@@ -119,6 +119,18 @@ impl JobKind for CollectBlob {
     const KIND: &'static str = "collect-blob";
 }
 
+/// Free the bytes stored under an object key that no blob row records (enqueued by the record of an
+/// upload whose bytes were placed under a key of their own, `model::BlobHold::Placed`, and that
+/// found the same content stored already: its copy is a duplicate).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DiscardObject {
+    pub object_key: String,
+}
+
+impl JobKind for DiscardObject {
+    const KIND: &'static str = "discard-object";
+}
+
 /// Turn one outbox event into webhook deliveries and unfurl queue items (enqueued with the event,
 /// in the transaction of the change it describes).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -155,6 +155,38 @@ pub struct Attachment {
     pub room_id: Option<i64>,
 }
 
+/// What keeps an upload's committed bytes from the collector until its record refers to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobHold {
+    /// A pin on the blob (`BlobLifecycleStore::pin_blob`), dropped by the record.
+    Pin(String),
+    /// Bytes placed durably under an object key that only this upload knows (a packed body's
+    /// slot). No pin is needed: nothing collects an object that no row records, and the sweep of
+    /// unrecorded objects leaves young ones alone. The record writes the key on the blob's row when
+    /// it makes the row; when the content is stored already, it queues the discard of this copy
+    /// (`jobs::DiscardObject`). It is refused, like any reference, while the blob is being
+    /// deleted: the caller waits and records again.
+    Placed(String),
+}
+
+impl BlobHold {
+    /// The pin to drop, if the hold is one.
+    pub fn pin(&self) -> Option<&str> {
+        match self {
+            BlobHold::Pin(pin) => Some(pin),
+            BlobHold::Placed(_) => None,
+        }
+    }
+
+    /// The object key to record, if the bytes were placed under one.
+    pub fn placed(&self) -> Option<&str> {
+        match self {
+            BlobHold::Pin(_) => None,
+            BlobHold::Placed(key) => Some(key),
+        }
+    }
+}
+
 /// An attachment about to be recorded. When `blob` is set the attachment references that blob.
 #[derive(Debug, Clone)]
 pub struct NewAttachment {
@@ -167,8 +199,8 @@ pub struct NewAttachment {
     pub state: AttachmentState,
     pub media_context: Option<String>,
     pub stores_blob: bool,
-    /// The upload's pin on the blob, dropped in the transaction that records the reference.
-    pub pin: Option<String>,
+    /// What holds the upload's bytes until the transaction that records the reference.
+    pub hold: Option<BlobHold>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,8 +239,8 @@ pub struct NewStorageFile {
     pub content_type: String,
     pub sha256: String,
     pub meta: Option<serde_json::Value>,
-    /// The upload's pin on the blob, dropped in the transaction that records the reference.
-    pub pin: Option<String>,
+    /// What holds the upload's bytes until the transaction that records the reference.
+    pub hold: Option<BlobHold>,
 }
 
 /// The result of writing a file: the entry, and whether it is new.

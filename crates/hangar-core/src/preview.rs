@@ -43,11 +43,11 @@ pub struct PreviewRecord {
     pub height: i64,
 }
 
-/// A preview about to be recorded: its blob is committed under `pin`, which the record drops.
+/// A preview about to be recorded: its blob is committed under `hold` (see `BlobHold`).
 #[derive(Debug, Clone)]
 pub struct NewPreview {
     pub record: PreviewRecord,
-    pub pin: Option<String>,
+    pub hold: Option<crate::model::BlobHold>,
 }
 
 /// What is known of a source's previews.

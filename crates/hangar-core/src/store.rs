@@ -27,6 +27,23 @@ pub enum StoreError {
     Backend(String),
 }
 
+impl StoreError {
+    /// The refusal of a reference to a blob whose bytes are being deleted right now.
+    pub fn blob_busy() -> StoreError {
+        StoreError::Refused {
+            code: BLOB_BUSY,
+            reason: "the stored bytes are being deleted; upload again".into(),
+        }
+    }
+
+    /// Whether this is `blob_busy`: a record that may be made again once the deletion is over.
+    pub fn is_blob_busy(&self) -> bool {
+        matches!(self, StoreError::Refused { code, .. } if *code == BLOB_BUSY)
+    }
+}
+
+const BLOB_BUSY: &str = "blob-busy";
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
@@ -513,10 +530,10 @@ pub struct TusAttachmentDone {
     pub size: i64,
     pub sha256: String,
     /// `ReadyForDownloadFromServerToClient`, or `ChecksumVerificationOnServerSideMismatch` (then
-    /// without bytes: no pin, no blob reference).
+    /// without bytes: no hold, no blob reference).
     pub state: crate::AttachmentState,
-    /// The pin on the committed blob, dropped as the reference is recorded.
-    pub pin: Option<String>,
+    /// What holds the committed blob until the reference is recorded.
+    pub hold: Option<BlobHold>,
 }
 
 /// Why a resumable upload ends before it is complete.

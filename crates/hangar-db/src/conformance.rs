@@ -18,7 +18,7 @@ fn file(sha: char, size: i64) -> NewStorageFile {
         content_type: "application/octet-stream".into(),
         sha256: sha.to_string().repeat(64),
         meta: None,
-        pin: None,
+        hold: None,
     }
 }
 

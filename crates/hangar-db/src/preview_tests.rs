@@ -23,7 +23,7 @@ fn image(uploader: i64, sha: &str) -> NewAttachment {
         state: AttachmentState::ReadyForDownloadFromServerToClient,
         media_context: None,
         stores_blob: true,
-        pin: None,
+        hold: None,
     }
 }
 
@@ -37,7 +37,7 @@ fn preview(size: i64, sha: &str) -> NewPreview {
             width: size,
             height: size / 2,
         },
-        pin: None,
+        hold: None,
     }
 }
 

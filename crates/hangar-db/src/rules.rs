@@ -393,6 +393,21 @@ pub(crate) enum AfterRef {
     },
 }
 
+/// The discard of an upload's placed copy (`BlobHold::Placed`) that the blob's row does not record
+/// after the reference (`recorded`, the row's key): the content was stored already, under another
+/// key or its hash.
+pub(crate) fn discard_duplicate(
+    hold: Option<&hangar_core::model::BlobHold>,
+    recorded: Option<&str>,
+) -> Option<hangar_core::jobs::NewJob> {
+    use hangar_core::jobs::{DiscardObject, NewJob};
+    let placed = hold?.placed()?;
+    let discard = DiscardObject {
+        object_key: placed.to_string(),
+    };
+    (recorded != Some(placed)).then(|| NewJob::of(&discard, hangar_core::now_ms()))
+}
+
 pub(crate) fn after_ref(
     file: Option<FileRef<'_>>,
     sha256: &str,

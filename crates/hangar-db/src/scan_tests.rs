@@ -21,7 +21,7 @@ fn file(sha: char) -> NewStorageFile {
         content_type: "text/plain".into(),
         sha256: sha.to_string().repeat(64),
         meta: None,
-        pin: None,
+        hold: None,
     }
 }
 
@@ -77,7 +77,7 @@ async fn scan_states_belong_to_blobs_and_infected_bytes_quarantine_every_file<S:
         state: AttachmentState::ReadyForDownloadFromServerToClient,
         media_context: None,
         stores_blob: true,
-        pin: None,
+        hold: None,
     };
     s.create_attachments(std::slice::from_ref(&attachment), None, None)
         .await

@@ -46,7 +46,7 @@ async fn attachment<S: TestStore>(s: &S, uploader: i64) -> i64 {
         state: AttachmentState::ReadyForDownloadFromServerToClient,
         media_context: None,
         stores_blob: true,
-        pin: None,
+        hold: None,
     };
     s.create_attachments(&[new], None, None).await.unwrap()[0].id
 }
@@ -57,7 +57,7 @@ fn file() -> NewStorageFile {
         content_type: "text/plain".into(),
         sha256: "b".repeat(64),
         meta: None,
-        pin: None,
+        hold: None,
     }
 }
 

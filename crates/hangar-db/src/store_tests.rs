@@ -29,7 +29,7 @@ fn file(sha: char, size: i64) -> NewStorageFile {
         content_type: "text/plain".into(),
         sha256: sha.to_string().repeat(64),
         meta: Some(json!({"k": "v"})),
-        pin: None,
+        hold: None,
     }
 }
 

@@ -18,6 +18,7 @@ on_every_backend!(
     blob_references_are_counted_and_the_last_one_queues_a_collection,
     pins_keep_bytes_and_a_blob_being_deleted_cannot_be_pinned,
     a_pin_with_an_object_key_records_the_first_key,
+    placed_bytes_are_recorded_under_their_key_and_a_copy_is_discarded,
     uploads_to_a_message_answer_their_linked_rows,
     only_uploads_that_queue_jobs_wake_the_job_runners,
     only_storage_writes_that_queue_jobs_wake_the_job_runners,
@@ -53,7 +54,7 @@ fn new_attachment(uploader: i64, sha: &str) -> NewAttachment {
         state: AttachmentState::ReadyForDownloadFromServerToClient,
         media_context: None,
         stores_blob: true,
-        pin: None,
+        hold: None,
     }
 }
 
@@ -181,6 +182,118 @@ async fn a_pin_with_an_object_key_records_the_first_key<S: TestStore>() {
     assert_eq!(s.blob_object_key(&other).await.unwrap(), None);
 }
 
+/// The discards queued: the object key of each (claimed, so each is seen once).
+async fn discards<S: TestStore>(s: &S) -> Vec<String> {
+    let claimed = s
+        .claim_jobs("test", 60_000, 100, &["discard-object"], true)
+        .await
+        .unwrap();
+    claimed
+        .iter()
+        .map(|job| job.payload["object_key"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Bytes placed under a key of their own take no pin: the record writes the key on the blob's new
+/// row, on the batched way (a plain upload), the long way (an upload to a message) and a storage
+/// write alike; a record of content stored already queues the discard of its copy; a record meeting
+/// the blob being deleted is refused (the ingest pipeline records again), and succeeds once the
+/// deletion is over, under its own key.
+async fn placed_bytes_are_recorded_under_their_key_and_a_copy_is_discarded<S: TestStore>() {
+    let (_d, s) = store::<S>().await;
+    let s = s.with_grace(std::time::Duration::ZERO);
+    let alice = s
+        .create_member("alice", "h", "Alice", Role::Member)
+        .await
+        .unwrap();
+    let placed = |key: &str| Some(BlobHold::Placed(key.to_string()));
+    let sha = "d".repeat(64);
+    let mut first = new_attachment(alice.id, &sha);
+    first.hold = placed("packs/one/4096-3");
+    s.create_attachments(std::slice::from_ref(&first), None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.blob_object_key(&sha).await.unwrap().as_deref(),
+        Some("packs/one/4096-3")
+    );
+    assert_eq!(
+        s.blob_of_object("packs/one/4096-3").await.unwrap(),
+        Some(sha.clone())
+    );
+    assert!(discards(&s).await.is_empty());
+
+    // The same content again, batched and the long way: counted, the row's key kept, each copy
+    // queued for its discard.
+    let mut again = new_attachment(alice.id, &sha);
+    again.hold = placed("packs/two/4096-3");
+    s.create_attachments(std::slice::from_ref(&again), None, None)
+        .await
+        .unwrap();
+    let channel = s.create_channel("general", &[alice.id]).await.unwrap();
+    let message = s
+        .create_message(channel.id, alice.id, "m", &[])
+        .await
+        .unwrap();
+    let mut linked = new_attachment(alice.id, &sha);
+    linked.hold = placed("packs/three/4096-3");
+    s.create_attachments(std::slice::from_ref(&linked), Some(message.id), None)
+        .await
+        .unwrap();
+    assert_eq!(s.blob_record(&sha).await.unwrap().refcount, Some(3));
+    assert_eq!(
+        s.blob_object_key(&sha).await.unwrap().as_deref(),
+        Some("packs/one/4096-3")
+    );
+    let mut queued = discards(&s).await;
+    queued.sort();
+    assert_eq!(queued, ["packs/three/4096-3", "packs/two/4096-3"]);
+
+    // A storage write of new content records its key as well.
+    s.create_space("sp", "Space", None).await.unwrap();
+    let path = hangar_core::storage_path::StoragePath::parse("a.txt").unwrap();
+    let other = "e".repeat(64);
+    let file = NewStorageFile {
+        size: 3,
+        content_type: "text/plain".into(),
+        sha256: other.clone(),
+        meta: None,
+        hold: placed("packs/four/4096-3"),
+    };
+    s.put_file("sp", &path, &file, None, None, alice.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.blob_object_key(&other).await.unwrap().as_deref(),
+        Some("packs/four/4096-3")
+    );
+
+    // Being deleted: refused, and recorded under the new key once the deletion is over.
+    for a in [first.id, again.id, linked.id] {
+        s.delete_attachment(a).await.unwrap();
+    }
+    assert_eq!(
+        s.begin_blob_deletion(&sha, now_ms()).await.unwrap(),
+        Collect::Delete
+    );
+    let mut late = new_attachment(alice.id, &sha);
+    late.hold = placed("packs/five/4096-3");
+    let refused = s
+        .create_attachments(std::slice::from_ref(&late), None, None)
+        .await
+        .unwrap_err();
+    assert!(refused.is_blob_busy(), "{refused:?}");
+    s.finish_blob_deletion(&sha).await.unwrap();
+    s.create_attachments(std::slice::from_ref(&late), None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.blob_object_key(&sha).await.unwrap().as_deref(),
+        Some("packs/five/4096-3")
+    );
+    assert!(discards(&s).await.is_empty());
+}
+
 async fn uploads_to_a_message_answer_their_linked_rows<S: TestStore>() {
     let (_d, s) = store::<S>().await;
     let alice = s
@@ -266,7 +379,7 @@ async fn only_storage_writes_that_queue_jobs_wake_the_job_runners<S: TestStore>(
         content_type: "text/plain".into(),
         sha256: c.to_string().repeat(64),
         meta: None,
-        pin: None,
+        hold: None,
     };
     let mut signal = s.job_signal();
     signal.mark_unchanged();
@@ -306,7 +419,7 @@ async fn pins_keep_bytes_and_a_blob_being_deleted_cannot_be_pinned<S: TestStore>
     );
     // Recording the reference drops the pin in the same transaction.
     let mut a = new_attachment(alice.id, &sha);
-    a.pin = Some("pin-1".into());
+    a.hold = Some(hangar_core::model::BlobHold::Pin("pin-1".into()));
     s.create_attachments(std::slice::from_ref(&a), None, None)
         .await
         .unwrap();
@@ -325,7 +438,7 @@ async fn pins_keep_bytes_and_a_blob_being_deleted_cannot_be_pinned<S: TestStore>
     );
     assert!(!s.pin_blob("pin-2", &sha, later).await.unwrap());
     let mut b = new_attachment(alice.id, &sha);
-    b.pin = None;
+    b.hold = None;
     assert!(matches!(
         s.create_attachments(std::slice::from_ref(&b), None, None)
             .await,
@@ -684,7 +797,7 @@ async fn concurrent_records_are_kept_beside_a_refused_one<S: TestStore>() {
             .pin_blob(&pin, &new.sha256, now_ms() + 60_000)
             .await
             .unwrap());
-        new.pin = Some(pin);
+        new.hold = Some(hangar_core::model::BlobHold::Pin(pin));
         let message = (i % 10 == 3).then_some(-1);
         tasks.push(tokio::spawn(async move {
             let id = new.id;
@@ -758,7 +871,7 @@ async fn uploads_made_at_once_are_each_answered_as_if_alone<S: TestStore>() {
             let store = s.clone();
             let mut new = new_attachment(alice.id, &sha(i));
             new.file_name = format!("file-{i}.txt");
-            new.pin = pinned[i].then(|| format!("pin-{i}"));
+            new.hold = pinned[i].then(|| hangar_core::model::BlobHold::Pin(format!("pin-{i}")));
             if i == 30 {
                 new.uploader_id = alice.id + 1000;
             }

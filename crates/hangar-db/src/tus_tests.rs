@@ -43,7 +43,7 @@ fn in_progress(id: i64, owner: i64) -> NewAttachment {
         state: AttachmentState::UploadFromClientToServerInProgress,
         media_context: None,
         stores_blob: false,
-        pin: None,
+        hold: None,
     }
 }
 
@@ -149,7 +149,7 @@ async fn a_tus_upload_moves_by_claimed_offsets_and_completes_its_attachment<S: T
         size: 10,
         sha256: sha.clone(),
         state: AttachmentState::ReadyForDownloadFromServerToClient,
-        pin: Some(pin.into()),
+        hold: Some(hangar_core::model::BlobHold::Pin(pin.into())),
     };
     let a = s.complete_tus_attachment(id, &done).await.unwrap();
     assert_eq!(a.state, AttachmentState::ReadyForDownloadFromServerToClient);
@@ -250,7 +250,7 @@ async fn tus_uploads_end_by_termination_expiry_and_their_storage_file<S: TestSto
         content_type: "text/plain".into(),
         sha256: "d".repeat(64),
         meta: None,
-        pin: None,
+        hold: None,
     };
     let path = StoragePath::parse("docs/a.txt").unwrap();
     s.put_file("sp", &path, &file, None, Some(to_file), me.id)

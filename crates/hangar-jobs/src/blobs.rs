@@ -5,7 +5,7 @@
 use crate::{Job, JobContext, JobError};
 use futures_util::StreamExt;
 use hangar_blob::BlobStore;
-use hangar_core::jobs::{CollectBlob, JobKind, JobStore};
+use hangar_core::jobs::{CollectBlob, DiscardObject, JobKind, JobStore};
 use hangar_core::now_ms;
 use hangar_core::store::{BlobLifecycleStore, Collect};
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,17 @@ impl Job for CollectBlob {
         if collect_blob(ctx, &self.sha256).await? == Collect::Delete {
             tracing::debug!(blob = %self.sha256, "deleted the bytes of an unreferenced blob");
         }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Job for DiscardObject {
+    async fn run(&self, ctx: &JobContext) -> Result<(), JobError> {
+        // The store frees the bytes only if no blob row records the key (a row that did would
+        // keep them: the record that queued this job recorded another).
+        ctx.blobs.discard_object(&self.object_key).await?;
+        tracing::debug!(object = %self.object_key, "discarded an upload's copy of stored content");
         Ok(())
     }
 }

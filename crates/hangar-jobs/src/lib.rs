@@ -200,6 +200,7 @@ impl Runner {
             settings,
         };
         runner.register::<hangar_core::jobs::CollectBlob>();
+        runner.register::<hangar_core::jobs::DiscardObject>();
         runner.register::<hangar_core::jobs::DispatchEvent>();
         runner.register::<hangar_core::jobs::Deliver>();
         runner.register::<hangar_core::jobs::FinishDirectUpload>();

@@ -198,18 +198,16 @@ impl Previewer {
                     width: i64::from(p.width),
                     height: i64::from(p.height),
                 },
-                pin: Some(c.pin.clone()),
+                hold: Some(c.hold.clone()),
             });
             committed.push(c);
         }
+        let (width, height) = (i64::from(previews.width), i64::from(previews.height));
         let outcome = self
-            .store
-            .record_previews(
-                sha256,
-                i64::from(previews.width),
-                i64::from(previews.height),
-                &new,
-            )
+            .ingest
+            .record(&committed, || {
+                self.store.record_previews(sha256, width, height, &new)
+            })
             .await;
         match outcome {
             Ok(PreviewRecorded::Recorded) => {}
@@ -217,7 +215,7 @@ impl Previewer {
                 self.ingest.release(&committed).await
             }
             Err(e) => {
-                self.ingest.release(&committed).await;
+                self.ingest.release_after(&committed, &e).await;
                 return Err(e.into());
             }
         }

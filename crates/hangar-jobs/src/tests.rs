@@ -18,6 +18,9 @@ struct Installation {
     /// Shared by every node when the installation keeps its blobs in memory; else each node opens
     /// the shared directory itself.
     memory: Option<Arc<MemoryBlobStore>>,
+    /// Whether the directory's small bodies go into packs, their slots recorded as object keys (as
+    /// every server's do).
+    packed: bool,
 }
 
 impl Installation {
@@ -25,6 +28,14 @@ impl Installation {
         Installation {
             dir: tempfile::tempdir().unwrap(),
             memory: None,
+            packed: false,
+        }
+    }
+
+    fn packed() -> Installation {
+        Installation {
+            packed: true,
+            ..Installation::new()
         }
     }
 
@@ -46,6 +57,9 @@ impl Installation {
             Some(memory) => memory.clone(),
             None => Arc::new(LocalBlobStore::open(self.dir.path().join("blobs")).unwrap()),
         };
+        if self.packed {
+            blobs.use_object_keys(Arc::new(store.clone()));
+        }
         let ctx = JobContext {
             jobs: Arc::new(store.clone()),
             blob_life: Arc::new(store.clone()),
@@ -223,7 +237,7 @@ async fn upload(ingest: &Ingest, store: &SqliteStore, owner: i64, bytes: &'stati
                 state: AttachmentState::ReadyForDownloadFromServerToClient,
                 media_context: None,
                 stores_blob: true,
-                pin: Some(c.pin),
+                hold: Some(c.hold),
             };
             store.create_attachments(&[new], None, None).await
         })
@@ -235,6 +249,11 @@ async fn upload(ingest: &Ingest, store: &SqliteStore, owner: i64, bytes: &'stati
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_collector_racing_an_upload_of_the_same_bytes_never_loses_them() {
     collector_races_uploads(Installation::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collector_racing_a_packed_upload_of_the_same_bytes_never_loses_them() {
+    collector_races_uploads(Installation::packed()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,7 +306,17 @@ fn hex_sha256(bytes: &[u8]) -> String {
 /// finishing, an upload of the same bytes must wait, and then store them anew.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_waits_while_its_bytes_are_being_deleted() {
-    let install = Installation::new();
+    upload_waits_for_a_deletion(Installation::new()).await;
+}
+
+/// As above for a packed body, which takes no pin: its record is refused while the blob is being
+/// deleted, and made again once the deletion is over, under the body's own slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_packed_upload_waits_while_its_bytes_are_being_deleted() {
+    upload_waits_for_a_deletion(Installation::packed()).await;
+}
+
+async fn upload_waits_for_a_deletion(install: Installation) {
     let (store, runner) = install.node(Duration::ZERO).await;
     let blobs = runner.context().blobs.clone();
     let ingest = Ingest::new(blobs.clone(), Arc::new(store.clone()));
@@ -323,6 +352,51 @@ async fn an_upload_waits_while_its_bytes_are_being_deleted() {
     assert!(blobs.exists(&sha).await.unwrap(), "stored anew");
     assert_eq!(store.blob_record(&sha).await.unwrap().refcount, Some(1));
     assert!(store.attachment(second).await.unwrap().is_some());
+    let mut read = blobs.read(&sha, 0, u64::MAX).await.unwrap();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = read.next().await {
+        bytes.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(bytes, BYTES);
+}
+
+/// A packed body whose content is stored already is a duplicate: its record queues the discard of
+/// its slot, which a job runner frees; the first body's slot, which the row records, stays.
+#[tokio::test]
+async fn a_packed_duplicate_is_discarded_by_its_job() {
+    let install = Installation::packed();
+    let (store, runner) = install.node(Duration::from_secs(3600)).await;
+    let ingest = Ingest::new(runner.context().blobs.clone(), Arc::new(store.clone()));
+    let owner = store
+        .create_member("carol", "h", "Carol", Role::Member)
+        .await
+        .unwrap()
+        .id;
+    const BYTES: &[u8] = b"the same small body, twice";
+    let sha = hex_sha256(BYTES);
+    let live = || {
+        let root = install.dir.path().join("blobs");
+        LocalBlobStore::packed_blobs(&root)
+            .unwrap()
+            .into_iter()
+            .filter(|(_, entry, holds)| *holds && entry.sha256 == sha)
+            .count()
+    };
+    upload(&ingest, &store, owner, BYTES).await;
+    upload(&ingest, &store, owner, BYTES).await;
+    assert_eq!(live(), 2, "both copies are durable before their records");
+    assert_eq!(runner.run_pending().await.unwrap(), 1);
+    assert_eq!(live(), 1, "the duplicate's slot is freed");
+    assert_eq!(store.blob_record(&sha).await.unwrap().refcount, Some(2));
+    let recorded = store.blob_object_key(&sha).await.unwrap().unwrap();
+    assert!(recorded.starts_with("packs/"), "{recorded}");
+    let read = runner
+        .context()
+        .blobs
+        .read_small(&sha, 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(&read[..], BYTES);
 }
 
 /// The operator's commands on a real database and blob directory.

@@ -617,7 +617,8 @@ impl Config {
         Ok(match self.blob_dir()? {
             Some(root) => std::sync::Arc::new(
                 hangar_blob::LocalBlobStore::open(root)
-                    .map_err(|e| anyhow!("--storage-url: {e}"))?,
+                    .map_err(|e| anyhow!("--storage-url: {e}"))?
+                    .keeping_unrecorded(self.blob_grace),
             ),
             None => std::sync::Arc::new(
                 hangar_blob::S3BlobStore::from_env(&self.storage_url)

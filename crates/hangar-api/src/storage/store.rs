@@ -141,18 +141,20 @@ pub(super) async fn record(
     let meta = kept.meta;
     let outcome = state
         .ingest
-        .store(staged, |committed| async move {
+        .store(staged, |committed| {
             let file = NewStorageFile {
                 size: committed.size as i64,
-                content_type,
+                content_type: content_type.clone(),
                 sha256: committed.sha256,
-                meta,
-                pin: Some(committed.pin),
+                meta: meta.clone(),
+                hold: Some(committed.hold),
             };
-            state
-                .storage
-                .put_file(space_id, path, &file, reservation_id, upload_id, actor_id)
-                .await
+            async move {
+                state
+                    .storage
+                    .put_file(space_id, path, &file, reservation_id, upload_id, actor_id)
+                    .await
+            }
         })
         .await?;
     reservation.consumed();

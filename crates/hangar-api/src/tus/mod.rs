@@ -266,7 +266,7 @@ async fn create(
                 state: AttachmentState::UploadFromClientToServerInProgress,
                 media_context: None,
                 stores_blob: false,
-                pin: None,
+                hold: None,
             };
             let target = TusTarget::Attachment {
                 attachment_id: attachment.id,

@@ -359,7 +359,7 @@ async fn complete(
                         size: c.size as i64,
                         sha256: c.sha256,
                         state: AttachmentState::ReadyForDownloadFromServerToClient,
-                        pin: Some(c.pin),
+                        hold: Some(c.hold),
                     };
                     state.tus.complete_tus_attachment(&upload.id, &done).await
                 })
@@ -371,7 +371,7 @@ async fn complete(
                 size: staged.size as i64,
                 sha256: staged.sha256.clone(),
                 state: AttachmentState::ChecksumVerificationOnServerSideMismatch,
-                pin: None,
+                hold: None,
             };
             drop(staged);
             state.tus.complete_tus_attachment(&upload.id, &done).await?;
@@ -412,7 +412,7 @@ async fn complete(
                         content_type: upload.content_type.clone(),
                         sha256: c.sha256,
                         meta: None,
-                        pin: Some(c.pin),
+                        hold: Some(c.hold),
                     };
                     state
                         .storage

@@ -2,18 +2,19 @@
 //! file (a *pack*), makes it durable and renames it into `packs/` (SPEC §10's order, with the pack
 //! as the file), instead of a file per body: one inode, one directory entry and one flush of its
 //! data per batch, where files took one of each per body (docs/performance.md: 4 KiB uploads went
-//! from 5,489–5,843 to 6,340–7,075 per second with the placement before the pin).
+//! from 5,489–5,843 to 6,340–7,075 per second with the placement before the pin, which the
+//! placement has since replaced: see `BlobHold::Placed`).
 //!
-//! A body's place in a pack is its blob's object key, `packs/<pack>/<offset>-<len>`, recorded in
-//! the database by the ingest pipeline once the pack is durable (so a key always names bytes on the
+//! A body's place in a pack is its blob's object key, `packs/<pack>/<offset>-<len>`, written on the
+//! blob's row by the upload's record once the pack is durable (so a key always names bytes on the
 //! disk) and looked up there by reads and deletes.
 //!
 //! A pack starts with a header that lists its slots (offset, length and SHA-256 of each body); the
 //! bodies follow, each at a multiple of `ALIGN`. Deleting a blob frees its slot (a hole punched in
 //! the file, so the bytes are gone at once, as a deleted file's are); the pack goes once no slot
-//! holds data. A slot that no row records (a duplicate, or an upload that stopped between the
-//! placement and its pin) is freed when the ingest pipeline learns it is a duplicate, or by
-//! `LocalBlobStore::sweep_packs`.
+//! holds data. A slot that no row records is freed by the job its record queues when it is a
+//! duplicate (`DiscardObject`), or, when its upload stopped before its record or the record
+//! failed, by `LocalBlobStore::sweep_packs`.
 
 use bytes::Bytes;
 use std::fs::File;

@@ -1,13 +1,13 @@
 //! Attachments, their links to messages and issues, and blob reference counts.
 
-use super::blobs::{add_ref, blob_busy, drop_ref, record_event, REF_EXISTING_BLOB};
+use super::blobs::{add_ref, drop_ref, record_event, REF_EXISTING_BLOB};
 use super::jobs::on_conflict;
 use super::{backend, commit, retrying, PgStore};
 use crate::rows::{self, NamedRow, ATTACHMENT_COLUMNS};
 use crate::rules::{self, FileRef, LinkTable};
 use async_trait::async_trait;
 use hangar_core::app_model::ItemKind;
-use hangar_core::jobs::{DispatchEvent, MakePreviews, NewJob};
+use hangar_core::jobs::{DiscardObject, DispatchEvent, MakePreviews, NewJob};
 use hangar_core::model::*;
 use hangar_core::now_ms;
 use hangar_core::read_cache::Invalidation;
@@ -208,11 +208,12 @@ impl PlainUpload {
     }
 }
 
-/// The statement of `record_plain_uploads`. Each upload's blob reference (the pin dropped), row,
-/// event, and the event's dispatch when an application may receive it, as data-modifying `WITH`
-/// items over the batch's columns (`$1` to `$3`, `$5` to `$16`); answers the rows with the columns
-/// every read uses and whether a job was queued. The blobs' rows are locked in hash order, as the
-/// long way locks them.
+/// The statement of `record_plain_uploads`. Each upload's blob reference (the pin dropped, or the
+/// placed bytes' key written on a new row and a placed copy of content stored already queued for
+/// its discard), row, event, and the event's dispatch when an application may receive it, as
+/// data-modifying `WITH` items over the batch's columns (`$1` to `$3`, `$5` to `$16`, `$19` and
+/// `$20`); answers the rows with the columns every read uses and whether a job was queued. The
+/// blobs' rows are locked in hash order, as the long way locks them.
 static RECORD_PLAIN_UPLOADS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     // Every dispatch job is queued alike: the first's conflict rule is every one's.
     let dispatch = NewJob::of(
@@ -224,12 +225,16 @@ static RECORD_PLAIN_UPLOADS: std::sync::LazyLock<String> = std::sync::LazyLock::
     format!(
         "WITH u AS (SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::TEXT[], $5::BIGINT[], \
              $6::BIGINT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::BIGINT[], \
-             $12::TEXT[], $13::TEXT[], $14::TEXT[], $15::BIGINT[]) \
+             $12::TEXT[], $13::TEXT[], $14::TEXT[], $15::BIGINT[], $19::TEXT[], $20::TEXT[]) \
            AS u(sha256, size, pin, id, uploader_id, file_name, content_type, state, media_context, \
-             created_utc, event_id, event, job, run_after)), \
+             created_utc, event_id, event, job, run_after, placed, discard)), \
          unpinned AS (DELETE FROM blob_pins WHERE id = ANY($3::TEXT[])), \
-         ref AS (INSERT INTO blobs (sha256, size, refcount, scan_state) \
-           SELECT sha256, size, 1, NULL FROM u ORDER BY sha256 {REF_EXISTING_BLOB} RETURNING sha256), \
+         ref AS (INSERT INTO blobs (sha256, size, refcount, scan_state, object_key) \
+           SELECT sha256, size, 1, NULL, placed FROM u ORDER BY sha256 {REF_EXISTING_BLOB} \
+           RETURNING sha256, object_key), \
+         discarded AS (INSERT INTO jobs (kind, payload, unique_key, run_after, created_utc) \
+           SELECT $21, u.discard, NULL, u.created_utc, u.created_utc FROM u JOIN ref USING (sha256) \
+           WHERE u.placed IS NOT NULL AND ref.object_key IS DISTINCT FROM u.placed RETURNING 1), \
          a AS (INSERT INTO attachments (id, uploader_id, file_name, content_type, size, sha256, \
              stores_blob, state, media_context, created_utc, modified_utc) \
            SELECT u.id, u.uploader_id, u.file_name, u.content_type, u.size, u.sha256, TRUE, u.state, \
@@ -241,7 +246,8 @@ static RECORD_PLAIN_UPLOADS: std::sync::LazyLock<String> = std::sync::LazyLock::
          job AS (INSERT INTO jobs (kind, payload, unique_key, run_after, created_utc) \
            SELECT $18, u.job, NULL, u.run_after, u.created_utc FROM ev JOIN u ON u.event_id = ev.id \
            WHERE NOT ev.dispatched ON CONFLICT (unique_key) {} RETURNING 1) \
-         SELECT {ATTACHMENT_COLUMNS}, EXISTS (SELECT 1 FROM job) AS queued FROM a",
+         SELECT {ATTACHMENT_COLUMNS}, \
+           EXISTS (SELECT 1 FROM job) OR EXISTS (SELECT 1 FROM discarded) AS queued FROM a",
         on_conflict(&dispatch)
     )
 });
@@ -261,13 +267,17 @@ pub(crate) async fn record_plain_uploads(
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut name, mut content_type, mut state, mut context) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut placed, mut discard) = (Vec::new(), Vec::new());
     let (mut created, mut event_id, mut event, mut job, mut run_after) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for u in &batch {
         let a = &u.new;
         sha256.push(a.sha256.as_str());
         size.push(a.size);
-        pin.push(a.pin.as_deref());
+        let hold = a.hold.as_ref();
+        pin.push(hold.and_then(BlobHold::pin));
+        placed.push(hold.and_then(BlobHold::placed));
+        discard.push(rules::discard_duplicate(hold, None).map(|job| job.payload.to_string()));
         id.push(a.id);
         uploader.push(a.uploader_id);
         name.push(a.file_name.as_str());
@@ -299,6 +309,9 @@ pub(crate) async fn record_plain_uploads(
         .bind(rules::may_skip_dispatch("Attachment.Created"))
         .bind(ItemKind::Subscription.as_str())
         .bind(<DispatchEvent as hangar_core::jobs::JobKind>::KIND)
+        .bind(&placed)
+        .bind(&discard)
+        .bind(<DiscardObject as hangar_core::jobs::JobKind>::KIND)
         .fetch_all(pool)
         .await
         .map_err(backend)?;
@@ -311,7 +324,7 @@ pub(crate) async fn record_plain_uploads(
         .collect();
     Ok(batch
         .iter()
-        .map(|u| recorded.remove(&u.new.id).ok_or_else(blob_busy))
+        .map(|u| recorded.remove(&u.new.id).ok_or_else(StoreError::blob_busy))
         .collect())
 }
 
@@ -373,7 +386,7 @@ impl PgStore {
                 &mut tx,
                 &a.sha256,
                 a.size,
-                a.pin.as_deref(),
+                a.hold.as_ref(),
                 self.scanned(file),
             )
             .await?;

@@ -9,6 +9,7 @@ use crate::rules::{AfterRef, FileRef};
 use async_trait::async_trait;
 use hangar_core::app_model::ItemKind;
 use hangar_core::jobs::{CollectBlob, DispatchEvent, NewJob};
+use hangar_core::model::BlobHold;
 use hangar_core::now_ms;
 use hangar_core::store::{
     BlobLifecycleStore, BlobRecord, Collect, PinnedObject, StoreError, StoreResult, StoredTotals,
@@ -25,28 +26,30 @@ pub(crate) const REF_EXISTING_BLOB: &str =
        scan_state = CASE WHEN $4 AND (blobs.scan_state IS NULL OR blobs.scan_state = 'failed') \
          THEN 'pending' ELSE blobs.scan_state END \
      WHERE NOT blobs.deleting";
-/// The pin's removal and one more reference to a blob; answers the blob's scan state and detail.
-/// Binds the hash, the size, the scan state of a new row (`'pending'` or NULL), whether the file is
-/// to be scanned, and the pin, as `$1` to `$5`.
+/// The pin's removal and one more reference to a blob; answers the blob's scan state and detail
+/// and its row's object key. Binds the hash, the size, the scan state of a new row (`'pending'` or
+/// NULL), whether the file is to be scanned, the pin and the key of placed bytes, as `$1` to `$6`.
 static ADD_REF: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH unpinned AS (DELETE FROM blob_pins WHERE id = $5) \
-         INSERT INTO blobs (sha256, size, refcount, scan_state) VALUES ($1, $2, 1, $3) \
-         {REF_EXISTING_BLOB} RETURNING scan_state, scan_detail"
+         INSERT INTO blobs (sha256, size, refcount, scan_state, object_key) VALUES ($1, $2, 1, $3, $6) \
+         {REF_EXISTING_BLOB} RETURNING scan_state, scan_detail, object_key"
     )
 });
 
-/// One more reference to a blob (creating its row at the first), dropping the upload's pin that
-/// protected the bytes until now. Refused while the blob is being deleted: an upload pins first, so
-/// that cannot happen to a well-behaved caller. The upsert takes the blob's row lock: a collector
+/// One more reference to a blob (creating its row at the first), given what held its bytes until
+/// now (`BlobHold`): the upload's pin is dropped; placed bytes' key is written on a new row, and a
+/// placed copy of content stored already is queued for its discard. Refused while the blob is
+/// being deleted: an upload that pins does so first, so that cannot happen to it; placed bytes'
+/// record is made again (`Ingest::record`). The upsert takes the blob's row lock: a collector
 /// deciding about the row (`begin_blob_deletion`, which locks it first) either sees this reference,
 /// or has marked the row, and then the `WHERE` refuses on the row as the collector left it.
-/// Answers whether it queued a job (a scan, or a quarantined file's event to dispatch).
+/// Answers whether it queued a job (a scan, a discard, or a quarantined file's event to dispatch).
 pub(crate) async fn add_ref(
     tx: &mut Tx,
     sha256: &str,
     size: i64,
-    pin: Option<&str>,
+    hold: Option<&BlobHold>,
     scan: Option<FileRef<'_>>,
 ) -> StoreResult<bool> {
     // With scanning on (`scan` names the file), new bytes, bytes stored while scanning was off and
@@ -54,19 +57,25 @@ pub(crate) async fn add_ref(
     // The pin that protected the bytes until now goes in the same statement (a data-modifying
     // `WITH` runs whether or not the rest reads it; without a pin it matches no row): one round
     // trip less per upload.
-    let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(ADD_REF.as_str())
+    type Row = (Option<String>, Option<String>, Option<String>);
+    let row: Option<Row> = sqlx::query_as(ADD_REF.as_str())
         .bind(sha256)
         .bind(size)
         .bind(scan.map(|_| "pending"))
         .bind(scan.is_some())
-        .bind(pin)
+        .bind(hold.and_then(BlobHold::pin))
+        .bind(hold.and_then(BlobHold::placed))
         .fetch_optional(&mut **tx)
         .await
         .map_err(backend)?;
-    let Some((state, detail)) = row else {
-        return Err(blob_busy());
+    let Some((state, detail, key)) = row else {
+        return Err(StoreError::blob_busy());
     };
-    match crate::rules::after_ref(scan, sha256, state.as_deref(), detail.as_deref()) {
+    let discarding = match crate::rules::discard_duplicate(hold, key.as_deref()) {
+        Some(job) => enqueue_in(tx, &job).await.map(|()| true)?,
+        None => false,
+    };
+    let queued = match crate::rules::after_ref(scan, sha256, state.as_deref(), detail.as_deref()) {
         Some(AfterRef::Scan(job)) => enqueue_in(tx, &job).await.map(|()| true),
         Some(AfterRef::Quarantine {
             kind,
@@ -74,14 +83,23 @@ pub(crate) async fn add_ref(
             payload,
         }) => record_event(tx, kind, space.as_deref(), None, payload).await,
         None => Ok(false),
-    }
+    }?;
+    Ok(discarding || queued)
 }
 
-/// The refusal of a reference to a blob that is being deleted.
-pub(crate) fn blob_busy() -> StoreError {
-    StoreError::Refused {
-        code: "blob-busy",
-        reason: "the stored bytes are being deleted; upload again".into(),
+/// Gives up what held a blob's bytes for a record that takes no reference to them (a preview that
+/// is its source's own bytes): the pin goes; a placed copy is queued for its discard.
+pub(crate) async fn drop_hold(tx: &mut Tx, hold: Option<&BlobHold>) -> StoreResult<()> {
+    if let Some(pin) = hold.and_then(BlobHold::pin) {
+        sqlx::query("DELETE FROM blob_pins WHERE id = $1")
+            .bind(pin)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+    }
+    match crate::rules::discard_duplicate(hold, None) {
+        Some(job) => enqueue_in(tx, &job).await,
+        None => Ok(()),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Previews on PostgreSQL (SPEC §9.3): what is known of each source, its preview blobs and their
 //! references, released with the source's last reference (`release_previews`, from `drop_ref`).
 
-use super::blobs::add_ref;
+use super::blobs::{add_ref, drop_hold};
 use super::jobs::enqueue_in;
 use super::{backend, commit, retrying, PgStore, Tx};
 use async_trait::async_trait;
@@ -146,13 +146,9 @@ impl PgStore {
             let counted = r.sha256 != source;
             if counted {
                 // Previews are Hangar's own re-encoding of scanned bytes: not scanned themselves.
-                add_ref(&mut tx, &r.sha256, r.bytes, p.pin.as_deref(), None).await?;
-            } else if let Some(pin) = &p.pin {
-                sqlx::query("DELETE FROM blob_pins WHERE id = $1")
-                    .bind(pin)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
+                add_ref(&mut tx, &r.sha256, r.bytes, p.hold.as_ref(), None).await?;
+            } else {
+                drop_hold(&mut tx, p.hold.as_ref()).await?;
             }
             sqlx::query(
                 "INSERT INTO previews (source_sha256, size, sha256, bytes, content_type, width, height, counted) \

@@ -173,7 +173,7 @@ impl PgStore {
             &mut tx,
             &file.sha256,
             file.size,
-            file.pin.as_deref(),
+            file.hold.as_ref(),
             scanned,
         )
         .await?;

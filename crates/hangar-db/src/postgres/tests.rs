@@ -171,7 +171,7 @@ async fn writes_that_deadlock_are_run_again() {
         content_type: "text/plain".into(),
         sha256: sha.to_string().repeat(64),
         meta: None,
-        pin: None,
+        hold: None,
     };
     let f = StoragePath::parse("f").unwrap();
     for space in ["s1", "s2"] {

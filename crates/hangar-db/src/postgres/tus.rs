@@ -274,7 +274,7 @@ impl TusStore for PgStore {
         let TusTarget::Attachment { attachment_id } = upload.target else {
             return Err(StoreError::NotFound("attachment"));
         };
-        let stores_blob = done.pin.is_some();
+        let stores_blob = done.hold.is_some();
         if stores_blob {
             let scanned = self.scanned(FileRef::Attachment {
                 id: attachment_id,
@@ -285,7 +285,7 @@ impl TusStore for PgStore {
                 &mut tx,
                 &done.sha256,
                 done.size,
-                done.pin.as_deref(),
+                done.hold.as_ref(),
                 scanned,
             )
             .await?;
@@ -323,7 +323,7 @@ impl TusStore for PgStore {
             state: done.state,
             media_context: None,
             stores_blob,
-            pin: None,
+            hold: None,
         };
         if stores_blob && done.state == AttachmentState::ReadyForDownloadFromServerToClient {
             super::previews::queue_previews(&mut tx, &done.sha256, &upload.content_type).await?;

@@ -9,6 +9,7 @@ use crate::rules::{AfterRef, FileRef};
 use async_trait::async_trait;
 use hangar_core::app_model::ItemKind;
 use hangar_core::jobs::{CollectBlob, DispatchEvent, NewJob};
+use hangar_core::model::BlobHold;
 use hangar_core::now_ms;
 use hangar_core::store::{
     BlobLifecycleStore, BlobRecord, Collect, PinnedObject, StoreError, StoreResult, StoredTotals,
@@ -16,14 +17,14 @@ use hangar_core::store::{
 use rusqlite::OptionalExtension;
 
 /// `add_ref`'s statement: binds the blob's hash, size, `'pending'` or NULL (its scan state when
-/// new) and whether scanning is on; answers the scan state and detail, or no row while the blob is
-/// being deleted.
+/// new), the object key of placed bytes (or NULL) and whether scanning is on; answers the scan
+/// state and detail and the row's key, or no row while the blob is being deleted.
 pub(crate) const ADD_REF: &str =
-    "INSERT INTO blobs (sha256, size, refcount, scan_state) VALUES (?, ?, 1, ?) \
+    "INSERT INTO blobs (sha256, size, refcount, scan_state, object_key) VALUES (?, ?, 1, ?, ?) \
      ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, released_utc = NULL, \
        scan_state = CASE WHEN ? AND (blobs.scan_state IS NULL OR blobs.scan_state = 'failed') \
          THEN 'pending' ELSE blobs.scan_state END \
-     WHERE blobs.deleting = 0 RETURNING scan_state, scan_detail";
+     WHERE blobs.deleting = 0 RETURNING scan_state, scan_detail, object_key";
 
 /// Drops an upload's pin by its id.
 pub(crate) const DROP_PIN: &str = "DELETE FROM blob_pins WHERE id = ?";
@@ -39,51 +40,50 @@ pub(crate) const RECORD_EVENT: &str =
      VALUES (?, ?, ?, ?, ?, ?, ? AND NOT EXISTS (SELECT 1 FROM app_items WHERE kind = ?)) \
      RETURNING dispatched";
 
-/// The refusal of a reference to bytes that are being deleted.
-pub(crate) fn blob_busy() -> StoreError {
-    StoreError::Refused {
-        code: "blob-busy",
-        reason: "the stored bytes are being deleted; upload again".into(),
-    }
-}
-
 /// A new event's id.
 pub(crate) fn event_id() -> String {
     hangar_core::ids::time_ordered_key()
 }
 
-/// One more reference to a blob (creating its row at the first), dropping the upload's pin that
-/// protected the bytes until now. Refused while the blob is being deleted: an upload pins first, so
-/// that cannot happen to a well-behaved caller. Answers whether it queued a job (a scan, or a
-/// quarantined file's event to dispatch).
+/// One more reference to a blob (creating its row at the first), given what held its bytes until
+/// now (`BlobHold`): the upload's pin is dropped; placed bytes' key is written on a new row, and a
+/// placed copy of content stored already is queued for its discard. Refused while the blob is
+/// being deleted: an upload that pins does so first, so that cannot happen to it; placed bytes'
+/// record is made again (`Ingest::record`). Answers whether it queued a job (a scan, a discard,
+/// or a quarantined file's event to dispatch).
 pub(crate) async fn add_ref(
     tx: &mut Tx,
     sha256: &str,
     size: i64,
-    pin: Option<&str>,
+    hold: Option<&BlobHold>,
     scan: Option<FileRef<'_>>,
 ) -> StoreResult<bool> {
     // With scanning on (`scan` names the file), new bytes, bytes stored while scanning was off and
     // bytes whose scan failed are (again) pending, and their scan is queued in this transaction.
-    let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(ADD_REF)
+    let row: Option<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(ADD_REF)
         .bind(sha256)
         .bind(size)
         .bind(scan.map(|_| "pending"))
+        .bind(hold.and_then(BlobHold::placed))
         .bind(scan.is_some())
         .fetch_optional(&mut **tx)
         .await
         .map_err(backend)?;
-    let Some((state, detail)) = row else {
-        return Err(blob_busy());
+    let Some((state, detail, key)) = row else {
+        return Err(StoreError::blob_busy());
     };
-    if let Some(pin) = pin {
+    if let Some(pin) = hold.and_then(BlobHold::pin) {
         sqlx::query(DROP_PIN)
             .bind(pin)
             .execute(&mut **tx)
             .await
             .map_err(backend)?;
     }
-    match crate::rules::after_ref(scan, sha256, state.as_deref(), detail.as_deref()) {
+    let discarding = match crate::rules::discard_duplicate(hold, key.as_deref()) {
+        Some(job) => enqueue_in(tx, &job).await.map(|()| true)?,
+        None => false,
+    };
+    let queued = match crate::rules::after_ref(scan, sha256, state.as_deref(), detail.as_deref()) {
         Some(AfterRef::Scan(job)) => enqueue_in(tx, &job).await.map(|()| true),
         Some(AfterRef::Quarantine {
             kind,
@@ -91,6 +91,23 @@ pub(crate) async fn add_ref(
             payload,
         }) => record_event(tx, kind, space.as_deref(), None, payload).await,
         None => Ok(false),
+    }?;
+    Ok(discarding || queued)
+}
+
+/// Gives up what held a blob's bytes for a record that takes no reference to them (a preview that
+/// is its source's own bytes): the pin goes; a placed copy is queued for its discard.
+pub(crate) async fn drop_hold(tx: &mut Tx, hold: Option<&BlobHold>) -> StoreResult<()> {
+    if let Some(pin) = hold.and_then(BlobHold::pin) {
+        sqlx::query(DROP_PIN)
+            .bind(pin)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+    }
+    match crate::rules::discard_duplicate(hold, None) {
+        Some(job) => enqueue_in(tx, &job).await,
+        None => Ok(()),
     }
 }
 

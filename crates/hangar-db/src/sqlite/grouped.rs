@@ -5,14 +5,14 @@
 use super::attachments::{
     attachment_sql, link_sql, member_usage_sql, FIRST_MESSAGE, INSERT_ATTACHMENT, MESSAGE_ROOM,
 };
-use super::blobs::{blob_busy, event_id, ADD_REF, DROP_PIN, RECORD_EVENT};
+use super::blobs::{event_id, ADD_REF, DROP_PIN, RECORD_EVENT};
 use super::jobs::enqueue_sql;
 use super::{driver_error, Conn};
 use crate::rows;
 use crate::rules::{self, AfterRef, FileRef, LinkTable};
 use hangar_core::app_model::ItemKind;
 use hangar_core::jobs::{DispatchEvent, MakePreviews, NewJob};
-use hangar_core::model::{Attachment, AttachmentLink, NewAttachment};
+use hangar_core::model::{Attachment, AttachmentLink, BlobHold, NewAttachment};
 use hangar_core::now_ms;
 use hangar_core::store::{StoreError, StoreResult};
 use hangar_core::AttachmentState;
@@ -56,7 +56,7 @@ pub(crate) fn create_attachments(
                 conn,
                 &a.sha256,
                 a.size,
-                a.pin.as_deref(),
+                a.hold.as_ref(),
                 scanning.then_some(file),
             )?;
         }
@@ -119,26 +119,36 @@ fn add_ref(
     conn: &Conn,
     sha256: &str,
     size: i64,
-    pin: Option<&str>,
+    hold: Option<&BlobHold>,
     scan: Option<FileRef<'_>>,
 ) -> StoreResult<()> {
-    let row: Option<(Option<String>, Option<String>)> = conn
+    let placed = hold.and_then(BlobHold::placed);
+    let row: Option<(Option<String>, Option<String>, Option<String>)> = conn
         .prepare_cached(ADD_REF)
         .and_then(|mut add| {
             add.query_row(
-                (sha256, size, scan.map(|_| "pending"), scan.is_some()),
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                (
+                    sha256,
+                    size,
+                    scan.map(|_| "pending"),
+                    placed,
+                    scan.is_some(),
+                ),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()
         })
         .map_err(driver_error)?;
-    let Some((state, detail)) = row else {
-        return Err(blob_busy());
+    let Some((state, detail, key)) = row else {
+        return Err(StoreError::blob_busy());
     };
-    if let Some(pin) = pin {
+    if let Some(pin) = hold.and_then(BlobHold::pin) {
         conn.prepare_cached(DROP_PIN)
             .and_then(|mut drop| drop.execute([pin]))
             .map_err(driver_error)?;
+    }
+    if let Some(job) = rules::discard_duplicate(hold, key.as_deref()) {
+        enqueue(conn, &job)?;
     }
     match rules::after_ref(scan, sha256, state.as_deref(), detail.as_deref()) {
         Some(AfterRef::Scan(job)) => enqueue(conn, &job),
@@ -239,7 +249,7 @@ fn link_to_message(
 mod tests {
     use super::super::SqliteStore;
     use hangar_core::jobs::JobStore;
-    use hangar_core::model::{NewAttachment, Role};
+    use hangar_core::model::{BlobHold, NewAttachment, Role};
     use hangar_core::store::{AttachmentStore, BlobLifecycleStore, IdentityStore};
     use hangar_core::AttachmentState;
 
@@ -254,7 +264,7 @@ mod tests {
             state: AttachmentState::ReadyForDownloadFromServerToClient,
             media_context: None,
             stores_blob: true,
-            pin: Some(format!("pin-{sha}")),
+            hold: Some(BlobHold::Pin(format!("pin-{sha}"))),
         }
     }
 

@@ -306,7 +306,7 @@ impl StorageStore for SqliteStore {
             &mut tx,
             &file.sha256,
             file.size,
-            file.pin.as_deref(),
+            file.hold.as_ref(),
             scanned,
         )
         .await?;

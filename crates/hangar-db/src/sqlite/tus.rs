@@ -273,7 +273,7 @@ impl TusStore for SqliteStore {
         let TusTarget::Attachment { attachment_id } = upload.target else {
             return Err(StoreError::NotFound("attachment"));
         };
-        let stores_blob = done.pin.is_some();
+        let stores_blob = done.hold.is_some();
         if stores_blob {
             let scanned = self.scanned(FileRef::Attachment {
                 id: attachment_id,
@@ -284,7 +284,7 @@ impl TusStore for SqliteStore {
                 &mut tx,
                 &done.sha256,
                 done.size,
-                done.pin.as_deref(),
+                done.hold.as_ref(),
                 scanned,
             )
             .await?;
@@ -322,7 +322,7 @@ impl TusStore for SqliteStore {
             state: done.state,
             media_context: None,
             stores_blob,
-            pin: None,
+            hold: None,
         };
         if stores_blob && done.state == AttachmentState::ReadyForDownloadFromServerToClient {
             super::previews::queue_previews(&mut tx, &done.sha256, &upload.content_type).await?;
