@@ -752,6 +752,10 @@ impl BlobStore for LocalBlobStore {
         };
         let slot = self.placer.pack(chunks, &staged.sha256).await?;
         staged.object_key = Some(slot.key());
+        // Remembered before the record, so that the first read needs no look-up: the slot holds
+        // this very content, and once freed (a duplicate's, or an upload's never recorded) it reads
+        // as missing and the row's slot is looked up instead.
+        self.remember(&staged.sha256, slot);
         Ok(true)
     }
 

@@ -212,7 +212,7 @@ impl PlainUpload {
 /// placed bytes' key written on a new row and a placed copy of content stored already queued for
 /// its discard), row, event, and the event's dispatch when an application may receive it, as
 /// data-modifying `WITH` items over the batch's columns (`$1` to `$3`, `$5` to `$16`, `$19` and
-/// `$20`); answers the rows with the columns every read uses and whether a job was queued. The
+/// `$20`, the discard's job kind `$21`); answers the rows with the columns every read uses and whether a job was queued. The
 /// blobs' rows are locked in hash order, as the long way locks them.
 static RECORD_PLAIN_UPLOADS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     // Every dispatch job is queued alike: the first's conflict rule is every one's.
