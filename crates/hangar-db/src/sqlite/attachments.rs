@@ -34,10 +34,11 @@ pub(crate) const FIRST_MESSAGE: &str =
 pub(crate) const MESSAGE_ROOM: &str = "SELECT channel_id FROM messages WHERE id = ?";
 
 /// Inserts a new attachment: binds id, uploader, file name, content type, size, hash, whether it
-/// stores a blob, state, media context, and the time twice.
+/// stores a blob, state, media context, the time twice, and the number of the blob it holds.
 pub(crate) const INSERT_ATTACHMENT: &str =
     "INSERT INTO attachments (id, uploader_id, file_name, content_type, size, sha256, stores_blob, \
-     state, media_context, created_utc, modified_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+     state, media_context, created_utc, modified_utc, blob_seq) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /// The bytes a member's attachments hold against their quota (binds the member).
 pub(crate) fn member_usage_sql() -> String {

@@ -16,15 +16,38 @@ use hangar_core::store::{
 };
 use rusqlite::OptionalExtension;
 
+/// A new blob's number (`blobs.seq`, migration `0018`): one more than the highest row id, so above
+/// every blob's before it. Every statement that makes a blob's row gives it one.
+macro_rules! next_seq {
+    () => {
+        "(SELECT COALESCE(MAX(rowid), 0) + 1 FROM blobs)"
+    };
+}
+
 /// `add_ref`'s statement: binds the blob's hash, size, `'pending'` or NULL (its scan state when
 /// new), the object key of placed bytes (or NULL) and whether scanning is on; answers the scan
-/// state and detail and the row's key, or no row while the blob is being deleted.
-pub(crate) const ADD_REF: &str =
-    "INSERT INTO blobs (sha256, size, refcount, scan_state, object_key) VALUES (?, ?, 1, ?, ?) \
-     ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, released_utc = NULL, \
+/// state and detail, the row's key and its number (given to a row that has none), or no row while
+/// the blob is being deleted.
+pub(crate) const ADD_REF: &str = concat!(
+    "INSERT INTO blobs (sha256, size, refcount, scan_state, object_key, seq) \
+     VALUES (?, ?, 1, ?, ?, ",
+    next_seq!(),
+    ") ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1, released_utc = NULL, \
+       seq = COALESCE(blobs.seq, excluded.seq), \
        scan_state = CASE WHEN ? AND (blobs.scan_state IS NULL OR blobs.scan_state = 'failed') \
          THEN 'pending' ELSE blobs.scan_state END \
-     WHERE blobs.deleting = 0 RETURNING scan_state, scan_detail, object_key";
+     WHERE blobs.deleting = 0 RETURNING scan_state, scan_detail, object_key, seq"
+);
+
+/// What `ADD_REF` answers: the blob's scan state and detail, its object key, and its number.
+pub(crate) type AddedRef = (Option<String>, Option<String>, Option<String>, i64);
+
+/// The attachments holding a blob's bytes (binds the hash), by the blob's number (migration
+/// `0018`: an index in creation order), the hash compared too.
+pub(crate) const ATTACHMENTS_OF_BLOB: &str =
+    "SELECT id, file_name, size FROM attachments \
+     WHERE blob_seq = (SELECT seq FROM blobs WHERE sha256 = ?1) AND sha256 = ?1 AND stores_blob = 1 \
+     ORDER BY id";
 
 /// Drops an upload's pin by its id.
 pub(crate) const DROP_PIN: &str = "DELETE FROM blob_pins WHERE id = ?";
@@ -60,7 +83,7 @@ pub(crate) async fn add_ref(
 ) -> StoreResult<bool> {
     // With scanning on (`scan` names the file), new bytes, bytes stored while scanning was off and
     // bytes whose scan failed are (again) pending, and their scan is queued in this transaction.
-    let row: Option<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(ADD_REF)
+    let row: Option<AddedRef> = sqlx::query_as(ADD_REF)
         .bind(sha256)
         .bind(size)
         .bind(scan.map(|_| "pending"))
@@ -69,7 +92,7 @@ pub(crate) async fn add_ref(
         .fetch_optional(&mut **tx)
         .await
         .map_err(backend)?;
-    let Some((state, detail, key)) = row else {
+    let Some((state, detail, key, _)) = row else {
         return Err(StoreError::blob_busy());
     };
     if let Some(pin) = hold.and_then(BlobHold::pin) {
@@ -242,10 +265,12 @@ impl BlobLifecycleStore for SqliteStore {
                     Some((false, Some(key))) => PinnedObject::Keyed(key),
                     Some((false, None)) => PinnedObject::Addressed,
                     None => {
-                        conn.prepare_cached(
-                            "INSERT INTO blobs (sha256, size, refcount, object_key) \
-                             VALUES (?, ?, 0, ?)",
-                        )
+                        conn.prepare_cached(concat!(
+                            "INSERT INTO blobs (sha256, size, refcount, object_key, seq) \
+                                 VALUES (?, ?, 0, ?, ",
+                            next_seq!(),
+                            ")"
+                        ))
                         .and_then(|mut insert| insert.execute((&sha256, size, &key)))
                         .map_err(driver_error)?;
                         PinnedObject::Keyed(key.clone())
@@ -336,10 +361,12 @@ impl BlobLifecycleStore for SqliteStore {
         let (decision, mark) = collect_decision(row.as_ref(), pinned > 0, self.blob_grace_ms, now);
         if mark {
             // Without a row (never referenced), a row marks the deletion all the same.
-            sqlx::query(
-                "INSERT INTO blobs (sha256, size, refcount, released_utc, deleting) \
-                 VALUES (?, 0, 0, ?, 1) ON CONFLICT (sha256) DO UPDATE SET deleting = 1",
-            )
+            sqlx::query(concat!(
+                "INSERT INTO blobs (sha256, size, refcount, released_utc, deleting, seq) \
+                     VALUES (?, 0, 0, ?, 1, ",
+                next_seq!(),
+                ") ON CONFLICT (sha256) DO UPDATE SET deleting = 1"
+            ))
             .bind(sha256)
             .bind(now)
             .execute(&mut *tx)
@@ -397,13 +424,15 @@ impl BlobLifecycleStore for SqliteStore {
     }
 
     async fn blob_users(&self, sha256: &str) -> StoreResult<Vec<String>> {
-        let attachments: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT id, file_name FROM attachments WHERE sha256 = ? AND stores_blob = 1 ORDER BY id",
-        )
-        .bind(sha256)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?;
+        let attachments: Vec<(i64, String)> =
+            sqlx::query_as::<_, (i64, String, i64)>(ATTACHMENTS_OF_BLOB)
+                .bind(sha256)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?
+                .into_iter()
+                .map(|(id, file_name, _)| (id, file_name))
+                .collect();
         let files: Vec<(String, String)> = sqlx::query_as(
             "SELECT space_id, path FROM storage_entries WHERE sha256 = ? AND kind = 'file' \
              ORDER BY space_id, path",

@@ -5,7 +5,7 @@
 use super::attachments::{
     attachment_sql, link_sql, member_usage_sql, FIRST_MESSAGE, INSERT_ATTACHMENT, MESSAGE_ROOM,
 };
-use super::blobs::{event_id, ADD_REF, DROP_PIN, RECORD_EVENT};
+use super::blobs::{event_id, AddedRef, ADD_REF, DROP_PIN, RECORD_EVENT};
 use super::jobs::enqueue_sql;
 use super::{driver_error, Conn};
 use crate::rows;
@@ -46,19 +46,20 @@ pub(crate) fn create_attachments(
     }
     let now = now_ms();
     for a in new {
+        let mut blob_seq = None;
         if a.stores_blob {
             let file = FileRef::Attachment {
                 id: a.id,
                 file_name: &a.file_name,
                 size: a.size,
             };
-            add_ref(
+            blob_seq = Some(add_ref(
                 conn,
                 &a.sha256,
                 a.size,
                 a.hold.as_ref(),
                 scanning.then_some(file),
-            )?;
+            )?);
         }
         conn.prepare_cached(INSERT_ATTACHMENT)
             .and_then(|mut insert| {
@@ -74,6 +75,7 @@ pub(crate) fn create_attachments(
                     &a.media_context,
                     now,
                     now,
+                    blob_seq,
                 ))
             })
             .map_err(driver_error)?;
@@ -114,16 +116,16 @@ pub(crate) fn create_attachments(
         .collect()
 }
 
-/// `blobs::add_ref` on the writer's connection.
+/// `blobs::add_ref` on the writer's connection; answers the blob's number (`blobs.seq`).
 fn add_ref(
     conn: &Conn,
     sha256: &str,
     size: i64,
     hold: Option<&BlobHold>,
     scan: Option<FileRef<'_>>,
-) -> StoreResult<()> {
+) -> StoreResult<i64> {
     let placed = hold.and_then(BlobHold::placed);
-    let row: Option<(Option<String>, Option<String>, Option<String>)> = conn
+    let row: Option<AddedRef> = conn
         .prepare_cached(ADD_REF)
         .and_then(|mut add| {
             add.query_row(
@@ -134,12 +136,12 @@ fn add_ref(
                     placed,
                     scan.is_some(),
                 ),
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()
         })
         .map_err(driver_error)?;
-    let Some((state, detail, key)) = row else {
+    let Some((state, detail, key, seq)) = row else {
         return Err(StoreError::blob_busy());
     };
     if let Some(pin) = hold.and_then(BlobHold::pin) {
@@ -158,7 +160,8 @@ fn add_ref(
             payload,
         }) => record_event(conn, kind, space.as_deref(), None, payload),
         None => Ok(()),
-    }
+    }?;
+    Ok(seq)
 }
 
 /// `jobs::enqueue_in` on the writer's connection.

@@ -569,6 +569,209 @@ mod tests {
         store.close().await;
     }
 
+    /// The attachments holding a blob are indexed by the blob's number, given in creation order,
+    /// not by its hash (a random key: a page of its own for each upload's commit). A new blob's
+    /// number is above every number before it, its attachments carry it, the look-up goes through
+    /// that index, and two blobs with the same number are still told apart by their hash.
+    #[tokio::test]
+    async fn attachments_are_found_by_their_blobs_number_given_in_creation_order() {
+        use hangar_core::model::{NewAttachment, Role};
+        use hangar_core::store::{AttachmentStore, IdentityStore};
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'attachments' \
+             AND sql IS NOT NULL ORDER BY name",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!(indexes, ["attachments_blob", "attachments_uploader"]);
+        let plan: Vec<String> = sqlx::query(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            blobs::ATTACHMENTS_OF_BLOB
+        ))
+        .bind("a")
+        .fetch_all(&store.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| sqlx::Row::get::<String, _>(row, "detail"))
+        .collect();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING INDEX attachments_blob (blob_seq=?)")),
+            "the look-up does not use the blob's number: {plan:?}"
+        );
+
+        let me = store
+            .create_member("m", "h", "M", Role::Member)
+            .await
+            .unwrap();
+        let attachment = |sha: char, stores_blob: bool| NewAttachment {
+            id: hangar_core::ids::random_id(),
+            uploader_id: me.id,
+            file_name: format!("{sha}.txt"),
+            content_type: "text/plain".into(),
+            size: 4,
+            sha256: sha.to_string().repeat(64),
+            state: hangar_core::AttachmentState::ReadyForDownloadFromServerToClient,
+            media_context: None,
+            stores_blob,
+            hold: None,
+        };
+        let new = [
+            attachment('a', true),
+            attachment('b', true),
+            attachment('a', true),
+            attachment('c', false),
+        ];
+        store.create_attachments(&new, None, None).await.unwrap();
+        let numbers: Vec<(String, i64)> =
+            sqlx::query_as("SELECT sha256, seq FROM blobs ORDER BY sha256")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(numbers.len(), 2, "{numbers:?}");
+        assert!(numbers[0].1 < numbers[1].1, "{numbers:?}");
+        let carried: Vec<(i64, Option<i64>)> =
+            sqlx::query_as("SELECT id, blob_seq FROM attachments")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        for a in &new {
+            let expected = numbers
+                .iter()
+                .find(|(sha, _)| *sha == a.sha256)
+                .map(|(_, seq)| *seq)
+                .filter(|_| a.stores_blob);
+            assert!(carried.contains(&(a.id, expected)), "{carried:?}");
+        }
+        let of_blob = |sha: char| {
+            let pool = store.pool.clone();
+            async move {
+                let found: Vec<(i64, String, i64)> = sqlx::query_as(blobs::ATTACHMENTS_OF_BLOB)
+                    .bind(sha.to_string().repeat(64))
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+                found.into_iter().map(|(id, ..)| id).collect::<Vec<i64>>()
+            }
+        };
+        let mut holding_a = vec![new[0].id, new[2].id];
+        holding_a.sort();
+        assert_eq!(of_blob('a').await, holding_a);
+        assert_eq!(of_blob('b').await, [new[1].id]);
+        assert!(of_blob('c').await.is_empty());
+
+        // The same number on two blobs (row ids renumbered by a VACUUM): the hash tells them apart.
+        sqlx::query("UPDATE blobs SET seq = ? WHERE sha256 = ?")
+            .bind(numbers[0].1)
+            .bind(&numbers[1].0)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE attachments SET blob_seq = ? WHERE id = ?")
+            .bind(numbers[0].1)
+            .bind(new[1].id)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(of_blob('a').await, holding_a);
+        assert_eq!(of_blob('b').await, [new[1].id]);
+
+        // A row made without a number gets one at its next reference.
+        sqlx::query("UPDATE blobs SET seq = NULL WHERE sha256 = ?")
+            .bind(&numbers[1].0)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let again = attachment('b', true);
+        store
+            .create_attachments(std::slice::from_ref(&again), None, None)
+            .await
+            .unwrap();
+        let renumbered: i64 = sqlx::query_scalar("SELECT seq FROM blobs WHERE sha256 = ?")
+            .bind(&numbers[1].0)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert!(renumbered > numbers[1].1, "{renumbered}");
+        assert_eq!(of_blob('b').await, [again.id]);
+        store.close().await;
+    }
+
+    /// A database from before the blobs' numbers gets them at its migration: each blob numbered by
+    /// its row id, each attachment holding a blob given its number, the others none.
+    #[tokio::test]
+    async fn the_migration_numbers_the_blobs_and_their_attachments() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let all = sqlx::migrate!("migrations/sqlite");
+        let before = sqlx::migrate::Migrator {
+            migrations: std::borrow::Cow::Owned(
+                all.migrations
+                    .iter()
+                    .filter(|m| m.version < 18)
+                    .cloned()
+                    .collect(),
+            ),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        let options = connect_options(&url)
+            .unwrap()
+            .create_if_missing(true)
+            .foreign_keys(false);
+        let pool = open_pool(1, options).await.unwrap();
+        before.run(&pool).await.unwrap();
+        let (x, y) = ("1".repeat(64), "2".repeat(64));
+        for (sha, refcount) in [(&y, 1), (&x, 1)] {
+            sqlx::query("INSERT INTO blobs (sha256, size, refcount) VALUES (?, 4, ?)")
+                .bind(sha)
+                .bind(refcount)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        for (id, sha, stores_blob) in [(11_i64, &x, 1), (12, &y, 1), (13, &x, 0)] {
+            sqlx::query(
+                "INSERT INTO attachments (id, uploader_id, file_name, content_type, size, sha256, \
+                 stores_blob, state, created_utc, modified_utc) VALUES (?, 1, 'f', 't', 4, ?, ?, 's', 0, 0)",
+            )
+            .bind(id)
+            .bind(sha)
+            .bind(stores_blob)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+
+        let store = SqliteStore::open(&url).await.unwrap();
+        let numbers: Vec<(String, i64, i64)> =
+            sqlx::query_as("SELECT sha256, seq, rowid FROM blobs ORDER BY rowid")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            numbers,
+            [(y.clone(), 1, 1), (x.clone(), 2, 2)],
+            "each blob is numbered by its row id"
+        );
+        let carried: Vec<(i64, Option<i64>)> =
+            sqlx::query_as("SELECT id, blob_seq FROM attachments ORDER BY id")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(carried, [(11, Some(2)), (12, Some(1)), (13, None)]);
+        let found: Vec<(i64, String, i64)> = sqlx::query_as(blobs::ATTACHMENTS_OF_BLOB)
+            .bind(&x)
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(found.iter().map(|f| f.0).collect::<Vec<_>>(), [11]);
+        store.close().await;
+    }
+
     /// The pins are one B-tree keyed by their (time-ordered) id, plus one index by hash that holds
     /// the expiry, so that a small upload's pin and its removal each write two pages, not four, and
     /// the collector's "pinned now?" reads the index alone.

@@ -1,7 +1,7 @@
 //! Scan states of blobs (SPEC §9.6): what the scanner reads and records, and the backlog of blobs
 //! stored while scanning was off.
 
-use super::blobs::record_event;
+use super::blobs::{record_event, ATTACHMENTS_OF_BLOB};
 use super::jobs::enqueue_in;
 use super::{backend, SqliteStore};
 use crate::rules::{quarantined_event, scan_state, FileRef};
@@ -44,13 +44,11 @@ impl ScanStore for SqliteStore {
             return Ok(false);
         }
         if let ScanVerdict::Infected(signature) = verdict {
-            let attachments: Vec<(i64, String, i64)> = sqlx::query_as(
-                "SELECT id, file_name, size FROM attachments WHERE sha256 = ? AND stores_blob = 1 ORDER BY id",
-            )
-            .bind(sha256)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(backend)?;
+            let attachments: Vec<(i64, String, i64)> = sqlx::query_as(ATTACHMENTS_OF_BLOB)
+                .bind(sha256)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
             let files: Vec<(String, String)> = sqlx::query_as(
                 "SELECT space_id, path FROM storage_entries WHERE sha256 = ? AND kind = 'file' \
                  ORDER BY space_id, path",

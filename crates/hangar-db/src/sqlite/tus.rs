@@ -290,8 +290,9 @@ impl TusStore for SqliteStore {
             .await?;
         }
         let updated = sqlx::query(
-            "UPDATE attachments SET size = ?, sha256 = ?, stores_blob = ?, state = ?, modified_utc = ? \
-             WHERE id = ?",
+            "UPDATE attachments SET size = ?1, sha256 = ?2, stores_blob = ?3, state = ?4, modified_utc = ?5, \
+             blob_seq = CASE WHEN ?3 THEN (SELECT seq FROM blobs WHERE sha256 = ?2) END \
+             WHERE id = ?6",
         )
         .bind(done.size)
         .bind(&done.sha256)
