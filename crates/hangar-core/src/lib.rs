@@ -14,6 +14,7 @@ pub mod filename;
 pub mod forwarded;
 pub mod ids;
 pub mod jobs;
+pub mod landing;
 pub mod model;
 pub mod net;
 pub mod preview;

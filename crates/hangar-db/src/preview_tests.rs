@@ -24,6 +24,7 @@ fn image(uploader: i64, sha: &str) -> NewAttachment {
         media_context: None,
         stores_blob: true,
         hold: None,
+        landing: None,
     }
 }
 

@@ -267,6 +267,7 @@ async fn create(
                 media_context: None,
                 stores_blob: false,
                 hold: None,
+                landing: None,
             };
             let target = TusTarget::Attachment {
                 attachment_id: attachment.id,

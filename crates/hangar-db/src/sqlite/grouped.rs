@@ -268,6 +268,7 @@ mod tests {
             media_context: None,
             stores_blob: true,
             hold: Some(BlobHold::Pin(format!("pin-{sha}"))),
+            landing: None,
         }
     }
 
