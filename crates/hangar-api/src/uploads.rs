@@ -97,13 +97,11 @@ pub(crate) async fn record(
         let (sha256, size) = (staged.sha256.clone(), staged.size);
         let content_type = staged.content_type(Some(&file.content_type), Some(&file.name));
         // Unverified bytes are not kept: the attachment records the mismatch without them.
-        // Packed bytes are recorded while they are being flushed: the store commits the record
-        // once they have landed (`NewAttachment::landing`).
-        let (hold, landing) = if verified {
-            match state.ingest.commit_before_landing(staged).await {
+        let hold = if verified {
+            match state.ingest.commit(staged).await {
                 Ok(c) => {
                     committed.push(c.clone());
-                    (Some(c.hold), c.landing)
+                    Some(c.hold)
                 }
                 Err(e) => {
                     state.ingest.release(&committed).await;
@@ -111,7 +109,7 @@ pub(crate) async fn record(
                 }
             }
         } else {
-            (None, None)
+            None
         };
         new.push(NewAttachment {
             id: random_id(),
@@ -128,7 +126,6 @@ pub(crate) async fn record(
             media_context: file.media_context,
             stores_blob: verified,
             hold,
-            landing,
         });
     }
     let quota = state.settings.user_quota;

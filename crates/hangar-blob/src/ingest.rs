@@ -9,7 +9,6 @@ use crate::{BlobError, BlobStore, ByteStream, StagedBlob};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use hangar_core::content_type::SNIFF_LEN;
-use hangar_core::landing::Landing;
 use hangar_core::model::BlobHold;
 use hangar_core::now_ms;
 use hangar_core::store::{BlobLifecycleStore, PinnedObject, StoreError};
@@ -45,9 +44,6 @@ pub struct Committed {
     /// The hold to hand to the store's record (it drops the pin, or records the key, in the same
     /// transaction).
     pub hold: BlobHold,
-    /// Placed bytes that may not be durable yet (`Ingest::commit_before_landing`): the record
-    /// must not commit before they have landed. None: durable.
-    pub landing: Option<Landing>,
 }
 
 /// The pipeline's two backends. Cheap to clone.
@@ -88,37 +84,18 @@ impl Ingest {
 
     /// Makes the staged bytes durable and holds them for their record: pinned, or placed under a
     /// key of their own.
-    pub async fn commit(&self, staged: StagedBlob) -> Result<Committed, IngestError> {
-        let mut committed = self.commit_before_landing(staged).await?;
-        if let Some(landing) = committed.landing.take() {
-            landing.wait().await.map_err(lost)?;
-        }
-        Ok(committed)
-    }
-
-    /// `commit`, except that bytes placed under a key of their own are answered as soon as they
-    /// are written, with their `landing`, while the store makes them durable: for a record whose
-    /// store runs its statements meanwhile and commits once they have landed
-    /// (`model::NewAttachment::landing`), so that the upload waits for the longer of the two
-    /// instead of both.
-    pub async fn commit_before_landing(
-        &self,
-        mut staged: StagedBlob,
-    ) -> Result<Committed, IngestError> {
+    pub async fn commit(&self, mut staged: StagedBlob) -> Result<Committed, IngestError> {
         // A store that packs small bodies places them under a key no other upload gets: nothing
         // can collect them before the record writes that key (or, for content stored already,
         // queues the discard of this copy), so they need no pin, which saves the upload a round
         // trip through the database's writer.
-        if staged.object_key.is_none() {
-            if let Some(landing) = self.blobs.place_keyed(&mut staged).await? {
-                if let Some(key) = staged.object_key.take() {
-                    return Ok(Committed {
-                        sha256: staged.sha256.clone(),
-                        size: staged.size,
-                        hold: BlobHold::Placed(key),
-                        landing: Some(landing),
-                    });
-                }
+        if staged.object_key.is_none() && self.blobs.place_keyed(&mut staged).await? {
+            if let Some(key) = staged.object_key.take() {
+                return Ok(Committed {
+                    sha256: staged.sha256.clone(),
+                    size: staged.size,
+                    hold: BlobHold::Placed(key),
+                });
             }
         }
         let pin = hangar_core::ids::time_ordered_key();
@@ -126,7 +103,6 @@ impl Ingest {
             sha256: staged.sha256.clone(),
             size: staged.size,
             hold: BlobHold::Pin(pin.clone()),
-            landing: None,
         };
         if staged.object_key.is_none() {
             if let Some(copy) = self.blobs.stand_in(&staged) {
@@ -207,12 +183,6 @@ impl Ingest {
     /// and a copy left behind goes with the sweep of unrecorded objects.
     pub async fn release(&self, committed: &[Committed]) {
         for c in committed {
-            // Bytes that never landed are gone with their pack: nothing to free.
-            if let Some(landing) = &c.landing {
-                if landing.wait().await.is_err() {
-                    continue;
-                }
-            }
             let released = match &c.hold {
                 BlobHold::Pin(pin) => self.life.release_pin(pin).await.map_err(|e| e.to_string()),
                 BlobHold::Placed(key) => self
@@ -286,13 +256,6 @@ impl Ingest {
             }
         }
     }
-}
-
-/// The error of placed bytes that did not land.
-fn lost(why: String) -> IngestError {
-    IngestError::Blob(BlobError::Io(std::io::Error::other(format!(
-        "the upload's bytes could not be made durable: {why}"
-    ))))
 }
 
 /// Whether a record that failed so was surely not made: refused by a rule of the data (the

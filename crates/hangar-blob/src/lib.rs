@@ -22,7 +22,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use hangar_core::landing::Landing;
 use hangar_core::store::{BlobLifecycleStore, PinnedObject};
 use std::any::Any;
 use std::sync::Arc;
@@ -171,17 +170,15 @@ pub trait BlobStore: Send + Sync {
         let _ = len;
         self.stage(body, max_bytes).await
     }
-    /// Places a staged blob under an object key of the store's own choosing that no other upload
-    /// can get, sets that key on it, and answers the placement's landing: resolved once the bytes
-    /// are durable, or lost (a store that writes many small bodies into one file per batch: see
-    /// `local::packs`; it answers once the bytes are written, while they are being flushed). The
-    /// bytes are then committed: the ingest pipeline takes no pin and does not call `commit`, and
-    /// the upload's record writes the key on the blob's row (`model::BlobHold::Placed`) once they
-    /// have landed. None (the default): nothing was done, and `commit` places the blob after the
-    /// pin.
-    async fn place_keyed(&self, staged: &mut StagedBlob) -> Result<Option<Landing>, BlobError> {
+    /// Makes a staged blob durable under an object key of the store's own choosing that no other
+    /// upload can get, and sets that key on it (a store that writes many small bodies into one
+    /// file per batch: see `local::packs`). The bytes are then committed: the ingest pipeline
+    /// takes no pin and does not call `commit`, and the upload's record writes the key on the
+    /// blob's row (`model::BlobHold::Placed`). False (the default): nothing was done, and `commit`
+    /// places the blob after the pin.
+    async fn place_keyed(&self, staged: &mut StagedBlob) -> Result<bool, BlobError> {
         let _ = staged;
-        Ok(None)
+        Ok(false)
     }
     /// Frees the bytes under `object_key` (placed by `place_keyed`) unless a blob row records that
     /// key: a duplicate's copy (`jobs::DiscardObject`). Nothing to do by default.

@@ -17,7 +17,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use hangar_core::landing::Landing;
 use hangar_core::store::BlobLifecycleStore;
 use packs::Slot;
 use sha2::{Digest, Sha256};
@@ -736,29 +735,28 @@ impl BlobStore for LocalBlobStore {
         Ok(StagedBlob::new(sha256, writer.size, staging))
     }
 
-    async fn place_keyed(&self, staged: &mut StagedBlob) -> Result<Option<Landing>, BlobError> {
+    async fn place_keyed(&self, staged: &mut StagedBlob) -> Result<bool, BlobError> {
         if self.keys.get().is_none()
             || !self.holes
             || staged.size == 0
             || staged.object_key.is_some()
         {
-            return Ok(None);
+            return Ok(false);
         }
         let Some(staging) = staged.staging.downcast_ref::<LocalStaging>() else {
-            return Ok(None);
+            return Ok(false);
         };
         // `Bytes` are shared: the staged blob keeps the same buffers, for `commit`'s fallback.
         let Some(chunks) = staging.in_memory.clone() else {
-            return Ok(None);
+            return Ok(false);
         };
-        let (slot, landing) = self.placer.pack(chunks, &staged.sha256).await?;
+        let slot = self.placer.pack(chunks, &staged.sha256).await?;
         staged.object_key = Some(slot.key());
         // Remembered before the record, so that the first read needs no look-up: the slot holds
-        // this very content, and until its pack is in place, or once the slot is freed (a
-        // duplicate's, or an upload's never recorded), it reads as missing and the row's slot is
-        // looked up instead.
+        // this very content, and once freed (a duplicate's, or an upload's never recorded) it reads
+        // as missing and the row's slot is looked up instead.
         self.remember(&staged.sha256, slot);
-        Ok(Some(landing))
+        Ok(true)
     }
 
     async fn discard_object(&self, object_key: &str) -> Result<(), BlobError> {
@@ -778,7 +776,7 @@ impl BlobStore for LocalBlobStore {
 
     async fn commit(&self, staged: StagedBlob) -> Result<(), BlobError> {
         if staged.object_key.is_some() {
-            // Packed by `place_keyed`: durable once landed, and settled by the upload's record.
+            // Packed by `place_keyed`: durable already, and settled by the upload's record.
             return Ok(());
         }
         let sha256 = staged.sha256.clone();
@@ -1396,8 +1394,7 @@ mod tests {
             .stage(body(vec![b"never recorded"]), 100)
             .await
             .unwrap();
-        let landing = store.place_keyed(&mut orphan).await.unwrap().unwrap();
-        assert_eq!(landing.wait().await, Ok(()));
+        assert!(store.place_keyed(&mut orphan).await.unwrap());
         let orphan_slot = Slot::parse(orphan.object_key.as_deref().unwrap()).unwrap();
         drop(orphan);
         let kept = ingest.receive(body(vec![b"recorded"]), 100).await.unwrap();
@@ -1443,7 +1440,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalBlobStore::open(dir.path()).unwrap();
         let mut staged = store.stage(body(vec![b"a file"]), 100).await.unwrap();
-        assert!(store.place_keyed(&mut staged).await.unwrap().is_none());
+        assert!(!store.place_keyed(&mut staged).await.unwrap());
         let sha = staged.sha256.clone();
         store.commit(staged).await.unwrap();
         assert!(placing::blob_path(dir.path(), &sha).is_file());

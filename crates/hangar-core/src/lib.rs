@@ -14,7 +14,6 @@ pub mod filename;
 pub mod forwarded;
 pub mod ids;
 pub mod jobs;
-pub mod landing;
 pub mod model;
 pub mod net;
 pub mod preview;

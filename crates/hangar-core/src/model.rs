@@ -1,6 +1,5 @@
 //! The records Hangar keeps: members, tokens, spaces, channels, messages, projects, issues, attachments.
 
-use crate::landing::Landing;
 use crate::AttachmentState;
 use serde::Serialize;
 
@@ -202,10 +201,6 @@ pub struct NewAttachment {
     pub stores_blob: bool,
     /// What holds the upload's bytes until the transaction that records the reference.
     pub hold: Option<BlobHold>,
-    /// When the bytes were placed but may not be durable yet: the store runs the record's
-    /// statements meanwhile but commits nothing before it has landed, and fails the record (having
-    /// committed nothing) when it did not (SPEC §10: the bytes durable, then the record).
-    pub landing: Option<Landing>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,7 +24,6 @@ fn image(uploader: i64, sha: &str) -> NewAttachment {
         media_context: None,
         stores_blob: true,
         hold: None,
-        landing: None,
     }
 }
 

@@ -16,23 +16,6 @@ pub(crate) fn refused(code: &'static str, reason: String) -> StoreError {
     StoreError::Refused { code, reason }
 }
 
-/// The failure of a record whose bytes did not land (`NewAttachment::landing`): nothing of it was
-/// committed. Unavailable, as the disk that lost the bytes is the server's trouble, not the client's.
-pub(crate) fn not_landed(why: &str) -> StoreError {
-    StoreError::Unavailable(format!(
-        "the upload's bytes could not be made durable: {why}"
-    ))
-}
-
-/// Waits until the bytes of `new` that may not be durable yet have landed (for a store that cannot
-/// run the record meanwhile).
-pub(crate) async fn landed(new: &[NewAttachment]) -> StoreResult<()> {
-    for landing in new.iter().filter_map(|a| a.landing.as_ref()) {
-        landing.wait().await.map_err(|why| not_landed(&why))?;
-    }
-    Ok(())
-}
-
 /// Disabling, demoting or deleting the only active administrator would leave nobody to manage the
 /// installation.
 pub(crate) fn last_admin() -> StoreError {

@@ -78,7 +78,6 @@ async fn scan_states_belong_to_blobs_and_infected_bytes_quarantine_every_file<S:
         media_context: None,
         stores_blob: true,
         hold: None,
-        landing: None,
     };
     s.create_attachments(std::slice::from_ref(&attachment), None, None)
         .await

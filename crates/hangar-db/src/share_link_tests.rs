@@ -47,7 +47,6 @@ async fn attachment<S: TestStore>(s: &S, uploader: i64) -> i64 {
         media_context: None,
         stores_blob: true,
         hold: None,
-        landing: None,
     };
     s.create_attachments(&[new], None, None).await.unwrap()[0].id
 }

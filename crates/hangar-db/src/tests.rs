@@ -19,7 +19,6 @@ on_every_backend!(
     pins_keep_bytes_and_a_blob_being_deleted_cannot_be_pinned,
     a_pin_with_an_object_key_records_the_first_key,
     placed_bytes_are_recorded_under_their_key_and_a_copy_is_discarded,
-    a_record_waits_for_its_bytes_to_land_and_fails_without_them,
     uploads_to_a_message_answer_their_linked_rows,
     only_uploads_that_queue_jobs_wake_the_job_runners,
     only_storage_writes_that_queue_jobs_wake_the_job_runners,
@@ -56,7 +55,6 @@ fn new_attachment(uploader: i64, sha: &str) -> NewAttachment {
         media_context: None,
         stores_blob: true,
         hold: None,
-        landing: None,
     }
 }
 
@@ -201,63 +199,6 @@ async fn discards<S: TestStore>(s: &S) -> Vec<String> {
 /// write alike; a record of content stored already queues the discard of its copy; a record meeting
 /// the blob being deleted is refused (the ingest pipeline records again), and succeeds once the
 /// deletion is over, under its own key.
-/// Placed bytes that may not be durable yet (`NewAttachment::landing`): nothing of their record is
-/// visible before they have landed, and a record whose bytes were lost fails and leaves nothing.
-async fn a_record_waits_for_its_bytes_to_land_and_fails_without_them<S: TestStore>() {
-    use hangar_core::landing::Landing;
-    let (_d, s) = store::<S>().await;
-    let alice = s
-        .create_member("alice", "h", "Alice", Role::Member)
-        .await
-        .unwrap();
-    let sha = "e".repeat(64);
-    let (landing, lander) = Landing::pending();
-    let mut flushing = new_attachment(alice.id, &sha);
-    flushing.hold = Some(BlobHold::Placed("packs/one/4096-3".into()));
-    flushing.landing = Some(landing);
-    let land_later = async {
-        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-        assert!(
-            s.attachment(flushing.id).await.unwrap().is_none(),
-            "recorded before its bytes landed"
-        );
-        assert_eq!(s.blob_object_key(&sha).await.unwrap(), None);
-        lander.resolve(Ok(()));
-    };
-    let (recorded, ()) = tokio::join!(
-        s.create_attachments(std::slice::from_ref(&flushing), None, None),
-        land_later
-    );
-    assert_eq!(recorded.unwrap()[0].id, flushing.id);
-    assert!(s.attachment(flushing.id).await.unwrap().is_some());
-    assert_eq!(
-        s.blob_object_key(&sha).await.unwrap().as_deref(),
-        Some("packs/one/4096-3")
-    );
-
-    // Bytes lost on their way to the disk: the record fails, nothing of it stays.
-    let lost_sha = "f".repeat(64);
-    let (landing, lander) = Landing::pending();
-    let mut lost = new_attachment(alice.id, &lost_sha);
-    lost.hold = Some(BlobHold::Placed("packs/two/4096-3".into()));
-    lost.landing = Some(landing);
-    let lose_later = async {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        lander.resolve(Err("EIO".into()));
-    };
-    let (recorded, ()) = tokio::join!(
-        s.create_attachments(std::slice::from_ref(&lost), None, None),
-        lose_later
-    );
-    assert!(
-        matches!(&recorded, Err(StoreError::Unavailable(why)) if why.contains("EIO")),
-        "{recorded:?}"
-    );
-    assert!(s.attachment(lost.id).await.unwrap().is_none());
-    assert_eq!(s.blob_object_key(&lost_sha).await.unwrap(), None);
-    assert_eq!(s.blob_of_object("packs/two/4096-3").await.unwrap(), None);
-}
-
 async fn placed_bytes_are_recorded_under_their_key_and_a_copy_is_discarded<S: TestStore>() {
     let (_d, s) = store::<S>().await;
     let s = s.with_grace(std::time::Duration::ZERO);

@@ -44,7 +44,6 @@ fn in_progress(id: i64, owner: i64) -> NewAttachment {
         media_context: None,
         stores_blob: false,
         hold: None,
-        landing: None,
     }
 }
 

@@ -238,7 +238,6 @@ async fn upload(ingest: &Ingest, store: &SqliteStore, owner: i64, bytes: &'stati
                 media_context: None,
                 stores_blob: true,
                 hold: Some(c.hold),
-                landing: None,
             };
             store.create_attachments(&[new], None, None).await
         })

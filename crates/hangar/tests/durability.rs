@@ -246,3 +246,60 @@ async fn concurrent_acknowledged_uploads_survive_sigkill() {
         assert!(got[..] == bytes[..], "attachment {id} is byte-identical");
     }
 }
+
+/// A small upload is recorded only once its pack is in place: when the pack cannot be put there
+/// (here its directory is gone), the upload fails with 500 and nothing of it is recorded or left
+/// behind; once the directory is back, the same bytes are stored.
+#[tokio::test]
+async fn a_small_upload_whose_pack_is_lost_fails_and_records_nothing() {
+    use sqlx::Connection;
+    let server = Server::start();
+    let admin = server.admin().await;
+    let packs = server.blob_root().join("packs");
+    admin
+        .upload("first.txt", "text/plain", b"a first small body, packed")
+        .await;
+    assert_eq!(
+        std::fs::read_dir(&packs).unwrap().count(),
+        1,
+        "small bodies are packed"
+    );
+    let away = server.blob_root().join("packs-away");
+    std::fs::rename(&packs, &away).unwrap();
+    let body = b"lost on its way to the disk ".repeat(8);
+    let r = admin
+        .post("/uploads")
+        .query(&[("name", "lost.txt")])
+        .header("content-type", "text/plain")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 500, "internal").await;
+    assert_eq!(server.temporaries(), 0, "the pack's temporary is removed");
+    let url = format!(
+        "sqlite://{}?mode=ro",
+        server.data_dir.join("hangar.db").display()
+    );
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let sha = sha256_hex(&body);
+    let recorded: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM attachments WHERE sha256 = ?1), \
+         (SELECT COUNT(*) FROM blobs WHERE sha256 = ?1)",
+    )
+    .bind(&sha)
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(recorded, (0, 0), "nothing of the lost upload is recorded");
+
+    std::fs::rename(&away, &packs).unwrap();
+    let id = admin.upload("lost.txt", "text/plain", &body).await;
+    let r = admin
+        .get(&format!("/api/v1/attachments/{id}/lost.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice());
+}

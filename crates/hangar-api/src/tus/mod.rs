@@ -267,7 +267,6 @@ async fn create(
                 media_context: None,
                 stores_blob: false,
                 hold: None,
-                landing: None,
             };
             let target = TusTarget::Attachment {
                 attachment_id: attachment.id,

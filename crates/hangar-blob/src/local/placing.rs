@@ -14,7 +14,6 @@
 
 use super::packs::{self, Slot};
 use bytes::Bytes;
-use hangar_core::landing::{Landed, Landing};
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -111,8 +110,8 @@ pub(super) enum Content {
     Pack(Vec<Bytes>),
 }
 
-/// A placement's answer: for a packed body, its slot and when it lands.
-type Answer = io::Result<Option<(Slot, Landing)>>;
+/// A placement's answer: for a packed body, its slot.
+type Answer = io::Result<Option<Slot>>;
 
 /// One blob to put in place, and where its answer goes.
 struct Placement {
@@ -216,13 +215,8 @@ impl Placer {
     }
 
     /// Writes a small body into a pack with the rest of its batch's, and returns its slot once
-    /// the pack is written, with the pack's landing: resolved once the pack is durable in
-    /// `packs/` (or lost), while the upload goes on to its record.
-    pub(super) async fn pack(
-        &self,
-        chunks: Vec<Bytes>,
-        sha256: &str,
-    ) -> io::Result<(Slot, Landing)> {
+    /// the pack is durable in `packs/`.
+    pub(super) async fn pack(&self, chunks: Vec<Bytes>, sha256: &str) -> io::Result<Slot> {
         self.send(Content::Pack(chunks), sha256)
             .await?
             .ok_or_else(|| io::Error::other("the placer answered a packed body without its slot"))
@@ -295,10 +289,8 @@ fn refusal(why: &str) -> io::Error {
     ))
 }
 
-/// Writes the bodies of `placed` into a new pack (a temporary first) and answers each with its slot
-/// and the pack's landing; then makes its data durable, renames it into `packs/`, makes the rename
-/// durable and resolves the landing. The uploads' records run their statements while the pack is
-/// flushed, and commit once it has landed (`model::NewAttachment::landing`).
+/// Writes the bodies of `placed` into a new pack (a temporary first), makes its data durable,
+/// renames it into `packs/` and makes the rename durable, then answers each with its slot.
 fn place_pack(leader: &mut Leader, placed: Vec<Placement>) {
     let name = packs::new_name();
     let temp = leader.root.join("tmp").join(format!("{name}.pack"));
@@ -311,12 +303,11 @@ fn place_pack(leader: &mut Leader, placed: Vec<Placement>) {
         .collect();
     let written = match &leader.failed {
         Some(why) => Err(refusal(why)),
-        None => write_pack(leader, &temp, &bodies),
+        None => write_pack(leader, &temp, &name, &bodies),
     };
     if written.is_err() {
         let _ = fs::remove_file(&temp);
     }
-    let (landing, lander) = Landing::pending();
     let lens: Vec<u64> = bodies
         .iter()
         .map(|(_, chunks)| chunks.iter().map(|c| c.len() as u64).sum())
@@ -324,55 +315,37 @@ fn place_pack(leader: &mut Leader, placed: Vec<Placement>) {
     drop(bodies);
     for (at, p) in placed.into_iter().enumerate() {
         let answer = match &written {
-            Ok((_, offsets)) => Ok(Some((
-                Slot {
-                    pack: name.clone(),
-                    offset: offsets[at],
-                    len: lens[at],
-                },
-                landing.clone(),
-            ))),
+            Ok(offsets) => Ok(Some(Slot {
+                pack: name.clone(),
+                offset: offsets[at],
+                len: lens[at],
+            })),
             Err(e) => Err(copy_error(e)),
         };
         let _ = p.reply.send(answer);
     }
-    if let Ok((file, _)) = written {
-        lander.resolve(land_pack(leader, file, &temp, &name));
-    }
 }
 
-/// Writes `bodies` into a new pack at `temp`; answers the file and each body's offset.
 fn write_pack(
     leader: &mut Leader,
     temp: &Path,
+    name: &str,
     bodies: &[(&str, &[Bytes])],
-) -> io::Result<(File, Vec<u64>)> {
-    use rustix::fs::{openat, Mode, OFlags};
+) -> io::Result<Vec<u64>> {
+    use rustix::fs::{openat, renameat, Mode, OFlags};
     let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
     let inside = leader.inside(temp);
     let file = File::from(openat(&leader.dir, inside, flags, Mode::RUSR | Mode::WUSR)?);
     let offsets = packs::write(&file, bodies)?;
-    Ok((file, offsets))
-}
-
-/// Makes the pack written at `temp` durable as `packs/<name>`: its data, its rename, the rename.
-/// A pack that fails on the way is removed, and its bodies with it.
-fn land_pack(leader: &mut Leader, file: File, temp: &Path, name: &str) -> Landed {
-    use rustix::fs::renameat;
-    let inside = leader.inside(temp);
+    file.sync_data()?;
     let target = Path::new(packs::DIR).join(name);
-    let landed = file
-        .sync_data()
-        .and_then(|()| Ok(renameat(&leader.dir, inside, &leader.dir, &target)?));
-    if let Err(e) = landed {
-        let _ = fs::remove_file(temp);
-        return Err(e.to_string());
-    }
-    leader.packs.sync_all().map_err(|e| {
-        // The rename may or may not last: the pack goes.
+    renameat(&leader.dir, inside, &leader.dir, &target)?;
+    if let Err(e) = leader.packs.sync_all() {
+        // The rename may or may not last: the pack goes, and its bodies with it.
         let _ = fs::remove_file(leader.root.join(&target));
-        e.to_string()
-    })
+        return Err(e);
+    }
+    Ok(offsets)
 }
 
 /// Places the files (and the small bodies sent in memory to be written as files) of a batch.
@@ -797,9 +770,7 @@ mod tests {
                     let body = format!("body number {n}").repeat(n as usize + 1);
                     let sha = format!("{n:02x}").repeat(32);
                     let chunks = vec![Bytes::from(body.clone())];
-                    let (slot, landing) = placer.pack(chunks, &sha).await.unwrap();
-                    assert_eq!(landing.wait().await, Ok(()));
-                    (slot, sha, body)
+                    (placer.pack(chunks, &sha).await.unwrap(), sha, body)
                 })
             })
             .collect();
@@ -822,47 +793,6 @@ mod tests {
             assert!(!blob_path(&root, &sha).exists());
         }
         assert!(fs::read_dir(root.join(packs::DIR)).unwrap().count() <= 40);
-        assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 0);
-    }
-
-    /// A pack's bodies are answered with their slots once written, and the pack's landing is
-    /// resolved once the pack is in `packs/` (the batch's thread did both here, in that order); a
-    /// pack that cannot be put in place is removed and its landing lost.
-    #[tokio::test]
-    async fn a_packs_landing_is_resolved_once_it_is_in_place_or_lost() {
-        let (_dir, root) = store();
-        let mut leader = Leader::new(&root).unwrap();
-        let placement = |sha: &str, body: &'static [u8]| {
-            let (reply, answer) = oneshot::channel();
-            let p = Placement {
-                content: Content::Pack(vec![Bytes::from_static(body)]),
-                sha256: sha.to_string(),
-                target: blob_path(&root, sha),
-                legacy: None,
-                reply,
-            };
-            (p, answer)
-        };
-        let (a, first) = placement(&"5a".repeat(32), b"alpha");
-        let (b, second) = placement(&"5b".repeat(32), b"beta");
-        place_batch(&mut leader, vec![a, b]);
-        let (slot_a, landing_a) = first.await.unwrap().unwrap().unwrap();
-        let (slot_b, landing_b) = second.await.unwrap().unwrap().unwrap();
-        assert_eq!(slot_a.pack, slot_b.pack);
-        assert_eq!(landing_a.outcome(), Some(Ok(())));
-        assert_eq!(landing_b.outcome(), Some(Ok(())));
-        assert_eq!(
-            fs::read(slot_a.path(&root)).unwrap()[slot_a.offset as usize..][..5],
-            *b"alpha"
-        );
-
-        // The rename fails (no `packs/` any more): the landing is lost, nothing stays behind.
-        fs::remove_dir_all(root.join(packs::DIR)).unwrap();
-        let (c, third) = placement(&"5c".repeat(32), b"gamma");
-        place_batch(&mut leader, vec![c]);
-        let (slot_c, landing_c) = third.await.unwrap().unwrap().unwrap();
-        assert!(matches!(landing_c.wait().await, Err(why) if !why.is_empty()));
-        assert!(!slot_c.path(&root).exists());
         assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 0);
     }
 

@@ -483,8 +483,6 @@ impl AttachmentStore for PgStore {
         message_id: Option<i64>,
         owner_quota: Option<i64>,
     ) -> StoreResult<Vec<Attachment>> {
-        // The batch statements commit on their own: the bytes land first.
-        rules::landed(new).await?;
         if let Some(a) = self.one_plain_upload(new, message_id, owner_quota) {
             let (row, _) = self.plain_uploads.submit(PlainUpload::of(a)).await?;
             return Ok(vec![row]);

@@ -222,14 +222,13 @@ impl AttachmentStore for SqliteStore {
         message_id: Option<i64>,
         owner_quota: Option<i64>,
     ) -> StoreResult<Vec<Attachment>> {
-        // Committed in a group with other uploads' records (one WAL sync for all of them), once
-        // their bytes have landed, and answered only once that commit is on the disk.
+        // Committed in a group with other uploads' records (one WAL sync for all of them), and
+        // answered only once that commit is on the disk.
         let new = new.to_vec();
-        let landings = new.iter().filter_map(|a| a.landing.clone()).collect();
         let scanning = self.scanning;
         // The rows are read back in the same transaction: no second trip to the database.
         self.writer
-            .write_landed(landings, true, move |conn: &Conn| {
+            .write(true, move |conn: &Conn| {
                 grouped::create_attachments(conn, &new, message_id, owner_quota, scanning)
             })
             .await

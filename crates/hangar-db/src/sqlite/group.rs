@@ -18,7 +18,6 @@
 //! (`bench/sqlite-drivers`, docs/performance.md). Both drivers link the same SQLite library.
 
 use super::driver_error;
-use hangar_core::landing::Landing;
 use hangar_core::store::{StoreError, StoreResult};
 use rusqlite::{Connection, OpenFlags};
 use std::cell::Cell;
@@ -70,9 +69,6 @@ trait Request: Send {
     fn durable(&self) -> bool;
     /// Runs the writes and keeps their outcome; false when they failed.
     fn run(&mut self, conn: &Conn) -> bool;
-    /// Waits until the bytes the writes record have landed; false (its outcome the failure) when
-    /// some did not.
-    fn land(&mut self) -> bool;
     /// Answers the caller: its own failure, else the batch's commit.
     fn answer(self: Box<Self>, committed: Result<(), &StoreError>);
 }
@@ -80,8 +76,6 @@ trait Request: Send {
 struct Pending<T, F> {
     work: F,
     durable: bool,
-    /// The bytes the writes record, when they may not be durable yet.
-    landings: Vec<Landing>,
     outcome: Option<StoreResult<T>>,
     reply: oneshot::Sender<StoreResult<T>>,
 }
@@ -96,16 +90,6 @@ impl<T: Send, F: Work<T>> Request for Pending<T, F> {
         let ok = outcome.is_ok();
         self.outcome = Some(outcome);
         ok
-    }
-
-    fn land(&mut self) -> bool {
-        for landing in &self.landings {
-            if let Err(why) = landing.wait_blocking() {
-                self.outcome = Some(Err(crate::rules::not_landed(&why)));
-                return false;
-            }
-        }
-        true
     }
 
     fn answer(self: Box<Self>, committed: Result<(), &StoreError>) {
@@ -216,25 +200,10 @@ impl GroupWriter {
         durable: bool,
         work: impl Work<T> + 'static,
     ) -> StoreResult<T> {
-        self.write_landed(Vec::new(), durable, work).await
-    }
-
-    /// `write` of a record of bytes that may not be durable yet: its batch runs the writes at
-    /// once, but commits only once every one of `landings` has landed, so that the writer's work
-    /// overlaps the bytes' flush and the record still follows the bytes onto the disk (SPEC §10).
-    /// Bytes that did not land fail the request, which commits nothing; the rest of its batch is
-    /// committed without it.
-    pub(crate) async fn write_landed<T: Send + 'static>(
-        &self,
-        landings: Vec<Landing>,
-        durable: bool,
-        work: impl Work<T> + 'static,
-    ) -> StoreResult<T> {
         let (reply, answer) = oneshot::channel();
         let request = Box::new(Pending {
             work,
             durable,
-            landings,
             outcome: None,
             reply,
         });
@@ -323,10 +292,9 @@ fn run(
 /// Runs the batch in one transaction and returns the requests it committed, for the caller to
 /// answer; those that failed, or all when the transaction did, are answered here. Runs
 /// optimistically without a savepoint per request: when one fails, everything is rolled back, that
-/// one is answered with its failure, and the others run again without it. Before the commit, it
-/// waits for the bytes the batch records to land (a request whose bytes did not fails as if its
-/// writes had). After a commit that queued jobs, `on_jobs_queued` runs before any answer, so that a
-/// caller finds the job runners woken when its answer arrives.
+/// one is answered with its failure, and the others run again without it. After a commit that
+/// queued jobs, `on_jobs_queued` runs before any answer, so that a caller finds the job runners
+/// woken when its answer arrives.
 fn commit(
     conn: &Conn,
     mut batch: Vec<Box<dyn Request>>,
@@ -339,11 +307,7 @@ fn commit(
             batch.into_iter().for_each(|r| r.answer(Err(&e)));
             return Vec::new();
         }
-        let failed = match batch.iter_mut().position(|request| !request.run(conn)) {
-            None => batch.iter_mut().position(|request| !request.land()),
-            failed => failed,
-        };
-        let Some(i) = failed else {
+        let Some(i) = batch.iter_mut().position(|request| !request.run(conn)) else {
             if let Err(e) = conn.execute_batch("COMMIT").map_err(driver_error) {
                 // Every request is answered with the commit's failure; the rollback only makes
                 // the connection usable for the next batch (the next BEGIN reports it if not).

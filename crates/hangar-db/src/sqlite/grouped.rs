@@ -268,7 +268,6 @@ mod tests {
             media_context: None,
             stores_blob: true,
             hold: Some(BlobHold::Pin(format!("pin-{sha}"))),
-            landing: None,
         }
     }
 

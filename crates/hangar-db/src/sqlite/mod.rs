@@ -465,22 +465,6 @@ fn backend(e: sqlx::Error) -> StoreError {
 mod tests {
     use super::*;
 
-    /// A store on a file of its own, with a table `scratch (x INTEGER)` for the writer's tests.
-    async fn scratch_store() -> (tempfile::TempDir, SqliteStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/t.db", dir.path().display());
-        let store = SqliteStore::open(&url).await.unwrap();
-        store
-            .writer
-            .write(true, |conn: &Conn| {
-                conn.execute_batch("CREATE TABLE scratch (x INTEGER)")
-                    .map_err(driver_error)
-            })
-            .await
-            .unwrap();
-        (dir, store)
-    }
-
     /// The steps of SQLite's plan for `sql` (its parameters unbound).
     async fn query_plan(store: &SqliteStore, sql: &str) -> Vec<String> {
         sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
@@ -520,7 +504,9 @@ mod tests {
     /// without one. Both are visible to the pool when answered.
     #[tokio::test]
     async fn durable_writes_are_answered_after_a_sync_of_the_log() {
-        let (_dir, store) = scratch_store().await;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let store = SqliteStore::open(&url).await.unwrap();
         let insert = |x: i64| {
             move |conn: &Conn| {
                 conn.execute("INSERT INTO scratch (x) VALUES (?)", [x])
@@ -528,6 +514,14 @@ mod tests {
                     .map_err(driver_error)
             }
         };
+        store
+            .writer
+            .write(true, |conn: &Conn| {
+                conn.execute_batch("CREATE TABLE scratch (x INTEGER)")
+                    .map_err(driver_error)
+            })
+            .await
+            .unwrap();
         let before = store.writer.syncs();
         store.writer.write(false, insert(1)).await.unwrap();
         assert_eq!(
@@ -551,72 +545,6 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(level, 1, "the writer's commits should not sync (NORMAL)");
-        store.close().await;
-    }
-
-    /// A write of bytes that may not be durable yet runs at once but commits only once they have
-    /// landed, holding its batch (and the writes queued behind it) until then; one whose bytes were
-    /// lost fails alone, and the rest of its batch is committed.
-    #[tokio::test]
-    async fn a_write_commits_once_its_bytes_have_landed_and_fails_alone_when_they_did_not() {
-        use hangar_core::landing::Landing;
-        use std::time::Duration;
-        let (_dir, store) = scratch_store().await;
-        let ran = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let insert = |x: i64| {
-            let ran = ran.clone();
-            move |conn: &Conn| {
-                ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                conn.execute("INSERT INTO scratch (x) VALUES (?)", [x])
-                    .map(|_| ())
-                    .map_err(driver_error)
-            }
-        };
-        let rows = || async {
-            sqlx::query_scalar::<_, i64>("SELECT x FROM scratch ORDER BY x")
-                .fetch_all(&store.pool)
-                .await
-                .unwrap()
-        };
-
-        let (landing, lander) = Landing::pending();
-        let writer = store.writer.clone();
-        let first = tokio::spawn({
-            let work = insert(1);
-            async move { writer.write_landed(vec![landing], true, work).await }
-        });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let writer = store.writer.clone();
-        let second = tokio::spawn({
-            let work = insert(2);
-            async move { writer.write(true, work).await }
-        });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(
-            ran.load(std::sync::atomic::Ordering::SeqCst),
-            1,
-            "ran at once"
-        );
-        assert!(rows().await.is_empty(), "committed before its bytes landed");
-        assert!(!first.is_finished() && !second.is_finished());
-        lander.resolve(Ok(()));
-        first.await.unwrap().unwrap();
-        second.await.unwrap().unwrap();
-        assert_eq!(rows().await, [1, 2]);
-
-        // Lost bytes: that write fails; one queued in the same batch is committed all the same.
-        let (landing, lander) = Landing::pending();
-        let (lost, kept, ()) = tokio::join!(
-            store.writer.write_landed(vec![landing], true, insert(3)),
-            store.writer.write(true, insert(4)),
-            async {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                drop(lander);
-            }
-        );
-        assert!(matches!(lost, Err(StoreError::Unavailable(_))), "{lost:?}");
-        kept.unwrap();
-        assert_eq!(rows().await, [1, 2, 4]);
         store.close().await;
     }
 
@@ -681,7 +609,6 @@ mod tests {
             media_context: None,
             stores_blob,
             hold: None,
-            landing: None,
         };
         let new = [
             attachment('a', true),

@@ -324,7 +324,6 @@ impl TusStore for SqliteStore {
             media_context: None,
             stores_blob,
             hold: None,
-            landing: None,
         };
         if stores_blob && done.state == AttachmentState::ReadyForDownloadFromServerToClient {
             super::previews::queue_previews(&mut tx, &done.sha256, &upload.content_type).await?;
