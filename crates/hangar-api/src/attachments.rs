@@ -8,7 +8,7 @@ use crate::download::{serve, Download};
 use crate::error::{ok_body, ApiError, ApiResult, Json, Path, Query};
 use crate::shapes::attachment_json;
 use crate::AppState;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use hangar_core::model::Attachment;
@@ -113,19 +113,19 @@ pub async fn metadata(
     Ok(Json(body))
 }
 
-/// `GET /api/v1/attachments/{id}/{fileName}`: the name must be the attachment's.
+/// `GET /api/v1/attachments/{id}/{fileName}`: the name must be the attachment's. The downloads take
+/// the `Request` last rather than `Method` and `HeaderMap`, which would copy every header.
 pub async fn download_named(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, name)): Path<(i64, String)>,
-    method: Method,
-    headers: HeaderMap,
+    request: Request,
 ) -> ApiResult<Response> {
     let a = readable_for_download(&state, &caller, id).await?;
     if a.file_name != name {
         return Err(ApiError::not_found("attachment"));
     }
-    serve_attachment(&state, &method, &headers, &a, true, true).await
+    serve_attachment(&state, request.method(), request.headers(), &a, true, true).await
 }
 
 pub async fn remove(
@@ -240,9 +240,16 @@ pub async fn download_link(
     caller: Result<Caller, ApiError>,
     Path(id): Path<String>,
     Query(query): Query<LinkQuery>,
-    method: Method,
-    headers: HeaderMap,
+    request: Request,
 ) -> ApiResult<Response> {
     let (a, private) = by_link_or_caller(&state, caller, &id, query.k.as_deref()).await?;
-    serve_attachment(&state, &method, &headers, &a, private, false).await
+    serve_attachment(
+        &state,
+        request.method(),
+        request.headers(),
+        &a,
+        private,
+        false,
+    )
+    .await
 }

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hangar_core::disposition::{content_disposition, is_inline_safe};
-use hangar_core::filename::sanitize;
+use hangar_core::filename::sanitized;
 use hangar_core::range::{self, RangeChoice};
 
 /// What is about to be served.
@@ -138,7 +138,7 @@ pub async fn serve(
         header::CONTENT_DISPOSITION,
         // Every name goes through the attachment names' sanitizing, whatever its source (a
         // storage path may hold bidi overrides a stored attachment name cannot).
-        owned_header_value(content_disposition(inline, &sanitize(d.file_name)))?,
+        owned_header_value(content_disposition(inline, &sanitized(d.file_name)))?,
     );
     let range = choose_range(headers, &etag, d.size);
     h.insert(header::ETAG, owned_header_value(etag)?);

@@ -469,15 +469,15 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::internal("a handler panicked").into_response()
         }))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            cors::cors,
-        ))
+        // The CORS and content-origin layers only where their settings are given: each layer is a
+        // boxed call and a clone of the stack below it on every request.
+        .option_layer(state.settings.cors.is_some().then(|| {
+            axum::middleware::from_fn_with_state(state.clone(), cors::cors)
+        }))
         .layer(axum::middleware::from_fn(close_after_refused_body))
-        .layer(axum::middleware::from_fn_with_state(
-            state,
-            content_origin::guard,
-        ))
+        .option_layer(state.settings.content.is_some().then(|| {
+            axum::middleware::from_fn_with_state(state.clone(), content_origin::guard)
+        }))
         .service(routes);
     Router::new().fallback_service(stack)
 }

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::AppState;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hangar_core::jobs::JobStore;
@@ -20,7 +20,9 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-pub const REQUEST_ID: &str = "x-request-id";
+/// A `HeaderName` made once: inserting by a `&str` name copies the name into a new allocation on
+/// every request.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The `route` of a request that matched no route.
 pub const UNMATCHED_ROUTE: &str = "-";
 /// The `status` of a request whose client went away before an answer was ready (as nginx says).

@@ -22,19 +22,21 @@ const ATTR_CHAR_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
 /// `attachment; filename="ascii"; filename*=UTF-8''pct` (or `inline; …`). The ASCII fallback replaces
 /// anything a quoted-string cannot carry safely by `_`.
 pub fn content_disposition(inline: bool, file_name: &str) -> String {
-    let fallback: String = file_name
-        .chars()
-        .map(|c| {
-            if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let encoded = utf8_percent_encode(file_name, ATTR_CHAR_ESCAPES);
     let kind = if inline { "inline" } else { "attachment" };
-    format!("{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+    // Built in one string: every download sends this header.
+    let mut out = String::with_capacity(kind.len() + 32 + 2 * file_name.len());
+    out.push_str(kind);
+    out.push_str("; filename=\"");
+    out.extend(file_name.chars().map(|c| {
+        if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' {
+            c
+        } else {
+            '_'
+        }
+    }));
+    out.push_str("\"; filename*=UTF-8''");
+    out.extend(utf8_percent_encode(file_name, ATTR_CHAR_ESCAPES));
+    out
 }
 
 /// Media types that a browser would run as a document or script: served only as downloads.

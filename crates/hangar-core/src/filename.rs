@@ -12,6 +12,26 @@ fn is_bidi_control(c: char) -> bool {
 /// Makes a client's file name safe: control characters and bidi controls removed, `/` and `\` replaced
 /// by `_`, at most 255 UTF-8 bytes keeping the extension, never empty and never `.` or `..`.
 pub fn sanitize(name: &str) -> String {
+    sanitized(name).into_owned()
+}
+
+/// `sanitize` without a copy when the name is already safe, as stored names are (every download
+/// sanitizes its name again).
+pub fn sanitized(name: &str) -> std::borrow::Cow<'_, str> {
+    let safe = name.len() <= MAX_NAME_BYTES
+        && !matches!(name, "" | "." | "..")
+        && name.trim().len() == name.len()
+        && !name
+            .chars()
+            .any(|c| c.is_control() || is_bidi_control(c) || c == '/' || c == '\\');
+    if safe {
+        std::borrow::Cow::Borrowed(name)
+    } else {
+        std::borrow::Cow::Owned(cleaned(name))
+    }
+}
+
+fn cleaned(name: &str) -> String {
     let cleaned: String = name
         .chars()
         .filter(|c| !c.is_control() && !is_bidi_control(*c))
@@ -71,5 +91,31 @@ mod tests {
         assert!(std::str::from_utf8(s.as_bytes()).is_ok());
         let noext = "ж".repeat(300);
         assert!(sanitize(&noext).len() <= 255);
+    }
+
+    #[test]
+    fn names_left_as_they_are_are_the_ones_cleaning_would_not_change() {
+        let long = "a".repeat(300);
+        for name in [
+            "report.pdf",
+            "Ünïcödé ファイル.txt",
+            " leading",
+            "trailing\u{3000}",
+            "a/b",
+            "a\\b",
+            "tab\tname",
+            "del\u{7f}",
+            "\u{202D}x",
+            ".",
+            "..",
+            "...",
+            "",
+            &long,
+            &"a".repeat(255),
+        ] {
+            let kept = matches!(sanitized(name), std::borrow::Cow::Borrowed(_));
+            assert_eq!(sanitized(name), cleaned(name), "{name:?}");
+            assert_eq!(kept, cleaned(name) == name, "{name:?}");
+        }
     }
 }
