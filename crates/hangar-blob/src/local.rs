@@ -194,6 +194,13 @@ impl LocalBlobStore {
         self
     }
 
+    /// Stops filling the pack small bodies are appended to; the next ones go to a new pack. A pack
+    /// being filled stays even when its every slot is freed (the placer may append to it); once
+    /// finished it goes with its last slot, or with the sweep when that was freed before.
+    pub async fn finish_pack(&self) -> Result<(), BlobError> {
+        Ok(self.placer.finish_pack().await?)
+    }
+
     /// The bodies in the packs of the store at `root`, each with whether its slot still holds
     /// data (for checks and tests: a slot freed by a deletion holds none).
     pub fn packed_blobs(root: &Path) -> std::io::Result<Vec<(PathBuf, PackEntry, bool)>> {
@@ -299,15 +306,18 @@ impl LocalBlobStore {
     /// Frees a packed body's slot, and removes its pack once no slot in it holds data.
     async fn free_slot(&self, slot: Slot) -> Result<(), BlobError> {
         let root = self.root.clone();
-        blocking(move || free_slot(&root, &slot)).await
+        // Asked before the slot is freed: a pack the placer is not filling now never is again.
+        let filling = self.placer.fills(&slot.pack);
+        blocking(move || free_slot(&root, &slot, filling)).await
     }
 
     /// Frees the slots of packs that no blob row records: a duplicate's, or an upload's that
     /// stopped between its placement and its record. Only packs not swept before are looked at, and
     /// only those at least `older_than` old (younger ones may have records on their way), and never
     /// younger than `keeping_unrecorded` says;
-    /// a pack is marked swept (its owner-execute bit) once its unrecorded slots are freed, and
-    /// removed when none is left. Answers how many slots were freed.
+    /// a pack is marked swept (its owner-execute bit) once its unrecorded slots (and any bytes
+    /// after its last slot) are freed, and removed when none is left. The pack being filled is
+    /// left alone. Answers how many slots were freed.
     pub async fn sweep_packs(&self, older_than: Option<Duration>) -> Result<usize, BlobError> {
         let Some(life) = self.keys.get() else {
             return Ok(0);
@@ -317,6 +327,10 @@ impl LocalBlobStore {
         let candidates = blocking(move || unswept_packs(&dir, age)).await?;
         let mut freed = 0;
         for path in candidates {
+            let named = path.file_name().and_then(|n| n.to_str());
+            if named.is_some_and(|name| self.placer.fills(name)) {
+                continue;
+            }
             let opened = {
                 let path = path.clone();
                 blocking(move || {
@@ -356,7 +370,7 @@ impl LocalBlobStore {
                     None => dead.push(slot),
                 }
             }
-            freed += blocking(move || sweep_pack(&path, &file, &dead, live)).await?;
+            freed += blocking(move || sweep_pack(&path, &file, &listed, &dead, live)).await?;
         }
         Ok(freed)
     }
@@ -451,16 +465,16 @@ fn open_slot(root: &Path, slot: &Slot) -> Result<Opened, BlobError> {
     })
 }
 
-/// Frees `slot` and removes its pack once no slot in it holds data. A pack gone already is fine.
-fn free_slot(root: &Path, slot: &Slot) -> Result<(), BlobError> {
+/// Frees `slot` and removes its pack once no slot in it holds data, unless the placer is
+/// `filling` it. A pack gone already is fine.
+fn free_slot(root: &Path, slot: &Slot, filling: bool) -> Result<(), BlobError> {
     let path = slot.path(root);
     let file = match File::options().read(true).write(true).open(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         opened => opened?,
     };
     packs::free(&file, slot.offset, slot.len)?;
-    let count = packs::entries(&file)?.len();
-    if !packs::any_data_from(&file, packs::first_slot(count))? {
+    if !filling && !packs::any_data_from(&file, packs::slots_start(&file)?)? {
         remove_pack(&path)?;
     }
     Ok(())
@@ -506,9 +520,16 @@ fn unswept_packs(dir: &Path, age: Duration) -> Result<Vec<PathBuf>, BlobError> {
     Ok(found)
 }
 
-/// Frees the `dead` slots of the pack at `path` that still hold data; removes the pack when no
-/// slot is `live`, else marks it swept. Answers how many slots were freed.
-fn sweep_pack(path: &Path, file: &File, dead: &[Slot], live: usize) -> Result<usize, BlobError> {
+/// Frees the `dead` slots of the pack at `path` that still hold data, and any bytes after its
+/// `listed` slots; removes the pack when no slot is `live`, else marks it swept. Answers how many
+/// slots were freed.
+fn sweep_pack(
+    path: &Path,
+    file: &File,
+    listed: &[PackEntry],
+    dead: &[Slot],
+    live: usize,
+) -> Result<usize, BlobError> {
     use std::os::unix::fs::PermissionsExt;
     let mut freed = 0;
     for slot in dead {
@@ -520,6 +541,7 @@ fn sweep_pack(path: &Path, file: &File, dead: &[Slot], live: usize) -> Result<us
     if live == 0 {
         remove_pack(path)?;
     } else {
+        packs::free_tail(file, listed, packs::slots_start(file)?)?;
         let mode = file.metadata()?.permissions().mode();
         file.set_permissions(fs::Permissions::from_mode((mode & 0o777) | SWEPT))?;
     }
@@ -1223,8 +1245,9 @@ mod tests {
     }
 
     /// A small body committed through the ingest pipeline lands in a pack, under the key the
-    /// database records; it reads whole and in ranges, a duplicate's slot is freed (its pack
-    /// goes with it), and deleting the blob frees its slot and removes the emptied pack.
+    /// database records; it reads whole and in ranges, a duplicate gets a slot of its own in the
+    /// same pack, freed once its record finds the blob stored, and deleting the blob frees its
+    /// slot and removes the emptied pack once it is no longer filled.
     #[tokio::test]
     async fn small_bodies_are_packed_read_deduplicated_and_freed() {
         let (dir, store, rows, ingest) = keyed();
@@ -1273,21 +1296,29 @@ mod tests {
             .await
             .unwrap();
         let duplicate = ingest.commit(again).await.unwrap();
-        assert_ne!(duplicate.hold.placed(), Some(&*key), "a slot of its own");
+        let copy = Slot::parse(duplicate.hold.placed().unwrap()).unwrap();
+        assert_ne!(copy, slot, "a slot of its own");
+        assert_eq!(copy.pack, slot.pack, "in the pack being filled");
+        let holding = |at: &Slot| {
+            LocalBlobStore::packed_blobs(root)
+                .unwrap()
+                .into_iter()
+                .find(|(_, e, _)| e.offset == at.offset)
+                .map(|(_, _, holds)| holds)
+        };
         assert_eq!(
-            pack_files(root).len(),
-            2,
+            holding(&copy),
+            Some(true),
             "the duplicate is durable before its record"
         );
         rows.record(&*store, &duplicate).await;
         assert_eq!(rows.rows().get(&sha).cloned().flatten(), Some(key.clone()));
-        assert_eq!(
-            pack_files(root),
-            [slot.path(root)],
-            "the duplicate's pack is gone"
-        );
+        assert_eq!(holding(&copy), Some(false), "the duplicate's slot is freed");
+        assert_eq!(holding(&slot), Some(true));
+        assert_eq!(pack_files(root), [slot.path(root)]);
         assert_eq!(temporaries(root), 0);
 
+        store.finish_pack().await.unwrap();
         store.delete(&sha).await.unwrap();
         assert!(pack_files(root).is_empty(), "the emptied pack is removed");
         assert!(!store.exists(&sha).await.unwrap());
@@ -1329,11 +1360,7 @@ mod tests {
             rows.record(&*store, &committed).await;
             shas.push(committed.sha256);
         }
-        let packs_before = pack_files(dir.path()).len();
-        assert!(
-            packs_before < 16,
-            "{packs_before} packs for 16 bodies committed at once"
-        );
+        assert_eq!(pack_files(dir.path()).len(), 1, "one pack filled");
         for (n, sha) in shas.iter().enumerate().step_by(2) {
             store.delete(sha).await.unwrap();
             rows.rows().remove(sha);
@@ -1345,10 +1372,53 @@ mod tests {
         for (n, sha) in shas.iter().enumerate().skip(1).step_by(2) {
             assert_eq!(read_all(&store, sha, 0, u64::MAX).await, bodies[n], "{n}");
         }
+        store.finish_pack().await.unwrap();
         for sha in shas.iter().skip(1).step_by(2) {
+            assert_eq!(pack_files(dir.path()).len(), 1);
             store.delete(sha).await.unwrap();
         }
         assert!(pack_files(dir.path()).is_empty());
+    }
+
+    /// The pack being filled stays when every slot it holds is freed (the placer appends to it
+    /// still): bodies placed after read whole. Finished, it goes with its last slot; a pack
+    /// emptied while it was filled goes with the sweep.
+    #[tokio::test]
+    async fn the_pack_being_filled_stays_when_its_slots_are_freed() {
+        let (dir, store, rows, ingest) = keyed();
+        let root = dir.path();
+        let first = ingest.receive(body(vec![b"first"]), 100).await.unwrap();
+        let first = ingest.commit(first).await.unwrap();
+        rows.record(&*store, &first).await;
+        store.delete(&first.sha256).await.unwrap();
+        rows.rows().remove(&first.sha256);
+        assert_eq!(pack_files(root).len(), 1, "kept while filled");
+        let second = ingest.receive(body(vec![b"second"]), 100).await.unwrap();
+        let second = ingest.commit(second).await.unwrap();
+        rows.record(&*store, &second).await;
+        let slot = Slot::parse(second.hold.placed().unwrap()).unwrap();
+        assert_eq!(pack_files(root), [slot.path(root)]);
+        assert_eq!(read_all(&store, &second.sha256, 0, 100).await, b"second");
+        // A new store over the directory (a restart) starts a pack of its own.
+        let restarted = Arc::new(LocalBlobStore::open(root).unwrap());
+        restarted.use_object_keys(rows.clone());
+        let ingest = Ingest::new(restarted.clone(), rows.clone());
+        let third = ingest.receive(body(vec![b"third"]), 100).await.unwrap();
+        let third = ingest.commit(third).await.unwrap();
+        rows.record(&*restarted, &third).await;
+        let other = Slot::parse(third.hold.placed().unwrap()).unwrap();
+        assert_ne!(other.pack, slot.pack);
+        assert_eq!(pack_files(root).len(), 2);
+
+        store.delete(&second.sha256).await.unwrap();
+        rows.rows().remove(&second.sha256);
+        assert_eq!(pack_files(root).len(), 2, "still the pack being filled");
+        store.finish_pack().await.unwrap();
+        assert_eq!(store.sweep_packs(None).await.unwrap(), 0);
+        assert!(
+            !slot.path(root).exists(),
+            "the sweep removed the emptied pack"
+        );
     }
 
     /// A row from before keys (its file stored, as every such row's is before its record): a
@@ -1363,10 +1433,11 @@ mod tests {
         rows.rows().insert(sha.clone(), None);
         let staged = ingest.receive(body(vec![b"old row"]), 100).await.unwrap();
         let committed = ingest.commit(staged).await.unwrap();
-        assert!(committed.hold.placed().is_some());
+        let copy = Slot::parse(committed.hold.placed().unwrap()).unwrap();
         assert_eq!(pack_files(dir.path()).len(), 1);
         rows.record(&*store, &committed).await;
-        assert!(pack_files(dir.path()).is_empty());
+        let file = File::open(copy.path(dir.path())).unwrap();
+        assert!(!packs::holds_data(&file, copy.offset).unwrap(), "discarded");
         assert_eq!(read_all(&store, &sha, 0, 100).await, b"old row");
 
         let staged = ingest.receive(body(vec![b"new row"]), 100).await.unwrap();
@@ -1384,7 +1455,7 @@ mod tests {
     /// The sweep frees the slots no row records (an upload that stopped between its placement
     /// and its record) and removes packs left without a recorded slot; a pack with one is kept,
     /// whole where recorded, and marked so that later sweeps skip it. Young packs wait, with an
-    /// age given.
+    /// age given, and so does the pack being filled.
     #[tokio::test]
     async fn the_sweep_frees_unrecorded_slots_and_keeps_recorded_ones() {
         use std::os::unix::fs::PermissionsExt;
@@ -1401,6 +1472,14 @@ mod tests {
         let kept_sha = kept.sha256.clone();
         let committed = ingest.commit(kept).await.unwrap();
         rows.record(&*store, &committed).await;
+        assert_eq!(pack_files(root), [orphan_slot.path(root)]);
+        // A pack of its own, emptied: the sweep removes it.
+        let alone = LocalBlobStore::open(root).unwrap();
+        let mut lost = alone.stage(body(vec![b"lost"]), 100).await.unwrap();
+        alone.use_object_keys(rows.clone());
+        assert!(alone.place_keyed(&mut lost).await.unwrap());
+        let lost_slot = Slot::parse(lost.object_key.as_deref().unwrap()).unwrap();
+        drop((lost, alone));
         assert_eq!(pack_files(root).len(), 2);
 
         assert_eq!(
@@ -1420,10 +1499,19 @@ mod tests {
             2,
             "unknown bodies wait for the grace period"
         );
+        assert_eq!(store.sweep_packs(None).await.unwrap(), 1, "the lost body");
+        assert!(!lost_slot.path(root).exists());
+        assert_eq!(
+            store.sweep_packs(None).await.unwrap(),
+            0,
+            "not the pack being filled"
+        );
+        store.finish_pack().await.unwrap();
         assert_eq!(store.sweep_packs(None).await.unwrap(), 1);
-        assert!(!orphan_slot.path(root).exists());
         let left = pack_files(root);
-        assert_eq!(left.len(), 1);
+        assert_eq!(left, [orphan_slot.path(root)]);
+        let file = File::open(&left[0]).unwrap();
+        assert!(!packs::holds_data(&file, orphan_slot.offset).unwrap());
         let mode = fs::metadata(&left[0]).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700, "marked swept");
         assert_eq!(read_all(&store, &kept_sha, 0, 100).await, b"recorded");

@@ -1,20 +1,26 @@
-//! Small bodies packed many to a file. The placer writes the small bodies of one batch into one new
-//! file (a *pack*), makes it durable and renames it into `packs/` (SPEC §10's order, with the pack
-//! as the file), instead of a file per body: one inode, one directory entry and one flush of its
-//! data per batch, where files took one of each per body (docs/performance.md: 4 KiB uploads went
-//! from 5,489–5,843 to 6,340–7,075 per second with the placement before the pin, which the
-//! placement has since replaced: see `BlobHold::Placed`).
+//! Small bodies packed many to a file. The placer appends the small bodies of each batch to the
+//! pack it is filling and makes them durable with one `fdatasync` of that file, instead of a file
+//! per body (one inode, one directory entry and one flush each) or a new pack per batch (an inode
+//! created, renamed and its directory synced for every batch: the file's creation alone was half
+//! of the placer's time on the 4 KiB upload path, docs/performance.md). A pack is created as SPEC
+//! §10 creates a file (a temporary with its empty header, synced, renamed into `packs/`, the
+//! directory synced) and then filled batch by batch until it is full or `FILL_FOR` old; a pack is
+//! never appended to after a failed write or once the process that filled it has stopped.
 //!
 //! A body's place in a pack is its blob's object key, `packs/<pack>/<offset>-<len>`, written on the
-//! blob's row by the upload's record once the pack is durable (so a key always names bytes on the
-//! disk) and looked up there by reads and deletes.
+//! blob's row by the upload's record once its batch is durable (so a key always names bytes on the
+//! disk) and looked up there by reads and deletes. Bytes no row records are never read.
 //!
-//! A pack starts with a header that lists its slots (offset, length and SHA-256 of each body); the
-//! bodies follow, each at a multiple of `ALIGN`. Deleting a blob frees its slot (a hole punched in
-//! the file, so the bytes are gone at once, as a deleted file's are); the pack goes once no slot
-//! holds data. A slot that no row records is freed by the job its record queues when it is a
-//! duplicate (`DiscardObject`), or, when its upload stopped before its record or the record
-//! failed, by `LocalBlobStore::sweep_packs`.
+//! A pack starts with a header that lists its slots (offset, length and SHA-256 of each body): its
+//! count is rewritten by each batch, which writes its own entries after the others. The header has
+//! room for `MAX_SLOTS` entries (`HEADER_ROOM`); the bodies follow, each at a multiple of `ALIGN`.
+//! A crash during a batch may leave entries whose bodies were not written (their slots hold no
+//! data and no row records them), entries not written (zeros, skipped by `entries`), or bodies
+//! after the last listed slot (the sweep frees those: `free_tail`). Deleting a blob frees its slot
+//! (a hole punched in the file, so the bytes are gone at once, as a deleted file's are); the pack
+//! goes once no slot holds data and it is not being filled. A slot that no row records is freed
+//! by the job its record queues when it is a duplicate (`DiscardObject`), or, when its upload
+//! stopped before its record or the record failed, by `LocalBlobStore::sweep_packs`.
 
 use bytes::Bytes;
 use std::fs::File;
@@ -33,8 +39,16 @@ const VERSION: u32 = 1;
 const FIXED: usize = 16;
 /// One slot in the header: offset and length (u64, little-endian), then the SHA-256 (32 bytes).
 const ENTRY: usize = 48;
-/// The most slots one pack holds (a header of at most 256 KiB); the placer splits a larger batch.
-pub(super) const MAX_SLOTS: usize = (64 * ALIGN as usize - FIXED) / ENTRY;
+/// The header's room: the first body of a pack filled batch by batch starts here.
+const HEADER_ROOM: u64 = 64 * ALIGN;
+/// The most slots one pack holds (a header of at most `HEADER_ROOM`); the placer starts another
+/// pack for the bodies that do not fit.
+pub(super) const MAX_SLOTS: usize = (HEADER_ROOM as usize - FIXED) / ENTRY;
+/// The bodies' bytes after which a pack takes no more batches (one batch may go past it).
+const FILL_BYTES: u64 = 64 << 20;
+/// How long a pack takes new batches: an older one is left to the sweep of unrecorded slots
+/// (`LocalBlobStore::sweep_packs`), which never looks at the pack being filled.
+const FILL_FOR: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Where a body is in a pack.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,40 +113,94 @@ pub struct Entry {
     pub len: u64,
 }
 
-/// Writes `bodies` (each a SHA-256 and its chunks) into `file`, new and empty: the header, then each
-/// body in its slot. Answers each body's offset. Not synced: the caller does that.
-pub(super) fn write(file: &File, bodies: &[(&str, &[Bytes])]) -> io::Result<Vec<u64>> {
-    let count = u32::try_from(bodies.len())
-        .ok()
-        .filter(|&n| n as usize <= MAX_SLOTS)
-        .ok_or_else(|| io::Error::other("too many bodies for one pack"))?;
-    let mut header = Vec::with_capacity(FIXED + ENTRY * bodies.len());
-    header.extend_from_slice(MAGIC);
-    header.extend_from_slice(&VERSION.to_le_bytes());
-    header.extend_from_slice(&count.to_le_bytes());
-    let mut offsets = Vec::with_capacity(bodies.len());
-    let mut next = align_up((FIXED + ENTRY * bodies.len()) as u64);
-    for (sha256, chunks) in bodies {
-        let len: u64 = chunks.iter().map(|c| c.len() as u64).sum();
-        let digest = hex::decode(sha256)
-            .ok()
-            .filter(|d| d.len() == 32)
-            .ok_or_else(|| io::Error::other("a packed body needs its SHA-256"))?;
-        header.extend_from_slice(&next.to_le_bytes());
-        header.extend_from_slice(&len.to_le_bytes());
-        header.extend_from_slice(&digest);
-        offsets.push(next);
-        next = align_up(next + len.max(1));
+/// The pack the placer is filling: its file, how many slots its header lists and where the next
+/// body goes.
+pub(super) struct Filling {
+    name: String,
+    file: File,
+    count: usize,
+    end: u64,
+    started: std::time::Instant,
+}
+
+impl Filling {
+    /// Writes the empty header of the pack `name` into `file`, new and empty. Not synced: the
+    /// caller does that before the pack is renamed into `packs/`.
+    pub(super) fn begin(name: String, file: File) -> io::Result<Filling> {
+        file.write_all_at(&header_start(0), 0)?;
+        Ok(Filling {
+            name,
+            file,
+            count: 0,
+            end: HEADER_ROOM,
+            started: std::time::Instant::now(),
+        })
     }
-    file.write_all_at(&header, 0)?;
-    for ((_, chunks), &offset) in bodies.iter().zip(&offsets) {
-        let mut at = offset;
-        for chunk in chunks.iter() {
-            file.write_all_at(chunk, at)?;
-            at += chunk.len() as u64;
+
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(super) fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Whether `bodies` more go into this pack: a new pack takes a batch of any size (up to
+    /// `MAX_SLOTS` bodies), a pack with bodies only while it is below `FILL_BYTES` and `FILL_FOR`.
+    pub(super) fn takes(&self, bodies: usize) -> bool {
+        self.count + bodies <= MAX_SLOTS
+            && (self.count == 0
+                || (self.end < HEADER_ROOM + FILL_BYTES && self.started.elapsed() < FILL_FOR))
+    }
+
+    /// Writes `bodies` (each a SHA-256 and its chunks) after the pack's last slot, their entries
+    /// after the header's last one, then the header's new count. Answers each body's offset. Not
+    /// synced: the caller does that. After an error the pack must take no more bodies (its tail
+    /// may hold bytes its header does not list, or its header entries for bytes not written).
+    pub(super) fn append(&mut self, bodies: &[(&str, &[Bytes])]) -> io::Result<Vec<u64>> {
+        let count = self.count + bodies.len();
+        if count > MAX_SLOTS {
+            return Err(io::Error::other("too many bodies for one pack"));
         }
+        let mut listed = Vec::with_capacity(ENTRY * bodies.len());
+        let mut offsets = Vec::with_capacity(bodies.len());
+        let mut next = self.end;
+        for (sha256, chunks) in bodies {
+            let len: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+            let digest = hex::decode(sha256)
+                .ok()
+                .filter(|d| d.len() == 32)
+                .ok_or_else(|| io::Error::other("a packed body needs its SHA-256"))?;
+            listed.extend_from_slice(&next.to_le_bytes());
+            listed.extend_from_slice(&len.to_le_bytes());
+            listed.extend_from_slice(&digest);
+            offsets.push(next);
+            next = align_up(next + len.max(1));
+        }
+        for ((_, chunks), &offset) in bodies.iter().zip(&offsets) {
+            let mut at = offset;
+            for chunk in chunks.iter() {
+                self.file.write_all_at(chunk, at)?;
+                at += chunk.len() as u64;
+            }
+        }
+        self.file
+            .write_all_at(&listed, (FIXED + ENTRY * self.count) as u64)?;
+        // u32: `count` is at most `MAX_SLOTS`.
+        self.file.write_all_at(&header_start(count as u32), 0)?;
+        self.count = count;
+        self.end = next;
+        Ok(offsets)
     }
-    Ok(offsets)
+}
+
+/// The header's fixed part for `count` slots.
+fn header_start(count: u32) -> [u8; FIXED] {
+    let mut fixed = [0u8; FIXED];
+    fixed[..8].copy_from_slice(MAGIC);
+    fixed[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    fixed[12..].copy_from_slice(&count.to_le_bytes());
+    fixed
 }
 
 /// The bodies a pack's header lists.
@@ -150,19 +218,49 @@ pub fn entries(file: &File) -> io::Result<Vec<Entry>> {
     }
     let mut listed = vec![0u8; ENTRY * count];
     file.read_exact_at(&mut listed, FIXED as u64)?;
-    listed
-        .chunks_exact(ENTRY)
-        .map(|e| {
-            let number = |r: std::ops::Range<usize>| {
-                e[r].try_into().map(u64::from_le_bytes).map_err(|_| bad())
-            };
-            Ok(Entry {
-                offset: number(0..8)?,
-                len: number(8..16)?,
-                sha256: hex::encode(&e[16..48]),
-            })
-        })
-        .collect()
+    let mut found = Vec::with_capacity(count);
+    for e in listed.chunks_exact(ENTRY) {
+        let number =
+            |r: std::ops::Range<usize>| e[r].try_into().map(u64::from_le_bytes).map_err(|_| bad());
+        let (offset, len) = (number(0..8)?, number(8..16)?);
+        // An entry a crash left unwritten (zeros) or torn names no slot: never the header.
+        if offset < first_slot(count) || !offset.is_multiple_of(ALIGN) {
+            continue;
+        }
+        found.push(Entry {
+            offset,
+            len,
+            sha256: hex::encode(&e[16..48]),
+        });
+    }
+    Ok(found)
+}
+
+/// Where the slots of a pack start: after the header's listed entries (a pack filled batch by
+/// batch has its first slot further on, after `HEADER_ROOM`, with holes between).
+pub(super) fn slots_start(file: &File) -> io::Result<u64> {
+    let mut fixed = [0u8; FIXED];
+    file.read_exact_at(&mut fixed, 0)?;
+    let count = u32::from_le_bytes([fixed[12], fixed[13], fixed[14], fixed[15]]) as usize;
+    Ok(first_slot(count.min(MAX_SLOTS)))
+}
+
+/// Frees whatever a pack holds after the last of its `listed` slots (bytes a batch wrote before
+/// a crash or a failed write stopped it, which its header does not list): such a pack is never
+/// appended to again. Answers whether there was anything to free.
+pub(super) fn free_tail(file: &File, listed: &[Entry], slots_start: u64) -> io::Result<bool> {
+    let tail = listed
+        .iter()
+        .map(|e| align_up(e.offset.saturating_add(e.len.max(1))))
+        .max()
+        .unwrap_or(slots_start)
+        .max(slots_start);
+    let size = file.metadata()?.len();
+    if tail >= size || !any_data_from(file, tail)? {
+        return Ok(false);
+    }
+    free(file, tail, size - tail)?;
+    Ok(true)
 }
 
 /// Frees a slot: its blocks go back to the file system (a hole), or where the file system makes no
@@ -274,64 +372,112 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_pack_lists_its_bodies_and_frees_them_one_by_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p");
+    fn new_pack(dir: &Path) -> Filling {
         let file = File::options()
             .read(true)
             .write(true)
             .create_new(true)
-            .open(&path)
+            .open(dir.join("p"))
             .unwrap();
-        let (a, b) = ("0a".repeat(32), "0b".repeat(32));
+        Filling::begin("p".into(), file).unwrap()
+    }
+
+    #[test]
+    fn a_pack_lists_its_bodies_and_frees_them_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut pack = new_pack(dir.path());
+        assert_eq!(entries(pack.file()).unwrap(), []);
+        let (a, b, c) = ("0a".repeat(32), "0b".repeat(32), "0c".repeat(32));
         let big = Bytes::from(vec![7u8; 5000]);
         let hello = [Bytes::from_static(b"he"), Bytes::from_static(b"llo")];
         let bodies: Vec<(&str, &[Bytes])> =
             vec![(&a, &hello[..]), (&b, std::slice::from_ref(&big))];
-        let offsets = write(&file, &bodies).unwrap();
-        assert_eq!(offsets, [4096, 8192]);
-        let listed = entries(&file).unwrap();
+        let first = HEADER_ROOM;
+        assert_eq!(pack.append(&bodies).unwrap(), [first, first + 4096]);
+        // A second batch goes after the first, its entries after the first batch's.
+        let empty: [Bytes; 0] = [];
+        assert_eq!(pack.append(&[(&c, &empty[..])]).unwrap(), [first + 12288]);
+        let file = pack.file();
+        let listed = entries(file).unwrap();
         assert_eq!(
             listed,
             [
                 Entry {
                     sha256: a.clone(),
-                    offset: 4096,
+                    offset: first,
                     len: 5
                 },
                 Entry {
                     sha256: b.clone(),
-                    offset: 8192,
+                    offset: first + 4096,
                     len: 5000
+                },
+                Entry {
+                    sha256: c.clone(),
+                    offset: first + 12288,
+                    len: 0
                 },
             ]
         );
         let mut five = [0u8; 5];
-        file.read_exact_at(&mut five, 4096).unwrap();
+        file.read_exact_at(&mut five, first).unwrap();
         assert_eq!(&five, b"hello");
-        assert_eq!(first_slot(2), 4096);
+        assert_eq!(slots_start(file).unwrap(), 4096);
 
-        free(&file, 4096, 5).unwrap();
-        file.read_exact_at(&mut five, 4096).unwrap();
+        free(file, first, 5).unwrap();
+        file.read_exact_at(&mut five, first).unwrap();
         assert_eq!(five, [0; 5], "a freed slot's bytes are gone");
         let mut kept = vec![0u8; 5000];
-        file.read_exact_at(&mut kept, 8192).unwrap();
+        file.read_exact_at(&mut kept, first + 4096).unwrap();
         assert_eq!(kept, big, "freeing one slot leaves the next one whole");
-        free(&file, 8192, 5000).unwrap();
-        file.read_exact_at(&mut kept, 8192).unwrap();
+        free(file, first + 4096, 5000).unwrap();
+        file.read_exact_at(&mut kept, first + 4096).unwrap();
         assert!(kept.iter().all(|&b| b == 0));
         // On a file system with holes (the tests' temporary directory here is one), nothing is
         // left after the header.
-        if holds_data(&file, 4096).unwrap() {
+        if holds_data(file, first).unwrap() {
             eprintln!("this file system makes no holes: the slots were zeroed instead");
         } else {
-            assert!(!any_data_from(&file, first_slot(2)).unwrap());
+            assert!(!any_data_from(file, slots_start(file).unwrap()).unwrap());
         }
 
         let other = dir.path().join("not-a-pack");
         std::fs::write(&other, b"just some file, long enough to read").unwrap();
         let e = entries(&File::open(&other).unwrap()).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+
+    /// What a crash during a batch may leave: its count written but not its entries (zeros,
+    /// which name no slot, never the header), or its bodies written after the last listed slot
+    /// (freed by `free_tail`, the listed slots kept).
+    #[test]
+    fn a_torn_batch_lists_no_header_and_its_tail_is_freed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut pack = new_pack(dir.path());
+        let a = "0a".repeat(32);
+        let body = [Bytes::from_static(b"kept")];
+        pack.append(&[(&a, &body[..])]).unwrap();
+        let file = pack.file();
+        file.write_all_at(&header_start(3), 0).unwrap();
+        let listed = entries(file).unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0].offset, HEADER_ROOM);
+        file.write_all_at(&[9u8; 9000], HEADER_ROOM + 4096).unwrap();
+        assert!(free_tail(file, &listed, slots_start(file).unwrap()).unwrap());
+        if holds_data(file, HEADER_ROOM + 4096).unwrap() {
+            eprintln!("this file system makes no holes: the tail was zeroed instead");
+        } else {
+            assert!(!any_data_from(file, HEADER_ROOM + 4096).unwrap());
+        }
+        let mut tail = vec![0u8; 9000];
+        file.read_exact_at(&mut tail, HEADER_ROOM + 4096).unwrap();
+        assert!(tail.iter().all(|&b| b == 0), "the unlisted bytes are gone");
+        let mut kept = [0u8; 4];
+        file.read_exact_at(&mut kept, HEADER_ROOM).unwrap();
+        assert_eq!(&kept, b"kept");
+        assert!(!free_tail(file, &listed, slots_start(file).unwrap()).unwrap());
+        let mut fixed = [0u8; FIXED];
+        file.read_exact_at(&mut fixed, 0).unwrap();
+        assert_eq!(&fixed[..8], MAGIC, "the header is whole");
     }
 }

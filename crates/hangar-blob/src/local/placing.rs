@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 /// The names of the shard directories: `00` to `ff`.
@@ -146,7 +147,15 @@ const QUEUE: usize = 4096;
 pub(super) struct Placer {
     root: PathBuf,
     layout: Layout,
-    queue: mpsc::Sender<Placement>,
+    queue: mpsc::Sender<Message>,
+    filled: Filled,
+}
+
+/// What the placer's thread is asked to do.
+enum Message {
+    Place(Placement),
+    /// Stop filling the current pack once what was queued before is placed, then answer.
+    FinishPack(oneshot::Sender<()>),
 }
 
 /// What the placer's thread keeps between batches.
@@ -159,15 +168,24 @@ struct Leader {
     packs: File,
     /// The first flush failure: every placement after it fails.
     failed: Option<String>,
+    /// The pack small bodies are appended to, once the first is placed.
+    filling: Option<packs::Filling>,
+    /// Its name, for the deletions and sweeps that must not remove it (`Placer::filled`).
+    filled: Filled,
 }
 
+/// The name of the pack the placer is filling, shared with the store.
+pub(super) type Filled = Arc<Mutex<Option<String>>>;
+
 impl Leader {
-    fn new(root: &Path) -> io::Result<Leader> {
+    fn new(root: &Path, filled: Filled) -> io::Result<Leader> {
         Ok(Leader {
             root: root.to_path_buf(),
             dir: File::open(root)?,
             packs: File::open(root.join(packs::DIR))?,
             failed: None,
+            filling: None,
+            filled,
         })
     }
 
@@ -197,7 +215,8 @@ impl Placer {
     /// once the placer is dropped and what was queued is placed.
     pub(super) fn start(root: &Path, layout: Layout) -> io::Result<Placer> {
         let (queue, placements) = mpsc::channel(QUEUE);
-        let leader = Leader::new(root)?;
+        let filled = Filled::default();
+        let leader = Leader::new(root, filled.clone())?;
         std::thread::Builder::new()
             .name("hangar-placer".into())
             .spawn(move || run(leader, placements))?;
@@ -205,7 +224,30 @@ impl Placer {
             root: root.to_path_buf(),
             layout,
             queue,
+            filled,
         })
+    }
+
+    /// Stops filling the current pack (the next small bodies go to a new one) once what was
+    /// queued before is placed: it may then go with its last slot.
+    pub(super) async fn finish_pack(&self) -> io::Result<()> {
+        let (done, finished) = oneshot::channel();
+        self.queue
+            .send(Message::FinishPack(done))
+            .await
+            .map_err(|_| stopped())?;
+        finished.await.map_err(|_| stopped())
+    }
+
+    /// Whether `pack` is the pack being filled: the placer may still append to it, so it stays
+    /// even when none of its slots holds data, and no sweep looks at it. Once another pack is
+    /// being filled, it never is again.
+    pub(super) fn fills(&self, pack: &str) -> bool {
+        self.filled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_deref()
+            == Some(pack)
     }
 
     /// Puts `content` in place as the blob `sha256` (or drops it when the blob is there already)
@@ -231,8 +273,10 @@ impl Placer {
             legacy: (self.layout == Layout::WithLegacy).then(|| legacy_path(&self.root, sha256)),
             reply,
         };
-        if let Err(refused) = self.queue.send(placement).await {
-            discard(refused.0.content);
+        if let Err(refused) = self.queue.send(Message::Place(placement)).await {
+            if let Message::Place(placement) = refused.0 {
+                discard(placement.content);
+            }
             return Err(stopped());
         }
         answer.await.unwrap_or_else(|_| Err(stopped()))
@@ -246,13 +290,28 @@ fn discard(content: Content) {
     }
 }
 
-fn run(mut leader: Leader, mut placements: mpsc::Receiver<Placement>) {
-    while let Some(first) = placements.blocking_recv() {
-        let mut batch = vec![first];
-        while let Ok(next) = placements.try_recv() {
-            batch.push(next);
+fn run(mut leader: Leader, mut messages: mpsc::Receiver<Message>) {
+    while let Some(first) = messages.blocking_recv() {
+        let mut batch = Vec::new();
+        let mut finished = Vec::new();
+        let mut next = Some(first);
+        while let Some(message) = next {
+            match message {
+                Message::Place(placement) => batch.push(placement),
+                Message::FinishPack(done) => finished.push(done),
+            }
+            next = messages.try_recv().ok();
         }
-        place_batch(&mut leader, batch);
+        if !batch.is_empty() {
+            place_batch(&mut leader, batch);
+        }
+        if !finished.is_empty() {
+            leader.filling = None;
+            *leader.filled.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            for done in finished {
+                let _ = done.send(());
+            }
+        }
     }
 }
 
@@ -289,11 +348,9 @@ fn refusal(why: &str) -> io::Error {
     ))
 }
 
-/// Writes the bodies of `placed` into a new pack (a temporary first), makes its data durable,
-/// renames it into `packs/` and makes the rename durable, then answers each with its slot.
+/// Appends the bodies of `placed` to the pack being filled (a new one when there is none or it is
+/// full), makes them durable with one `fdatasync`, then answers each with its slot.
 fn place_pack(leader: &mut Leader, placed: Vec<Placement>) {
-    let name = packs::new_name();
-    let temp = leader.root.join("tmp").join(format!("{name}.pack"));
     let bodies: Vec<(&str, &[Bytes])> = placed
         .iter()
         .map(|p| match &p.content {
@@ -303,11 +360,8 @@ fn place_pack(leader: &mut Leader, placed: Vec<Placement>) {
         .collect();
     let written = match &leader.failed {
         Some(why) => Err(refusal(why)),
-        None => write_pack(leader, &temp, &name, &bodies),
+        None => append_to_pack(leader, &bodies),
     };
-    if written.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
     let lens: Vec<u64> = bodies
         .iter()
         .map(|(_, chunks)| chunks.iter().map(|c| c.len() as u64).sum())
@@ -315,7 +369,7 @@ fn place_pack(leader: &mut Leader, placed: Vec<Placement>) {
     drop(bodies);
     for (at, p) in placed.into_iter().enumerate() {
         let answer = match &written {
-            Ok(offsets) => Ok(Some(Slot {
+            Ok((name, offsets)) => Ok(Some(Slot {
                 pack: name.clone(),
                 offset: offsets[at],
                 len: lens[at],
@@ -326,26 +380,62 @@ fn place_pack(leader: &mut Leader, placed: Vec<Placement>) {
     }
 }
 
-fn write_pack(
+/// Appends `bodies` to the pack being filled and syncs its data; answers the pack's name and
+/// each body's offset. A pack that failed a write or a sync is not filled further.
+fn append_to_pack(
     leader: &mut Leader,
-    temp: &Path,
-    name: &str,
     bodies: &[(&str, &[Bytes])],
-) -> io::Result<Vec<u64>> {
-    use rustix::fs::{openat, renameat, Mode, OFlags};
-    let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
-    let inside = leader.inside(temp);
-    let file = File::from(openat(&leader.dir, inside, flags, Mode::RUSR | Mode::WUSR)?);
-    let offsets = packs::write(&file, bodies)?;
-    file.sync_data()?;
-    let target = Path::new(packs::DIR).join(name);
-    renameat(&leader.dir, inside, &leader.dir, &target)?;
-    if let Err(e) = leader.packs.sync_all() {
-        // The rename may or may not last: the pack goes, and its bodies with it.
-        let _ = fs::remove_file(leader.root.join(&target));
-        return Err(e);
+) -> io::Result<(String, Vec<u64>)> {
+    let mut filling = match leader.filling.take() {
+        Some(filling) if filling.takes(bodies.len()) => filling,
+        _ => start_pack(leader)?,
+    };
+    let offsets = filling.append(bodies).and_then(|offsets| {
+        filling.file().sync_data()?;
+        Ok(offsets)
+    });
+    match offsets {
+        Ok(offsets) => {
+            let name = filling.name().to_string();
+            leader.filling = Some(filling);
+            Ok((name, offsets))
+        }
+        Err(e) => {
+            *leader.filled.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            Err(e)
+        }
     }
-    Ok(offsets)
+}
+
+/// Creates a new pack as SPEC §10 creates a file: its header written into a temporary, synced,
+/// renamed into `packs/`, the rename synced. It is named the pack being filled before it is
+/// there, so that no deletion of its last slot removes it while the placer appends to it.
+fn start_pack(leader: &mut Leader) -> io::Result<packs::Filling> {
+    use rustix::fs::{openat, renameat, Mode, OFlags};
+    let name = packs::new_name();
+    *leader.filled.lock().unwrap_or_else(|p| p.into_inner()) = Some(name.clone());
+    let temp = leader.root.join("tmp").join(format!("{name}.pack"));
+    let inside = leader.inside(&temp);
+    let target = Path::new(packs::DIR).join(&name);
+    let started = (|| {
+        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+        let file = File::from(openat(&leader.dir, inside, flags, Mode::RUSR | Mode::WUSR)?);
+        let filling = packs::Filling::begin(name.clone(), file)?;
+        filling.file().sync_data()?;
+        renameat(&leader.dir, inside, &leader.dir, &target)?;
+        Ok(filling)
+    })();
+    let synced = started.and_then(|filling| {
+        leader.packs.sync_all()?;
+        Ok(filling)
+    });
+    if synced.is_err() {
+        *leader.filled.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        // The rename may or may not last: the pack goes (it holds no body yet).
+        let _ = fs::remove_file(&temp);
+        let _ = fs::remove_file(leader.root.join(&target));
+    }
+    synced
 }
 
 /// Places the files (and the small bodies sent in memory to be written as files) of a batch.
@@ -630,7 +720,7 @@ mod tests {
         fs::write(&temp, b"a").unwrap();
         let sha = "cd".repeat(32);
         let (reply, answer) = oneshot::channel();
-        let mut leader = Leader::new(&root).unwrap();
+        let mut leader = Leader::new(&root, Filled::default()).unwrap();
         leader.failed = Some("EIO".into());
         let staged = Placement {
             sha256: sha.clone(),
@@ -735,7 +825,7 @@ mod tests {
             };
             (p, answer)
         };
-        let mut leader = Leader::new(&root).unwrap();
+        let mut leader = Leader::new(&root, Filled::default()).unwrap();
         let (first, a) = placement(Content::Bytes(vec![Bytes::from_static(b"first")]));
         let (second, b) = placement(Content::Bytes(vec![Bytes::from_static(b"second")]));
         place_batch(&mut leader, vec![first, second]);
