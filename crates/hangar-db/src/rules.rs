@@ -98,6 +98,35 @@ pub(crate) fn attachment_created(a: &NewAttachment, message_id: Option<i64>) -> 
     })
 }
 
+/// A new attachment as its row reads once recorded at `now` without a link (private, its public
+/// link never revoked), given the width and height of its content's ready preview, if any.
+pub(crate) fn recorded_attachment(
+    a: &NewAttachment,
+    now: i64,
+    preview: Option<(Option<i64>, Option<i64>)>,
+) -> hangar_core::model::Attachment {
+    let (width, height) = preview.unwrap_or_default();
+    hangar_core::model::Attachment {
+        id: a.id,
+        uploader_id: a.uploader_id,
+        file_name: a.file_name.clone(),
+        content_type: a.content_type.clone(),
+        size: a.size,
+        sha256: Some(a.sha256.clone()),
+        state: a.state,
+        media_context: a.media_context.clone(),
+        has_thumbnail: preview.is_some(),
+        width,
+        height,
+        public: false,
+        link_version: 0,
+        created_utc: now,
+        modified_utc: now,
+        message_id: None,
+        room_id: None,
+    }
+}
+
 /// Where an attachment can be linked.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LinkTable {

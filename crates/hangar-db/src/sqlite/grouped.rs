@@ -103,18 +103,41 @@ pub(crate) fn create_attachments(
             payload,
         )?;
     }
-    let mut read = conn
-        .prepare_cached(&attachment_sql())
-        .map_err(driver_error)?;
+    if message_id.is_some() {
+        // Linked to a message: its first message and room were written by the links.
+        let mut read = conn
+            .prepare_cached(&attachment_sql())
+            .map_err(driver_error)?;
+        return new
+            .iter()
+            .map(|a| {
+                read.query_row([a.id], |row| Ok(rows::attachment(row)))
+                    .optional()
+                    .map_err(driver_error)?
+                    .ok_or(StoreError::NotFound("attachment"))
+            })
+            .collect();
+    }
+    // The rows as written, without reading each back: only a ready attachment's preview comes
+    // from elsewhere (its content's, when an earlier upload of the same bytes made one).
+    let mut preview = conn.prepare_cached(READY_PREVIEW).map_err(driver_error)?;
     new.iter()
         .map(|a| {
-            read.query_row([a.id], |row| Ok(rows::attachment(row)))
-                .optional()
-                .map_err(driver_error)?
-                .ok_or(StoreError::NotFound("attachment"))
+            let size = match a.state {
+                AttachmentState::ReadyForDownloadFromServerToClient => preview
+                    .query_row([&a.sha256], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+                    .map_err(driver_error)?,
+                _ => None,
+            };
+            Ok(rules::recorded_attachment(a, now, size))
         })
         .collect()
 }
+
+/// The size of a content's ready preview (binds its hash), as `ATTACHMENT_COLUMNS` reads it.
+const READY_PREVIEW: &str =
+    "SELECT width, height FROM preview_sources WHERE sha256 = ? AND state = 'ready'";
 
 /// `blobs::add_ref` on the writer's connection; answers the blob's number (`blobs.seq`).
 fn add_ref(
@@ -309,6 +332,23 @@ mod tests {
             .unwrap();
         assert!(signal.has_changed().unwrap());
         assert_eq!(store.due_jobs("make-previews", later).await.unwrap(), 1);
+
+        // Another upload of content whose preview is ready answers it, as the pool reads it.
+        use hangar_core::store::PreviewStore;
+        store
+            .record_previews(&image.sha256, 40, 20, &[])
+            .await
+            .unwrap();
+        let mut again = upload(alice.id, "image/png", 'b');
+        again.hold = None;
+        let stored = store
+            .create_attachments(std::slice::from_ref(&again), None, None)
+            .await
+            .unwrap();
+        assert!(stored[0].has_thumbnail);
+        assert_eq!((stored[0].width, stored[0].height), (Some(40), Some(20)));
+        let read = store.attachment(again.id).await.unwrap().unwrap();
+        assert_eq!(format!("{read:?}"), format!("{:?}", stored[0]));
         store.close().await;
     }
 
