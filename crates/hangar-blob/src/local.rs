@@ -198,7 +198,7 @@ impl LocalBlobStore {
     /// being filled stays even when its every slot is freed (the placer may append to it); once
     /// finished it goes with its last slot, or with the sweep when that was freed before.
     pub async fn finish_pack(&self) -> Result<(), BlobError> {
-        Ok(self.placer.finish_pack().await?)
+        Ok(self.placer.finish_pack(Duration::ZERO).await?)
     }
 
     /// The bodies in the packs of the store at `root`, each with whether its slot still holds
@@ -306,9 +306,7 @@ impl LocalBlobStore {
     /// Frees a packed body's slot, and removes its pack once no slot in it holds data.
     async fn free_slot(&self, slot: Slot) -> Result<(), BlobError> {
         let root = self.root.clone();
-        // Asked before the slot is freed: a pack the placer is not filling now never is again.
-        let filling = self.placer.fills(&slot.pack);
-        blocking(move || free_slot(&root, &slot, filling)).await
+        blocking(move || free_slot(&root, &slot)).await
     }
 
     /// Frees the slots of packs that no blob row records: a duplicate's, or an upload's that
@@ -324,24 +322,27 @@ impl LocalBlobStore {
         };
         let dir = self.root.join(packs::DIR);
         let age = older_than.unwrap_or_default().max(self.unrecorded_min_age);
+        // A quiet server's pack is finished here, or it would be filled (and skipped) for ever.
+        self.placer.finish_pack(packs::FILL_FOR).await?;
         let candidates = blocking(move || unswept_packs(&dir, age)).await?;
         let mut freed = 0;
         for path in candidates {
-            let named = path.file_name().and_then(|n| n.to_str());
-            if named.is_some_and(|name| self.placer.fills(name)) {
-                continue;
-            }
             let opened = {
                 let path = path.clone();
                 blocking(move || {
                     let file = File::options().read(true).write(true).open(&path)?;
+                    // Locked from here on; a pack being filled (by this process or another) waits.
+                    if packs::being_filled(&file)? {
+                        return Ok(None);
+                    }
                     let listed = packs::entries(&file)?;
-                    Ok((file, listed))
+                    Ok(Some((file, listed)))
                 })
                 .await
             };
             let (file, listed) = match opened {
-                Ok(opened) => opened,
+                Ok(Some(opened)) => opened,
+                Ok(None) => continue,
                 Err(BlobError::NotFound) => continue,
                 Err(e) => {
                     tracing::warn!(pack = %path.display(), "cannot sweep a pack: {e}");
@@ -465,16 +466,16 @@ fn open_slot(root: &Path, slot: &Slot) -> Result<Opened, BlobError> {
     })
 }
 
-/// Frees `slot` and removes its pack once no slot in it holds data, unless the placer is
-/// `filling` it. A pack gone already is fine.
-fn free_slot(root: &Path, slot: &Slot, filling: bool) -> Result<(), BlobError> {
+/// Frees `slot` and removes its pack once no slot in it holds data, unless a placer is filling
+/// it. A pack gone already is fine.
+fn free_slot(root: &Path, slot: &Slot) -> Result<(), BlobError> {
     let path = slot.path(root);
     let file = match File::options().read(true).write(true).open(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         opened => opened?,
     };
     packs::free(&file, slot.offset, slot.len)?;
-    if !filling && !packs::any_data_from(&file, packs::slots_start(&file)?)? {
+    if !packs::holds_any_slot(&file)? && !packs::being_filled(&file)? {
         remove_pack(&path)?;
     }
     Ok(())
@@ -774,10 +775,9 @@ impl BlobStore for LocalBlobStore {
         };
         let slot = self.placer.pack(chunks, &staged.sha256).await?;
         staged.object_key = Some(slot.key());
-        // Remembered before the record, so that the first read needs no look-up: the slot holds
-        // this very content, and once freed (a duplicate's, or an upload's never recorded) it reads
-        // as missing and the row's slot is looked up instead.
-        self.remember(&staged.sha256, slot);
+        // Not remembered for reads: the slot may be a duplicate's, freed by its record's job
+        // while a read that found it in the cache is under way (a hole reads as zeros). Reads
+        // look up the slot the row records.
         Ok(true)
     }
 
@@ -882,10 +882,18 @@ impl BlobStore for LocalBlobStore {
         let opened = self.open_blob(sha256).await?;
         let len = opened.clamp(start, len);
         let at = opened.base.saturating_add(start);
+        // A packed body's slot, to look at again after the read: freed meanwhile (the blob
+        // deleted), it read as zeros, and the blob is gone.
+        let slot = opened.len.map(|_| opened.base);
         blocking(move || {
             use std::os::unix::fs::FileExt;
             let mut buf = vec![0u8; len as usize];
             opened.file.read_exact_at(&mut buf, at)?;
+            if let Some(slot) = slot {
+                if !packs::holds_data(&opened.file, slot)? {
+                    return Err(BlobError::NotFound);
+                }
+            }
             Ok(Bytes::from(buf))
         })
         .await
@@ -1386,6 +1394,7 @@ mod tests {
     #[tokio::test]
     async fn the_pack_being_filled_stays_when_its_slots_are_freed() {
         let (dir, store, rows, ingest) = keyed();
+        let ingest_first = ingest.clone();
         let root = dir.path();
         let first = ingest.receive(body(vec![b"first"]), 100).await.unwrap();
         let first = ingest.commit(first).await.unwrap();
@@ -1410,9 +1419,24 @@ mod tests {
         assert_ne!(other.pack, slot.pack);
         assert_eq!(pack_files(root).len(), 2);
 
-        store.delete(&second.sha256).await.unwrap();
+        // Another store over the directory (`hangar admin gc` while the server runs) frees the
+        // last slot of the pack this one fills: the pack stays, and takes the next body.
+        restarted.delete(&second.sha256).await.unwrap();
         rows.rows().remove(&second.sha256);
         assert_eq!(pack_files(root).len(), 2, "still the pack being filled");
+        let fourth = ingest_first
+            .receive(body(vec![b"fourth"]), 100)
+            .await
+            .unwrap();
+        let fourth = ingest_first.commit(fourth).await.unwrap();
+        rows.record(&*store, &fourth).await;
+        assert_eq!(
+            Slot::parse(fourth.hold.placed().unwrap()).unwrap().pack,
+            slot.pack
+        );
+        assert_eq!(read_all(&store, &fourth.sha256, 0, 100).await, b"fourth");
+        store.delete(&fourth.sha256).await.unwrap();
+        rows.rows().remove(&fourth.sha256);
         store.finish_pack().await.unwrap();
         assert_eq!(store.sweep_packs(None).await.unwrap(), 0);
         assert!(
@@ -1479,6 +1503,8 @@ mod tests {
         alone.use_object_keys(rows.clone());
         assert!(alone.place_keyed(&mut lost).await.unwrap());
         let lost_slot = Slot::parse(lost.object_key.as_deref().unwrap()).unwrap();
+        // That store's placer holds its pack until it finishes it (or its process ends).
+        alone.finish_pack().await.unwrap();
         drop((lost, alone));
         assert_eq!(pack_files(root).len(), 2);
 

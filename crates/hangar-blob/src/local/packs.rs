@@ -47,8 +47,9 @@ pub(super) const MAX_SLOTS: usize = (HEADER_ROOM as usize - FIXED) / ENTRY;
 /// The bodies' bytes after which a pack takes no more batches (one batch may go past it).
 const FILL_BYTES: u64 = 64 << 20;
 /// How long a pack takes new batches: an older one is left to the sweep of unrecorded slots
-/// (`LocalBlobStore::sweep_packs`), which never looks at the pack being filled.
-const FILL_FOR: std::time::Duration = std::time::Duration::from_secs(600);
+/// (`LocalBlobStore::sweep_packs`), which never looks at the pack being filled and finishes it
+/// first when it is this old (a quiet server sends no batch that would).
+pub(super) const FILL_FOR: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Where a body is in a pack.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,6 +140,11 @@ impl Filling {
 
     pub(super) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// How long ago this pack was started.
+    pub(super) fn age(&self) -> std::time::Duration {
+        self.started.elapsed()
     }
 
     pub(super) fn file(&self) -> &File {
@@ -234,6 +240,27 @@ pub fn entries(file: &File) -> io::Result<Vec<Entry>> {
         });
     }
     Ok(found)
+}
+
+/// Whether a placer (of this process or another) is filling the pack open as `file`: it holds an
+/// exclusive `flock` on the pack for as long as it does. When not, the lock is taken through
+/// `file` (kept until `file` is closed): the pack is never filled again.
+pub(super) fn being_filled(file: &File) -> io::Result<bool> {
+    use rustix::fs::{flock, FlockOperation};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(false),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(true),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether any slot the pack's header lists holds data (or bytes after the first, which the sweep
+/// frees: `free_tail`). Entries a crash left after the count are not slots.
+pub(super) fn holds_any_slot(file: &File) -> io::Result<bool> {
+    match entries(file)?.iter().map(|e| e.offset).min() {
+        Some(first) => any_data_from(file, first),
+        None => Ok(false),
+    }
 }
 
 /// Where the slots of a pack start: after the header's listed entries (a pack filled batch by
@@ -476,6 +503,16 @@ mod tests {
         file.read_exact_at(&mut kept, HEADER_ROOM).unwrap();
         assert_eq!(&kept, b"kept");
         assert!(!free_tail(file, &listed, slots_start(file).unwrap()).unwrap());
+        // An entry a crash left after the count (in the header's room) is no slot: once the
+        // listed one is freed, the pack holds none.
+        assert!(holds_any_slot(file).unwrap());
+        file.write_all_at(&[7u8; ENTRY], (FIXED + ENTRY * 5) as u64)
+            .unwrap();
+        file.write_all_at(&header_start(1), 0).unwrap();
+        free(file, HEADER_ROOM, 4).unwrap();
+        if !holds_data(file, HEADER_ROOM).unwrap() {
+            assert!(!holds_any_slot(file).unwrap());
+        }
         let mut fixed = [0u8; FIXED];
         file.read_exact_at(&mut fixed, 0).unwrap();
         assert_eq!(&fixed[..8], MAGIC, "the header is whole");

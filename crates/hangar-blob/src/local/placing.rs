@@ -18,7 +18,6 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 /// The names of the shard directories: `00` to `ff`.
@@ -148,14 +147,14 @@ pub(super) struct Placer {
     root: PathBuf,
     layout: Layout,
     queue: mpsc::Sender<Message>,
-    filled: Filled,
 }
 
 /// What the placer's thread is asked to do.
 enum Message {
     Place(Placement),
-    /// Stop filling the current pack once what was queued before is placed, then answer.
-    FinishPack(oneshot::Sender<()>),
+    /// Stop filling the current pack if it was started at least this long ago, once what was
+    /// queued before is placed, then answer.
+    FinishPack(std::time::Duration, oneshot::Sender<()>),
 }
 
 /// What the placer's thread keeps between batches.
@@ -168,24 +167,19 @@ struct Leader {
     packs: File,
     /// The first flush failure: every placement after it fails.
     failed: Option<String>,
-    /// The pack small bodies are appended to, once the first is placed.
+    /// The pack small bodies are appended to, once the first is placed. Its file holds an
+    /// exclusive `flock` for as long as it is filled (`packs::being_filled`).
     filling: Option<packs::Filling>,
-    /// Its name, for the deletions and sweeps that must not remove it (`Placer::filled`).
-    filled: Filled,
 }
 
-/// The name of the pack the placer is filling, shared with the store.
-pub(super) type Filled = Arc<Mutex<Option<String>>>;
-
 impl Leader {
-    fn new(root: &Path, filled: Filled) -> io::Result<Leader> {
+    fn new(root: &Path) -> io::Result<Leader> {
         Ok(Leader {
             root: root.to_path_buf(),
             dir: File::open(root)?,
             packs: File::open(root.join(packs::DIR))?,
             failed: None,
             filling: None,
-            filled,
         })
     }
 
@@ -215,8 +209,7 @@ impl Placer {
     /// once the placer is dropped and what was queued is placed.
     pub(super) fn start(root: &Path, layout: Layout) -> io::Result<Placer> {
         let (queue, placements) = mpsc::channel(QUEUE);
-        let filled = Filled::default();
-        let leader = Leader::new(root, filled.clone())?;
+        let leader = Leader::new(root)?;
         std::thread::Builder::new()
             .name("hangar-placer".into())
             .spawn(move || run(leader, placements))?;
@@ -224,30 +217,19 @@ impl Placer {
             root: root.to_path_buf(),
             layout,
             queue,
-            filled,
         })
     }
 
-    /// Stops filling the current pack (the next small bodies go to a new one) once what was
-    /// queued before is placed: it may then go with its last slot.
-    pub(super) async fn finish_pack(&self) -> io::Result<()> {
+    /// Stops filling the current pack if it was started at least `older_than` ago (the next small
+    /// bodies go to a new one), once what was queued before is placed: it may then go with its
+    /// last slot, and the sweep may look at it.
+    pub(super) async fn finish_pack(&self, older_than: std::time::Duration) -> io::Result<()> {
         let (done, finished) = oneshot::channel();
         self.queue
-            .send(Message::FinishPack(done))
+            .send(Message::FinishPack(older_than, done))
             .await
             .map_err(|_| stopped())?;
         finished.await.map_err(|_| stopped())
-    }
-
-    /// Whether `pack` is the pack being filled: the placer may still append to it, so it stays
-    /// even when none of its slots holds data, and no sweep looks at it. Once another pack is
-    /// being filled, it never is again.
-    pub(super) fn fills(&self, pack: &str) -> bool {
-        self.filled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_deref()
-            == Some(pack)
     }
 
     /// Puts `content` in place as the blob `sha256` (or drops it when the blob is there already)
@@ -298,19 +280,22 @@ fn run(mut leader: Leader, mut messages: mpsc::Receiver<Message>) {
         while let Some(message) = next {
             match message {
                 Message::Place(placement) => batch.push(placement),
-                Message::FinishPack(done) => finished.push(done),
+                Message::FinishPack(older_than, done) => finished.push((older_than, done)),
             }
             next = messages.try_recv().ok();
         }
         if !batch.is_empty() {
             place_batch(&mut leader, batch);
         }
-        if !finished.is_empty() {
-            leader.filling = None;
-            *leader.filled.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            for done in finished {
-                let _ = done.send(());
+        for (older_than, done) in finished {
+            if leader
+                .filling
+                .as_ref()
+                .is_some_and(|f| f.age() >= older_than)
+            {
+                leader.filling = None;
             }
+            let _ = done.send(());
         }
     }
 }
@@ -400,26 +385,25 @@ fn append_to_pack(
             leader.filling = Some(filling);
             Ok((name, offsets))
         }
-        Err(e) => {
-            *leader.filled.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            Err(e)
-        }
+        // Dropped: its file (and lock) closed, never filled again.
+        Err(e) => Err(e),
     }
 }
 
 /// Creates a new pack as SPEC §10 creates a file: its header written into a temporary, synced,
-/// renamed into `packs/`, the rename synced. It is named the pack being filled before it is
-/// there, so that no deletion of its last slot removes it while the placer appends to it.
+/// renamed into `packs/`, the rename synced. Its file is locked (`flock`, exclusive) before it is
+/// there, so that no deletion of its last slot and no sweep, of this process or another (`hangar
+/// admin gc`), removes it or frees its tail while the placer appends to it.
 fn start_pack(leader: &mut Leader) -> io::Result<packs::Filling> {
-    use rustix::fs::{openat, renameat, Mode, OFlags};
+    use rustix::fs::{flock, openat, renameat, FlockOperation, Mode, OFlags};
     let name = packs::new_name();
-    *leader.filled.lock().unwrap_or_else(|p| p.into_inner()) = Some(name.clone());
     let temp = leader.root.join("tmp").join(format!("{name}.pack"));
     let inside = leader.inside(&temp);
     let target = Path::new(packs::DIR).join(&name);
     let started = (|| {
         let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
         let file = File::from(openat(&leader.dir, inside, flags, Mode::RUSR | Mode::WUSR)?);
+        flock(&file, FlockOperation::NonBlockingLockExclusive)?;
         let filling = packs::Filling::begin(name.clone(), file)?;
         filling.file().sync_data()?;
         renameat(&leader.dir, inside, &leader.dir, &target)?;
@@ -430,7 +414,6 @@ fn start_pack(leader: &mut Leader) -> io::Result<packs::Filling> {
         Ok(filling)
     });
     if synced.is_err() {
-        *leader.filled.lock().unwrap_or_else(|p| p.into_inner()) = None;
         // The rename may or may not last: the pack goes (it holds no body yet).
         let _ = fs::remove_file(&temp);
         let _ = fs::remove_file(leader.root.join(&target));
@@ -720,7 +703,7 @@ mod tests {
         fs::write(&temp, b"a").unwrap();
         let sha = "cd".repeat(32);
         let (reply, answer) = oneshot::channel();
-        let mut leader = Leader::new(&root, Filled::default()).unwrap();
+        let mut leader = Leader::new(&root).unwrap();
         leader.failed = Some("EIO".into());
         let staged = Placement {
             sha256: sha.clone(),
@@ -825,7 +808,7 @@ mod tests {
             };
             (p, answer)
         };
-        let mut leader = Leader::new(&root, Filled::default()).unwrap();
+        let mut leader = Leader::new(&root).unwrap();
         let (first, a) = placement(Content::Bytes(vec![Bytes::from_static(b"first")]));
         let (second, b) = placement(Content::Bytes(vec![Bytes::from_static(b"second")]));
         place_batch(&mut leader, vec![first, second]);
