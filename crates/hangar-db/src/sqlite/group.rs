@@ -225,7 +225,7 @@ impl GroupWriter {
 
 /// The connection as sqlx opens its own (`sqlx-sqlite`'s `establish`): a URI file name, and the
 /// shared cache of a `sqlite::memory:` database, which sqlx names `file:sqlx-in-memory-N`.
-fn open(filename: &Path) -> Result<Connection, rusqlite::Error> {
+pub(super) fn open(filename: &Path) -> Result<Connection, rusqlite::Error> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;

@@ -11,6 +11,7 @@ mod group;
 mod grouped;
 mod identity;
 mod jobs;
+mod migrate;
 mod previews;
 mod projects;
 mod scans;
@@ -135,15 +136,11 @@ impl SqliteStore {
             cause: cause(&e),
         };
         let pool = open_pool(8, options.clone()).await.map_err(open_error)?;
-        sqlx::migrate!("migrations/sqlite")
-            .run(&pool)
+        migrate::run(&pool, options.get_filename())
             .await
-            .map_err(|e| OpenError::Migrate {
+            .map_err(|cause| OpenError::Migrate {
                 path: path.clone(),
-                cause: match &e {
-                    sqlx::migrate::MigrateError::Execute(inner) => cause(inner),
-                    other => other.to_string(),
-                },
+                cause,
             })?;
         // Without the epoch file this process could not hear another's changes: no caches then.
         let (epoch, cache) = if is_memory {
@@ -691,29 +688,211 @@ mod tests {
         store.close().await;
     }
 
+    /// A new database at `url` with the migrations before `version` only, on a pool without
+    /// foreign keys (so that rows can be made without their parents).
+    async fn migrated_before(url: &str, version: i64) -> SqlitePool {
+        let all = sqlx::migrate!("migrations/sqlite");
+        let before = sqlx::migrate::Migrator {
+            migrations: std::borrow::Cow::Owned(
+                all.migrations
+                    .iter()
+                    .filter(|m| m.version < version)
+                    .cloned()
+                    .collect(),
+            ),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        let options = connect_options(url)
+            .unwrap()
+            .create_if_missing(true)
+            .foreign_keys(false);
+        let pool = open_pool(1, options).await.unwrap();
+        before.run(&pool).await.unwrap();
+        pool
+    }
+
+    /// Inserts an attachment as the tables before migration 19 take it.
+    async fn old_attachment(pool: &SqlitePool, id: i64, created_utc: i64) {
+        sqlx::query(
+            "INSERT INTO attachments (id, uploader_id, file_name, content_type, size, state, \
+             created_utc, modified_utc) VALUES (?, 1, 'f', 't', 4, 's', ?, ?)",
+        )
+        .bind(id)
+        .bind(created_utc)
+        .bind(created_utc)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+
+    /// Each attachment's `seq` and id, in `seq` order.
+    async fn seq_and_id(store: &SqliteStore) -> Vec<(i64, i64)> {
+        sqlx::query_as("SELECT seq, id FROM attachments ORDER BY seq")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap()
+    }
+
+    /// A database from before migration 19 gets its attachments rebuilt in insertion order at its
+    /// migration, keyed by `seq` in creation order, with the public id unique; every link, share
+    /// link and tus upload that referred to an attachment still does, and deleting an attachment
+    /// still deletes them. Opening it again changes nothing.
+    #[tokio::test]
+    async fn the_migration_keeps_attachments_in_insert_order_and_every_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let pool = migrated_before(&url, 19).await;
+        for (id, created_utc) in [(900_i64, 1_i64), (5, 2), (77, 3), (6, 3)] {
+            old_attachment(&pool, id, created_utc).await;
+        }
+        for sql in [
+            "INSERT INTO members (id, username, password_hash, display_name, role, created_utc) \
+             VALUES (1, 'u', 'x', 'U', 'member', 0)",
+            "INSERT INTO message_attachments VALUES (1, 5, 0, 'c', '{}')",
+            "INSERT INTO message_attachments VALUES (1, 900, 1, 'c', '{}')",
+            "INSERT INTO issue_attachments VALUES (1, 900, 0, 'c', '{}')",
+            "INSERT INTO tus_uploads (id, owner_id, length, metadata, file_name, content_type, \
+             attachment_id, state, expires_utc, created_utc) VALUES ('u', 1, 4, '', 'f', 't', 77, \
+             'receiving', 9, 0)",
+            "INSERT INTO share_links (token_hash, creator_id, attachment_id, created_utc) \
+             VALUES ('h', 1, 5, 0)",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let store = SqliteStore::open(&url).await.unwrap();
+        assert_eq!(
+            seq_and_id(&store).await,
+            [(1, 900), (2, 5), (3, 6), (4, 77)],
+            "creation order, then id"
+        );
+        let links = |sql: &'static str| {
+            let pool = store.pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap()
+            }
+        };
+        let all_links = || async {
+            [
+                links("SELECT attachment_id FROM message_attachments ORDER BY attachment_id").await,
+                links("SELECT attachment_id FROM issue_attachments").await,
+                links("SELECT attachment_id FROM tus_uploads").await,
+                links("SELECT attachment_id FROM share_links").await,
+            ]
+        };
+        assert_eq!(
+            all_links().await,
+            [vec![5, 900], vec![900], vec![77], vec![5]]
+        );
+        for child in [
+            "message_attachments",
+            "issue_attachments",
+            "tus_uploads",
+            "share_links",
+        ] {
+            let parents: Vec<String> = sqlx::query_scalar(&format!(
+                "SELECT \"table\" FROM pragma_foreign_key_list('{child}') WHERE \"from\" = 'attachment_id'"
+            ))
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+            assert_eq!(parents, ["attachments"], "{child}");
+        }
+        let indexes: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT name, \"unique\" FROM pragma_index_list('attachments') ORDER BY name",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        let names: Vec<&str> = indexes.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "attachments_blob",
+                "attachments_uploader",
+                "sqlite_autoindex_attachments_1"
+            ]
+        );
+        assert_eq!(indexes[2].1, 1, "the public id is unique");
+        let again = sqlx::query(
+            "INSERT INTO attachments (id, uploader_id, file_name, content_type, size, state, \
+             created_utc, modified_utc) VALUES (5, 1, 'f', 't', 4, 's', 9, 9)",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap_err();
+        assert!(
+            again.as_database_error().unwrap().is_unique_violation(),
+            "{again}"
+        );
+        let version: i64 = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert!(version >= 19, "{version}");
+
+        sqlx::query("DELETE FROM attachments WHERE id = 5")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(all_links().await, [vec![900], vec![900], vec![77], vec![]]);
+        old_attachment(&store.pool, 41, 10).await;
+        store.close().await;
+
+        let store = SqliteStore::open(&url).await.unwrap();
+        assert_eq!(
+            seq_and_id(&store).await,
+            [(1, 900), (3, 6), (4, 77), (5, 41)],
+            "not rebuilt again"
+        );
+        store.close().await;
+    }
+
+    /// A rebuild that would leave a link without its attachment (a database whose links were
+    /// made with foreign keys off) is rolled back: the database does not open, and nothing in it
+    /// changed.
+    #[tokio::test]
+    async fn a_rebuild_that_would_lose_a_link_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let pool = migrated_before(&url, 19).await;
+        old_attachment(&pool, 900, 1).await;
+        sqlx::query("INSERT INTO share_links (token_hash, creator_id, attachment_id, created_utc) VALUES ('h', 1, 404, 0)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+
+        let Err(OpenError::Migrate { cause, .. }) = SqliteStore::open(&url).await else {
+            panic!("opened");
+        };
+        assert!(cause.contains("share_links lost its attachment"), "{cause}");
+        let pool = open_pool(1, connect_options(&url).unwrap()).await.unwrap();
+        let columns: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info('attachments')")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert!(!columns.iter().any(|c| c == "seq"), "{columns:?}");
+        let kept: Vec<i64> = sqlx::query_scalar("SELECT id FROM attachments")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(kept, [900]);
+        pool.close().await;
+    }
+
     /// A database from before the blobs' numbers gets them at its migration: each blob numbered by
     /// its row id, each attachment holding a blob given its number, the others none.
     #[tokio::test]
     async fn the_migration_numbers_the_blobs_and_their_attachments() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/t.db", dir.path().display());
-        let all = sqlx::migrate!("migrations/sqlite");
-        let before = sqlx::migrate::Migrator {
-            migrations: std::borrow::Cow::Owned(
-                all.migrations
-                    .iter()
-                    .filter(|m| m.version < 18)
-                    .cloned()
-                    .collect(),
-            ),
-            ..sqlx::migrate::Migrator::DEFAULT
-        };
-        let options = connect_options(&url)
-            .unwrap()
-            .create_if_missing(true)
-            .foreign_keys(false);
-        let pool = open_pool(1, options).await.unwrap();
-        before.run(&pool).await.unwrap();
+        let pool = migrated_before(&url, 18).await;
         let (x, y) = ("1".repeat(64), "2".repeat(64));
         for (sha, refcount) in [(&y, 1), (&x, 1)] {
             sqlx::query("INSERT INTO blobs (sha256, size, refcount) VALUES (?, 4, ?)")
