@@ -34,6 +34,16 @@ struct Reading {
 /// `len` bytes of `file` from its current position (fewer when the file ends first).
 pub(super) fn stream_file(file: File, len: u64) -> ByteStream {
     let first = len.min(READ_CHUNK);
+    if len > first {
+        // A download of several chunks reads on: `POSIX_FADV_SEQUENTIAL` doubles the kernel's
+        // read-ahead for this file. A 1 GiB file not in the page cache (a large upload is written
+        // past it) was read at 414–762 MB/s without, 1,020–1,423 with; in the cache, the same
+        // (about 2,950 MB/s). Asking for each range ahead (`POSIX_FADV_WILLNEED`) read the file
+        // from the disk faster still (1,506–1,633 MB/s), but in single pages that every later
+        // download then read 15% slower. Not for a single chunk: a small body (in a pack, among
+        // others) must not bring its neighbours in. A hint: a failure changes nothing.
+        let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Sequential);
+    }
     let start = Reading {
         ahead: (first > 0).then(|| read_chunk(file, first)),
         left: len - first,
