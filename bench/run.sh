@@ -689,12 +689,20 @@ if [[ $BACKEND == postgres-s3 ]]; then
     [[ $code == 200 && $got == "$BIG_BYTES" ]] || die "S3 GET answered $code with $got bytes"
     s3_down+=("$(mbps "$BIG_BYTES" "$secs")")
   }
+  # Hangar's download from S3 again, alternated with the direct GET: s3s-fs's speed changes from
+  # minute to minute (direct GETs of 94 to 578 MB/s within one run), so the ratio compares
+  # transfers made side by side, as every nginx ratio does, not rounds minutes apart.
+  s3_via_hangar=()
+  via_hangar_get() {
+    down_hangar
+    s3_via_hangar+=("${down_h[-1]}")
+  }
   for ((r = 1; r <= ROUNDS; r++)); do
     sync
     both s3_put two_stage_put
     sync
-    s3_get
-    log "  round $r: direct PUT $(fmt "${s3_up[-1]}") MB/s   two-stage PUT $(fmt "${ts_up[-1]}") MB/s   direct GET $(fmt "${s3_down[-1]}") MB/s"
+    both s3_get via_hangar_get
+    log "  round $r: direct PUT $(fmt "${s3_up[-1]}") MB/s   two-stage PUT $(fmt "${ts_up[-1]}") MB/s   direct GET $(fmt "${s3_down[-1]}") MB/s   Hangar's download $(fmt "${s3_via_hangar[-1]}") MB/s"
   done
   # The file appears once a node has found, hashed and moved the object: reading its metadata looks
   # at once (waiting for the hash), and it must carry the bytes' SHA-256.
@@ -705,9 +713,10 @@ if [[ $BACKEND == postgres-s3 ]]; then
   S3_DOWN=$(median "${s3_down[@]}")
   TS_UP=$(median "${ts_up[@]}")
   S3_UP_R=$(calc "$UP_H / $S3_UP")
-  S3_DOWN_R=$(calc "$DOWN_H / $S3_DOWN")
+  S3_VIA_H=$(median "${s3_via_hangar[@]}")
+  S3_DOWN_R=$(calc "$S3_VIA_H / $S3_DOWN")
   TS_R=$(calc "$TS_UP / $S3_UP")
-  log "  median: direct PUT $(fmt "$S3_UP") MB/s, GET $(fmt "$S3_DOWN") MB/s; two-stage PUT $(fmt "$TS_UP") MB/s (checksum verified)"
+  log "  median: direct PUT $(fmt "$S3_UP") MB/s, GET $(fmt "$S3_DOWN") MB/s; two-stage PUT $(fmt "$TS_UP") MB/s (checksum verified); Hangar's download alternated with the GET $(fmt "$S3_VIA_H") MB/s"
 
   # What the S3 server alone accepts of the 4 KiB upload's load: the same wrk script and clients,
   # each PUT to a presigned URL of a key of its own. Each of Hangar's uploads there is one such
@@ -951,7 +960,7 @@ if [[ $BACKEND == postgres-s3 ]]; then
   row "against the same S3 server" "Hangar" "S3" "ratio" "SPEC §12 target" "met"
   rule
   row "$BIG_LABEL upload (MB/s)" "$(fmt "$UP_H")" "$(fmt "$S3_UP")" "$(fmt "$S3_UP_R" 2)" "≥ 0.8" "$(met_ge "$S3_UP_R" 0.8)"
-  row "$BIG_LABEL download (MB/s)" "$(fmt "$DOWN_H")" "$(fmt "$S3_DOWN")" "$(fmt "$S3_DOWN_R" 2)" "≥ 0.8" "$(met_ge "$S3_DOWN_R" 0.8)"
+  row "$BIG_LABEL download (MB/s)" "$(fmt "$S3_VIA_H")" "$(fmt "$S3_DOWN")" "$(fmt "$S3_DOWN_R" 2)" "≥ 0.8" "$(met_ge "$S3_DOWN_R" 0.8)"
   row "$BIG_LABEL two-stage presigned PUT (MB/s)" "$(fmt "$TS_UP")" "$(fmt "$S3_UP")" "$(fmt "$TS_R" 2)" "S3's own speed" "$(met_ge "$TS_R" 0.9)"
   row "4 KiB upload, $UP_CONNECTIONS clients (req/s)" "$(fmt "$SU_H" 0)" "$(fmt "$S3_SMALL" 0)" "$(fmt "$S3_SMALL_R" 2)" "- (bounds it)" "-"
   if (($(nproc) >= 4)); then two_met=$(met_ge "$TWO_R" 1.6); else two_met="-"; fi
