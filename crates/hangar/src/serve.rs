@@ -300,15 +300,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             blobs,
         });
         let listener = tokio::net::TcpListener::from_std(metrics_listener.try_clone()?)?;
+        let (stopping_metrics, config_metrics) = (stopping.clone(), config.clone());
         // Never `listening on`: that line announces the API alone.
         tracing::info!("metrics on {} (GET /metrics)", listener.local_addr()?);
-        tokio::spawn(serve_connections(
-            listener,
-            app,
-            stopped(stopping.clone()),
-            false,
-            ConnectionLimits::of(&config),
-        ));
+        tokio::spawn(async move {
+            serve_connections(
+                listener,
+                app,
+                stopped(stopping_metrics),
+                false,
+                ConnectionLimits::of(&config_metrics),
+                None,
+            )
+            .await
+        });
     }
     for runner in &node.runners {
         runner.clone().spawn();
@@ -323,7 +328,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         stopped(stopping).await;
         readiness.set(false);
     };
-    serve_connections(listener, app, stop, true, ConnectionLimits::of(&config)).await;
+    let runtimes = ConnectionRuntimes::start(connection_threads())
+        .context("cannot start the connection threads")?;
+    serve_connections(
+        listener,
+        app,
+        stop,
+        true,
+        ConnectionLimits::of(&config),
+        Some(&runtimes),
+    )
+    .await;
+    runtimes.stop().await;
     // Closing the database checkpoints its WAL and removes the -wal and -shm files, so a stopped
     // server leaves the data directory as a backup or the next start expects it.
     if tokio::time::timeout(Duration::from_secs(5), node.store.close())
@@ -416,13 +432,16 @@ impl ConnectionLimits {
 /// lets go of the connection and of whatever the response holds (a file, a database connection). A connection on which no request starts for `idle_timeout`
 /// is shut down gracefully: an HTTP/2 client gets a GOAWAY (streams under way finish), an HTTP/1
 /// keep-alive connection is closed. hyper has no idle time-out for HTTP/2 connections (its pings
-/// only find dead peers), so each connection's task watches the time of its last request.
+/// only find dead peers), so each connection's task watches the time of its last request. With
+/// `runtimes`, each connection is served on the next of them in turn; without, on the runtime that
+/// runs this loop.
 async fn serve_connections(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     stop: impl std::future::Future<Output = ()>,
     announce: bool,
     limits: ConnectionLimits,
+    runtimes: Option<&ConnectionRuntimes>,
 ) {
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1()
@@ -455,67 +474,30 @@ async fn serve_connections(
                     }
                 };
                 let _ = socket.set_nodelay(true);
-                let opened = std::time::Instant::now();
-                let stall = crate::send_watch::Stall::new(opened);
-                let socket = crate::send_watch::Watched::new(socket, stall.clone());
-                // Milliseconds from `opened` to the connection's latest request.
-                let last_request = Arc::new(std::sync::atomic::AtomicU64::new(0));
-                let seen = last_request.clone();
-                // The peer address, for `hangar_api::client::ClientAddr`.
-                let service = tower::ServiceBuilder::new()
-                    .map_request(move |request: axum::http::Request<_>| {
-                        let at = opened.elapsed().as_millis() as u64;
-                        seen.store(at, std::sync::atomic::Ordering::Relaxed);
-                        request
-                    })
-                    .service(Extension(ConnectInfo(peer)).layer(app.clone()));
-                let connection = http
-                    .serve_connection_with_upgrades(
-                        TokioIo::new(Box::pin(socket)),
-                        TowerToHyperService::new(service),
-                    )
-                    .into_owned();
-                let mut stopped = stopped.clone();
-                let (idle, send_timeout) = (limits.idle_timeout, limits.send_timeout);
-                tokio::spawn(async move {
-                    let mut connection = std::pin::pin!(connection);
-                    let period = (idle.min(send_timeout) / 4).max(Duration::from_millis(250));
-                    let mut tick = tokio::time::interval(period);
-                    let mut closing = false;
-                    loop {
-                        tokio::select! {
-                            ended = connection.as_mut() => {
-                                if let Err(e) = ended {
-                                    tracing::debug!("connection ended: {e}");
-                                }
-                                break;
+                let connection = Connection {
+                    peer,
+                    app: app.clone(),
+                    http: http.clone(),
+                    stopped: stopped.clone(),
+                    limits,
+                    place,
+                };
+                match runtimes {
+                    // Registered again with the chosen runtime's reactor, so that its readiness
+                    // wakes that runtime's thread and no other.
+                    Some(runtimes) => match socket.into_std() {
+                        Ok(socket) => runtimes.spawn(async move {
+                            match tokio::net::TcpStream::from_std(socket) {
+                                Ok(socket) => connection.serve(socket).await,
+                                Err(e) => tracing::warn!("cannot take a connection: {e}"),
                             }
-                            _ = stopped.changed(), if !closing => {
-                                connection.as_mut().graceful_shutdown();
-                                closing = true;
-                            }
-                            _ = tick.tick() => {
-                                let waited = stall.waiting();
-                                if !waited.is_zero() && waited >= send_timeout {
-                                    // Dropping the connection closes the socket, and lets go of
-                                    // whatever its responses hold.
-                                    tracing::debug!("connection ended: the client took no data for {send_timeout:?}");
-                                    break;
-                                }
-                                if closing {
-                                    continue;
-                                }
-                                let last = last_request.load(std::sync::atomic::Ordering::Relaxed);
-                                let quiet = opened.elapsed().saturating_sub(Duration::from_millis(last));
-                                if quiet >= idle {
-                                    connection.as_mut().graceful_shutdown();
-                                    closing = true;
-                                }
-                            }
-                        }
+                        }),
+                        Err(e) => tracing::warn!("cannot take a connection: {e}"),
+                    },
+                    None => {
+                        tokio::spawn(connection.serve(socket));
                     }
-                    drop(place);
-                });
+                }
             }
             _ = &mut stop => break,
         }
@@ -535,6 +517,156 @@ async fn serve_connections(
     }
 }
 
+/// One accepted connection, served on whichever runtime it is handed to.
+struct Connection {
+    peer: std::net::SocketAddr,
+    app: axum::Router,
+    http: auto::Builder<TokioExecutor>,
+    /// Told when the listener stops: the connection finishes what it has under way and ends.
+    stopped: tokio::sync::watch::Receiver<bool>,
+    limits: ConnectionLimits,
+    /// Its place among `max_connections`, held to its end.
+    place: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Connection {
+    async fn serve(self, socket: tokio::net::TcpStream) {
+        let Connection {
+            peer,
+            app,
+            http,
+            mut stopped,
+            limits,
+            place,
+        } = self;
+        let opened = std::time::Instant::now();
+        let stall = crate::send_watch::Stall::new(opened);
+        let socket = crate::send_watch::Watched::new(socket, stall.clone());
+        // Milliseconds from `opened` to the connection's latest request.
+        let last_request = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let seen = last_request.clone();
+        // The peer address, for `hangar_api::client::ClientAddr`.
+        let service = tower::ServiceBuilder::new()
+            .map_request(move |request: axum::http::Request<_>| {
+                let at = opened.elapsed().as_millis() as u64;
+                seen.store(at, std::sync::atomic::Ordering::Relaxed);
+                request
+            })
+            .service(Extension(ConnectInfo(peer)).layer(app));
+        let connection = http.serve_connection_with_upgrades(
+            TokioIo::new(Box::pin(socket)),
+            TowerToHyperService::new(service),
+        );
+        let (idle, send_timeout) = (limits.idle_timeout, limits.send_timeout);
+        let mut connection = std::pin::pin!(connection);
+        let period = (idle.min(send_timeout) / 4).max(Duration::from_millis(250));
+        let mut tick = tokio::time::interval(period);
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                ended = connection.as_mut() => {
+                    if let Err(e) = ended {
+                        tracing::debug!("connection ended: {e}");
+                    }
+                    break;
+                }
+                _ = stopped.changed(), if !closing => {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                _ = tick.tick() => {
+                    let waited = stall.waiting();
+                    if !waited.is_zero() && waited >= send_timeout {
+                        // Dropping the connection closes the socket, and lets go of whatever its
+                        // responses hold.
+                        tracing::debug!("connection ended: the client took no data for {send_timeout:?}");
+                        break;
+                    }
+                    if closing {
+                        continue;
+                    }
+                    let last = last_request.load(std::sync::atomic::Ordering::Relaxed);
+                    let quiet = opened.elapsed().saturating_sub(Duration::from_millis(last));
+                    if quiet >= idle {
+                        connection.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                }
+            }
+        }
+        drop(place);
+    }
+}
+
+/// How many threads serve the API's connections: one per CPU the process may use.
+fn connection_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The runtimes that serve the API's connections: one thread each, with a runtime of its own (its
+/// reactor, timers and task queue), each connection handed to the next in turn and served there
+/// from its first byte to its last. On the runtime shared by every thread, a connection's task
+/// was woken and run by whichever worker was free, so that most requests moved between the CPUs
+/// (a wake-up of another thread, in a VM an interrupt between processors, per step); one runtime
+/// per thread keeps each connection's work on one thread, as nginx keeps each on one worker.
+/// Measured on the 4 KiB authenticated download (docs/performance.md, "Connections served on
+/// runtimes of their own"). Everything else (job runners, the database's batches, the accept
+/// loop) stays on the shared runtime.
+struct ConnectionRuntimes {
+    handles: Vec<tokio::runtime::Handle>,
+    next: std::sync::atomic::AtomicUsize,
+    /// Each thread runs its runtime until told to stop, then drops it (and the tasks left on it).
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl ConnectionRuntimes {
+    fn start(count: usize) -> std::io::Result<ConnectionRuntimes> {
+        let mut runtimes = ConnectionRuntimes {
+            handles: Vec::with_capacity(count),
+            next: std::sync::atomic::AtomicUsize::new(0),
+            stops: Vec::with_capacity(count),
+            threads: Vec::with_capacity(count),
+        };
+        for i in 0..count.max(1) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            runtimes.handles.push(runtime.handle().clone());
+            runtimes.stops.push(stop);
+            runtimes.threads.push(
+                std::thread::Builder::new()
+                    .name(format!("hangar-conn-{i}"))
+                    .spawn(move || {
+                        runtime.block_on(async {
+                            let _ = stopped.await;
+                        });
+                    })?,
+            );
+        }
+        Ok(runtimes)
+    }
+
+    /// Runs `connection` on the next runtime in turn.
+    fn spawn(&self, connection: impl std::future::Future<Output = ()> + Send + 'static) {
+        let at = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.handles.len();
+        self.handles[at].spawn(connection);
+    }
+
+    /// Stops the runtimes and waits for their threads.
+    async fn stop(self) {
+        drop(self.stops);
+        let threads = self.threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
+    }
+}
+
 /// A future that ends at SIGTERM or Ctrl-C. The handlers are installed now, not when it is first
 /// polled, so a signal sent right after the ready line is not lost.
 fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
@@ -551,4 +683,63 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             _ = term => {},
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Says when it is dropped.
+    struct Guard(Option<tokio::sync::oneshot::Sender<()>>);
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            if let Some(dropped) = self.0.take() {
+                let _ = dropped.send(());
+            }
+        }
+    }
+
+    fn thread_name() -> String {
+        std::thread::current().name().unwrap_or("").to_string()
+    }
+
+    #[tokio::test]
+    async fn connections_go_to_the_runtimes_in_turn_and_stay_on_their_threads() {
+        let runtimes = ConnectionRuntimes::start(2).unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for i in 0..4 {
+            let tx = tx.clone();
+            runtimes.spawn(async move {
+                let at = thread_name();
+                // What a connection spawns (HTTP/2 streams, read-ahead) runs on its runtime too.
+                let spawned = tokio::spawn(async { thread_name() }).await.unwrap();
+                let _ = tx.send((i, at, spawned));
+            });
+        }
+        drop(tx);
+        let mut seen = Vec::new();
+        while let Some(ran) = rx.recv().await {
+            seen.push(ran);
+        }
+        seen.sort();
+        let on = |i: usize, n: usize| (i, format!("hangar-conn-{n}"), format!("hangar-conn-{n}"));
+        assert_eq!(seen, vec![on(0, 0), on(1, 1), on(2, 0), on(3, 1)]);
+
+        // Stopping ends the threads and drops the tasks still there (a connection past the
+        // shutdown's grace).
+        let (dropped_tx, dropped) = tokio::sync::oneshot::channel();
+        let guard = Guard(Some(dropped_tx));
+        runtimes.spawn(async move {
+            let _held = guard;
+            std::future::pending::<()>().await;
+        });
+        tokio::time::timeout(Duration::from_secs(10), runtimes.stop())
+            .await
+            .expect("the connection threads stop");
+        tokio::time::timeout(Duration::from_secs(1), dropped)
+            .await
+            .expect("the task left on a stopped runtime is dropped")
+            .unwrap();
+    }
 }
