@@ -598,6 +598,9 @@ impl Connection {
     }
 }
 
+/// Blocking threads of all the connection runtimes together (tokio's default for one runtime).
+const BLOCKING_THREADS: usize = 512;
+
 /// How many threads serve the API's connections: one per CPU the process may use.
 fn connection_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -628,9 +631,14 @@ impl ConnectionRuntimes {
             stops: Vec::with_capacity(count),
             threads: Vec::with_capacity(count),
         };
-        for i in 0..count.max(1) {
+        let count = count.max(1);
+        for i in 0..count {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
+                // Each runtime has a pool of its own for blocking work (file reads and writes,
+                // hashing): together as many threads as tokio's one pool allows by default.
+                .max_blocking_threads((BLOCKING_THREADS / count).max(1))
+                .thread_name(format!("hangar-conn-{i}-blocking"))
                 .build()?;
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             runtimes.handles.push(runtime.handle().clone());
@@ -714,6 +722,12 @@ mod tests {
                 let at = thread_name();
                 // What a connection spawns (HTTP/2 streams, read-ahead) runs on its runtime too.
                 let spawned = tokio::spawn(async { thread_name() }).await.unwrap();
+                // Its blocking work goes to its runtime's own pool.
+                let blocking = tokio::task::spawn_blocking(thread_name).await.unwrap();
+                assert!(
+                    blocking.starts_with(&format!("{at}-b")),
+                    "{blocking} for {at}"
+                );
                 let _ = tx.send((i, at, spawned));
             });
         }
