@@ -486,7 +486,7 @@ async fn serve_connections(
                     // Registered again with the chosen runtime's reactor, so that its readiness
                     // wakes that runtime's thread and no other.
                     Some(runtimes) => match socket.into_std() {
-                        Ok(socket) => runtimes.spawn(async move {
+                        Ok(socket) => runtimes.spawn(incoming_cpu(&socket), async move {
                             match tokio::net::TcpStream::from_std(socket) {
                                 Ok(socket) => connection.serve(socket).await,
                                 Err(e) => tracing::warn!("cannot take a connection: {e}"),
@@ -601,37 +601,71 @@ impl Connection {
 /// Blocking threads of all the connection runtimes together (tokio's default for one runtime).
 const BLOCKING_THREADS: usize = 512;
 
+/// The CPU on which a connection's packets arrive, where the system says.
+fn incoming_cpu(socket: &std::net::TcpStream) -> Option<u32> {
+    #[cfg(target_os = "linux")]
+    {
+        rustix::net::sockopt::socket_incoming_cpu(socket).ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = socket;
+        None
+    }
+}
+
 /// How many threads serve the API's connections: one per CPU the process may use.
 fn connection_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The runtimes that serve the API's connections: one thread each, with a runtime of its own (its
-/// reactor, timers and task queue), each connection handed to the next in turn and served there
-/// from its first byte to its last. On the runtime shared by every thread, a connection's task
-/// was woken and run by whichever worker was free, so that most requests moved between the CPUs
-/// (a wake-up of another thread, in a VM an interrupt between processors, per step); one runtime
-/// per thread keeps each connection's work on one thread, as nginx keeps each on one worker.
-/// Measured on the 4 KiB authenticated download (docs/performance.md, "Connections served on
-/// runtimes of their own"). Everything else (job runners, the database's batches, the accept
-/// loop) stays on the shared runtime.
+/// reactor, timers and task queue), each connection served on one of them from its first byte to its
+/// last. On the runtime shared by every thread, a connection's task was woken and run by whichever
+/// worker was free, so that most requests moved between the CPUs (a wake-up of another thread, in a
+/// VM an interrupt between processors, per step); one runtime per thread keeps each connection's work
+/// on one thread, as nginx keeps each on one worker. A connection goes to the thread of the CPU
+/// where its packets arrive (`SO_INCOMING_CPU`: the network queue's CPU, or a local client's), so
+/// that the kernel's wake-ups stay on that CPU too, unless that thread already serves `STEER_SLACK`
+/// more connections than the least busy one (one network queue for every client must not load one
+/// thread alone); then, and when the CPU is not known, to the least busy. Measured on the 4 KiB
+/// authenticated download (docs/performance.md, "Connections served on runtimes of their own").
+/// Everything else (job runners, the database's batches, the accept loop) stays on the shared
+/// runtime.
 struct ConnectionRuntimes {
     handles: Vec<tokio::runtime::Handle>,
-    next: std::sync::atomic::AtomicUsize,
+    /// Connections being served on each runtime.
+    serving: Arc<Vec<std::sync::atomic::AtomicUsize>>,
     /// Each thread runs its runtime until told to stop, then drops it (and the tasks left on it).
     stops: Vec<tokio::sync::oneshot::Sender<()>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
+/// How many more connections than the least busy thread the thread of a connection's CPU may
+/// serve before the connection goes to the least busy one instead.
+const STEER_SLACK: usize = 4;
+
+/// A connection counted on its runtime until it ends (or its task is dropped).
+struct Serving {
+    serving: Arc<Vec<std::sync::atomic::AtomicUsize>>,
+    at: usize,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.serving[self.at].fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl ConnectionRuntimes {
     fn start(count: usize) -> std::io::Result<ConnectionRuntimes> {
+        let count = count.max(1);
         let mut runtimes = ConnectionRuntimes {
             handles: Vec::with_capacity(count),
-            next: std::sync::atomic::AtomicUsize::new(0),
+            serving: Arc::new((0..count).map(|_| Default::default()).collect()),
             stops: Vec::with_capacity(count),
             threads: Vec::with_capacity(count),
         };
-        let count = count.max(1);
         for i in 0..count {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -656,10 +690,41 @@ impl ConnectionRuntimes {
         Ok(runtimes)
     }
 
-    /// Runs `connection` on the next runtime in turn.
-    fn spawn(&self, connection: impl std::future::Future<Output = ()> + Send + 'static) {
-        let at = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.handles.len();
-        self.handles[at].spawn(connection);
+    /// The runtime for a connection whose packets arrive on `cpu`.
+    fn choose(&self, cpu: Option<u32>) -> usize {
+        let load = |i: usize| self.serving[i].load(std::sync::atomic::Ordering::Relaxed);
+        let least = (0..self.handles.len())
+            .min_by_key(|&i| load(i))
+            .unwrap_or(0);
+        match cpu {
+            Some(cpu) => {
+                let own = cpu as usize % self.handles.len();
+                if load(own) <= load(least) + STEER_SLACK {
+                    own
+                } else {
+                    least
+                }
+            }
+            None => least,
+        }
+    }
+
+    /// Runs `connection`, whose packets arrive on `cpu`, on the runtime `choose` picks.
+    fn spawn(
+        &self,
+        cpu: Option<u32>,
+        connection: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let at = self.choose(cpu);
+        self.serving[at].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let served = Serving {
+            serving: self.serving.clone(),
+            at,
+        };
+        self.handles[at].spawn(async move {
+            let _served = served;
+            connection.await;
+        });
     }
 
     /// Stops the runtimes and waits for their threads.
@@ -713,38 +778,66 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn connections_go_to_the_runtimes_in_turn_and_stay_on_their_threads() {
+    async fn connections_go_to_their_cpus_thread_unless_it_is_busier_and_stay_there() {
         let runtimes = ConnectionRuntimes::start(2).unwrap();
+        let (release, released) = tokio::sync::watch::channel(false);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        for i in 0..4 {
-            let tx = tx.clone();
-            runtimes.spawn(async move {
+        // Connections held open until released, so that each thread's count stays.
+        let hold = |i: usize, cpu: Option<u32>| {
+            let (tx, mut released) = (tx.clone(), released.clone());
+            runtimes.spawn(cpu, async move {
                 let at = thread_name();
-                // What a connection spawns (HTTP/2 streams, read-ahead) runs on its runtime too.
+                // What a connection spawns (HTTP/2 streams, read-ahead) runs on its thread too,
+                // and its blocking work goes to its runtime's own pool.
                 let spawned = tokio::spawn(async { thread_name() }).await.unwrap();
-                // Its blocking work goes to its runtime's own pool.
                 let blocking = tokio::task::spawn_blocking(thread_name).await.unwrap();
                 assert!(
                     blocking.starts_with(&format!("{at}-b")),
                     "{blocking} for {at}"
                 );
                 let _ = tx.send((i, at, spawned));
+                let _ = released.wait_for(|r| *r).await;
             });
-        }
-        drop(tx);
+        };
+        // CPU unknown: the least busy thread.
+        (0..4).for_each(|i| hold(i, None));
+        // CPU 3 is thread 1's (3 mod 2), until thread 1 serves more than `STEER_SLACK` beyond
+        // thread 0's 2: five more there, then the least busy.
+        (4..11).for_each(|i| hold(i, Some(3)));
         let mut seen = Vec::new();
-        while let Some(ran) = rx.recv().await {
-            seen.push(ran);
+        while seen.len() < 11 {
+            seen.push(rx.recv().await.expect("every connection runs"));
         }
         seen.sort();
         let on = |i: usize, n: usize| (i, format!("hangar-conn-{n}"), format!("hangar-conn-{n}"));
-        assert_eq!(seen, vec![on(0, 0), on(1, 1), on(2, 0), on(3, 1)]);
+        let expected: Vec<_> = [0, 1, 0, 1, 1, 1, 1, 1, 1, 0, 1]
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| on(i, n))
+            .collect();
+        assert_eq!(seen, expected);
+        let loads = |r: &ConnectionRuntimes| {
+            r.serving
+                .iter()
+                .map(|n| n.load(std::sync::atomic::Ordering::Relaxed))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(loads(&runtimes), vec![3, 8]);
+        // Ended connections are no longer counted.
+        release.send(true).unwrap();
+        for _ in 0..100 {
+            if loads(&runtimes) == vec![0, 0] {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(loads(&runtimes), vec![0, 0]);
 
         // Stopping ends the threads and drops the tasks still there (a connection past the
         // shutdown's grace).
         let (dropped_tx, dropped) = tokio::sync::oneshot::channel();
         let guard = Guard(Some(dropped_tx));
-        runtimes.spawn(async move {
+        runtimes.spawn(None, async move {
             let _held = guard;
             std::future::pending::<()>().await;
         });
