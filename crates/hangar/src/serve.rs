@@ -433,8 +433,8 @@ impl ConnectionLimits {
 /// is shut down gracefully: an HTTP/2 client gets a GOAWAY (streams under way finish), an HTTP/1
 /// keep-alive connection is closed. hyper has no idle time-out for HTTP/2 connections (its pings
 /// only find dead peers), so each connection's task watches the time of its last request. With
-/// `runtimes`, each connection is served on the next of them in turn; without, on the runtime that
-/// runs this loop.
+/// `runtimes`, each connection is served on the one `ConnectionRuntimes::spawn` picks (the thread
+/// of its packets' CPU, or the least busy); without, on the runtime that runs this loop.
 async fn serve_connections(
     listener: tokio::net::TcpListener,
     app: axum::Router,
