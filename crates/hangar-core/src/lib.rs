@@ -24,6 +24,7 @@ pub mod secrets;
 pub mod storage_path;
 pub mod store;
 pub mod tus;
+pub mod volume;
 
 pub use attachment::AttachmentState;
 pub use store::StoreError;

@@ -67,11 +67,7 @@ async fn upsert_item(conn: &mut sqlx::SqliteConnection, i: &AppItem) -> StoreRes
 
 impl SqliteStore {
     async fn write_item(&self, i: &AppItem, limit: Option<i64>, new_only: bool) -> StoreResult<()> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
+        let mut tx = self.write().await?;
         let (count, exists): (i64, i64) = sqlx::query_as(
             "SELECT COUNT(*), COALESCE(SUM(key = ?), 0) FROM app_items \
              WHERE app_id = ? AND kind = ? AND scope = ?",
@@ -99,11 +95,7 @@ impl AppStore for SqliteStore {
         doc: &AppDoc,
         first: Option<&Delivery>,
     ) -> StoreResult<AppRecord> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
+        let mut tx = self.write().await?;
         let record = AppRecord {
             id: random_id(),
             client_id: client_id.to_string(),
@@ -238,11 +230,7 @@ impl AppStore for SqliteStore {
         archived: bool,
         doc: &AppDoc,
     ) -> StoreResult<AppRecord> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
+        let mut tx = self.write().await?;
         let row = sqlx::query(&format!(
             "UPDATE applications SET name = ?, archived = ?, doc = ?, version = version + 1 \
              WHERE id = ? AND version = ? RETURNING {}",

@@ -325,11 +325,7 @@ impl AttachmentStore for SqliteStore {
     }
 
     async fn delete_attachment(&self, id: i64) -> StoreResult<()> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
+        let mut tx = self.write().await?;
         let row: Option<(Option<String>, i64)> =
             sqlx::query_as("DELETE FROM attachments WHERE id = ? RETURNING sha256, stores_blob")
                 .bind(id)

@@ -48,11 +48,7 @@ impl ChatStore for SqliteStore {
     async fn create_channel(&self, name: &str, member_ids: &[i64]) -> StoreResult<Channel> {
         let id = random_id();
         let created = now_ms();
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
+        let mut tx = self.write().await?;
         sqlx::query("INSERT INTO channels (id, name, created_utc) VALUES (?, ?, ?)")
             .bind(id)
             .bind(name)
@@ -153,11 +149,7 @@ impl ChatStore for SqliteStore {
     ) -> StoreResult<Message> {
         let id = random_id();
         let created = now_ms();
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
+        let mut tx = self.write().await?;
         sqlx::query("INSERT INTO messages (id, channel_id, author_id, text, created_utc) VALUES (?, ?, ?, ?, ?)")
             .bind(id)
             .bind(channel_id)

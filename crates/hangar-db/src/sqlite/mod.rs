@@ -11,6 +11,7 @@ mod group;
 mod grouped;
 mod identity;
 mod jobs;
+mod log_room;
 mod migrate;
 mod previews;
 mod projects;
@@ -96,6 +97,8 @@ pub struct SqliteStore {
     /// Whether this store announces its changes through `epoch` (administration commands beside a
     /// serving process).
     announce: bool,
+    /// Whether the volume needs the log's space back before the next write: see `log_room`.
+    log_room: Arc<log_room::LogRoom>,
 }
 
 impl SqliteStore {
@@ -142,6 +145,9 @@ impl SqliteStore {
                 path: path.clone(),
                 cause,
             })?;
+        if create && !is_memory {
+            checkpoint(&pool, "start-up").await;
+        }
         // Without the epoch file this process could not hear another's changes: no caches then.
         let (epoch, cache) = if is_memory {
             (None, ReadCache::new(CacheLimits::default()))
@@ -170,6 +176,9 @@ impl SqliteStore {
             path: path.clone(),
             cause,
         })?;
+        let log_room = Arc::new(log_room::LogRoom::new(
+            (!is_memory).then(|| options.get_filename().to_path_buf()),
+        ));
         let queue_pool = open_pool(2, options.synchronous(SqliteSynchronous::Normal))
             .await
             .map_err(open_error)?;
@@ -183,6 +192,7 @@ impl SqliteStore {
             cache,
             epoch,
             announce: false,
+            log_room,
         })
     }
 
@@ -328,6 +338,7 @@ impl SqliteStore {
     /// A write transaction: `BEGIN IMMEDIATE` takes SQLite's write lock at once, so the reads inside
     /// it see what the writes will be checked against (no other process writes in between).
     async fn write(&self) -> Result<Tx, StoreError> {
+        self.make_room().await;
         self.pool
             .begin_with("BEGIN IMMEDIATE")
             .await
@@ -336,10 +347,41 @@ impl SqliteStore {
 
     /// A write transaction for background bookkeeping (see `queue_pool`).
     async fn queue_write(&self) -> Result<Tx, StoreError> {
+        self.make_room().await;
         self.queue_pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)
+    }
+
+    /// On a volume under its reserve, copies the log back into the database and truncates it, so
+    /// that the write about to start finds room (see `log_room`). Waits for the readers of older
+    /// pages to finish, as every checkpoint does; one that cannot finish leaves the log as it is.
+    async fn make_room(&self) {
+        let Some(available) = self.log_room.short() else {
+            return;
+        };
+        let size = sqlx::query_as::<_, (i64,)>("PRAGMA page_count")
+            .fetch_one(&self.pool)
+            .await
+            .map(|(pages,)| pages);
+        let page_size = sqlx::query_as::<_, (i64,)>("PRAGMA page_size")
+            .fetch_one(&self.pool)
+            .await
+            .map(|(size,)| size);
+        let (Ok(pages), Ok(page_size)) = (size, page_size) else {
+            return;
+        };
+        let growth = self.log_room.growth(pages as u64, page_size as u64);
+        // A block of slack for the filesystem's own rounding.
+        if growth.is_none_or(|g| g.saturating_add(64 << 10) > available) {
+            tracing::debug!(
+                "the database's volume is nearly full ({available} bytes free): its log stays, \
+                 copying it back would need more"
+            );
+            return;
+        }
+        checkpoint(&self.pool, "a nearly full volume").await;
     }
 
     /// Commits a transaction that may have queued jobs, and wakes this process's job runner.
@@ -347,6 +389,23 @@ impl SqliteStore {
         tx.commit().await.map_err(backend)?;
         self.signal_jobs();
         Ok(())
+    }
+}
+
+/// Copies the log back into the database file and truncates it (`why` says when, for the log).
+async fn checkpoint(pool: &SqlitePool, why: &str) {
+    let done = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(pool)
+        .await;
+    match done {
+        Ok((0, pages, _)) => {
+            tracing::debug!("{why}: the database's log of {pages} pages copied back")
+        }
+        Ok(_) => tracing::debug!("{why}: the database's log is being read, kept"),
+        Err(e) => tracing::warn!(
+            "{why}: the database's log cannot be copied back: {}",
+            cause(&e)
+        ),
     }
 }
 
@@ -471,6 +530,99 @@ mod tests {
             .iter()
             .map(|row| sqlx::Row::get::<String, _>(row, "detail"))
             .collect()
+    }
+
+    /// A tmpfs of `size` mounted in a temporary directory, unmounted on drop (root only).
+    struct Tmpfs {
+        dir: tempfile::TempDir,
+    }
+
+    impl Tmpfs {
+        fn mount(size: &str) -> Result<Tmpfs, String> {
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let out = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir.path())
+                .output()
+                .map_err(|e| e.to_string())?;
+            if !out.status.success() {
+                return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+            }
+            Ok(Tmpfs { dir })
+        }
+
+        fn available(&self) -> u64 {
+            let stats = rustix::fs::statvfs(self.dir.path()).unwrap();
+            stats.f_bavail * stats.f_frsize
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(self.dir.path())
+                .status();
+        }
+    }
+
+    /// On a volume under its reserve, a write first copies the log back and truncates it, unless
+    /// copying it back would take more room than is left.
+    #[tokio::test]
+    async fn a_write_on_a_volume_under_its_reserve_gets_the_logs_room_back_when_it_can() {
+        let volume = match Tmpfs::mount("4M") {
+            Ok(v) => v,
+            Err(why) => {
+                println!("SKIPPED: this test needs a tmpfs it can mount: {why}");
+                return;
+            }
+        };
+        let db = volume.dir.path().join("t.db");
+        let store = SqliteStore::open(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let wal_file = std::path::PathBuf::from(format!("{}-wal", db.display()));
+        let wal = || std::fs::metadata(&wal_file).map(|m| m.len()).unwrap_or(0);
+        let file = || std::fs::metadata(&db).unwrap().len();
+        // 40 new pages for the file, in a log that holds each several times.
+        let mut tx = store.write().await.unwrap();
+        sqlx::query("CREATE TABLE scratch (x BLOB)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        for _ in 0..40 {
+            let mut tx = store.write().await.unwrap();
+            sqlx::query("INSERT INTO scratch (x) VALUES (zeroblob(3000))")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        let (log, before) = (wal(), file());
+        assert!(log > 100 << 10, "the log holds {log} bytes");
+
+        // Less room than copying the log back needs: the log stays as it is.
+        let reserve = hangar_core::volume::free_space_reserve(4 << 20);
+        let filler = volume.dir.path().join("filler");
+        let fill = |left: u64| {
+            let now = volume.available() + std::fs::metadata(&filler).map_or(0, |m| m.len());
+            std::fs::write(&filler, vec![1u8; (now - left) as usize]).unwrap();
+        };
+        fill(32 << 10);
+        tokio::time::sleep(Duration::from_millis(150)).await; // the last reading grows old
+        let tx = store.write().await.unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!((wal(), file()), (log, before));
+
+        // Room for it, though under the reserve: the log is copied back and truncated.
+        fill(reserve - (32 << 10));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let tx = store.write().await.unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(wal(), 0);
+        assert!(file() > before + (100 << 10), "the file grew to {}", file());
+        store.close().await;
     }
 
     /// The pool's connections and the group writer's own copy the log back at the same size, so

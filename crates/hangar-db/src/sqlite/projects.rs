@@ -73,11 +73,7 @@ impl ProjectStore for SqliteStore {
         member_ids: &[i64],
     ) -> StoreResult<Project> {
         let id = random_id();
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
+        let mut tx = self.write().await?;
         sqlx::query("INSERT INTO projects (id, key, name, created_utc) VALUES (?, ?, ?, ?)")
             .bind(id)
             .bind(key)
@@ -158,11 +154,7 @@ impl ProjectStore for SqliteStore {
     ) -> StoreResult<Issue> {
         let id = random_id();
         let now = now_ms();
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
+        let mut tx = self.write().await?;
         let number: i64 = sqlx::query_scalar(
             "UPDATE projects SET next_number = next_number + 1 WHERE id = ? RETURNING next_number - 1",
         )
@@ -232,11 +224,7 @@ impl ProjectStore for SqliteStore {
         issue_id: i64,
         links: &[AttachmentLink],
     ) -> StoreResult<Issue> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE issues SET updated_utc = ? WHERE id = ?")
             .bind(now_ms())
             .bind(issue_id)

@@ -117,11 +117,7 @@ impl SpaceStore for SqliteStore {
     }
 
     async fn delete_space(&self, id: &str) -> StoreResult<bool> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
+        let mut tx = self.write().await?;
         let shas: Vec<String> = sqlx::query_scalar(
             "SELECT sha256 FROM storage_entries WHERE space_id = ? AND kind = 'file' AND sha256 IS NOT NULL",
         )

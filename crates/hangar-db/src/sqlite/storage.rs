@@ -177,11 +177,7 @@ impl StorageStore for SqliteStore {
         upload_id: Option<&str>,
         expires_utc: i64,
     ) -> StoreResult<Option<i64>> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
+        let mut tx = self.write().await?;
         match fits(&mut tx, space_id, bytes, 0).await? {
             None => return Err(StoreError::NotFound("space")),
             Some(false) => return Ok(None),
@@ -202,11 +198,7 @@ impl StorageStore for SqliteStore {
     }
 
     async fn resize_reservation(&self, id: i64, bytes: i64) -> StoreResult<bool> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
+        let mut tx = self.write().await?;
         let space_id: Option<String> =
             sqlx::query_scalar("SELECT space_id FROM storage_reservations WHERE id = ?")
                 .bind(id)
@@ -274,11 +266,7 @@ impl StorageStore for SqliteStore {
         actor_id: i64,
     ) -> StoreResult<PutOutcome> {
         let now = now_ms();
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
+        let mut tx = self.write().await?;
         // The space may have been deleted while the bytes arrived.
         let space: Option<i64> = sqlx::query_scalar("SELECT 1 FROM spaces WHERE id = ?")
             .bind(space_id)
@@ -429,11 +417,7 @@ impl StorageStore for SqliteStore {
         recursive: bool,
         actor_id: i64,
     ) -> StoreResult<()> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
+        let mut tx = self.write().await?;
         let entry = entry_in(&mut tx, space_id, path)
             .await?
             .ok_or(StoreError::NotFound("file"))?;
@@ -504,11 +488,7 @@ impl StorageStore for SqliteStore {
         actor_id: i64,
     ) -> StoreResult<StorageEntry> {
         let now = now_ms();
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
+        let mut tx = self.write().await?;
         let source = entry_in(&mut tx, space_id, from)
             .await?
             .ok_or(StoreError::NotFound("file"))?;
@@ -666,11 +646,7 @@ impl StorageStore for SqliteStore {
     }
 
     async fn claim_upload_for(&self, id: &str, lease_ms: i64) -> StoreResult<bool> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
+        let mut tx = self.write().await?;
         let now = now_ms();
         // A receiver whose lease ran out died (or hung) with the upload: it can be tried again.
         let done = sqlx::query(
@@ -709,11 +685,7 @@ impl StorageStore for SqliteStore {
     }
 
     async fn unclaim_upload(&self, id: &str) -> StoreResult<()> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "UPDATE storage_uploads SET state = 'pending', lease_until = NULL WHERE id = ? AND state = 'receiving'",
         )
@@ -736,11 +708,7 @@ impl StorageStore for SqliteStore {
     }
 
     async fn expire_uploads(&self, now: i64) -> StoreResult<u64> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
+        let mut tx = self.write().await?;
         let done = sqlx::query(
             "DELETE FROM storage_uploads WHERE expires_utc <= ? \
              AND (state != 'receiving' OR COALESCE(lease_until, 0) <= ?)",
