@@ -10,10 +10,12 @@ use std::io::IsTerminal;
 /// mimalloc instead of glibc's malloc. A request's many small, short-lived allocations (hyper's
 /// buffers, header maps, futures, the record's strings) went through glibc's arenas, whose bin
 /// consolidation and locking took about a fifth of the runtime workers' samples on the 4 KiB upload
-/// path (docs/performance.md, "The server's allocator"). mimalloc asks for transparent huge pages
-/// on its regions: a loaded server holds 12–19 MiB more than without them (the crate's `no_thp`),
-/// but small downloads took 1–5% less CPU with them, and that target has less room than memory.
-/// `MIMALLOC_ALLOW_THP=0` turns them off at start.
+/// path (docs/performance.md, "The server's allocator"). Built without transparent huge pages on
+/// its regions (the crate's `no_thp`): with them, what each thread touches is rounded up to 2 MiB,
+/// and a server after the bench's small-file rounds held 17–18 MiB more (69 against 52 MiB) for no
+/// measurable gain in requests per second now (docs/performance.md, "Memory: the allocator without
+/// huge pages"). `main` also turns them off for the process, so that a kernel that gives them to
+/// every large enough region (`transparent_hugepage=always`) does not either.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -53,6 +55,8 @@ enum Resolved {
 }
 
 fn main() -> std::process::ExitCode {
+    // See `ALLOCATOR`. A kernel without the setting changes nothing: no reason to stop.
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
     let cli = Cli::parse();
     // The server's settings are resolved (and checked) first: they say how to log.
     let (command, format) = match cli.command {
