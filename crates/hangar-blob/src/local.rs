@@ -692,15 +692,14 @@ impl InFlight {
             }
             into => (None, into),
         };
-        let hashing = hasher.map(|mut hasher| {
-            // The chunks are shared, not copied: `Bytes` clones are reference counts.
-            let chunks = batch.clone();
-            tokio::task::spawn_blocking(move || {
-                chunks.iter().for_each(|chunk| hasher.update(chunk));
-                hasher
-            })
-        });
-        let apart = hashing.is_some();
+        // The chunks are shared, not copied: `Bytes` clones are reference counts.
+        let hashed = hasher.map(|hasher| (hasher, batch.clone()));
+        let apart = hashed.is_some();
+        // The writing starts first. Both threads wake at once, and on a machine whose cores are
+        // busy receiving and hashing, the one woken second waited about as long as the next batch
+        // took to arrive (1.5 ms of 4.8 per 4 MiB batch, measured): the disk stood idle that long.
+        // The writer needs its core only to copy the batch (a tenth of the hash's time) before the
+        // disk has it, so the hash loses little by waiting for that.
         let writing = tokio::task::spawn_blocking(move || {
             let writer = match into {
                 // A body of several batches is written past the page cache.
@@ -708,6 +707,12 @@ impl InFlight {
                 Target::After(writer) => writer,
             };
             writer.write_batch(batch, last, apart)
+        });
+        let hashing = hashed.map(|(mut hasher, chunks)| {
+            tokio::task::spawn_blocking(move || {
+                chunks.iter().for_each(|chunk| hasher.update(chunk));
+                hasher
+            })
         });
         InFlight { writing, hashing }
     }
