@@ -26,7 +26,6 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most requests in one transaction (the rest wait for the next one, which starts at once).
@@ -233,7 +232,7 @@ pub(super) fn open(filename: &Path) -> Result<Connection, rusqlite::Error> {
         flags |= OpenFlags::SQLITE_OPEN_MEMORY | OpenFlags::SQLITE_OPEN_SHARED_CACHE;
     }
     let conn = Connection::open_with_flags(filename, flags)?;
-    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.busy_timeout(super::BUSY_TIMEOUT)?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "wal_autocheckpoint", super::WAL_AUTOCHECKPOINT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENTS);

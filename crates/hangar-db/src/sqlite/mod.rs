@@ -42,6 +42,12 @@ use tokio::sync::watch;
 /// small part of the wait; the log reaches about 16 MiB before it is reused.
 pub(crate) const WAL_AUTOCHECKPOINT: u32 = 4_000;
 
+/// How long a connection waits for another's lock before its statement fails with SQLITE_BUSY.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the checkpoint that gives a nearly full volume its log's room back waits for readers.
+const ROOM_CHECKPOINT_WAIT: Duration = Duration::from_millis(200);
+
 /// What is at a database URL, found without creating or changing anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
@@ -132,7 +138,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30))
+            .busy_timeout(BUSY_TIMEOUT)
             .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT.to_string());
         let open_error = |e: sqlx::Error| OpenError::Open {
             path: path.clone(),
@@ -146,7 +152,7 @@ impl SqliteStore {
                 cause,
             })?;
         if create && !is_memory {
-            checkpoint(&pool, "start-up").await;
+            checkpoint(&pool, "start-up", BUSY_TIMEOUT).await;
         }
         // Without the epoch file this process could not hear another's changes: no caches then.
         let (epoch, cache) = if is_memory {
@@ -253,7 +259,7 @@ impl SqliteStore {
         };
         let mut conn = options
             .create_if_missing(false)
-            .busy_timeout(Duration::from_secs(30))
+            .busy_timeout(BUSY_TIMEOUT)
             .connect()
             .await
             .map_err(open_error)?;
@@ -356,7 +362,8 @@ impl SqliteStore {
 
     /// On a volume under its reserve, copies the log back into the database and truncates it, so
     /// that the write about to start finds room (see `log_room`). Waits for the readers of older
-    /// pages to finish, as every checkpoint does; one that cannot finish leaves the log as it is.
+    /// pages to finish for `ROOM_CHECKPOINT_WAIT` at most; when they do not, the log stays as it is
+    /// until a later write tries again.
     async fn make_room(&self) {
         let Some(available) = self.log_room.short() else {
             return;
@@ -381,7 +388,7 @@ impl SqliteStore {
             );
             return;
         }
-        checkpoint(&self.pool, "a nearly full volume").await;
+        checkpoint(&self.pool, "a nearly full volume", ROOM_CHECKPOINT_WAIT).await;
     }
 
     /// Commits a transaction that may have queued jobs, and wakes this process's job runner.
@@ -392,11 +399,33 @@ impl SqliteStore {
     }
 }
 
-/// Copies the log back into the database file and truncates it (`why` says when, for the log).
-async fn checkpoint(pool: &SqlitePool, why: &str) {
-    let done = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
-        .fetch_one(pool)
-        .await;
+/// Copies the log back into the database file and truncates it (`why` says when, for the log),
+/// waiting at most `wait` for the readers of older pages: such a checkpoint holds the write lock
+/// while it waits, so on a busy server it gives up soon and is tried again at a later write.
+async fn checkpoint(pool: &SqlitePool, why: &str, wait: Duration) {
+    let mut conn = match pool.acquire().await {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::warn!("{why}: no connection to copy the log back: {}", cause(&e));
+            return;
+        }
+    };
+    let busy_timeout = |wait: Duration| format!("PRAGMA busy_timeout = {}", wait.as_millis());
+    let done = async {
+        sqlx::query(&busy_timeout(wait)).execute(&mut *conn).await?;
+        sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&mut *conn)
+            .await
+    }
+    .await;
+    // The pool's own wait again; a connection that cannot have it back is closed, not lent.
+    if sqlx::query(&busy_timeout(BUSY_TIMEOUT))
+        .execute(&mut *conn)
+        .await
+        .is_err()
+    {
+        drop(conn.detach());
+    }
     match done {
         Ok((0, pages, _)) => {
             tracing::debug!("{why}: the database's log of {pages} pages copied back")
@@ -615,8 +644,28 @@ mod tests {
         tx.rollback().await.unwrap();
         assert_eq!((wal(), file()), (log, before));
 
-        // Room for it, though under the reserve: the log is copied back and truncated.
+        // Room for it, though under the reserve, but a reader holds the log: the checkpoint waits
+        // for it only briefly (the write lock is held meanwhile), and the log stays.
         fill(reserve - (32 << 10));
+        let mut reader = store.pool.begin().await.unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM scratch")
+            .fetch_one(&mut *reader)
+            .await
+            .unwrap();
+        assert_eq!(rows, 40);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let asked = std::time::Instant::now();
+        let tx = store.write().await.unwrap();
+        tx.rollback().await.unwrap();
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            asked.elapsed()
+        );
+        assert_eq!(wal(), log);
+        reader.rollback().await.unwrap();
+
+        // No reader now: the log is copied back and truncated.
         tokio::time::sleep(Duration::from_millis(150)).await;
         let tx = store.write().await.unwrap();
         tx.rollback().await.unwrap();
