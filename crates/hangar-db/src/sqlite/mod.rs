@@ -33,14 +33,16 @@ use tokio::sync::watch;
 
 /// WAL pages after which a committing connection copies the log back into the database file
 /// (SQLite's default is 1,000). Each checkpoint writes every page that changed since the last one
-/// once, and small uploads' commits change the same few pages again and again (the last pages of
-/// the events', pins' and jobs' B-trees, the interior pages above the random ones), so fewer
-/// checkpoints write fewer pages in all; but the commit that runs one waits for it, with every
-/// upload queued behind. Measured with 32 clients of 4 KiB uploads (docs/performance.md): 1,000
-/// pages 3,559–3,957 uploads/s, p99 latency 16–18 ms; 4,000: 3,991–4,477/s, 21–29 ms; 10,000:
-/// 4,032–4,718/s, 22–44 ms; 20,000: 4,360–4,853/s, 21–55 ms. 4,000 takes most of the gain for a
-/// small part of the wait; the log reaches about 16 MiB before it is reused.
-pub(crate) const WAL_AUTOCHECKPOINT: u32 = 4_000;
+/// once, and small uploads' commits change the same pages again and again (the last pages of the
+/// attachments', blobs' and events' B-trees, the interior pages above the random leaves of the
+/// hash and id indexes), so fewer checkpoints write fewer pages in all; but the commit that runs
+/// one waits for it (the copy and the database file's `fsync`), with every upload queued behind.
+/// Measured with 32 clients of 4 KiB uploads, three rounds of 10 s on one database
+/// (docs/performance.md, "Fewer checkpoints"): 4,000 pages 11,167, 9,760 and 9,399 uploads/s, p99
+/// latency 14–22 ms; 32,000: 11,230, 10,850 and 10,211/s, 23–64 ms; 64,000: 11,984, 11,288 and
+/// 11,073/s, 26–76 ms. The log reaches about 250 MiB before it is reused; a crash's recovery reads
+/// it once.
+pub(crate) const WAL_AUTOCHECKPOINT: u32 = 64_000;
 
 /// How long a connection waits for another's lock before its statement fails with SQLITE_BUSY.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
