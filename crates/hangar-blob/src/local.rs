@@ -30,8 +30,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 /// Bytes gathered before they are hashed and written in one blocking call; with one batch being
-/// written while the next arrives, and the direct writer's buffer (`direct`), an upload holds at
-/// most about three times this in memory. 4 MiB rather than 1: a quarter of the thread hops and
+/// written while the next is gathered into a second aligned buffer (`direct::Aligned`), an upload
+/// holds about twice this in memory. 4 MiB rather than 1: a quarter of the thread hops and
 /// direct writes four times as large, 0.85–1.08 GB/s for a 1 GiB upload against 0.70–0.80, the CPU
 /// 1.0–1.2 s against 1.3–1.4 (8 MiB did no better; docs/performance.md, "Large uploads past the
 /// page cache").
@@ -607,63 +607,65 @@ impl Writer {
         })
     }
 
-    /// Writes one batch of chunks (on a blocking thread), and hashes it too unless `hashed_apart`.
-    /// With `last`, makes a file of several batches durable; a file that is all in its first batch
-    /// is left to the placer, which makes the data of a whole batch of small files durable at once
-    /// (`placing::place_batch`). A file of several batches is written past the page cache where
-    /// the file system allows (`direct`); otherwise, before the last batch, the batch's write-back
-    /// to the disk starts at once, so that the disk works while the next batches arrive and the
-    /// final sync finds little left to do.
-    fn write_batch(
-        mut self,
-        batch: Vec<Bytes>,
-        last: bool,
-        hashed_apart: bool,
-    ) -> std::io::Result<Writer> {
+    /// Writes a body's only batch through the page cache (on a blocking thread), and hashes it too
+    /// unless `hashed_apart`. Its data is made durable by the placer, with the rest of the placer's
+    /// batch of small files (`placing::place_batch`).
+    fn write_batch(mut self, batch: Vec<Bytes>, hashed_apart: bool) -> std::io::Result<Writer> {
         use std::os::unix::fs::FileExt;
-        let start = self.size;
         if !hashed_apart {
             batch.iter().for_each(|chunk| self.hasher.update(chunk));
         }
-        let batch_len: u64 = batch.iter().map(|chunk| chunk.len() as u64).sum();
-        let written_directly = match self.direct.as_mut().map(|d| d.write(&batch)) {
+        for chunk in &batch {
+            self.file.write_all_at(chunk, self.size)?;
+            self.size += chunk.len() as u64;
+        }
+        Ok(self)
+    }
+
+    /// Writes one batch of a body of several (`Aligned`, on a blocking thread; the batch is hashed
+    /// on another): its whole blocks past the page cache where the file system allows, the
+    /// ordinary way where it does not or refuses them (and from then on); with `last`, the bytes
+    /// after them too, then makes the file durable.
+    fn write_aligned(mut self, batch: &direct::Aligned, last: bool) -> std::io::Result<Writer> {
+        use std::os::unix::fs::FileExt;
+        let start = self.size;
+        let blocks = batch.whole_blocks();
+        let written_directly = match self.direct.as_ref().map(|d| d.write_at(blocks, start)) {
             Some(Ok(())) => true,
             Some(Err(direct::DirectError::Io(e))) => return Err(e),
             Some(Err(direct::DirectError::Refused)) => {
-                // The ordinary way from here on, starting with what the direct file held.
-                if let Some(refused) = self.direct.take() {
-                    let (held, at) = refused.pending();
-                    self.file.write_all_at(held, at)?;
-                }
+                self.direct = None;
                 false
             }
             None => false,
         };
         if !written_directly {
-            let mut at = start;
-            for chunk in &batch {
-                self.file.write_all_at(chunk, at)?;
-                at += chunk.len() as u64;
-            }
+            self.file.write_all_at(blocks, start)?;
         }
-        self.size += batch_len;
-        if last && start > 0 {
-            if let Some(direct) = self.direct.take() {
-                // The last partial block.
-                let (held, at) = direct.pending();
-                self.file.write_all_at(held, at)?;
-            }
-            // The data and the size; the rename that follows is made durable with its directory.
+        self.size += blocks.len() as u64;
+        if last {
+            // The last partial block, through the ordinary descriptor.
+            let rest = &batch.bytes()[blocks.len()..];
+            self.file.write_all_at(rest, self.size)?;
+            self.size += rest.len() as u64;
+            self.direct = None;
+            // The data (what was written directly is on the disk already: this flushes the disk's
+            // cache) and the size; the rename that follows is made durable with its directory.
             self.file.sync_data()?;
             self.synced = true;
-        } else if last || self.direct.is_some() {
-            // Synced by the placer, with its batch; or on the disk already.
-        } else if let Some(len) = std::num::NonZeroU64::new(batch_len) {
+        } else if self.direct.is_none() {
+            self.start_write_back(start);
+        }
+        Ok(self)
+    }
+
+    /// Starts the write-back of what was written from `start` on, without waiting.
+    fn start_write_back(&self, start: u64) {
+        if let Some(len) = std::num::NonZeroU64::new(self.size - start) {
             // `POSIX_FADV_DONTNEED` on pages just written starts their write-back without waiting
             // (it only drops pages already clean). A hint: a failure changes nothing.
             let _ = rustix::fs::fadvise(&self.file, start, Some(len), rustix::fs::Advice::DontNeed);
         }
-        Ok(self)
     }
 }
 
@@ -673,7 +675,7 @@ enum Target {
     After(Writer),
 }
 
-/// A batch being written, and hashed, on blocking threads.
+/// A body's only batch being written through the page cache, and hashed, on blocking threads.
 struct InFlight {
     writing: tokio::task::JoinHandle<std::io::Result<Writer>>,
     /// The hash so far, when a large batch is hashed beside its writing (`HASH_APART`).
@@ -681,35 +683,17 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn start(into: Target, batch: Vec<Bytes>, batch_len: usize, last: bool) -> InFlight {
-        let (hasher, into) = match into {
-            Target::After(mut writer) if batch_len >= HASH_APART => (
-                Some(std::mem::take(&mut writer.hasher)),
-                Target::After(writer),
-            ),
-            Target::New(temp) if batch_len >= HASH_APART => {
-                (Some(Sha256::new()), Target::New(temp))
-            }
-            into => (None, into),
-        };
+    fn start(temp: PathBuf, batch: Vec<Bytes>, batch_len: usize) -> InFlight {
         // The chunks are shared, not copied: `Bytes` clones are reference counts.
-        let hashed = hasher.map(|hasher| (hasher, batch.clone()));
+        let hashed = (batch_len >= HASH_APART).then(|| batch.clone());
         let apart = hashed.is_some();
-        // The writing starts first. Both threads wake at once, and on a machine whose cores are
-        // busy receiving and hashing, the one woken second waited about as long as the next batch
-        // took to arrive (1.5 ms of 4.8 per 4 MiB batch, measured): the disk stood idle that long.
-        // The writer needs its core only to copy the batch (a tenth of the hash's time) before the
-        // disk has it, so the hash loses little by waiting for that.
+        // The writing starts first (see `AlignedFlight::start`).
         let writing = tokio::task::spawn_blocking(move || {
-            let writer = match into {
-                // A body of several batches is written past the page cache.
-                Target::New(temp) => Writer::create(&temp, !last)?,
-                Target::After(writer) => writer,
-            };
-            writer.write_batch(batch, last, apart)
+            Writer::create(&temp, false)?.write_batch(batch, apart)
         });
-        let hashing = hashed.map(|(mut hasher, chunks)| {
+        let hashing = hashed.map(|chunks| {
             tokio::task::spawn_blocking(move || {
+                let mut hasher = Sha256::new();
                 chunks.iter().for_each(|chunk| hasher.update(chunk));
                 hasher
             })
@@ -717,7 +701,7 @@ impl InFlight {
         InFlight { writing, hashing }
     }
 
-    /// Waits for the batch: the writer, with the hash of everything written so far.
+    /// Waits for the batch: the writer, with the hash of the body.
     async fn done(self) -> Result<Writer, BlobError> {
         // The writing first: the caller removes the file on an error, and must not before then.
         let mut writer = self.writing.await.map_err(join_error)??;
@@ -726,6 +710,100 @@ impl InFlight {
         }
         Ok(writer)
     }
+}
+
+/// A batch of a body of several, written and hashed on two blocking threads while the next one
+/// arrives.
+struct AlignedFlight {
+    batch: Arc<direct::Aligned>,
+    writing: tokio::task::JoinHandle<std::io::Result<Writer>>,
+    hashing: tokio::task::JoinHandle<Sha256>,
+}
+
+impl AlignedFlight {
+    /// Starts writing `batch` and hashing it after the batches before (`hasher`): its whole
+    /// blocks, and with `last` all of it. The writing starts first. Both threads wake at once, and
+    /// on a machine whose cores are busy receiving and hashing, the one woken second waited about
+    /// as long as the next batch took to arrive (1.5 ms of 4.8 per 4 MiB batch, measured): the
+    /// disk stood idle that long. The writer needs its core only to start the write, so the hash
+    /// loses little by waiting for that.
+    fn start(
+        into: Target,
+        batch: direct::Aligned,
+        last: bool,
+        mut hasher: Sha256,
+    ) -> AlignedFlight {
+        let batch = Arc::new(batch);
+        let written = Arc::clone(&batch);
+        let writing = tokio::task::spawn_blocking(move || {
+            let writer = match into {
+                Target::New(temp) => Writer::create(&temp, true)?,
+                Target::After(writer) => writer,
+            };
+            writer.write_aligned(&written, last)
+        });
+        let hashed = Arc::clone(&batch);
+        let hashing = tokio::task::spawn_blocking(move || {
+            hasher.update(if last {
+                hashed.bytes()
+            } else {
+                hashed.whole_blocks()
+            });
+            hasher
+        });
+        AlignedFlight {
+            batch,
+            writing,
+            hashing,
+        }
+    }
+
+    /// Waits for the batch: the writer, the hash so far, and the batch's buffer for the next batch
+    /// (None if a thread still held it).
+    async fn done(self) -> Result<(Writer, Sha256, Option<direct::Aligned>), BlobError> {
+        // The writing first: the caller removes the file on an error, and must not before then.
+        let writer = self.writing.await.map_err(join_error)??;
+        let hasher = self.hashing.await.map_err(join_error)?;
+        Ok((writer, hasher, Arc::into_inner(self.batch)))
+    }
+}
+
+/// Fills `into` up to `WRITE_BATCH` bytes, from the chunks left over from the batch before
+/// (`leftover`: a chunk that did not fit keeps its rest there) and then from the body, copying each
+/// chunk as it arrives. Answers the bytes received from the body, and whether it ended.
+async fn fill_batch(
+    body: &mut ByteStream,
+    leftover: &mut std::collections::VecDeque<Bytes>,
+    into: &mut direct::Aligned,
+    received: &mut u64,
+    max_bytes: u64,
+) -> Result<(u64, bool), BlobError> {
+    let mut arrived = 0u64;
+    while into.len() < WRITE_BATCH {
+        let chunk = match leftover.pop_front() {
+            Some(chunk) => chunk,
+            None => match body.next().await {
+                Some(Ok(chunk)) => {
+                    *received += chunk.len() as u64;
+                    if *received > max_bytes {
+                        return Err(BlobError::TooLarge { limit: max_bytes });
+                    }
+                    arrived += chunk.len() as u64;
+                    chunk
+                }
+                Some(Err(e)) => return Err(BlobError::Interrupted(e)),
+                None => return Ok((arrived, true)),
+            },
+        };
+        let room = WRITE_BATCH - into.len();
+        if chunk.len() > room {
+            into.extend(&chunk[..room]);
+            leftover.push_front(chunk.slice(room..));
+        } else {
+            into.extend(&chunk);
+        }
+    }
+    Ok((arrived, false))
 }
 
 /// The next batch of a body: up to about `WRITE_BATCH` bytes, and whether the body ended.
@@ -784,17 +862,51 @@ impl BlobStore for LocalBlobStore {
             let sha256 = hex::encode(hasher.finalize());
             return Ok(StagedBlob::new(sha256, batch_len as u64, staging));
         }
-        let mut writing = InFlight::start(Target::New(temp), batch, batch_len, ended);
-        while !ended {
-            let next = next_batch(&mut body, &mut received, max_bytes).await;
-            // The writer must be done before the guard removes the file on an early return.
-            let writer = writing.done().await?;
-            let (batch, batch_len, end) = next?;
-            self.room.check(&self.root, batch_len as u64)?;
-            ended = end;
-            writing = InFlight::start(Target::After(writer), batch, batch_len, end);
-        }
-        let writer = writing.done().await?;
+        let writer = if ended {
+            // A body of one batch: written through the page cache, and made durable by the placer
+            // with the rest of its batch.
+            InFlight::start(temp, batch, batch_len).done().await?
+        } else {
+            // A body of several batches, each gathered into an aligned buffer as it arrives and
+            // written past the page cache (`direct`) and hashed while the next one arrives. Every
+            // batch but the last holds `WRITE_BATCH` bytes: whole blocks.
+            let mut leftover: std::collections::VecDeque<Bytes> = batch.into();
+            let mut first = direct::Aligned::with_capacity(WRITE_BATCH);
+            fill_batch(
+                &mut body,
+                &mut leftover,
+                &mut first,
+                &mut received,
+                max_bytes,
+            )
+            .await?;
+            let mut flight = AlignedFlight::start(Target::New(temp), first, false, Sha256::new());
+            let mut spare = None;
+            while !ended {
+                let mut next = spare
+                    .take()
+                    .unwrap_or_else(|| direct::Aligned::with_capacity(WRITE_BATCH));
+                next.clear();
+                let filled = fill_batch(
+                    &mut body,
+                    &mut leftover,
+                    &mut next,
+                    &mut received,
+                    max_bytes,
+                )
+                .await;
+                // The writer must be done before the guard removes the file on an early return.
+                let (writer, hasher, freed) = flight.done().await?;
+                let (arrived, end) = filled?;
+                self.room.check(&self.root, arrived)?;
+                ended = end;
+                spare = freed;
+                flight = AlignedFlight::start(Target::After(writer), next, end, hasher);
+            }
+            let (mut writer, hasher, _) = flight.done().await?;
+            writer.hasher = hasher;
+            writer
+        };
         let sha256 = hex::encode(writer.hasher.finalize());
         staging._lock = Some(writer.file);
         staging.synced = writer.synced;
@@ -1639,19 +1751,24 @@ mod tests {
             .unwrap());
     }
 
-    /// Bodies of several batches, large ones hashed on a thread of their own and small ones where
-    /// they are written, in every order: the hash is that of all the bytes, and so is the file.
+    /// Bodies of one batch (large ones hashed on a thread of their own and small ones where they
+    /// are written) and of several (gathered into whole-block batches, chunks split across them),
+    /// in every order and with chunks of any size: the hash is that of all the bytes, and so is the
+    /// file.
     #[tokio::test]
     async fn large_batches_hashed_apart_give_the_hash_and_the_bytes_of_the_whole_body() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalBlobStore::open(dir.path()).unwrap();
-        let chunk = 64 * 1024;
-        // 2.5 batches (two large, one over HASH_APART); a large batch and a small one; one small.
-        for total in [
-            WRITE_BATCH * 5 / 2,
-            WRITE_BATCH + 1000,
-            HASH_APART - 1,
-            HASH_APART,
+        for (total, chunk) in [
+            (WRITE_BATCH * 5 / 2, 64 * 1024),
+            (WRITE_BATCH + 1000, 64 * 1024),
+            (HASH_APART - 1, 64 * 1024),
+            (HASH_APART, 64 * 1024),
+            // ending on a batch's boundary: the last batch is empty
+            (WRITE_BATCH * 2, 10_007),
+            (WRITE_BATCH * 2 + 1, 1_000_003),
+            // chunks larger than a batch
+            (WRITE_BATCH * 3 + 4097, WRITE_BATCH + 7),
         ] {
             let bytes: Vec<u8> = (0..total).map(|i| (i * 7 % 251) as u8).collect();
             let chunks: Vec<Result<Bytes, std::io::Error>> = bytes
@@ -1696,16 +1813,28 @@ mod tests {
             let path = dir.path().join(format!("{n}.part"));
             let mut writer = Writer::create(&path, true).unwrap();
             assert!(writer.direct.is_some(), "ext4 takes O_DIRECT");
-            let batches: Vec<Vec<Bytes>> = bytes
+            // Each batch gathered as `stage` gathers it: the chunks copied in as they come.
+            let batches: Vec<direct::Aligned> = bytes
                 .chunks(WRITE_BATCH)
-                .map(|batch| batch.chunks(chunk).map(Bytes::copy_from_slice).collect())
+                .map(|batch| {
+                    let mut aligned = direct::Aligned::with_capacity(WRITE_BATCH);
+                    batch.chunks(chunk).for_each(|c| aligned.extend(c));
+                    aligned
+                })
                 .collect();
             let count = batches.len();
-            for (i, batch) in batches.into_iter().enumerate() {
+            let mut hasher = Sha256::new();
+            for (i, mut batch) in batches.into_iter().enumerate() {
+                let last = i + 1 == count;
                 if refuse_at == Some(i) {
-                    writer.direct.as_mut().unwrap().misalign();
+                    batch.misalign();
                 }
-                writer = writer.write_batch(batch, i + 1 == count, false).unwrap();
+                hasher.update(if last {
+                    batch.bytes()
+                } else {
+                    batch.whole_blocks()
+                });
+                writer = writer.write_aligned(&batch, last).unwrap();
                 if refuse_at.is_some_and(|at| i >= at) {
                     assert!(writer.direct.is_none(), "{n}: refused, so ordinary");
                 }
@@ -1713,7 +1842,7 @@ mod tests {
             assert!(writer.synced && writer.direct.is_none());
             assert_eq!(writer.size, total as u64);
             assert_eq!(
-                hex::encode(writer.hasher.finalize()),
+                hex::encode(hasher.finalize()),
                 hex::encode(Sha256::digest(&bytes))
             );
             let stored = fs::read(&path).unwrap();

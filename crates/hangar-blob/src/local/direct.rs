@@ -10,6 +10,10 @@
 //! it durable (the data written directly has reached the disk by then; the sync flushes the
 //! disk's cache and writes the size).
 //!
+//! The body's batches are copied into the aligned buffers as their chunks arrive, on the
+//! connection's thread (`Aligned`), so that the thread writing a batch only writes it: the disk is
+//! not left idle while a batch is copied.
+//!
 //! Written by hand: the standard library has no aligned buffer without `unsafe`; an over-allocated
 //! `Vec` sliced at its first aligned address serves. A file system without `O_DIRECT` (tmpfs), or
 //! one that refuses a write's alignment, gets the ordinary path instead.
@@ -22,16 +26,9 @@ use std::path::Path;
 /// The alignment of buffers, offsets and lengths: a multiple of every common logical block size.
 pub(super) const BLOCK: usize = 4096;
 
-/// A file being written with `O_DIRECT`, from its start, in whole blocks.
+/// A file being written with `O_DIRECT`, in whole blocks at block-aligned offsets.
 pub(super) struct Direct {
     file: File,
-    /// Over-allocated by a block; `buf[start..]` is aligned.
-    buf: Vec<u8>,
-    start: usize,
-    /// Bytes in the buffer not written yet (fewer than a block between batches).
-    held: usize,
-    /// Where the next whole block goes in the file.
-    offset: u64,
 }
 
 impl Direct {
@@ -43,74 +40,20 @@ impl Direct {
             .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
             .open(path)
             .ok()?;
-        let mut direct = Direct {
-            file,
-            buf: Vec::new(),
-            start: 0,
-            held: 0,
-            offset: 0,
-        };
-        direct.reserve(super::WRITE_BATCH + BLOCK);
-        Some(direct)
+        Some(Direct { file })
     }
 
-    /// Room for `len` bytes from the aligned start, keeping the held ones.
-    fn reserve(&mut self, len: usize) {
-        if self.buf.len() >= self.start + len {
-            return;
-        }
-        let mut buf = vec![0u8; len + BLOCK];
-        let start = buf.as_ptr().align_offset(BLOCK);
-        buf[start..start + self.held]
-            .copy_from_slice(&self.buf[self.start..self.start + self.held]);
-        self.buf = buf;
-        self.start = start;
-    }
-
-    /// Writes the chunks' whole blocks to the disk and keeps the rest for the next call. On an
-    /// error, nothing of the chunks is kept: `Err(Refused)` when the file system refuses direct
-    /// writes (the caller writes everything `pending` answers, then the chunks, the ordinary way).
-    pub(super) fn write(&mut self, chunks: &[bytes::Bytes]) -> Result<(), DirectError> {
-        let len: usize = chunks.iter().map(|c| c.len()).sum();
-        self.reserve(self.held + len);
-        let mut end = self.start + self.held;
-        for chunk in chunks {
-            self.buf[end..end + chunk.len()].copy_from_slice(chunk);
-            end += chunk.len();
-        }
-        let whole = (end - self.start) / BLOCK * BLOCK;
-        if let Err(e) = self
-            .file
-            .write_all_at(&self.buf[self.start..self.start + whole], self.offset)
-        {
-            // The held bytes stay for `pending`; the chunks are the caller's to write.
-            return Err(if e.kind() == ErrorKind::InvalidInput {
+    /// Writes `blocks` (whole blocks from an aligned buffer: `Aligned::whole_blocks`) at `offset`
+    /// (a multiple of `BLOCK`). `Err(Refused)` when the file system refuses the write's alignment
+    /// or direct writes: the caller writes the same bytes the ordinary way.
+    pub(super) fn write_at(&self, blocks: &[u8], offset: u64) -> Result<(), DirectError> {
+        self.file.write_all_at(blocks, offset).map_err(|e| {
+            if e.kind() == ErrorKind::InvalidInput {
                 DirectError::Refused
             } else {
                 DirectError::Io(e)
-            });
-        }
-        self.offset += whole as u64;
-        self.held = end - self.start - whole;
-        self.buf.copy_within(self.start + whole..end, self.start);
-        Ok(())
-    }
-
-    /// The bytes not written to the disk yet (less than a block, or all the held ones after a
-    /// refusal), and where they go in the file.
-    pub(super) fn pending(&self) -> (&[u8], u64) {
-        (&self.buf[self.start..self.start + self.held], self.offset)
-    }
-
-    /// Moves the buffer off its alignment, so that the next write is refused (tests of the way
-    /// back to ordinary writes).
-    #[cfg(test)]
-    pub(super) fn misalign(&mut self) {
-        let held = self.held;
-        self.reserve(held + 2 * BLOCK);
-        self.buf
-            .copy_within(self.start..self.start + held, self.start + 1);
-        self.start += 1;
+            }
+        })
     }
 }
 
@@ -119,4 +62,68 @@ pub(super) enum DirectError {
     /// The file system refused the write's alignment or `O_DIRECT` itself.
     Refused,
     Io(std::io::Error),
+}
+
+/// A batch of a body, gathered as it arrives into a buffer aligned to `BLOCK`, so that its whole
+/// blocks can be written directly without another copy. Every batch of a body but its last is
+/// whole blocks; the last one's bytes after its last whole block are written the ordinary way.
+pub(super) struct Aligned {
+    /// Over-allocated by a block; `buf[start..start + len]` are the bytes, `buf[start]` aligned.
+    buf: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl Aligned {
+    /// An empty buffer with room for `capacity` bytes.
+    pub(super) fn with_capacity(capacity: usize) -> Aligned {
+        let buf = vec![0u8; capacity + BLOCK];
+        let start = buf.as_ptr().align_offset(BLOCK);
+        Aligned { buf, start, len: 0 }
+    }
+
+    /// Appends `bytes`, making room when they do not fit (keeping the alignment).
+    pub(super) fn extend(&mut self, bytes: &[u8]) {
+        let end = self.start + self.len;
+        if self.buf.len() < end + bytes.len() {
+            let mut grown = Aligned::with_capacity((self.len + bytes.len()).max(2 * self.len));
+            grown.extend(self.bytes());
+            *self = grown;
+        }
+        let end = self.start + self.len;
+        self.buf[end..end + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// All the bytes gathered.
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.len]
+    }
+
+    /// The bytes up to the end of the last whole block.
+    pub(super) fn whole_blocks(&self) -> &[u8] {
+        &self.bytes()[..self.len / BLOCK * BLOCK]
+    }
+
+    /// Empties the buffer (its room stays).
+    pub(super) fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Moves the bytes off the alignment, so that a direct write of them is refused (tests of the
+    /// way back to ordinary writes).
+    #[cfg(test)]
+    pub(super) fn misalign(&mut self) {
+        let len = self.len;
+        if self.buf.len() < self.start + len + 1 {
+            self.buf.resize(self.start + len + 1, 0);
+        }
+        self.buf
+            .copy_within(self.start..self.start + len, self.start + 1);
+        self.start += 1;
+    }
 }
