@@ -712,60 +712,41 @@ impl InFlight {
     }
 }
 
-/// A batch of a body of several, written and hashed on two blocking threads while the next one
-/// arrives.
-struct AlignedFlight {
+/// Starts writing a batch of a body of several on a blocking thread (`Writer::write_aligned`).
+/// A body's batches are written one after the other and hashed one after the other, the two
+/// chains apart: the write of a batch waits for the write before it and for the batch, not for any
+/// hash. (Both threads of a batch used to wake at once; on cores busy receiving and hashing, the
+/// one woken second waited about as long as the next batch took to arrive, and the disk stood idle
+/// that long when it was the writer.)
+fn start_write(
+    into: Target,
     batch: Arc<direct::Aligned>,
-    writing: tokio::task::JoinHandle<std::io::Result<Writer>>,
-    hashing: tokio::task::JoinHandle<Sha256>,
+    last: bool,
+) -> tokio::task::JoinHandle<std::io::Result<Writer>> {
+    tokio::task::spawn_blocking(move || {
+        let writer = match into {
+            Target::New(temp) => Writer::create(&temp, true)?,
+            Target::After(writer) => writer,
+        };
+        writer.write_aligned(&batch, last)
+    })
 }
 
-impl AlignedFlight {
-    /// Starts writing `batch` and hashing it after the batches before (`hasher`): its whole
-    /// blocks, and with `last` all of it. The writing starts first. Both threads wake at once, and
-    /// on a machine whose cores are busy receiving and hashing, the one woken second waited about
-    /// as long as the next batch took to arrive (1.5 ms of 4.8 per 4 MiB batch, measured): the
-    /// disk stood idle that long. The writer needs its core only to start the write, so the hash
-    /// loses little by waiting for that.
-    fn start(
-        into: Target,
-        batch: direct::Aligned,
-        last: bool,
-        mut hasher: Sha256,
-    ) -> AlignedFlight {
-        let batch = Arc::new(batch);
-        let written = Arc::clone(&batch);
-        let writing = tokio::task::spawn_blocking(move || {
-            let writer = match into {
-                Target::New(temp) => Writer::create(&temp, true)?,
-                Target::After(writer) => writer,
-            };
-            writer.write_aligned(&written, last)
+/// Starts hashing a batch of a body of several after the batches before (`hasher`), on a blocking
+/// thread: its whole blocks, and with `last` all of it. Answers the hash so far and the batch.
+fn start_hash(
+    batch: Arc<direct::Aligned>,
+    last: bool,
+    mut hasher: Sha256,
+) -> tokio::task::JoinHandle<(Sha256, Arc<direct::Aligned>)> {
+    tokio::task::spawn_blocking(move || {
+        hasher.update(if last {
+            batch.bytes()
+        } else {
+            batch.whole_blocks()
         });
-        let hashed = Arc::clone(&batch);
-        let hashing = tokio::task::spawn_blocking(move || {
-            hasher.update(if last {
-                hashed.bytes()
-            } else {
-                hashed.whole_blocks()
-            });
-            hasher
-        });
-        AlignedFlight {
-            batch,
-            writing,
-            hashing,
-        }
-    }
-
-    /// Waits for the batch: the writer, the hash so far, and the batch's buffer for the next batch
-    /// (None if a thread still held it).
-    async fn done(self) -> Result<(Writer, Sha256, Option<direct::Aligned>), BlobError> {
-        // The writing first: the caller removes the file on an error, and must not before then.
-        let writer = self.writing.await.map_err(join_error)??;
-        let hasher = self.hashing.await.map_err(join_error)?;
-        Ok((writer, hasher, Arc::into_inner(self.batch)))
-    }
+        (hasher, batch)
+    })
 }
 
 /// Fills `into` up to `WRITE_BATCH` bytes, from the chunks left over from the batch before
@@ -880,7 +861,9 @@ impl BlobStore for LocalBlobStore {
                 max_bytes,
             )
             .await?;
-            let mut flight = AlignedFlight::start(Target::New(temp), first, false, Sha256::new());
+            let first = Arc::new(first);
+            let mut writing = start_write(Target::New(temp), Arc::clone(&first), false);
+            let mut hashing = start_hash(first, false, Sha256::new());
             let mut spare = None;
             while !ended {
                 let mut next = spare
@@ -896,15 +879,19 @@ impl BlobStore for LocalBlobStore {
                 )
                 .await;
                 // The writer must be done before the guard removes the file on an early return.
-                let (writer, hasher, freed) = flight.done().await?;
+                let writer = writing.await.map_err(join_error)??;
                 let (arrived, end) = filled?;
                 self.room.check(&self.root, arrived)?;
                 ended = end;
-                spare = freed;
-                flight = AlignedFlight::start(Target::After(writer), next, end, hasher);
+                let next = Arc::new(next);
+                writing = start_write(Target::After(writer), Arc::clone(&next), end);
+                let (hasher, hashed) = hashing.await.map_err(join_error)?;
+                hashing = start_hash(next, end, hasher);
+                // Its write is done too: the buffer is free for the batch after.
+                spare = Arc::into_inner(hashed);
             }
-            let (mut writer, hasher, _) = flight.done().await?;
-            writer.hasher = hasher;
+            let mut writer = writing.await.map_err(join_error)??;
+            writer.hasher = hashing.await.map_err(join_error)?.0;
             writer
         };
         let sha256 = hex::encode(writer.hasher.finalize());
