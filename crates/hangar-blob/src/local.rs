@@ -687,7 +687,7 @@ impl InFlight {
         // The chunks are shared, not copied: `Bytes` clones are reference counts.
         let hashed = (batch_len >= HASH_APART).then(|| batch.clone());
         let apart = hashed.is_some();
-        // The writing starts first (see `AlignedFlight::start`).
+        // The writing starts first (see `start_write`).
         let writing = tokio::task::spawn_blocking(move || {
             Writer::create(&temp, false)?.write_batch(batch, apart)
         });
