@@ -170,16 +170,26 @@ struct Leader {
     /// The pack small bodies are appended to, once the first is placed. Its file holds an
     /// exclusive `flock` for as long as it is filled (`packs::being_filled`).
     filling: Option<packs::Filling>,
+    /// The next pack, made ready on another thread while this one fills.
+    spares: Spares,
 }
 
 impl Leader {
     fn new(root: &Path) -> io::Result<Leader> {
+        let dir = File::open(root)?;
+        let packs = File::open(root.join(packs::DIR))?;
+        let spares = Spares::start(Store {
+            root: root.to_path_buf(),
+            dir: dir.try_clone()?,
+            packs: packs.try_clone()?,
+        })?;
         Ok(Leader {
             root: root.to_path_buf(),
-            dir: File::open(root)?,
-            packs: File::open(root.join(packs::DIR))?,
+            dir,
+            packs,
             failed: None,
             filling: None,
+            spares,
         })
     }
 
@@ -188,8 +198,93 @@ impl Leader {
     /// temporaries, all built from the root). Any other path is passed unchanged: an absolute one
     /// resolves as usual, a relative one from the root.
     fn inside<'a>(&self, path: &'a Path) -> &'a Path {
-        path.strip_prefix(&self.root).unwrap_or(path)
+        inside(&self.root, path)
     }
+}
+
+fn inside<'a>(root: &Path, path: &'a Path) -> &'a Path {
+    path.strip_prefix(root).unwrap_or(path)
+}
+
+/// The store's root and its `packs/`, opened: what the maker of packs ahead of need works with.
+struct Store {
+    root: PathBuf,
+    dir: File,
+    packs: File,
+}
+
+/// Packs made ahead of need, one at a time, by a thread of their own: once the pack being filled
+/// is a quarter full, the next one is created and filled with zeros there (`packs::ZEROED`), so
+/// that the placer neither waits for that nor appends to a file that grows with each batch. A
+/// placer that finds none ready makes an empty pack itself, as before; so does the maker on a
+/// volume with little room to spare. A quiet server's placer never asks for one.
+struct Spares {
+    ask: std::sync::mpsc::SyncSender<()>,
+    ready: std::sync::mpsc::Receiver<io::Result<packs::Filling>>,
+    /// Whether a pack was asked for and not received yet.
+    asked: bool,
+}
+
+/// Free space a volume keeps beyond its reserve before packs are filled with zeros ahead of their
+/// bodies (a few packs' worth).
+const ROOM_FOR_ZEROS: u64 = 4 * packs::ZEROED;
+
+impl Spares {
+    /// Starts the maker's thread; it ends when the placer's leader (and so `ask`) goes.
+    fn start(store: Store) -> io::Result<Spares> {
+        let (ask, asks) = std::sync::mpsc::sync_channel::<()>(1);
+        let (made, ready) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("hangar-packs".into())
+            .spawn(move || {
+                for () in asks {
+                    let zeros = room_for_zeros(&store.root);
+                    let pack = make_pack(&store.root, &store.dir, &store.packs, zeros);
+                    if made.send(pack).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Spares {
+            ask,
+            ready,
+            asked: false,
+        })
+    }
+
+    /// Asks for the next pack, unless it was asked for already.
+    fn ask(&mut self) {
+        if !self.asked {
+            self.asked = self.ask.try_send(()).is_ok();
+        }
+    }
+
+    /// The pack made ahead, when it is ready.
+    fn take(&mut self) -> Option<packs::Filling> {
+        let made = self.ready.try_recv().ok()?;
+        self.asked = false;
+        match made {
+            Ok(mut filling) => {
+                filling.taken();
+                Some(filling)
+            }
+            Err(e) => {
+                tracing::warn!("cannot make a pack ahead of need: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// Whether the volume of `root` has room to fill a pack with zeros ahead of its bodies and still
+/// keep its reserve and a few packs' worth.
+fn room_for_zeros(root: &Path) -> bool {
+    let Ok(stats) = rustix::fs::statvfs(root) else {
+        return false;
+    };
+    let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+    let total = stats.f_blocks.saturating_mul(stats.f_frsize);
+    free >= hangar_core::volume::free_space_reserve(total).saturating_add(ROOM_FOR_ZEROS)
 }
 
 /// The same error for every upload that shared a failed flush.
@@ -382,6 +477,9 @@ fn append_to_pack(
     match offsets {
         Ok(offsets) => {
             let name = filling.name().to_string();
+            if filling.quarter_full() {
+                leader.spares.ask();
+            }
             leader.filling = Some(filling);
             Ok((name, offsets))
         }
@@ -390,33 +488,45 @@ fn append_to_pack(
     }
 }
 
-/// Creates a new pack as SPEC §10 creates a file: its header written into a temporary, synced,
-/// renamed into `packs/`, the rename synced. Its file is locked (`flock`, exclusive) before it is
-/// there, so that no deletion of its last slot and no sweep, of this process or another (`hangar
-/// admin gc`), removes it or frees its tail while the placer appends to it.
+/// The pack to fill next: the one made ahead when it is ready, else a new empty one.
 fn start_pack(leader: &mut Leader) -> io::Result<packs::Filling> {
+    if let Some(spare) = leader.spares.take() {
+        return Ok(spare);
+    }
+    make_pack(&leader.root, &leader.dir, &leader.packs, false)
+}
+
+/// Creates a new pack as SPEC §10 creates a file: its header (and with `zeros`, its room for
+/// bodies filled with zeros) written into a temporary, synced, renamed into `packs/`, the rename
+/// synced. Its file is locked (`flock`, exclusive) before it is there, so that no deletion of its
+/// last slot and no sweep, of this process or another (`hangar admin gc`), removes it or frees its
+/// tail while the placer appends to it.
+fn make_pack(root: &Path, dir: &File, packs_dir: &File, zeros: bool) -> io::Result<packs::Filling> {
     use rustix::fs::{flock, openat, renameat, FlockOperation, Mode, OFlags};
     let name = packs::new_name();
-    let temp = leader.root.join("tmp").join(format!("{name}.pack"));
-    let inside = leader.inside(&temp);
+    let temp = root.join("tmp").join(format!("{name}.pack"));
+    let inside = inside(root, &temp);
     let target = Path::new(packs::DIR).join(&name);
     let started = (|| {
         let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
-        let file = File::from(openat(&leader.dir, inside, flags, Mode::RUSR | Mode::WUSR)?);
+        let file = File::from(openat(dir, inside, flags, Mode::RUSR | Mode::WUSR)?);
         flock(&file, FlockOperation::NonBlockingLockExclusive)?;
-        let filling = packs::Filling::begin(name.clone(), file)?;
+        let mut filling = packs::Filling::begin(name.clone(), file)?;
+        if zeros {
+            filling.zero_fill()?;
+        }
         filling.file().sync_data()?;
-        renameat(&leader.dir, inside, &leader.dir, &target)?;
+        renameat(dir, inside, dir, &target)?;
         Ok(filling)
     })();
     let synced = started.and_then(|filling| {
-        leader.packs.sync_all()?;
+        packs_dir.sync_all()?;
         Ok(filling)
     });
     if synced.is_err() {
         // The rename may or may not last: the pack goes (it holds no body yet).
         let _ = fs::remove_file(&temp);
-        let _ = fs::remove_file(leader.root.join(&target));
+        let _ = fs::remove_file(root.join(&target));
     }
     synced
 }
@@ -659,6 +769,80 @@ mod tests {
         assert_eq!(create_shards(&root).unwrap(), Layout::Flat);
         fs::create_dir(root.join("tmp")).unwrap();
         (dir, root)
+    }
+
+    /// Once the pack being filled is a quarter full, the next one is made ahead on the maker's
+    /// thread (filled with zeros where the volume has room), and the placer fills it next: the
+    /// body lands in it whole, and the pack sheds its unused zeros once finished.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_next_pack_is_made_ahead_once_one_is_a_quarter_full() {
+        use std::os::unix::fs::FileExt;
+        let (_dir, root) = store();
+        let placer = std::sync::Arc::new(Placer::start(&root, Layout::Flat).unwrap());
+        let pack_files = || -> Vec<(String, u64)> {
+            fs::read_dir(root.join(packs::DIR))
+                .unwrap()
+                .map(|e| e.unwrap())
+                .map(|e| {
+                    let name = e.file_name().into_string().unwrap();
+                    (name, e.metadata().unwrap().len())
+                })
+                .collect()
+        };
+        let quarter = packs::MAX_SLOTS / 4;
+        let mut first = None;
+        for round in 0..quarter.div_ceil(64) {
+            let tasks: Vec<_> = (round * 64..(round * 64 + 64).min(quarter))
+                .map(|n| {
+                    let placer = placer.clone();
+                    tokio::spawn(async move {
+                        let sha = format!("{:064x}", n + 1);
+                        placer.pack(vec![Bytes::from(vec![1u8; 64])], &sha).await
+                    })
+                })
+                .collect();
+            for t in tasks {
+                let slot = t.await.unwrap().unwrap();
+                assert_eq!(first.get_or_insert(slot.pack.clone()), &slot.pack);
+            }
+        }
+        let first = first.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let spare = loop {
+            if let Some(spare) = pack_files().into_iter().find(|(name, _)| *name != first) {
+                break spare;
+            }
+            assert!(std::time::Instant::now() < deadline, "no pack made ahead");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        if room_for_zeros(&root) {
+            assert!(spare.1 > packs::ZEROED, "{spare:?}");
+        }
+        assert_eq!(pack_files().len(), 2);
+
+        placer.finish_pack(std::time::Duration::ZERO).await.unwrap();
+        let sha = "ff".repeat(32);
+        let body = b"into the pack made ahead".to_vec();
+        let slot = placer
+            .pack(vec![Bytes::from(body.clone())], &sha)
+            .await
+            .unwrap();
+        assert_eq!(slot.pack, spare.0);
+        let file = File::open(slot.path(&root)).unwrap();
+        let mut read = vec![0u8; body.len()];
+        file.read_exact_at(&mut read, slot.offset).unwrap();
+        assert_eq!(read, body);
+        assert!(packs::entries(&file)
+            .unwrap()
+            .iter()
+            .any(|e| e.sha256 == sha && e.offset == slot.offset));
+        placer.finish_pack(std::time::Duration::ZERO).await.unwrap();
+        let len = file.metadata().unwrap().len();
+        assert_eq!(
+            len,
+            slot.offset + packs::ALIGN,
+            "the zeros after its slot are cut"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
