@@ -38,7 +38,12 @@ if [ -z "${HANGAR_API_CHECK_INSIDE:-}" ]; then
     fi
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'schemathesis>=4.3,<5' >&2
   fi
-  cargo build --quiet --locked -p hangar
+  # The server: HANGAR_TEST_SERVER_BIN when the caller built it already (scripts/test.sh), else a
+  # debug build made here.
+  if [ -z "${HANGAR_TEST_SERVER_BIN:-}" ]; then
+    cargo build --quiet --locked -p hangar
+    export HANGAR_TEST_SERVER_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/hangar"
+  fi
   if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null 2>&1 && command -v ip >/dev/null 2>&1 \
     && unshare -n true 2>/dev/null; then
     exec unshare -n env HANGAR_API_CHECK_INSIDE=netns bash "$0" "$@"
@@ -69,7 +74,7 @@ fi
 work=$(mktemp -d)
 log="$work/server.log"
 password="api-check-$RANDOM-$RANDOM-$RANDOM"
-"${CARGO_TARGET_DIR:-$root/target}/debug/hangar" serve --listen 127.0.0.1:0 --data-dir "$work/data" \
+"$HANGAR_TEST_SERVER_BIN" serve --listen 127.0.0.1:0 --data-dir "$work/data" \
   --admin-password "$password" >"$log" 2>&1 &
 server=$!
 # The server's log stays in target/api-check/server.log for a look after a failure.

@@ -28,8 +28,13 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
-cargo build --quiet --locked -p hangar
-hangar="${CARGO_TARGET_DIR:-$root/target}/debug/hangar"
+# The server: HANGAR_TEST_SERVER_BIN when the caller built it already (scripts/test.sh), else a
+# debug build made here.
+hangar=${HANGAR_TEST_SERVER_BIN:-}
+if [ -z "$hangar" ]; then
+  cargo build --quiet --locked -p hangar
+  hangar="${CARGO_TARGET_DIR:-$root/target}/debug/hangar"
+fi
 work=$(mktemp -d)
 chmod 0755 "$work"
 pids=()

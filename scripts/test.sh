@@ -57,6 +57,10 @@ browser_env=$(bash scripts/browser.sh)
 eval "$browser_env"
 
 cargo test --workspace --all-targets --locked "$@"
+# The server binary that build made (cargo puts it at target/debug/hangar for the tests), for the
+# checks below: each would otherwise build `-p hangar` again, whose features unify differently and
+# which recompiled every crate of the workspace (about 1.5 minutes of a fresh clone's CI).
+export HANGAR_TEST_SERVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/hangar"
 
 # The in-process HTTP suite again, on two nodes sharing one PostgreSQL database and one S3 prefix
 # behind nginx, which sends requests to them in turn (SPEC §13). That is PostgreSQL and S3 as well:

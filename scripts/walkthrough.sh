@@ -14,11 +14,17 @@ if ! command -v jq >/dev/null 2>&1; then
   fi
 fi
 
-cargo build --quiet --locked -p hangar
+# The server: HANGAR_TEST_SERVER_BIN when the caller built it already (scripts/test.sh passes the
+# binary its `cargo test` built), else a debug build made here.
+hangar=${HANGAR_TEST_SERVER_BIN:-}
+if [ -z "$hangar" ]; then
+  cargo build --quiet --locked -p hangar
+  hangar="${CARGO_TARGET_DIR:-$root/target}/debug/hangar"
+fi
 work=$(mktemp -d)
 log="$work/server.log"
 password="walkthrough-$RANDOM-$RANDOM"
-"${CARGO_TARGET_DIR:-$root/target}/debug/hangar" serve --listen 127.0.0.1:0 --data-dir "$work/data" --admin-password "$password" \
+"$hangar" serve --listen 127.0.0.1:0 --data-dir "$work/data" --admin-password "$password" \
   --fetch-allow 127.0.0.1 >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
