@@ -83,7 +83,7 @@ impl TestApp {
             ]);
         }
         if backend == Backend::TwoNodes {
-            let port = free_port();
+            let port = free_balancer_port();
             balancer_port = Some(port);
             if !flags.contains(&"--public-url") {
                 shared.extend(["--public-url".into(), format!("http://127.0.0.1:{port}")]);
@@ -303,7 +303,27 @@ fn use_process_env(env: &[(String, String)]) {
     });
 }
 
-fn free_port() -> u16 {
+/// A free port for the balancer, which nginx binds only after the nodes have started. Taken below
+/// the kernel's ephemeral range (`ip_local_port_range`) where there is room: a port handed out by
+/// `bind(…:0)` and closed again could go to the next `bind(…:0)`, here or in a test running beside
+/// this one (a node's listener, another balancer), and nginx would then fail to bind while the
+/// test talked to that other server (seen once in CI: 409 on creating a space that another test's
+/// database held). Below the range only another test picking the same random port can collide,
+/// and `Balancer::start` stops the test then.
+fn free_balancer_port() -> u16 {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    const LOWEST: u16 = 10_000;
+    if ephemeral_low > LOWEST + 1_000 {
+        for _ in 0..100 {
+            let port = LOWEST + rand::random::<u16>() % (ephemeral_low - LOWEST);
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     listener.local_addr().unwrap().port()
 }
@@ -350,7 +370,7 @@ impl Balancer {
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
             .expect("nginx is installed (scripts/test.sh installs it)");
-        let child = Command::new(nginx)
+        let mut child = Command::new(nginx)
             .args(["-c", path.to_str().unwrap(), "-p", &d.to_string()])
             .args(["-g", "daemon off;"])
             .stdin(Stdio::null())
@@ -359,8 +379,19 @@ impl Balancer {
             .spawn()
             .expect("nginx starts");
         let addr = format!("127.0.0.1:{port}");
+        // Ours is listening once its pid file names it (nginx writes the file after binding its
+        // ports); a connection alone could reach another server on that port.
+        let pid_file = dir.path().join("nginx.pid");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(&addr).is_err() {
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("nginx could not listen on {addr} ({status}; its error is above)");
+            }
+            let ours = std::fs::read_to_string(&pid_file)
+                .is_ok_and(|pid| pid.trim() == child.id().to_string());
+            if ours && std::net::TcpStream::connect(&addr).is_ok() {
+                break;
+            }
             assert!(
                 std::time::Instant::now() < deadline,
                 "nginx did not listen on {addr}"
