@@ -225,11 +225,12 @@ impl AttachmentStore for SqliteStore {
         // Committed in a group with other uploads' records (one WAL sync for all of them), and
         // answered only once that commit is on the disk.
         let new = new.to_vec();
+        let events = grouped::attachments_created(&new, message_id);
         let scanning = self.scanning;
         // The rows are read back in the same transaction: no second trip to the database.
         self.writer
             .write(true, move |conn: &Conn| {
-                grouped::create_attachments(conn, &new, message_id, owner_quota, scanning)
+                grouped::create_attachments(conn, &new, &events, message_id, owner_quota, scanning)
             })
             .await
     }

@@ -25,9 +25,10 @@ macro_rules! next_seq {
 }
 
 /// `add_ref`'s statement: binds the blob's hash, size, `'pending'` or NULL (its scan state when
-/// new), the object key of placed bytes (or NULL) and whether scanning is on; answers the scan
-/// state and detail, the row's key and its number (given to a row that has none), or no row while
-/// the blob is being deleted.
+/// new), the object key of placed bytes (or NULL) and whether scanning is on. It changes no row
+/// while the blob is being deleted. `ADDED_REF` reads what it made: a `RETURNING` clause here
+/// cost more than that second statement, for SQLite gathers returned rows in a temporary B-tree it
+/// opens and closes at each run (docs/performance.md, "The writer's statements").
 pub(crate) const ADD_REF: &str = concat!(
     "INSERT INTO blobs (sha256, size, refcount, scan_state, object_key, seq) \
      VALUES (?, ?, 1, ?, ?, ",
@@ -36,10 +37,15 @@ pub(crate) const ADD_REF: &str = concat!(
        seq = COALESCE(blobs.seq, excluded.seq), \
        scan_state = CASE WHEN ? AND (blobs.scan_state IS NULL OR blobs.scan_state = 'failed') \
          THEN 'pending' ELSE blobs.scan_state END \
-     WHERE blobs.deleting = 0 RETURNING scan_state, scan_detail, object_key, seq"
+     WHERE blobs.deleting = 0"
 );
 
-/// What `ADD_REF` answers: the blob's scan state and detail, its object key, and its number.
+/// The blob `ADD_REF` referenced (binds the hash): its scan state and detail, its object key, and
+/// its number.
+pub(crate) const ADDED_REF: &str =
+    "SELECT scan_state, scan_detail, object_key, seq FROM blobs WHERE sha256 = ?";
+
+/// What `ADDED_REF` answers: the blob's scan state and detail, its object key, and its number.
 pub(crate) type AddedRef = (Option<String>, Option<String>, Option<String>, i64);
 
 /// The attachments holding a blob's bytes (binds the hash), by the blob's number (migration
@@ -56,12 +62,14 @@ pub(crate) const DROP_PIN: &str = "DELETE FROM blob_pins WHERE id = ?";
 pub(crate) const PIN: &str = "INSERT INTO blob_pins (id, sha256, expires_utc) SELECT ?, ?, ? \
      WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE sha256 = ? AND deleting = 1)";
 
-/// Records an event (`record_event`): binds its id, type, space, actor, payload, time, whether
-/// it may skip its dispatch, and the subscription kind; answers whether it counts as dispatched.
+/// Records an event (`record_event`): binds its id, type, space, actor, payload, time, and whether
+/// it counts as dispatched (`SUBSCRIBED`).
 pub(crate) const RECORD_EVENT: &str =
     "INSERT INTO events (id, event_type, space_id, actor_id, payload, created_utc, dispatched) \
-     VALUES (?, ?, ?, ?, ?, ?, ? AND NOT EXISTS (SELECT 1 FROM app_items WHERE kind = ?)) \
-     RETURNING dispatched";
+     VALUES (?, ?, ?, ?, ?, ?, ?)";
+
+/// Whether any application subscribes to events (binds the subscription kind).
+pub(crate) const SUBSCRIBED: &str = "SELECT EXISTS (SELECT 1 FROM app_items WHERE kind = ?)";
 
 /// A new event's id.
 pub(crate) fn event_id() -> String {
@@ -83,18 +91,23 @@ pub(crate) async fn add_ref(
 ) -> StoreResult<bool> {
     // With scanning on (`scan` names the file), new bytes, bytes stored while scanning was off and
     // bytes whose scan failed are (again) pending, and their scan is queued in this transaction.
-    let row: Option<AddedRef> = sqlx::query_as(ADD_REF)
+    let added = sqlx::query(ADD_REF)
         .bind(sha256)
         .bind(size)
         .bind(scan.map(|_| "pending"))
         .bind(hold.and_then(BlobHold::placed))
         .bind(scan.is_some())
-        .fetch_optional(&mut **tx)
+        .execute(&mut **tx)
         .await
         .map_err(backend)?;
-    let Some((state, detail, key, _)) = row else {
+    if added.rows_affected() == 0 {
         return Err(StoreError::blob_busy());
-    };
+    }
+    let (state, detail, key, _): AddedRef = sqlx::query_as(ADDED_REF)
+        .bind(sha256)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(backend)?;
     if let Some(pin) = hold.and_then(BlobHold::pin) {
         sqlx::query(DROP_PIN)
             .bind(pin)
@@ -186,16 +199,21 @@ pub(crate) async fn record_event(
     // recorded as dispatched: no job to claim, run and complete for it, which on a busy upload
     // path was several write transactions per upload beside the upload's own
     // (`rules::may_skip_dispatch`).
-    let dispatched: bool = sqlx::query_scalar(RECORD_EVENT)
+    let dispatched = crate::rules::may_skip_dispatch(event_type)
+        && !sqlx::query_scalar::<_, bool>(SUBSCRIBED)
+            .bind(ItemKind::Subscription.as_str())
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(backend)?;
+    sqlx::query(RECORD_EVENT)
         .bind(&id)
         .bind(event_type)
         .bind(space_id)
         .bind(actor_id)
         .bind(payload.to_string())
         .bind(now_ms())
-        .bind(crate::rules::may_skip_dispatch(event_type))
-        .bind(ItemKind::Subscription.as_str())
-        .fetch_one(&mut **tx)
+        .bind(dispatched)
+        .execute(&mut **tx)
         .await
         .map_err(backend)?;
     if dispatched {

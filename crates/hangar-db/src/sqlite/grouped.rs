@@ -5,7 +5,7 @@
 use super::attachments::{
     attachment_sql, link_sql, member_usage_sql, FIRST_MESSAGE, INSERT_ATTACHMENT, MESSAGE_ROOM,
 };
-use super::blobs::{event_id, AddedRef, ADD_REF, DROP_PIN, RECORD_EVENT};
+use super::blobs::{event_id, AddedRef, ADDED_REF, ADD_REF, DROP_PIN, RECORD_EVENT, SUBSCRIBED};
 use super::jobs::enqueue_sql;
 use super::{driver_error, Conn};
 use crate::rows;
@@ -19,11 +19,35 @@ use hangar_core::AttachmentState;
 use rusqlite::OptionalExtension;
 use std::collections::BTreeSet;
 
+/// An event made ready before its write: its id and payload cost the writer's thread nothing.
+pub(crate) struct NewEvent {
+    id: String,
+    payload: String,
+}
+
+impl NewEvent {
+    pub(crate) fn of(payload: serde_json::Value) -> Self {
+        NewEvent {
+            id: event_id(),
+            payload: payload.to_string(),
+        }
+    }
+}
+
+/// The `Attachment.Created` events of `new`, in its order, for `create_attachments`.
+pub(crate) fn attachments_created(new: &[NewAttachment], message_id: Option<i64>) -> Vec<NewEvent> {
+    new.iter()
+        .map(|a| NewEvent::of(rules::attachment_created(a, message_id)))
+        .collect()
+}
+
 /// Records new attachments (their blobs' references, rows, previews and scans queued, their
-/// message's links, their events) and answers them as stored.
+/// message's links, their events: `events`, from `attachments_created`) and answers them as
+/// stored.
 pub(crate) fn create_attachments(
     conn: &Conn,
     new: &[NewAttachment],
+    events: &[NewEvent],
     message_id: Option<i64>,
     owner_quota: Option<i64>,
     scanning: bool,
@@ -93,15 +117,8 @@ pub(crate) fn create_attachments(
             .ok_or(StoreError::NotFound("message"))?;
         link_to_message(conn, message_id, room, &rules::file_links(new))?;
     }
-    for a in new {
-        let payload = rules::attachment_created(a, message_id);
-        record_event(
-            conn,
-            "Attachment.Created",
-            None,
-            Some(a.uploader_id),
-            payload,
-        )?;
+    for (a, event) in new.iter().zip(events) {
+        record_event(conn, "Attachment.Created", None, Some(a.uploader_id), event)?;
     }
     if message_id.is_some() {
         // Linked to a message: its first message and room were written by the links.
@@ -148,25 +165,29 @@ fn add_ref(
     scan: Option<FileRef<'_>>,
 ) -> StoreResult<i64> {
     let placed = hold.and_then(BlobHold::placed);
-    let row: Option<AddedRef> = conn
+    let added = conn
         .prepare_cached(ADD_REF)
         .and_then(|mut add| {
-            add.query_row(
-                (
-                    sha256,
-                    size,
-                    scan.map(|_| "pending"),
-                    placed,
-                    scan.is_some(),
-                ),
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()
+            add.execute((
+                sha256,
+                size,
+                scan.map(|_| "pending"),
+                placed,
+                scan.is_some(),
+            ))
         })
         .map_err(driver_error)?;
-    let Some((state, detail, key, seq)) = row else {
+    if added == 0 {
         return Err(StoreError::blob_busy());
-    };
+    }
+    let (state, detail, key, seq): AddedRef = conn
+        .prepare_cached(ADDED_REF)
+        .and_then(|mut read| {
+            read.query_row([sha256], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+        })
+        .map_err(driver_error)?;
     if let Some(pin) = hold.and_then(BlobHold::pin) {
         conn.prepare_cached(DROP_PIN)
             .and_then(|mut drop| drop.execute([pin]))
@@ -181,7 +202,7 @@ fn add_ref(
             kind,
             space,
             payload,
-        }) => record_event(conn, kind, space.as_deref(), None, payload),
+        }) => record_event(conn, kind, space.as_deref(), None, &NewEvent::of(payload)),
         None => Ok(()),
     }?;
     Ok(seq)
@@ -204,37 +225,46 @@ fn enqueue(conn: &Conn, job: &NewJob) -> StoreResult<()> {
     Ok(())
 }
 
-/// `blobs::record_event` on the writer's connection.
+/// `blobs::record_event` on the writer's connection, of an event made ready before.
 fn record_event(
     conn: &Conn,
     event_type: &str,
     space_id: Option<&str>,
     actor_id: Option<i64>,
-    payload: serde_json::Value,
+    event: &NewEvent,
 ) -> StoreResult<()> {
-    let id = event_id();
-    let dispatched: bool = conn
-        .prepare_cached(RECORD_EVENT)
+    let dispatched = rules::may_skip_dispatch(event_type)
+        && !conn
+            .prepare_cached(SUBSCRIBED)
+            .and_then(|mut subscribed| {
+                subscribed.query_row([ItemKind::Subscription.as_str()], |r| r.get::<_, bool>(0))
+            })
+            .map_err(driver_error)?;
+    conn.prepare_cached(RECORD_EVENT)
         .and_then(|mut insert| {
-            insert.query_row(
-                (
-                    &id,
-                    event_type,
-                    space_id,
-                    actor_id,
-                    payload.to_string(),
-                    now_ms(),
-                    rules::may_skip_dispatch(event_type),
-                    ItemKind::Subscription.as_str(),
-                ),
-                |r| r.get(0),
-            )
+            insert.execute((
+                &event.id,
+                event_type,
+                space_id,
+                actor_id,
+                &event.payload,
+                now_ms(),
+                dispatched,
+            ))
         })
         .map_err(driver_error)?;
     if dispatched {
         return Ok(());
     }
-    enqueue(conn, &NewJob::of(&DispatchEvent { event_id: id }, now_ms()))
+    enqueue(
+        conn,
+        &NewJob::of(
+            &DispatchEvent {
+                event_id: event.id.clone(),
+            },
+            now_ms(),
+        ),
+    )
 }
 
 /// `attachments::insert_links` of a message on the writer's connection.

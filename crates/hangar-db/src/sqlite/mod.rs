@@ -1145,6 +1145,90 @@ mod tests {
         store.close().await;
     }
 
+    /// A database from before migration 20 keeps its events, numbers and all, once its events no
+    /// longer count with AUTOINCREMENT (no row in `sqlite_sequence` to read and rewrite at each
+    /// insert); the next event is numbered after the highest, and the recent ones list in order.
+    #[tokio::test]
+    async fn the_migration_keeps_the_events_and_their_order_without_autoincrement() {
+        use hangar_core::model::{NewAttachment, Role};
+        use hangar_core::store::{AttachmentStore, IdentityStore, StorageStore};
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        // (Before 19: a database from before 20 needs the rebuild of 19, which opening makes.)
+        let pool = migrated_before(&url, 19).await;
+        for (seq, id, dispatched) in [(3_i64, "e-3", 1_i64), (8, "e-8", 0)] {
+            sqlx::query(
+                "INSERT INTO events (seq, id, event_type, payload, created_utc, dispatched) \
+                 VALUES (?, ?, 'Attachment.Created', '{}', 5, ?)",
+            )
+            .bind(seq)
+            .bind(id)
+            .bind(dispatched)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+
+        let store = SqliteStore::open(&url).await.unwrap();
+        let table: String =
+            sqlx::query_scalar("SELECT sql FROM sqlite_schema WHERE name = 'events'")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+        assert!(!table.to_uppercase().contains("AUTOINCREMENT"), "{table}");
+        let counters: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM sqlite_sequence WHERE name = 'events'")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(counters, 0);
+        let kept: Vec<(i64, String, bool)> =
+            sqlx::query_as("SELECT seq, id, dispatched FROM events ORDER BY seq")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            kept,
+            [(3, "e-3".to_string(), true), (8, "e-8".to_string(), false)]
+        );
+
+        let me = store
+            .create_member("m", "h", "M", Role::Member)
+            .await
+            .unwrap();
+        let new = NewAttachment {
+            id: hangar_core::ids::random_id(),
+            uploader_id: me.id,
+            file_name: "f.txt".into(),
+            content_type: "text/plain".into(),
+            size: 4,
+            sha256: "d".repeat(64),
+            state: hangar_core::AttachmentState::ReadyForDownloadFromServerToClient,
+            media_context: None,
+            stores_blob: true,
+            hold: None,
+        };
+        store
+            .create_attachments(std::slice::from_ref(&new), None, None)
+            .await
+            .unwrap();
+        let numbered: Vec<(i64, bool)> = sqlx::query_as(
+            "SELECT seq, dispatched FROM events WHERE event_type = 'Attachment.Created' \
+             AND id NOT LIKE 'e-%'",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        // No application subscribes: the new event counts as dispatched at once.
+        assert_eq!(numbered, [(9, true)]);
+        let recent = store.recent_events(2).await.unwrap();
+        assert_eq!(recent.len(), 2);
+        assert_eq!(recent[0].id, "e-8");
+        assert_eq!(recent[1].payload["attachmentId"], new.id);
+        store.close().await;
+    }
+
     /// The pins are one B-tree keyed by their (time-ordered) id, plus one index by hash that holds
     /// the expiry, so that a small upload's pin and its removal each write two pages, not four, and
     /// the collector's "pinned now?" reads the index alone.
