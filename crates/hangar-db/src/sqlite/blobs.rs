@@ -28,7 +28,8 @@ macro_rules! next_seq {
 /// new), the object key of placed bytes (or NULL) and whether scanning is on. It changes no row
 /// while the blob is being deleted. `ADDED_REF` reads what it made: a `RETURNING` clause here
 /// cost more than that second statement, for SQLite gathers returned rows in a temporary B-tree it
-/// opens and closes at each run (docs/performance.md, "The writer's statements").
+/// opens and closes at each run (docs/performance.md, "The SQLite writer's statements without
+/// `RETURNING`…").
 pub(crate) const ADD_REF: &str = concat!(
     "INSERT INTO blobs (sha256, size, refcount, scan_state, object_key, seq) \
      VALUES (?, ?, 1, ?, ?, ",
