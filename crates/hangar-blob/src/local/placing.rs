@@ -820,14 +820,26 @@ mod tests {
         }
         assert_eq!(pack_files().len(), 2);
 
-        placer.finish_pack(std::time::Duration::ZERO).await.unwrap();
-        let sha = "ff".repeat(32);
+        // The file is in `packs/` a moment before the maker hands it over (the rename is synced
+        // first); a placer that comes in between makes a pack of its own, and takes the spare
+        // the next time it starts one.
         let body = b"into the pack made ahead".to_vec();
-        let slot = placer
-            .pack(vec![Bytes::from(body.clone())], &sha)
-            .await
-            .unwrap();
-        assert_eq!(slot.pack, spare.0);
+        let (slot, sha) = loop {
+            placer.finish_pack(std::time::Duration::ZERO).await.unwrap();
+            let sha = format!("{:064x}", u64::MAX - pack_files().len() as u64);
+            let slot = placer
+                .pack(vec![Bytes::from(body.clone())], &sha)
+                .await
+                .unwrap();
+            if slot.pack == spare.0 {
+                break (slot, sha);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the spare is never taken"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
         let file = File::open(slot.path(&root)).unwrap();
         let mut read = vec![0u8; body.len()];
         file.read_exact_at(&mut read, slot.offset).unwrap();
