@@ -7,11 +7,13 @@
 # (`pg_stat_wal`) and the commits (`pg_stat_database`). With PERF=1 the last round is also recorded
 # with `perf record -g` over every PostgreSQL process (PostgreSQL keeps its frame pointers) into
 # PERF_OUT (default /tmp/pg-upload-cost.perf). PG_CONF adds lines to postgresql.conf (the cluster is
-# restarted before Hangar starts), to compare settings. Needs wrk, curl, jq and psql (bench/run.sh
+# restarted before Hangar starts), to compare settings; PG_SQL is run once Hangar has migrated the
+# database, before the first round, to compare schemas (an index or a constraint dropped). Needs wrk, curl, jq and psql (bench/run.sh
 # installs wrk; scripts/postgres.sh installs PostgreSQL).
 #
 #   HANGAR_BIN=target/release/hangar bash bench/pg-upload-cost.sh      # ROUNDS=3 DURATION=10s
 #   PG_CONF="wal_compression = on" HANGAR_BIN=… bash bench/pg-upload-cost.sh
+#   PG_SQL="DROP INDEX events_created" HANGAR_BIN=… bash bench/pg-upload-cost.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -82,6 +84,10 @@ wal() {
   psql -Atq -F' ' "$HANGAR_TEST_PG_URL" -c "SELECT wal_records, wal_fpi, wal_bytes,
     (SELECT sum(xact_commit) FROM pg_stat_database) FROM pg_stat_wal"
 }
+if [[ -n ${PG_SQL:-} ]]; then
+  psql -Atq -v ON_ERROR_STOP=1 "$HANGAR_TEST_PG_URL" -c "$PG_SQL"
+  echo "PG_SQL: $PG_SQL"
+fi
 hz=$(getconf CLK_TCK)
 for ((r = 1; r <= ROUNDS; r++)); do
   sync
