@@ -46,8 +46,14 @@ impl Installation {
         }
     }
 
-    /// One process's view: its own pool on the shared database, the shared blob directory.
+    /// One process's view: its own pool on the shared database, the shared blob directory; its
+    /// jobs are leased for a second.
     async fn node(&self, grace: Duration) -> (SqliteStore, Runner) {
+        self.node_with_lease(grace, Duration::from_secs(1)).await
+    }
+
+    /// `node`, with jobs leased for `lease`.
+    async fn node_with_lease(&self, grace: Duration, lease: Duration) -> (SqliteStore, Runner) {
         let url = format!("sqlite://{}/hangar.db", self.dir.path().display());
         let store = SqliteStore::open(&url)
             .await
@@ -89,7 +95,7 @@ impl Installation {
             previews: None,
         };
         let settings = RunnerSettings {
-            lease: Duration::from_secs(1),
+            lease,
             poll: Duration::from_millis(20),
             backoff_base: Duration::from_millis(10),
             ..RunnerSettings::default()
@@ -186,9 +192,12 @@ fn a_killed_workers_job_is_taken_over_after_its_lease() {
     let install = Installation::new();
     // The first worker lives in its own runtime, shut down mid-job like a killed process: its job
     // and its lease renewals stop at once.
+    // Leases of a few seconds: the survivor must open its store and look at the queue while the
+    // dead worker's lease still holds, on a loaded machine too.
+    let lease = Duration::from_secs(4);
     let doomed = tokio::runtime::Runtime::new().unwrap();
     doomed.block_on(async {
-        let (store, runner) = install.node(Duration::ZERO).await;
+        let (store, runner) = install.node_with_lease(Duration::ZERO, lease).await;
         enqueue(&store, &HangOnce {}).await.unwrap();
         runner.spawn();
         while HANG_RUNS.load(Ordering::SeqCst) == 0 {
@@ -199,17 +208,18 @@ fn a_killed_workers_job_is_taken_over_after_its_lease() {
 
     let survivor = tokio::runtime::Runtime::new().unwrap();
     survivor.block_on(async {
-        let (store, runner) = install.node(Duration::ZERO).await;
+        let (store, runner) = install.node_with_lease(Duration::ZERO, lease).await;
         // Still leased to the dead worker: nothing to run yet.
         assert_eq!(runner.run_pending().await.unwrap(), 0);
         assert_eq!(store.queue_counts().await.unwrap().running, 1);
         let mut ran = 0;
-        for _ in 0..200 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
             ran += runner.run_pending().await.unwrap();
             if ran > 0 {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(ran, 1, "the job was taken over once its lease ran out");
         assert_eq!(HANG_RUNS.load(Ordering::SeqCst), 2);

@@ -349,7 +349,7 @@ async fn a_restart_with_admin_password_revokes_the_admins_tokens_not_the_members
 #[tokio::test]
 async fn personal_tokens_get_the_configured_lifetime_and_idle_sessions_end() {
     let server =
-        TestApp::start_with(&["--token-lifetime", "2d", "--session-idle-timeout", "2s"]).await;
+        TestApp::start_with(&["--token-lifetime", "2d", "--session-idle-timeout", "5s"]).await;
     let before = hangar_core::now_ms();
     let admin = session(&server.base, "admin", ADMIN_PASSWORD).await;
     let r = admin
@@ -377,8 +377,9 @@ async fn personal_tokens_get_the_configured_lifetime_and_idle_sessions_end() {
     assert_eq!(expect_json(r, 201).await["expires"], later);
 
     assert_eq!(status_of(admin.get("/api/v1/auth/me")).await, 200);
-    // Unused for longer than the idle time-out, the session has ended.
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    // Unused for longer than the idle time-out, the session has ended. (The time-out is a few
+    // seconds, so that the requests above, a second apart at most on a loaded machine, keep it.)
+    tokio::time::sleep(Duration::from_millis(6500)).await;
     assert_eq!(status_of(admin.get("/api/v1/auth/me")).await, 401);
 }
 

@@ -443,7 +443,7 @@ async fn raw_upload_rejects_bad_requests_and_stores_nothing() {
         "{:?}",
         server.blob_files().await
     );
-    assert_eq!(server.temporaries(), 0);
+    assert_eq!(server.temporaries_settled().await, 0);
 }
 
 #[tokio::test]
@@ -486,7 +486,7 @@ async fn uploads_over_the_size_limit_are_413_and_leave_nothing_behind() {
         "{:?}",
         server.blob_files().await
     );
-    assert_eq!(server.temporaries(), 0);
+    assert_eq!(server.temporaries_settled().await, 0);
 
     // Exactly the limit is fine.
     let exact = vec![b'e'; limit];
@@ -496,7 +496,7 @@ async fn uploads_over_the_size_limit_are_413_and_leave_nothing_behind() {
     let m = metadata(&bob, id).await;
     assert_eq!(m["fileSize"], limit);
     assert_eq!(server.blob_files().await.len(), 1);
-    assert_eq!(server.temporaries(), 0);
+    assert_eq!(server.temporaries_settled().await, 0);
     assert_eq!(download_named(&bob, id, "exact.bin").await, (200, exact));
 }
 
@@ -521,7 +521,7 @@ async fn a_multipart_file_over_the_size_limit_is_413() {
         "{:?}",
         server.blob_files().await
     );
-    assert_eq!(server.temporaries(), 0);
+    assert_eq!(server.temporaries_settled().await, 0);
     // Exactly the limit, in a multipart body, is accepted.
     let exact = vec![b'e'; limit];
     let listed = upload_to_message(
@@ -698,7 +698,7 @@ async fn a_wrong_declared_checksum_is_422_and_the_attachment_is_never_served() {
         "mismatched bytes are not kept: {:?}",
         server.blob_files().await
     );
-    assert_eq!(server.temporaries(), 0);
+    assert_eq!(server.temporaries_settled().await, 0);
 }
 
 #[tokio::test]
@@ -723,7 +723,7 @@ async fn a_malformed_declared_checksum_is_400_bad_checksum() {
         expect_error(r, 400, "bad-checksum").await;
     }
     assert!(server.blob_files().await.is_empty());
-    assert_eq!(server.temporaries(), 0);
+    assert_eq!(server.temporaries_settled().await, 0);
 }
 
 #[tokio::test]
@@ -794,7 +794,7 @@ async fn a_digest_on_a_multipart_file_part_is_verified() {
     let r = post_multipart(&bob, message, body).await;
     expect_error(r, 400, "bad-checksum").await;
     assert_eq!(server.blob_files().await.len(), blobs_before);
-    assert_eq!(server.temporaries(), 0);
+    assert_eq!(server.temporaries_settled().await, 0);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -984,7 +984,7 @@ async fn multipart_upload_refuses_bad_requests() {
         "{:?}",
         server.blob_files().await
     );
-    assert_eq!(server.temporaries(), 0);
+    assert_eq!(server.temporaries_settled().await, 0);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -450,8 +450,12 @@ async fn pending_deliveries_survive_a_restart() {
     let channel = admin.channel("c", &[]).await;
     let message = admin.message(channel, "survive").await;
     rx.wait_for(1).await;
-    // The first attempt failed and is recorded; the server dies before the retry.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The first attempt failed and is recorded (the delivery queued again for its retry); the
+    // server dies before the retry.
+    common::wait_for_record(
+        &server.data_dir,
+        "SELECT COUNT(*) FROM jobs WHERE kind = 'deliver' AND state = 'queued' AND attempts > 0",
+    );
     server.kill9();
     *rx.down.lock().unwrap() = false;
     let before = rx.hits().len();
@@ -635,12 +639,19 @@ async fn multi_org_install_sends_init_payload_and_uninstall_archives() {
         assert!(start.elapsed() < Duration::from_secs(10));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let r = admin
-        .post(&format!("/api/http/applications/id:{gone_id}/force-remove"))
-        .send()
-        .await
-        .unwrap();
+    // Force-removing waits for the uninstall's failed attempt to be recorded (409 before).
+    let start = Instant::now();
+    let r = loop {
+        let r = admin
+            .post(&format!("/api/http/applications/id:{gone_id}/force-remove"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() != 409 || start.elapsed() > Duration::from_secs(20) {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(r.status(), 200);
     let app: Value = admin
         .get(&format!("/api/http/applications/id:{gone_id}"))
@@ -1204,8 +1215,12 @@ async fn links_in_messages_reach_the_unfurl_queue_and_content_is_stored() {
     admin
         .message(channel, "early https://docs.example.com/a")
         .await;
-    // Let the dispatcher handle that message before the domain is approved.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Let the dispatcher handle that message before the domain is approved (its job is queued
+    // with the message, and goes once done).
+    common::wait_for_record(
+        &server.data_dir,
+        "SELECT NOT EXISTS (SELECT 1 FROM jobs WHERE kind = 'dispatch-event')",
+    );
     let r = admin
         .post(&format!(
             "/api/http/applications/id:{}/unfurl-domains/authorize",

@@ -226,7 +226,7 @@ impl TestApp {
         bytes
     }
 
-    /// Uploads in progress in the blob store (temporary files or objects).
+    /// Uploads in progress in the blob store (temporary files or objects), counted once.
     pub fn temporaries(&self) -> usize {
         if self.backend == Backend::Sqlite {
             return std::fs::read_dir(self.blob_root().join("tmp"))
@@ -234,8 +234,7 @@ impl TestApp {
                 .unwrap_or(0);
         }
         // Synchronous for `settle(|| …)`: the listing runs on a runtime of its own, with a client
-        // of its own (an S3 client's connections belong to the runtime that made them). On S3 a
-        // dropped upload's temporary is deleted by a task of its own: give it two seconds.
+        // of its own (an S3 client's connections belong to the runtime that made them).
         let storage_url = self.storage_url.clone().expect("S3 storage");
         std::thread::spawn(move || {
             use hangar_blob::BlobStore;
@@ -245,22 +244,28 @@ impl TestApp {
                 .build()
                 .unwrap();
             runtime.block_on(async {
-                let mut count = 0;
-                for _ in 0..100 {
-                    count = blobs
-                        .count_temporaries()
-                        .await
-                        .expect("the blob store lists");
-                    if count == 0 {
-                        break;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-                count
+                blobs
+                    .count_temporaries()
+                    .await
+                    .expect("the blob store lists")
             })
         })
         .join()
         .unwrap()
+    }
+
+    /// `temporaries`, once the store had up to five seconds to remove those of uploads that
+    /// ended: on S3 a dropped upload's temporary is deleted by a task of the server's, which runs
+    /// on the test's runtime, so the wait yields to it between counts.
+    pub async fn temporaries_settled(&self) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let count = self.temporaries();
+            if count == 0 || std::time::Instant::now() > deadline {
+                return count;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// Logs in as the administrator and returns a client with a personal token.

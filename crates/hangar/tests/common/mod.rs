@@ -465,32 +465,64 @@ pub fn wait_for_collector(data_dir: &Path) {
         return;
     }
     let url = format!("sqlite://{}", db.display());
-    // Tests call this from inside their own runtime: the query gets a thread and runtime of
-    // its own.
+    on_a_runtime_of_its_own(async move {
+        use hangar_core::jobs::JobStore;
+        let store = hangar_db::SqliteStore::open(&url).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let now = hangar_core::now_ms();
+            let mut due = 0;
+            for kind in ["collect-blob", "sweep-orphan-blobs"] {
+                due += store.due_jobs(kind, now).await.unwrap();
+            }
+            if due == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+}
+
+/// Runs `work` to its end on a thread and runtime of its own: tests call the helpers that read
+/// the server's database from inside their own runtime, which may not block on another future.
+fn on_a_runtime_of_its_own<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap();
-        rt.block_on(async {
-            use hangar_core::jobs::JobStore;
-            let store = hangar_db::SqliteStore::open(&url).await.unwrap();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                let now = hangar_core::now_ms();
-                let mut due = 0;
-                for kind in ["collect-blob", "sweep-orphan-blobs"] {
-                    due += store.due_jobs(kind, now).await.unwrap();
-                }
-                if due == 0 {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
+            .unwrap()
+            .block_on(work)
     })
     .join()
-    .unwrap();
+    .unwrap()
+}
+
+/// Waits (at most 20 s) until `count_sql`, a query of one number run on the SQLite database of the
+/// server in `data_dir`, answers more than zero: for a test that must know a background step of
+/// the server has been recorded (a delivery's failed attempt written back) before it goes on.
+pub fn wait_for_record(data_dir: &Path, count_sql: &'static str) {
+    let url = format!("sqlite://{}", data_dir.join("hangar.db").display());
+    on_a_runtime_of_its_own(async move {
+        let options = url
+            .parse::<sqlx::sqlite::SqliteConnectOptions>()
+            .unwrap()
+            .read_only(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let n: i64 = sqlx::query_scalar(count_sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            if n > 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never recorded: {count_sql}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
 }
 
 /// A small xorshift generator: reproducible "random" sizes, contents and kill moments.
